@@ -1,0 +1,15 @@
+// dqlite-client for C++: the whole library.
+#pragma once
+
+#include <dqlite/address.hpp>
+#include <dqlite/connection.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/field.hpp>
+#include <dqlite/options.hpp>
+#include <dqlite/params.hpp>
+#include <dqlite/value.hpp>
+#include <dqlite/version.hpp>
+#include <dqlite/wire/decode.hpp>
+#include <dqlite/wire/encode.hpp>
+#include <dqlite/wire/protocol.hpp>
+#include <dqlite/with_diagnostics.hpp>

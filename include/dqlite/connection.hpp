@@ -1,0 +1,307 @@
+// One connection to a dqlite node.
+#pragma once
+
+#include <dqlite/address.hpp>
+#include <dqlite/detail/connect_op.hpp>
+#include <dqlite/detail/exchange.hpp>
+#include <dqlite/detail/procs.hpp>
+#include <dqlite/detail/token.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/field.hpp>
+#include <dqlite/options.hpp>
+#include <dqlite/params.hpp>
+#include <dqlite/value.hpp>
+#include <dqlite/wire/encode.hpp>
+#include <dqlite/wire/protocol.hpp>
+#include <dqlite/with_diagnostics.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// A connection to one dqlite node over any Asio stream (TCP, unix socket, TLS...).
+///
+/// Operations are asynchronous and accept any completion token; the default token makes
+/// `co_await conn.async_x(...)` throw dqlite::error (code + server message) on failure.
+/// One operation at a time: a second one started while another runs fails with
+/// errc::operation_in_progress without disturbing the first. Not thread-safe.
+template <class Stream>
+class basic_connection {
+  using impl_type = detail::connection_impl<Stream>;
+
+ public:
+  using stream_type = Stream;
+  using executor_type = typename Stream::executor_type;
+
+  /// Constructs the stream from args (e.g. an executor), with default options.
+  template <class Arg0, class... Args>
+    requires(std::is_constructible_v<Stream, Arg0, Args...> &&
+             !std::is_same_v<std::remove_cvref_t<Arg0>, basic_connection>)
+  explicit basic_connection(Arg0&& arg0, Args&&... args)
+      : impl_(std::make_shared<impl_type>(connection_options{}, std::forward<Arg0>(arg0),
+                                          std::forward<Args>(args)...)) {}
+
+  /// Constructs the stream from args, with the given options.
+  template <class... Args>
+    requires std::is_constructible_v<Stream, Args...>
+  basic_connection(const connection_options& opts, Args&&... args)
+      : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
+
+  basic_connection(basic_connection&&) noexcept = default;
+  basic_connection& operator=(basic_connection&& other) noexcept {
+    if (this != &other) {
+      shut();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  basic_connection(const basic_connection&) = delete;
+  basic_connection& operator=(const basic_connection&) = delete;
+  /// Closes the transport; a running operation completes with an error.
+  ~basic_connection() { shut(); }
+
+  executor_type get_executor() { return impl_->stream.get_executor(); }
+  Stream& stream() noexcept { return impl_->stream; }
+  const Stream& stream() const noexcept { return impl_->stream; }
+  const connection_options& options() const noexcept { return impl_->opts; }
+
+  /// True when the database is open and no error has broken the connection.
+  bool is_open() const noexcept { return impl_ && impl_->state == detail::conn_state::open; }
+  /// True while an operation runs.
+  bool busy() const noexcept { return impl_ && impl_->busy; }
+  /// The text that goes with the last failed operation (server message or client detail).
+  const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
+  /// The error that closed the connection, if one did.
+  error_code broken_by() const noexcept { return impl_->broken_by; }
+
+  // ---- opening ----
+
+  /// Resolves address ("host:port" or "[ipv6]:port"), connects, performs the dqlite
+  /// handshake and opens options().database, all within options().connect_timeout.
+  /// Signature: void(error_code).
+  template <class Token = default_token_t>
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+  auto async_connect(std::string_view address, Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        connect_initiation{impl_}, token, std::string(address));
+  }
+
+  /// Performs the dqlite handshake and opens options().database over an already connected
+  /// stream (for TLS or unix sockets). Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_handshake(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(handshake_initiation{impl_},
+                                                                token);
+  }
+
+  // ---- statements ----
+
+  /// Runs SQL that returns no rows (several statements separated by ';' are allowed; the
+  /// result is the last one's). Parameters follow the SQL; the completion token, if any,
+  /// comes last. Signature: void(error_code, exec_result).
+  template <class... Args>
+  auto async_execute(std::string_view sql, Args&&... args) {
+    return detail::with_token<default_token_t>(
+        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
+          return boost::asio::async_initiate<Token, void(error_code, exec_result)>(
+              sql_initiation{impl_}, token, detail::exec_proc{}, wire::request::exec_sql, sql,
+              std::forward<P>(params)...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  /// Runs a query and returns all its rows as dynamic values.
+  /// Signature: void(error_code, dqlite::rows).
+  template <class... Args>
+  auto async_fetchall(std::string_view sql, Args&&... args) {
+    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+  }
+
+  /// Same as async_fetchall: all rows as dynamic values (by index or column name).
+  template <class... Args>
+  auto async_fetch(std::string_view sql, Args&&... args) {
+    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row, as T. With no rows: errc::no_rows, or an empty
+  /// std::optional when T is one. Signature: void(error_code, T).
+  template <class T, class... Args>
+  auto async_fetchval(std::string_view sql, Args&&... args) {
+    static_assert(field<T>, "dqlite: async_fetchval<T>: T is not a supported field type "
+                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
+    return query<detail::value_sink<T>>(sql, std::forward<Args>(args)...);
+  }
+
+  // ---- closing ----
+
+  /// Closes the connection. A running operation completes with an error.
+  void close() noexcept {
+    if (impl_) impl_->close_transport();
+  }
+
+  /// Closes the connection; completes once closed. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_close(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(close_initiation{impl_}, token);
+  }
+
+  /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
+  template <class Sink, class... Args>
+  auto query(std::string_view sql, Args&&... args) {
+    using result = typename Sink::result_type;
+    return detail::with_token<default_token_t>(
+        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
+          return boost::asio::async_initiate<Token, void(error_code, result)>(
+              sql_initiation{impl_}, token, detail::rows_proc<Sink>{}, wire::request::query_sql,
+              sql, std::forward<P>(params)...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  /// The shared state (for the library's own higher layers).
+  const std::shared_ptr<impl_type>& impl() const noexcept { return impl_; }
+
+ private:
+  void shut() noexcept {
+    if (impl_) impl_->close_transport();
+  }
+
+  struct sql_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler, class Proc, class... P>
+    void operator()(Handler&& h, Proc proc, wire::request type, std::string_view sql,
+                    const P&... params) {
+      detail::start_exchange(
+          c, std::move(proc), std::forward<Handler>(h),
+          [&](impl_type& ci) -> error_code {
+            wire::frame_mark m{};
+            if (auto e = wire::begin_sql_request(ci.wbuf, type, ci.db_id, sql, m)) {
+              ci.diag.assign("the SQL text contains a NUL byte");
+              return e;
+            }
+            if (auto e = detail::write_params(ci.wbuf, m, params...)) {
+              ci.diag.assign(e == make_error_code(errc::invalid_argument)
+                                 ? "a text parameter contains a NUL byte"
+                                 : "a parameter could not be bound: " + e.message());
+              return e;
+            }
+            wire::end_frame(ci.wbuf, m);
+            return {};
+          },
+          true, c->opts.request_timeout);
+    }
+  };
+
+  struct handshake_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler>
+    void operator()(Handler&& h) {
+      detail::start_exchange(c, detail::open_proc{}, std::forward<Handler>(h),
+                             detail::encode_handshake<impl_type>, false,
+                             c->opts.connect_timeout);
+    }
+  };
+
+  struct close_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler>
+    void operator()(Handler&& h) {
+      c->close_transport();
+      boost::asio::async_compose<Handler, void(error_code)>(
+          [c = c, posted = false](auto& self) mutable {
+            if (!posted) {
+              posted = true;
+              auto ex = c->stream.get_executor();
+              boost::asio::post(ex, std::move(self));
+              return;
+            }
+            self.complete(error_code{});
+          },
+          h, c->stream);
+    }
+  };
+
+  struct connect_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler>
+    void operator()(Handler&& h, std::string address) {
+      boost::asio::async_compose<Handler, void(error_code)>(
+          detail::tcp_connect_op<impl_type>{c, std::move(address)}, h, c->stream);
+    }
+  };
+
+  std::shared_ptr<impl_type> impl_;
+};
+
+/// A connection over TCP.
+using connection = basic_connection<boost::asio::ip::tcp::socket>;
+
+namespace detail {
+
+template <class Conn>
+struct free_connect_op {
+  Conn conn;
+  std::string address;
+  bool started = false;
+
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}) {
+    if (!started) {
+      started = true;
+      auto& c = conn;
+      c.async_connect(address, std::move(self));
+      return;
+    }
+    self.complete(ec, std::move(conn));
+  }
+};
+
+template <class Conn>
+struct free_connect_initiation {
+  std::shared_ptr<Conn> holder;  // keeps the connection until the op takes it
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+    return {holder->impl(), &holder->impl()->diag};
+  }
+
+  template <class Handler>
+  void operator()(Handler&& h, std::string address) {
+    auto& c = *holder;
+    auto ex = c.get_executor();
+    boost::asio::async_compose<Handler, void(error_code, Conn)>(
+        free_connect_op<Conn>{std::move(c), std::move(address)}, h, ex);
+  }
+};
+
+}  // namespace detail
+
+/// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
+/// opts.database. Signature: void(error_code, connection).
+template <class Executor, class Token = default_token_t>
+auto async_connect(const Executor& ex, std::string_view address,
+                   const connection_options& opts = {}, Token&& token = {}) {
+  auto holder = std::make_shared<connection>(opts, ex);
+  return boost::asio::async_initiate<Token, void(error_code, connection)>(
+      detail::free_connect_initiation<connection>{holder}, token, std::string(address));
+}
+
+}  // namespace dqlite

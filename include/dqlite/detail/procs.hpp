@@ -1,0 +1,193 @@
+// Response processors: how each kind of request reads its response frames.
+#pragma once
+
+#include <dqlite/detail/exchange.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/field.hpp>
+#include <dqlite/value.hpp>
+#include <dqlite/wire/decode.hpp>
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// What a statement that does not return rows reports.
+struct exec_result {
+  std::uint64_t last_insert_id = 0;  ///< rowid of the last inserted row
+  std::uint64_t rows_affected = 0;   ///< rows changed by the (last) statement
+  friend bool operator==(const exec_result&, const exec_result&) = default;
+};
+
+namespace detail {
+
+inline error_code expect_type(const wire::frame_header& h, wire::response r) {
+  return h.type == static_cast<std::uint8_t>(r) ? error_code{}
+                                                : make_error_code(errc::unexpected_response);
+}
+
+/// OPEN: the DB response opens the connection.
+struct open_proc {
+  using result_type = void;
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::db)) return e;
+    wire::db_response r;
+    if (auto e = wire::decode_db(body, r)) return e;
+    c.db_id = r.id;
+    c.state = conn_state::open;
+    done = true;
+    return {};
+  }
+  template <class Impl>
+  void on_failure(Impl& c) {
+    c.close_transport();  // no database is open: the connection is of no use
+  }
+};
+
+/// EXEC / EXEC_SQL: one RESULT.
+struct exec_proc {
+  using result_type = exec_result;
+  exec_result out;
+  template <class Impl>
+  error_code on_frame(Impl&, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::result)) return e;
+    wire::result_response r;
+    if (auto e = wire::decode_result(body, r)) return e;
+    out = {r.last_insert_id, r.rows_affected};
+    done = true;
+    return {};
+  }
+  exec_result take() { return out; }
+};
+
+/// QUERY / QUERY_SQL: ROWS frames until DONE, each handed to a Sink:
+///   using result_type = ...;
+///   error_code on_rows(wire::rows_reader&, Impl&);   reads rows of one frame (may stop early)
+///   error_code finish(Impl&);                         after DONE
+///   result_type take();
+/// A sink error (a conversion failure, a cap exceeded) does not stop the reading: the
+/// remaining frames are read and dropped so the connection stays usable, then the op fails.
+template <class Sink>
+struct rows_proc {
+  using result_type = typename Sink::result_type;
+  Sink sink;
+  error_code deferred;
+
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::rows)) return e;
+    auto& rr = c.rows;
+    if (auto e = rr.start(body)) return e;
+    if (!deferred) deferred = sink.on_rows(rr, c);
+    if (!rr.error() && rr.end() == wire::rows_end::none) {
+      c.scratch.resize(rr.column_count());
+      while (rr.next(c.scratch)) {
+      }
+    }
+    if (auto e = rr.error()) return e;
+    if (rr.end() == wire::rows_end::part) return {};
+    done = true;
+    if (!deferred) deferred = sink.finish(c);
+    return deferred;
+  }
+  result_type take() { return sink.take(); }
+};
+
+/// Appends a description of a value conversion failure to the diagnostics.
+template <class T>
+std::string describe_conversion(const error_code& ec, std::string_view column,
+                                const wire::value_view& v) {
+  std::string msg = "column '" + std::string(column) + "' (" + wire::to_string(v.type) + ")";
+  if (ec == make_error_code(errc::unexpected_null))
+    msg += " is NULL, which " + std::string(field_type_name<T>()) +
+           " cannot hold (use std::optional)";
+  else if (ec == make_error_code(errc::out_of_range))
+    msg += " value " + std::to_string(v.integer) + " is out of range for " + field_type_name<T>();
+  else if (ec == make_error_code(errc::invalid_time))
+    msg += " value '" + std::string(v.bytes) + "' is not a valid date/time";
+  else
+    msg += std::string(" cannot be read as ") + field_type_name<T>();
+  return msg;
+}
+
+/// Checks the fetch-all caps of the connection's options.
+template <class Impl>
+error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
+  if (c.opts.max_result_rows != 0 && rows > c.opts.max_result_rows) {
+    c.diag.assign("the result has more than max_result_rows (" +
+                  std::to_string(c.opts.max_result_rows) + ") rows; use a cursor");
+    return make_error_code(errc::result_too_large);
+  }
+  if (c.opts.max_result_bytes != 0 && bytes > c.opts.max_result_bytes) {
+    c.diag.assign("the result is larger than max_result_bytes (" +
+                  std::to_string(c.opts.max_result_bytes) + "); use a cursor");
+    return make_error_code(errc::result_too_large);
+  }
+  return {};
+}
+
+/// All rows as dynamic values.
+struct dynamic_rows_sink {
+  using result_type = rows;
+  rows out;
+  std::size_t bytes = 0;
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    if (auto e = out.append(rr, c.scratch)) return e;
+    bytes += rr.frame_size();
+    return check_caps(c, out.size(), bytes);
+  }
+  template <class Impl>
+  error_code finish(Impl&) {
+    return {};
+  }
+  rows take() { return std::move(out); }
+};
+
+template <class U>
+struct is_optional : std::false_type {};
+template <class U>
+struct is_optional<std::optional<U>> : std::true_type {};
+
+/// The first column of the first row, as T. std::optional<T>: empty on NULL or no rows.
+template <class T>
+struct value_sink {
+  using result_type = T;
+  std::optional<T> out;
+  bool seen = false;
+
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    if (seen) return {};
+    if (rr.column_count() == 0) {
+      c.diag.assign("the statement returned no columns");
+      return make_error_code(errc::no_columns);
+    }
+    c.scratch.resize(rr.column_count());
+    if (!rr.next(c.scratch)) return {};
+    seen = true;
+    T v{};
+    if (auto e = field_traits<T>::read(c.scratch[0], v)) {
+      c.diag.assign(describe_conversion<T>(e, rr.column_name(0), c.scratch[0]));
+      return e;
+    }
+    out = std::move(v);
+    return {};
+  }
+  template <class Impl>
+  error_code finish(Impl& c) {
+    if (!seen) {
+      if constexpr (is_optional<T>::value) return {};
+      c.diag.assign("the query returned no rows");
+      return make_error_code(errc::no_rows);
+    }
+    return {};
+  }
+  T take() { return out ? std::move(*out) : T{}; }
+};
+
+}  // namespace detail
+}  // namespace dqlite

@@ -1,0 +1,207 @@
+// Reading one received value into a C++ type.
+//
+// Supported: bool, every integer type (range-checked), float, double, std::string,
+// std::string_view (a view into the received frame: valid only while the frame is, i.e.
+// inside a row callback; not in fetch results), blobs (std::vector<std::byte>,
+// std::vector<unsigned char>), std::optional<T> (NULL), enums (via their underlying
+// integer), std::chrono::system_clock time points (from UNIXTIME, INTEGER seconds, or
+// ISO-8601 text), dqlite::value. Other types: specialise dqlite::field_traits<T> with
+//   static error_code read(const wire::value_view& v, T& out);
+// returning errc::type_mismatch / unexpected_null / out_of_range / ... on failure.
+#pragma once
+
+#include <dqlite/detail/time.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/value.hpp>
+#include <dqlite/wire/decode.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace dqlite {
+
+/// Customization point: specialise for your own field types.
+template <class T, class = void>
+struct field_traits;
+
+namespace detail {
+inline error_code null_or_mismatch(const wire::value_view& v) {
+  return make_error_code(v.is_null() ? errc::unexpected_null : errc::type_mismatch);
+}
+inline bool is_integer_like(value_type t) noexcept {
+  return t == value_type::integer || t == value_type::unixtime || t == value_type::boolean;
+}
+}  // namespace detail
+
+template <std::integral T>
+struct field_traits<T> {
+  static error_code read(const wire::value_view& v, T& out) {
+    if (!detail::is_integer_like(v.type)) return detail::null_or_mismatch(v);
+    if constexpr (std::is_same_v<T, bool>) {
+      out = v.integer != 0;
+    } else {
+      std::int64_t i = v.integer;
+      if constexpr (std::is_signed_v<T>) {
+        if constexpr (sizeof(T) < sizeof(std::int64_t)) {
+          if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
+            return make_error_code(errc::out_of_range);
+        }
+      } else {
+        if (i < 0) return make_error_code(errc::out_of_range);
+        if constexpr (sizeof(T) < sizeof(std::int64_t)) {
+          if (static_cast<std::uint64_t>(i) > std::numeric_limits<T>::max())
+            return make_error_code(errc::out_of_range);
+        }
+      }
+      out = static_cast<T>(i);
+    }
+    return {};
+  }
+};
+
+template <std::floating_point T>
+struct field_traits<T> {
+  static error_code read(const wire::value_view& v, T& out) {
+    if (v.type == value_type::floating) {
+      out = static_cast<T>(v.floating);
+      return {};
+    }
+    if (v.type == value_type::integer) {
+      out = static_cast<T>(v.integer);
+      return {};
+    }
+    return detail::null_or_mismatch(v);
+  }
+};
+
+template <class T>
+struct field_traits<T, std::enable_if_t<std::is_enum_v<T>>> {
+  static error_code read(const wire::value_view& v, T& out) {
+    std::underlying_type_t<T> u{};
+    if (auto ec = field_traits<std::underlying_type_t<T>>::read(v, u)) return ec;
+    out = static_cast<T>(u);
+    return {};
+  }
+};
+
+template <>
+struct field_traits<std::string> {
+  static error_code read(const wire::value_view& v, std::string& out) {
+    if (v.type != value_type::text && v.type != value_type::iso8601)
+      return detail::null_or_mismatch(v);
+    out.assign(v.bytes.data(), v.bytes.size());
+    return {};
+  }
+};
+
+template <>
+struct field_traits<std::string_view> {
+  static error_code read(const wire::value_view& v, std::string_view& out) {
+    if (v.type != value_type::text && v.type != value_type::iso8601)
+      return detail::null_or_mismatch(v);
+    out = v.bytes;
+    return {};
+  }
+};
+
+template <class B, class A>
+  requires(std::is_same_v<B, std::byte> || std::is_same_v<B, unsigned char>)
+struct field_traits<std::vector<B, A>> {
+  static error_code read(const wire::value_view& v, std::vector<B, A>& out) {
+    if (v.type != value_type::blob) return detail::null_or_mismatch(v);
+    auto p = reinterpret_cast<const B*>(v.bytes.data());
+    out.assign(p, p + v.bytes.size());
+    return {};
+  }
+};
+
+template <>
+struct field_traits<value> {
+  static error_code read(const wire::value_view& v, value& out) {
+    out = value::from_view(v);
+    return {};
+  }
+};
+
+template <class Duration>
+struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
+  using tp = std::chrono::time_point<std::chrono::system_clock, Duration>;
+  static error_code read(const wire::value_view& v, tp& out) {
+    using namespace std::chrono;
+    switch (v.type) {
+      case value_type::unixtime:
+      case value_type::integer:
+        out = time_point_cast<Duration>(sys_seconds{seconds{v.integer}});
+        return {};
+      case value_type::iso8601:
+        // Released servers send a NULL of a DATETIME column as ISO8601 "".
+        if (v.bytes.empty()) return make_error_code(errc::unexpected_null);
+        [[fallthrough]];
+      case value_type::text: {
+        auto t = detail::parse_iso8601(v.bytes);
+        if (!t) return make_error_code(errc::invalid_time);
+        out = time_point_cast<Duration>(*t);
+        return {};
+      }
+      default: return detail::null_or_mismatch(v);
+    }
+  }
+};
+
+template <class T>
+struct field_traits<std::optional<T>> {
+  static error_code read(const wire::value_view& v, std::optional<T>& out) {
+    if (v.is_null()) {
+      out.reset();
+      return {};
+    }
+    T inner{};
+    auto ec = field_traits<T>::read(v, inner);
+    if (ec == make_error_code(errc::unexpected_null)) {
+      // The DATETIME NULL quirk (ISO8601 ""), seen through an optional: it is NULL.
+      out.reset();
+      return {};
+    }
+    if (ec) return ec;
+    out = std::move(inner);
+    return {};
+  }
+};
+
+/// A type a received value can be read into.
+template <class T>
+concept field = requires(const wire::value_view& v, T& out) {
+  { field_traits<T>::read(v, out) } -> std::same_as<error_code>;
+};
+
+/// The C++ name of common field types, for messages.
+template <class T>
+constexpr const char* field_type_name() noexcept {
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_same_v<T, std::int8_t>) return "int8_t";
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return "uint8_t";
+  else if constexpr (std::is_same_v<T, std::int16_t>) return "int16_t";
+  else if constexpr (std::is_same_v<T, std::uint16_t>) return "uint16_t";
+  else if constexpr (std::is_same_v<T, std::int32_t>) return "int32_t";
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return "uint32_t";
+  else if constexpr (std::is_same_v<T, std::int64_t>) return "int64_t";
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return "uint64_t";
+  else if constexpr (std::is_integral_v<T>) return "integer";
+  else if constexpr (std::is_same_v<T, float>) return "float";
+  else if constexpr (std::is_same_v<T, double>) return "double";
+  else if constexpr (std::is_same_v<T, std::string>) return "std::string";
+  else if constexpr (std::is_same_v<T, std::string_view>) return "std::string_view";
+  else if constexpr (std::is_same_v<T, value>) return "dqlite::value";
+  else if constexpr (std::is_enum_v<T>) return "enum";
+  else return "user type";
+}
+
+}  // namespace dqlite

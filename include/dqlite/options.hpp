@@ -1,0 +1,37 @@
+// Options of a connection.
+#pragma once
+
+#include <dqlite/wire/protocol.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace dqlite {
+
+/// How a connection opens and behaves. Designated initialisers keep call sites short:
+///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
+/// The struct holds no owning members on purpose (so a temporary of it is safe inside a
+/// co_await expression with every compiler); the connection keeps its own copy of the
+/// database name.
+struct connection_options {
+  /// The database to open (created on first use).
+  std::string_view database = "default";
+  /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Bound on each request, from sending it to the last frame of its response. Zero or
+  /// less: no bound. On expiry the operation fails with errc::timeout and the connection
+  /// is closed (the server may still be working on the request).
+  std::chrono::milliseconds request_timeout{60'000};
+  /// Largest frame body accepted from the server; a larger one fails the operation with
+  /// errc::frame_too_large and closes the connection.
+  std::size_t max_frame_size = wire::default_max_frame_size;
+  /// Caps on what one fetch-all operation (fetch, fetchall) may accumulate; exceeding one
+  /// fails the operation with errc::result_too_large (the connection stays usable).
+  /// Zero: no cap. Use a cursor to stream results of any size.
+  std::size_t max_result_rows = 0;
+  std::size_t max_result_bytes = std::size_t{1} << 30;
+};
+
+}  // namespace dqlite

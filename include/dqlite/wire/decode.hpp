@@ -1,0 +1,432 @@
+// Sans-io decoding of dqlite responses from byte spans.
+//
+// Every read is bounds-checked: malformed input yields an errc, never a read out of
+// bounds. Decoded text and blobs are views into the caller's bytes (zero-copy); they stay
+// valid as long as those bytes do.
+#pragma once
+
+#include <dqlite/error.hpp>
+#include <dqlite/wire/protocol.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dqlite::wire {
+
+using bytes_view = std::span<const std::byte>;
+
+/// A decoded frame header.
+struct frame_header {
+  std::uint32_t words = 0;  ///< body length in 8-byte words
+  std::uint8_t type = 0;    ///< response type
+  std::uint8_t schema = 0;  ///< schema (format revision) of the body
+  std::size_t body_size() const noexcept { return std::size_t{words} * 8; }
+};
+
+inline std::uint64_t load_u64(const std::byte* p) noexcept {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
+}
+
+inline std::uint32_t load_u32(const std::byte* p) noexcept {
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  return v;
+}
+
+/// Decodes a frame header (exactly header_size bytes). Checks the type is a known response
+/// and the body fits max_body.
+inline error_code decode_header(bytes_view h, frame_header& out,
+                                std::size_t max_body = default_max_frame_size) noexcept {
+  if (h.size() < header_size) return make_error_code(errc::truncated);
+  out.words = load_u32(h.data());
+  out.type = static_cast<std::uint8_t>(h[4]);
+  out.schema = static_cast<std::uint8_t>(h[5]);
+  if (out.body_size() > max_body) return make_error_code(errc::frame_too_large);
+  if (out.type > max_response_type) return make_error_code(errc::unknown_message_type);
+  return {};
+}
+
+/// Bounds-checked reader over a frame body.
+class reader {
+ public:
+  reader() = default;
+  explicit reader(bytes_view body) noexcept
+      : p_(body.data()), end_(body.data() + body.size()) {}
+
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  bool at_end() const noexcept { return p_ == end_; }
+  const std::byte* position() const noexcept { return p_; }
+
+  error_code u64(std::uint64_t& v) noexcept {
+    if (remaining() < 8) return make_error_code(errc::truncated);
+    v = load_u64(p_);
+    p_ += 8;
+    return {};
+  }
+  error_code u32(std::uint32_t& v) noexcept {
+    if (remaining() < 4) return make_error_code(errc::truncated);
+    v = load_u32(p_);
+    p_ += 4;
+    return {};
+  }
+  error_code i64(std::int64_t& v) noexcept {
+    std::uint64_t u = 0;
+    auto ec = u64(u);
+    v = static_cast<std::int64_t>(u);
+    return ec;
+  }
+  error_code f64(double& v) noexcept {
+    std::uint64_t u = 0;
+    auto ec = u64(u);
+    std::memcpy(&v, &u, 8);
+    return ec;
+  }
+  /// Text: bytes up to a NUL, then zero padding to a whole word.
+  error_code text(std::string_view& v) noexcept {
+    const void* nul = std::memchr(p_, 0, remaining());
+    if (nul == nullptr) return make_error_code(errc::missing_nul);
+    std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p_);
+    std::size_t padded = (len + 1 + 7) & ~std::size_t{7};
+    if (padded > remaining()) return make_error_code(errc::truncated);
+    for (std::size_t i = len + 1; i < padded; ++i)
+      if (p_[i] != std::byte{0}) return make_error_code(errc::bad_padding);
+    v = std::string_view(reinterpret_cast<const char*>(p_), len);
+    p_ += padded;
+    return {};
+  }
+  /// Blob: u64 length, bytes, zero padding to a whole word.
+  error_code blob(bytes_view& v) noexcept {
+    std::uint64_t len = 0;
+    if (auto ec = u64(len)) return ec;
+    if (len > remaining()) return make_error_code(errc::truncated);
+    std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
+    if (padded > remaining()) return make_error_code(errc::truncated);
+    for (std::size_t i = len; i < padded; ++i)
+      if (p_[i] != std::byte{0}) return make_error_code(errc::bad_padding);
+    v = bytes_view(p_, static_cast<std::size_t>(len));
+    p_ += padded;
+    return {};
+  }
+  /// Raw bytes (no padding).
+  error_code raw(std::size_t n, bytes_view& v) noexcept {
+    if (n > remaining()) return make_error_code(errc::truncated);
+    v = bytes_view(p_, n);
+    p_ += n;
+    return {};
+  }
+  error_code finish() const noexcept {
+    return at_end() ? error_code{} : make_error_code(errc::trailing_bytes);
+  }
+
+ private:
+  const std::byte* p_ = nullptr;
+  const std::byte* end_ = nullptr;
+};
+
+// ---- simple responses ----
+
+struct failure_response {
+  std::uint64_t code = 0;
+  std::string_view message;
+};
+struct server_response {
+  std::uint64_t id = 0;
+  std::string_view address;
+};
+struct welcome_response {
+  std::uint64_t heartbeat_timeout_ms = 0;
+};
+struct db_response {
+  std::uint32_t id = 0;
+};
+struct stmt_response {
+  std::uint32_t db = 0;
+  std::uint32_t id = 0;
+  std::uint64_t params = 0;
+  std::uint64_t tail_offset = 0;  ///< schema 1 only
+  bool has_tail = false;
+};
+struct result_response {
+  std::uint64_t last_insert_id = 0;
+  std::uint64_t rows_affected = 0;
+};
+struct metadata_response {
+  std::uint64_t failure_domain = 0;
+  std::uint64_t weight = 0;
+};
+struct node_view {
+  std::uint64_t id = 0;
+  std::string_view address;
+  std::uint64_t role = 0;
+};
+struct file_view {
+  std::string_view name;
+  bytes_view data;
+};
+
+namespace detail {
+inline error_code check_type(const frame_header& h, response expected) noexcept {
+  return h.type == static_cast<std::uint8_t>(expected) ? error_code{}
+                                                       : make_error_code(errc::unexpected_response);
+}
+}  // namespace detail
+
+inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.code)) return ec;
+  if (auto ec = r.text(out.message)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_server(bytes_view body, server_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.id)) return ec;
+  if (auto ec = r.text(out.address)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_welcome(bytes_view body, welcome_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.heartbeat_timeout_ms)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_db(bytes_view body, db_response& out) noexcept {
+  reader r(body);
+  std::uint32_t unused = 0;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u32(unused)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_stmt(bytes_view body, std::uint8_t schema, stmt_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u32(out.db)) return ec;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u64(out.params)) return ec;
+  out.has_tail = false;
+  if (schema >= 1) {
+    if (auto ec = r.u64(out.tail_offset)) return ec;
+    out.has_tail = true;
+  }
+  return r.finish();
+}
+
+inline error_code decode_result(bytes_view body, result_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.last_insert_id)) return ec;
+  if (auto ec = r.u64(out.rows_affected)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_empty(bytes_view body) noexcept {
+  reader r(body);
+  std::uint64_t unused = 0;
+  if (auto ec = r.u64(unused)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_metadata(bytes_view body, metadata_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.failure_domain)) return ec;
+  if (auto ec = r.u64(out.weight)) return ec;
+  return r.finish();
+}
+
+/// SERVERS: u64 count, then per node u64 id, text address, u64 role (format 1).
+inline error_code decode_servers(bytes_view body, std::vector<node_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  // Each node takes at least 24 bytes: refuse counts the body cannot hold before reserving.
+  if (n > r.remaining() / 24) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    node_view v;
+    if (auto ec = r.u64(v.id)) return ec;
+    if (auto ec = r.text(v.address)) return ec;
+    if (auto ec = r.u64(v.role)) return ec;
+    out.push_back(v);
+  }
+  return r.finish();
+}
+
+/// FILES: u64 count, then per file text name, u64 size, raw bytes (size a multiple of 8).
+inline error_code decode_files(bytes_view body, std::vector<file_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  if (n > r.remaining() / 16) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    file_view f;
+    std::uint64_t size = 0;
+    if (auto ec = r.text(f.name)) return ec;
+    if (auto ec = r.u64(size)) return ec;
+    if (size > r.remaining()) return make_error_code(errc::truncated);
+    if (auto ec = r.raw(static_cast<std::size_t>(size), f.data)) return ec;
+    out.push_back(f);
+  }
+  return r.finish();
+}
+
+// ---- values and rows ----
+
+/// A value inside a received frame: text and blob bytes are views into the frame.
+struct value_view {
+  value_type type = value_type::null;
+  std::int64_t integer = 0;  ///< INTEGER, UNIXTIME, BOOLEAN (0/1)
+  double floating = 0;       ///< FLOAT
+  std::string_view bytes;    ///< TEXT, ISO8601 and BLOB contents
+
+  bool is_null() const noexcept { return type == value_type::null; }
+  std::span<const std::byte> blob() const noexcept {
+    return {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+  }
+};
+
+/// Reads one value of the given type code.
+inline error_code read_value(reader& r, unsigned code, value_view& v) noexcept {
+  switch (code) {
+    case 1:  // INTEGER
+    case 9:  // UNIXTIME
+      v.type = static_cast<value_type>(code);
+      return r.i64(v.integer);
+    case 2:
+      v.type = value_type::floating;
+      return r.f64(v.floating);
+    case 3:   // TEXT
+    case 10:  // ISO8601
+      v.type = static_cast<value_type>(code);
+      return r.text(v.bytes);
+    case 4: {
+      v.type = value_type::blob;
+      bytes_view b;
+      auto ec = r.blob(b);
+      v.bytes = std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+      return ec;
+    }
+    case 5: {
+      v.type = value_type::null;
+      std::uint64_t zero = 0;
+      return r.u64(zero);
+    }
+    case 11: {
+      v.type = value_type::boolean;
+      std::uint64_t b = 0;
+      auto ec = r.u64(b);
+      v.integer = b != 0 ? 1 : 0;
+      return ec;
+    }
+    default: return make_error_code(errc::unknown_value_type);
+  }
+}
+
+/// How a ROWS frame ended.
+enum class rows_end { none, part, done };
+
+/// Zero-copy reader of one ROWS frame body:
+///   rows_reader rr;  rr.start(body);  rr.column_count(); rr.column_name(i);
+///   while (rr.next(values)) {...}    // values: a span of column_count() value_views
+///   rr.error(), rr.end()
+class rows_reader {
+ public:
+  /// Parses the column count and names. Column names are kept as views (the vector is
+  /// reused between frames, so reading frame after frame does not allocate).
+  error_code start(bytes_view body) {
+    r_ = reader(body);
+    frame_size_ = body.size();
+    end_ = rows_end::none;
+    ec_ = {};
+    names_.clear();
+    std::uint64_t n = 0;
+    if (auto ec = r_.u64(n)) return ec_ = ec;
+    // Every name takes at least one word: refuse counts the body cannot hold.
+    if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
+    names_.reserve(static_cast<std::size_t>(n));
+    for (std::uint64_t i = 0; i < n; ++i) {
+      std::string_view name;
+      if (auto ec = r_.text(name)) return ec_ = ec;
+      names_.push_back(name);
+    }
+    header_words_ = (names_.size() + 15) / 16;
+    return {};
+  }
+
+  std::size_t column_count() const noexcept { return names_.size(); }
+  std::string_view column_name(std::size_t i) const noexcept { return names_[i]; }
+  const std::vector<std::string_view>& column_names() const noexcept { return names_; }
+
+  /// Reads the next row into out (size must be column_count()). Returns false at the end
+  /// marker or on error (see error() and end()).
+  bool next(std::span<value_view> out) noexcept {
+    if (ec_ || end_ != rows_end::none) return false;
+    std::uint64_t word = 0;
+    if (r_.remaining() < 8) {
+      ec_ = make_error_code(errc::invalid_row_marker);
+      return false;
+    }
+    word = load_u64(r_.position());
+    if (word == rows_done_marker || word == rows_part_marker) {
+      std::uint64_t skip = 0;
+      (void)r_.u64(skip);
+      end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
+      ec_ = r_.finish();
+      return false;
+    }
+    const std::size_t n = names_.size();
+    if (n == 0 || out.size() < n) {
+      ec_ = make_error_code(n == 0 ? errc::invalid_row_marker : errc::truncated);
+      return false;
+    }
+    bytes_view header;
+    if ((ec_ = r_.raw(header_words_ * 8, header))) return false;
+    for (std::size_t i = 0; i < n; ++i) {
+      unsigned code = static_cast<unsigned>(header[i / 2]);
+      code = (i % 2 == 0) ? (code & 0x0f) : (code >> 4);
+      if ((ec_ = read_value(r_, code, out[i]))) return false;
+    }
+    // The unused nibble of an odd count and the bytes after the types must be zero.
+    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0) {
+      ec_ = make_error_code(errc::bad_padding);
+      return false;
+    }
+    for (std::size_t i = (n + 1) / 2; i < header.size(); ++i) {
+      if (header[i] != std::byte{0}) {
+        ec_ = make_error_code(errc::bad_padding);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  error_code error() const noexcept { return ec_; }
+  rows_end end() const noexcept { return end_; }
+  /// Size of the frame body being read.
+  std::size_t frame_size() const noexcept { return frame_size_; }
+
+ private:
+  reader r_;
+  std::vector<std::string_view> names_;
+  std::size_t header_words_ = 0;
+  std::size_t frame_size_ = 0;
+  rows_end end_ = rows_end::none;
+  error_code ec_;
+};
+
+}  // namespace dqlite::wire
