@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <ratio>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -139,6 +140,12 @@ struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>
     switch (v.type) {
       case value_type::unixtime:
       case value_type::integer:
+        // Seconds a finer Duration cannot hold would overflow the conversion.
+        if constexpr (std::ratio_less_v<typename Duration::period, std::ratio<1>> &&
+                      !std::chrono::treat_as_floating_point_v<typename Duration::rep>) {
+          constexpr auto limit = duration_cast<seconds>(Duration::max()).count();
+          if (v.integer > limit || v.integer < -limit) return make_error_code(errc::out_of_range);
+        }
         out = time_point_cast<Duration>(sys_seconds{seconds{v.integer}});
         return {};
       case value_type::iso8601:

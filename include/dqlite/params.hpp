@@ -226,8 +226,8 @@ concept param_arg = parameter<T> || is_tuple<std::remove_cvref_t<T>>::value ||
 
 template <class T>
 std::size_t param_count(const T& v) {
-  if constexpr (is_tuple<T>::value)
-    return std::tuple_size_v<T>;
+  if constexpr (is_tuple<T>::value)  // elements may be tuples or ranges themselves
+    return std::apply([](const auto&... e) { return (std::size_t{0} + ... + param_count(e)); }, v);
   else if constexpr (is_param_range<T>::value)
     return static_cast<std::size_t>(std::ranges::size(v.range));
   else

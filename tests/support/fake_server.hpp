@@ -68,24 +68,21 @@ struct fake_server_state {
   bool close_fd(int fd) {
     std::lock_guard<std::mutex> lock(mutex);
     auto it = std::find(open_fds.begin(), open_fds.end(), fd);
-    if (it == open_fds.end())
-      return false;
+    if (it == open_fds.end()) return false;
     open_fds.erase(it);
     ::close(fd);
     return true;
   }
   void shutdown_all() {
     std::lock_guard<std::mutex> lock(mutex);
-    for (int fd : open_fds)
-      ::shutdown(fd, SHUT_RDWR);
+    for (int fd : open_fds) ::shutdown(fd, SHUT_RDWR);
   }
 };
 
 inline int poll_timeout_ms(std::chrono::steady_clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
-  if (left.count() <= 0)
-    return 0;
+  if (left.count() <= 0) return 0;
   return static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count(), 1000 * 1000));
 }
 
@@ -93,12 +90,13 @@ inline int poll_timeout_ms(std::chrono::steady_clock::time_point deadline) {
 
 // The server side of one accepted connection, handed to the script.
 class fake_peer {
-public:
+ public:
   using clock = std::chrono::steady_clock;
   static constexpr std::chrono::milliseconds default_timeout{10000};
 
   fake_peer(int fd, std::shared_ptr<detail::fake_server_state> state)
-      : fd_(fd), state_(std::move(state)) {}
+      : fd_(fd),
+        state_(std::move(state)) {}
   fake_peer(const fake_peer&) = delete;
   fake_peer& operator=(const fake_peer&) = delete;
   ~fake_peer() { close(); }
@@ -114,14 +112,11 @@ public:
     while (out.size() < n && fd_ >= 0) {
       pollfd p{fd_, POLLIN, 0};
       int rc = ::poll(&p, 1, detail::poll_timeout_ms(deadline));
-      if (rc < 0 && errno == EINTR)
-        continue;
-      if (rc <= 0)
-        break;  // timeout or error
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc <= 0) break;  // timeout or error
       std::size_t want = std::min(sizeof buf, n - out.size());
       ssize_t got = ::recv(fd_, buf, want, 0);
-      if (got < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (got <= 0) {
         eof_ = true;
         break;
@@ -136,8 +131,7 @@ public:
   std::vector<unsigned char> read_frame(std::chrono::milliseconds timeout = default_timeout) {
     auto deadline = clock::now() + timeout;
     auto frame = read_exact(8, timeout);
-    if (frame.size() < 8)
-      return frame;
+    if (frame.size() < 8) return frame;
     std::size_t words = std::size_t(frame[0]) | std::size_t(frame[1]) << 8 |
                         std::size_t(frame[2]) << 16 | std::size_t(frame[3]) << 24;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
@@ -151,10 +145,8 @@ public:
     std::size_t done = 0;
     while (done < bytes.size() && fd_ >= 0) {
       ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
       done += static_cast<std::size_t>(n);
     }
     return done == bytes.size();
@@ -184,20 +176,16 @@ public:
   // Reads and discards data until the client closes its end (true), or the
   // timeout expires, the connection breaks or the server is destroyed (false).
   bool wait_closed(std::chrono::milliseconds timeout = default_timeout) {
-    if (eof_)
-      return !stopping();
+    if (eof_) return !stopping();
     auto deadline = clock::now() + timeout;
     unsigned char buf[4096];
     while (fd_ >= 0) {
       pollfd p{fd_, POLLIN, 0};
       int rc = ::poll(&p, 1, detail::poll_timeout_ms(deadline));
-      if (rc < 0 && errno == EINTR)
-        continue;
-      if (rc <= 0)
-        return false;
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc <= 0) return false;
       ssize_t got = ::recv(fd_, buf, sizeof buf, 0);
-      if (got < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (got <= 0) {
         // EOF, or an error such as a reset: the client is gone either way.
         eof_ = true;
@@ -214,14 +202,14 @@ public:
   bool stopping() const noexcept { return state_->stopping.load(); }
   int native_handle() const noexcept { return fd_; }
 
-private:
+ private:
   int fd_;
   bool eof_ = false;
   std::shared_ptr<detail::fake_server_state> state_;
 };
 
 class fake_server {
-public:
+ public:
   using script = std::function<void(fake_peer&)>;
 
   // Accepts connections on 127.0.0.1 (kernel-chosen port) and runs `s` for each.
@@ -279,16 +267,13 @@ public:
   // Stops accepting, closes every connection, joins every thread. Idempotent;
   // the destructor calls it.
   void stop() {
-    if (state_->stopping.exchange(true))
-      return;
+    if (state_->stopping.exchange(true)) return;
     char c = 1;
     [[maybe_unused]] auto n = ::write(wake_[1], &c, 1);
-    if (acceptor_.joinable())
-      acceptor_.join();
+    if (acceptor_.joinable()) acceptor_.join();
     state_->shutdown_all();
     for (auto& t : handlers_)
-      if (t.joinable())
-        t.join();
+      if (t.joinable()) t.join();
     handlers_.clear();
     ::close(listen_fd_);
     ::close(wake_[0]);
@@ -316,30 +301,24 @@ public:
   static script reply_after(std::size_t n, std::vector<unsigned char> reply,
                             bool then_close = true) {
     return [n, reply = std::move(reply), then_close](fake_peer& peer) {
-      if (peer.read_exact(n).size() < n)
-        return;
+      if (peer.read_exact(n).size() < n) return;
       peer.write(reply);
-      if (!then_close)
-        silent()(peer);
+      if (!then_close) silent()(peer);
     };
   }
 
-private:
+ private:
   using state_type = detail::fake_server_state;
 
   void accept_loop() {
     for (;;) {
       pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
       int rc = ::poll(fds, 2, -1);
-      if (rc < 0 && errno == EINTR)
-        continue;
-      if (rc < 0 || state_->stopping.load() || (fds[1].revents & POLLIN) != 0)
-        return;
-      if ((fds[0].revents & POLLIN) == 0)
-        continue;
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc < 0 || state_->stopping.load() || (fds[1].revents & POLLIN) != 0) return;
+      if ((fds[0].revents & POLLIN) == 0) continue;
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0)
-        continue;  // e.g. the client gave up already
+      if (fd < 0) continue;  // e.g. the client gave up already
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       state_->add_fd(fd);

@@ -48,9 +48,9 @@ namespace dqlite_test {
 // data_dir: a fresh directory is made under $TMPDIR (or /tmp).
 struct node_options {
   std::uint64_t id = 1;
-  std::string address;       // "HOST:PORT" advertised by the node
-  std::string data_dir;      // created if missing
-  std::string bind_address;  // --bind; empty = same as address
+  std::string address;                  // "HOST:PORT" advertised by the node
+  std::string data_dir;                 // created if missing
+  std::string bind_address;             // --bind; empty = same as address
   std::vector<std::string> extra_args;  // e.g. {"--latency-ms", "5"}
   std::chrono::milliseconds start_timeout{10000};
   std::chrono::milliseconds stop_timeout{10000};
@@ -75,8 +75,7 @@ inline std::string node_binary() {
 // Binds 127.0.0.1:0 and returns the port the kernel chose.
 inline std::uint16_t pick_free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    throw std::runtime_error(errno_text("socket"));
+  if (fd < 0) throw std::runtime_error(errno_text("socket"));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -104,8 +103,7 @@ inline std::pair<std::string, std::uint16_t> split_address(const std::string& ad
   try {
     std::size_t used = 0;
     port = std::stoul(address.substr(colon + 1), &used);
-    if (used != address.size() - colon - 1)
-      port = 0;
+    if (used != address.size() - colon - 1) port = 0;
   } catch (const std::exception&) {
     port = 0;
   }
@@ -121,13 +119,11 @@ inline bool tcp_connects(const std::string& host, std::uint16_t port) {
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   std::string service = std::to_string(port);
-  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &res) != 0)
-    return false;
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &res) != 0) return false;
   bool ok = false;
   for (addrinfo* ai = res; ai != nullptr && !ok; ai = ai->ai_next) {
     int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0)
-      continue;
+    if (fd < 0) continue;
     int rc;
     do {
       rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
@@ -141,8 +137,7 @@ inline bool tcp_connects(const std::string& host, std::uint16_t port) {
 
 inline std::string read_file(const std::string& path, std::size_t from = 0) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return {};
+  if (!in) return {};
   in.seekg(static_cast<std::streamoff>(from));
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
@@ -155,17 +150,15 @@ inline std::uintmax_t file_size_or_zero(const std::string& path) {
 
 // Describes a wait() status like a shell: exit code, or 128 + signal.
 inline int exit_code_of(int status) {
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
 
 }  // namespace detail
 
 class node_process {
-public:
+ public:
   // Node `id` on a free loopback port with a fresh temporary data directory.
   explicit node_process(std::uint64_t id = 1) : node_process(make_options(id)) {}
 
@@ -176,8 +169,7 @@ public:
       : node_process(make_options(id, std::move(address), std::move(data_dir))) {}
 
   explicit node_process(node_options options) : options_(std::move(options)) {
-    if (options_.id == 0)
-      throw std::invalid_argument("dqlite node id must be > 0");
+    if (options_.id == 0) throw std::invalid_argument("dqlite node id must be > 0");
     try {
       prepare_data_dir();
       if (options_.address.empty()) {
@@ -187,9 +179,8 @@ public:
           try {
             launch();
             break;
-          } catch (const std::runtime_error& e) {
-            if (attempt >= 5 || !bind_failed_)
-              throw;
+          } catch (const std::runtime_error&) {
+            if (attempt >= 5 || !bind_failed_) throw;
           }
         }
       } else {
@@ -225,15 +216,13 @@ public:
 
   // True while the child runs (reaps it if it has exited on its own).
   bool running() {
-    if (pid_ <= 0)
-      return false;
+    if (pid_ <= 0) return false;
     int status = 0;
     pid_t r;
     do {
       r = ::waitpid(pid_, &status, WNOHANG);
     } while (r < 0 && errno == EINTR);
-    if (r == 0)
-      return true;
+    if (r == 0) return true;
     last_exit_code_ = r == pid_ ? detail::exit_code_of(status) : -1;
     pid_ = -1;
     return false;
@@ -242,13 +231,11 @@ public:
   // SIGTERM, wait up to stop_timeout, then SIGKILL. Returns the exit code (0 =
   // clean stop; 128 + N = killed by signal N), or the last one if already stopped.
   int stop() {
-    if (pid_ <= 0)
-      return last_exit_code_;
+    if (pid_ <= 0) return last_exit_code_;
     ::kill(pid_, SIGTERM);
     auto deadline = std::chrono::steady_clock::now() + options_.stop_timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (!running())
-        return last_exit_code_;
+      if (!running()) return last_exit_code_;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return kill();
@@ -256,8 +243,7 @@ public:
 
   // SIGKILL and reap, as in a crash. Returns the exit code (137 if killed).
   int kill() {
-    if (pid_ <= 0)
-      return last_exit_code_;
+    if (pid_ <= 0) return last_exit_code_;
     ::kill(pid_, SIGKILL);
     reap_blocking();
     return last_exit_code_;
@@ -273,7 +259,7 @@ public:
   // Exit code of the last run (see stop()); -1 if none finished yet.
   int last_exit_code() const noexcept { return last_exit_code_; }
 
-private:
+ private:
   static node_options make_options(std::uint64_t id, std::string address = {},
                                    std::string data_dir = {}) {
     node_options o;
@@ -286,8 +272,8 @@ private:
   void prepare_data_dir() {
     if (options_.data_dir.empty()) {
       const char* tmp = std::getenv("TMPDIR");
-      std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/dqlite-test-node-XXXXXX";
+      std::string templ =
+          std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/dqlite-test-node-XXXXXX";
       std::vector<char> buf(templ.begin(), templ.end());
       buf.push_back('\0');
       if (::mkdtemp(buf.data()) == nullptr)
@@ -300,8 +286,7 @@ private:
       bool existed = std::filesystem::exists(data_dir_, ec);
       std::filesystem::create_directories(data_dir_, ec);
       if (ec)
-        throw std::runtime_error("cannot create data directory " + data_dir_ + ": " +
-                                 ec.message());
+        throw std::runtime_error("cannot create data directory " + data_dir_ + ": " + ec.message());
       owns_dir_ = !existed;
     }
   }
@@ -335,23 +320,21 @@ private:
     bind_failed_ = false;
     const std::string binary = detail::node_binary();
     const std::string bind = options_.bind_address.empty() ? address_ : options_.bind_address;
-    std::vector<std::string> args{binary,   "--id",  std::to_string(options_.id),
-                                  "--address", address_, "--dir", data_dir_};
+    std::vector<std::string> args{
+        binary, "--id", std::to_string(options_.id), "--address", address_, "--dir", data_dir_};
     if (!options_.bind_address.empty()) {
       args.push_back("--bind");
       args.push_back(options_.bind_address);
     }
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
+    for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
 
     const std::string log = log_path();
     const std::size_t log_start = static_cast<std::size_t>(detail::file_size_or_zero(log));
     int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0)
-      throw std::runtime_error(detail::errno_text(("open " + log).c_str()));
+    if (log_fd < 0) throw std::runtime_error(detail::errno_text(("open " + log).c_str()));
     int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0) {
       std::string msg = detail::errno_text("open /dev/null");
@@ -370,23 +353,20 @@ private:
     if (child == 0) {
       // Child: only async-signal-safe calls until exec.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent)
-        ::_exit(127);
+      if (::getppid() != parent) ::_exit(127);
       ::dup2(null_fd, STDIN_FILENO);
       ::dup2(log_fd, STDOUT_FILENO);
       ::dup2(log_fd, STDERR_FILENO);
       struct sigaction dfl {};
       dfl.sa_handler = SIG_DFL;
-      for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD})
-        ::sigaction(sig, &dfl, nullptr);
+      for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
       sigset_t none;
       ::sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       // Leave no other descriptor of the test program open in the node: a
       // client socket inherited here would not see its peer close.
       if (::close_range(3, ~0U, 0) != 0) {
-        for (int fd = 3; fd < 65536; ++fd)
-          ::close(fd);
+        for (int fd = 3; fd < 65536; ++fd) ::close(fd);
       }
       ::execvp(argv[0], argv.data());
       int err = errno;
@@ -398,8 +378,7 @@ private:
         digits[n++] = static_cast<char>('0' + err % 10);
         err /= 10;
       } while (err != 0 && n < sizeof digits);
-      while (n > 0 && len + 2 < sizeof msg)
-        msg[len++] = digits[--n];
+      while (n > 0 && len + 2 < sizeof msg) msg[len++] = digits[--n];
       msg[len++] = '\n';
       [[maybe_unused]] auto written = ::write(STDERR_FILENO, msg, len);
       ::_exit(127);

@@ -18,12 +18,13 @@ template <class Duration>
 std::string_view format_iso8601(std::chrono::time_point<std::chrono::system_clock, Duration> tp,
                                 char (&out)[iso8601_max_size]) {
   using namespace std::chrono;
-  auto ns = time_point_cast<nanoseconds>(tp);
-  auto day = floor<days>(ns);
+  // Split without converting tp to nanoseconds: a coarser tp may lie outside their range.
+  auto day = floor<days>(tp);
   year_month_day ymd{day};
-  auto tod = ns - day;  // [0, 24h)
-  auto secs_of_day = duration_cast<seconds>(tod).count();
-  auto frac = static_cast<std::uint64_t>((tod - seconds(secs_of_day)).count());
+  auto tod = tp - day;  // [0, 24h)
+  auto secs = floor<seconds>(tod);
+  auto secs_of_day = secs.count();
+  auto frac = static_cast<std::uint64_t>(duration_cast<nanoseconds>(tod - secs).count());
   char* p = out;
   auto put = [&](std::uint64_t v, int width) {
     for (int i = width - 1; i >= 0; --i) {
@@ -63,7 +64,8 @@ std::string_view format_iso8601(std::chrono::time_point<std::chrono::system_cloc
 
 /// Parses the forms SQLite and the Go client use: "YYYY-MM-DD", optionally followed by
 /// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits), then optionally 'Z' or a
-/// "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC.
+/// "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Times outside
+/// the range of sys_time<nanoseconds> (years 1677 to 2262) give nullopt.
 inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
     std::string_view s) {
   using namespace std::chrono;
@@ -130,9 +132,12 @@ inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8
     }
   }
   if (i != s.size()) return std::nullopt;
-  sys_time<nanoseconds> tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} +
-                             nanoseconds{frac_ns} - minutes{offset_min};
-  return tp;
+  sys_seconds secs = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min};
+  // sys_time<nanoseconds> only spans 1677-09-21 .. 2262-04-11: refuse what it cannot hold.
+  constexpr auto limit = duration_cast<seconds>(nanoseconds::max()).count();
+  auto count = secs.time_since_epoch().count();
+  if (count >= limit || count < -limit) return std::nullopt;
+  return sys_time<nanoseconds>{secs} + nanoseconds{frac_ns};
 }
 
 }  // namespace dqlite::detail

@@ -96,6 +96,7 @@ class reader {
   }
   /// Text: bytes up to a NUL, then zero padding to a whole word.
   error_code text(std::string_view& v) noexcept {
+    if (at_end()) return make_error_code(errc::missing_nul);  // p_ may be null
     const void* nul = std::memchr(p_, 0, remaining());
     if (nul == nullptr) return make_error_code(errc::missing_nul);
     std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p_);
@@ -114,8 +115,7 @@ class reader {
     if (len > remaining()) return make_error_code(errc::truncated);
     std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
     if (padded > remaining()) return make_error_code(errc::truncated);
-    for (std::size_t i = len; i < padded; ++i)
-      if (p_[i] != std::byte{0}) return make_error_code(errc::bad_padding);
+    // The padding after a blob is not checked: servers leave it uninitialised.
     v = bytes_view(p_, static_cast<std::size_t>(len));
     p_ += padded;
     return {};
@@ -184,11 +184,35 @@ inline error_code check_type(const frame_header& h, response expected) noexcept 
 }
 }  // namespace detail
 
+/// FAILURE: u64 code, text message.
+///
+/// A failure that happens while a query is producing rows may arrive after the partly
+/// written rows of that frame (server 1.11.1): the body is then [column count, names,
+/// rows...][code][message]. Such a body is recognised by its tail: the message is the
+/// run of NUL-free words ending in the word that holds its terminator, and the code is the
+/// word before it.
 inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
   reader r(body);
-  if (auto ec = r.u64(out.code)) return ec;
-  if (auto ec = r.text(out.message)) return ec;
-  return r.finish();
+  error_code ec = r.u64(out.code);
+  if (!ec) ec = r.text(out.message);
+  if (!ec) ec = r.finish();
+  if (ec != make_error_code(errc::trailing_bytes)) return ec;
+
+  const std::size_t words = body.size() / 8;
+  auto word_has_nul = [&](std::size_t w) {
+    for (std::size_t i = 0; i < 8; ++i)
+      if (body[w * 8 + i] == std::byte{0}) return true;
+    return false;
+  };
+  std::size_t first = words - 1;  // the last word holds the message's terminator
+  if (!word_has_nul(first)) return ec;
+  while (first > 0 && !word_has_nul(first - 1)) --first;
+  if (first < 2) return ec;  // room for a rows prefix and the code
+  reader tail(body.subspan((first - 1) * 8));
+  failure_response f;
+  if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
+  out = f;
+  return {};
 }
 
 inline error_code decode_server(bytes_view body, server_response& out) noexcept {

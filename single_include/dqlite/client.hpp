@@ -1,0 +1,3261 @@
+// dqlite-client for C++: single-header distribution.
+//
+// GENERATED FILE - DO NOT EDIT BY HAND.
+// It is generated from the headers under include/ by tools/amalgamate.py.
+// Edit those headers instead, then run: python3 tools/amalgamate.py
+//
+// Copyright (c) 2026 The dqlite-client for C++ authors
+// SPDX-License-Identifier: MIT (see LICENSE.md)
+
+#ifndef DQLITE_SINGLE_INCLUDE_CLIENT_HPP
+#define DQLITE_SINGLE_INCLUDE_CLIENT_HPP
+
+// ---- begin dqlite/client.hpp ----
+// dqlite-client for C++: the whole library.
+
+// ---- begin dqlite/address.hpp ----
+// Parsing node addresses: "host:port", "[ipv6]:port".
+
+// ---- begin dqlite/error.hpp ----
+// Error codes, diagnostics and the exception type of dqlite-client.
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+using error_code = boost::system::error_code;
+
+/// Errors detected by the client itself (as opposed to failures reported by the server).
+enum class errc : int {
+  // Wire format problems: the stream can no longer be trusted, the connection is closed.
+  frame_too_large = 1,       ///< a frame longer than the configured maximum
+  truncated,                 ///< a length or value runs past the end of its frame
+  unknown_message_type,      ///< a response type the protocol does not define
+  unknown_value_type,        ///< a value type code the protocol does not define
+  missing_nul,               ///< a text value without its terminating NUL
+  bad_padding,               ///< non-zero padding bytes
+  trailing_bytes,            ///< bytes left over after a complete message
+  unexpected_response,       ///< a valid response of the wrong type for the request
+  invalid_row_marker,        ///< a ROWS frame without a valid end marker
+  // Misuse.
+  operation_in_progress,  ///< a second operation while one is running on the connection
+  not_connected,          ///< the connection is closed or was never opened
+  used_after_fork,        ///< the connection was created in another process
+  too_many_parameters,    ///< more parameters than the protocol can carry
+  invalid_address,        ///< an address that is not host:port or [ipv6]:port
+  invalid_argument,       ///< an argument the operation cannot accept
+  // Results.
+  no_rows,                ///< fetchval on a statement that returned no rows
+  no_columns,             ///< fetchval on a statement that returned no columns
+  type_mismatch,          ///< a value whose type cannot be converted to the requested one
+  unexpected_null,        ///< a NULL value for a type that cannot hold it
+  out_of_range,           ///< an integer that does not fit the requested type
+  column_mismatch,        ///< the columns do not match the fields of the row type
+  result_too_large,       ///< a fetch-all result over the configured row or byte cap
+  invalid_time,           ///< a date/time text that cannot be parsed
+  // Connection life.
+  timeout,                ///< the operation did not finish within its time limit
+  connection_closed,      ///< the peer closed the connection in the middle of a response
+  cancelled,              ///< the operation was cancelled and the connection closed
+  leadership_lost,        ///< the connection's node is no longer (or not) the leader
+  outcome_unknown,        ///< a commit/write whose outcome cannot be known
+  no_leader,              ///< no node of the cluster knows a leader
+  pool_closed,            ///< the pool was closed
+};
+
+namespace detail {
+
+class client_category_impl final : public boost::system::error_category {
+ public:
+  // A fixed id makes the category identical across shared objects that each have a copy.
+  constexpr client_category_impl() noexcept : error_category(0xd9c1e5a1f0e10001ULL) {}
+  const char* name() const noexcept override { return "dqlite.client"; }
+  std::string message(int ev) const override { return std::string(describe(ev)); }
+  char const* message(int ev, char*, std::size_t) const noexcept override { return describe(ev); }
+
+  static const char* describe(int ev) noexcept {
+    switch (static_cast<errc>(ev)) {
+      case errc::frame_too_large: return "frame larger than the configured maximum";
+      case errc::truncated: return "malformed message: value runs past the end of the frame";
+      case errc::unknown_message_type: return "malformed message: unknown response type";
+      case errc::unknown_value_type: return "malformed message: unknown value type";
+      case errc::missing_nul: return "malformed message: text value without terminating NUL";
+      case errc::bad_padding: return "malformed message: non-zero padding";
+      case errc::trailing_bytes: return "malformed message: trailing bytes after message";
+      case errc::unexpected_response: return "unexpected response type for the request";
+      case errc::invalid_row_marker: return "malformed message: rows without end marker";
+      case errc::operation_in_progress:
+        return "another operation is in progress on this connection";
+      case errc::not_connected: return "the connection is not open";
+      case errc::used_after_fork:
+        return "the connection was created in another process (used after fork)";
+      case errc::too_many_parameters: return "too many parameters";
+      case errc::invalid_address: return "invalid address (expected host:port or [ipv6]:port)";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::no_rows: return "the statement returned no rows";
+      case errc::no_columns: return "the statement returned no columns";
+      case errc::type_mismatch: return "value type does not match the requested type";
+      case errc::unexpected_null: return "NULL value for a type that cannot hold NULL";
+      case errc::out_of_range: return "integer value out of range for the requested type";
+      case errc::column_mismatch: return "result columns do not match the row type";
+      case errc::result_too_large: return "result exceeds the configured size limit";
+      case errc::invalid_time: return "invalid date/time value";
+      case errc::timeout: return "operation timed out";
+      case errc::connection_closed: return "connection closed by the peer";
+      case errc::cancelled: return "operation cancelled; the connection was closed";
+      case errc::leadership_lost: return "the node is not the leader";
+      case errc::outcome_unknown: return "the outcome of the operation is unknown";
+      case errc::no_leader: return "no leader found in the cluster";
+      case errc::pool_closed: return "the pool is closed";
+    }
+    return "unknown dqlite client error";
+  }
+};
+
+class server_category_impl final : public boost::system::error_category {
+ public:
+  constexpr server_category_impl() noexcept : error_category(0xd9c1e5a1f0e10002ULL) {}
+  const char* name() const noexcept override { return "dqlite.server"; }
+  std::string message(int ev) const override { return std::string(describe(ev)); }
+  char const* message(int ev, char*, std::size_t) const noexcept override { return describe(ev); }
+
+  static const char* describe(int ev) noexcept {
+    switch (ev) {
+      case 0: return "server error (code 0)";
+      case 1: return "SQL error";
+      case 5: return "database is locked (SQLITE_BUSY)";
+      case 6: return "table is locked (SQLITE_LOCKED)";
+      case 12: return "not found (SQLITE_NOTFOUND)";
+      case 19: return "constraint failed (SQLITE_CONSTRAINT)";
+      case 20: return "datatype mismatch (SQLITE_MISMATCH)";
+      case 21: return "library misuse (SQLITE_MISUSE)";
+      case 25: return "parameter index out of range (SQLITE_RANGE)";
+      case 1002: return "dqlite: not found";
+      case 1005: return "dqlite: unknown request type, schema or format";
+      case 8202:
+      case 10250: return "not leader";
+      case 8458:
+      case 10506: return "leadership lost";
+      default: break;
+    }
+    switch (ev & 0xff) {
+      case 1: return "SQL error";
+      case 5: return "database is locked (SQLITE_BUSY)";
+      case 10: return "disk I/O error (SQLITE_IOERR)";
+      case 19: return "constraint failed (SQLITE_CONSTRAINT)";
+      default: return "server error";
+    }
+  }
+};
+
+}  // namespace detail
+
+/// The category of errc.
+inline const boost::system::error_category& client_category() noexcept {
+  static const detail::client_category_impl cat;
+  return cat;
+}
+
+/// The category of failures reported by the server: the value is the SQLite/dqlite code.
+inline const boost::system::error_category& server_category() noexcept {
+  static const detail::server_category_impl cat;
+  return cat;
+}
+
+inline error_code make_error_code(errc e) noexcept {
+  return error_code(static_cast<int>(e), client_category());
+}
+
+/// Builds the error_code of a server FAILURE response.
+inline error_code make_server_error(std::uint64_t code) noexcept {
+  return error_code(static_cast<int>(code & 0x7fffffff), server_category());
+}
+
+/// Server codes worth naming.
+namespace server_code {
+inline constexpr int sqlite_error = 1;
+inline constexpr int busy = 5;
+inline constexpr int locked = 6;
+inline constexpr int notfound = 12;
+inline constexpr int constraint = 19;
+inline constexpr int range = 25;
+inline constexpr int not_leader = 10250;
+inline constexpr int not_leader_legacy = 8202;
+inline constexpr int leadership_lost = 10506;
+inline constexpr int leadership_lost_legacy = 8458;
+inline constexpr int dqlite_parse = 1005;
+inline constexpr int dqlite_notfound = 1002;
+}  // namespace server_code
+
+/// Text that goes with an error: the server's message, or details found by the client.
+class diagnostics {
+ public:
+  diagnostics() = default;
+  explicit diagnostics(std::string msg) : msg_(std::move(msg)) {}
+  const std::string& message() const noexcept { return msg_; }
+  bool empty() const noexcept { return msg_.empty(); }
+  void clear() noexcept { msg_.clear(); }
+  void assign(std::string_view msg) { msg_.assign(msg.data(), msg.size()); }
+  friend bool operator==(const diagnostics&, const diagnostics&) = default;
+
+ private:
+  std::string msg_;
+};
+
+/// The exception thrown by the throwing forms: the error_code plus the diagnostics text.
+/// what() reads "<diagnostics>: <code message> [<category>:<value>]".
+class error : public boost::system::system_error {
+ public:
+  error(error_code ec, diagnostics diag)
+      : system_error(ec), diag_(std::move(diag)), what_(format(ec, diag_)) {}
+  explicit error(error_code ec) : error(ec, diagnostics{}) {}
+  const diagnostics& get_diagnostics() const noexcept { return diag_; }
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  static std::string format(const error_code& ec, const diagnostics& d) {
+    std::string msg = ec.message();
+    std::string out = d.message();
+    if (out.empty())
+      out = msg;
+    else if (out.find(msg) == std::string::npos)
+      out += ": " + msg;
+    out += " [";
+    out += ec.category().name();
+    out += ':';
+    out += std::to_string(ec.value());
+    out += ']';
+    return out;
+  }
+
+  diagnostics diag_;
+  std::string what_;
+};
+
+// ---- classification ----
+
+/// The node is not the leader, or stopped being the leader: use another connection.
+inline bool is_not_leader(const error_code& ec) noexcept {
+  if (ec.category() == server_category()) {
+    int v = ec.value();
+    return v == server_code::not_leader || v == server_code::not_leader_legacy;
+  }
+  return ec == make_error_code(errc::leadership_lost);
+}
+
+/// Leadership was lost while a write was being replicated: its outcome is unknown.
+inline bool is_leadership_lost(const error_code& ec) noexcept {
+  if (ec.category() == server_category()) {
+    int v = ec.value();
+    return v == server_code::leadership_lost || v == server_code::leadership_lost_legacy;
+  }
+  return false;
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED (including their extended codes).
+inline bool is_busy(const error_code& ec) noexcept {
+  if (ec.category() != server_category()) return false;
+  int primary = ec.value() & 0xff;
+  return primary == server_code::busy || primary == server_code::locked;
+}
+
+/// A constraint violation (UNIQUE, NOT NULL, CHECK, FOREIGN KEY...).
+inline bool is_constraint(const error_code& ec) noexcept {
+  return ec.category() == server_category() && (ec.value() & 0xff) == server_code::constraint;
+}
+
+/// The outcome of a write cannot be known (it may or may not have been applied).
+inline bool is_outcome_unknown(const error_code& ec) noexcept {
+  return ec == make_error_code(errc::outcome_unknown) || is_leadership_lost(ec);
+}
+
+/// A wire-format error: the stream can no longer be trusted.
+inline bool is_protocol_error(const error_code& ec) noexcept {
+  if (ec.category() != client_category()) return false;
+  int v = ec.value();
+  return v >= static_cast<int>(errc::frame_too_large) &&
+         v <= static_cast<int>(errc::invalid_row_marker);
+}
+
+/// The connection that reported this error must not be used again (the Go client's rule:
+/// leadership errors, "no database"/"no statement" after a leader change, protocol errors,
+/// transport errors and timeouts).
+inline bool is_connection_error(const error_code& ec) noexcept {
+  if (!ec) return false;
+  if (ec.category() == server_category()) {
+    int v = ec.value();
+    return v == server_code::not_leader || v == server_code::not_leader_legacy ||
+           v == server_code::leadership_lost || v == server_code::leadership_lost_legacy ||
+           v == server_code::notfound;
+  }
+  if (ec.category() == client_category()) {
+    switch (static_cast<errc>(ec.value())) {
+      case errc::timeout:
+      case errc::connection_closed:
+      case errc::cancelled:
+      case errc::not_connected:
+      case errc::used_after_fork:
+      case errc::leadership_lost:
+      case errc::outcome_unknown:
+      case errc::no_leader: return true;
+      default: return is_protocol_error(ec);
+    }
+  }
+  // Transport (system, asio, ssl) errors.
+  return true;
+}
+
+/// Retrying the operation on a fresh connection (possibly to another node) may succeed.
+/// Writes should only be retried when they are idempotent: see is_outcome_unknown.
+inline bool is_retryable(const error_code& ec) noexcept {
+  if (!ec) return false;
+  if (is_busy(ec)) return true;
+  if (is_outcome_unknown(ec)) return false;
+  return is_connection_error(ec) && ec != make_error_code(errc::used_after_fork);
+}
+
+}  // namespace dqlite
+
+namespace boost::system {
+template <>
+struct is_error_code_enum<::dqlite::errc> : std::true_type {};
+}  // namespace boost::system
+// ---- end dqlite/error.hpp ----
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace dqlite {
+
+/// A node address split into host and port.
+struct host_port {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+/// Splits "host:port" or "[ipv6]:port". The port is required (1-65535).
+inline error_code parse_address(std::string_view address, host_port& out) {
+  auto bad = make_error_code(errc::invalid_address);
+  std::string_view host, port;
+  if (!address.empty() && address.front() == '[') {
+    auto close = address.find(']');
+    if (close == std::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':')
+      return bad;
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
+  } else {
+    auto colon = address.rfind(':');
+    if (colon == std::string_view::npos) return bad;
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return bad;  // IPv6 needs brackets
+  }
+  if (host.empty() || port.empty()) return bad;
+  for (char c : host)
+    if (c == ' ' || c == '/' || c == '[' || c == ']' || static_cast<unsigned char>(c) < 0x21)
+      return bad;
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535)
+    return bad;
+  out.host.assign(host.data(), host.size());
+  out.port = static_cast<std::uint16_t>(value);
+  return {};
+}
+
+}  // namespace dqlite
+// ---- end dqlite/address.hpp ----
+// ---- begin dqlite/connection.hpp ----
+// One connection to a dqlite node.
+
+// ---- begin dqlite/detail/connect_op.hpp ----
+// Opening a connection: TCP connect, then the dqlite handshake and OPEN.
+
+// ---- begin dqlite/detail/exchange.hpp ----
+// The I/O loop shared by every request: write the encoded request, read frames, hand each
+// one to a response processor until it says the response is complete.
+
+// ---- begin dqlite/options.hpp ----
+// Options of a connection.
+
+// ---- begin dqlite/wire/protocol.hpp ----
+// Constants of the dqlite wire protocol (version 1).
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dqlite::wire {
+
+/// The protocol version the client announces when a connection starts.
+inline constexpr std::uint64_t protocol_version = 1;
+
+/// Size of a frame header: u32 body words, u8 type, u8 schema, u16 unused.
+inline constexpr std::size_t header_size = 8;
+
+/// Default cap on a frame body, in bytes.
+inline constexpr std::size_t default_max_frame_size = 64u * 1024u * 1024u;
+
+/// Request types (client to server).
+enum class request : std::uint8_t {
+  leader = 0,
+  client = 1,
+  heartbeat = 2,  // never sent: some servers do not answer it
+  open = 3,
+  prepare = 4,
+  exec = 5,
+  query = 6,
+  finalize = 7,
+  exec_sql = 8,
+  query_sql = 9,
+  interrupt = 10,
+  connect = 11,  // node-to-node only
+  add = 12,
+  assign = 13,
+  remove = 14,
+  dump = 15,
+  cluster = 16,
+  transfer = 17,
+  describe = 18,
+  weight = 19,
+};
+
+/// Response types (server to client).
+enum class response : std::uint8_t {
+  failure = 0,
+  server = 1,
+  welcome = 2,
+  servers = 3,
+  db = 4,
+  stmt = 5,
+  result = 6,
+  rows = 7,
+  empty = 8,
+  files = 9,
+  metadata = 10,
+};
+
+inline constexpr std::uint8_t max_response_type = 10;
+
+/// Value type codes.
+enum class value_type : std::uint8_t {
+  integer = 1,
+  floating = 2,
+  text = 3,
+  blob = 4,
+  null = 5,
+  unixtime = 9,
+  iso8601 = 10,
+  boolean = 11,
+};
+
+inline constexpr bool is_known_value_type(unsigned code) noexcept {
+  return (code >= 1 && code <= 5) || (code >= 9 && code <= 11);
+}
+
+/// Name of a value type, for messages.
+inline constexpr const char* to_string(value_type t) noexcept {
+  switch (t) {
+    case value_type::integer: return "INTEGER";
+    case value_type::floating: return "FLOAT";
+    case value_type::text: return "TEXT";
+    case value_type::blob: return "BLOB";
+    case value_type::null: return "NULL";
+    case value_type::unixtime: return "UNIXTIME";
+    case value_type::iso8601: return "ISO8601";
+    case value_type::boolean: return "BOOLEAN";
+  }
+  return "UNKNOWN";
+}
+
+/// Node roles.
+enum class role : std::uint64_t { voter = 0, standby = 1, spare = 2 };
+
+inline constexpr const char* to_string(role r) noexcept {
+  switch (r) {
+    case role::voter: return "voter";
+    case role::standby: return "stand-by";
+    case role::spare: return "spare";
+  }
+  return "unknown";
+}
+
+/// Markers that end a ROWS frame.
+inline constexpr std::uint64_t rows_part_marker = 0xeeeeeeeeeeeeeeeeULL;
+inline constexpr std::uint64_t rows_done_marker = 0xffffffffffffffffULL;
+
+/// Largest parameter count of the schema-0 tuple (u8 count).
+inline constexpr std::size_t max_schema0_params = 255;
+
+}  // namespace dqlite::wire
+// ---- end dqlite/wire/protocol.hpp ----
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace dqlite {
+
+/// How a connection opens and behaves. Designated initialisers keep call sites short:
+///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
+/// The struct holds no owning members on purpose (so a temporary of it is safe inside a
+/// co_await expression with every compiler); the connection keeps its own copy of the
+/// database name.
+struct connection_options {
+  /// The database to open (created on first use).
+  std::string_view database = "default";
+  /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Bound on each request, from sending it to the last frame of its response. Zero or
+  /// less: no bound. On expiry the operation fails with errc::timeout and the connection
+  /// is closed (the server may still be working on the request).
+  std::chrono::milliseconds request_timeout{60'000};
+  /// Largest frame body accepted from the server; a larger one fails the operation with
+  /// errc::frame_too_large and closes the connection.
+  std::size_t max_frame_size = wire::default_max_frame_size;
+  /// Caps on what one fetch-all operation (fetch, fetchall) may accumulate; exceeding one
+  /// fails the operation with errc::result_too_large (the connection stays usable).
+  /// Zero: no cap. Use a cursor to stream results of any size.
+  std::size_t max_result_rows = 0;
+  std::size_t max_result_bytes = std::size_t{1} << 30;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/options.hpp ----
+// ---- begin dqlite/wire/decode.hpp ----
+// Sans-io decoding of dqlite responses from byte spans.
+//
+// Every read is bounds-checked: malformed input yields an errc, never a read out of
+// bounds. Decoded text and blobs are views into the caller's bytes (zero-copy); they stay
+// valid as long as those bytes do.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dqlite::wire {
+
+using bytes_view = std::span<const std::byte>;
+
+/// A decoded frame header.
+struct frame_header {
+  std::uint32_t words = 0;  ///< body length in 8-byte words
+  std::uint8_t type = 0;    ///< response type
+  std::uint8_t schema = 0;  ///< schema (format revision) of the body
+  std::size_t body_size() const noexcept { return std::size_t{words} * 8; }
+};
+
+inline std::uint64_t load_u64(const std::byte* p) noexcept {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
+}
+
+inline std::uint32_t load_u32(const std::byte* p) noexcept {
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  return v;
+}
+
+/// Decodes a frame header (exactly header_size bytes). Checks the type is a known response
+/// and the body fits max_body.
+inline error_code decode_header(bytes_view h, frame_header& out,
+                                std::size_t max_body = default_max_frame_size) noexcept {
+  if (h.size() < header_size) return make_error_code(errc::truncated);
+  out.words = load_u32(h.data());
+  out.type = static_cast<std::uint8_t>(h[4]);
+  out.schema = static_cast<std::uint8_t>(h[5]);
+  if (out.body_size() > max_body) return make_error_code(errc::frame_too_large);
+  if (out.type > max_response_type) return make_error_code(errc::unknown_message_type);
+  return {};
+}
+
+/// Bounds-checked reader over a frame body.
+class reader {
+ public:
+  reader() = default;
+  explicit reader(bytes_view body) noexcept
+      : p_(body.data()), end_(body.data() + body.size()) {}
+
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  bool at_end() const noexcept { return p_ == end_; }
+  const std::byte* position() const noexcept { return p_; }
+
+  error_code u64(std::uint64_t& v) noexcept {
+    if (remaining() < 8) return make_error_code(errc::truncated);
+    v = load_u64(p_);
+    p_ += 8;
+    return {};
+  }
+  error_code u32(std::uint32_t& v) noexcept {
+    if (remaining() < 4) return make_error_code(errc::truncated);
+    v = load_u32(p_);
+    p_ += 4;
+    return {};
+  }
+  error_code i64(std::int64_t& v) noexcept {
+    std::uint64_t u = 0;
+    auto ec = u64(u);
+    v = static_cast<std::int64_t>(u);
+    return ec;
+  }
+  error_code f64(double& v) noexcept {
+    std::uint64_t u = 0;
+    auto ec = u64(u);
+    std::memcpy(&v, &u, 8);
+    return ec;
+  }
+  /// Text: bytes up to a NUL, then zero padding to a whole word.
+  error_code text(std::string_view& v) noexcept {
+    if (at_end()) return make_error_code(errc::missing_nul);  // p_ may be null
+    const void* nul = std::memchr(p_, 0, remaining());
+    if (nul == nullptr) return make_error_code(errc::missing_nul);
+    std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p_);
+    std::size_t padded = (len + 1 + 7) & ~std::size_t{7};
+    if (padded > remaining()) return make_error_code(errc::truncated);
+    for (std::size_t i = len + 1; i < padded; ++i)
+      if (p_[i] != std::byte{0}) return make_error_code(errc::bad_padding);
+    v = std::string_view(reinterpret_cast<const char*>(p_), len);
+    p_ += padded;
+    return {};
+  }
+  /// Blob: u64 length, bytes, zero padding to a whole word.
+  error_code blob(bytes_view& v) noexcept {
+    std::uint64_t len = 0;
+    if (auto ec = u64(len)) return ec;
+    if (len > remaining()) return make_error_code(errc::truncated);
+    std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
+    if (padded > remaining()) return make_error_code(errc::truncated);
+    // The padding after a blob is not checked: servers leave it uninitialised.
+    v = bytes_view(p_, static_cast<std::size_t>(len));
+    p_ += padded;
+    return {};
+  }
+  /// Raw bytes (no padding).
+  error_code raw(std::size_t n, bytes_view& v) noexcept {
+    if (n > remaining()) return make_error_code(errc::truncated);
+    v = bytes_view(p_, n);
+    p_ += n;
+    return {};
+  }
+  error_code finish() const noexcept {
+    return at_end() ? error_code{} : make_error_code(errc::trailing_bytes);
+  }
+
+ private:
+  const std::byte* p_ = nullptr;
+  const std::byte* end_ = nullptr;
+};
+
+// ---- simple responses ----
+
+struct failure_response {
+  std::uint64_t code = 0;
+  std::string_view message;
+};
+struct server_response {
+  std::uint64_t id = 0;
+  std::string_view address;
+};
+struct welcome_response {
+  std::uint64_t heartbeat_timeout_ms = 0;
+};
+struct db_response {
+  std::uint32_t id = 0;
+};
+struct stmt_response {
+  std::uint32_t db = 0;
+  std::uint32_t id = 0;
+  std::uint64_t params = 0;
+  std::uint64_t tail_offset = 0;  ///< schema 1 only
+  bool has_tail = false;
+};
+struct result_response {
+  std::uint64_t last_insert_id = 0;
+  std::uint64_t rows_affected = 0;
+};
+struct metadata_response {
+  std::uint64_t failure_domain = 0;
+  std::uint64_t weight = 0;
+};
+struct node_view {
+  std::uint64_t id = 0;
+  std::string_view address;
+  std::uint64_t role = 0;
+};
+struct file_view {
+  std::string_view name;
+  bytes_view data;
+};
+
+namespace detail {
+inline error_code check_type(const frame_header& h, response expected) noexcept {
+  return h.type == static_cast<std::uint8_t>(expected) ? error_code{}
+                                                       : make_error_code(errc::unexpected_response);
+}
+}  // namespace detail
+
+/// FAILURE: u64 code, text message.
+///
+/// A failure that happens while a query is producing rows may arrive after the partly
+/// written rows of that frame (server 1.11.1): the body is then [column count, names,
+/// rows...][code][message]. Such a body is recognised by its tail: the message is the
+/// run of NUL-free words ending in the word that holds its terminator, and the code is the
+/// word before it.
+inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+  reader r(body);
+  error_code ec = r.u64(out.code);
+  if (!ec) ec = r.text(out.message);
+  if (!ec) ec = r.finish();
+  if (ec != make_error_code(errc::trailing_bytes)) return ec;
+
+  const std::size_t words = body.size() / 8;
+  auto word_has_nul = [&](std::size_t w) {
+    for (std::size_t i = 0; i < 8; ++i)
+      if (body[w * 8 + i] == std::byte{0}) return true;
+    return false;
+  };
+  std::size_t first = words - 1;  // the last word holds the message's terminator
+  if (!word_has_nul(first)) return ec;
+  while (first > 0 && !word_has_nul(first - 1)) --first;
+  if (first < 2) return ec;  // room for a rows prefix and the code
+  reader tail(body.subspan((first - 1) * 8));
+  failure_response f;
+  if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
+  out = f;
+  return {};
+}
+
+inline error_code decode_server(bytes_view body, server_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.id)) return ec;
+  if (auto ec = r.text(out.address)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_welcome(bytes_view body, welcome_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.heartbeat_timeout_ms)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_db(bytes_view body, db_response& out) noexcept {
+  reader r(body);
+  std::uint32_t unused = 0;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u32(unused)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_stmt(bytes_view body, std::uint8_t schema, stmt_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u32(out.db)) return ec;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u64(out.params)) return ec;
+  out.has_tail = false;
+  if (schema >= 1) {
+    if (auto ec = r.u64(out.tail_offset)) return ec;
+    out.has_tail = true;
+  }
+  return r.finish();
+}
+
+inline error_code decode_result(bytes_view body, result_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.last_insert_id)) return ec;
+  if (auto ec = r.u64(out.rows_affected)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_empty(bytes_view body) noexcept {
+  reader r(body);
+  std::uint64_t unused = 0;
+  if (auto ec = r.u64(unused)) return ec;
+  return r.finish();
+}
+
+inline error_code decode_metadata(bytes_view body, metadata_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.failure_domain)) return ec;
+  if (auto ec = r.u64(out.weight)) return ec;
+  return r.finish();
+}
+
+/// SERVERS: u64 count, then per node u64 id, text address, u64 role (format 1).
+inline error_code decode_servers(bytes_view body, std::vector<node_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  // Each node takes at least 24 bytes: refuse counts the body cannot hold before reserving.
+  if (n > r.remaining() / 24) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    node_view v;
+    if (auto ec = r.u64(v.id)) return ec;
+    if (auto ec = r.text(v.address)) return ec;
+    if (auto ec = r.u64(v.role)) return ec;
+    out.push_back(v);
+  }
+  return r.finish();
+}
+
+/// FILES: u64 count, then per file text name, u64 size, raw bytes (size a multiple of 8).
+inline error_code decode_files(bytes_view body, std::vector<file_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  if (n > r.remaining() / 16) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    file_view f;
+    std::uint64_t size = 0;
+    if (auto ec = r.text(f.name)) return ec;
+    if (auto ec = r.u64(size)) return ec;
+    if (size > r.remaining()) return make_error_code(errc::truncated);
+    if (auto ec = r.raw(static_cast<std::size_t>(size), f.data)) return ec;
+    out.push_back(f);
+  }
+  return r.finish();
+}
+
+// ---- values and rows ----
+
+/// A value inside a received frame: text and blob bytes are views into the frame.
+struct value_view {
+  value_type type = value_type::null;
+  std::int64_t integer = 0;  ///< INTEGER, UNIXTIME, BOOLEAN (0/1)
+  double floating = 0;       ///< FLOAT
+  std::string_view bytes;    ///< TEXT, ISO8601 and BLOB contents
+
+  bool is_null() const noexcept { return type == value_type::null; }
+  std::span<const std::byte> blob() const noexcept {
+    return {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+  }
+};
+
+/// Reads one value of the given type code.
+inline error_code read_value(reader& r, unsigned code, value_view& v) noexcept {
+  switch (code) {
+    case 1:  // INTEGER
+    case 9:  // UNIXTIME
+      v.type = static_cast<value_type>(code);
+      return r.i64(v.integer);
+    case 2:
+      v.type = value_type::floating;
+      return r.f64(v.floating);
+    case 3:   // TEXT
+    case 10:  // ISO8601
+      v.type = static_cast<value_type>(code);
+      return r.text(v.bytes);
+    case 4: {
+      v.type = value_type::blob;
+      bytes_view b;
+      auto ec = r.blob(b);
+      v.bytes = std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+      return ec;
+    }
+    case 5: {
+      v.type = value_type::null;
+      std::uint64_t zero = 0;
+      return r.u64(zero);
+    }
+    case 11: {
+      v.type = value_type::boolean;
+      std::uint64_t b = 0;
+      auto ec = r.u64(b);
+      v.integer = b != 0 ? 1 : 0;
+      return ec;
+    }
+    default: return make_error_code(errc::unknown_value_type);
+  }
+}
+
+/// How a ROWS frame ended.
+enum class rows_end { none, part, done };
+
+/// Zero-copy reader of one ROWS frame body:
+///   rows_reader rr;  rr.start(body);  rr.column_count(); rr.column_name(i);
+///   while (rr.next(values)) {...}    // values: a span of column_count() value_views
+///   rr.error(), rr.end()
+class rows_reader {
+ public:
+  /// Parses the column count and names. Column names are kept as views (the vector is
+  /// reused between frames, so reading frame after frame does not allocate).
+  error_code start(bytes_view body) {
+    r_ = reader(body);
+    frame_size_ = body.size();
+    end_ = rows_end::none;
+    ec_ = {};
+    names_.clear();
+    std::uint64_t n = 0;
+    if (auto ec = r_.u64(n)) return ec_ = ec;
+    // Every name takes at least one word: refuse counts the body cannot hold.
+    if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
+    names_.reserve(static_cast<std::size_t>(n));
+    for (std::uint64_t i = 0; i < n; ++i) {
+      std::string_view name;
+      if (auto ec = r_.text(name)) return ec_ = ec;
+      names_.push_back(name);
+    }
+    header_words_ = (names_.size() + 15) / 16;
+    return {};
+  }
+
+  std::size_t column_count() const noexcept { return names_.size(); }
+  std::string_view column_name(std::size_t i) const noexcept { return names_[i]; }
+  const std::vector<std::string_view>& column_names() const noexcept { return names_; }
+
+  /// Reads the next row into out (size must be column_count()). Returns false at the end
+  /// marker or on error (see error() and end()).
+  bool next(std::span<value_view> out) noexcept {
+    if (ec_ || end_ != rows_end::none) return false;
+    std::uint64_t word = 0;
+    if (r_.remaining() < 8) {
+      ec_ = make_error_code(errc::invalid_row_marker);
+      return false;
+    }
+    word = load_u64(r_.position());
+    if (word == rows_done_marker || word == rows_part_marker) {
+      std::uint64_t skip = 0;
+      (void)r_.u64(skip);
+      end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
+      ec_ = r_.finish();
+      return false;
+    }
+    const std::size_t n = names_.size();
+    if (n == 0 || out.size() < n) {
+      ec_ = make_error_code(n == 0 ? errc::invalid_row_marker : errc::truncated);
+      return false;
+    }
+    bytes_view header;
+    if ((ec_ = r_.raw(header_words_ * 8, header))) return false;
+    for (std::size_t i = 0; i < n; ++i) {
+      unsigned code = static_cast<unsigned>(header[i / 2]);
+      code = (i % 2 == 0) ? (code & 0x0f) : (code >> 4);
+      if ((ec_ = read_value(r_, code, out[i]))) return false;
+    }
+    // The unused nibble of an odd count and the bytes after the types must be zero.
+    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0) {
+      ec_ = make_error_code(errc::bad_padding);
+      return false;
+    }
+    for (std::size_t i = (n + 1) / 2; i < header.size(); ++i) {
+      if (header[i] != std::byte{0}) {
+        ec_ = make_error_code(errc::bad_padding);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  error_code error() const noexcept { return ec_; }
+  rows_end end() const noexcept { return end_; }
+  /// Size of the frame body being read.
+  std::size_t frame_size() const noexcept { return frame_size_; }
+
+ private:
+  reader r_;
+  std::vector<std::string_view> names_;
+  std::size_t header_words_ = 0;
+  std::size_t frame_size_ = 0;
+  rows_end end_ = rows_end::none;
+  error_code ec_;
+};
+
+}  // namespace dqlite::wire
+// ---- end dqlite/wire/decode.hpp ----
+// ---- begin dqlite/wire/encode.hpp ----
+// Sans-io encoding of dqlite requests into a caller's buffer.
+//
+// Every function appends to a std::vector<std::byte>. A request is built as
+//   auto f = begin_frame(buf, request::x);  ...put fields...;  end_frame(buf, f);
+// or with one of the ready-made encode_* functions. Functions that take text return an
+// error when the text contains a NUL byte (the protocol cannot carry it) and leave the
+// buffer unchanged.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace dqlite::wire {
+
+using buffer = std::vector<std::byte>;
+
+namespace detail {
+
+inline void put_le(buffer& b, std::uint64_t v, std::size_t n) {
+  std::size_t at = b.size();
+  b.resize(at + n);
+  for (std::size_t i = 0; i < n; ++i) b[at + i] = static_cast<std::byte>(v >> (8 * i));
+}
+
+inline void pad_to_word(buffer& b) {
+  std::size_t rem = b.size() % 8;
+  if (rem != 0) b.resize(b.size() + (8 - rem), std::byte{0});
+}
+
+}  // namespace detail
+
+inline void put_u8(buffer& b, std::uint8_t v) { b.push_back(static_cast<std::byte>(v)); }
+inline void put_u32(buffer& b, std::uint32_t v) { detail::put_le(b, v, 4); }
+inline void put_u64(buffer& b, std::uint64_t v) { detail::put_le(b, v, 8); }
+inline void put_i64(buffer& b, std::int64_t v) { detail::put_le(b, static_cast<std::uint64_t>(v), 8); }
+inline void put_double(buffer& b, double v) {
+  std::uint64_t bits;
+  static_assert(sizeof bits == sizeof v);
+  std::memcpy(&bits, &v, sizeof bits);
+  put_u64(b, bits);
+}
+
+/// True when text can be carried by the protocol (no embedded NUL).
+inline bool is_valid_text(std::string_view s) noexcept {
+  return s.empty() || std::memchr(s.data(), 0, s.size()) == nullptr;
+}
+
+/// Appends a text: bytes, NUL, zero padding to a whole word. The caller checks
+/// is_valid_text first (put_text does not).
+inline void put_text(buffer& b, std::string_view s) {
+  std::size_t at = b.size();
+  std::size_t padded = (s.size() + 1 + 7) & ~std::size_t{7};
+  b.resize(at + padded, std::byte{0});
+  if (!s.empty()) std::memcpy(b.data() + at, s.data(), s.size());
+}
+
+/// Appends a blob: u64 length, bytes, zero padding to a whole word.
+inline void put_blob(buffer& b, std::span<const std::byte> data) {
+  put_u64(b, data.size());
+  std::size_t at = b.size();
+  std::size_t padded = (data.size() + 7) & ~std::size_t{7};
+  b.resize(at + padded, std::byte{0});
+  if (!data.empty()) std::memcpy(b.data() + at, data.data(), data.size());
+}
+
+/// Position of a frame being built in a buffer.
+struct frame_mark {
+  std::size_t start;
+};
+
+/// Starts a frame: reserves the header.
+inline frame_mark begin_frame(buffer& b, request type, std::uint8_t schema = 0) {
+  frame_mark m{b.size()};
+  put_u32(b, 0);
+  put_u8(b, static_cast<std::uint8_t>(type));
+  put_u8(b, schema);
+  put_u8(b, 0);
+  put_u8(b, 0);
+  return m;
+}
+
+/// Sets the schema byte of a frame begun with begin_frame.
+inline void set_frame_schema(buffer& b, frame_mark m, std::uint8_t schema) {
+  b[m.start + 5] = static_cast<std::byte>(schema);
+}
+
+/// Completes a frame: pads the body to a whole word and writes its length.
+inline void end_frame(buffer& b, frame_mark m) {
+  detail::pad_to_word(b);
+  std::size_t words = (b.size() - m.start - header_size) / 8;
+  for (std::size_t i = 0; i < 4; ++i) b[m.start + i] = static_cast<std::byte>(words >> (8 * i));
+}
+
+/// Appends the protocol version that starts a connection.
+inline void encode_handshake(buffer& b, std::uint64_t version = protocol_version) {
+  put_u64(b, version);
+}
+
+/// Writer of a parameter tuple. Construct with the number of parameters, then add exactly
+/// that many values. Schema 0 (u8 count) is used up to 255 parameters, schema 1 (u32 count)
+/// above; schema() tells which, for the frame header.
+class tuple_writer {
+ public:
+  tuple_writer(buffer& b, std::size_t count) : b_(b), count_(count) {
+    if (count_ > max_schema0_params) {
+      schema_ = 1;
+      put_u32(b_, static_cast<std::uint32_t>(count_));
+    } else {
+      put_u8(b_, static_cast<std::uint8_t>(count_));
+    }
+    types_at_ = b_.size();
+    b_.resize(b_.size() + count_, std::byte{0});
+    detail::pad_to_word(b_);
+  }
+
+  std::uint8_t schema() const noexcept { return schema_; }
+  std::size_t count() const noexcept { return count_; }
+  std::size_t written() const noexcept { return index_; }
+
+  void integer(std::int64_t v) {
+    type(value_type::integer);
+    put_i64(b_, v);
+  }
+  void floating(double v) {
+    type(value_type::floating);
+    put_double(b_, v);
+  }
+  /// Text must satisfy is_valid_text.
+  void text(std::string_view v) {
+    type(value_type::text);
+    put_text(b_, v);
+  }
+  void blob(std::span<const std::byte> v) {
+    type(value_type::blob);
+    put_blob(b_, v);
+  }
+  void null() {
+    type(value_type::null);
+    put_u64(b_, 0);
+  }
+  /// A date/time as ISO-8601 text (bound by the server as text).
+  void iso8601(std::string_view v) {
+    type(value_type::iso8601);
+    put_text(b_, v);
+  }
+  void boolean(bool v) {
+    type(value_type::boolean);
+    put_u64(b_, v ? 1 : 0);
+  }
+
+ private:
+  void type(value_type t) {
+    b_[types_at_ + index_] = static_cast<std::byte>(t);
+    ++index_;
+  }
+
+  buffer& b_;
+  std::size_t count_;
+  std::size_t types_at_ = 0;
+  std::size_t index_ = 0;
+  std::uint8_t schema_ = 0;
+};
+
+/// Largest parameter count any encoding can carry.
+inline constexpr std::size_t max_params = 0xffffffffu;
+
+// ---- complete requests without parameters ----
+
+inline void encode_leader(buffer& b) {
+  auto m = begin_frame(b, request::leader);
+  put_u64(b, 0);
+  end_frame(b, m);
+}
+
+inline void encode_client(buffer& b, std::uint64_t id) {
+  auto m = begin_frame(b, request::client);
+  put_u64(b, id);
+  end_frame(b, m);
+}
+
+inline error_code encode_open(buffer& b, std::string_view name, std::uint64_t flags = 0,
+                              std::string_view vfs = {}) {
+  if (!is_valid_text(name) || !is_valid_text(vfs)) return make_error_code(errc::invalid_argument);
+  auto m = begin_frame(b, request::open);
+  put_text(b, name);
+  put_u64(b, flags);
+  put_text(b, vfs);
+  end_frame(b, m);
+  return {};
+}
+
+inline error_code encode_prepare(buffer& b, std::uint64_t db, std::string_view sql) {
+  if (!is_valid_text(sql)) return make_error_code(errc::invalid_argument);
+  auto m = begin_frame(b, request::prepare);
+  put_u64(b, db);
+  put_text(b, sql);
+  end_frame(b, m);
+  return {};
+}
+
+inline void encode_finalize(buffer& b, std::uint32_t db, std::uint32_t stmt) {
+  auto m = begin_frame(b, request::finalize);
+  put_u32(b, db);
+  put_u32(b, stmt);
+  end_frame(b, m);
+}
+
+inline void encode_interrupt(buffer& b, std::uint64_t db) {
+  auto m = begin_frame(b, request::interrupt);
+  put_u64(b, db);
+  end_frame(b, m);
+}
+
+inline error_code encode_add(buffer& b, std::uint64_t id, std::string_view address) {
+  if (!is_valid_text(address)) return make_error_code(errc::invalid_argument);
+  auto m = begin_frame(b, request::add);
+  put_u64(b, id);
+  put_text(b, address);
+  end_frame(b, m);
+  return {};
+}
+
+inline void encode_assign(buffer& b, std::uint64_t id, role r) {
+  auto m = begin_frame(b, request::assign);
+  put_u64(b, id);
+  put_u64(b, static_cast<std::uint64_t>(r));
+  end_frame(b, m);
+}
+
+inline void encode_remove(buffer& b, std::uint64_t id) {
+  auto m = begin_frame(b, request::remove);
+  put_u64(b, id);
+  end_frame(b, m);
+}
+
+inline error_code encode_dump(buffer& b, std::string_view db_name) {
+  if (!is_valid_text(db_name)) return make_error_code(errc::invalid_argument);
+  auto m = begin_frame(b, request::dump);
+  put_text(b, db_name);
+  end_frame(b, m);
+  return {};
+}
+
+inline void encode_cluster(buffer& b, std::uint64_t format = 1) {
+  auto m = begin_frame(b, request::cluster);
+  put_u64(b, format);
+  end_frame(b, m);
+}
+
+inline void encode_transfer(buffer& b, std::uint64_t target_id) {
+  auto m = begin_frame(b, request::transfer);
+  put_u64(b, target_id);
+  end_frame(b, m);
+}
+
+inline void encode_describe(buffer& b, std::uint64_t format = 0) {
+  auto m = begin_frame(b, request::describe);
+  put_u64(b, format);
+  end_frame(b, m);
+}
+
+inline void encode_weight(buffer& b, std::uint64_t weight) {
+  auto m = begin_frame(b, request::weight);
+  put_u64(b, weight);
+  end_frame(b, m);
+}
+
+// ---- requests with parameters: begin, write the tuple, end ----
+//
+//   auto m = begin_exec_sql(b, db, sql);            // or begin_exec / begin_query...
+//   if (n > 0) { tuple_writer w(b, n); ...; set_frame_schema(b, m, w.schema()); }
+//   end_frame(b, m);
+// With no parameters the tuple is omitted.
+
+/// EXEC (5) or QUERY (6) of a prepared statement: u32 db, u32 stmt.
+inline frame_mark begin_stmt_request(buffer& b, request type, std::uint32_t db,
+                                     std::uint32_t stmt) {
+  auto m = begin_frame(b, type);
+  put_u32(b, db);
+  put_u32(b, stmt);
+  return m;
+}
+
+/// EXEC_SQL (8) or QUERY_SQL (9): u64 db, text sql. Returns invalid_argument (buffer
+/// unchanged) when sql holds a NUL.
+inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
+                                    std::string_view sql, frame_mark& m) {
+  if (!is_valid_text(sql)) return make_error_code(errc::invalid_argument);
+  m = begin_frame(b, type);
+  put_u64(b, db);
+  put_text(b, sql);
+  return {};
+}
+
+}  // namespace dqlite::wire
+// ---- end dqlite/wire/encode.hpp ----
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+namespace dqlite::detail {
+
+/// Receive buffer: bytes [begin, end) are received and not yet consumed.
+class read_buffer {
+ public:
+  wire::bytes_view data() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  void consume(std::size_t n) noexcept {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  /// Space to receive into, such that [begin, begin + need) fits without moving again.
+  boost::asio::mutable_buffer prepare(std::size_t need) {
+    if (begin_ + need > buf_.size()) {
+      if (begin_ > 0) {
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      }
+      if (need > buf_.size()) buf_.resize(std::max(need, buf_.size() * 2));
+    }
+    if (buf_.size() == end_) buf_.resize(std::max<std::size_t>(buf_.size() * 2, min_size));
+    return boost::asio::buffer(buf_.data() + end_, buf_.size() - end_);
+  }
+  void commit(std::size_t n) noexcept { end_ += n; }
+  void clear() noexcept { begin_ = end_ = 0; }
+  /// Gives memory back after an unusually large response.
+  void shrink() {
+    if (begin_ == end_ && buf_.size() > 4 * min_size) {
+      std::vector<std::byte>(min_size).swap(buf_);
+      begin_ = end_ = 0;
+    }
+  }
+
+  static constexpr std::size_t min_size = 64 * 1024;
+
+ private:
+  std::vector<std::byte> buf_ = std::vector<std::byte>(min_size);
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+};
+
+enum class conn_state : std::uint8_t { closed, open, broken };
+
+/// State of a connection, shared with its pending operations and timers.
+template <class Stream>
+struct connection_impl {
+  template <class... Args>
+  explicit connection_impl(const connection_options& o, Args&&... args)
+      : stream(std::forward<Args>(args)...),
+        timer(stream.get_executor()),
+        database(o.database),
+        opts(o) {
+    opts.database = database;
+  }
+  connection_impl(const connection_impl&) = delete;
+  connection_impl& operator=(const connection_impl&) = delete;
+
+  Stream stream;
+  boost::asio::steady_timer timer;
+  std::string database;  ///< owns the name opts.database views
+  connection_options opts;
+  wire::buffer wbuf;
+  read_buffer rbuf;
+  diagnostics diag;
+  wire::rows_reader rows;
+  std::vector<wire::value_view> scratch;
+  std::uint64_t op_seq = 0;
+  std::uint32_t db_id = 0;
+  ::pid_t pid = ::getpid();
+  conn_state state = conn_state::closed;
+  bool busy = false;
+  bool timed_out = false;
+  bool timer_armed = false;
+  std::string peer;  ///< address, for messages
+  error_code broken_by;  ///< the error that broke the connection
+
+  /// Checks that a new operation may start and claims the connection for it.
+  error_code begin_op(bool needs_open) {
+    if (pid != ::getpid()) return make_error_code(errc::used_after_fork);
+    if (busy) return make_error_code(errc::operation_in_progress);
+    if (needs_open && state != conn_state::open) {
+      diag.assign(state == conn_state::broken
+                      ? "the connection was closed after an earlier error: " + broken_by.message()
+                      : std::string("the connection is not open"));
+      return make_error_code(errc::not_connected);
+    }
+    busy = true;
+    timed_out = false;
+    ++op_seq;
+    diag.clear();
+    wbuf.clear();
+    return {};
+  }
+
+  /// Closes the transport after an error that leaves the stream untrustworthy.
+  void break_connection(error_code why) {
+    if (state == conn_state::open) state = conn_state::broken;
+    if (!broken_by) broken_by = why;
+    error_code ignored;
+    stream.lowest_layer().close(ignored);
+    rbuf.clear();
+  }
+
+  void close_transport() {
+    error_code ignored;
+    stream.lowest_layer().close(ignored);
+    state = conn_state::closed;
+    rbuf.clear();
+  }
+};
+
+/// Completion signature for a processor's result type.
+template <class R>
+struct completion_sig {
+  using type = void(error_code, R);
+};
+template <>
+struct completion_sig<void> {
+  using type = void(error_code);
+};
+template <class R>
+using completion_sig_t = typename completion_sig<R>::type;
+
+/// One request/response exchange. Proc: the response processor, with
+///   using result_type = ...;
+///   error_code on_frame(Impl&, const wire::frame_header&, wire::bytes_view body, bool& done);
+///   result_type take();                         (absent when result_type is void)
+///   void on_failure(Impl&) {}                   (optional: a FAILURE response arrived)
+/// The request is already encoded in impl.wbuf when the op starts, unless init_ec is set.
+template <class Stream, class Proc>
+struct exchange_op {
+  using impl_type = connection_impl<Stream>;
+
+  std::shared_ptr<impl_type> c;
+  Proc proc;
+  error_code init_ec;  ///< failure found before anything was sent
+  bool owns;           ///< this op holds the connection's busy flag
+  std::chrono::milliseconds timeout;
+  enum class step : std::uint8_t { start, fail_posted, wrote, read } st = step::start;
+
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
+    switch (st) {
+      case step::start:
+        if (init_ec) {
+          st = step::fail_posted;
+          auto ex = c->stream.get_executor();
+          boost::asio::post(ex, std::move(self));
+          return;
+        }
+        arm_timer();
+        st = step::wrote;
+        boost::asio::async_write(c->stream, boost::asio::buffer(c->wbuf), std::move(self));
+        return;
+      case step::fail_posted: return finish(self, init_ec);
+      case step::wrote:
+        if (ec) return transport_failed(self, ec, "sending the request");
+        break;
+      case step::read:
+        if (ec) return transport_failed(self, ec, "reading the response");
+        c->rbuf.commit(n);
+        break;
+    }
+    for (;;) {
+      auto avail = c->rbuf.data();
+      std::size_t need = wire::header_size;
+      if (avail.size() >= wire::header_size) {
+        wire::frame_header h;
+        if (auto e = wire::decode_header(avail.first(wire::header_size), h, c->opts.max_frame_size)) {
+          if (e == make_error_code(errc::frame_too_large))
+            c->diag.assign("a frame of " + std::to_string(h.body_size()) +
+                           " bytes exceeds max_frame_size (" +
+                           std::to_string(c->opts.max_frame_size) + ")");
+          else
+            c->diag.assign("response type " + std::to_string(h.type) + " is not defined");
+          return finish(self, e);
+        }
+        need = wire::header_size + h.body_size();
+        if (avail.size() >= need) {
+          bool done = false;
+          error_code e = handle_frame(h, avail.subspan(wire::header_size, h.body_size()), done);
+          c->rbuf.consume(need);
+          if (e || done) return finish(self, e);
+          continue;
+        }
+      }
+      st = step::read;
+      c->stream.async_read_some(c->rbuf.prepare(need), std::move(self));
+      return;
+    }
+  }
+
+ private:
+  error_code handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (h.type == static_cast<std::uint8_t>(wire::response::failure)) {
+      wire::failure_response f;
+      if (auto e = wire::decode_failure(body, f)) return e;
+      if constexpr (requires { proc.on_failure(*c); }) proc.on_failure(*c);
+      c->diag.assign(f.message);
+      done = true;
+      return make_server_error(f.code);
+    }
+    error_code e = proc.on_frame(*c, h, body, done);
+    if (e == make_error_code(errc::unexpected_response) && c->diag.empty())
+      c->diag.assign("unexpected response type " + std::to_string(h.type));
+    return e;
+  }
+
+  void arm_timer() {
+    if (timeout.count() <= 0) return;
+    c->timer_armed = true;
+    c->timer.expires_after(timeout);
+    c->timer.async_wait([w = std::weak_ptr<impl_type>(c), seq = c->op_seq](error_code ec) {
+      if (ec) return;
+      auto s = w.lock();
+      if (!s || !s->busy || s->op_seq != seq) return;
+      s->timed_out = true;
+      error_code ignored;
+      s->stream.lowest_layer().close(ignored);
+    });
+  }
+
+  template <class Self>
+  void transport_failed(Self& self, error_code ec, const char* during) {
+    if (c->timed_out) {
+      c->diag.assign("no response from " + c->peer + " within " +
+                     std::to_string(timeout.count()) + " ms");
+      return finish(self, make_error_code(errc::timeout));
+    }
+    if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) {
+      c->diag.assign("the server " + c->peer + " closed the connection while " + during);
+      return finish(self, make_error_code(errc::connection_closed));
+    }
+    c->diag.assign(std::string(during) + " (" + c->peer + "): " + ec.message());
+    return finish(self, ec);
+  }
+
+  template <class Self>
+  void finish(Self& self, error_code ec) {
+    if (owns) {
+      if (c->timer_armed) {
+        c->timer.cancel();
+        c->timer_armed = false;
+      }
+      if (ec && is_connection_fatal(ec)) c->break_connection(ec);
+      c->busy = false;
+    }
+    if constexpr (std::is_void_v<typename Proc::result_type>) {
+      self.complete(ec);
+    } else {
+      self.complete(ec, proc.take());
+    }
+  }
+
+  // Errors after which the stream cannot be trusted: protocol and transport errors.
+  static bool is_connection_fatal(const error_code& ec) {
+    if (ec.category() == server_category()) return false;
+    if (ec.category() == client_category()) {
+      return is_protocol_error(ec) || ec == make_error_code(errc::timeout) ||
+             ec == make_error_code(errc::connection_closed) ||
+             ec == make_error_code(errc::cancelled);
+    }
+    return true;
+  }
+};
+
+/// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
+/// called only when the connection could be claimed.
+template <class Stream, class Proc, class Handler, class Encode>
+void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc,
+                    Handler&& handler, Encode&& encode, bool needs_open,
+                    std::chrono::milliseconds timeout) {
+  error_code ec = c->begin_op(needs_open);
+  bool owns = !ec;
+  if (!ec) {
+    ec = encode(*c);
+    if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
+  }
+  using sig = completion_sig_t<typename Proc::result_type>;
+  boost::asio::async_compose<Handler, sig>(
+      exchange_op<Stream, Proc>{c, std::move(proc), ec, owns, timeout},
+      handler, c->stream);
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/exchange.hpp ----
+// ---- begin dqlite/detail/procs.hpp ----
+// Response processors: how each kind of request reads its response frames.
+
+// ---- begin dqlite/field.hpp ----
+// Reading one received value into a C++ type.
+//
+// Supported: bool, every integer type (range-checked), float, double, std::string,
+// std::string_view (a view into the received frame: valid only while the frame is, i.e.
+// inside a row callback; not in fetch results), blobs (std::vector<std::byte>,
+// std::vector<unsigned char>), std::optional<T> (NULL), enums (via their underlying
+// integer), std::chrono::system_clock time points (from UNIXTIME, INTEGER seconds, or
+// ISO-8601 text), dqlite::value. Other types: specialise dqlite::field_traits<T> with
+//   static error_code read(const wire::value_view& v, T& out);
+// returning errc::type_mismatch / unexpected_null / out_of_range / ... on failure.
+
+// ---- begin dqlite/detail/time.hpp ----
+// ISO-8601 formatting and parsing for DATETIME/DATE/TIMESTAMP values.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace dqlite::detail {
+
+/// Longest text format_iso8601 writes.
+inline constexpr std::size_t iso8601_max_size = 48;
+
+/// Formats a UTC time as "2006-01-02 15:04:05.999999999+00:00" (the fraction without
+/// trailing zeros, and without the dot when zero), the form the Go client sends.
+template <class Duration>
+std::string_view format_iso8601(std::chrono::time_point<std::chrono::system_clock, Duration> tp,
+                                char (&out)[iso8601_max_size]) {
+  using namespace std::chrono;
+  // Split without converting tp to nanoseconds: a coarser tp may lie outside their range.
+  auto day = floor<days>(tp);
+  year_month_day ymd{day};
+  auto tod = tp - day;  // [0, 24h)
+  auto secs = floor<seconds>(tod);
+  auto secs_of_day = secs.count();
+  auto frac = static_cast<std::uint64_t>(duration_cast<nanoseconds>(tod - secs).count());
+  char* p = out;
+  auto put = [&](std::uint64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      p[i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+    p += width;
+  };
+  int y = static_cast<int>(ymd.year());
+  if (y < 0) {
+    *p++ = '-';
+    y = -y;
+  }
+  put(static_cast<std::uint64_t>(y), y > 9999 ? 5 : 4);
+  *p++ = '-';
+  put(static_cast<unsigned>(ymd.month()), 2);
+  *p++ = '-';
+  put(static_cast<unsigned>(ymd.day()), 2);
+  *p++ = ' ';
+  put(static_cast<std::uint64_t>(secs_of_day / 3600), 2);
+  *p++ = ':';
+  put(static_cast<std::uint64_t>(secs_of_day / 60 % 60), 2);
+  *p++ = ':';
+  put(static_cast<std::uint64_t>(secs_of_day % 60), 2);
+  if (frac != 0) {
+    *p++ = '.';
+    int digits = 9;
+    while (frac % 10 == 0) {
+      frac /= 10;
+      --digits;
+    }
+    put(frac, digits);
+  }
+  for (char c : std::string_view("+00:00")) *p++ = c;
+  return std::string_view(out, static_cast<std::size_t>(p - out));
+}
+
+/// Parses the forms SQLite and the Go client use: "YYYY-MM-DD", optionally followed by
+/// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits), then optionally 'Z' or a
+/// "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Times outside
+/// the range of sys_time<nanoseconds> (years 1677 to 2262) give nullopt.
+inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
+    std::string_view s) {
+  using namespace std::chrono;
+  std::size_t i = 0;
+  auto digits = [&](int n, int& out) {
+    if (i + static_cast<std::size_t>(n) > s.size()) return false;
+    int v = 0;
+    for (int k = 0; k < n; ++k) {
+      char c = s[i + static_cast<std::size_t>(k)];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    out = v;
+    i += static_cast<std::size_t>(n);
+    return true;
+  };
+  auto expect = [&](char c) {
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  std::int64_t frac_ns = 0;
+  if (!digits(4, y) || !expect('-') || !digits(2, mo) || !expect('-') || !digits(2, d))
+    return std::nullopt;
+  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  if (i < s.size() && (s[i] == ' ' || s[i] == 'T')) {
+    ++i;
+    if (!digits(2, h) || !expect(':') || !digits(2, mi)) return std::nullopt;
+    if (expect(':')) {
+      if (!digits(2, sec)) return std::nullopt;
+      if (expect('.')) {
+        int n = 0;
+        std::int64_t scale = 100000000;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+          if (n < 9) {
+            frac_ns += (s[i] - '0') * scale;
+            scale /= 10;
+          }
+          ++n;
+          ++i;
+        }
+        if (n == 0) return std::nullopt;
+      }
+    }
+    if (h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  }
+  int offset_min = 0;
+  if (i < s.size()) {
+    if (s[i] == 'Z') {
+      ++i;
+    } else if (s[i] == '+' || s[i] == '-') {
+      int sign = s[i] == '-' ? -1 : 1;
+      ++i;
+      int oh = 0, om = 0;
+      if (!digits(2, oh)) return std::nullopt;
+      expect(':');
+      if (!digits(2, om)) return std::nullopt;
+      if (oh > 23 || om > 59) return std::nullopt;
+      offset_min = sign * (oh * 60 + om);
+    }
+  }
+  if (i != s.size()) return std::nullopt;
+  sys_seconds secs = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min};
+  // sys_time<nanoseconds> only spans 1677-09-21 .. 2262-04-11: refuse what it cannot hold.
+  constexpr auto limit = duration_cast<seconds>(nanoseconds::max()).count();
+  auto count = secs.time_since_epoch().count();
+  if (count >= limit || count < -limit) return std::nullopt;
+  return sys_time<nanoseconds>{secs} + nanoseconds{frac_ns};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/time.hpp ----
+// ---- begin dqlite/value.hpp ----
+// Dynamic values and rows: what a query returns when no row type is given.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace dqlite {
+
+using wire::value_type;
+
+/// Binary data.
+using blob = std::vector<std::byte>;
+
+/// A view of binary data.
+using blob_view = std::span<const std::byte>;
+
+/// Marker for NULL, usable as a parameter.
+struct null_t {
+  friend constexpr bool operator==(null_t, null_t) noexcept { return true; }
+};
+inline constexpr null_t null{};
+
+/// An owned value of any dqlite type. The wire type is kept: a BOOLEAN column reads as a
+/// value of type boolean, a DATETIME column as unixtime or iso8601.
+class value {
+ public:
+  value() noexcept = default;  ///< NULL
+  value(null_t) noexcept {}
+  value(std::nullptr_t) noexcept {}
+  value(std::int64_t v) noexcept : type_(value_type::integer), data_(v) {}
+  value(int v) noexcept : value(static_cast<std::int64_t>(v)) {}
+  value(double v) noexcept : type_(value_type::floating), data_(v) {}
+  value(bool v) noexcept : type_(value_type::boolean), data_(std::int64_t{v ? 1 : 0}) {}
+  value(std::string v) noexcept : type_(value_type::text), data_(std::move(v)) {}
+  value(std::string_view v) : value(std::string(v)) {}
+  value(const char* v) : value(std::string(v)) {}
+  value(blob v) noexcept : type_(value_type::blob), data_(std::move(v)) {}
+
+  /// A value of a given wire type (unixtime from an integer, iso8601 from a text).
+  static value unixtime(std::int64_t seconds) {
+    value v(seconds);
+    v.type_ = value_type::unixtime;
+    return v;
+  }
+  static value iso8601(std::string text) {
+    value v(std::move(text));
+    v.type_ = value_type::iso8601;
+    return v;
+  }
+
+  /// Copies a value out of a received frame.
+  static value from_view(const wire::value_view& v) {
+    switch (v.type) {
+      case value_type::integer: return value(v.integer);
+      case value_type::floating: return value(v.floating);
+      case value_type::text: return value(std::string(v.bytes));
+      case value_type::blob: {
+        auto b = v.blob();
+        return value(blob(b.begin(), b.end()));
+      }
+      case value_type::null: return value();
+      case value_type::unixtime: return unixtime(v.integer);
+      case value_type::iso8601: return iso8601(std::string(v.bytes));
+      case value_type::boolean: return value(v.integer != 0);
+    }
+    return value();
+  }
+
+  value_type type() const noexcept { return type_; }
+  bool is_null() const noexcept { return type_ == value_type::null; }
+  bool is_integer() const noexcept {
+    return type_ == value_type::integer || type_ == value_type::unixtime ||
+           type_ == value_type::boolean;
+  }
+  bool is_floating() const noexcept { return type_ == value_type::floating; }
+  bool is_text() const noexcept {
+    return type_ == value_type::text || type_ == value_type::iso8601;
+  }
+  bool is_blob() const noexcept { return type_ == value_type::blob; }
+
+  /// Typed access; throws dqlite::error(errc::type_mismatch) when the type differs.
+  std::int64_t as_int64() const {
+    if (auto p = std::get_if<std::int64_t>(&data_)) return *p;
+    throw_mismatch("INTEGER");
+  }
+  double as_double() const {
+    if (auto p = std::get_if<double>(&data_)) return *p;
+    if (auto p = std::get_if<std::int64_t>(&data_)) return static_cast<double>(*p);
+    throw_mismatch("FLOAT");
+  }
+  bool as_bool() const { return as_int64() != 0; }
+  const std::string& as_text() const {
+    if (auto p = std::get_if<std::string>(&data_)) return *p;
+    throw_mismatch("TEXT");
+  }
+  const blob& as_blob() const {
+    if (auto p = std::get_if<blob>(&data_)) return *p;
+    throw_mismatch("BLOB");
+  }
+
+  /// Pointers to the stored alternative, or nullptr.
+  const std::int64_t* if_int64() const noexcept { return std::get_if<std::int64_t>(&data_); }
+  const double* if_double() const noexcept { return std::get_if<double>(&data_); }
+  const std::string* if_text() const noexcept { return std::get_if<std::string>(&data_); }
+  const blob* if_blob() const noexcept { return std::get_if<blob>(&data_); }
+
+  friend bool operator==(const value& a, const value& b) noexcept {
+    return a.type_ == b.type_ && a.data_ == b.data_;
+  }
+
+  /// A short human-readable form (for logs and messages).
+  std::string to_string() const {
+    switch (type_) {
+      case value_type::null: return "NULL";
+      case value_type::integer:
+      case value_type::unixtime: return std::to_string(std::get<std::int64_t>(data_));
+      case value_type::boolean: return std::get<std::int64_t>(data_) ? "true" : "false";
+      case value_type::floating: return std::to_string(std::get<double>(data_));
+      case value_type::text:
+      case value_type::iso8601: return std::get<std::string>(data_);
+      case value_type::blob: return "<blob of " + std::to_string(std::get<blob>(data_).size()) + " bytes>";
+    }
+    return "?";
+  }
+
+ private:
+  [[noreturn]] void throw_mismatch(const char* wanted) const {
+    throw error(make_error_code(errc::type_mismatch),
+                diagnostics(std::string("value of type ") + wire::to_string(type_) +
+                            " read as " + wanted));
+  }
+
+  value_type type_ = value_type::null;
+  std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
+};
+
+/// Column names of a result, shared by all its rows.
+using column_names = std::vector<std::string>;
+
+/// A dynamic row: values by index or by column name.
+class row {
+ public:
+  row() = default;
+  row(std::shared_ptr<const column_names> columns, std::vector<value> values)
+      : columns_(std::move(columns)), values_(std::move(values)) {}
+
+  std::size_t size() const noexcept { return values_.size(); }
+  bool empty() const noexcept { return values_.empty(); }
+  const value& operator[](std::size_t i) const noexcept { return values_[i]; }
+  const value& at(std::size_t i) const { return values_.at(i); }
+
+  /// Value of the named column; throws std::out_of_range naming the column when absent.
+  const value& operator[](std::string_view name) const { return at(name); }
+  const value& at(std::string_view name) const {
+    if (auto p = find(name)) return *p;
+    throw std::out_of_range("no column named '" + std::string(name) + "' in the row");
+  }
+  /// Value of the named column, or nullptr.
+  const value* find(std::string_view name) const noexcept {
+    if (!columns_) return nullptr;
+    for (std::size_t i = 0; i < columns_->size() && i < values_.size(); ++i)
+      if ((*columns_)[i] == name) return &values_[i];
+    return nullptr;
+  }
+
+  const column_names& columns() const noexcept {
+    static const column_names none;
+    return columns_ ? *columns_ : none;
+  }
+  const std::vector<value>& values() const noexcept { return values_; }
+  std::vector<value>& values() noexcept { return values_; }
+
+  auto begin() const noexcept { return values_.begin(); }
+  auto end() const noexcept { return values_.end(); }
+
+  friend bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+
+ private:
+  std::shared_ptr<const column_names> columns_;
+  std::vector<value> values_;
+};
+
+/// All rows of a result, with its column names (kept once).
+class rows {
+ public:
+  rows() = default;
+
+  const column_names& columns() const noexcept {
+    static const column_names none;
+    return columns_ ? *columns_ : none;
+  }
+  std::size_t size() const noexcept { return rows_.size(); }
+  bool empty() const noexcept { return rows_.empty(); }
+  const row& operator[](std::size_t i) const noexcept { return rows_[i]; }
+  const row& at(std::size_t i) const { return rows_.at(i); }
+  auto begin() const noexcept { return rows_.begin(); }
+  auto end() const noexcept { return rows_.end(); }
+  const std::vector<row>& all() const noexcept { return rows_; }
+
+  /// Appends the rows of one ROWS frame (used by the connection while reading a result).
+  error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
+    const auto& names = rr.column_names();
+    if (!columns_ || columns_->size() != names.size() ||
+        !std::equal(names.begin(), names.end(), columns_->begin())) {
+      if (columns_ && !rows_.empty()) return make_error_code(errc::unexpected_response);
+      columns_ = std::make_shared<const column_names>(names.begin(), names.end());
+    }
+    scratch.resize(names.size());
+    while (rr.next(scratch)) {
+      std::vector<value> vals;
+      vals.reserve(scratch.size());
+      for (const auto& v : scratch) vals.push_back(value::from_view(v));
+      rows_.emplace_back(columns_, std::move(vals));
+    }
+    return rr.error();
+  }
+
+ private:
+  std::shared_ptr<const column_names> columns_;
+  std::vector<row> rows_;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/value.hpp ----
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <ratio>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace dqlite {
+
+/// Customization point: specialise for your own field types.
+template <class T, class = void>
+struct field_traits;
+
+namespace detail {
+inline error_code null_or_mismatch(const wire::value_view& v) {
+  return make_error_code(v.is_null() ? errc::unexpected_null : errc::type_mismatch);
+}
+inline bool is_integer_like(value_type t) noexcept {
+  return t == value_type::integer || t == value_type::unixtime || t == value_type::boolean;
+}
+}  // namespace detail
+
+template <std::integral T>
+struct field_traits<T> {
+  static error_code read(const wire::value_view& v, T& out) {
+    if (!detail::is_integer_like(v.type)) return detail::null_or_mismatch(v);
+    if constexpr (std::is_same_v<T, bool>) {
+      out = v.integer != 0;
+    } else {
+      std::int64_t i = v.integer;
+      if constexpr (std::is_signed_v<T>) {
+        if constexpr (sizeof(T) < sizeof(std::int64_t)) {
+          if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
+            return make_error_code(errc::out_of_range);
+        }
+      } else {
+        if (i < 0) return make_error_code(errc::out_of_range);
+        if constexpr (sizeof(T) < sizeof(std::int64_t)) {
+          if (static_cast<std::uint64_t>(i) > std::numeric_limits<T>::max())
+            return make_error_code(errc::out_of_range);
+        }
+      }
+      out = static_cast<T>(i);
+    }
+    return {};
+  }
+};
+
+template <std::floating_point T>
+struct field_traits<T> {
+  static error_code read(const wire::value_view& v, T& out) {
+    if (v.type == value_type::floating) {
+      out = static_cast<T>(v.floating);
+      return {};
+    }
+    if (v.type == value_type::integer) {
+      out = static_cast<T>(v.integer);
+      return {};
+    }
+    return detail::null_or_mismatch(v);
+  }
+};
+
+template <class T>
+struct field_traits<T, std::enable_if_t<std::is_enum_v<T>>> {
+  static error_code read(const wire::value_view& v, T& out) {
+    std::underlying_type_t<T> u{};
+    if (auto ec = field_traits<std::underlying_type_t<T>>::read(v, u)) return ec;
+    out = static_cast<T>(u);
+    return {};
+  }
+};
+
+template <>
+struct field_traits<std::string> {
+  static error_code read(const wire::value_view& v, std::string& out) {
+    if (v.type != value_type::text && v.type != value_type::iso8601)
+      return detail::null_or_mismatch(v);
+    out.assign(v.bytes.data(), v.bytes.size());
+    return {};
+  }
+};
+
+template <>
+struct field_traits<std::string_view> {
+  static error_code read(const wire::value_view& v, std::string_view& out) {
+    if (v.type != value_type::text && v.type != value_type::iso8601)
+      return detail::null_or_mismatch(v);
+    out = v.bytes;
+    return {};
+  }
+};
+
+template <class B, class A>
+  requires(std::is_same_v<B, std::byte> || std::is_same_v<B, unsigned char>)
+struct field_traits<std::vector<B, A>> {
+  static error_code read(const wire::value_view& v, std::vector<B, A>& out) {
+    if (v.type != value_type::blob) return detail::null_or_mismatch(v);
+    auto p = reinterpret_cast<const B*>(v.bytes.data());
+    out.assign(p, p + v.bytes.size());
+    return {};
+  }
+};
+
+template <>
+struct field_traits<value> {
+  static error_code read(const wire::value_view& v, value& out) {
+    out = value::from_view(v);
+    return {};
+  }
+};
+
+template <class Duration>
+struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
+  using tp = std::chrono::time_point<std::chrono::system_clock, Duration>;
+  static error_code read(const wire::value_view& v, tp& out) {
+    using namespace std::chrono;
+    switch (v.type) {
+      case value_type::unixtime:
+      case value_type::integer:
+        // Seconds a finer Duration cannot hold would overflow the conversion.
+        if constexpr (std::ratio_less_v<typename Duration::period, std::ratio<1>> &&
+                      !std::chrono::treat_as_floating_point_v<typename Duration::rep>) {
+          constexpr auto limit = duration_cast<seconds>(Duration::max()).count();
+          if (v.integer > limit || v.integer < -limit) return make_error_code(errc::out_of_range);
+        }
+        out = time_point_cast<Duration>(sys_seconds{seconds{v.integer}});
+        return {};
+      case value_type::iso8601:
+        // Released servers send a NULL of a DATETIME column as ISO8601 "".
+        if (v.bytes.empty()) return make_error_code(errc::unexpected_null);
+        [[fallthrough]];
+      case value_type::text: {
+        auto t = detail::parse_iso8601(v.bytes);
+        if (!t) return make_error_code(errc::invalid_time);
+        out = time_point_cast<Duration>(*t);
+        return {};
+      }
+      default: return detail::null_or_mismatch(v);
+    }
+  }
+};
+
+template <class T>
+struct field_traits<std::optional<T>> {
+  static error_code read(const wire::value_view& v, std::optional<T>& out) {
+    if (v.is_null()) {
+      out.reset();
+      return {};
+    }
+    T inner{};
+    auto ec = field_traits<T>::read(v, inner);
+    if (ec == make_error_code(errc::unexpected_null)) {
+      // The DATETIME NULL quirk (ISO8601 ""), seen through an optional: it is NULL.
+      out.reset();
+      return {};
+    }
+    if (ec) return ec;
+    out = std::move(inner);
+    return {};
+  }
+};
+
+/// A type a received value can be read into.
+template <class T>
+concept field = requires(const wire::value_view& v, T& out) {
+  { field_traits<T>::read(v, out) } -> std::same_as<error_code>;
+};
+
+/// The C++ name of common field types, for messages.
+template <class T>
+constexpr const char* field_type_name() noexcept {
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_same_v<T, std::int8_t>) return "int8_t";
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return "uint8_t";
+  else if constexpr (std::is_same_v<T, std::int16_t>) return "int16_t";
+  else if constexpr (std::is_same_v<T, std::uint16_t>) return "uint16_t";
+  else if constexpr (std::is_same_v<T, std::int32_t>) return "int32_t";
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return "uint32_t";
+  else if constexpr (std::is_same_v<T, std::int64_t>) return "int64_t";
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return "uint64_t";
+  else if constexpr (std::is_integral_v<T>) return "integer";
+  else if constexpr (std::is_same_v<T, float>) return "float";
+  else if constexpr (std::is_same_v<T, double>) return "double";
+  else if constexpr (std::is_same_v<T, std::string>) return "std::string";
+  else if constexpr (std::is_same_v<T, std::string_view>) return "std::string_view";
+  else if constexpr (std::is_same_v<T, value>) return "dqlite::value";
+  else if constexpr (std::is_enum_v<T>) return "enum";
+  else return "user type";
+}
+
+}  // namespace dqlite
+// ---- end dqlite/field.hpp ----
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// What a statement that does not return rows reports.
+struct exec_result {
+  std::uint64_t last_insert_id = 0;  ///< rowid of the last inserted row
+  std::uint64_t rows_affected = 0;   ///< rows changed by the (last) statement
+  friend bool operator==(const exec_result&, const exec_result&) = default;
+};
+
+namespace detail {
+
+inline error_code expect_type(const wire::frame_header& h, wire::response r) {
+  return h.type == static_cast<std::uint8_t>(r) ? error_code{}
+                                                : make_error_code(errc::unexpected_response);
+}
+
+/// OPEN: the DB response opens the connection.
+struct open_proc {
+  using result_type = void;
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::db)) return e;
+    wire::db_response r;
+    if (auto e = wire::decode_db(body, r)) return e;
+    c.db_id = r.id;
+    c.state = conn_state::open;
+    done = true;
+    return {};
+  }
+  template <class Impl>
+  void on_failure(Impl& c) {
+    c.close_transport();  // no database is open: the connection is of no use
+  }
+};
+
+/// EXEC / EXEC_SQL: one RESULT.
+struct exec_proc {
+  using result_type = exec_result;
+  exec_result out;
+  template <class Impl>
+  error_code on_frame(Impl&, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::result)) return e;
+    wire::result_response r;
+    if (auto e = wire::decode_result(body, r)) return e;
+    out = {r.last_insert_id, r.rows_affected};
+    done = true;
+    return {};
+  }
+  exec_result take() { return out; }
+};
+
+/// QUERY / QUERY_SQL: ROWS frames until DONE, each handed to a Sink:
+///   using result_type = ...;
+///   error_code on_rows(wire::rows_reader&, Impl&);   reads rows of one frame (may stop early)
+///   error_code finish(Impl&);                         after DONE
+///   result_type take();
+/// A sink error (a conversion failure, a cap exceeded) does not stop the reading: the
+/// remaining frames are read and dropped so the connection stays usable, then the op fails.
+template <class Sink>
+struct rows_proc {
+  using result_type = typename Sink::result_type;
+  Sink sink;
+  error_code deferred;
+
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::rows)) return e;
+    auto& rr = c.rows;
+    if (auto e = rr.start(body)) return e;
+    if (!deferred) deferred = sink.on_rows(rr, c);
+    if (!rr.error() && rr.end() == wire::rows_end::none) {
+      c.scratch.resize(rr.column_count());
+      while (rr.next(c.scratch)) {
+      }
+    }
+    if (auto e = rr.error()) return e;
+    if (rr.end() == wire::rows_end::part) return {};
+    done = true;
+    if (!deferred) deferred = sink.finish(c);
+    return deferred;
+  }
+  result_type take() { return sink.take(); }
+};
+
+/// Appends a description of a value conversion failure to the diagnostics.
+template <class T>
+std::string describe_conversion(const error_code& ec, std::string_view column,
+                                const wire::value_view& v) {
+  std::string msg = "column '" + std::string(column) + "' (" + wire::to_string(v.type) + ")";
+  if (ec == make_error_code(errc::unexpected_null))
+    msg += " is NULL, which " + std::string(field_type_name<T>()) +
+           " cannot hold (use std::optional)";
+  else if (ec == make_error_code(errc::out_of_range))
+    msg += " value " + std::to_string(v.integer) + " is out of range for " + field_type_name<T>();
+  else if (ec == make_error_code(errc::invalid_time))
+    msg += " value '" + std::string(v.bytes) + "' is not a valid date/time";
+  else
+    msg += std::string(" cannot be read as ") + field_type_name<T>();
+  return msg;
+}
+
+/// Checks the fetch-all caps of the connection's options.
+template <class Impl>
+error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
+  if (c.opts.max_result_rows != 0 && rows > c.opts.max_result_rows) {
+    c.diag.assign("the result has more than max_result_rows (" +
+                  std::to_string(c.opts.max_result_rows) + ") rows; use a cursor");
+    return make_error_code(errc::result_too_large);
+  }
+  if (c.opts.max_result_bytes != 0 && bytes > c.opts.max_result_bytes) {
+    c.diag.assign("the result is larger than max_result_bytes (" +
+                  std::to_string(c.opts.max_result_bytes) + "); use a cursor");
+    return make_error_code(errc::result_too_large);
+  }
+  return {};
+}
+
+/// All rows as dynamic values.
+struct dynamic_rows_sink {
+  using result_type = rows;
+  rows out;
+  std::size_t bytes = 0;
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    if (auto e = out.append(rr, c.scratch)) return e;
+    bytes += rr.frame_size();
+    return check_caps(c, out.size(), bytes);
+  }
+  template <class Impl>
+  error_code finish(Impl&) {
+    return {};
+  }
+  rows take() { return std::move(out); }
+};
+
+template <class U>
+struct is_optional : std::false_type {};
+template <class U>
+struct is_optional<std::optional<U>> : std::true_type {};
+
+/// The first column of the first row, as T. std::optional<T>: empty on NULL or no rows.
+template <class T>
+struct value_sink {
+  using result_type = T;
+  std::optional<T> out;
+  bool seen = false;
+
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    if (seen) return {};
+    if (rr.column_count() == 0) {
+      c.diag.assign("the statement returned no columns");
+      return make_error_code(errc::no_columns);
+    }
+    c.scratch.resize(rr.column_count());
+    if (!rr.next(c.scratch)) return {};
+    seen = true;
+    T v{};
+    if (auto e = field_traits<T>::read(c.scratch[0], v)) {
+      c.diag.assign(describe_conversion<T>(e, rr.column_name(0), c.scratch[0]));
+      return e;
+    }
+    out = std::move(v);
+    return {};
+  }
+  template <class Impl>
+  error_code finish(Impl& c) {
+    if (!seen) {
+      if constexpr (is_optional<T>::value) return {};
+      c.diag.assign("the query returned no rows");
+      return make_error_code(errc::no_rows);
+    }
+    return {};
+  }
+  T take() { return out ? std::move(*out) : T{}; }
+};
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/detail/procs.hpp ----
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace dqlite::detail {
+
+/// Encodes the protocol version followed by OPEN(database): one write, one round trip.
+template <class Impl>
+error_code encode_handshake(Impl& c) {
+  wire::encode_handshake(c.wbuf);
+  if (auto e = wire::encode_open(c.wbuf, c.opts.database)) {
+    c.diag.assign("the database name contains a NUL byte");
+    return e;
+  }
+  return {};
+}
+
+/// Resolve, connect (TCP_NODELAY), then handshake + OPEN, all within connect_timeout.
+template <class Impl>
+struct tcp_connect_op {
+  using tcp = boost::asio::ip::tcp;
+
+  std::shared_ptr<Impl> c;
+  std::string address;
+  std::shared_ptr<tcp::resolver> resolver{};
+  host_port hp{};
+  std::chrono::steady_clock::time_point deadline{};
+  error_code init_ec{};
+  enum class step : std::uint8_t { start, fail_posted, resolving, connecting, handshaking };
+  step st = step::start;
+
+  // Start (and the posted immediate failure).
+  template <class Self>
+  void operator()(Self& self) {
+    if (st == step::fail_posted) return self.complete(init_ec);
+    init_ec = c->begin_op(false);
+    if (!init_ec) {
+      c->close_transport();
+      c->broken_by = {};
+      c->peer = address;
+      init_ec = parse_address(address, hp);
+      if (init_ec) {
+        c->diag.assign("invalid address '" + address + "': expected host:port or [ipv6]:port");
+        c->busy = false;
+      }
+    }
+    if (init_ec) {
+      st = step::fail_posted;
+      auto ex = c->stream.get_executor();
+      boost::asio::post(ex, std::move(self));
+      return;
+    }
+    auto timeout = c->opts.connect_timeout;
+    deadline = std::chrono::steady_clock::now() + timeout;
+    resolver = std::make_shared<tcp::resolver>(c->stream.get_executor());
+    if (timeout.count() > 0) {
+      c->timer_armed = true;
+      c->timer.expires_at(deadline);
+      c->timer.async_wait([w = std::weak_ptr<Impl>(c), r = resolver, seq = c->op_seq](error_code ec) {
+        if (ec) return;
+        auto s = w.lock();
+        if (!s || !s->busy || s->op_seq != seq) return;
+        s->timed_out = true;
+        r->cancel();
+        error_code ignored;
+        s->stream.lowest_layer().close(ignored);
+      });
+    }
+    st = step::resolving;
+    resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, tcp::resolver::results_type results) {
+    if (ec) return fail(self, ec, "resolving");
+    st = step::connecting;
+    boost::asio::async_connect(c->stream, results, std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, const tcp::endpoint&) {
+    if (ec) return fail(self, ec, "connecting to");
+    error_code ignored;
+    c->stream.set_option(tcp::no_delay(true), ignored);
+    // Hand over to the handshake exchange with what is left of the time.
+    release();
+    std::chrono::milliseconds left{0};
+    if (c->opts.connect_timeout.count() > 0) {
+      left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() < 1) left = std::chrono::milliseconds(1);
+    }
+    st = step::handshaking;
+    auto cc = c;
+    start_exchange(cc, open_proc{}, std::move(self), encode_handshake<Impl>, false, left);
+  }
+
+  // Handshake done.
+  template <class Self>
+  void operator()(Self& self, error_code ec) {
+    if (ec && c->state != conn_state::open) c->close_transport();
+    if (ec == make_error_code(errc::timeout))
+      c->diag.assign("no answer to the handshake from " + address + " within " +
+                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
+    self.complete(ec);
+  }
+
+ private:
+  void release() {
+    if (c->timer_armed) {
+      c->timer.cancel();
+      c->timer_armed = false;
+    }
+    c->busy = false;
+  }
+
+  template <class Self>
+  void fail(Self& self, error_code ec, const char* during) {
+    bool timed_out = c->timed_out;
+    release();
+    c->close_transport();
+    if (timed_out) {
+      c->diag.assign(std::string(during) + " " + address + " took longer than " +
+                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
+      ec = make_error_code(errc::timeout);
+    } else {
+      c->diag.assign(std::string(during) + " " + address + ": " + ec.message());
+    }
+    self.complete(ec);
+  }
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/connect_op.hpp ----
+// ---- begin dqlite/detail/token.hpp ----
+// Splitting "parameters..., completion token" argument lists.
+
+// ---- begin dqlite/params.hpp ----
+// Binding C++ values as statement parameters.
+//
+// Supported out of the box: bool, every integer type, float, double, std::string,
+// std::string_view, const char*, blobs (std::vector<std::byte>, std::vector<unsigned char>,
+// std::span of bytes), std::nullopt, nullptr, dqlite::null, std::optional<T>, enums (as their
+// underlying integer), std::chrono::system_clock time points (as ISO-8601 text), and
+// dqlite::value. Other types: specialise dqlite::param_traits<T> with
+//   static error_code bind(wire::tuple_writer& w, const T& v);
+// that calls exactly one of w.integer / floating / text / blob / null / iso8601 / boolean.
+
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+namespace dqlite {
+
+/// Customization point: specialise for your own parameter types.
+template <class T, class = void>
+struct param_traits;
+
+namespace detail {
+inline error_code bind_text(wire::tuple_writer& w, std::string_view s) {
+  if (!wire::is_valid_text(s)) return make_error_code(errc::invalid_argument);
+  w.text(s);
+  return {};
+}
+}  // namespace detail
+
+template <std::integral T>
+struct param_traits<T> {
+  static error_code bind(wire::tuple_writer& w, T v) {
+    if constexpr (std::is_same_v<T, bool>) {
+      w.integer(v ? 1 : 0);
+    } else if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+      if (v > static_cast<T>(std::numeric_limits<std::int64_t>::max()))
+        return make_error_code(errc::out_of_range);
+      w.integer(static_cast<std::int64_t>(v));
+    } else {
+      w.integer(static_cast<std::int64_t>(v));
+    }
+    return {};
+  }
+};
+
+template <std::floating_point T>
+struct param_traits<T> {
+  static error_code bind(wire::tuple_writer& w, T v) {
+    w.floating(static_cast<double>(v));
+    return {};
+  }
+};
+
+template <class T>
+struct param_traits<T, std::enable_if_t<std::is_enum_v<T>>> {
+  static error_code bind(wire::tuple_writer& w, T v) {
+    return param_traits<std::underlying_type_t<T>>::bind(w, static_cast<std::underlying_type_t<T>>(v));
+  }
+};
+
+template <>
+struct param_traits<std::string_view> {
+  static error_code bind(wire::tuple_writer& w, std::string_view v) { return detail::bind_text(w, v); }
+};
+template <>
+struct param_traits<std::string> {
+  static error_code bind(wire::tuple_writer& w, const std::string& v) { return detail::bind_text(w, v); }
+};
+template <>
+struct param_traits<const char*> {
+  static error_code bind(wire::tuple_writer& w, const char* v) {
+    if (v == nullptr) {
+      w.null();
+      return {};
+    }
+    return detail::bind_text(w, v);
+  }
+};
+template <>
+struct param_traits<char*> : param_traits<const char*> {};
+template <std::size_t N>
+struct param_traits<char[N]> {
+  static error_code bind(wire::tuple_writer& w, const char (&v)[N]) {
+    return detail::bind_text(w, std::string_view(v));
+  }
+};
+
+namespace detail {
+template <class T>
+inline constexpr bool is_byte_like_v =
+    std::is_same_v<T, std::byte> || std::is_same_v<T, unsigned char> ||
+    std::is_same_v<T, std::uint8_t>;
+}  // namespace detail
+
+template <class T, class A>
+  requires detail::is_byte_like_v<T>
+struct param_traits<std::vector<T, A>> {
+  static error_code bind(wire::tuple_writer& w, const std::vector<T, A>& v) {
+    w.blob(std::as_bytes(std::span(v)));
+    return {};
+  }
+};
+template <class T, std::size_t E>
+  requires detail::is_byte_like_v<std::remove_const_t<T>>
+struct param_traits<std::span<T, E>> {
+  static error_code bind(wire::tuple_writer& w, std::span<T, E> v) {
+    w.blob(std::as_bytes(v));
+    return {};
+  }
+};
+
+template <>
+struct param_traits<std::nullptr_t> {
+  static error_code bind(wire::tuple_writer& w, std::nullptr_t) {
+    w.null();
+    return {};
+  }
+};
+template <>
+struct param_traits<std::nullopt_t> {
+  static error_code bind(wire::tuple_writer& w, std::nullopt_t) {
+    w.null();
+    return {};
+  }
+};
+template <>
+struct param_traits<null_t> {
+  static error_code bind(wire::tuple_writer& w, null_t) {
+    w.null();
+    return {};
+  }
+};
+
+template <class T>
+struct param_traits<std::optional<T>> {
+  static error_code bind(wire::tuple_writer& w, const std::optional<T>& v) {
+    if (!v) {
+      w.null();
+      return {};
+    }
+    return param_traits<T>::bind(w, *v);
+  }
+};
+
+template <class Duration>
+struct param_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
+  static error_code bind(wire::tuple_writer& w,
+                         std::chrono::time_point<std::chrono::system_clock, Duration> tp) {
+    char buf[detail::iso8601_max_size];
+    w.iso8601(detail::format_iso8601(tp, buf));
+    return {};
+  }
+};
+
+template <>
+struct param_traits<value> {
+  static error_code bind(wire::tuple_writer& w, const value& v) {
+    switch (v.type()) {
+      case value_type::null: w.null(); return {};
+      case value_type::integer:
+      case value_type::unixtime: w.integer(*v.if_int64()); return {};
+      case value_type::boolean: w.integer(*v.if_int64() != 0 ? 1 : 0); return {};
+      case value_type::floating: w.floating(*v.if_double()); return {};
+      case value_type::text: return detail::bind_text(w, *v.if_text());
+      case value_type::iso8601:
+        if (!wire::is_valid_text(*v.if_text())) return make_error_code(errc::invalid_argument);
+        w.iso8601(*v.if_text());
+        return {};
+      case value_type::blob: w.blob(std::span(*v.if_blob())); return {};
+    }
+    return make_error_code(errc::invalid_argument);
+  }
+};
+
+/// A type that can be bound as one parameter.
+template <class T>
+concept parameter = requires(wire::tuple_writer& w, const std::remove_cvref_t<T>& v) {
+  { param_traits<std::remove_cvref_t<T>>::bind(w, v) } -> std::same_as<error_code>;
+};
+
+/// Parameters given as a runtime range of dqlite::value (for query builders).
+template <class Range>
+struct param_range {
+  const Range& range;
+};
+
+/// Wraps a runtime range of dqlite::value so it binds as that many parameters.
+template <std::ranges::sized_range Range>
+  requires std::convertible_to<std::ranges::range_reference_t<const Range&>, const value&>
+param_range<Range> params_from(const Range& r) {
+  return {r};
+}
+
+namespace detail {
+
+template <class T>
+struct is_param_range : std::false_type {};
+template <class R>
+struct is_param_range<param_range<R>> : std::true_type {};
+
+template <class T>
+struct is_tuple : std::false_type {};
+template <class... T>
+struct is_tuple<std::tuple<T...>> : std::true_type {};
+
+/// One argument of a parameter list: a single parameter, a std::tuple of parameters, or a
+/// param_range.
+template <class T>
+concept param_arg = parameter<T> || is_tuple<std::remove_cvref_t<T>>::value ||
+                    is_param_range<std::remove_cvref_t<T>>::value;
+
+template <class T>
+std::size_t param_count(const T& v) {
+  if constexpr (is_tuple<T>::value)  // elements may be tuples or ranges themselves
+    return std::apply([](const auto&... e) { return (std::size_t{0} + ... + param_count(e)); }, v);
+  else if constexpr (is_param_range<T>::value)
+    return static_cast<std::size_t>(std::ranges::size(v.range));
+  else
+    return 1;
+}
+
+template <class T>
+error_code bind_one(wire::tuple_writer& w, const T& v) {
+  if constexpr (is_tuple<T>::value) {
+    error_code ec;
+    std::apply([&](const auto&... e) { ((ec ? void() : void(ec = bind_one(w, e))), ...); }, v);
+    return ec;
+  } else if constexpr (is_param_range<T>::value) {
+    for (const value& e : v.range)
+      if (auto ec = param_traits<value>::bind(w, e)) return ec;
+    return {};
+  } else {
+    return param_traits<T>::bind(w, v);
+  }
+}
+
+/// Writes the parameter tuple of args (nothing when there are none) into a frame begun
+/// at m. On error the caller discards the frame.
+template <class... Args>
+error_code write_params(wire::buffer& b, wire::frame_mark m, const Args&... args) {
+  std::size_t n = (std::size_t{0} + ... + param_count(args));
+  if (n == 0) return {};
+  if (n > wire::max_params) return make_error_code(errc::too_many_parameters);
+  wire::tuple_writer w(b, n);
+  error_code ec;
+  ((ec ? void() : void(ec = bind_one(w, args))), ...);
+  if (ec) return ec;
+  wire::set_frame_schema(b, m, w.schema());
+  return {};
+}
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/params.hpp ----
+
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
+
+template <class... Args>
+using last_t = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
+
+template <class... P>
+constexpr void check_params() {
+  static_assert((param_arg<P> && ...),
+                "dqlite: unsupported parameter type. Supported: bool, integers, float, double, "
+                "strings, byte vectors/spans (blobs), std::optional, nullptr/std::nullopt/"
+                "dqlite::null, enums, system_clock time points, dqlite::value, std::tuple of "
+                "those, dqlite::params_from(range of dqlite::value); or specialise "
+                "dqlite::param_traits<T>. (The completion token, if any, must come last.)");
+}
+
+/// Calls f(token, params...): the last argument is the completion token unless it can be
+/// bound as a parameter, in which case the token is Default{}.
+template <class Default, class F, class... Args>
+auto with_token(F&& f, Args&&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    return f(Default{});
+  } else if constexpr (param_arg<last_t<Args...>>) {
+    check_params<Args...>();
+    return f(Default{}, std::forward<Args>(args)...);
+  } else {
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
+      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+    }(std::make_index_sequence<sizeof...(Args) - 1>{});
+  }
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/token.hpp ----
+// ---- begin dqlite/with_diagnostics.hpp ----
+// A completion token adapter that turns (error_code, diagnostics) into an exception.
+//
+// Operations of this library complete with void(error_code, T...). Wrapped in
+// with_diagnostics(token), a failed operation delivers a std::exception_ptr to a
+// dqlite::error that carries both the code and the diagnostics text (the server's message),
+// so throwing forms report the whole story. dqlite::use_awaitable (with_diagnostics of
+// asio::use_awaitable) is the default token of every operation:
+// `co_await conn.async_execute(...)` throws dqlite::error.
+
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associator.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// Token adapter: see the file comment.
+template <class Token>
+struct with_diagnostics_t {
+  Token token;
+};
+
+/// Wraps a completion token so failures arrive as a dqlite::error exception (with the
+/// diagnostics text) instead of a bare error_code.
+template <class Token>
+constexpr with_diagnostics_t<std::decay_t<Token>> with_diagnostics(Token&& token) {
+  return {std::forward<Token>(token)};
+}
+
+/// use_awaitable whose exceptions carry the server's message.
+inline constexpr with_diagnostics_t<boost::asio::use_awaitable_t<>> use_awaitable{};
+
+/// The default completion token of every operation.
+using default_token_t = with_diagnostics_t<boost::asio::use_awaitable_t<>>;
+
+namespace detail {
+
+/// The diagnostics an initiation exposes (through diagnostics_ptr(), a shared_ptr that
+/// keeps them alive until the handler has read them), or none.
+template <class Initiation>
+std::shared_ptr<const diagnostics> diagnostics_of(const Initiation& init) {
+  if constexpr (requires { init.diagnostics_ptr(); })
+    return init.diagnostics_ptr();
+  else
+    return nullptr;
+}
+
+template <class Handler>
+struct diag_handler {
+  Handler handler;
+  std::shared_ptr<const diagnostics> diag;
+
+  template <class... A>
+  void operator()(error_code ec, A&&... args) {
+    std::exception_ptr ep;
+    if (ec) ep = std::make_exception_ptr(error(ec, diag ? *diag : diagnostics{}));
+    std::move(handler)(std::move(ep), std::forward<A>(args)...);
+  }
+};
+
+template <class Initiation>
+struct diag_initiation {
+  Initiation init;
+
+  template <class Handler, class... Args>
+  void operator()(Handler&& h, Args&&... args) {
+    auto d = diagnostics_of(init);
+    std::move(init)(diag_handler<std::decay_t<Handler>>{std::forward<Handler>(h), std::move(d)},
+                    std::forward<Args>(args)...);
+  }
+};
+
+/// Runs an operation in an awaitable and throws dqlite::error on failure. (The awaitable
+/// machinery of some Asio versions cannot take void(exception_ptr, T) signatures.)
+template <class Executor, class... A, class Initiation, class... Args>
+boost::asio::awaitable<std::tuple_element_t<0, std::tuple<A..., void>>, Executor> await_with_diagnostics(
+    Initiation init, Args... args) {
+  auto d = diagnostics_of(init);
+  auto token = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
+  auto t = co_await boost::asio::async_initiate<decltype(token), void(error_code, A...)>(
+      std::move(init), token, std::move(args)...);
+  if (auto ec = std::get<0>(t)) throw error(ec, d ? *d : diagnostics{});
+  if constexpr (sizeof...(A) == 1) co_return std::get<1>(std::move(t));
+}
+
+}  // namespace detail
+}  // namespace dqlite
+
+namespace boost::asio {
+
+template <class Token, class... A>
+struct async_result<::dqlite::with_diagnostics_t<Token>, void(::dqlite::error_code, A...)> {
+  template <class Initiation, class RawToken, class... Args>
+  static auto initiate(Initiation&& init, RawToken&& token, Args&&... args) {
+    Token inner = token.token;
+    return async_initiate<Token, void(std::exception_ptr, A...)>(
+        ::dqlite::detail::diag_initiation<std::decay_t<Initiation>>{std::forward<Initiation>(init)},
+        inner, std::forward<Args>(args)...);
+  }
+};
+
+template <class Executor, class... A>
+struct async_result<::dqlite::with_diagnostics_t<use_awaitable_t<Executor>>,
+                    void(::dqlite::error_code, A...)> {
+  static_assert(sizeof...(A) <= 1, "one result value at most");
+  template <class Initiation, class RawToken, class... Args>
+  static auto initiate(Initiation&& init, RawToken&&, Args&&... args) {
+    return ::dqlite::detail::await_with_diagnostics<Executor, A...>(
+        std::forward<Initiation>(init), std::forward<Args>(args)...);
+  }
+};
+
+template <template <class, class> class Associator, class Handler, class Default>
+struct associator<Associator, ::dqlite::detail::diag_handler<Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const ::dqlite::detail::diag_handler<Handler>& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const ::dqlite::detail::diag_handler<Handler>& h, const Default& d) noexcept
+      -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace boost::asio
+// ---- end dqlite/with_diagnostics.hpp ----
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// A connection to one dqlite node over any Asio stream (TCP, unix socket, TLS...).
+///
+/// Operations are asynchronous and accept any completion token; the default token makes
+/// `co_await conn.async_x(...)` throw dqlite::error (code + server message) on failure.
+/// One operation at a time: a second one started while another runs fails with
+/// errc::operation_in_progress without disturbing the first. Not thread-safe.
+template <class Stream>
+class basic_connection {
+  using impl_type = detail::connection_impl<Stream>;
+
+ public:
+  using stream_type = Stream;
+  using executor_type = typename Stream::executor_type;
+
+  /// Constructs the stream from args (e.g. an executor), with default options.
+  template <class Arg0, class... Args>
+    requires(std::is_constructible_v<Stream, Arg0, Args...> &&
+             !std::is_same_v<std::remove_cvref_t<Arg0>, basic_connection>)
+  explicit basic_connection(Arg0&& arg0, Args&&... args)
+      : impl_(std::make_shared<impl_type>(connection_options{}, std::forward<Arg0>(arg0),
+                                          std::forward<Args>(args)...)) {}
+
+  /// Constructs the stream from args, with the given options.
+  template <class... Args>
+    requires std::is_constructible_v<Stream, Args...>
+  basic_connection(const connection_options& opts, Args&&... args)
+      : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
+
+  basic_connection(basic_connection&&) noexcept = default;
+  basic_connection& operator=(basic_connection&& other) noexcept {
+    if (this != &other) {
+      shut();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  basic_connection(const basic_connection&) = delete;
+  basic_connection& operator=(const basic_connection&) = delete;
+  /// Closes the transport; a running operation completes with an error.
+  ~basic_connection() { shut(); }
+
+  executor_type get_executor() { return impl_->stream.get_executor(); }
+  Stream& stream() noexcept { return impl_->stream; }
+  const Stream& stream() const noexcept { return impl_->stream; }
+  const connection_options& options() const noexcept { return impl_->opts; }
+
+  /// True when the database is open and no error has broken the connection.
+  bool is_open() const noexcept { return impl_ && impl_->state == detail::conn_state::open; }
+  /// True while an operation runs.
+  bool busy() const noexcept { return impl_ && impl_->busy; }
+  /// The text that goes with the last failed operation (server message or client detail).
+  const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
+  /// The error that closed the connection, if one did.
+  error_code broken_by() const noexcept { return impl_->broken_by; }
+
+  // ---- opening ----
+
+  /// Resolves address ("host:port" or "[ipv6]:port"), connects, performs the dqlite
+  /// handshake and opens options().database, all within options().connect_timeout.
+  /// Signature: void(error_code).
+  template <class Token = default_token_t>
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+  auto async_connect(std::string_view address, Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        connect_initiation{impl_}, token, std::string(address));
+  }
+
+  /// Performs the dqlite handshake and opens options().database over an already connected
+  /// stream (for TLS or unix sockets). Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_handshake(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(handshake_initiation{impl_},
+                                                                token);
+  }
+
+  // ---- statements ----
+
+  /// Runs SQL that returns no rows (several statements separated by ';' are allowed; the
+  /// result is the last one's). Parameters follow the SQL; the completion token, if any,
+  /// comes last. Signature: void(error_code, exec_result).
+  template <class... Args>
+  auto async_execute(std::string_view sql, Args&&... args) {
+    return detail::with_token<default_token_t>(
+        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
+          return boost::asio::async_initiate<Token, void(error_code, exec_result)>(
+              sql_initiation{impl_}, token, detail::exec_proc{}, wire::request::exec_sql, sql,
+              std::forward<P>(params)...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  /// Runs a query and returns all its rows as dynamic values.
+  /// Signature: void(error_code, dqlite::rows).
+  template <class... Args>
+  auto async_fetchall(std::string_view sql, Args&&... args) {
+    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+  }
+
+  /// Same as async_fetchall: all rows as dynamic values (by index or column name).
+  template <class... Args>
+  auto async_fetch(std::string_view sql, Args&&... args) {
+    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row, as T. With no rows: errc::no_rows, or an empty
+  /// std::optional when T is one. Signature: void(error_code, T).
+  template <class T, class... Args>
+  auto async_fetchval(std::string_view sql, Args&&... args) {
+    static_assert(field<T>, "dqlite: async_fetchval<T>: T is not a supported field type "
+                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
+    return query<detail::value_sink<T>>(sql, std::forward<Args>(args)...);
+  }
+
+  // ---- closing ----
+
+  /// Closes the connection. A running operation completes with an error.
+  void close() noexcept {
+    if (impl_) impl_->close_transport();
+  }
+
+  /// Closes the connection; completes once closed. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_close(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(close_initiation{impl_}, token);
+  }
+
+  /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
+  template <class Sink, class... Args>
+  auto query(std::string_view sql, Args&&... args) {
+    using result = typename Sink::result_type;
+    return detail::with_token<default_token_t>(
+        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
+          return boost::asio::async_initiate<Token, void(error_code, result)>(
+              sql_initiation{impl_}, token, detail::rows_proc<Sink>{}, wire::request::query_sql,
+              sql, std::forward<P>(params)...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  /// The shared state (for the library's own higher layers).
+  const std::shared_ptr<impl_type>& impl() const noexcept { return impl_; }
+
+ private:
+  void shut() noexcept {
+    if (impl_) impl_->close_transport();
+  }
+
+  struct sql_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler, class Proc, class... P>
+    void operator()(Handler&& h, Proc proc, wire::request type, std::string_view sql,
+                    const P&... params) {
+      detail::start_exchange(
+          c, std::move(proc), std::forward<Handler>(h),
+          [&](impl_type& ci) -> error_code {
+            wire::frame_mark m{};
+            if (auto e = wire::begin_sql_request(ci.wbuf, type, ci.db_id, sql, m)) {
+              ci.diag.assign("the SQL text contains a NUL byte");
+              return e;
+            }
+            if (auto e = detail::write_params(ci.wbuf, m, params...)) {
+              ci.diag.assign(e == make_error_code(errc::invalid_argument)
+                                 ? "a text parameter contains a NUL byte"
+                                 : "a parameter could not be bound: " + e.message());
+              return e;
+            }
+            wire::end_frame(ci.wbuf, m);
+            return {};
+          },
+          true, c->opts.request_timeout);
+    }
+  };
+
+  struct handshake_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler>
+    void operator()(Handler&& h) {
+      detail::start_exchange(c, detail::open_proc{}, std::forward<Handler>(h),
+                             detail::encode_handshake<impl_type>, false,
+                             c->opts.connect_timeout);
+    }
+  };
+
+  struct close_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler>
+    void operator()(Handler&& h) {
+      c->close_transport();
+      boost::asio::async_compose<Handler, void(error_code)>(
+          [c = c, posted = false](auto& self) mutable {
+            if (!posted) {
+              posted = true;
+              auto ex = c->stream.get_executor();
+              boost::asio::post(ex, std::move(self));
+              return;
+            }
+            self.complete(error_code{});
+          },
+          h, c->stream);
+    }
+  };
+
+  struct connect_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler>
+    void operator()(Handler&& h, std::string address) {
+      boost::asio::async_compose<Handler, void(error_code)>(
+          detail::tcp_connect_op<impl_type>{c, std::move(address)}, h, c->stream);
+    }
+  };
+
+  std::shared_ptr<impl_type> impl_;
+};
+
+/// A connection over TCP.
+using connection = basic_connection<boost::asio::ip::tcp::socket>;
+
+namespace detail {
+
+template <class Conn>
+struct free_connect_op {
+  Conn conn;
+  std::string address;
+  bool started = false;
+
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}) {
+    if (!started) {
+      started = true;
+      auto& c = conn;
+      c.async_connect(address, std::move(self));
+      return;
+    }
+    self.complete(ec, std::move(conn));
+  }
+};
+
+template <class Conn>
+struct free_connect_initiation {
+  std::shared_ptr<Conn> holder;  // keeps the connection until the op takes it
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+    return {holder->impl(), &holder->impl()->diag};
+  }
+
+  template <class Handler>
+  void operator()(Handler&& h, std::string address) {
+    auto& c = *holder;
+    auto ex = c.get_executor();
+    boost::asio::async_compose<Handler, void(error_code, Conn)>(
+        free_connect_op<Conn>{std::move(c), std::move(address)}, h, ex);
+  }
+};
+
+}  // namespace detail
+
+/// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
+/// opts.database. Signature: void(error_code, connection).
+template <class Executor, class Token = default_token_t>
+auto async_connect(const Executor& ex, std::string_view address,
+                   const connection_options& opts = {}, Token&& token = {}) {
+  auto holder = std::make_shared<connection>(opts, ex);
+  return boost::asio::async_initiate<Token, void(error_code, connection)>(
+      detail::free_connect_initiation<connection>{holder}, token, std::string(address));
+}
+
+}  // namespace dqlite
+// ---- end dqlite/connection.hpp ----
+// ---- begin dqlite/version.hpp ----
+// Version of dqlite-client for C++.
+
+#define DQLITE_CLIENT_VERSION_MAJOR 0
+#define DQLITE_CLIENT_VERSION_MINOR 1
+#define DQLITE_CLIENT_VERSION_PATCH 0
+#define DQLITE_CLIENT_VERSION "0.1.0"
+// ---- end dqlite/version.hpp ----
+// ---- end dqlite/client.hpp ----
+
+#endif // DQLITE_SINGLE_INCLUDE_CLIENT_HPP

@@ -1,0 +1,234 @@
+// What a real server cannot show: silent servers, malformed and oversized frames,
+// truncated streams, unexpected responses. A scripted loopback server plays the node.
+#include <dqlite/client.hpp>
+
+#include <boost/asio.hpp>
+#include <catch2/catch.hpp>
+
+#include "support/fake_server.hpp"
+#include "support/run.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using bytes = std::vector<unsigned char>;
+using dqlite_test::fake_peer;
+using dqlite_test::fake_server;
+
+namespace {
+
+void put64(bytes& b, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) b.push_back(static_cast<unsigned char>(v >> (8 * i)));
+}
+
+bytes header(std::uint32_t words, std::uint8_t type, std::uint8_t schema = 0) {
+  return {static_cast<unsigned char>(words), static_cast<unsigned char>(words >> 8),
+          static_cast<unsigned char>(words >> 16), static_cast<unsigned char>(words >> 24),
+          type, schema, 0, 0};
+}
+
+bytes frame(std::uint8_t type, const bytes& body) {
+  auto f = header(static_cast<std::uint32_t>(body.size() / 8), type);
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+
+bytes db_response() { return frame(4, bytes(8, 0)); }
+
+/// Reads the handshake (version + OPEN) and answers DB: the connection is open.
+bool accept_handshake(fake_peer& peer) {
+  if (peer.read_exact(8).size() < 8) return false;
+  if (peer.read_frame().empty()) return false;
+  peer.write(db_response());
+  return true;
+}
+
+dqlite::connection_options fast_opts() {
+  dqlite::connection_options o;
+  o.database = "x";
+  o.connect_timeout = std::chrono::milliseconds(700);
+  o.request_timeout = std::chrono::milliseconds(700);
+  return o;
+}
+
+/// Connects to the fake server, runs one query, returns its error (and the connection state).
+struct outcome {
+  dqlite::error_code ec;
+  std::string diag;
+  bool open_after = false;
+  long long ms = 0;
+};
+
+outcome query_against(fake_server& server, const char* sql = "SELECT 1",
+                      dqlite::connection_options o = fast_opts()) {
+  return dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<outcome> {
+    dqlite::connection conn(o, ex);
+    co_await conn.async_connect(server.address());
+    auto start = std::chrono::steady_clock::now();
+    auto [ec, rows] = co_await conn.async_fetchall(sql, asio::as_tuple(asio::use_awaitable));
+    outcome out{ec, conn.diagnostics().message(), conn.is_open(), dqlite_test::elapsed_ms(start)};
+    co_return out;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("a silent server ends the connect with a timeout", "[faults]") {
+  fake_server server(fake_server::silent());
+  auto start = std::chrono::steady_clock::now();
+  try {
+    dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      co_await dqlite::async_connect(ex, server.address(), fast_opts());
+    });
+    FAIL("expected a timeout");
+  } catch (const dqlite::error& e) {
+    CHECK(e.code() == dqlite::errc::timeout);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("connect_timeout"));
+  }
+  auto ms = dqlite_test::elapsed_ms(start);
+  CHECK(ms >= 600);
+  CHECK(ms < 5000);
+}
+
+TEST_CASE("a server that stops answering after the handshake times the request out", "[faults]") {
+  fake_server server([](fake_peer& peer) {
+    if (accept_handshake(peer)) fake_server::silent()(peer);
+  });
+  auto out = query_against(server);
+  CHECK(out.ec == dqlite::errc::timeout);
+  CHECK(!out.open_after);
+  CHECK(out.ms >= 600);
+  CHECK(out.ms < 5000);
+  CHECK_THAT(out.diag, Catch::Contains("700 ms"));
+}
+
+TEST_CASE("a server closing the connection mid-response", "[faults]") {
+  fake_server server([](fake_peer& peer) {
+    if (!accept_handshake(peer)) return;
+    peer.read_frame();
+    auto f = frame(7, bytes(64, 0));
+    f.resize(20);  // truncated
+    peer.write(f);
+    peer.close();
+  });
+  auto out = query_against(server);
+  CHECK(out.ec == dqlite::errc::connection_closed);
+  CHECK(!out.open_after);
+}
+
+TEST_CASE("an oversized frame is refused before it is read", "[faults]") {
+  fake_server server([](fake_peer& peer) {
+    if (!accept_handshake(peer)) return;
+    peer.read_frame();
+    peer.write(header(0x10000000u, 7));  // 2 GiB announced
+    fake_server::silent()(peer);
+  });
+  auto out = query_against(server);
+  CHECK(out.ec == dqlite::errc::frame_too_large);
+  CHECK(!out.open_after);
+  CHECK_THAT(out.diag, Catch::Contains("max_frame_size"));
+}
+
+TEST_CASE("malformed responses give specific errors and close the connection", "[faults]") {
+  struct scenario {
+    const char* name;
+    bytes response;
+    dqlite::errc expected;
+  };
+  bytes bad_text_rows;  // ROWS: 1 column whose name has no NUL
+  put64(bad_text_rows, 1);
+  put64(bad_text_rows, 0x4141414141414141ULL);
+  bytes unknown_value;  // ROWS: 1 column "a", row header with type 7
+  put64(unknown_value, 1);
+  put64(unknown_value, 0x61);
+  put64(unknown_value, 7);
+  put64(unknown_value, 0);
+  put64(unknown_value, 0xffffffffffffffffULL);
+  bytes no_marker;  // ROWS: 1 column, one INTEGER row, no end marker
+  put64(no_marker, 1);
+  put64(no_marker, 0x61);
+  put64(no_marker, 1);
+  put64(no_marker, 5);
+  bytes result_body(16, 0);
+  std::vector<scenario> cases{
+      {"unknown response type", frame(42, bytes(8, 0)), dqlite::errc::unknown_message_type},
+      {"a text without NUL", frame(7, bad_text_rows), dqlite::errc::missing_nul},
+      {"an unknown value type", frame(7, unknown_value), dqlite::errc::unknown_value_type},
+      {"rows without end marker", frame(7, no_marker), dqlite::errc::invalid_row_marker},
+      {"RESULT where ROWS was expected", frame(6, result_body), dqlite::errc::unexpected_response},
+  };
+  for (auto& c : cases) {
+    SECTION(c.name) {
+      fake_server server([resp = c.response](fake_peer& peer) {
+        if (!accept_handshake(peer)) return;
+        peer.read_frame();
+        peer.write(resp);
+        fake_server::silent()(peer);
+      });
+      auto out = query_against(server);
+      CHECK(out.ec == c.expected);
+      CHECK(!out.open_after);
+      CHECK(dqlite::is_connection_error(out.ec));
+    }
+  }
+}
+
+TEST_CASE("a FAILURE response is the operation's error and the connection stays open", "[faults]") {
+  fake_server server([](fake_peer& peer) {
+    if (!accept_handshake(peer)) return;
+    peer.read_frame();
+    bytes body;
+    put64(body, 19);
+    const char msg[] = "UNIQUE constraint failed: t.id";  // 30 chars + NUL -> 32 bytes
+    body.insert(body.end(), msg, msg + sizeof msg);
+    body.resize(8 + 32, 0);
+    peer.write(frame(0, body));
+    fake_server::silent()(peer);
+  });
+  auto out = query_against(server);
+  CHECK(out.ec.category() == dqlite::server_category());
+  CHECK(out.ec.value() == 19);
+  CHECK(dqlite::is_constraint(out.ec));
+  CHECK(out.diag == "UNIQUE constraint failed: t.id");
+  CHECK(out.open_after);
+}
+
+TEST_CASE("an OPEN refused by the server fails the connect", "[faults]") {
+  fake_server server([](fake_peer& peer) {
+    peer.read_exact(8);
+    peer.read_frame();
+    bytes body;
+    put64(body, 10250);
+    const char msg[] = "not leader";
+    body.insert(body.end(), msg, msg + sizeof msg);
+    body.resize(8 + 16, 0);
+    peer.write(frame(0, body));
+    fake_server::silent()(peer);
+  });
+  try {
+    dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      co_await dqlite::async_connect(ex, server.address(), fast_opts());
+    });
+    FAIL("expected an error");
+  } catch (const dqlite::error& e) {
+    CHECK(dqlite::is_not_leader(e.code()));
+    CHECK_THAT(std::string(e.what()), Catch::Contains("not leader"));
+  }
+}
+
+TEST_CASE("a server that closes at once", "[faults]") {
+  fake_server server(fake_server::close_immediately());
+  try {
+    dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      co_await dqlite::async_connect(ex, server.address(), fast_opts());
+    });
+    FAIL("expected an error");
+  } catch (const dqlite::error& e) {
+    bool closed = e.code() == dqlite::errc::connection_closed ||
+                  e.code() == asio::error::broken_pipe || e.code() == asio::error::connection_reset;
+    CHECK(closed);
+  }
+}
