@@ -5,6 +5,7 @@
 #include <dqlite/connection.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
+#include <dqlite/mapping.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/value.hpp>

@@ -8,6 +8,7 @@
 #include <dqlite/detail/token.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
+#include <dqlite/mapping.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/value.hpp>
@@ -129,10 +130,23 @@ class basic_connection {
     return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
   }
 
-  /// Same as async_fetchall: all rows as dynamic values (by index or column name).
-  template <class... Args>
+  /// All rows. async_fetch<T>: a std::vector<T> of the user's row type T (an aggregate
+  /// mapped by column name, dqlite::by_position<T>, a std::tuple, a single field type, or
+  /// dqlite::row; see mapping.hpp). async_fetch without T: dynamic rows, as async_fetchall.
+  /// Signature: void(error_code, std::vector<T>) (or dqlite::rows).
+  template <class T = void, class... Args>
   auto async_fetch(std::string_view sql, Args&&... args) {
-    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+    if constexpr (std::is_void_v<T>)
+      return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+    else
+      return query<detail::typed_rows_sink<T>>(sql, std::forward<Args>(args)...);
+  }
+
+  /// The first row as T (default: dqlite::row), or an empty optional when there is none.
+  /// The remaining rows are read and dropped. Signature: void(error_code, std::optional<T>).
+  template <class T = row, class... Args>
+  auto async_fetchone(std::string_view sql, Args&&... args) {
+    return query<detail::typed_rows_sink<T, true>>(sql, std::forward<Args>(args)...);
   }
 
   /// The first column of the first row, as T. With no rows: errc::no_rows, or an empty

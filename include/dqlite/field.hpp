@@ -34,6 +34,15 @@ template <class T, class = void>
 struct field_traits;
 
 namespace detail {
+template <class T>
+struct is_time_point : std::false_type {};
+template <class D>
+struct is_time_point<std::chrono::time_point<std::chrono::system_clock, D>> : std::true_type {};
+template <class T>
+struct is_optional_field : std::false_type {};
+template <class T>
+struct is_optional_field<std::optional<T>> : std::true_type {};
+
 inline error_code null_or_mismatch(const wire::value_view& v) {
   return make_error_code(v.is_null() ? errc::unexpected_null : errc::type_mismatch);
 }
@@ -189,9 +198,9 @@ concept field = requires(const wire::value_view& v, T& out) {
   { field_traits<T>::read(v, out) } -> std::same_as<error_code>;
 };
 
-/// The C++ name of common field types, for messages.
+/// The C++ name of a field type, for messages.
 template <class T>
-constexpr const char* field_type_name() noexcept {
+std::string field_type_name() {
   if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_same_v<T, std::int8_t>) return "int8_t";
   else if constexpr (std::is_same_v<T, std::uint8_t>) return "uint8_t";
@@ -207,7 +216,12 @@ constexpr const char* field_type_name() noexcept {
   else if constexpr (std::is_same_v<T, std::string>) return "std::string";
   else if constexpr (std::is_same_v<T, std::string_view>) return "std::string_view";
   else if constexpr (std::is_same_v<T, value>) return "dqlite::value";
+  else if constexpr (std::is_same_v<T, std::vector<std::byte>>) return "std::vector<std::byte>";
+  else if constexpr (std::is_same_v<T, std::vector<unsigned char>>) return "std::vector<unsigned char>";
   else if constexpr (std::is_enum_v<T>) return "enum";
+  else if constexpr (detail::is_time_point<T>::value) return "time_point";
+  else if constexpr (detail::is_optional_field<T>::value)
+    return "std::optional<" + field_type_name<typename T::value_type>() + ">";
   else return "user type";
 }
 

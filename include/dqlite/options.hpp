@@ -32,6 +32,9 @@ struct connection_options {
   /// Zero: no cap. Use a cursor to stream results of any size.
   std::size_t max_result_rows = 0;
   std::size_t max_result_bytes = std::size_t{1} << 30;
+  /// Typed rows: a result column that matches no field of the row type is an error
+  /// (errc::column_mismatch) instead of being ignored.
+  bool reject_extra_columns = false;
 };
 
 }  // namespace dqlite

@@ -528,6 +528,9 @@ struct connection_options {
   /// Zero: no cap. Use a cursor to stream results of any size.
   std::size_t max_result_rows = 0;
   std::size_t max_result_bytes = std::size_t{1} << 30;
+  /// Typed rows: a result column that matches no field of the row type is an error
+  /// (errc::column_mismatch) instead of being ignored.
+  bool reject_extra_columns = false;
 };
 
 }  // namespace dqlite
@@ -2007,6 +2010,15 @@ template <class T, class = void>
 struct field_traits;
 
 namespace detail {
+template <class T>
+struct is_time_point : std::false_type {};
+template <class D>
+struct is_time_point<std::chrono::time_point<std::chrono::system_clock, D>> : std::true_type {};
+template <class T>
+struct is_optional_field : std::false_type {};
+template <class T>
+struct is_optional_field<std::optional<T>> : std::true_type {};
+
 inline error_code null_or_mismatch(const wire::value_view& v) {
   return make_error_code(v.is_null() ? errc::unexpected_null : errc::type_mismatch);
 }
@@ -2162,9 +2174,9 @@ concept field = requires(const wire::value_view& v, T& out) {
   { field_traits<T>::read(v, out) } -> std::same_as<error_code>;
 };
 
-/// The C++ name of common field types, for messages.
+/// The C++ name of a field type, for messages.
 template <class T>
-constexpr const char* field_type_name() noexcept {
+std::string field_type_name() {
   if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_same_v<T, std::int8_t>) return "int8_t";
   else if constexpr (std::is_same_v<T, std::uint8_t>) return "uint8_t";
@@ -2180,12 +2192,455 @@ constexpr const char* field_type_name() noexcept {
   else if constexpr (std::is_same_v<T, std::string>) return "std::string";
   else if constexpr (std::is_same_v<T, std::string_view>) return "std::string_view";
   else if constexpr (std::is_same_v<T, value>) return "dqlite::value";
+  else if constexpr (std::is_same_v<T, std::vector<std::byte>>) return "std::vector<std::byte>";
+  else if constexpr (std::is_same_v<T, std::vector<unsigned char>>) return "std::vector<unsigned char>";
   else if constexpr (std::is_enum_v<T>) return "enum";
+  else if constexpr (detail::is_time_point<T>::value) return "time_point";
+  else if constexpr (detail::is_optional_field<T>::value)
+    return "std::optional<" + field_type_name<typename T::value_type>() + ">";
   else return "user type";
 }
 
 }  // namespace dqlite
 // ---- end dqlite/field.hpp ----
+// ---- begin dqlite/mapping.hpp ----
+// Mapping result rows into C++ types, decided at compile time.
+//
+// Row types:
+//   - an aggregate struct (through Boost.PFR): columns matched to fields BY NAME, so the
+//     order of the select list does not matter and `SELECT *` works;
+//   - dqlite::by_position<T> for an aggregate T: columns matched to fields in order;
+//   - std::tuple<...> and std::pair<...>: in order;
+//   - a single field type (int, std::string, std::optional<double>...): the first column;
+//   - dqlite::row: dynamic values.
+// Field types: see field.hpp. The column-to-field map is computed once per result set;
+// a mismatch is one error whose diagnostics list every problem.
+
+// ---- begin dqlite/detail/field_names.hpp ----
+// Names of the fields of an aggregate, for mapping result columns by name.
+//
+// Boost.PFR >= 1.84 provides them (BOOST_PFR_CORE_NAME_ENABLED). Before that, this header
+// has its own small fallback: on GCC the names are read at compile time from the
+// signature of a function templated on a pointer to each field; on Clang (whose older
+// versions do not accept such pointers as template arguments) they are read once per type
+// at run time with __builtin_dump_struct. A type can also name its fields itself by
+// specialising dqlite::field_names<T> (which also renames them).
+
+#include <boost/pfr.hpp>
+
+#include <array>
+#include <cstdarg>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// Customization point: names of the fields of T as they appear in result columns.
+///   template <> struct dqlite::field_names<my_row> {
+///     static constexpr std::array<std::string_view, 2> value{"id", "display_name"};
+///   };
+template <class T>
+struct field_names;
+
+namespace detail {
+
+template <class T>
+concept has_custom_field_names = requires { field_names<T>::value; };
+
+#if defined(BOOST_PFR_CORE_NAME_ENABLED) && BOOST_PFR_CORE_NAME_ENABLED
+#define DQLITE_FIELD_NAMES_PFR 1
+#elif defined(__clang__)
+#define DQLITE_FIELD_NAMES_DUMP_STRUCT 1
+#elif defined(__GNUC__)
+#define DQLITE_FIELD_NAMES_PRETTY_FUNCTION 1
+#endif
+
+#if defined(DQLITE_FIELD_NAMES_PRETTY_FUNCTION)
+template <class T>
+struct field_name_wrapper {
+  const T value;
+};
+// Declared, never defined: only the addresses of its fields are used.
+template <class T>
+extern const field_name_wrapper<T> field_name_fake_object;
+
+template <auto Ptr>
+consteval std::string_view signature_of() {
+  return __PRETTY_FUNCTION__;
+}
+
+/// "... [with auto Ptr = (& fake<T>.wrapper<T>::value.T::field); ...]" -> "field"
+consteval std::string_view name_from_signature(std::string_view s) {
+  auto start = s.find("Ptr = ");
+  if (start == std::string_view::npos) return {};
+  auto end = s.find(';', start);
+  if (end == std::string_view::npos) end = s.find(']', start);
+  if (end == std::string_view::npos) return {};
+  auto expr = s.substr(start, end - start);
+  while (!expr.empty() && (expr.back() == ')' || expr.back() == ' ')) expr.remove_suffix(1);
+  auto cut = expr.find_last_of(":.");
+  if (cut == std::string_view::npos) return {};
+  return expr.substr(cut + 1);
+}
+
+template <class T, std::size_t I>
+consteval std::string_view compile_time_field_name() {
+  return name_from_signature(signature_of<&boost::pfr::detail::sequence_tuple::get<I>(
+      boost::pfr::detail::tie_as_tuple(field_name_fake_object<T>.value))>());
+}
+#endif
+
+#if defined(DQLITE_FIELD_NAMES_DUMP_STRUCT)
+struct dump_collector {
+  static inline thread_local std::vector<std::string>* out = nullptr;
+  static int callback(const char* fmt, ...) {
+    // Top-level fields come as "TYPE NAME : " with no indentation.
+    std::string_view f(fmt);
+    if (out != nullptr && !f.empty() && f.front() != ' ' && f.size() > 3 &&
+        f.substr(f.size() - 3) == " : ") {
+      f.remove_suffix(3);
+      auto sp = f.find_last_of(' ');
+      out->emplace_back(sp == std::string_view::npos ? f : f.substr(sp + 1));
+    }
+    return 0;
+  }
+};
+
+template <class T>
+std::vector<std::string> dump_struct_names() {
+  std::vector<std::string> names;
+  T object{};
+  dump_collector::out = &names;
+  __builtin_dump_struct(&object, &dump_collector::callback);
+  dump_collector::out = nullptr;
+  return names;
+}
+#endif
+
+/// The field names of aggregate T, or an empty array of views when they cannot be known
+/// (then mapping by name reports it).
+template <class T>
+const std::array<std::string_view, boost::pfr::tuple_size_v<T>>& aggregate_field_names() {
+  constexpr std::size_t n = boost::pfr::tuple_size_v<T>;
+  if constexpr (has_custom_field_names<T>) {
+    static const std::array<std::string_view, n> names = [] {
+      std::array<std::string_view, n> a{};
+      const auto& v = field_names<T>::value;
+      static_assert(std::size(field_names<T>::value) == n,
+                    "dqlite::field_names<T>::value must name every field of T");
+      for (std::size_t i = 0; i < n; ++i) a[i] = v[i];
+      return a;
+    }();
+    return names;
+  } else {
+#if defined(DQLITE_FIELD_NAMES_PFR)
+    static const std::array<std::string_view, n> names = boost::pfr::names_as_array<T>();
+    return names;
+#elif defined(DQLITE_FIELD_NAMES_PRETTY_FUNCTION)
+    static const std::array<std::string_view, n> names =
+        []<std::size_t... I>(std::index_sequence<I...>) {
+          return std::array<std::string_view, n>{compile_time_field_name<T, I>()...};
+        }(std::make_index_sequence<n>{});
+    return names;
+#elif defined(DQLITE_FIELD_NAMES_DUMP_STRUCT)
+    static const std::vector<std::string> storage = dump_struct_names<T>();
+    static const std::array<std::string_view, n> names = [] {
+      std::array<std::string_view, n> a{};
+      if (storage.size() == n)
+        for (std::size_t i = 0; i < n; ++i) a[i] = storage[i];
+      return a;
+    }();
+    return names;
+#else
+    static const std::array<std::string_view, n> names{};
+    return names;
+#endif
+  }
+}
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/detail/field_names.hpp ----
+
+#include <boost/pfr.hpp>
+
+#include <array>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// Maps the columns of a result to the fields of aggregate T in order (not by name).
+/// async_fetch<by_position<T>> returns std::vector<T>.
+template <class T>
+struct by_position {
+  using type = T;
+};
+
+namespace detail {
+
+template <class T>
+struct always_false : std::false_type {};
+
+/// Instantiated for a field type the library cannot read: the compiler's message names
+/// the type (as the template argument of this struct).
+template <class FieldType>
+struct unsupported_field_type {
+  static_assert(always_false<FieldType>::value,
+                "dqlite: unsupported field type in a row type. Supported: bool, integers, "
+                "float, double, std::string, std::string_view, std::vector<std::byte>, "
+                "std::vector<unsigned char>, std::optional<T>, enums, "
+                "std::chrono::system_clock time points, dqlite::value; or specialise "
+                "dqlite::field_traits<T>. The type is named in 'unsupported_field_type<...>' "
+                "above.");
+  static constexpr bool value = false;
+};
+
+template <class F>
+constexpr bool check_field() {
+  if constexpr (field<F>)
+    return true;
+  else
+    return unsupported_field_type<F>::value;
+}
+
+template <class T>
+struct is_tuple_like : std::false_type {};
+template <class... A>
+struct is_tuple_like<std::tuple<A...>> : std::true_type {};
+template <class A, class B>
+struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+
+template <class T>
+struct is_by_position : std::false_type {};
+template <class T>
+struct is_by_position<by_position<T>> : std::true_type {};
+
+enum class row_kind { scalar, tuple, aggregate_by_name, aggregate_by_position, dynamic };
+
+template <class T>
+constexpr row_kind kind_of() {
+  if constexpr (std::is_same_v<T, row>)
+    return row_kind::dynamic;
+  else if constexpr (is_by_position<T>::value)
+    return row_kind::aggregate_by_position;
+  else if constexpr (field<T>)
+    return row_kind::scalar;
+  else if constexpr (is_tuple_like<T>::value)
+    return row_kind::tuple;
+  else if constexpr (std::is_aggregate_v<T> && std::is_class_v<T>)
+    return row_kind::aggregate_by_name;
+  else
+    return row_kind::scalar;  // reported by check_field below
+}
+
+template <class T>
+struct stored_type {
+  using type = T;
+};
+template <class T>
+struct stored_type<by_position<T>> {
+  using type = T;
+};
+
+/// Number of fields and access to field I of a row object, whatever its kind.
+template <class Obj, bool Tuple = is_tuple_like<Obj>::value>
+struct fields_of {
+  static constexpr std::size_t size = boost::pfr::tuple_size_v<Obj>;
+  template <std::size_t I>
+  static auto& get(Obj& o) {
+    return boost::pfr::get<I>(o);
+  }
+  template <std::size_t I>
+  using type = boost::pfr::tuple_element_t<I, Obj>;
+};
+template <class Obj>
+struct fields_of<Obj, true> {
+  static constexpr std::size_t size = std::tuple_size_v<Obj>;
+  template <std::size_t I>
+  static auto& get(Obj& o) {
+    return std::get<I>(o);
+  }
+  template <std::size_t I>
+  using type = std::tuple_element_t<I, Obj>;
+};
+
+inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+/// Reads rows of one result into T (see the file comment).
+template <class T>
+class row_mapper {
+ public:
+  using object_type = typename stored_type<T>::type;
+  static constexpr row_kind kind = kind_of<T>();
+
+  /// Matches the columns once per result set. Fails with errc::column_mismatch listing
+  /// every problem.
+  error_code map(const std::vector<std::string_view>& columns, const connection_options& opts,
+                 diagnostics& diag) {
+    std::string problems;
+    auto problem = [&](const std::string& p) {
+      if (!problems.empty()) problems += "; ";
+      problems += p;
+    };
+    if constexpr (kind == row_kind::dynamic) {
+      names_ = std::make_shared<const column_names>(columns.begin(), columns.end());
+    } else if constexpr (kind == row_kind::scalar) {
+      static_assert(check_field<T>());
+      if (columns.empty()) problem("the statement returned no columns");
+      if (columns.size() > 1 && opts.reject_extra_columns)
+        problem("a single-value row type got " + std::to_string(columns.size()) + " columns");
+    } else {
+      using F = fields_of<object_type>;
+      static_assert(check_all_fields(std::make_index_sequence<F::size>{}));
+      if constexpr (kind == row_kind::aggregate_by_name) {
+        const auto& names = aggregate_field_names<object_type>();
+        std::vector<bool> used(columns.size(), false);
+        for (std::size_t i = 0; i < F::size; ++i) {
+          if (names[i].empty()) {
+            problem("the field names of this row type cannot be determined with this compiler; "
+                    "specialise dqlite::field_names<T> or use dqlite::by_position<T>");
+            break;
+          }
+          std::size_t found = columns.size();
+          for (std::size_t c = 0; c < columns.size(); ++c) {
+            if (columns[c] == names[i]) {
+              found = c;
+              break;
+            }
+          }
+          if (found == columns.size()) {
+            problem("field " + quote(names[i]) + " has no column of that name");
+          } else {
+            col_[i] = found;
+            used[found] = true;
+          }
+        }
+        if (opts.reject_extra_columns)
+          for (std::size_t c = 0; c < columns.size(); ++c)
+            if (!used[c]) problem("column " + quote(columns[c]) + " matches no field");
+        field_names_ = names;
+      } else {
+        if (columns.size() < F::size)
+          problem("the row type has " + std::to_string(F::size) + " fields but the result has " +
+                  std::to_string(columns.size()) + " columns");
+        else if (columns.size() > F::size && opts.reject_extra_columns)
+          problem("the result has " + std::to_string(columns.size()) +
+                  " columns but the row type only " + std::to_string(F::size) + " fields");
+        for (std::size_t i = 0; i < F::size; ++i) col_[i] = i;
+      }
+    }
+    if (!problems.empty()) {
+      diag.assign("the result does not match the row type: " + problems);
+      return make_error_code(errc::column_mismatch);
+    }
+    remember_column_names(columns);
+    return {};
+  }
+
+  /// Reads one row. On failure, diag lists every field of the row that failed.
+  error_code read(std::span<const wire::value_view> values, object_type& out, diagnostics& diag,
+                  std::size_t row_index) {
+    if constexpr (kind == row_kind::dynamic) {
+      std::vector<value> vals;
+      vals.reserve(values.size());
+      for (const auto& v : values) vals.push_back(value::from_view(v));
+      out = row(names_, std::move(vals));
+      return {};
+    } else if constexpr (kind == row_kind::scalar) {
+      auto ec = field_traits<T>::read(values[0], out);
+      if (ec) diag.assign("row " + std::to_string(row_index) + ": " +
+                          describe_value_error<T>(ec, 0, values[0]));
+      return ec;
+    } else {
+      using F = fields_of<object_type>;
+      error_code first;
+      std::string problems;
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (read_field<I>(values, out, first, problems), ...);
+      }(std::make_index_sequence<F::size>{});
+      if (first) diag.assign("row " + std::to_string(row_index) + ": " + problems);
+      return first;
+    }
+  }
+
+ private:
+  template <std::size_t... I>
+  static constexpr bool check_all_fields(std::index_sequence<I...>) {
+    using F = fields_of<object_type>;
+    return (check_field<typename F::template type<I>>() && ...);
+  }
+
+  template <std::size_t I>
+  void read_field(std::span<const wire::value_view> values, object_type& out, error_code& first,
+                  std::string& problems) {
+    using F = fields_of<object_type>;
+    using field_t = typename F::template type<I>;
+    const auto& v = values[col_[I]];
+    if (auto ec = field_traits<field_t>::read(v, F::template get<I>(out))) {
+      if (!first) first = ec;
+      if (!problems.empty()) problems += "; ";
+      problems += describe_value_error<field_t>(ec, I, v);
+    }
+  }
+
+  template <class FieldT>
+  std::string describe_value_error(const error_code& ec, std::size_t field_index,
+                                   const wire::value_view& v) const {
+    std::string where;
+    std::size_t col = kind == row_kind::scalar ? 0 : col_[field_index];
+    if constexpr (kind == row_kind::aggregate_by_name)
+      where = "field " + quote(field_names_[field_index]) + " (" + field_type_name<FieldT>() +
+              ") from column " + quote(saved_names_[col]);
+    else
+      where = std::string("field ") + std::to_string(field_index) + " (" +
+              field_type_name<FieldT>() + ") from column " + quote(saved_names_[col]);
+    std::string what;
+    if (ec == make_error_code(errc::unexpected_null))
+      what = "is NULL (use std::optional for nullable columns)";
+    else if (ec == make_error_code(errc::out_of_range))
+      what = "value " + std::to_string(v.integer) + " is out of range";
+    else if (ec == make_error_code(errc::invalid_time))
+      what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
+    else
+      what = std::string("has type ") + wire::to_string(v.type) + ", which cannot be read as " +
+             field_type_name<FieldT>();
+    return where + ": " + what;
+  }
+
+  void remember_column_names(const std::vector<std::string_view>& columns) {
+    saved_names_.assign(columns.begin(), columns.end());
+  }
+
+  static constexpr std::size_t field_count() {
+    if constexpr (kind == row_kind::tuple || kind == row_kind::aggregate_by_name ||
+                  kind == row_kind::aggregate_by_position)
+      return fields_of<object_type>::size;
+    else
+      return 1;
+  }
+
+  std::array<std::size_t, field_count()> col_{};
+  std::array<std::string_view, field_count()> field_names_{};
+  std::vector<std::string> saved_names_;
+  std::shared_ptr<const column_names> names_;
+};
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/mapping.hpp ----
 
 #include <optional>
 #include <string>
@@ -2282,14 +2737,14 @@ std::string describe_conversion(const error_code& ec, std::string_view column,
                                 const wire::value_view& v) {
   std::string msg = "column '" + std::string(column) + "' (" + wire::to_string(v.type) + ")";
   if (ec == make_error_code(errc::unexpected_null))
-    msg += " is NULL, which " + std::string(field_type_name<T>()) +
+    msg += " is NULL, which " + field_type_name<T>() +
            " cannot hold (use std::optional)";
   else if (ec == make_error_code(errc::out_of_range))
     msg += " value " + std::to_string(v.integer) + " is out of range for " + field_type_name<T>();
   else if (ec == make_error_code(errc::invalid_time))
     msg += " value '" + std::string(v.bytes) + "' is not a valid date/time";
   else
-    msg += std::string(" cannot be read as ") + field_type_name<T>();
+    msg += " cannot be read as " + field_type_name<T>();
   return msg;
 }
 
@@ -2367,6 +2822,54 @@ struct value_sink {
     return {};
   }
   T take() { return out ? std::move(*out) : T{}; }
+};
+
+/// Rows mapped into T (see mapping.hpp): std::vector of T, or of U for by_position<U>.
+/// With one_only, only the first row is kept (std::optional).
+template <class T, bool OneOnly = false>
+struct typed_rows_sink {
+  using object_type = typename row_mapper<T>::object_type;
+  using result_type =
+      std::conditional_t<OneOnly, std::optional<object_type>, std::vector<object_type>>;
+  row_mapper<T> mapper;
+  result_type out;
+  bool mapped = false;
+  std::size_t count = 0;
+  std::size_t bytes = 0;
+
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    if (!mapped) {
+      if (auto e = mapper.map(rr.column_names(), c.opts, c.diag)) return e;
+      mapped = true;
+    }
+    if constexpr (OneOnly) {
+      if (out) return {};
+    }
+    c.scratch.resize(rr.column_count());
+    while (rr.next(c.scratch)) {
+      ++count;
+      if constexpr (OneOnly) {
+        object_type obj{};
+        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) return e;
+        out.emplace(std::move(obj));
+        return {};
+      } else {
+        auto& obj = out.emplace_back();
+        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) {
+          out.pop_back();
+          return e;
+        }
+      }
+    }
+    bytes += rr.frame_size();
+    return check_caps(c, count, bytes);
+  }
+  template <class Impl>
+  error_code finish(Impl&) {
+    return {};
+  }
+  result_type take() { return std::move(out); }
 };
 
 }  // namespace detail
@@ -3071,10 +3574,23 @@ class basic_connection {
     return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
   }
 
-  /// Same as async_fetchall: all rows as dynamic values (by index or column name).
-  template <class... Args>
+  /// All rows. async_fetch<T>: a std::vector<T> of the user's row type T (an aggregate
+  /// mapped by column name, dqlite::by_position<T>, a std::tuple, a single field type, or
+  /// dqlite::row; see mapping.hpp). async_fetch without T: dynamic rows, as async_fetchall.
+  /// Signature: void(error_code, std::vector<T>) (or dqlite::rows).
+  template <class T = void, class... Args>
   auto async_fetch(std::string_view sql, Args&&... args) {
-    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+    if constexpr (std::is_void_v<T>)
+      return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+    else
+      return query<detail::typed_rows_sink<T>>(sql, std::forward<Args>(args)...);
+  }
+
+  /// The first row as T (default: dqlite::row), or an empty optional when there is none.
+  /// The remaining rows are read and dropped. Signature: void(error_code, std::optional<T>).
+  template <class T = row, class... Args>
+  auto async_fetchone(std::string_view sql, Args&&... args) {
+    return query<detail::typed_rows_sink<T, true>>(sql, std::forward<Args>(args)...);
   }
 
   /// The first column of the first row, as T. With no rows: errc::no_rows, or an empty

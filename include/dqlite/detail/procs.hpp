@@ -4,6 +4,7 @@
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
+#include <dqlite/mapping.hpp>
 #include <dqlite/value.hpp>
 #include <dqlite/wire/decode.hpp>
 
@@ -102,14 +103,14 @@ std::string describe_conversion(const error_code& ec, std::string_view column,
                                 const wire::value_view& v) {
   std::string msg = "column '" + std::string(column) + "' (" + wire::to_string(v.type) + ")";
   if (ec == make_error_code(errc::unexpected_null))
-    msg += " is NULL, which " + std::string(field_type_name<T>()) +
+    msg += " is NULL, which " + field_type_name<T>() +
            " cannot hold (use std::optional)";
   else if (ec == make_error_code(errc::out_of_range))
     msg += " value " + std::to_string(v.integer) + " is out of range for " + field_type_name<T>();
   else if (ec == make_error_code(errc::invalid_time))
     msg += " value '" + std::string(v.bytes) + "' is not a valid date/time";
   else
-    msg += std::string(" cannot be read as ") + field_type_name<T>();
+    msg += " cannot be read as " + field_type_name<T>();
   return msg;
 }
 
@@ -187,6 +188,54 @@ struct value_sink {
     return {};
   }
   T take() { return out ? std::move(*out) : T{}; }
+};
+
+/// Rows mapped into T (see mapping.hpp): std::vector of T, or of U for by_position<U>.
+/// With one_only, only the first row is kept (std::optional).
+template <class T, bool OneOnly = false>
+struct typed_rows_sink {
+  using object_type = typename row_mapper<T>::object_type;
+  using result_type =
+      std::conditional_t<OneOnly, std::optional<object_type>, std::vector<object_type>>;
+  row_mapper<T> mapper;
+  result_type out;
+  bool mapped = false;
+  std::size_t count = 0;
+  std::size_t bytes = 0;
+
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    if (!mapped) {
+      if (auto e = mapper.map(rr.column_names(), c.opts, c.diag)) return e;
+      mapped = true;
+    }
+    if constexpr (OneOnly) {
+      if (out) return {};
+    }
+    c.scratch.resize(rr.column_count());
+    while (rr.next(c.scratch)) {
+      ++count;
+      if constexpr (OneOnly) {
+        object_type obj{};
+        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) return e;
+        out.emplace(std::move(obj));
+        return {};
+      } else {
+        auto& obj = out.emplace_back();
+        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) {
+          out.pop_back();
+          return e;
+        }
+      }
+    }
+    bytes += rr.frame_size();
+    return check_caps(c, count, bytes);
+  }
+  template <class Impl>
+  error_code finish(Impl&) {
+    return {};
+  }
+  result_type take() { return std::move(out); }
 };
 
 }  // namespace detail

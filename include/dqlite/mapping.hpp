@@ -1,0 +1,294 @@
+// Mapping result rows into C++ types, decided at compile time.
+//
+// Row types:
+//   - an aggregate struct (through Boost.PFR): columns matched to fields BY NAME, so the
+//     order of the select list does not matter and `SELECT *` works;
+//   - dqlite::by_position<T> for an aggregate T: columns matched to fields in order;
+//   - std::tuple<...> and std::pair<...>: in order;
+//   - a single field type (int, std::string, std::optional<double>...): the first column;
+//   - dqlite::row: dynamic values.
+// Field types: see field.hpp. The column-to-field map is computed once per result set;
+// a mismatch is one error whose diagnostics list every problem.
+#pragma once
+
+#include <dqlite/detail/field_names.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/field.hpp>
+#include <dqlite/options.hpp>
+#include <dqlite/value.hpp>
+#include <dqlite/wire/decode.hpp>
+
+#include <boost/pfr.hpp>
+
+#include <array>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// Maps the columns of a result to the fields of aggregate T in order (not by name).
+/// async_fetch<by_position<T>> returns std::vector<T>.
+template <class T>
+struct by_position {
+  using type = T;
+};
+
+namespace detail {
+
+template <class T>
+struct always_false : std::false_type {};
+
+/// Instantiated for a field type the library cannot read: the compiler's message names
+/// the type (as the template argument of this struct).
+template <class FieldType>
+struct unsupported_field_type {
+  static_assert(always_false<FieldType>::value,
+                "dqlite: unsupported field type in a row type. Supported: bool, integers, "
+                "float, double, std::string, std::string_view, std::vector<std::byte>, "
+                "std::vector<unsigned char>, std::optional<T>, enums, "
+                "std::chrono::system_clock time points, dqlite::value; or specialise "
+                "dqlite::field_traits<T>. The type is named in 'unsupported_field_type<...>' "
+                "above.");
+  static constexpr bool value = false;
+};
+
+template <class F>
+constexpr bool check_field() {
+  if constexpr (field<F>)
+    return true;
+  else
+    return unsupported_field_type<F>::value;
+}
+
+template <class T>
+struct is_tuple_like : std::false_type {};
+template <class... A>
+struct is_tuple_like<std::tuple<A...>> : std::true_type {};
+template <class A, class B>
+struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+
+template <class T>
+struct is_by_position : std::false_type {};
+template <class T>
+struct is_by_position<by_position<T>> : std::true_type {};
+
+enum class row_kind { scalar, tuple, aggregate_by_name, aggregate_by_position, dynamic };
+
+template <class T>
+constexpr row_kind kind_of() {
+  if constexpr (std::is_same_v<T, row>)
+    return row_kind::dynamic;
+  else if constexpr (is_by_position<T>::value)
+    return row_kind::aggregate_by_position;
+  else if constexpr (field<T>)
+    return row_kind::scalar;
+  else if constexpr (is_tuple_like<T>::value)
+    return row_kind::tuple;
+  else if constexpr (std::is_aggregate_v<T> && std::is_class_v<T>)
+    return row_kind::aggregate_by_name;
+  else
+    return row_kind::scalar;  // reported by check_field below
+}
+
+template <class T>
+struct stored_type {
+  using type = T;
+};
+template <class T>
+struct stored_type<by_position<T>> {
+  using type = T;
+};
+
+/// Number of fields and access to field I of a row object, whatever its kind.
+template <class Obj, bool Tuple = is_tuple_like<Obj>::value>
+struct fields_of {
+  static constexpr std::size_t size = boost::pfr::tuple_size_v<Obj>;
+  template <std::size_t I>
+  static auto& get(Obj& o) {
+    return boost::pfr::get<I>(o);
+  }
+  template <std::size_t I>
+  using type = boost::pfr::tuple_element_t<I, Obj>;
+};
+template <class Obj>
+struct fields_of<Obj, true> {
+  static constexpr std::size_t size = std::tuple_size_v<Obj>;
+  template <std::size_t I>
+  static auto& get(Obj& o) {
+    return std::get<I>(o);
+  }
+  template <std::size_t I>
+  using type = std::tuple_element_t<I, Obj>;
+};
+
+inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+/// Reads rows of one result into T (see the file comment).
+template <class T>
+class row_mapper {
+ public:
+  using object_type = typename stored_type<T>::type;
+  static constexpr row_kind kind = kind_of<T>();
+
+  /// Matches the columns once per result set. Fails with errc::column_mismatch listing
+  /// every problem.
+  error_code map(const std::vector<std::string_view>& columns, const connection_options& opts,
+                 diagnostics& diag) {
+    std::string problems;
+    auto problem = [&](const std::string& p) {
+      if (!problems.empty()) problems += "; ";
+      problems += p;
+    };
+    if constexpr (kind == row_kind::dynamic) {
+      names_ = std::make_shared<const column_names>(columns.begin(), columns.end());
+    } else if constexpr (kind == row_kind::scalar) {
+      static_assert(check_field<T>());
+      if (columns.empty()) problem("the statement returned no columns");
+      if (columns.size() > 1 && opts.reject_extra_columns)
+        problem("a single-value row type got " + std::to_string(columns.size()) + " columns");
+    } else {
+      using F = fields_of<object_type>;
+      static_assert(check_all_fields(std::make_index_sequence<F::size>{}));
+      if constexpr (kind == row_kind::aggregate_by_name) {
+        const auto& names = aggregate_field_names<object_type>();
+        std::vector<bool> used(columns.size(), false);
+        for (std::size_t i = 0; i < F::size; ++i) {
+          if (names[i].empty()) {
+            problem("the field names of this row type cannot be determined with this compiler; "
+                    "specialise dqlite::field_names<T> or use dqlite::by_position<T>");
+            break;
+          }
+          std::size_t found = columns.size();
+          for (std::size_t c = 0; c < columns.size(); ++c) {
+            if (columns[c] == names[i]) {
+              found = c;
+              break;
+            }
+          }
+          if (found == columns.size()) {
+            problem("field " + quote(names[i]) + " has no column of that name");
+          } else {
+            col_[i] = found;
+            used[found] = true;
+          }
+        }
+        if (opts.reject_extra_columns)
+          for (std::size_t c = 0; c < columns.size(); ++c)
+            if (!used[c]) problem("column " + quote(columns[c]) + " matches no field");
+        field_names_ = names;
+      } else {
+        if (columns.size() < F::size)
+          problem("the row type has " + std::to_string(F::size) + " fields but the result has " +
+                  std::to_string(columns.size()) + " columns");
+        else if (columns.size() > F::size && opts.reject_extra_columns)
+          problem("the result has " + std::to_string(columns.size()) +
+                  " columns but the row type only " + std::to_string(F::size) + " fields");
+        for (std::size_t i = 0; i < F::size; ++i) col_[i] = i;
+      }
+    }
+    if (!problems.empty()) {
+      diag.assign("the result does not match the row type: " + problems);
+      return make_error_code(errc::column_mismatch);
+    }
+    remember_column_names(columns);
+    return {};
+  }
+
+  /// Reads one row. On failure, diag lists every field of the row that failed.
+  error_code read(std::span<const wire::value_view> values, object_type& out, diagnostics& diag,
+                  std::size_t row_index) {
+    if constexpr (kind == row_kind::dynamic) {
+      std::vector<value> vals;
+      vals.reserve(values.size());
+      for (const auto& v : values) vals.push_back(value::from_view(v));
+      out = row(names_, std::move(vals));
+      return {};
+    } else if constexpr (kind == row_kind::scalar) {
+      auto ec = field_traits<T>::read(values[0], out);
+      if (ec) diag.assign("row " + std::to_string(row_index) + ": " +
+                          describe_value_error<T>(ec, 0, values[0]));
+      return ec;
+    } else {
+      using F = fields_of<object_type>;
+      error_code first;
+      std::string problems;
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (read_field<I>(values, out, first, problems), ...);
+      }(std::make_index_sequence<F::size>{});
+      if (first) diag.assign("row " + std::to_string(row_index) + ": " + problems);
+      return first;
+    }
+  }
+
+ private:
+  template <std::size_t... I>
+  static constexpr bool check_all_fields(std::index_sequence<I...>) {
+    using F = fields_of<object_type>;
+    return (check_field<typename F::template type<I>>() && ...);
+  }
+
+  template <std::size_t I>
+  void read_field(std::span<const wire::value_view> values, object_type& out, error_code& first,
+                  std::string& problems) {
+    using F = fields_of<object_type>;
+    using field_t = typename F::template type<I>;
+    const auto& v = values[col_[I]];
+    if (auto ec = field_traits<field_t>::read(v, F::template get<I>(out))) {
+      if (!first) first = ec;
+      if (!problems.empty()) problems += "; ";
+      problems += describe_value_error<field_t>(ec, I, v);
+    }
+  }
+
+  template <class FieldT>
+  std::string describe_value_error(const error_code& ec, std::size_t field_index,
+                                   const wire::value_view& v) const {
+    std::string where;
+    std::size_t col = kind == row_kind::scalar ? 0 : col_[field_index];
+    if constexpr (kind == row_kind::aggregate_by_name)
+      where = "field " + quote(field_names_[field_index]) + " (" + field_type_name<FieldT>() +
+              ") from column " + quote(saved_names_[col]);
+    else
+      where = std::string("field ") + std::to_string(field_index) + " (" +
+              field_type_name<FieldT>() + ") from column " + quote(saved_names_[col]);
+    std::string what;
+    if (ec == make_error_code(errc::unexpected_null))
+      what = "is NULL (use std::optional for nullable columns)";
+    else if (ec == make_error_code(errc::out_of_range))
+      what = "value " + std::to_string(v.integer) + " is out of range";
+    else if (ec == make_error_code(errc::invalid_time))
+      what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
+    else
+      what = std::string("has type ") + wire::to_string(v.type) + ", which cannot be read as " +
+             field_type_name<FieldT>();
+    return where + ": " + what;
+  }
+
+  void remember_column_names(const std::vector<std::string_view>& columns) {
+    saved_names_.assign(columns.begin(), columns.end());
+  }
+
+  static constexpr std::size_t field_count() {
+    if constexpr (kind == row_kind::tuple || kind == row_kind::aggregate_by_name ||
+                  kind == row_kind::aggregate_by_position)
+      return fields_of<object_type>::size;
+    else
+      return 1;
+  }
+
+  std::array<std::size_t, field_count()> col_{};
+  std::array<std::string_view, field_count()> field_names_{};
+  std::vector<std::string> saved_names_;
+  std::shared_ptr<const column_names> names_;
+};
+
+}  // namespace detail
+}  // namespace dqlite
