@@ -142,6 +142,17 @@ class basic_connection {
       return query<detail::typed_rows_sink<T>>(sql, std::forward<Args>(args)...);
   }
 
+  /// Appends all rows, mapped into T as async_fetch<T> does, to a vector the caller owns
+  /// (and may reserve and reuse: no allocation beyond the values themselves). The vector
+  /// must stay alive until completion; rows read before an error stay in it.
+  /// Signature: void(error_code, std::size_t rows_appended).
+  template <class T, class... Args>
+  auto async_fetch_into(std::vector<typename detail::row_mapper<T>::object_type>& out,
+                        std::string_view sql, Args&&... args) {
+    using sink = detail::typed_rows_sink<T, false, true>;
+    return query_with<sink>(sink(&out), sql, std::forward<Args>(args)...);
+  }
+
   /// The first row as T (default: dqlite::row), or an empty optional when there is none.
   /// The remaining rows are read and dropped. Signature: void(error_code, std::optional<T>).
   template <class T = row, class... Args>
@@ -174,12 +185,18 @@ class basic_connection {
   /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
   template <class Sink, class... Args>
   auto query(std::string_view sql, Args&&... args) {
+    return query_with<Sink>(Sink{}, sql, std::forward<Args>(args)...);
+  }
+
+  /// Same, with a sink object given by the caller.
+  template <class Sink, class... Args>
+  auto query_with(Sink sink, std::string_view sql, Args&&... args) {
     using result = typename Sink::result_type;
     return detail::with_token<default_token_t>(
-        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
+        [this, sql, &sink]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, void(error_code, result)>(
-              sql_initiation{impl_}, token, detail::rows_proc<Sink>{}, wire::request::query_sql,
-              sql, std::forward<P>(params)...);
+              sql_initiation{impl_}, token, detail::rows_proc<Sink>{std::move(sink), {}},
+              wire::request::query_sql, sql, std::forward<P>(params)...);
         },
         std::forward<Args>(args)...);
   }

@@ -129,6 +129,25 @@ struct fields_of<Obj, true> {
   using type = std::tuple_element_t<I, Obj>;
 };
 
+template <class Obj, std::size_t... I>
+constexpr bool check_all_fields(std::index_sequence<I...>) {
+  using F = fields_of<Obj>;
+  return (check_field<typename F::template type<I>>() && ...);
+}
+
+template <class T>
+constexpr bool check_row_type() {
+  constexpr row_kind kind = kind_of<T>();
+  if constexpr (kind == row_kind::scalar)
+    return check_field<T>();
+  else if constexpr (kind == row_kind::dynamic)
+    return true;
+  else {
+    using Obj = typename stored_type<T>::type;
+    return check_all_fields<Obj>(std::make_index_sequence<fields_of<Obj>::size>{});
+  }
+}
+
 inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 /// Reads rows of one result into T (see the file comment).
@@ -137,6 +156,7 @@ class row_mapper {
  public:
   using object_type = typename stored_type<T>::type;
   static constexpr row_kind kind = kind_of<T>();
+  static_assert(check_row_type<T>(), "dqlite: the row type has a field type that cannot be read");
 
   /// Matches the columns once per result set. Fails with errc::column_mismatch listing
   /// every problem.
@@ -150,13 +170,11 @@ class row_mapper {
     if constexpr (kind == row_kind::dynamic) {
       names_ = std::make_shared<const column_names>(columns.begin(), columns.end());
     } else if constexpr (kind == row_kind::scalar) {
-      static_assert(check_field<T>());
       if (columns.empty()) problem("the statement returned no columns");
       if (columns.size() > 1 && opts.reject_extra_columns)
         problem("a single-value row type got " + std::to_string(columns.size()) + " columns");
     } else {
       using F = fields_of<object_type>;
-      static_assert(check_all_fields(std::make_index_sequence<F::size>{}));
       if constexpr (kind == row_kind::aggregate_by_name) {
         const auto& names = aggregate_field_names<object_type>();
         std::vector<bool> used(columns.size(), false);
@@ -229,12 +247,6 @@ class row_mapper {
   }
 
  private:
-  template <std::size_t... I>
-  static constexpr bool check_all_fields(std::index_sequence<I...>) {
-    using F = fields_of<object_type>;
-    return (check_field<typename F::template type<I>>() && ...);
-  }
-
   template <std::size_t I>
   void read_field(std::span<const wire::value_view> values, object_type& out, error_code& first,
                   std::string& problems) {

@@ -209,6 +209,7 @@ class rows {
   auto begin() const noexcept { return rows_.begin(); }
   auto end() const noexcept { return rows_.end(); }
   const std::vector<row>& all() const noexcept { return rows_; }
+  void reserve(std::size_t n) { rows_.reserve(n); }
 
   /// Appends the rows of one ROWS frame (used by the connection while reading a result).
   error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {

@@ -935,42 +935,86 @@ class rows_reader {
   /// marker or on error (see error() and end()).
   bool next(std::span<value_view> out) noexcept {
     if (ec_ || end_ != rows_end::none) return false;
-    std::uint64_t word = 0;
-    if (r_.remaining() < 8) {
-      ec_ = make_error_code(errc::invalid_row_marker);
-      return false;
-    }
-    word = load_u64(r_.position());
+    const std::byte* p = r_.position();
+    const std::byte* const end = p + r_.remaining();
+    if (end - p < 8) return fail(errc::invalid_row_marker);
+    const std::uint64_t word = load_u64(p);
     if (word == rows_done_marker || word == rows_part_marker) {
-      std::uint64_t skip = 0;
-      (void)r_.u64(skip);
+      r_ = reader(bytes_view(p + 8, static_cast<std::size_t>(end - p - 8)));
       end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
       ec_ = r_.finish();
       return false;
     }
     const std::size_t n = names_.size();
-    if (n == 0 || out.size() < n) {
-      ec_ = make_error_code(n == 0 ? errc::invalid_row_marker : errc::truncated);
-      return false;
-    }
-    bytes_view header;
-    if ((ec_ = r_.raw(header_words_ * 8, header))) return false;
+    if (n == 0) return fail(errc::invalid_row_marker);
+    if (out.size() < n) return fail(errc::truncated);
+    const std::size_t header_bytes = header_words_ * 8;
+    if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
+    const std::byte* const header = p;
+    p += header_bytes;
     for (std::size_t i = 0; i < n; ++i) {
-      unsigned code = static_cast<unsigned>(header[i / 2]);
-      code = (i % 2 == 0) ? (code & 0x0f) : (code >> 4);
-      if ((ec_ = read_value(r_, code, out[i]))) return false;
-    }
-    // The unused nibble of an odd count and the bytes after the types must be zero.
-    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0) {
-      ec_ = make_error_code(errc::bad_padding);
-      return false;
-    }
-    for (std::size_t i = (n + 1) / 2; i < header.size(); ++i) {
-      if (header[i] != std::byte{0}) {
-        ec_ = make_error_code(errc::bad_padding);
-        return false;
+      const unsigned code =
+          (static_cast<unsigned>(header[i / 2]) >> ((i % 2) * 4)) & 0x0fu;
+      value_view& v = out[i];
+      const std::size_t avail = static_cast<std::size_t>(end - p);
+      switch (code) {
+        case 1:   // INTEGER
+        case 9:   // UNIXTIME
+        case 11:  // BOOLEAN
+          if (avail < 8) return fail(errc::truncated);
+          v.type = static_cast<value_type>(code);
+          v.integer = static_cast<std::int64_t>(load_u64(p));
+          if (code == 11) v.integer = v.integer != 0 ? 1 : 0;
+          p += 8;
+          break;
+        case 2: {
+          if (avail < 8) return fail(errc::truncated);
+          v.type = value_type::floating;
+          std::uint64_t bits = load_u64(p);
+          std::memcpy(&v.floating, &bits, 8);
+          p += 8;
+          break;
+        }
+        case 3:    // TEXT
+        case 10: {  // ISO8601
+          const void* nul = std::memchr(p, 0, avail);
+          if (nul == nullptr) return fail(errc::missing_nul);
+          const std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p);
+          const std::size_t padded = (len + 8) & ~std::size_t{7};
+          if (padded > avail) return fail(errc::truncated);
+          // The NUL and the padding after it, all in the last word, must be zero.
+          if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return fail(errc::bad_padding);
+          v.type = static_cast<value_type>(code);
+          v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
+          p += padded;
+          break;
+        }
+        case 4: {
+          if (avail < 8) return fail(errc::truncated);
+          const std::uint64_t len = load_u64(p);
+          if (len > avail - 8) return fail(errc::truncated);
+          const std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
+          if (padded > avail - 8) return fail(errc::truncated);
+          // The padding after a blob is not checked: servers leave it uninitialised.
+          v.type = value_type::blob;
+          v.bytes = std::string_view(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(len));
+          p += 8 + padded;
+          break;
+        }
+        case 5:
+          if (avail < 8) return fail(errc::truncated);
+          v.type = value_type::null;
+          p += 8;
+          break;
+        default: return fail(errc::unknown_value_type);
       }
     }
+    // The unused nibble of an odd count and the bytes after the types must be zero.
+    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
+      return fail(errc::bad_padding);
+    for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
+      if (header[i] != std::byte{0}) return fail(errc::bad_padding);
+    r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
     return true;
   }
 
@@ -982,6 +1026,11 @@ class rows_reader {
  private:
   reader r_;
   std::vector<std::string_view> names_;
+  bool fail(errc e) noexcept {
+    ec_ = make_error_code(e);
+    return false;
+  }
+
   std::size_t header_words_ = 0;
   std::size_t frame_size_ = 0;
   rows_end end_ = rows_end::none;
@@ -1964,6 +2013,7 @@ class rows {
   auto begin() const noexcept { return rows_.begin(); }
   auto end() const noexcept { return rows_.end(); }
   const std::vector<row>& all() const noexcept { return rows_; }
+  void reserve(std::size_t n) { rows_.reserve(n); }
 
   /// Appends the rows of one ROWS frame (used by the connection while reading a result).
   error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
@@ -2477,6 +2527,25 @@ struct fields_of<Obj, true> {
   using type = std::tuple_element_t<I, Obj>;
 };
 
+template <class Obj, std::size_t... I>
+constexpr bool check_all_fields(std::index_sequence<I...>) {
+  using F = fields_of<Obj>;
+  return (check_field<typename F::template type<I>>() && ...);
+}
+
+template <class T>
+constexpr bool check_row_type() {
+  constexpr row_kind kind = kind_of<T>();
+  if constexpr (kind == row_kind::scalar)
+    return check_field<T>();
+  else if constexpr (kind == row_kind::dynamic)
+    return true;
+  else {
+    using Obj = typename stored_type<T>::type;
+    return check_all_fields<Obj>(std::make_index_sequence<fields_of<Obj>::size>{});
+  }
+}
+
 inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 /// Reads rows of one result into T (see the file comment).
@@ -2485,6 +2554,7 @@ class row_mapper {
  public:
   using object_type = typename stored_type<T>::type;
   static constexpr row_kind kind = kind_of<T>();
+  static_assert(check_row_type<T>(), "dqlite: the row type has a field type that cannot be read");
 
   /// Matches the columns once per result set. Fails with errc::column_mismatch listing
   /// every problem.
@@ -2498,13 +2568,11 @@ class row_mapper {
     if constexpr (kind == row_kind::dynamic) {
       names_ = std::make_shared<const column_names>(columns.begin(), columns.end());
     } else if constexpr (kind == row_kind::scalar) {
-      static_assert(check_field<T>());
       if (columns.empty()) problem("the statement returned no columns");
       if (columns.size() > 1 && opts.reject_extra_columns)
         problem("a single-value row type got " + std::to_string(columns.size()) + " columns");
     } else {
       using F = fields_of<object_type>;
-      static_assert(check_all_fields(std::make_index_sequence<F::size>{}));
       if constexpr (kind == row_kind::aggregate_by_name) {
         const auto& names = aggregate_field_names<object_type>();
         std::vector<bool> used(columns.size(), false);
@@ -2577,12 +2645,6 @@ class row_mapper {
   }
 
  private:
-  template <std::size_t... I>
-  static constexpr bool check_all_fields(std::index_sequence<I...>) {
-    using F = fields_of<object_type>;
-    return (check_field<typename F::template type<I>>() && ...);
-  }
-
   template <std::size_t I>
   void read_field(std::span<const wire::value_view> values, object_type& out, error_code& first,
                   std::string& problems) {
@@ -2824,52 +2886,71 @@ struct value_sink {
   T take() { return out ? std::move(*out) : T{}; }
 };
 
-/// Rows mapped into T (see mapping.hpp): std::vector of T, or of U for by_position<U>.
-/// With one_only, only the first row is kept (std::optional).
-template <class T, bool OneOnly = false>
+/// Rows mapped into T (see mapping.hpp), appended to a std::vector of T (of U for
+/// by_position<U>): the sink's own vector (fetch), or the caller's (fetch_into, where the
+/// result is the number of rows appended). With OneOnly, only the first row is kept.
+template <class T, bool OneOnly = false, bool Into = false>
 struct typed_rows_sink {
   using object_type = typename row_mapper<T>::object_type;
-  using result_type =
-      std::conditional_t<OneOnly, std::optional<object_type>, std::vector<object_type>>;
-  row_mapper<T> mapper;
-  result_type out;
-  bool mapped = false;
-  std::size_t count = 0;
-  std::size_t bytes = 0;
+  using vector_type = std::vector<object_type>;
+  using result_type = std::conditional_t<
+      OneOnly, std::optional<object_type>,
+      std::conditional_t<Into, std::size_t, vector_type>>;
+
+  typed_rows_sink() = default;
+  explicit typed_rows_sink(vector_type* target) : target_(target) {}
 
   template <class Impl>
   error_code on_rows(wire::rows_reader& rr, Impl& c) {
-    if (!mapped) {
-      if (auto e = mapper.map(rr.column_names(), c.opts, c.diag)) return e;
-      mapped = true;
+    if (!mapped_) {
+      if (auto e = mapper_.map(rr.column_names(), c.opts, c.diag)) return e;
+      mapped_ = true;
     }
     if constexpr (OneOnly) {
-      if (out) return {};
+      if (one_) return {};
     }
     c.scratch.resize(rr.column_count());
+    vector_type& out = Into ? *target_ : own_;
     while (rr.next(c.scratch)) {
-      ++count;
+      ++count_;
       if constexpr (OneOnly) {
         object_type obj{};
-        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) return e;
-        out.emplace(std::move(obj));
+        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+        one_.emplace(std::move(obj));
         return {};
       } else {
         auto& obj = out.emplace_back();
-        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) {
+        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
           out.pop_back();
           return e;
         }
       }
     }
-    bytes += rr.frame_size();
-    return check_caps(c, count, bytes);
+    bytes_ += rr.frame_size();
+    return check_caps(c, count_, bytes_);
   }
   template <class Impl>
   error_code finish(Impl&) {
     return {};
   }
-  result_type take() { return std::move(out); }
+  result_type take() {
+    if constexpr (OneOnly)
+      return std::move(one_);
+    else if constexpr (Into)
+      return count_;
+    else
+      return std::move(own_);
+  }
+
+  vector_type own_;  ///< public so a caller may reserve before the rows arrive
+
+ private:
+  row_mapper<T> mapper_;
+  vector_type* target_ = nullptr;
+  std::optional<object_type> one_;
+  bool mapped_ = false;
+  std::size_t count_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace detail
@@ -3586,6 +3667,17 @@ class basic_connection {
       return query<detail::typed_rows_sink<T>>(sql, std::forward<Args>(args)...);
   }
 
+  /// Appends all rows, mapped into T as async_fetch<T> does, to a vector the caller owns
+  /// (and may reserve and reuse: no allocation beyond the values themselves). The vector
+  /// must stay alive until completion; rows read before an error stay in it.
+  /// Signature: void(error_code, std::size_t rows_appended).
+  template <class T, class... Args>
+  auto async_fetch_into(std::vector<typename detail::row_mapper<T>::object_type>& out,
+                        std::string_view sql, Args&&... args) {
+    using sink = detail::typed_rows_sink<T, false, true>;
+    return query_with<sink>(sink(&out), sql, std::forward<Args>(args)...);
+  }
+
   /// The first row as T (default: dqlite::row), or an empty optional when there is none.
   /// The remaining rows are read and dropped. Signature: void(error_code, std::optional<T>).
   template <class T = row, class... Args>
@@ -3618,12 +3710,18 @@ class basic_connection {
   /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
   template <class Sink, class... Args>
   auto query(std::string_view sql, Args&&... args) {
+    return query_with<Sink>(Sink{}, sql, std::forward<Args>(args)...);
+  }
+
+  /// Same, with a sink object given by the caller.
+  template <class Sink, class... Args>
+  auto query_with(Sink sink, std::string_view sql, Args&&... args) {
     using result = typename Sink::result_type;
     return detail::with_token<default_token_t>(
-        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
+        [this, sql, &sink]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, void(error_code, result)>(
-              sql_initiation{impl_}, token, detail::rows_proc<Sink>{}, wire::request::query_sql,
-              sql, std::forward<P>(params)...);
+              sql_initiation{impl_}, token, detail::rows_proc<Sink>{std::move(sink), {}},
+              wire::request::query_sql, sql, std::forward<P>(params)...);
         },
         std::forward<Args>(args)...);
   }

@@ -190,52 +190,71 @@ struct value_sink {
   T take() { return out ? std::move(*out) : T{}; }
 };
 
-/// Rows mapped into T (see mapping.hpp): std::vector of T, or of U for by_position<U>.
-/// With one_only, only the first row is kept (std::optional).
-template <class T, bool OneOnly = false>
+/// Rows mapped into T (see mapping.hpp), appended to a std::vector of T (of U for
+/// by_position<U>): the sink's own vector (fetch), or the caller's (fetch_into, where the
+/// result is the number of rows appended). With OneOnly, only the first row is kept.
+template <class T, bool OneOnly = false, bool Into = false>
 struct typed_rows_sink {
   using object_type = typename row_mapper<T>::object_type;
-  using result_type =
-      std::conditional_t<OneOnly, std::optional<object_type>, std::vector<object_type>>;
-  row_mapper<T> mapper;
-  result_type out;
-  bool mapped = false;
-  std::size_t count = 0;
-  std::size_t bytes = 0;
+  using vector_type = std::vector<object_type>;
+  using result_type = std::conditional_t<
+      OneOnly, std::optional<object_type>,
+      std::conditional_t<Into, std::size_t, vector_type>>;
+
+  typed_rows_sink() = default;
+  explicit typed_rows_sink(vector_type* target) : target_(target) {}
 
   template <class Impl>
   error_code on_rows(wire::rows_reader& rr, Impl& c) {
-    if (!mapped) {
-      if (auto e = mapper.map(rr.column_names(), c.opts, c.diag)) return e;
-      mapped = true;
+    if (!mapped_) {
+      if (auto e = mapper_.map(rr.column_names(), c.opts, c.diag)) return e;
+      mapped_ = true;
     }
     if constexpr (OneOnly) {
-      if (out) return {};
+      if (one_) return {};
     }
     c.scratch.resize(rr.column_count());
+    vector_type& out = Into ? *target_ : own_;
     while (rr.next(c.scratch)) {
-      ++count;
+      ++count_;
       if constexpr (OneOnly) {
         object_type obj{};
-        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) return e;
-        out.emplace(std::move(obj));
+        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+        one_.emplace(std::move(obj));
         return {};
       } else {
         auto& obj = out.emplace_back();
-        if (auto e = mapper.read(c.scratch, obj, c.diag, count)) {
+        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
           out.pop_back();
           return e;
         }
       }
     }
-    bytes += rr.frame_size();
-    return check_caps(c, count, bytes);
+    bytes_ += rr.frame_size();
+    return check_caps(c, count_, bytes_);
   }
   template <class Impl>
   error_code finish(Impl&) {
     return {};
   }
-  result_type take() { return std::move(out); }
+  result_type take() {
+    if constexpr (OneOnly)
+      return std::move(one_);
+    else if constexpr (Into)
+      return count_;
+    else
+      return std::move(own_);
+  }
+
+  vector_type own_;  ///< public so a caller may reserve before the rows arrive
+
+ private:
+  row_mapper<T> mapper_;
+  vector_type* target_ = nullptr;
+  std::optional<object_type> one_;
+  bool mapped_ = false;
+  std::size_t count_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace detail

@@ -400,42 +400,86 @@ class rows_reader {
   /// marker or on error (see error() and end()).
   bool next(std::span<value_view> out) noexcept {
     if (ec_ || end_ != rows_end::none) return false;
-    std::uint64_t word = 0;
-    if (r_.remaining() < 8) {
-      ec_ = make_error_code(errc::invalid_row_marker);
-      return false;
-    }
-    word = load_u64(r_.position());
+    const std::byte* p = r_.position();
+    const std::byte* const end = p + r_.remaining();
+    if (end - p < 8) return fail(errc::invalid_row_marker);
+    const std::uint64_t word = load_u64(p);
     if (word == rows_done_marker || word == rows_part_marker) {
-      std::uint64_t skip = 0;
-      (void)r_.u64(skip);
+      r_ = reader(bytes_view(p + 8, static_cast<std::size_t>(end - p - 8)));
       end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
       ec_ = r_.finish();
       return false;
     }
     const std::size_t n = names_.size();
-    if (n == 0 || out.size() < n) {
-      ec_ = make_error_code(n == 0 ? errc::invalid_row_marker : errc::truncated);
-      return false;
-    }
-    bytes_view header;
-    if ((ec_ = r_.raw(header_words_ * 8, header))) return false;
+    if (n == 0) return fail(errc::invalid_row_marker);
+    if (out.size() < n) return fail(errc::truncated);
+    const std::size_t header_bytes = header_words_ * 8;
+    if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
+    const std::byte* const header = p;
+    p += header_bytes;
     for (std::size_t i = 0; i < n; ++i) {
-      unsigned code = static_cast<unsigned>(header[i / 2]);
-      code = (i % 2 == 0) ? (code & 0x0f) : (code >> 4);
-      if ((ec_ = read_value(r_, code, out[i]))) return false;
-    }
-    // The unused nibble of an odd count and the bytes after the types must be zero.
-    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0) {
-      ec_ = make_error_code(errc::bad_padding);
-      return false;
-    }
-    for (std::size_t i = (n + 1) / 2; i < header.size(); ++i) {
-      if (header[i] != std::byte{0}) {
-        ec_ = make_error_code(errc::bad_padding);
-        return false;
+      const unsigned code =
+          (static_cast<unsigned>(header[i / 2]) >> ((i % 2) * 4)) & 0x0fu;
+      value_view& v = out[i];
+      const std::size_t avail = static_cast<std::size_t>(end - p);
+      switch (code) {
+        case 1:   // INTEGER
+        case 9:   // UNIXTIME
+        case 11:  // BOOLEAN
+          if (avail < 8) return fail(errc::truncated);
+          v.type = static_cast<value_type>(code);
+          v.integer = static_cast<std::int64_t>(load_u64(p));
+          if (code == 11) v.integer = v.integer != 0 ? 1 : 0;
+          p += 8;
+          break;
+        case 2: {
+          if (avail < 8) return fail(errc::truncated);
+          v.type = value_type::floating;
+          std::uint64_t bits = load_u64(p);
+          std::memcpy(&v.floating, &bits, 8);
+          p += 8;
+          break;
+        }
+        case 3:    // TEXT
+        case 10: {  // ISO8601
+          const void* nul = std::memchr(p, 0, avail);
+          if (nul == nullptr) return fail(errc::missing_nul);
+          const std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p);
+          const std::size_t padded = (len + 8) & ~std::size_t{7};
+          if (padded > avail) return fail(errc::truncated);
+          // The NUL and the padding after it, all in the last word, must be zero.
+          if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return fail(errc::bad_padding);
+          v.type = static_cast<value_type>(code);
+          v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
+          p += padded;
+          break;
+        }
+        case 4: {
+          if (avail < 8) return fail(errc::truncated);
+          const std::uint64_t len = load_u64(p);
+          if (len > avail - 8) return fail(errc::truncated);
+          const std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
+          if (padded > avail - 8) return fail(errc::truncated);
+          // The padding after a blob is not checked: servers leave it uninitialised.
+          v.type = value_type::blob;
+          v.bytes = std::string_view(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(len));
+          p += 8 + padded;
+          break;
+        }
+        case 5:
+          if (avail < 8) return fail(errc::truncated);
+          v.type = value_type::null;
+          p += 8;
+          break;
+        default: return fail(errc::unknown_value_type);
       }
     }
+    // The unused nibble of an odd count and the bytes after the types must be zero.
+    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
+      return fail(errc::bad_padding);
+    for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
+      if (header[i] != std::byte{0}) return fail(errc::bad_padding);
+    r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
     return true;
   }
 
@@ -447,6 +491,11 @@ class rows_reader {
  private:
   reader r_;
   std::vector<std::string_view> names_;
+  bool fail(errc e) noexcept {
+    ec_ = make_error_code(e);
+    return false;
+  }
+
   std::size_t header_words_ = 0;
   std::size_t frame_size_ = 0;
   rows_end end_ = rows_end::none;
