@@ -1,11 +1,12 @@
 // Reading one received value into a C++ type.
 //
 // Supported: bool, every integer type (range-checked), float, double, std::string,
-// std::string_view (a view into the received frame: valid only while the frame is, i.e.
-// inside a row callback; not in fetch results), blobs (std::vector<std::byte>,
-// std::vector<unsigned char>), std::optional<T> (NULL), enums (via their underlying
-// integer), std::chrono::system_clock time points (from UNIXTIME, INTEGER seconds, or
-// ISO-8601 text), dqlite::value. Other types: specialise dqlite::field_traits<T> with
+// blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T> (NULL),
+// enums (via their underlying integer), std::chrono::system_clock time points (from
+// UNIXTIME, INTEGER seconds, or ISO-8601 text), dqlite::value, and std::string_view: a
+// view into the received frame, valid only while the frame is, so only for code that maps
+// rows as they are decoded (a custom sink given to connection::query); fetch, fetchone,
+// fetchval and fetch_into refuse it at compile time. Other types: specialise dqlite::field_traits<T> with
 //   static error_code read(const wire::value_view& v, T& out);
 // returning errc::type_mismatch / unexpected_null / out_of_range / ... on failure.
 #pragma once

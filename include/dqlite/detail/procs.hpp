@@ -148,6 +148,24 @@ struct dynamic_rows_sink {
   rows take() { return std::move(out); }
 };
 
+/// True when T (a field, or a row type's fields) holds a std::string_view.
+template <class T>
+constexpr bool has_view_fields() {
+  if constexpr (std::is_same_v<T, std::string_view> ||
+                std::is_same_v<T, std::optional<std::string_view>>) {
+    return true;
+  } else if constexpr (kind_of<T>() == row_kind::tuple ||
+                       kind_of<T>() == row_kind::aggregate_by_name ||
+                       kind_of<T>() == row_kind::aggregate_by_position) {
+    using Obj = typename stored_type<T>::type;
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (has_view_fields<typename fields_of<Obj>::template type<I>>() || ...);
+    }(std::make_index_sequence<fields_of<Obj>::size>{});
+  } else {
+    return false;
+  }
+}
+
 template <class U>
 struct is_optional : std::false_type {};
 template <class U>
@@ -157,6 +175,9 @@ struct is_optional<std::optional<U>> : std::true_type {};
 template <class T>
 struct value_sink {
   using result_type = T;
+  static_assert(!has_view_fields<T>(),
+                "dqlite: async_fetchval<std::string_view> would view a frame that is gone on "
+                "completion: use std::string");
   std::optional<T> out;
   bool seen = false;
 
@@ -196,6 +217,10 @@ struct value_sink {
 template <class T, bool OneOnly = false, bool Into = false>
 struct typed_rows_sink {
   using object_type = typename row_mapper<T>::object_type;
+  static_assert(!has_view_fields<T>(),
+                "dqlite: std::string_view fields view the received frame, which is gone when a "
+                "fetch completes: use std::string in row types of fetch, fetchone, fetch_into "
+                "and fetchval");
   using vector_type = std::vector<object_type>;
   using result_type = std::conditional_t<
       OneOnly, std::optional<object_type>,
