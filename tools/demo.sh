@@ -22,7 +22,9 @@ cmake --build "$build_dir" -j"$(nproc)" --target dqlite-node quickstart
 work=$(mktemp -d "${TMPDIR:-/tmp}/dqlite-demo.XXXXXX")
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
-  "$cluster" stop --dir "$work/cluster" >/dev/null 2>&1 || true
+  if [[ -d $work/cluster ]]; then
+    "$cluster" stop --dir "$work/cluster" >/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

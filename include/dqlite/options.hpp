@@ -29,7 +29,7 @@ struct connection_options {
   std::size_t max_frame_size = wire::default_max_frame_size;
   /// Caps on what one fetch-all operation (fetch, fetchall) may accumulate; exceeding one
   /// fails the operation with errc::result_too_large (the connection stays usable).
-  /// Zero: no cap. Use a cursor to stream results of any size.
+  /// Zero: no cap.
   std::size_t max_result_rows = 0;
   std::size_t max_result_bytes = std::size_t{1} << 30;
   /// Typed rows: a result column that matches no field of the row type is an error

@@ -525,7 +525,7 @@ struct connection_options {
   std::size_t max_frame_size = wire::default_max_frame_size;
   /// Caps on what one fetch-all operation (fetch, fetchall) may accumulate; exceeding one
   /// fails the operation with errc::result_too_large (the connection stays usable).
-  /// Zero: no cap. Use a cursor to stream results of any size.
+  /// Zero: no cap.
   std::size_t max_result_rows = 0;
   std::size_t max_result_bytes = std::size_t{1} << 30;
   /// Typed rows: a result column that matches no field of the row type is an error
@@ -2816,12 +2816,12 @@ template <class Impl>
 error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
   if (c.opts.max_result_rows != 0 && rows > c.opts.max_result_rows) {
     c.diag.assign("the result has more than max_result_rows (" +
-                  std::to_string(c.opts.max_result_rows) + ") rows; use a cursor");
+                  std::to_string(c.opts.max_result_rows) + ") rows; raise the cap or narrow the query");
     return make_error_code(errc::result_too_large);
   }
   if (c.opts.max_result_bytes != 0 && bytes > c.opts.max_result_bytes) {
     c.diag.assign("the result is larger than max_result_bytes (" +
-                  std::to_string(c.opts.max_result_bytes) + "); use a cursor");
+                  std::to_string(c.opts.max_result_bytes) + "); raise the cap or narrow the query");
     return make_error_code(errc::result_too_large);
   }
   return {};

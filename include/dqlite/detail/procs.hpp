@@ -119,12 +119,12 @@ template <class Impl>
 error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
   if (c.opts.max_result_rows != 0 && rows > c.opts.max_result_rows) {
     c.diag.assign("the result has more than max_result_rows (" +
-                  std::to_string(c.opts.max_result_rows) + ") rows; use a cursor");
+                  std::to_string(c.opts.max_result_rows) + ") rows; raise the cap or narrow the query");
     return make_error_code(errc::result_too_large);
   }
   if (c.opts.max_result_bytes != 0 && bytes > c.opts.max_result_bytes) {
     c.diag.assign("the result is larger than max_result_bytes (" +
-                  std::to_string(c.opts.max_result_bytes) + "); use a cursor");
+                  std::to_string(c.opts.max_result_bytes) + "); raise the cap or narrow the query");
     return make_error_code(errc::result_too_large);
   }
   return {};
