@@ -97,23 +97,6 @@ struct rows_proc {
   result_type take() { return sink.take(); }
 };
 
-/// Appends a description of a value conversion failure to the diagnostics.
-template <class T>
-std::string describe_conversion(const error_code& ec, std::string_view column,
-                                const wire::value_view& v) {
-  std::string msg = "column '" + std::string(column) + "' (" + wire::to_string(v.type) + ")";
-  if (ec == make_error_code(errc::unexpected_null))
-    msg += " is NULL, which " + field_type_name<T>() +
-           " cannot hold (use std::optional)";
-  else if (ec == make_error_code(errc::out_of_range))
-    msg += " value " + std::to_string(v.integer) + " is out of range for " + field_type_name<T>();
-  else if (ec == make_error_code(errc::invalid_time))
-    msg += " value '" + std::string(v.bytes) + "' is not a valid date/time";
-  else
-    msg += " cannot be read as " + field_type_name<T>();
-  return msg;
-}
-
 /// Checks the fetch-all caps of the connection's options.
 template <class Impl>
 error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
@@ -171,46 +154,6 @@ struct is_optional : std::false_type {};
 template <class U>
 struct is_optional<std::optional<U>> : std::true_type {};
 
-/// The first column of the first row, as T. std::optional<T>: empty on NULL or no rows.
-template <class T>
-struct value_sink {
-  using result_type = T;
-  static_assert(!has_view_fields<T>(),
-                "dqlite: async_fetchval<std::string_view> would view a frame that is gone on "
-                "completion: use std::string");
-  std::optional<T> out;
-  bool seen = false;
-
-  template <class Impl>
-  error_code on_rows(wire::rows_reader& rr, Impl& c) {
-    if (seen) return {};
-    if (rr.column_count() == 0) {
-      c.diag.assign("the statement returned no columns");
-      return make_error_code(errc::no_columns);
-    }
-    c.scratch.resize(rr.column_count());
-    if (!rr.next(c.scratch)) return {};
-    seen = true;
-    T v{};
-    if (auto e = field_traits<T>::read(c.scratch[0], v)) {
-      c.diag.assign(describe_conversion<T>(e, rr.column_name(0), c.scratch[0]));
-      return e;
-    }
-    out = std::move(v);
-    return {};
-  }
-  template <class Impl>
-  error_code finish(Impl& c) {
-    if (!seen) {
-      if constexpr (is_optional<T>::value) return {};
-      c.diag.assign("the query returned no rows");
-      return make_error_code(errc::no_rows);
-    }
-    return {};
-  }
-  T take() { return out ? std::move(*out) : T{}; }
-};
-
 /// Rows mapped into T (see mapping.hpp), appended to a std::vector of T (of U for
 /// by_position<U>): the sink's own vector (fetch), or the caller's (fetch_into, where the
 /// result is the number of rows appended). With OneOnly, only the first row is kept.
@@ -262,6 +205,7 @@ struct typed_rows_sink {
   error_code finish(Impl&) {
     return {};
   }
+  bool has_row() const noexcept { return one_.has_value(); }
   result_type take() {
     if constexpr (OneOnly)
       return std::move(one_);
@@ -280,6 +224,28 @@ struct typed_rows_sink {
   bool mapped_ = false;
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;
+};
+
+/// The first column of the first row, as T. std::optional<T>: empty on NULL or no rows.
+template <class T>
+struct value_sink {
+  using result_type = T;
+  typed_rows_sink<T, true> first;  // T is a single field type: it maps the first column
+
+  template <class Impl>
+  error_code on_rows(wire::rows_reader& rr, Impl& c) {
+    return first.on_rows(rr, c);
+  }
+  template <class Impl>
+  error_code finish(Impl& c) {
+    if (first.has_row() || is_optional<T>::value) return {};
+    c.diag.assign("the query returned no rows");
+    return make_error_code(errc::no_rows);
+  }
+  T take() {
+    auto row = first.take();
+    return row ? std::move(*row) : T{};
+  }
 };
 
 }  // namespace detail
