@@ -224,10 +224,7 @@ class row_mapper {
   error_code read(std::span<const wire::value_view> values, object_type& out, diagnostics& diag,
                   std::size_t row_index) {
     if constexpr (kind == row_kind::dynamic) {
-      std::vector<value> vals;
-      vals.reserve(values.size());
-      for (const auto& v : values) vals.push_back(value::from_view(v));
-      out = row(names_, std::move(vals));
+      out = row::from_views(names_, values);
       return {};
     } else if constexpr (kind == row_kind::scalar) {
       auto ec = field_traits<T>::read(values[0], out);

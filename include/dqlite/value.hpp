@@ -157,6 +157,15 @@ class row {
   row(std::shared_ptr<const column_names> columns, std::vector<value> values)
       : columns_(std::move(columns)), values_(std::move(values)) {}
 
+  /// Copies the values of a received row.
+  static row from_views(std::shared_ptr<const column_names> columns,
+                        std::span<const wire::value_view> views) {
+    std::vector<value> vals;
+    vals.reserve(views.size());
+    for (const auto& v : views) vals.push_back(value::from_view(v));
+    return row(std::move(columns), std::move(vals));
+  }
+
   std::size_t size() const noexcept { return values_.size(); }
   bool empty() const noexcept { return values_.empty(); }
   const value& operator[](std::size_t i) const noexcept { return values_[i]; }
@@ -220,12 +229,7 @@ class rows {
       columns_ = std::make_shared<const column_names>(names.begin(), names.end());
     }
     scratch.resize(names.size());
-    while (rr.next(scratch)) {
-      std::vector<value> vals;
-      vals.reserve(scratch.size());
-      for (const auto& v : scratch) vals.push_back(value::from_view(v));
-      rows_.emplace_back(columns_, std::move(vals));
-    }
+    while (rr.next(scratch)) rows_.push_back(row::from_views(columns_, scratch));
     return rr.error();
   }
 

@@ -859,43 +859,6 @@ struct value_view {
   }
 };
 
-/// Reads one value of the given type code.
-inline error_code read_value(reader& r, unsigned code, value_view& v) noexcept {
-  switch (code) {
-    case 1:  // INTEGER
-    case 9:  // UNIXTIME
-      v.type = static_cast<value_type>(code);
-      return r.i64(v.integer);
-    case 2:
-      v.type = value_type::floating;
-      return r.f64(v.floating);
-    case 3:   // TEXT
-    case 10:  // ISO8601
-      v.type = static_cast<value_type>(code);
-      return r.text(v.bytes);
-    case 4: {
-      v.type = value_type::blob;
-      bytes_view b;
-      auto ec = r.blob(b);
-      v.bytes = std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
-      return ec;
-    }
-    case 5: {
-      v.type = value_type::null;
-      std::uint64_t zero = 0;
-      return r.u64(zero);
-    }
-    case 11: {
-      v.type = value_type::boolean;
-      std::uint64_t b = 0;
-      auto ec = r.u64(b);
-      v.integer = b != 0 ? 1 : 0;
-      return ec;
-    }
-    default: return make_error_code(errc::unknown_value_type);
-  }
-}
-
 /// How a ROWS frame ended.
 enum class rows_end { none, part, done };
 
@@ -1962,6 +1925,15 @@ class row {
   row(std::shared_ptr<const column_names> columns, std::vector<value> values)
       : columns_(std::move(columns)), values_(std::move(values)) {}
 
+  /// Copies the values of a received row.
+  static row from_views(std::shared_ptr<const column_names> columns,
+                        std::span<const wire::value_view> views) {
+    std::vector<value> vals;
+    vals.reserve(views.size());
+    for (const auto& v : views) vals.push_back(value::from_view(v));
+    return row(std::move(columns), std::move(vals));
+  }
+
   std::size_t size() const noexcept { return values_.size(); }
   bool empty() const noexcept { return values_.empty(); }
   const value& operator[](std::size_t i) const noexcept { return values_[i]; }
@@ -2025,12 +1997,7 @@ class rows {
       columns_ = std::make_shared<const column_names>(names.begin(), names.end());
     }
     scratch.resize(names.size());
-    while (rr.next(scratch)) {
-      std::vector<value> vals;
-      vals.reserve(scratch.size());
-      for (const auto& v : scratch) vals.push_back(value::from_view(v));
-      rows_.emplace_back(columns_, std::move(vals));
-    }
+    while (rr.next(scratch)) rows_.push_back(row::from_views(columns_, scratch));
     return rr.error();
   }
 
@@ -2623,10 +2590,7 @@ class row_mapper {
   error_code read(std::span<const wire::value_view> values, object_type& out, diagnostics& diag,
                   std::size_t row_index) {
     if constexpr (kind == row_kind::dynamic) {
-      std::vector<value> vals;
-      vals.reserve(values.size());
-      for (const auto& v : values) vals.push_back(value::from_view(v));
-      out = row(names_, std::move(vals));
+      out = row::from_views(names_, values);
       return {};
     } else if constexpr (kind == row_kind::scalar) {
       auto ec = field_traits<T>::read(values[0], out);

@@ -324,43 +324,6 @@ struct value_view {
   }
 };
 
-/// Reads one value of the given type code.
-inline error_code read_value(reader& r, unsigned code, value_view& v) noexcept {
-  switch (code) {
-    case 1:  // INTEGER
-    case 9:  // UNIXTIME
-      v.type = static_cast<value_type>(code);
-      return r.i64(v.integer);
-    case 2:
-      v.type = value_type::floating;
-      return r.f64(v.floating);
-    case 3:   // TEXT
-    case 10:  // ISO8601
-      v.type = static_cast<value_type>(code);
-      return r.text(v.bytes);
-    case 4: {
-      v.type = value_type::blob;
-      bytes_view b;
-      auto ec = r.blob(b);
-      v.bytes = std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
-      return ec;
-    }
-    case 5: {
-      v.type = value_type::null;
-      std::uint64_t zero = 0;
-      return r.u64(zero);
-    }
-    case 11: {
-      v.type = value_type::boolean;
-      std::uint64_t b = 0;
-      auto ec = r.u64(b);
-      v.integer = b != 0 ? 1 : 0;
-      return ec;
-    }
-    default: return make_error_code(errc::unknown_value_type);
-  }
-}
-
 /// How a ROWS frame ended.
 enum class rows_end { none, part, done };
 
