@@ -4,13 +4,19 @@
 #include <dqlite/address.hpp>
 #include <dqlite/detail/connect_op.hpp>
 #include <dqlite/detail/exchange.hpp>
+#include <dqlite/cursor.hpp>
 #include <dqlite/detail/procs.hpp>
+#include <dqlite/detail/request.hpp>
+#include <dqlite/detail/request_api.hpp>
+#include <dqlite/detail/session_procs.hpp>
 #include <dqlite/detail/token.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
 #include <dqlite/mapping.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
+#include <dqlite/statement.hpp>
+#include <dqlite/transaction.hpp>
 #include <dqlite/value.hpp>
 #include <dqlite/wire/encode.hpp>
 #include <dqlite/wire/protocol.hpp>
@@ -25,6 +31,7 @@
 
 #include <chrono>
 #include <memory>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -108,26 +115,23 @@ class basic_connection {
   }
 
   // ---- statements ----
+  //
+  // Each takes the SQL text, its parameters (a variadic list, std::tuples of parameters, or
+  // dqlite::params_from(range of dqlite::value)) and an optional completion token, last.
+  // The SQL text and the parameters are read when the operation starts.
 
   /// Runs SQL that returns no rows (several statements separated by ';' are allowed; the
-  /// result is the last one's). Parameters follow the SQL; the completion token, if any,
-  /// comes last. Signature: void(error_code, exec_result).
+  /// result is the last one's). Signature: void(error_code, exec_result).
   template <class... Args>
   auto async_execute(std::string_view sql, Args&&... args) {
-    return detail::with_token<default_token_t>(
-        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
-          return boost::asio::async_initiate<Token, void(error_code, exec_result)>(
-              sql_initiation{impl_}, token, detail::exec_proc{}, wire::request::exec_sql, sql,
-              std::forward<P>(params)...);
-        },
-        std::forward<Args>(args)...);
+    return api(sql).async_execute(std::forward<Args>(args)...);
   }
 
   /// Runs a query and returns all its rows as dynamic values.
   /// Signature: void(error_code, dqlite::rows).
   template <class... Args>
   auto async_fetchall(std::string_view sql, Args&&... args) {
-    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+    return api(sql).async_fetchall(std::forward<Args>(args)...);
   }
 
   /// All rows. async_fetch<T>: a std::vector<T> of the user's row type T (an aggregate
@@ -136,10 +140,7 @@ class basic_connection {
   /// Signature: void(error_code, std::vector<T>) (or dqlite::rows).
   template <class T = void, class... Args>
   auto async_fetch(std::string_view sql, Args&&... args) {
-    if constexpr (std::is_void_v<T>)
-      return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
-    else
-      return query<detail::typed_rows_sink<T>>(sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetch<T>(std::forward<Args>(args)...);
   }
 
   /// Appends all rows, mapped into T as async_fetch<T> does, to a vector the caller owns
@@ -149,24 +150,77 @@ class basic_connection {
   template <class T, class... Args>
   auto async_fetch_into(std::vector<typename detail::row_mapper<T>::object_type>& out,
                         std::string_view sql, Args&&... args) {
-    using sink = detail::typed_rows_sink<T, false, true>;
-    return query_with<sink>(sink(&out), sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetch_into<T>(out, std::forward<Args>(args)...);
   }
 
   /// The first row as T (default: dqlite::row), or an empty optional when there is none.
   /// The remaining rows are read and dropped. Signature: void(error_code, std::optional<T>).
   template <class T = row, class... Args>
   auto async_fetchone(std::string_view sql, Args&&... args) {
-    return query<detail::typed_rows_sink<T, true>>(sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetchone<T>(std::forward<Args>(args)...);
   }
 
   /// The first column of the first row, as T. With no rows: errc::no_rows, or an empty
   /// std::optional when T is one. Signature: void(error_code, T).
   template <class T, class... Args>
   auto async_fetchval(std::string_view sql, Args&&... args) {
-    static_assert(field<T>, "dqlite: async_fetchval<T>: T is not a supported field type "
-                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
-    return query<detail::value_sink<T>>(sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetchval<T>(std::forward<Args>(args)...);
+  }
+
+  /// Runs a query and reads its result batch by batch through a cursor, in bounded memory
+  /// (see basic_cursor). T: the row type as for async_fetch<T> (void: dynamic rows).
+  /// Signature: void(error_code, basic_cursor<Stream, T>).
+  template <class T = void, class... Args>
+  auto async_cursor(std::string_view sql, Args&&... args) {
+    return api(sql).template async_cursor<T>(std::forward<Args>(args)...);
+  }
+
+  /// Prepares a statement (see basic_statement). Signature:
+  /// void(error_code, basic_statement<Stream>).
+  template <class Token = default_token_t>
+  auto async_prepare(std::string_view sql, Token&& token = {}) {
+    using statement = basic_statement<Stream>;
+    return async_with_diag<void(error_code, statement)>(
+        detail::prepare_op<impl_type, statement>{impl_, sql}, token);
+  }
+
+  /// Runs one statement once per element of `sets` (one PREPARE, then one EXEC per set,
+  /// then FINALIZE). An element is a std::tuple of parameters, a range of dqlite::value,
+  /// or a single parameter. The range must stay alive until completion. The result adds up
+  /// rows_affected and has the last set's last_insert_id. On failure the diagnostics name
+  /// the failing set (counted from 0); sets before it have been applied (wrap the call in
+  /// a transaction for all or nothing). Signature: void(error_code, exec_result).
+  template <std::ranges::input_range Range, class Token = default_token_t>
+  auto async_executemany(std::string_view sql, const Range& sets, Token&& token = {}) {
+    return async_with_diag<void(error_code, exec_result)>(
+        detail::executemany_op<impl_type, Range>{impl_, sql, &sets}, token);
+  }
+
+  // ---- transactions ----
+
+  /// Starts a transaction (BEGIN). Signature: void(error_code, basic_transaction<Stream>).
+  /// See also dqlite::async_transaction for a scoped form.
+  template <class Token = default_token_t>
+  auto async_begin(Token&& token = {}) {
+    using transaction = basic_transaction<Stream>;
+    return async_with_diag<void(error_code, transaction)>(
+        detail::begin_op<impl_type, transaction>{impl_, "BEGIN"}, token);
+  }
+
+  /// Makes the connection as good as new for its next user: interrupts the rest of an
+  /// abandoned cursor's result, finalizes statements dropped without async_close, and
+  /// rolls back any open transaction (also one started with a plain "BEGIN").
+  /// Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_reset(Token&& token = {}) {
+    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
+      impl_->tx = 0;
+      impl_->rollback_pending = true;
+    }
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        detail::encoded_initiation<impl_type>{impl_}, token, detail::flush_proc{},
+        [](impl_type&) { return error_code{}; },
+        detail::exchange_params{true, impl_->opts.request_timeout, 0});
   }
 
   // ---- closing ----
@@ -185,20 +239,13 @@ class basic_connection {
   /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
   template <class Sink, class... Args>
   auto query(std::string_view sql, Args&&... args) {
-    return query_with<Sink>(Sink{}, sql, std::forward<Args>(args)...);
+    return api(sql).template query<Sink>(std::forward<Args>(args)...);
   }
 
   /// Same, with a sink object given by the caller.
   template <class Sink, class... Args>
   auto query_with(Sink sink, std::string_view sql, Args&&... args) {
-    using result = typename Sink::result_type;
-    return detail::with_token<default_token_t>(
-        [this, sql, &sink]<class Token, class... P>(Token&& token, P&&... params) {
-          return boost::asio::async_initiate<Token, void(error_code, result)>(
-              sql_initiation{impl_}, token, detail::rows_proc<Sink>{std::move(sink), {}},
-              wire::request::query_sql, sql, std::forward<P>(params)...);
-        },
-        std::forward<Args>(args)...);
+    return api(sql).template query_with<Sink>(std::move(sink), std::forward<Args>(args)...);
   }
 
   /// The shared state (for the library's own higher layers).
@@ -209,33 +256,16 @@ class basic_connection {
     if (impl_) impl_->close_transport();
   }
 
-  struct sql_initiation {
-    std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  detail::request_api<Stream> api(std::string_view sql) const {
+    return {impl_, detail::request_spec{false, sql, 0, 0, 0}};
+  }
 
-    template <class Handler, class Proc, class... P>
-    void operator()(Handler&& h, Proc proc, wire::request type, std::string_view sql,
-                    const P&... params) {
-      detail::start_exchange(
-          c, std::move(proc), std::forward<Handler>(h),
-          [&](impl_type& ci) -> error_code {
-            wire::frame_mark m{};
-            if (auto e = wire::begin_sql_request(ci.wbuf, type, ci.db_id, sql, m)) {
-              ci.diag.assign("the SQL text contains a NUL byte");
-              return e;
-            }
-            if (auto e = detail::write_params(ci.wbuf, m, params...)) {
-              ci.diag.assign(e == make_error_code(errc::invalid_argument)
-                                 ? "a text parameter contains a NUL byte"
-                                 : "a parameter could not be bound: " + e.message());
-              return e;
-            }
-            wire::end_frame(ci.wbuf, m);
-            return {};
-          },
-          true, c->opts.request_timeout);
-    }
-  };
+  // A composed operation whose failures carry the connection's diagnostics.
+  template <class Sig, class Op, class Token>
+  auto async_with_diag(Op op, Token& token) {
+    return boost::asio::async_initiate<Token, Sig>(
+        detail::composed_initiation<impl_type, Op, Sig>{impl_, std::move(op)}, token);
+  }
 
   struct handshake_initiation {
     std::shared_ptr<impl_type> c;

@@ -46,6 +46,7 @@ enum class errc : int {
   timeout,                ///< the operation did not finish within its time limit
   connection_closed,      ///< the peer closed the connection in the middle of a response
   cancelled,              ///< the operation was cancelled and the connection closed
+  interrupted,            ///< the query was cancelled and interrupted; the connection is usable
   leadership_lost,        ///< the connection's node is no longer (or not) the leader
   outcome_unknown,        ///< a commit/write whose outcome cannot be known
   no_leader,              ///< no node of the cluster knows a leader
@@ -92,6 +93,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::timeout: return "operation timed out";
       case errc::connection_closed: return "connection closed by the peer";
       case errc::cancelled: return "operation cancelled; the connection was closed";
+      case errc::interrupted: return "operation cancelled; the query was interrupted";
       case errc::leadership_lost: return "the node is not the leader";
       case errc::outcome_unknown: return "the outcome of the operation is unknown";
       case errc::no_leader: return "no leader found in the cluster";
@@ -251,6 +253,12 @@ inline bool is_busy(const error_code& ec) noexcept {
 /// A constraint violation (UNIQUE, NOT NULL, CHECK, FOREIGN KEY...).
 inline bool is_constraint(const error_code& ec) noexcept {
   return ec.category() == server_category() && (ec.value() & 0xff) == server_code::constraint;
+}
+
+/// The operation was cancelled (errc::interrupted: the connection stays usable;
+/// errc::cancelled: it was closed).
+inline bool is_cancelled(const error_code& ec) noexcept {
+  return ec == make_error_code(errc::cancelled) || ec == make_error_code(errc::interrupted);
 }
 
 /// The outcome of a write cannot be known (it may or may not have been applied).

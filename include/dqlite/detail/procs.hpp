@@ -39,6 +39,7 @@ struct open_proc {
     if (auto e = wire::decode_db(body, r)) return e;
     c.db_id = r.id;
     c.state = conn_state::open;
+    ++c.generation;
     done = true;
     return {};
   }
@@ -74,6 +75,7 @@ struct exec_proc {
 template <class Sink>
 struct rows_proc {
   using result_type = typename Sink::result_type;
+  static constexpr bool interruptible = true;  // cancellation: INTERRUPT, keep the connection
   Sink sink;
   error_code deferred;
 

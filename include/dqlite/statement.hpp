@@ -1,0 +1,213 @@
+// Prepared statements, and running one statement over many parameter sets.
+#pragma once
+
+#include <dqlite/detail/exchange.hpp>
+#include <dqlite/detail/procs.hpp>
+#include <dqlite/detail/request.hpp>
+#include <dqlite/detail/request_api.hpp>
+#include <dqlite/detail/session_procs.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/params.hpp>
+#include <dqlite/value.hpp>
+#include <dqlite/with_diagnostics.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
+
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace dqlite {
+
+/// A statement prepared on a connection (PREPARE), run any number of times with new
+/// parameters: async_execute, async_fetch<T>, async_fetchone<T>, async_fetchval<T>,
+/// async_fetch_into<T>, async_fetchall, async_cursor<T> take the parameters followed by an
+/// optional completion token, as the connection's operations do after the SQL text.
+///
+/// The statement belongs to its connection: it runs there, one operation at a time with
+/// the connection's other operations, and cannot be used once the connection has closed or
+/// reconnected (errc::not_connected). async_close finalizes it on the server; a statement
+/// destroyed without async_close is finalized before the connection's next request.
+/// Statements are released by the server when the connection closes.
+template <class Stream>
+class basic_statement : public detail::request_api<Stream> {
+  using base = detail::request_api<Stream>;
+  using impl_type = detail::connection_impl<Stream>;
+
+ public:
+  basic_statement(basic_statement&& o) noexcept
+      : base(o.c_, o.spec_), params_(o.params_), open_(std::exchange(o.open_, false)) {}
+  basic_statement& operator=(basic_statement&& o) noexcept {
+    if (this != &o) {
+      release();
+      this->c_ = o.c_;
+      this->spec_ = o.spec_;
+      params_ = o.params_;
+      open_ = std::exchange(o.open_, false);
+    }
+    return *this;
+  }
+  basic_statement(const basic_statement&) = delete;
+  basic_statement& operator=(const basic_statement&) = delete;
+  ~basic_statement() { release(); }
+
+  /// The server's id of the statement.
+  std::uint32_t id() const noexcept { return this->spec_.stmt; }
+  /// How many parameters the statement takes.
+  std::uint64_t param_count() const noexcept { return params_; }
+  /// True until closed, and while its connection stays open (no reconnect since).
+  bool is_open() const noexcept {
+    return open_ && this->c_->state == detail::conn_state::open &&
+           this->c_->generation == this->spec_.generation;
+  }
+
+  /// Finalizes the statement on the server. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_close(Token&& token = {}) {
+    const bool live = is_open();
+    open_ = false;
+    if (!live) {  // nothing left on the server
+      return boost::asio::async_initiate<Token, void(error_code)>(
+          detail::failed_initiation<impl_type>{this->c_}, token, error_code{}, std::string());
+    }
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        detail::encoded_initiation<impl_type>{this->c_}, token, detail::empty_proc{},
+        [id = id()](impl_type& ci) {
+          wire::encode_finalize(ci.wbuf, ci.db_id, id);
+          return error_code{};
+        },
+        detail::exchange_params{true, this->c_->opts.request_timeout, 0});
+  }
+
+  /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
+  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open)
+      : base(c, detail::request_spec{true, {}, r.id, c->generation, 0}), params_(r.params),
+        open_(open) {}
+
+ private:
+  void release() noexcept {
+    if (is_open()) this->c_->finalize_pending.push_back(id());
+    open_ = false;
+  }
+
+  std::uint64_t params_ = 0;
+  bool open_ = false;
+};
+
+namespace detail {
+
+/// Encodes PREPARE(sql).
+inline auto prepare_request(std::string_view sql) {
+  return [sql](auto& ci) -> error_code {
+    if (auto e = wire::encode_prepare(ci.wbuf, ci.db_id, sql)) {
+      ci.diag.assign("the SQL text contains a NUL byte");
+      return e;
+    }
+    return {};
+  };
+}
+
+/// PREPARE, then the statement object.
+template <class Impl, class Statement>
+struct prepare_op {
+  std::shared_ptr<Impl> c;
+  std::string_view sql;
+
+  template <class Self>
+  void operator()(Self& self) {
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+                                exchange_params{true, c->opts.request_timeout, 0});
+  }
+  template <class Self>
+  void operator()(Self& self, error_code ec, wire::stmt_response r) {
+    self.complete(ec, Statement(c, r, !ec));
+  }
+};
+
+/// executemany: PREPARE once, EXEC per parameter set, FINALIZE. Each element of the range
+/// is one parameter set: a std::tuple of parameters, a dqlite::params_from(...) range, or a
+/// single parameter.
+template <class Impl, class Range>
+struct executemany_op {
+  std::shared_ptr<Impl> c;
+  std::string_view sql;
+  const Range* range;
+  std::ranges::iterator_t<const Range> it{};
+  std::uint32_t stmt = 0;
+  std::uint64_t gen = 0;
+  std::size_t index = 0;
+  exec_result total{};
+  error_code failed{};
+  enum class step : std::uint8_t { prepare, exec, finalize } st = step::prepare;
+
+  template <class Self>
+  void operator()(Self& self) {
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+                                exchange_params{true, c->opts.request_timeout, 0});
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, wire::stmt_response r) {  // prepared
+    if (ec) return self.complete(ec, total);
+    stmt = r.id;
+    gen = c->generation;
+    st = step::exec;
+    it = std::ranges::begin(*range);
+    next(self);
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, exec_result r) {  // one EXEC done
+    if (ec) {
+      c->diag.assign("parameter set #" + std::to_string(index) + ": " + c->diag.message());
+      if (c->state == conn_state::open && c->generation == gen) c->finalize_pending.push_back(stmt);
+      return self.complete(ec, total);
+    }
+    total.rows_affected += r.rows_affected;
+    total.last_insert_id = r.last_insert_id;
+    ++it;
+    ++index;
+    next(self);
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec) {  // finalized
+    self.complete(ec, total);
+  }
+
+ private:
+  template <class Self>
+  void next(Self& self) {
+    if (it == std::ranges::end(*range)) {
+      st = step::finalize;
+      encoded_initiation<Impl>{c}(
+          std::move(self), empty_proc{},
+          [id = stmt](Impl& ci) {
+            wire::encode_finalize(ci.wbuf, ci.db_id, id);
+            return error_code{};
+          },
+          exchange_params{true, c->opts.request_timeout, 0});
+      return;
+    }
+    const auto& set = *it;
+    request_spec spec{true, {}, stmt, gen, 0};
+    using E = std::remove_cvref_t<decltype(set)>;
+    if constexpr (param_arg<E>) {
+      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, set);
+    } else {
+      static_assert(std::ranges::input_range<E>,
+                    "dqlite: executemany: each element must be a parameter, a std::tuple of "
+                    "parameters, or a range of dqlite::value");
+      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, params_from(set));
+    }
+  }
+};
+
+}  // namespace detail
+}  // namespace dqlite
