@@ -42,7 +42,9 @@ class basic_statement : public detail::request_api<Stream> {
 
  public:
   basic_statement(basic_statement&& o) noexcept
-      : base(o.c_, o.spec_), params_(o.params_), open_(std::exchange(o.open_, false)) {}
+      : base(o.c_, o.spec_), params_(o.params_), open_(std::exchange(o.open_, false)) {
+    o.spec_.generation = 0;
+  }
   basic_statement& operator=(basic_statement&& o) noexcept {
     if (this != &o) {
       release();
@@ -50,6 +52,7 @@ class basic_statement : public detail::request_api<Stream> {
       this->spec_ = o.spec_;
       params_ = o.params_;
       open_ = std::exchange(o.open_, false);
+      o.spec_.generation = 0;
     }
     return *this;
   }
@@ -72,6 +75,9 @@ class basic_statement : public detail::request_api<Stream> {
   auto async_close(Token&& token = {}) {
     const bool live = is_open();
     open_ = false;
+    // Never send the id again: a server may reuse it, and 1.11.1 crashes on an EXEC of a
+    // finalized statement.
+    this->spec_.generation = 0;
     if (!live) {  // nothing left on the server
       return boost::asio::async_initiate<Token, void(error_code)>(
           detail::failed_initiation<impl_type>{this->c_}, token, error_code{}, std::string());
@@ -87,13 +93,14 @@ class basic_statement : public detail::request_api<Stream> {
 
   /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
   basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open)
-      : base(c, detail::request_spec{true, {}, r.id, c->generation, 0}), params_(r.params),
-        open_(open) {}
+      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0}),
+        params_(r.params), open_(open) {}
 
  private:
   void release() noexcept {
     if (is_open()) this->c_->finalize_pending.push_back(id());
     open_ = false;
+    this->spec_.generation = 0;
   }
 
   std::uint64_t params_ = 0;

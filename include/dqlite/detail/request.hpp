@@ -38,8 +38,8 @@ error_code encode_request(Impl& ci, const request_spec& spec, bool query, const 
   wire::frame_mark m{};
   if (spec.prepared) {
     if (spec.generation != ci.generation) {
-      ci.diag.assign("the prepared statement belongs to an earlier opening of this connection; "
-                     "prepare it again");
+      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
+                     "this connection; prepare it again");
       return make_error_code(errc::not_connected);
     }
     m = wire::begin_stmt_request(ci.wbuf, spec.type(query), ci.db_id, spec.stmt);

@@ -53,7 +53,16 @@ struct flush_proc {
 /// leadership lost while the commit was being replicated, or the connection lost once the
 /// request had been sent. After any other failure the transaction may still be open on the
 /// server: it is rolled back before the connection's next request.
-struct commit_proc : exec_proc {
+/// The end of a transaction: one RESULT, reported as success only.
+struct end_tx_proc {
+  using result_type = void;
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    return exec_proc{}.on_frame(c, h, body, done);
+  }
+};
+
+struct commit_proc : end_tx_proc {
   template <class Impl>
   error_code map_error(Impl& c, error_code ec, bool sent) {
     if (is_leadership_lost(ec)) {
@@ -77,7 +86,7 @@ struct commit_proc : exec_proc {
 
 /// ROLLBACK of a transaction object: a failure that says no transaction is open (it was
 /// already rolled back by the server, e.g. after an error inside it) is not an error.
-struct rollback_proc : exec_proc {
+struct rollback_proc : end_tx_proc {
   template <class Impl>
   error_code map_error(Impl& c, error_code ec, bool) {
     if (ec.category() == server_category() &&
