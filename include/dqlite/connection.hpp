@@ -27,10 +27,12 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <string>
 #include <string_view>
@@ -96,14 +98,25 @@ class basic_connection {
 
   // ---- opening ----
 
-  /// Resolves address ("host:port" or "[ipv6]:port"), connects, performs the dqlite
-  /// handshake and opens options().database, all within options().connect_timeout.
+  /// Resolves address ("host:port" or "[ipv6]:port"), connects, performs the TLS handshake
+  /// (TLS streams, see dqlite/tls.hpp), then the dqlite handshake, and opens
+  /// options().database, all within options().connect_timeout. For streams over TCP.
   /// Signature: void(error_code).
   template <class Token = default_token_t>
-    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+    requires detail::connect_op<impl_type>::is_tcp
   auto async_connect(std::string_view address, Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
-        connect_initiation{impl_}, token, std::string(address));
+        connect_initiation{impl_}, token, std::string(address), std::nullopt);
+  }
+
+  /// Connects to an endpoint of the stream's socket type (a unix socket path, a TCP
+  /// endpoint), then as above. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_connect(const typename detail::connect_op<impl_type>::endpoint_type& endpoint,
+                     Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        connect_initiation{impl_}, token, detail::describe_endpoint(endpoint),
+        std::optional(endpoint));
   }
 
   /// Performs the dqlite handshake and opens options().database over an already connected
@@ -304,10 +317,11 @@ class basic_connection {
     std::shared_ptr<impl_type> c;
     std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
 
-    template <class Handler>
-    void operator()(Handler&& h, std::string address) {
-      boost::asio::async_compose<Handler, void(error_code)>(
-          detail::tcp_connect_op<impl_type>{c, std::move(address)}, h, c->stream);
+    template <class Handler, class Endpoint>
+    void operator()(Handler&& h, std::string address, Endpoint endpoint) {
+      detail::connect_op<impl_type> op{c, std::move(address)};
+      if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) op.endpoint = std::move(endpoint);
+      boost::asio::async_compose<Handler, void(error_code)>(std::move(op), h, c->stream);
     }
   };
 
@@ -316,13 +330,15 @@ class basic_connection {
 
 /// A connection over TCP.
 using connection = basic_connection<boost::asio::ip::tcp::socket>;
+/// A connection over a unix socket (see async_connect_unix).
+using unix_connection = basic_connection<boost::asio::local::stream_protocol::socket>;
 
 namespace detail {
 
-template <class Conn>
+template <class Conn, class Target>
 struct free_connect_op {
   Conn conn;
-  std::string address;
+  Target target;
   bool started = false;
 
   template <class Self>
@@ -330,7 +346,7 @@ struct free_connect_op {
     if (!started) {
       started = true;
       auto& c = conn;
-      c.async_connect(address, std::move(self));
+      c.async_connect(target, std::move(self));
       return;
     }
     self.complete(ec, std::move(conn));
@@ -344,14 +360,21 @@ struct free_connect_initiation {
     return {holder->impl(), &holder->impl()->diag};
   }
 
-  template <class Handler>
-  void operator()(Handler&& h, std::string address) {
+  template <class Handler, class Target>
+  void operator()(Handler&& h, Target target) {
     auto& c = *holder;
     auto ex = c.get_executor();
     boost::asio::async_compose<Handler, void(error_code, Conn)>(
-        free_connect_op<Conn>{std::move(c), std::move(address)}, h, ex);
+        free_connect_op<Conn, Target>{std::move(c), std::move(target)}, h, ex);
   }
 };
+
+/// Connects a new connection (made by make()) to target.
+template <class Conn, class Token, class Target>
+auto connect_new(std::shared_ptr<Conn> holder, Target target, Token& token) {
+  return boost::asio::async_initiate<Token, void(error_code, Conn)>(
+      free_connect_initiation<Conn>{std::move(holder)}, token, std::move(target));
+}
 
 }  // namespace detail
 
@@ -360,9 +383,16 @@ struct free_connect_initiation {
 template <class Executor, class Token = default_token_t>
 auto async_connect(const Executor& ex, std::string_view address,
                    const connection_options& opts = {}, Token&& token = {}) {
-  auto holder = std::make_shared<connection>(opts, ex);
-  return boost::asio::async_initiate<Token, void(error_code, connection)>(
-      detail::free_connect_initiation<connection>{holder}, token, std::string(address));
+  return detail::connect_new(std::make_shared<connection>(opts, ex), std::string(address), token);
+}
+
+/// Connects over a unix socket and opens opts.database. path: a file system path, or
+/// "@name" for an abstract socket (Linux). Signature: void(error_code, unix_connection).
+template <class Executor, class Token = default_token_t>
+auto async_connect_unix(const Executor& ex, std::string_view path,
+                        const connection_options& opts = {}, Token&& token = {}) {
+  return detail::connect_new(std::make_shared<unix_connection>(opts, ex),
+                             detail::unix_endpoint(path), token);
 }
 
 }  // namespace dqlite

@@ -9,11 +9,16 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 
 namespace dqlite::detail {
 
@@ -28,18 +33,58 @@ error_code encode_handshake(Impl& c) {
   return {};
 }
 
-/// Resolve, connect (TCP_NODELAY), then handshake + OPEN, all within connect_timeout.
+/// A unix socket endpoint: "@name" is an abstract socket (Linux), anything else a path.
+inline boost::asio::local::stream_protocol::endpoint unix_endpoint(std::string_view path) {
+  if (!path.empty() && path.front() == '@')
+    return {std::string(1, '\0') + std::string(path.substr(1))};
+  return {std::string(path)};
+}
+
+/// An endpoint as text, for messages.
+inline std::string describe_endpoint(const boost::asio::local::stream_protocol::endpoint& ep) {
+  std::string p = ep.path();
+  if (!p.empty() && p.front() == '\0') p.front() = '@';
+  return "unix:" + p;
+}
+template <class Endpoint>
+std::string describe_endpoint(const Endpoint& ep) {
+  auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+/// Preparing a TLS stream before its handshake (server name, host name verification):
+/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
+template <class Stream>
+struct tls_setup {
+  static constexpr bool is_tls = false;
+  static error_code prepare(Stream&, const std::string&) { return {}; }
+};
+
+/// Connect (resolving "host:port" first, for TCP), TCP_NODELAY, the TLS handshake for TLS
+/// streams, then the dqlite handshake + OPEN, all within connect_timeout.
 template <class Impl>
-struct tcp_connect_op {
+struct connect_op {
   using tcp = boost::asio::ip::tcp;
+  using stream_type = std::remove_cvref_t<decltype(std::declval<Impl&>().stream)>;
+  using socket_type = std::remove_cvref_t<decltype(std::declval<Impl&>().stream.lowest_layer())>;
+  using endpoint_type = typename socket_type::endpoint_type;
+  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
 
   std::shared_ptr<Impl> c;
-  std::string address;
+  std::string address;                  ///< as given, for messages (and resolving)
+  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
   std::shared_ptr<tcp::resolver> resolver{};
   host_port hp{};
   std::chrono::steady_clock::time_point deadline{};
   error_code init_ec{};
-  enum class step : std::uint8_t { start, fail_posted, resolving, connecting, handshaking };
+  enum class step : std::uint8_t {
+    start,
+    fail_posted,
+    resolving,
+    connecting,
+    tls_handshaking,
+    handshaking
+  };
   step st = step::start;
 
   // Start (and the posted immediate failure).
@@ -51,21 +96,26 @@ struct tcp_connect_op {
       c->close_transport();
       c->broken_by = {};
       c->peer = address;
-      init_ec = parse_address(address, hp);
-      if (init_ec) {
-        c->diag.assign("invalid address '" + address + "': expected host:port or [ipv6]:port");
-        c->busy = false;
+      if (!endpoint) {
+        init_ec = parse_address(address, hp);
+        if (init_ec)
+          c->diag.assign("invalid address '" + address + "': expected host:port or [ipv6]:port");
       }
+      if (!init_ec) {
+        init_ec = tls_setup<stream_type>::prepare(c->stream, endpoint ? address : hp.host);
+        if (init_ec) c->diag.assign("setting up TLS for " + address + ": " + init_ec.message());
+      }
+      if (init_ec) c->busy = false;
     }
     if (init_ec) {
       st = step::fail_posted;
-      auto ex = c->stream.get_executor();
-      boost::asio::post(ex, std::move(self));
+      boost::asio::post(std::move(self));
       return;
     }
     auto timeout = c->opts.connect_timeout;
     deadline = std::chrono::steady_clock::now() + timeout;
-    resolver = std::make_shared<tcp::resolver>(c->stream.get_executor());
+    if constexpr (is_tcp)
+      if (!endpoint) resolver = std::make_shared<tcp::resolver>(c->stream.get_executor());
     if (timeout.count() > 0) {
       c->timer_armed = true;
       c->timer.expires_at(deadline);
@@ -74,27 +124,70 @@ struct tcp_connect_op {
         auto s = w.lock();
         if (!s || !s->busy || s->op_seq != seq) return;
         s->timed_out = true;
-        r->cancel();
+        if (r) r->cancel();
         error_code ignored;
         s->stream.lowest_layer().close(ignored);
       });
     }
-    st = step::resolving;
-    resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    st = step::connecting;
+    if (endpoint) {
+      c->stream.lowest_layer().async_connect(*endpoint, std::move(self));
+      return;
+    }
+    if constexpr (is_tcp) {
+      st = step::resolving;
+      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    }
   }
 
   template <class Self>
   void operator()(Self& self, error_code ec, tcp::resolver::results_type results) {
     if (ec) return fail(self, ec, "resolving");
     st = step::connecting;
-    boost::asio::async_connect(c->stream, results, std::move(self));
+    boost::asio::async_connect(c->stream.lowest_layer(), results, std::move(self));
   }
 
   template <class Self>
   void operator()(Self& self, error_code ec, const tcp::endpoint&) {
+    connected(self, ec);
+  }
+
+  // A step that completes with an error code alone.
+  template <class Self>
+  void operator()(Self& self, error_code ec) {
+    switch (st) {
+      case step::connecting: return connected(self, ec);
+      case step::tls_handshaking:
+        if (ec) return fail(self, ec, "TLS handshake with");
+        return dqlite_handshake(self);
+      default: break;
+    }
+    // The dqlite handshake is done.
+    if (ec && c->state != conn_state::open) c->close_transport();
+    if (ec == make_error_code(errc::timeout))
+      c->diag.assign("no answer to the handshake from " + address + " within " +
+                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
+    self.complete(ec);
+  }
+
+ private:
+  template <class Self>
+  void connected(Self& self, error_code ec) {
     if (ec) return fail(self, ec, "connecting to");
-    error_code ignored;
-    c->stream.set_option(tcp::no_delay(true), ignored);
+    if constexpr (is_tcp) {
+      error_code ignored;
+      c->stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
+    }
+    if constexpr (tls_setup<stream_type>::is_tls) {
+      st = step::tls_handshaking;
+      c->stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
+    } else {
+      dqlite_handshake(self);
+    }
+  }
+
+  template <class Self>
+  void dqlite_handshake(Self& self) {
     // Hand over to the handshake exchange with what is left of the time.
     release();
     std::chrono::milliseconds left{0};
@@ -108,17 +201,6 @@ struct tcp_connect_op {
     start_exchange(cc, open_proc{}, std::move(self), encode_handshake<Impl>, false, left);
   }
 
-  // Handshake done.
-  template <class Self>
-  void operator()(Self& self, error_code ec) {
-    if (ec && c->state != conn_state::open) c->close_transport();
-    if (ec == make_error_code(errc::timeout))
-      c->diag.assign("no answer to the handshake from " + address + " within " +
-                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
-    self.complete(ec);
-  }
-
- private:
   void release() {
     if (c->timer_armed) {
       c->timer.cancel();
