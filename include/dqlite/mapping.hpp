@@ -330,22 +330,22 @@ class row_mapper {
   /// The row header of a row whose every column has its field's natural type, when the
   /// fields read the columns in order, one each, and fit one header word; else a value no
   /// header has.
+  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
   static constexpr std::uint64_t natural_header() {
-    constexpr std::uint64_t none = ~std::uint64_t{0};
     if constexpr (kind == row_kind::scalar) {
-      return natural_code<T>() != 0 ? natural_code<T>() : none;
+      return natural_code<T>() != 0 ? natural_code<T>() : no_header;
     } else if constexpr (kind == row_kind::dynamic) {
-      return none;
+      return no_header;
     } else {
       using F = fields_of<object_type>;
       if constexpr (F::size == 0 || F::size > 16) {
-        return none;
+        return no_header;
       } else {
         return []<std::size_t... I>(std::index_sequence<I...>) {
           constexpr unsigned codes[] = {natural_code<typename F::template type<I>>()...};
           std::uint64_t h = 0;
           for (std::size_t i = 0; i < F::size; ++i) {
-            if (codes[i] == 0) return none;
+            if (codes[i] == 0) return no_header;
             h |= std::uint64_t{codes[i]} << (4 * i);
           }
           return h;
@@ -367,7 +367,7 @@ class row_mapper {
         if (col_[i] >= columns || (i > 0 && col_[i] <= col_[i - 1])) direct_ = false;
     }
     // In order, one column per field, no other column: column i is field i.
-    natural_header_ = direct_ && columns == field_count() ? natural_header() : ~std::uint64_t{0};
+    natural_header_ = direct_ && columns == field_count() ? natural_header() : no_header;
   }
 
   /// Reads a row whose header is natural_header_ (its types are known at compile time).
