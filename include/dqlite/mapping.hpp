@@ -20,8 +20,10 @@
 
 #include <boost/pfr.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <span>
@@ -217,7 +219,66 @@ class row_mapper {
       return make_error_code(errc::column_mismatch);
     }
     remember_column_names(columns);
+    plan_direct(columns.size());
     return {};
+  }
+
+  /// Whether columns are those map() was given (every frame of a result repeats them).
+  bool same_columns(const std::vector<std::string_view>& columns) const noexcept {
+    return std::equal(columns.begin(), columns.end(), saved_names_.begin(), saved_names_.end());
+  }
+
+  /// Reads the row ahead of rr (rr.at_row() was true) straight from the frame into out,
+  /// without an intermediate value array, and moves rr past it. Returns false, leaving rr
+  /// where it was, when it cannot: the row is then to be read with rr.next() and read(),
+  /// which report any problem with their usual errors and messages. It accepts exactly
+  /// the rows those accept, with the same values; out may be partly assigned on false.
+  bool read_direct(wire::rows_reader& rr, object_type& out) {
+    if constexpr (kind == row_kind::dynamic) {
+      return false;
+    } else {
+      if (!direct_ || rr.column_count() != columns_) return false;
+      const std::byte* p = rr.row_data();
+      const std::byte* const end = rr.data_end();
+      const std::size_t hw = rr.header_words();
+      if (static_cast<std::size_t>(end - p) < hw * 8) return false;
+      const std::byte* const header = p;
+      p += hw * 8;
+      if (hw == 1) {
+        const std::uint64_t h = wire::load_u64(header);
+        // Every column has the wire type its field naturally reads: the types are
+        // known, the header is valid.
+        if (h == natural_header_) {
+          if (!read_natural(p, end, out)) return false;
+          rr.skip_row_to(p);
+          return true;
+        }
+        // Rows of a result mostly repeat one header: check it only when it changes.
+        if (h != valid_header_) {
+          if (!wire::row_header_valid(header, columns_, 1)) return false;
+          valid_header_ = h;
+        }
+      } else if (!std::equal(header, header + hw * 8, valid_headers_.begin(),
+                             valid_headers_.end())) {
+        if (!wire::row_header_valid(header, columns_, hw)) return false;
+        valid_headers_.assign(header, header + hw * 8);
+      }
+      std::size_t col = 0;
+      bool ok;
+      if constexpr (kind == row_kind::scalar) {
+        ok = direct_field<T>(header, p, end, col, 0, out);
+      } else {
+        using F = fields_of<object_type>;
+        ok = [&]<std::size_t... I>(std::index_sequence<I...>) {
+          return (direct_field<typename F::template type<I>>(header, p, end, col, col_[I],
+                                                             F::template get<I>(out)) &&
+                  ...);
+        }(std::make_index_sequence<F::size>{});
+      }
+      if (!ok || (col != columns_ && !skip_columns(header, p, end, col, columns_))) return false;
+      rr.skip_row_to(p);
+      return true;
+    }
   }
 
   /// Reads one row. On failure, diag lists every field of the row that failed.
@@ -244,6 +305,122 @@ class row_mapper {
   }
 
  private:
+  // ---- direct reading ----
+
+  /// The wire type code a field type naturally reads (0: none).
+  template <class F>
+  static constexpr unsigned natural_code() {
+    if constexpr (is_optional_field<F>::value)
+      return natural_code<typename F::value_type>();
+    else if constexpr (std::is_same_v<F, bool>)
+      return 11;
+    else if constexpr (std::is_integral_v<F> || std::is_enum_v<F>)
+      return 1;
+    else if constexpr (std::is_floating_point_v<F>)
+      return 2;
+    else if constexpr (std::is_same_v<F, std::string> || std::is_same_v<F, std::string_view>)
+      return 3;
+    else if constexpr (std::is_same_v<F, std::vector<std::byte>> ||
+                       std::is_same_v<F, std::vector<unsigned char>>)
+      return 4;
+    else
+      return 0;
+  }
+
+  /// The row header of a row whose every column has its field's natural type, when the
+  /// fields read the columns in order, one each, and fit one header word; else a value no
+  /// header has.
+  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
+  static constexpr std::uint64_t natural_header() {
+    if constexpr (kind == row_kind::scalar) {
+      return natural_code<T>() != 0 ? natural_code<T>() : no_header;
+    } else if constexpr (kind == row_kind::dynamic) {
+      return no_header;
+    } else {
+      using F = fields_of<object_type>;
+      if constexpr (F::size == 0 || F::size > 16) {
+        return no_header;
+      } else {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+          constexpr unsigned codes[] = {natural_code<typename F::template type<I>>()...};
+          std::uint64_t h = 0;
+          for (std::size_t i = 0; i < F::size; ++i) {
+            if (codes[i] == 0) return no_header;
+            h |= std::uint64_t{codes[i]} << (4 * i);
+          }
+          return h;
+        }(std::make_index_sequence<F::size>{});
+      }
+    }
+  }
+
+  // Direct reading needs the fields' columns in increasing order (true of by-position
+  // types and of most select lists): the values are read in column order.
+  void plan_direct(std::size_t columns) {
+    columns_ = columns;
+    valid_header_ = ~std::uint64_t{0};  // not a valid header: the first row is checked
+    valid_headers_.clear();
+    direct_ = columns > 0;
+    if constexpr (kind == row_kind::tuple || kind == row_kind::aggregate_by_name ||
+                  kind == row_kind::aggregate_by_position) {
+      for (std::size_t i = 0; i < col_.size(); ++i)
+        if (col_[i] >= columns || (i > 0 && col_[i] <= col_[i - 1])) direct_ = false;
+    }
+    // In order, one column per field, no other column: column i is field i.
+    natural_header_ = direct_ && columns == field_count() ? natural_header() : no_header;
+  }
+
+  /// Reads a row whose header is natural_header_ (its types are known at compile time).
+  bool read_natural(const std::byte*& p, const std::byte* end, object_type& out) {
+    const std::byte* q = p;
+    bool ok;
+    if constexpr (kind == row_kind::scalar) {
+      ok = natural_field<T>(q, end, out);
+    } else {
+      using F = fields_of<object_type>;
+      ok = [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return (natural_field<typename F::template type<I>>(q, end, F::template get<I>(out)) &&
+                ...);
+      }(std::make_index_sequence<F::size>{});
+    }
+    p = q;
+    return ok;
+  }
+
+  template <class FieldT>
+  DQLITE_ALWAYS_INLINE static bool natural_field(const std::byte*& p, const std::byte* end,
+                                                 FieldT& out) {
+    constexpr unsigned code = natural_code<FieldT>();
+    if constexpr (code != 0) {  // always: natural_header() has no other
+      wire::value_view v;
+      if (wire::decode_value(code, p, end, v) != errc{}) return false;
+      return !field_traits<FieldT>::read(v, out);
+    } else {
+      return false;
+    }
+  }
+
+  /// Skips the values of columns [col, to), checking them as next() would.
+  static bool skip_columns(const std::byte* header, const std::byte*& p, const std::byte* end,
+                           std::size_t& col, std::size_t to) noexcept {
+    wire::value_view v;
+    for (; col < to; ++col)
+      if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
+    return true;
+  }
+
+  /// Reads column `at` (skipping the columns before it) into a field.
+  template <class FieldT>
+  DQLITE_ALWAYS_INLINE static bool direct_field(const std::byte* header, const std::byte*& p,
+                                                const std::byte* end, std::size_t& col,
+                                                std::size_t at, FieldT& out) {
+    if (col != at && !skip_columns(header, p, end, col, at)) return false;
+    wire::value_view v;
+    if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
+    ++col;
+    return !field_traits<FieldT>::read(v, out);
+  }
+
   template <std::size_t I>
   void read_field(std::span<const wire::value_view> values, object_type& out, error_code& first,
                   std::string& problems) {
@@ -297,6 +474,12 @@ class row_mapper {
   std::array<std::string_view, field_count()> field_names_{};
   std::vector<std::string> saved_names_;
   std::shared_ptr<const column_names> names_;
+  // Direct reading (see plan_direct): the column count, the last row header found valid.
+  bool direct_ = false;
+  std::size_t columns_ = 0;
+  std::uint64_t valid_header_ = ~std::uint64_t{0};
+  std::vector<std::byte> valid_headers_;
+  std::uint64_t natural_header_ = ~std::uint64_t{0};
 };
 
 }  // namespace detail

@@ -543,6 +543,7 @@ struct connection_options {
 // valid as long as those bytes do.
 
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -550,6 +551,15 @@ struct connection_options {
 #include <string>
 #include <string_view>
 #include <vector>
+
+// Forces inlining of the small per-value functions of the row decoders' inner loops.
+#ifndef DQLITE_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define DQLITE_ALWAYS_INLINE [[gnu::always_inline]] inline
+#else
+#define DQLITE_ALWAYS_INLINE inline
+#endif
+#endif
 
 namespace dqlite::wire {
 
@@ -859,6 +869,101 @@ struct value_view {
   }
 };
 
+/// Reads one value of type code at p (not past end) into v and moves p past it. Returns
+/// errc{} (zero) on success, else what is wrong; p is then unspecified. The rules every
+/// ROWS decoder shares: fixed-size values take a word, text ends at a NUL followed by zero
+/// padding to a whole word, a blob is a length word and the bytes padded to a whole word
+/// (that padding is not checked: servers leave it uninitialised), BOOLEAN reads as 0/1.
+DQLITE_ALWAYS_INLINE errc decode_value(unsigned code, const std::byte*& p, const std::byte* end,
+                                       value_view& v) noexcept {
+  const std::size_t avail = static_cast<std::size_t>(end - p);
+  switch (code) {
+    case 1:   // INTEGER
+    case 9:   // UNIXTIME
+    case 11:  // BOOLEAN
+      if (avail < 8) return errc::truncated;
+      v.type = static_cast<value_type>(code);
+      v.integer = static_cast<std::int64_t>(load_u64(p));
+      if (code == 11) v.integer = v.integer != 0 ? 1 : 0;
+      p += 8;
+      return {};
+    case 2: {
+      if (avail < 8) return errc::truncated;
+      v.type = value_type::floating;
+      const std::uint64_t bits = load_u64(p);
+      std::memcpy(&v.floating, &bits, 8);
+      p += 8;
+      return {};
+    }
+    case 3:     // TEXT
+    case 10: {  // ISO8601
+      // Most texts are short: look for the NUL a word at a time in the first words,
+      // then let memchr scan the rest.
+      constexpr std::uint64_t ones = 0x0101010101010101ULL;
+      constexpr std::uint64_t highs = 0x8080808080808080ULL;
+      std::size_t at = 0;
+      std::size_t len = avail;  // avail: no NUL found yet
+      for (; at + 8 <= avail && at < 32; at += 8) {
+        const std::uint64_t w = load_u64(p + at);
+        if (const std::uint64_t zero = (w - ones) & ~w & highs) {
+          len = at + static_cast<std::size_t>(std::countr_zero(zero)) / 8;
+          break;
+        }
+      }
+      if (len == avail) {
+        const void* nul = at < avail ? std::memchr(p + at, 0, avail - at) : nullptr;
+        if (nul == nullptr) return errc::missing_nul;
+        len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p);
+      }
+      const std::size_t padded = (len + 8) & ~std::size_t{7};
+      if (padded > avail) return errc::truncated;
+      // The NUL and the padding after it, all in the last word, must be zero.
+      if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return errc::bad_padding;
+      v.type = static_cast<value_type>(code);
+      v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
+      p += padded;
+      return {};
+    }
+    case 4: {
+      if (avail < 8) return errc::truncated;
+      const std::uint64_t len = load_u64(p);
+      if (len > avail - 8) return errc::truncated;
+      const std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
+      if (padded > avail - 8) return errc::truncated;
+      v.type = value_type::blob;
+      v.bytes = std::string_view(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(len));
+      p += 8 + padded;
+      return {};
+    }
+    case 5:
+      if (avail < 8) return errc::truncated;
+      v.type = value_type::null;
+      p += 8;
+      return {};
+    default: return errc::unknown_value_type;
+  }
+}
+
+/// Type code of column i in a row header.
+DQLITE_ALWAYS_INLINE unsigned row_type_code(const std::byte* header, std::size_t i) noexcept {
+  return (static_cast<unsigned>(header[i / 2]) >> ((i % 2) * 4)) & 0x0fu;
+}
+
+/// Whether a row header of n columns (header_words words) is well formed: every type
+/// code is one the protocol defines, the unused nibble of an odd count and the bytes after
+/// the codes are zero.
+inline bool row_header_valid(const std::byte* header, std::size_t n,
+                             std::size_t header_words) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned code = row_type_code(header, i);
+    if (code == 0 || (code > 5 && code < 9) || code > 11) return false;
+  }
+  if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0) return false;
+  for (std::size_t i = (n + 1) / 2; i < header_words * 8; ++i)
+    if (header[i] != std::byte{0}) return false;
+  return true;
+}
+
 /// How a ROWS frame ended.
 enum class rows_end { none, part, done };
 
@@ -866,6 +971,12 @@ enum class rows_end { none, part, done };
 ///   rows_reader rr;  rr.start(body);  rr.column_count(); rr.column_name(i);
 ///   while (rr.next(values)) {...}    // values: a span of column_count() value_views
 ///   rr.error(), rr.end()
+///
+/// Decoders that read values straight into their destination use the direct row access
+/// instead of next(): while (rr.at_row()) { read the row from rr.row_data() (at most up to
+/// rr.data_end()) with the rules of decode_value and row_header_valid, then
+/// rr.skip_row_to(end of the row) - or, when anything is wrong, call next(), which reports
+/// the problem exactly }.
 class rows_reader {
  public:
   /// Parses the column count and names. Column names are kept as views (the vector is
@@ -902,12 +1013,7 @@ class rows_reader {
     const std::byte* const end = p + r_.remaining();
     if (end - p < 8) return fail(errc::invalid_row_marker);
     const std::uint64_t word = load_u64(p);
-    if (word == rows_done_marker || word == rows_part_marker) {
-      r_ = reader(bytes_view(p + 8, static_cast<std::size_t>(end - p - 8)));
-      end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
-      ec_ = r_.finish();
-      return false;
-    }
+    if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
     const std::size_t n = names_.size();
     if (n == 0) return fail(errc::invalid_row_marker);
     if (out.size() < n) return fail(errc::truncated);
@@ -915,63 +1021,9 @@ class rows_reader {
     if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
     const std::byte* const header = p;
     p += header_bytes;
-    for (std::size_t i = 0; i < n; ++i) {
-      const unsigned code =
-          (static_cast<unsigned>(header[i / 2]) >> ((i % 2) * 4)) & 0x0fu;
-      value_view& v = out[i];
-      const std::size_t avail = static_cast<std::size_t>(end - p);
-      switch (code) {
-        case 1:   // INTEGER
-        case 9:   // UNIXTIME
-        case 11:  // BOOLEAN
-          if (avail < 8) return fail(errc::truncated);
-          v.type = static_cast<value_type>(code);
-          v.integer = static_cast<std::int64_t>(load_u64(p));
-          if (code == 11) v.integer = v.integer != 0 ? 1 : 0;
-          p += 8;
-          break;
-        case 2: {
-          if (avail < 8) return fail(errc::truncated);
-          v.type = value_type::floating;
-          std::uint64_t bits = load_u64(p);
-          std::memcpy(&v.floating, &bits, 8);
-          p += 8;
-          break;
-        }
-        case 3:    // TEXT
-        case 10: {  // ISO8601
-          const void* nul = std::memchr(p, 0, avail);
-          if (nul == nullptr) return fail(errc::missing_nul);
-          const std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p);
-          const std::size_t padded = (len + 8) & ~std::size_t{7};
-          if (padded > avail) return fail(errc::truncated);
-          // The NUL and the padding after it, all in the last word, must be zero.
-          if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return fail(errc::bad_padding);
-          v.type = static_cast<value_type>(code);
-          v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
-          p += padded;
-          break;
-        }
-        case 4: {
-          if (avail < 8) return fail(errc::truncated);
-          const std::uint64_t len = load_u64(p);
-          if (len > avail - 8) return fail(errc::truncated);
-          const std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
-          if (padded > avail - 8) return fail(errc::truncated);
-          // The padding after a blob is not checked: servers leave it uninitialised.
-          v.type = value_type::blob;
-          v.bytes = std::string_view(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(len));
-          p += 8 + padded;
-          break;
-        }
-        case 5:
-          if (avail < 8) return fail(errc::truncated);
-          v.type = value_type::null;
-          p += 8;
-          break;
-        default: return fail(errc::unknown_value_type);
-      }
-    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
+        return fail(e);
     // The unused nibble of an odd count and the bytes after the types must be zero.
     if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
       return fail(errc::bad_padding);
@@ -979,6 +1031,29 @@ class rows_reader {
       if (header[i] != std::byte{0}) return fail(errc::bad_padding);
     r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
     return true;
+  }
+
+  /// Direct row access: true when a row may follow (read it from row_data(), or with
+  /// next()). At an end marker, consumes it as next() does and returns false; false too
+  /// after the end or an error.
+  bool at_row() noexcept {
+    if (ec_ || end_ != rows_end::none) return false;
+    const std::byte* p = r_.position();
+    const std::byte* const end = p + r_.remaining();
+    if (end - p >= 8) {
+      const std::uint64_t word = load_u64(p);
+      if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
+    }
+    return true;  // a row, or something next() will report
+  }
+  /// Start of the row ahead, and the end of the bytes it may use.
+  const std::byte* row_data() const noexcept { return r_.position(); }
+  const std::byte* data_end() const noexcept { return r_.position() + r_.remaining(); }
+  /// Words of each row header (one per 16 columns).
+  std::size_t header_words() const noexcept { return header_words_; }
+  /// Moves past a row read directly; p is the end of that row, within [row_data(), data_end()].
+  void skip_row_to(const std::byte* p) noexcept {
+    r_ = reader(bytes_view(p, static_cast<std::size_t>(data_end() - p)));
   }
 
   error_code error() const noexcept { return ec_; }
@@ -991,6 +1066,12 @@ class rows_reader {
   std::vector<std::string_view> names_;
   bool fail(errc e) noexcept {
     ec_ = make_error_code(e);
+    return false;
+  }
+  bool end_at_marker(const std::byte* p, const std::byte* end, std::uint64_t word) noexcept {
+    r_ = reader(bytes_view(p + 8, static_cast<std::size_t>(end - p - 8)));
+    end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
+    ec_ = r_.finish();
     return false;
   }
 
@@ -2386,8 +2467,10 @@ const std::array<std::string_view, boost::pfr::tuple_size_v<T>>& aggregate_field
 
 #include <boost/pfr.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <span>
@@ -2583,7 +2666,66 @@ class row_mapper {
       return make_error_code(errc::column_mismatch);
     }
     remember_column_names(columns);
+    plan_direct(columns.size());
     return {};
+  }
+
+  /// Whether columns are those map() was given (every frame of a result repeats them).
+  bool same_columns(const std::vector<std::string_view>& columns) const noexcept {
+    return std::equal(columns.begin(), columns.end(), saved_names_.begin(), saved_names_.end());
+  }
+
+  /// Reads the row ahead of rr (rr.at_row() was true) straight from the frame into out,
+  /// without an intermediate value array, and moves rr past it. Returns false, leaving rr
+  /// where it was, when it cannot: the row is then to be read with rr.next() and read(),
+  /// which report any problem with their usual errors and messages. It accepts exactly
+  /// the rows those accept, with the same values; out may be partly assigned on false.
+  bool read_direct(wire::rows_reader& rr, object_type& out) {
+    if constexpr (kind == row_kind::dynamic) {
+      return false;
+    } else {
+      if (!direct_ || rr.column_count() != columns_) return false;
+      const std::byte* p = rr.row_data();
+      const std::byte* const end = rr.data_end();
+      const std::size_t hw = rr.header_words();
+      if (static_cast<std::size_t>(end - p) < hw * 8) return false;
+      const std::byte* const header = p;
+      p += hw * 8;
+      if (hw == 1) {
+        const std::uint64_t h = wire::load_u64(header);
+        // Every column has the wire type its field naturally reads: the types are
+        // known, the header is valid.
+        if (h == natural_header_) {
+          if (!read_natural(p, end, out)) return false;
+          rr.skip_row_to(p);
+          return true;
+        }
+        // Rows of a result mostly repeat one header: check it only when it changes.
+        if (h != valid_header_) {
+          if (!wire::row_header_valid(header, columns_, 1)) return false;
+          valid_header_ = h;
+        }
+      } else if (!std::equal(header, header + hw * 8, valid_headers_.begin(),
+                             valid_headers_.end())) {
+        if (!wire::row_header_valid(header, columns_, hw)) return false;
+        valid_headers_.assign(header, header + hw * 8);
+      }
+      std::size_t col = 0;
+      bool ok;
+      if constexpr (kind == row_kind::scalar) {
+        ok = direct_field<T>(header, p, end, col, 0, out);
+      } else {
+        using F = fields_of<object_type>;
+        ok = [&]<std::size_t... I>(std::index_sequence<I...>) {
+          return (direct_field<typename F::template type<I>>(header, p, end, col, col_[I],
+                                                             F::template get<I>(out)) &&
+                  ...);
+        }(std::make_index_sequence<F::size>{});
+      }
+      if (!ok || (col != columns_ && !skip_columns(header, p, end, col, columns_))) return false;
+      rr.skip_row_to(p);
+      return true;
+    }
   }
 
   /// Reads one row. On failure, diag lists every field of the row that failed.
@@ -2610,6 +2752,122 @@ class row_mapper {
   }
 
  private:
+  // ---- direct reading ----
+
+  /// The wire type code a field type naturally reads (0: none).
+  template <class F>
+  static constexpr unsigned natural_code() {
+    if constexpr (is_optional_field<F>::value)
+      return natural_code<typename F::value_type>();
+    else if constexpr (std::is_same_v<F, bool>)
+      return 11;
+    else if constexpr (std::is_integral_v<F> || std::is_enum_v<F>)
+      return 1;
+    else if constexpr (std::is_floating_point_v<F>)
+      return 2;
+    else if constexpr (std::is_same_v<F, std::string> || std::is_same_v<F, std::string_view>)
+      return 3;
+    else if constexpr (std::is_same_v<F, std::vector<std::byte>> ||
+                       std::is_same_v<F, std::vector<unsigned char>>)
+      return 4;
+    else
+      return 0;
+  }
+
+  /// The row header of a row whose every column has its field's natural type, when the
+  /// fields read the columns in order, one each, and fit one header word; else a value no
+  /// header has.
+  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
+  static constexpr std::uint64_t natural_header() {
+    if constexpr (kind == row_kind::scalar) {
+      return natural_code<T>() != 0 ? natural_code<T>() : no_header;
+    } else if constexpr (kind == row_kind::dynamic) {
+      return no_header;
+    } else {
+      using F = fields_of<object_type>;
+      if constexpr (F::size == 0 || F::size > 16) {
+        return no_header;
+      } else {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+          constexpr unsigned codes[] = {natural_code<typename F::template type<I>>()...};
+          std::uint64_t h = 0;
+          for (std::size_t i = 0; i < F::size; ++i) {
+            if (codes[i] == 0) return no_header;
+            h |= std::uint64_t{codes[i]} << (4 * i);
+          }
+          return h;
+        }(std::make_index_sequence<F::size>{});
+      }
+    }
+  }
+
+  // Direct reading needs the fields' columns in increasing order (true of by-position
+  // types and of most select lists): the values are read in column order.
+  void plan_direct(std::size_t columns) {
+    columns_ = columns;
+    valid_header_ = ~std::uint64_t{0};  // not a valid header: the first row is checked
+    valid_headers_.clear();
+    direct_ = columns > 0;
+    if constexpr (kind == row_kind::tuple || kind == row_kind::aggregate_by_name ||
+                  kind == row_kind::aggregate_by_position) {
+      for (std::size_t i = 0; i < col_.size(); ++i)
+        if (col_[i] >= columns || (i > 0 && col_[i] <= col_[i - 1])) direct_ = false;
+    }
+    // In order, one column per field, no other column: column i is field i.
+    natural_header_ = direct_ && columns == field_count() ? natural_header() : no_header;
+  }
+
+  /// Reads a row whose header is natural_header_ (its types are known at compile time).
+  bool read_natural(const std::byte*& p, const std::byte* end, object_type& out) {
+    const std::byte* q = p;
+    bool ok;
+    if constexpr (kind == row_kind::scalar) {
+      ok = natural_field<T>(q, end, out);
+    } else {
+      using F = fields_of<object_type>;
+      ok = [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return (natural_field<typename F::template type<I>>(q, end, F::template get<I>(out)) &&
+                ...);
+      }(std::make_index_sequence<F::size>{});
+    }
+    p = q;
+    return ok;
+  }
+
+  template <class FieldT>
+  DQLITE_ALWAYS_INLINE static bool natural_field(const std::byte*& p, const std::byte* end,
+                                                 FieldT& out) {
+    constexpr unsigned code = natural_code<FieldT>();
+    if constexpr (code != 0) {  // always: natural_header() has no other
+      wire::value_view v;
+      if (wire::decode_value(code, p, end, v) != errc{}) return false;
+      return !field_traits<FieldT>::read(v, out);
+    } else {
+      return false;
+    }
+  }
+
+  /// Skips the values of columns [col, to), checking them as next() would.
+  static bool skip_columns(const std::byte* header, const std::byte*& p, const std::byte* end,
+                           std::size_t& col, std::size_t to) noexcept {
+    wire::value_view v;
+    for (; col < to; ++col)
+      if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
+    return true;
+  }
+
+  /// Reads column `at` (skipping the columns before it) into a field.
+  template <class FieldT>
+  DQLITE_ALWAYS_INLINE static bool direct_field(const std::byte* header, const std::byte*& p,
+                                                const std::byte* end, std::size_t& col,
+                                                std::size_t at, FieldT& out) {
+    if (col != at && !skip_columns(header, p, end, col, at)) return false;
+    wire::value_view v;
+    if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
+    ++col;
+    return !field_traits<FieldT>::read(v, out);
+  }
+
   template <std::size_t I>
   void read_field(std::span<const wire::value_view> values, object_type& out, error_code& first,
                   std::string& problems) {
@@ -2663,6 +2921,12 @@ class row_mapper {
   std::array<std::string_view, field_count()> field_names_{};
   std::vector<std::string> saved_names_;
   std::shared_ptr<const column_names> names_;
+  // Direct reading (see plan_direct): the column count, the last row header found valid.
+  bool direct_ = false;
+  std::size_t columns_ = 0;
+  std::uint64_t valid_header_ = ~std::uint64_t{0};
+  std::vector<std::byte> valid_headers_;
+  std::uint64_t natural_header_ = ~std::uint64_t{0};
 };
 
 }  // namespace detail
@@ -2838,24 +3102,38 @@ struct typed_rows_sink {
     if (!mapped_) {
       if (auto e = mapper_.map(rr.column_names(), c.opts, c.diag)) return e;
       mapped_ = true;
+    } else if (!mapper_.same_columns(rr.column_names())) {
+      c.diag.assign("the columns changed between the frames of one result");
+      return make_error_code(errc::unexpected_response);
     }
     if constexpr (OneOnly) {
       if (one_) return {};
     }
     c.scratch.resize(rr.column_count());
     vector_type& out = Into ? *target_ : own_;
-    while (rr.next(c.scratch)) {
+    // Each row is read straight from the frame when it can be, else (and to report any
+    // problem) through the value array.
+    while (rr.at_row()) {
       ++count_;
       if constexpr (OneOnly) {
         object_type obj{};
-        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+        if (!mapper_.read_direct(rr, obj)) {
+          if (!rr.next(c.scratch)) break;
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+        }
         one_.emplace(std::move(obj));
         return {};
       } else {
         auto& obj = out.emplace_back();
-        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
-          out.pop_back();
-          return e;
+        if (!mapper_.read_direct(rr, obj)) {
+          if (!rr.next(c.scratch)) {
+            out.pop_back();
+            break;
+          }
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
+            out.pop_back();
+            return e;
+          }
         }
       }
     }

@@ -179,24 +179,38 @@ struct typed_rows_sink {
     if (!mapped_) {
       if (auto e = mapper_.map(rr.column_names(), c.opts, c.diag)) return e;
       mapped_ = true;
+    } else if (!mapper_.same_columns(rr.column_names())) {
+      c.diag.assign("the columns changed between the frames of one result");
+      return make_error_code(errc::unexpected_response);
     }
     if constexpr (OneOnly) {
       if (one_) return {};
     }
     c.scratch.resize(rr.column_count());
     vector_type& out = Into ? *target_ : own_;
-    while (rr.next(c.scratch)) {
+    // Each row is read straight from the frame when it can be, else (and to report any
+    // problem) through the value array.
+    while (rr.at_row()) {
       ++count_;
       if constexpr (OneOnly) {
         object_type obj{};
-        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+        if (!mapper_.read_direct(rr, obj)) {
+          if (!rr.next(c.scratch)) break;
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+        }
         one_.emplace(std::move(obj));
         return {};
       } else {
         auto& obj = out.emplace_back();
-        if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
-          out.pop_back();
-          return e;
+        if (!mapper_.read_direct(rr, obj)) {
+          if (!rr.next(c.scratch)) {
+            out.pop_back();
+            break;
+          }
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
+            out.pop_back();
+            return e;
+          }
         }
       }
     }

@@ -8,6 +8,7 @@
 #include <dqlite/error.hpp>
 #include <dqlite/wire/protocol.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,15 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+// Forces inlining of the small per-value functions of the row decoders' inner loops.
+#ifndef DQLITE_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define DQLITE_ALWAYS_INLINE [[gnu::always_inline]] inline
+#else
+#define DQLITE_ALWAYS_INLINE inline
+#endif
+#endif
 
 namespace dqlite::wire {
 
@@ -324,6 +334,101 @@ struct value_view {
   }
 };
 
+/// Reads one value of type code at p (not past end) into v and moves p past it. Returns
+/// errc{} (zero) on success, else what is wrong; p is then unspecified. The rules every
+/// ROWS decoder shares: fixed-size values take a word, text ends at a NUL followed by zero
+/// padding to a whole word, a blob is a length word and the bytes padded to a whole word
+/// (that padding is not checked: servers leave it uninitialised), BOOLEAN reads as 0/1.
+DQLITE_ALWAYS_INLINE errc decode_value(unsigned code, const std::byte*& p, const std::byte* end,
+                                       value_view& v) noexcept {
+  const std::size_t avail = static_cast<std::size_t>(end - p);
+  switch (code) {
+    case 1:   // INTEGER
+    case 9:   // UNIXTIME
+    case 11:  // BOOLEAN
+      if (avail < 8) return errc::truncated;
+      v.type = static_cast<value_type>(code);
+      v.integer = static_cast<std::int64_t>(load_u64(p));
+      if (code == 11) v.integer = v.integer != 0 ? 1 : 0;
+      p += 8;
+      return {};
+    case 2: {
+      if (avail < 8) return errc::truncated;
+      v.type = value_type::floating;
+      const std::uint64_t bits = load_u64(p);
+      std::memcpy(&v.floating, &bits, 8);
+      p += 8;
+      return {};
+    }
+    case 3:     // TEXT
+    case 10: {  // ISO8601
+      // Most texts are short: look for the NUL a word at a time in the first words,
+      // then let memchr scan the rest.
+      constexpr std::uint64_t ones = 0x0101010101010101ULL;
+      constexpr std::uint64_t highs = 0x8080808080808080ULL;
+      std::size_t at = 0;
+      std::size_t len = avail;  // avail: no NUL found yet
+      for (; at + 8 <= avail && at < 32; at += 8) {
+        const std::uint64_t w = load_u64(p + at);
+        if (const std::uint64_t zero = (w - ones) & ~w & highs) {
+          len = at + static_cast<std::size_t>(std::countr_zero(zero)) / 8;
+          break;
+        }
+      }
+      if (len == avail) {
+        const void* nul = at < avail ? std::memchr(p + at, 0, avail - at) : nullptr;
+        if (nul == nullptr) return errc::missing_nul;
+        len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p);
+      }
+      const std::size_t padded = (len + 8) & ~std::size_t{7};
+      if (padded > avail) return errc::truncated;
+      // The NUL and the padding after it, all in the last word, must be zero.
+      if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return errc::bad_padding;
+      v.type = static_cast<value_type>(code);
+      v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
+      p += padded;
+      return {};
+    }
+    case 4: {
+      if (avail < 8) return errc::truncated;
+      const std::uint64_t len = load_u64(p);
+      if (len > avail - 8) return errc::truncated;
+      const std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
+      if (padded > avail - 8) return errc::truncated;
+      v.type = value_type::blob;
+      v.bytes = std::string_view(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(len));
+      p += 8 + padded;
+      return {};
+    }
+    case 5:
+      if (avail < 8) return errc::truncated;
+      v.type = value_type::null;
+      p += 8;
+      return {};
+    default: return errc::unknown_value_type;
+  }
+}
+
+/// Type code of column i in a row header.
+DQLITE_ALWAYS_INLINE unsigned row_type_code(const std::byte* header, std::size_t i) noexcept {
+  return (static_cast<unsigned>(header[i / 2]) >> ((i % 2) * 4)) & 0x0fu;
+}
+
+/// Whether a row header of n columns (header_words words) is well formed: every type
+/// code is one the protocol defines, the unused nibble of an odd count and the bytes after
+/// the codes are zero.
+inline bool row_header_valid(const std::byte* header, std::size_t n,
+                             std::size_t header_words) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned code = row_type_code(header, i);
+    if (code == 0 || (code > 5 && code < 9) || code > 11) return false;
+  }
+  if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0) return false;
+  for (std::size_t i = (n + 1) / 2; i < header_words * 8; ++i)
+    if (header[i] != std::byte{0}) return false;
+  return true;
+}
+
 /// How a ROWS frame ended.
 enum class rows_end { none, part, done };
 
@@ -331,6 +436,12 @@ enum class rows_end { none, part, done };
 ///   rows_reader rr;  rr.start(body);  rr.column_count(); rr.column_name(i);
 ///   while (rr.next(values)) {...}    // values: a span of column_count() value_views
 ///   rr.error(), rr.end()
+///
+/// Decoders that read values straight into their destination use the direct row access
+/// instead of next(): while (rr.at_row()) { read the row from rr.row_data() (at most up to
+/// rr.data_end()) with the rules of decode_value and row_header_valid, then
+/// rr.skip_row_to(end of the row) - or, when anything is wrong, call next(), which reports
+/// the problem exactly }.
 class rows_reader {
  public:
   /// Parses the column count and names. Column names are kept as views (the vector is
@@ -367,12 +478,7 @@ class rows_reader {
     const std::byte* const end = p + r_.remaining();
     if (end - p < 8) return fail(errc::invalid_row_marker);
     const std::uint64_t word = load_u64(p);
-    if (word == rows_done_marker || word == rows_part_marker) {
-      r_ = reader(bytes_view(p + 8, static_cast<std::size_t>(end - p - 8)));
-      end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
-      ec_ = r_.finish();
-      return false;
-    }
+    if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
     const std::size_t n = names_.size();
     if (n == 0) return fail(errc::invalid_row_marker);
     if (out.size() < n) return fail(errc::truncated);
@@ -380,63 +486,9 @@ class rows_reader {
     if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
     const std::byte* const header = p;
     p += header_bytes;
-    for (std::size_t i = 0; i < n; ++i) {
-      const unsigned code =
-          (static_cast<unsigned>(header[i / 2]) >> ((i % 2) * 4)) & 0x0fu;
-      value_view& v = out[i];
-      const std::size_t avail = static_cast<std::size_t>(end - p);
-      switch (code) {
-        case 1:   // INTEGER
-        case 9:   // UNIXTIME
-        case 11:  // BOOLEAN
-          if (avail < 8) return fail(errc::truncated);
-          v.type = static_cast<value_type>(code);
-          v.integer = static_cast<std::int64_t>(load_u64(p));
-          if (code == 11) v.integer = v.integer != 0 ? 1 : 0;
-          p += 8;
-          break;
-        case 2: {
-          if (avail < 8) return fail(errc::truncated);
-          v.type = value_type::floating;
-          std::uint64_t bits = load_u64(p);
-          std::memcpy(&v.floating, &bits, 8);
-          p += 8;
-          break;
-        }
-        case 3:    // TEXT
-        case 10: {  // ISO8601
-          const void* nul = std::memchr(p, 0, avail);
-          if (nul == nullptr) return fail(errc::missing_nul);
-          const std::size_t len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) - p);
-          const std::size_t padded = (len + 8) & ~std::size_t{7};
-          if (padded > avail) return fail(errc::truncated);
-          // The NUL and the padding after it, all in the last word, must be zero.
-          if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return fail(errc::bad_padding);
-          v.type = static_cast<value_type>(code);
-          v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
-          p += padded;
-          break;
-        }
-        case 4: {
-          if (avail < 8) return fail(errc::truncated);
-          const std::uint64_t len = load_u64(p);
-          if (len > avail - 8) return fail(errc::truncated);
-          const std::size_t padded = (static_cast<std::size_t>(len) + 7) & ~std::size_t{7};
-          if (padded > avail - 8) return fail(errc::truncated);
-          // The padding after a blob is not checked: servers leave it uninitialised.
-          v.type = value_type::blob;
-          v.bytes = std::string_view(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(len));
-          p += 8 + padded;
-          break;
-        }
-        case 5:
-          if (avail < 8) return fail(errc::truncated);
-          v.type = value_type::null;
-          p += 8;
-          break;
-        default: return fail(errc::unknown_value_type);
-      }
-    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
+        return fail(e);
     // The unused nibble of an odd count and the bytes after the types must be zero.
     if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
       return fail(errc::bad_padding);
@@ -444,6 +496,29 @@ class rows_reader {
       if (header[i] != std::byte{0}) return fail(errc::bad_padding);
     r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
     return true;
+  }
+
+  /// Direct row access: true when a row may follow (read it from row_data(), or with
+  /// next()). At an end marker, consumes it as next() does and returns false; false too
+  /// after the end or an error.
+  bool at_row() noexcept {
+    if (ec_ || end_ != rows_end::none) return false;
+    const std::byte* p = r_.position();
+    const std::byte* const end = p + r_.remaining();
+    if (end - p >= 8) {
+      const std::uint64_t word = load_u64(p);
+      if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
+    }
+    return true;  // a row, or something next() will report
+  }
+  /// Start of the row ahead, and the end of the bytes it may use.
+  const std::byte* row_data() const noexcept { return r_.position(); }
+  const std::byte* data_end() const noexcept { return r_.position() + r_.remaining(); }
+  /// Words of each row header (one per 16 columns).
+  std::size_t header_words() const noexcept { return header_words_; }
+  /// Moves past a row read directly; p is the end of that row, within [row_data(), data_end()].
+  void skip_row_to(const std::byte* p) noexcept {
+    r_ = reader(bytes_view(p, static_cast<std::size_t>(data_end() - p)));
   }
 
   error_code error() const noexcept { return ec_; }
@@ -456,6 +531,12 @@ class rows_reader {
   std::vector<std::string_view> names_;
   bool fail(errc e) noexcept {
     ec_ = make_error_code(e);
+    return false;
+  }
+  bool end_at_marker(const std::byte* p, const std::byte* end, std::uint64_t word) noexcept {
+    r_ = reader(bytes_view(p + 8, static_cast<std::size_t>(end - p - 8)));
+    end_ = word == rows_done_marker ? rows_end::done : rows_end::part;
+    ec_ = r_.finish();
     return false;
   }
 
