@@ -64,6 +64,7 @@ enum class errc : int {
   timeout,                ///< the operation did not finish within its time limit
   connection_closed,      ///< the peer closed the connection in the middle of a response
   cancelled,              ///< the operation was cancelled and the connection closed
+  interrupted,            ///< the query was cancelled and interrupted; the connection is usable
   leadership_lost,        ///< the connection's node is no longer (or not) the leader
   outcome_unknown,        ///< a commit/write whose outcome cannot be known
   no_leader,              ///< no node of the cluster knows a leader
@@ -110,6 +111,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::timeout: return "operation timed out";
       case errc::connection_closed: return "connection closed by the peer";
       case errc::cancelled: return "operation cancelled; the connection was closed";
+      case errc::interrupted: return "operation cancelled; the query was interrupted";
       case errc::leadership_lost: return "the node is not the leader";
       case errc::outcome_unknown: return "the outcome of the operation is unknown";
       case errc::no_leader: return "no leader found in the cluster";
@@ -269,6 +271,12 @@ inline bool is_busy(const error_code& ec) noexcept {
 /// A constraint violation (UNIQUE, NOT NULL, CHECK, FOREIGN KEY...).
 inline bool is_constraint(const error_code& ec) noexcept {
   return ec.category() == server_category() && (ec.value() & 0xff) == server_code::constraint;
+}
+
+/// The operation was cancelled (errc::interrupted: the connection stays usable;
+/// errc::cancelled: it was closed).
+inline bool is_cancelled(const error_code& ec) noexcept {
+  return ec == make_error_code(errc::cancelled) || ec == make_error_code(errc::interrupted);
 }
 
 /// The outcome of a write cannot be known (it may or may not have been applied).
@@ -1386,6 +1394,8 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 // ---- end dqlite/wire/encode.hpp ----
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
@@ -1402,6 +1412,7 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace dqlite::detail {
@@ -1480,10 +1491,36 @@ struct connection_impl {
   std::string peer;  ///< address, for messages
   error_code broken_by;  ///< the error that broke the connection
 
-  /// Checks that a new operation may start and claims the connection for it.
-  error_code begin_op(bool needs_open) {
-    if (pid != ::getpid()) return make_error_code(errc::used_after_fork);
-    if (busy) return make_error_code(errc::operation_in_progress);
+  // Session state: statements, transactions and cursors refer to one opening of the
+  // connection (one generation); work left behind by dropped objects is done before the
+  // next request (the housekeeping phase of exchange_op).
+  std::uint64_t generation = 0;      ///< bumped each time the database is opened
+  std::uint64_t holder = 0;          ///< a cursor holding the connection between reads
+  std::uint64_t next_id = 0;         ///< ids for cursors and transactions
+  std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
+  bool drain_pending = false;        ///< a dropped cursor left a result to interrupt
+  bool rollback_pending = false;     ///< a dropped transaction left a transaction open
+  std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
+  wire::buffer hbuf;                 ///< housekeeping requests
+
+  /// Checks that a new operation may start and claims the connection for it. `as_holder`:
+  /// the id of the cursor that holds the connection, when the operation is that cursor's.
+  error_code begin_op(bool needs_open, std::uint64_t as_holder = 0) {
+    if (pid != ::getpid()) {
+      diag.assign("the connection was opened in another process (before fork()); open a new "
+                  "connection in this process");
+      return make_error_code(errc::used_after_fork);
+    }
+    if (busy) {
+      diag.assign("another operation is running on this connection; wait for it to complete "
+                  "(one operation at a time per connection)");
+      return make_error_code(errc::operation_in_progress);
+    }
+    if (holder != 0 && holder != as_holder) {
+      diag.assign("a cursor is reading a result on this connection; read it to the end or "
+                  "close it first");
+      return make_error_code(errc::operation_in_progress);
+    }
     if (needs_open && state != conn_state::open) {
       diag.assign(state == conn_state::broken
                       ? "the connection was closed after an earlier error: " + broken_by.message()
@@ -1505,13 +1542,48 @@ struct connection_impl {
     error_code ignored;
     stream.lowest_layer().close(ignored);
     rbuf.clear();
+    reset_session();
   }
 
   void close_transport() {
+    if (pid != ::getpid()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
     state = conn_state::closed;
     rbuf.clear();
+    reset_session();
+  }
+
+  /// Forgets everything tied to the server-side session (it is gone with the socket).
+  void reset_session() {
+    holder = 0;
+    tx = 0;
+    drain_pending = false;
+    rollback_pending = false;
+    finalize_pending.clear();
+  }
+
+  /// After fork() in the child: the socket is shared with the parent process. Point the
+  /// descriptor at /dev/null before closing it, so that neither the close nor the reactor's
+  /// deregistration (epoll instances are shared across fork) affects the parent's socket.
+  void forget_after_fork() noexcept {
+    auto& sock = stream.lowest_layer();
+    if (sock.is_open()) {
+      int fd = static_cast<int>(sock.native_handle());
+      int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (null_fd >= 0) {
+        ::dup2(null_fd, fd);
+        ::close(null_fd);
+      }
+      error_code ignored;
+      sock.close(ignored);
+    }
+    state = conn_state::closed;
+  }
+
+  /// True when the next request must be preceded by housekeeping requests.
+  bool has_housekeeping() const noexcept {
+    return drain_pending || rollback_pending || !finalize_pending.empty();
   }
 };
 
@@ -1527,12 +1599,29 @@ struct completion_sig<void> {
 template <class R>
 using completion_sig_t = typename completion_sig<R>::type;
 
+/// How an exchange runs.
+struct exchange_params {
+  bool needs_open = true;              ///< the database must be open (false: handshake)
+  std::chrono::milliseconds timeout{0};  ///< bound on the whole exchange; <= 0: none
+  std::uint64_t holder = 0;            ///< id of the cursor running it (0: none)
+};
+
 /// One request/response exchange. Proc: the response processor, with
 ///   using result_type = ...;
 ///   error_code on_frame(Impl&, const wire::frame_header&, wire::bytes_view body, bool& done);
 ///   result_type take();                         (absent when result_type is void)
 ///   void on_failure(Impl&) {}                   (optional: a FAILURE response arrived)
-/// The request is already encoded in impl.wbuf when the op starts, unless init_ec is set.
+///   bool holds() const;                         (optional: keep the connection claimed for
+///                                                the holder after completing: a cursor
+///                                                paused between frames)
+///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
+///                                                request and drain its response; the
+///                                                connection stays usable)
+///   error_code map_error(Impl&, error_code, bool sent);  (optional: rewrites a failure)
+/// The request is already encoded in impl.wbuf when the op starts, unless init_ec is set;
+/// an empty wbuf means "nothing to send, read the rest of a response" (a cursor).
+/// Requests left behind by dropped cursors, statements and transactions (impl's
+/// housekeeping) are sent first, each awaiting its response.
 template <class Stream, class Proc>
 struct exchange_op {
   using impl_type = connection_impl<Stream>;
@@ -1541,8 +1630,18 @@ struct exchange_op {
   Proc proc;
   error_code init_ec;  ///< failure found before anything was sent
   bool owns;           ///< this op holds the connection's busy flag
-  std::chrono::milliseconds timeout;
+  exchange_params params;
   enum class step : std::uint8_t { start, fail_posted, wrote, read } st = step::start;
+  /// What the frames being read answer.
+  enum class phase : std::uint8_t {
+    drain,     ///< housekeeping INTERRUPT: discard rows until EMPTY
+    finalize,  ///< housekeeping FINALIZE: EMPTY (a failure is ignored)
+    rollback,  ///< housekeeping ROLLBACK: RESULT (a failure is ignored)
+    main,      ///< the request itself
+    interrupt  ///< the request was cancelled: INTERRUPT sent, discard until EMPTY
+  } ph = phase::main;
+  bool sent = false;       ///< the request has been (at least partly) written
+  bool cancelled = false;  ///< the operation was cancelled
 
   template <class Self>
   void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
@@ -1550,23 +1649,101 @@ struct exchange_op {
       case step::start:
         if (init_ec) {
           st = step::fail_posted;
-          auto ex = c->stream.get_executor();
-          boost::asio::post(ex, std::move(self));
+          // The handler's own executor: after fork() the connection's may not be running.
+          boost::asio::post(std::move(self));
           return;
         }
+        if constexpr (interruptible())
+          self.reset_cancellation_state(boost::asio::enable_total_cancellation());
         arm_timer();
-        st = step::wrote;
-        boost::asio::async_write(c->stream, boost::asio::buffer(c->wbuf), std::move(self));
-        return;
+        return next_write(self);
       case step::fail_posted: return finish(self, init_ec);
       case step::wrote:
-        if (ec) return transport_failed(self, ec, "sending the request");
+        if (ph == phase::main && n > 0) sent = true;
+        if (ec) {
+          // Cancelled once the whole request was out: it can still be interrupted.
+          if (ec == boost::asio::error::operation_aborted && !c->timed_out &&
+              ph == phase::main && n == c->wbuf.size() && interruptible())
+            return start_interrupt(self);
+          return transport_failed(self, ec, "sending the request");
+        }
+        if (ph == phase::main && interruptible() &&
+            self.cancelled() != boost::asio::cancellation_type::none)
+          return start_interrupt(self);
         break;
       case step::read:
-        if (ec) return transport_failed(self, ec, "reading the response");
+        if (ec) {
+          if (ec == boost::asio::error::operation_aborted && !c->timed_out &&
+              ph == phase::main && interruptible() &&
+              self.cancelled() != boost::asio::cancellation_type::none)
+            return start_interrupt(self);
+          return transport_failed(self, ec, "reading the response");
+        }
         c->rbuf.commit(n);
         break;
     }
+    read_frames(self);
+  }
+
+ private:
+  static constexpr bool interruptible() {
+    if constexpr (requires { Proc::interruptible; })
+      return Proc::interruptible;
+    else
+      return false;
+  }
+
+  // Writes the next housekeeping request, or the request itself.
+  template <class Self>
+  void next_write(Self& self) {
+    // Not while a cursor holds the connection: its result is still arriving.
+    if (params.needs_open && c->holder == 0 && c->has_housekeeping()) {
+      c->hbuf.clear();
+      if (c->drain_pending) {
+        c->drain_pending = false;
+        ph = phase::drain;
+        wire::encode_interrupt(c->hbuf, c->db_id);
+      } else if (!c->finalize_pending.empty()) {
+        ph = phase::finalize;
+        wire::encode_finalize(c->hbuf, c->db_id, c->finalize_pending.back());
+        c->finalize_pending.pop_back();
+      } else {
+        c->rollback_pending = false;
+        ph = phase::rollback;
+        wire::frame_mark m{};
+        (void)wire::begin_sql_request(c->hbuf, wire::request::exec_sql, c->db_id, "ROLLBACK", m);
+        wire::end_frame(c->hbuf, m);
+      }
+      st = step::wrote;
+      boost::asio::async_write(c->stream, boost::asio::buffer(c->hbuf), std::move(self));
+      return;
+    }
+    ph = phase::main;
+    if constexpr (requires { Proc::housekeeping_only; }) {
+      return finish(self, {});
+    }
+    if (c->wbuf.empty()) {  // nothing to send: read on
+      sent = true;
+      return read_frames(self);
+    }
+    st = step::wrote;
+    boost::asio::async_write(c->stream, boost::asio::buffer(c->wbuf), std::move(self));
+  }
+
+  // Cancelled while the response is being read: INTERRUPT it, then drain until EMPTY.
+  template <class Self>
+  void start_interrupt(Self& self) {
+    cancelled = true;
+    self.reset_cancellation_state(boost::asio::disable_cancellation());
+    ph = phase::interrupt;
+    c->wbuf.clear();
+    wire::encode_interrupt(c->wbuf, c->db_id);
+    st = step::wrote;
+    boost::asio::async_write(c->stream, boost::asio::buffer(c->wbuf), std::move(self));
+  }
+
+  template <class Self>
+  void read_frames(Self& self) {
     for (;;) {
       auto avail = c->rbuf.data();
       std::size_t need = wire::header_size;
@@ -1586,7 +1763,16 @@ struct exchange_op {
           bool done = false;
           error_code e = handle_frame(h, avail.subspan(wire::header_size, h.body_size()), done);
           c->rbuf.consume(need);
-          if (e || done) return finish(self, e);
+          if (e) return finish(self, e);
+          if (done) {
+            if (ph == phase::main) return finish(self, {});
+            if (ph == phase::interrupt) {
+              c->diag.assign("the operation was cancelled; the query was interrupted and the "
+                             "connection remains usable");
+              return finish(self, make_error_code(errc::interrupted));
+            }
+            return next_write(self);  // housekeeping answered: go on
+          }
           continue;
         }
       }
@@ -1596,9 +1782,34 @@ struct exchange_op {
     }
   }
 
- private:
   error_code handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done) {
-    if (h.type == static_cast<std::uint8_t>(wire::response::failure)) {
+    using wire::response;
+    const bool failure = h.type == static_cast<std::uint8_t>(response::failure);
+    switch (ph) {
+      case phase::main: break;
+      case phase::drain:
+      case phase::interrupt:
+        // Rows of the interrupted query (and its failure, if any) until EMPTY.
+        if (h.type == static_cast<std::uint8_t>(response::empty)) {
+          done = true;
+          return {};
+        }
+        if (failure || h.type == static_cast<std::uint8_t>(response::rows)) return {};
+        return unexpected(h, "an interrupted query");
+      case phase::finalize:
+        if (failure || h.type == static_cast<std::uint8_t>(response::empty)) {
+          done = true;
+          return {};
+        }
+        return unexpected(h, "FINALIZE");
+      case phase::rollback:
+        if (failure || h.type == static_cast<std::uint8_t>(response::result)) {
+          done = true;
+          return {};
+        }
+        return unexpected(h, "ROLLBACK");
+    }
+    if (failure) {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
       if constexpr (requires { proc.on_failure(*c); }) proc.on_failure(*c);
@@ -1612,10 +1823,15 @@ struct exchange_op {
     return e;
   }
 
+  error_code unexpected(const wire::frame_header& h, const char* to) {
+    c->diag.assign("unexpected response type " + std::to_string(h.type) + " to " + to);
+    return make_error_code(errc::unexpected_response);
+  }
+
   void arm_timer() {
-    if (timeout.count() <= 0) return;
+    if (params.timeout.count() <= 0) return;
     c->timer_armed = true;
-    c->timer.expires_after(timeout);
+    c->timer.expires_after(params.timeout);
     c->timer.async_wait([w = std::weak_ptr<impl_type>(c), seq = c->op_seq](error_code ec) {
       if (ec) return;
       auto s = w.lock();
@@ -1630,8 +1846,14 @@ struct exchange_op {
   void transport_failed(Self& self, error_code ec, const char* during) {
     if (c->timed_out) {
       c->diag.assign("no response from " + c->peer + " within " +
-                     std::to_string(timeout.count()) + " ms");
+                     std::to_string(params.timeout.count()) + " ms");
       return finish(self, make_error_code(errc::timeout));
+    }
+    if (ec == boost::asio::error::operation_aborted &&
+        (cancelled || self.cancelled() != boost::asio::cancellation_type::none)) {
+      c->diag.assign(std::string("the operation was cancelled while ") + during +
+                     "; the connection was closed (the server may still act on the request)");
+      return finish(self, make_error_code(errc::cancelled));
     }
     if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) {
       c->diag.assign("the server " + c->peer + " closed the connection while " + during);
@@ -1648,7 +1870,19 @@ struct exchange_op {
         c->timer.cancel();
         c->timer_armed = false;
       }
-      if (ec && is_connection_fatal(ec)) c->break_connection(ec);
+      if constexpr (requires { proc.map_error(*c, ec, sent); })
+        if (ec) ec = proc.map_error(*c, ec, sent);
+      if (ec && is_connection_fatal(ec)) {
+        if (ec.category() == server_category())
+          c->diag.assign(c->diag.message() + " (the connection was closed: the node is not the leader)");
+        c->break_connection(ec);
+      }
+      bool hold = false;
+      if constexpr (requires { proc.holds(); }) hold = !ec && proc.holds();
+      if (hold)
+        c->holder = params.holder;
+      else if (params.holder != 0 && c->holder == params.holder)
+        c->holder = 0;
       c->busy = false;
     }
     if constexpr (std::is_void_v<typename Proc::result_type>) {
@@ -1658,13 +1892,17 @@ struct exchange_op {
     }
   }
 
-  // Errors after which the stream cannot be trusted: protocol and transport errors.
+ public:
+  /// Errors after which the connection cannot be trusted or used: protocol and transport
+  /// errors, and the node not (or no longer) being the leader (every later request would
+  /// fail, and a transaction in progress is lost).
   static bool is_connection_fatal(const error_code& ec) {
-    if (ec.category() == server_category()) return false;
+    if (ec.category() == server_category()) return is_not_leader(ec) || is_leadership_lost(ec);
     if (ec.category() == client_category()) {
       return is_protocol_error(ec) || ec == make_error_code(errc::timeout) ||
              ec == make_error_code(errc::connection_closed) ||
-             ec == make_error_code(errc::cancelled);
+             ec == make_error_code(errc::cancelled) ||
+             ec == make_error_code(errc::outcome_unknown);
     }
     return true;
   }
@@ -1674,9 +1912,8 @@ struct exchange_op {
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
 void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc,
-                    Handler&& handler, Encode&& encode, bool needs_open,
-                    std::chrono::milliseconds timeout) {
-  error_code ec = c->begin_op(needs_open);
+                    Handler&& handler, Encode&& encode, exchange_params params) {
+  error_code ec = c->begin_op(params.needs_open, params.holder);
   bool owns = !ec;
   if (!ec) {
     ec = encode(*c);
@@ -1684,8 +1921,16 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   }
   using sig = completion_sig_t<typename Proc::result_type>;
   boost::asio::async_compose<Handler, sig>(
-      exchange_op<Stream, Proc>{c, std::move(proc), ec, owns, timeout},
-      handler, c->stream);
+      exchange_op<Stream, Proc>{c, std::move(proc), ec, owns, params}, handler, c->stream);
+}
+
+/// Same, for a request that needs (or not) an open database, bounded by timeout.
+template <class Stream, class Proc, class Handler, class Encode>
+void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc,
+                    Handler&& handler, Encode&& encode, bool needs_open,
+                    std::chrono::milliseconds timeout) {
+  start_exchange(c, std::move(proc), std::forward<Handler>(handler), std::forward<Encode>(encode),
+                 exchange_params{needs_open, timeout, 0});
 }
 
 }  // namespace dqlite::detail
@@ -2964,6 +3209,7 @@ struct open_proc {
     if (auto e = wire::decode_db(body, r)) return e;
     c.db_id = r.id;
     c.state = conn_state::open;
+    ++c.generation;
     done = true;
     return {};
   }
@@ -2999,6 +3245,7 @@ struct exec_proc {
 template <class Sink>
 struct rows_proc {
   using result_type = typename Sink::result_type;
+  static constexpr bool interruptible = true;  // cancellation: INTERRUPT, keep the connection
   Sink sink;
   error_code deferred;
 
@@ -3193,11 +3440,16 @@ struct value_sink {
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 
 namespace dqlite::detail {
 
@@ -3212,18 +3464,58 @@ error_code encode_handshake(Impl& c) {
   return {};
 }
 
-/// Resolve, connect (TCP_NODELAY), then handshake + OPEN, all within connect_timeout.
+/// A unix socket endpoint: "@name" is an abstract socket (Linux), anything else a path.
+inline boost::asio::local::stream_protocol::endpoint unix_endpoint(std::string_view path) {
+  if (!path.empty() && path.front() == '@')
+    return {std::string(1, '\0') + std::string(path.substr(1))};
+  return {std::string(path)};
+}
+
+/// An endpoint as text, for messages.
+inline std::string describe_endpoint(const boost::asio::local::stream_protocol::endpoint& ep) {
+  std::string p = ep.path();
+  if (!p.empty() && p.front() == '\0') p.front() = '@';
+  return "unix:" + p;
+}
+template <class Endpoint>
+std::string describe_endpoint(const Endpoint& ep) {
+  auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+/// Preparing a TLS stream before its handshake (server name, host name verification):
+/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
+template <class Stream>
+struct tls_setup {
+  static constexpr bool is_tls = false;
+  static error_code prepare(Stream&, const std::string&) { return {}; }
+};
+
+/// Connect (resolving "host:port" first, for TCP), TCP_NODELAY, the TLS handshake for TLS
+/// streams, then the dqlite handshake + OPEN, all within connect_timeout.
 template <class Impl>
-struct tcp_connect_op {
+struct connect_op {
   using tcp = boost::asio::ip::tcp;
+  using stream_type = std::remove_cvref_t<decltype(std::declval<Impl&>().stream)>;
+  using socket_type = std::remove_cvref_t<decltype(std::declval<Impl&>().stream.lowest_layer())>;
+  using endpoint_type = typename socket_type::endpoint_type;
+  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
 
   std::shared_ptr<Impl> c;
-  std::string address;
+  std::string address;                  ///< as given, for messages (and resolving)
+  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
   std::shared_ptr<tcp::resolver> resolver{};
   host_port hp{};
   std::chrono::steady_clock::time_point deadline{};
   error_code init_ec{};
-  enum class step : std::uint8_t { start, fail_posted, resolving, connecting, handshaking };
+  enum class step : std::uint8_t {
+    start,
+    fail_posted,
+    resolving,
+    connecting,
+    tls_handshaking,
+    handshaking
+  };
   step st = step::start;
 
   // Start (and the posted immediate failure).
@@ -3235,21 +3527,26 @@ struct tcp_connect_op {
       c->close_transport();
       c->broken_by = {};
       c->peer = address;
-      init_ec = parse_address(address, hp);
-      if (init_ec) {
-        c->diag.assign("invalid address '" + address + "': expected host:port or [ipv6]:port");
-        c->busy = false;
+      if (!endpoint) {
+        init_ec = parse_address(address, hp);
+        if (init_ec)
+          c->diag.assign("invalid address '" + address + "': expected host:port or [ipv6]:port");
       }
+      if (!init_ec) {
+        init_ec = tls_setup<stream_type>::prepare(c->stream, endpoint ? address : hp.host);
+        if (init_ec) c->diag.assign("setting up TLS for " + address + ": " + init_ec.message());
+      }
+      if (init_ec) c->busy = false;
     }
     if (init_ec) {
       st = step::fail_posted;
-      auto ex = c->stream.get_executor();
-      boost::asio::post(ex, std::move(self));
+      boost::asio::post(std::move(self));
       return;
     }
     auto timeout = c->opts.connect_timeout;
     deadline = std::chrono::steady_clock::now() + timeout;
-    resolver = std::make_shared<tcp::resolver>(c->stream.get_executor());
+    if constexpr (is_tcp)
+      if (!endpoint) resolver = std::make_shared<tcp::resolver>(c->stream.get_executor());
     if (timeout.count() > 0) {
       c->timer_armed = true;
       c->timer.expires_at(deadline);
@@ -3258,27 +3555,70 @@ struct tcp_connect_op {
         auto s = w.lock();
         if (!s || !s->busy || s->op_seq != seq) return;
         s->timed_out = true;
-        r->cancel();
+        if (r) r->cancel();
         error_code ignored;
         s->stream.lowest_layer().close(ignored);
       });
     }
-    st = step::resolving;
-    resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    st = step::connecting;
+    if (endpoint) {
+      c->stream.lowest_layer().async_connect(*endpoint, std::move(self));
+      return;
+    }
+    if constexpr (is_tcp) {
+      st = step::resolving;
+      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    }
   }
 
   template <class Self>
   void operator()(Self& self, error_code ec, tcp::resolver::results_type results) {
     if (ec) return fail(self, ec, "resolving");
     st = step::connecting;
-    boost::asio::async_connect(c->stream, results, std::move(self));
+    boost::asio::async_connect(c->stream.lowest_layer(), results, std::move(self));
   }
 
   template <class Self>
   void operator()(Self& self, error_code ec, const tcp::endpoint&) {
+    connected(self, ec);
+  }
+
+  // A step that completes with an error code alone.
+  template <class Self>
+  void operator()(Self& self, error_code ec) {
+    switch (st) {
+      case step::connecting: return connected(self, ec);
+      case step::tls_handshaking:
+        if (ec) return fail(self, ec, "TLS handshake with");
+        return dqlite_handshake(self);
+      default: break;
+    }
+    // The dqlite handshake is done.
+    if (ec && c->state != conn_state::open) c->close_transport();
+    if (ec == make_error_code(errc::timeout))
+      c->diag.assign("no answer to the handshake from " + address + " within " +
+                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
+    self.complete(ec);
+  }
+
+ private:
+  template <class Self>
+  void connected(Self& self, error_code ec) {
     if (ec) return fail(self, ec, "connecting to");
-    error_code ignored;
-    c->stream.set_option(tcp::no_delay(true), ignored);
+    if constexpr (is_tcp) {
+      error_code ignored;
+      c->stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
+    }
+    if constexpr (tls_setup<stream_type>::is_tls) {
+      st = step::tls_handshaking;
+      c->stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
+    } else {
+      dqlite_handshake(self);
+    }
+  }
+
+  template <class Self>
+  void dqlite_handshake(Self& self) {
     // Hand over to the handshake exchange with what is left of the time.
     release();
     std::chrono::milliseconds left{0};
@@ -3292,17 +3632,6 @@ struct tcp_connect_op {
     start_exchange(cc, open_proc{}, std::move(self), encode_handshake<Impl>, false, left);
   }
 
-  // Handshake done.
-  template <class Self>
-  void operator()(Self& self, error_code ec) {
-    if (ec && c->state != conn_state::open) c->close_transport();
-    if (ec == make_error_code(errc::timeout))
-      c->diag.assign("no answer to the handshake from " + address + " within " +
-                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
-    self.complete(ec);
-  }
-
- private:
   void release() {
     if (c->timer_armed) {
       c->timer.cancel();
@@ -3329,8 +3658,11 @@ struct tcp_connect_op {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/connect_op.hpp ----
-// ---- begin dqlite/detail/token.hpp ----
-// Splitting "parameters..., completion token" argument lists.
+// ---- begin dqlite/cursor.hpp ----
+// Reading a large result batch by batch.
+
+// ---- begin dqlite/detail/request.hpp ----
+// Starting a statement request (SQL text or a prepared statement) with parameters.
 
 // ---- begin dqlite/params.hpp ----
 // Binding C++ values as statement parameters.
@@ -3598,46 +3930,268 @@ error_code write_params(wire::buffer& b, wire::frame_mark m, const Args&... args
 }  // namespace dqlite
 // ---- end dqlite/params.hpp ----
 
-#include <cstddef>
-#include <tuple>
-#include <type_traits>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace dqlite::detail {
 
-template <class... Args>
-using last_t = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
+/// What a request runs: SQL text (EXEC_SQL / QUERY_SQL) or a prepared statement (EXEC /
+/// QUERY) of one opening of the connection.
+struct request_spec {
+  bool prepared = false;
+  std::string_view sql;          ///< SQL text, when not prepared
+  std::uint32_t stmt = 0;        ///< statement id, when prepared
+  std::uint64_t generation = 0;  ///< the opening the statement belongs to
+  std::uint64_t holder = 0;      ///< the cursor that will hold the connection, if any
 
-template <class... P>
-constexpr void check_params() {
-  static_assert((param_arg<P> && ...),
-                "dqlite: unsupported parameter type. Supported: bool, integers, float, double, "
-                "strings, byte vectors/spans (blobs), std::optional, nullptr/std::nullopt/"
-                "dqlite::null, enums, system_clock time points, dqlite::value, std::tuple of "
-                "those, dqlite::params_from(range of dqlite::value); or specialise "
-                "dqlite::param_traits<T>. (The completion token, if any, must come last.)");
-}
-
-/// Calls f(token, params...): the last argument is the completion token unless it can be
-/// bound as a parameter, in which case the token is Default{}.
-template <class Default, class F, class... Args>
-auto with_token(F&& f, Args&&... args) {
-  if constexpr (sizeof...(Args) == 0) {
-    return f(Default{});
-  } else if constexpr (param_arg<last_t<Args...>>) {
-    check_params<Args...>();
-    return f(Default{}, std::forward<Args>(args)...);
-  } else {
-    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
-      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
-    }(std::make_index_sequence<sizeof...(Args) - 1>{});
+  wire::request type(bool query) const noexcept {
+    if (prepared) return query ? wire::request::query : wire::request::exec;
+    return query ? wire::request::query_sql : wire::request::exec_sql;
   }
+};
+
+/// Encodes the request into impl.wbuf.
+template <class Impl, class... P>
+error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
+  wire::frame_mark m{};
+  if (spec.prepared) {
+    if (spec.generation != ci.generation) {
+      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
+                     "this connection; prepare it again");
+      return make_error_code(errc::not_connected);
+    }
+    m = wire::begin_stmt_request(ci.wbuf, spec.type(query), ci.db_id, spec.stmt);
+  } else if (auto e = wire::begin_sql_request(ci.wbuf, spec.type(query), ci.db_id, spec.sql, m)) {
+    ci.diag.assign("the SQL text contains a NUL byte");
+    return e;
+  }
+  if (auto e = write_params(ci.wbuf, m, params...)) {
+    ci.diag.assign(e == make_error_code(errc::invalid_argument)
+                       ? "a text parameter contains a NUL byte"
+                       : "a parameter could not be bound: " + e.message());
+    return e;
+  }
+  wire::end_frame(ci.wbuf, m);
+  return {};
 }
+
+/// Initiation of a statement request whose response goes to a Proc.
+template <class Impl>
+struct request_initiation {
+  std::shared_ptr<Impl> c;
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+  template <class Handler, class Proc, class... P>
+  void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
+    start_exchange(
+        c, std::move(proc), std::forward<Handler>(h),
+        [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+        exchange_params{true, c->opts.request_timeout, spec.holder});
+  }
+};
+
+/// Initiation of an exchange with a request encoded by a function of the connection.
+template <class Impl>
+struct encoded_initiation {
+  std::shared_ptr<Impl> c;
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+  template <class Handler, class Proc, class Encode>
+  void operator()(Handler&& h, Proc proc, Encode encode, exchange_params params) {
+    start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), params);
+  }
+};
+
+/// Initiation of a composed operation Op (async_compose) on the connection.
+template <class Impl, class Op, class Sig>
+struct composed_initiation {
+  std::shared_ptr<Impl> c;
+  Op op;
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+  template <class Handler>
+  void operator()(Handler&& h) {
+    auto ex = c->stream.get_executor();
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h, ex);
+  }
+};
+
+/// Completes a handler with an error found before anything could start (posted to the
+/// handler's executor, never invoked inline).
+template <class Impl>
+struct failed_initiation {
+  std::shared_ptr<Impl> c;
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+  template <class Handler, class... R>
+  void operator()(Handler&& h, error_code ec, std::string diag, R... results) {
+    if (!diag.empty()) c->diag.assign(diag);
+    auto ex = c->stream.get_executor();
+    boost::asio::async_compose<Handler, void(error_code, R...)>(
+        [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
+          if (!posted) {
+            posted = true;
+            boost::asio::post(std::move(self));
+            return;
+          }
+          self.complete(ec, std::move(r)...);
+        },
+        h, ex);
+  }
+};
 
 }  // namespace dqlite::detail
-// ---- end dqlite/detail/token.hpp ----
+// ---- end dqlite/detail/request.hpp ----
+// ---- begin dqlite/detail/session_procs.hpp ----
+// Response processors for prepared statements, transactions and cursors.
+
+
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace dqlite::detail {
+
+/// PREPARE: one STMT.
+struct prepare_proc {
+  using result_type = wire::stmt_response;
+  wire::stmt_response out;
+  template <class Impl>
+  error_code on_frame(Impl&, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::stmt)) return e;
+    if (auto e = wire::decode_stmt(body, h.schema, out)) return e;
+    done = true;
+    return {};
+  }
+  wire::stmt_response take() { return out; }
+};
+
+/// A request answered by EMPTY (FINALIZE, and the administration requests).
+struct empty_proc {
+  using result_type = void;
+  template <class Impl>
+  error_code on_frame(Impl&, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::empty)) return e;
+    if (auto e = wire::decode_empty(body)) return e;
+    done = true;
+    return {};
+  }
+};
+
+/// No request of its own: runs the connection's pending housekeeping (a dropped cursor's
+/// INTERRUPT, FINALIZE of dropped statements, ROLLBACK of a dropped transaction).
+struct flush_proc {
+  using result_type = void;
+  static constexpr bool housekeeping_only = true;
+  template <class Impl>
+  error_code on_frame(Impl&, const wire::frame_header&, wire::bytes_view, bool&) {
+    return make_error_code(errc::unexpected_response);
+  }
+};
+
+/// COMMIT. A failure that leaves the outcome open is reported as errc::outcome_unknown:
+/// leadership lost while the commit was being replicated, or the connection lost once the
+/// request had been sent. After any other failure the transaction may still be open on the
+/// server: it is rolled back before the connection's next request.
+/// The end of a transaction: one RESULT, reported as success only.
+struct end_tx_proc {
+  using result_type = void;
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    return exec_proc{}.on_frame(c, h, body, done);
+  }
+};
+
+struct commit_proc : end_tx_proc {
+  template <class Impl>
+  error_code map_error(Impl& c, error_code ec, bool sent) {
+    if (is_leadership_lost(ec)) {
+      c.diag.assign("COMMIT: leadership was lost while the commit was being replicated; it may "
+                    "or may not have been applied (server: " + c.diag.message() + ")");
+      return make_error_code(errc::outcome_unknown);
+    }
+    const bool transport = ec.category() != server_category() &&
+                           ec != make_error_code(errc::not_connected) &&
+                           ec != make_error_code(errc::operation_in_progress) &&
+                           ec != make_error_code(errc::used_after_fork);
+    if (sent && transport) {
+      c.diag.assign("COMMIT: the connection failed after the commit was sent (" +
+                    c.diag.message() + "); it may or may not have been applied");
+      return make_error_code(errc::outcome_unknown);
+    }
+    if (ec.category() == server_category() && !is_not_leader(ec)) c.rollback_pending = true;
+    return ec;
+  }
+};
+
+/// ROLLBACK of a transaction object: a failure that says no transaction is open (it was
+/// already rolled back by the server, e.g. after an error inside it) is not an error.
+struct rollback_proc : end_tx_proc {
+  template <class Impl>
+  error_code map_error(Impl& c, error_code ec, bool) {
+    if (ec.category() == server_category() &&
+        c.diag.message().find("no transaction is active") != std::string::npos)
+      return {};
+    return ec;
+  }
+};
+
+/// What a cursor keeps between its reads.
+struct cursor_shared {
+  bool finished = false;  ///< DONE seen, or the cursor failed or was closed
+};
+
+/// One ROWS frame of a cursor's result per exchange: the rows go to a fresh Sink (one batch);
+/// after a PART frame the connection stays claimed by the cursor.
+template <class Sink>
+struct cursor_proc {
+  using result_type = typename Sink::result_type;
+  static constexpr bool interruptible = true;
+
+  std::shared_ptr<cursor_shared> st;
+  Sink sink{};
+
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (auto e = expect_type(h, wire::response::rows)) return e;
+    auto& rr = c.rows;
+    if (auto e = rr.start(body)) return e;
+    error_code e = sink.on_rows(rr, c);
+    if (!rr.error() && rr.end() == wire::rows_end::none) {
+      c.scratch.resize(rr.column_count());
+      while (rr.next(c.scratch)) {
+      }
+    }
+    if (auto pe = rr.error()) return pe;
+    done = true;
+    if (rr.end() == wire::rows_end::done) {
+      st->finished = true;
+      if (!e) e = sink.finish(c);
+    } else if (e) {
+      // The batch cannot be delivered: the rest of the result is interrupted before the
+      // connection's next request.
+      st->finished = true;
+      c.drain_pending = true;
+    }
+    return e;
+  }
+  template <class Impl>
+  error_code map_error(Impl&, error_code ec, bool) {
+    st->finished = true;
+    return ec;
+  }
+  bool holds() const noexcept { return !st->finished; }
+  result_type take() { return sink.take(); }
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/session_procs.hpp ----
 // ---- begin dqlite/with_diagnostics.hpp ----
 // A completion token adapter that turns (error_code, diagnostics) into an exception.
 //
@@ -3775,15 +4329,751 @@ struct associator<Associator, ::dqlite::detail::diag_handler<Handler>, Default>
 }  // namespace boost::asio
 // ---- end dqlite/with_diagnostics.hpp ----
 
+#include <boost/asio/async_result.hpp>
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+namespace detail {
+template <class T>
+struct cursor_sink {
+  using type = typed_rows_sink<T>;
+};
+template <>
+struct cursor_sink<void> {
+  using type = dynamic_rows_sink;
+};
+}  // namespace detail
+
+/// A query result read batch by batch, as the server sends it (one batch per ROWS frame,
+/// about 4 KiB of rows), so that results of any size are processed in bounded memory.
+/// Obtained from async_cursor<T>() on a connection or a prepared statement. T is a row
+/// type as for async_fetch<T> (void: dynamic rows).
+///
+/// While a cursor is open it holds its connection: other operations fail with
+/// errc::operation_in_progress until the cursor has been read to the end or closed.
+/// Closing early (async_close, or destroying the cursor) interrupts the query; the
+/// connection remains usable. Cancelling async_next (Asio cancellation slot) interrupts
+/// the query as well and completes with errc::interrupted.
+template <class Stream, class T = void>
+class basic_cursor {
+  using impl_type = detail::connection_impl<Stream>;
+  using sink_type = typename detail::cursor_sink<T>::type;
+
+ public:
+  /// What async_next yields: std::vector of the row type, or dqlite::rows for T = void.
+  using batch_type = typename sink_type::result_type;
+
+  basic_cursor(basic_cursor&& o) noexcept
+      : c_(o.c_), st_(std::move(o.st_)), first_(std::move(o.first_)),
+        has_first_(std::exchange(o.has_first_, false)), id_(std::exchange(o.id_, 0)) {}
+  basic_cursor& operator=(basic_cursor&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      c_ = o.c_;
+      st_ = std::move(o.st_);
+      first_ = std::move(o.first_);
+      has_first_ = std::exchange(o.has_first_, false);
+      id_ = std::exchange(o.id_, 0);
+    }
+    return *this;
+  }
+  basic_cursor(const basic_cursor&) = delete;
+  basic_cursor& operator=(const basic_cursor&) = delete;
+  /// An unfinished cursor interrupts its query before the connection's next request.
+  ~basic_cursor() { abandon(); }
+
+  /// True once every batch has been handed out (or the cursor failed or was closed).
+  bool done() const noexcept { return !has_first_ && (!st_ || st_->finished); }
+
+  /// The next batch; an empty batch means the result is complete.
+  /// Signature: void(error_code, batch_type).
+  template <class Token = default_token_t>
+  auto async_next(Token&& token = {}) {
+    if (has_first_ || !st_ || st_->finished) {
+      batch_type out{};
+      error_code ec;
+      std::string diag;
+      if (has_first_) {
+        has_first_ = false;
+        out = std::move(first_);
+        first_ = batch_type{};
+      } else if (!st_) {
+        ec = make_error_code(errc::not_connected);
+        diag = "the cursor is not open (it was moved from, or its query failed)";
+      }
+      return boost::asio::async_initiate<Token, void(error_code, batch_type)>(
+          detail::failed_initiation<impl_type>{c_}, token, ec, std::move(diag), std::move(out));
+    }
+    return boost::asio::async_initiate<Token, void(error_code, batch_type)>(
+        detail::encoded_initiation<impl_type>{c_}, token,
+        detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+        detail::exchange_params{true, c_->opts.request_timeout, id_});
+  }
+
+  /// Stops reading: interrupts the query if it is still running and waits until the
+  /// connection is usable again. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_close(Token&& token = {}) {
+    has_first_ = false;
+    first_ = batch_type{};
+    if (!st_ || st_->finished) {
+      st_.reset();
+      return boost::asio::async_initiate<Token, void(error_code)>(
+          detail::failed_initiation<impl_type>{c_}, token, error_code{}, std::string());
+    }
+    abandon_keep();
+    st_.reset();
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        detail::encoded_initiation<impl_type>{c_}, token, detail::flush_proc{},
+        [](impl_type&) { return error_code{}; },
+        detail::exchange_params{true, c_->opts.request_timeout, 0});
+  }
+
+  /// For the library: a cursor over connection c (st empty: a cursor whose query failed).
+  basic_cursor(std::shared_ptr<impl_type> c, std::shared_ptr<detail::cursor_shared> st,
+               std::uint64_t id, batch_type first)
+      : c_(std::move(c)), st_(std::move(st)), first_(std::move(first)), has_first_(st_ != nullptr),
+        id_(id) {}
+
+ private:
+  // Hands the rest of the result to the connection's housekeeping.
+  void abandon_keep() noexcept {
+    if (c_ && st_ && !st_->finished) {
+      st_->finished = true;
+      if (c_->holder == id_) {
+        c_->holder = 0;
+        c_->drain_pending = true;
+      }
+    }
+  }
+  void abandon() noexcept {
+    abandon_keep();
+    st_.reset();
+  }
+
+  std::shared_ptr<impl_type> c_;
+  std::shared_ptr<detail::cursor_shared> st_;
+  batch_type first_{};
+  bool has_first_ = false;
+  std::uint64_t id_ = 0;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/cursor.hpp ----
+// ---- begin dqlite/detail/request_api.hpp ----
+// The statement operations shared by connections (SQL text) and prepared statements.
+
+// ---- begin dqlite/detail/token.hpp ----
+// Splitting "parameters..., completion token" argument lists.
+
+
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
+
+template <class... Args>
+using last_t = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
+
+template <class... P>
+constexpr void check_params() {
+  static_assert((param_arg<P> && ...),
+                "dqlite: unsupported parameter type. Supported: bool, integers, float, double, "
+                "strings, byte vectors/spans (blobs), std::optional, nullptr/std::nullopt/"
+                "dqlite::null, enums, system_clock time points, dqlite::value, std::tuple of "
+                "those, dqlite::params_from(range of dqlite::value); or specialise "
+                "dqlite::param_traits<T>. (The completion token, if any, must come last.)");
+}
+
+/// Calls f(token, params...): the last argument is the completion token unless it can be
+/// bound as a parameter, in which case the token is Default{}.
+template <class Default, class F, class... Args>
+auto with_token(F&& f, Args&&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    return f(Default{});
+  } else if constexpr (param_arg<last_t<Args...>>) {
+    check_params<Args...>();
+    return f(Default{}, std::forward<Args>(args)...);
+  } else {
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
+      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+    }(std::make_index_sequence<sizeof...(Args) - 1>{});
+  }
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/token.hpp ----
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
+
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite::detail {
+
+/// Opening a cursor: the request and its first ROWS frame, then the cursor. Params: the
+/// statement's parameters, referenced only during the first (synchronous) call.
+template <class Impl, class Sink, class Cursor, class Params>
+struct open_cursor_op {
+  std::shared_ptr<Impl> c;
+  std::shared_ptr<cursor_shared> st;
+  request_spec spec;
+  Params params;  // a tuple of references
+
+  template <class Self>
+  void operator()(Self& self) {
+    std::apply(
+        [&](const auto&... p) {
+          request_initiation<Impl>{c}(std::move(self), cursor_proc<Sink>{st, {}}, spec, true,
+                                      p...);
+        },
+        params);
+  }
+  template <class Self>
+  void operator()(Self& self, error_code ec, typename Sink::result_type first) {
+    if (ec) st.reset();
+    self.complete(ec, Cursor(c, std::move(st), spec.holder, std::move(first)));
+  }
+};
+
+/// Statement operations on one request target (SQL text or a prepared statement). Every
+/// operation takes the statement's parameters followed by an optional completion token.
+template <class Stream>
+class request_api {
+ public:
+  using impl_type = connection_impl<Stream>;
+
+  request_api(std::shared_ptr<impl_type> c, request_spec spec) : c_(std::move(c)), spec_(spec) {}
+
+  /// Runs a statement that returns no rows. Signature: void(error_code, exec_result).
+  template <class... Args>
+  auto async_execute(Args&&... args) {
+    return run<void(error_code, exec_result)>(exec_proc{}, false, std::forward<Args>(args)...);
+  }
+
+  /// All rows as dynamic values. Signature: void(error_code, dqlite::rows).
+  template <class... Args>
+  auto async_fetchall(Args&&... args) {
+    return query<dynamic_rows_sink>(std::forward<Args>(args)...);
+  }
+
+  /// All rows as std::vector<T> (T = void: dynamic rows).
+  template <class T = void, class... Args>
+  auto async_fetch(Args&&... args) {
+    if constexpr (std::is_void_v<T>)
+      return query<dynamic_rows_sink>(std::forward<Args>(args)...);
+    else
+      return query<typed_rows_sink<T>>(std::forward<Args>(args)...);
+  }
+
+  /// All rows, appended to out. Signature: void(error_code, std::size_t rows_appended).
+  template <class T, class... Args>
+  auto async_fetch_into(std::vector<typename row_mapper<T>::object_type>& out, Args&&... args) {
+    using sink = typed_rows_sink<T, false, true>;
+    return query_with<sink>(sink(&out), std::forward<Args>(args)...);
+  }
+
+  /// The first row, or an empty optional. Signature: void(error_code, std::optional<T>).
+  template <class T = row, class... Args>
+  auto async_fetchone(Args&&... args) {
+    return query<typed_rows_sink<T, true>>(std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row. Signature: void(error_code, T).
+  template <class T, class... Args>
+  auto async_fetchval(Args&&... args) {
+    static_assert(field<T>, "dqlite: async_fetchval<T>: T is not a supported field type "
+                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
+    return query<value_sink<T>>(std::forward<Args>(args)...);
+  }
+
+  /// A cursor over the result (see basic_cursor). Signature:
+  /// void(error_code, basic_cursor<Stream, T>).
+  template <class T = void, class... Args>
+  auto async_cursor(Args&&... args) {
+    using cursor = basic_cursor<Stream, T>;
+    using sink = typename cursor_sink<T>::type;
+    return with_token<default_token_t>(
+        [this]<class Token, class... P>(Token&& token, P&&... params) {
+          return boost::asio::async_initiate<Token, void(error_code, cursor)>(
+              cursor_initiation<sink, cursor>{c_}, token, spec_, std::forward<P>(params)...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  template <class Sink, class... Args>
+  auto query(Args&&... args) {
+    return query_with<Sink>(Sink{}, std::forward<Args>(args)...);
+  }
+
+  template <class Sink, class... Args>
+  auto query_with(Sink sink, Args&&... args) {
+    using result = typename Sink::result_type;
+    return run<void(error_code, result)>(rows_proc<Sink>{std::move(sink), {}}, true,
+                                         std::forward<Args>(args)...);
+  }
+
+ protected:
+  template <class Sig, class Proc, class... Args>
+  auto run(Proc proc, bool is_query, Args&&... args) {
+    return with_token<default_token_t>(
+        [&]<class Token, class... P>(Token&& token, P&&... params) {
+          return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_}, token,
+                                                         std::move(proc), spec_, is_query,
+                                                         std::forward<P>(params)...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  template <class Sink, class Cursor>
+  struct cursor_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler, class... P>
+    void operator()(Handler&& h, request_spec spec, const P&... params) {
+      spec.holder = ++c->next_id;
+      using op = open_cursor_op<impl_type, Sink, Cursor, std::tuple<const P&...>>;
+      auto ex = c->stream.get_executor();
+      boost::asio::async_compose<Handler, void(error_code, Cursor)>(
+          op{c, std::make_shared<cursor_shared>(), spec, std::tuple<const P&...>(params...)}, h,
+          ex);
+    }
+  };
+
+
+ protected:
+  std::shared_ptr<impl_type> c_;
+  request_spec spec_;
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/request_api.hpp ----
+// ---- begin dqlite/statement.hpp ----
+// Prepared statements, and running one statement over many parameter sets.
+
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
+
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace dqlite {
+
+/// A statement prepared on a connection (PREPARE), run any number of times with new
+/// parameters: async_execute, async_fetch<T>, async_fetchone<T>, async_fetchval<T>,
+/// async_fetch_into<T>, async_fetchall, async_cursor<T> take the parameters followed by an
+/// optional completion token, as the connection's operations do after the SQL text.
+///
+/// The statement belongs to its connection: it runs there, one operation at a time with
+/// the connection's other operations, and cannot be used once the connection has closed or
+/// reconnected (errc::not_connected). async_close finalizes it on the server; a statement
+/// destroyed without async_close is finalized before the connection's next request.
+/// Statements are released by the server when the connection closes.
+template <class Stream>
+class basic_statement : public detail::request_api<Stream> {
+  using base = detail::request_api<Stream>;
+  using impl_type = detail::connection_impl<Stream>;
+
+ public:
+  basic_statement(basic_statement&& o) noexcept
+      : base(o.c_, o.spec_), params_(o.params_), open_(std::exchange(o.open_, false)) {
+    o.spec_.generation = 0;
+  }
+  basic_statement& operator=(basic_statement&& o) noexcept {
+    if (this != &o) {
+      release();
+      this->c_ = o.c_;
+      this->spec_ = o.spec_;
+      params_ = o.params_;
+      open_ = std::exchange(o.open_, false);
+      o.spec_.generation = 0;
+    }
+    return *this;
+  }
+  basic_statement(const basic_statement&) = delete;
+  basic_statement& operator=(const basic_statement&) = delete;
+  ~basic_statement() { release(); }
+
+  /// The server's id of the statement.
+  std::uint32_t id() const noexcept { return this->spec_.stmt; }
+  /// How many parameters the statement takes.
+  std::uint64_t param_count() const noexcept { return params_; }
+  /// True until closed, and while its connection stays open (no reconnect since).
+  bool is_open() const noexcept {
+    return open_ && this->c_->state == detail::conn_state::open &&
+           this->c_->generation == this->spec_.generation;
+  }
+
+  /// Finalizes the statement on the server. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_close(Token&& token = {}) {
+    const bool live = is_open();
+    open_ = false;
+    // Never send the id again: a server may reuse it, and 1.11.1 crashes on an EXEC of a
+    // finalized statement.
+    this->spec_.generation = 0;
+    if (!live) {  // nothing left on the server
+      return boost::asio::async_initiate<Token, void(error_code)>(
+          detail::failed_initiation<impl_type>{this->c_}, token, error_code{}, std::string());
+    }
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        detail::encoded_initiation<impl_type>{this->c_}, token, detail::empty_proc{},
+        [id = id()](impl_type& ci) {
+          wire::encode_finalize(ci.wbuf, ci.db_id, id);
+          return error_code{};
+        },
+        detail::exchange_params{true, this->c_->opts.request_timeout, 0});
+  }
+
+  /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
+  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open)
+      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0}),
+        params_(r.params), open_(open) {}
+
+ private:
+  void release() noexcept {
+    if (is_open()) this->c_->finalize_pending.push_back(id());
+    open_ = false;
+    this->spec_.generation = 0;
+  }
+
+  std::uint64_t params_ = 0;
+  bool open_ = false;
+};
+
+namespace detail {
+
+/// Encodes PREPARE(sql).
+inline auto prepare_request(std::string_view sql) {
+  return [sql](auto& ci) -> error_code {
+    if (auto e = wire::encode_prepare(ci.wbuf, ci.db_id, sql)) {
+      ci.diag.assign("the SQL text contains a NUL byte");
+      return e;
+    }
+    return {};
+  };
+}
+
+/// PREPARE, then the statement object.
+template <class Impl, class Statement>
+struct prepare_op {
+  std::shared_ptr<Impl> c;
+  std::string_view sql;
+
+  template <class Self>
+  void operator()(Self& self) {
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+                                exchange_params{true, c->opts.request_timeout, 0});
+  }
+  template <class Self>
+  void operator()(Self& self, error_code ec, wire::stmt_response r) {
+    self.complete(ec, Statement(c, r, !ec));
+  }
+};
+
+/// executemany: PREPARE once, EXEC per parameter set, FINALIZE. Each element of the range
+/// is one parameter set: a std::tuple of parameters, a dqlite::params_from(...) range, or a
+/// single parameter.
+template <class Impl, class Range>
+struct executemany_op {
+  std::shared_ptr<Impl> c;
+  std::string_view sql;
+  const Range* range;
+  std::ranges::iterator_t<const Range> it{};
+  std::uint32_t stmt = 0;
+  std::uint64_t gen = 0;
+  std::size_t index = 0;
+  exec_result total{};
+  error_code failed{};
+  enum class step : std::uint8_t { prepare, exec, finalize } st = step::prepare;
+
+  template <class Self>
+  void operator()(Self& self) {
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+                                exchange_params{true, c->opts.request_timeout, 0});
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, wire::stmt_response r) {  // prepared
+    if (ec) return self.complete(ec, total);
+    stmt = r.id;
+    gen = c->generation;
+    st = step::exec;
+    it = std::ranges::begin(*range);
+    next(self);
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, exec_result r) {  // one EXEC done
+    if (ec) {
+      c->diag.assign("parameter set #" + std::to_string(index) + ": " + c->diag.message());
+      if (c->state == conn_state::open && c->generation == gen) c->finalize_pending.push_back(stmt);
+      return self.complete(ec, total);
+    }
+    total.rows_affected += r.rows_affected;
+    total.last_insert_id = r.last_insert_id;
+    ++it;
+    ++index;
+    next(self);
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec) {  // finalized
+    self.complete(ec, total);
+  }
+
+ private:
+  template <class Self>
+  void next(Self& self) {
+    if (it == std::ranges::end(*range)) {
+      st = step::finalize;
+      encoded_initiation<Impl>{c}(
+          std::move(self), empty_proc{},
+          [id = stmt](Impl& ci) {
+            wire::encode_finalize(ci.wbuf, ci.db_id, id);
+            return error_code{};
+          },
+          exchange_params{true, c->opts.request_timeout, 0});
+      return;
+    }
+    const auto& set = *it;
+    request_spec spec{true, {}, stmt, gen, 0};
+    using E = std::remove_cvref_t<decltype(set)>;
+    if constexpr (param_arg<E>) {
+      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, set);
+    } else {
+      static_assert(std::ranges::input_range<E>,
+                    "dqlite: executemany: each element must be a parameter, a std::tuple of "
+                    "parameters, or a range of dqlite::value");
+      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, params_from(set));
+    }
+  }
+};
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/statement.hpp ----
+// ---- begin dqlite/transaction.hpp ----
+// Transactions: an object from async_begin, and a scoped helper for coroutines.
+
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// An open transaction (from async_begin). Statements of the transaction run on the
+/// connection as usual; async_commit or async_rollback ends it.
+///
+/// A transaction destroyed while still open is rolled back before the connection's next
+/// request, so a forgotten transaction never keeps the database's write lock.
+///
+/// async_commit fails with errc::outcome_unknown when the commit may or may not have been
+/// applied: leadership was lost while it was being replicated, or the connection failed
+/// after the COMMIT was sent. A leadership error inside the transaction (the node is not, or
+/// no longer, the leader) closes the connection: the transaction is lost.
+template <class Stream>
+class basic_transaction {
+  using impl_type = detail::connection_impl<Stream>;
+
+ public:
+  basic_transaction(basic_transaction&& o) noexcept
+      : c_(o.c_), id_(std::exchange(o.id_, 0)), gen_(o.gen_) {}
+  basic_transaction& operator=(basic_transaction&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      c_ = o.c_;
+      id_ = std::exchange(o.id_, 0);
+      gen_ = o.gen_;
+    }
+    return *this;
+  }
+  basic_transaction(const basic_transaction&) = delete;
+  basic_transaction& operator=(const basic_transaction&) = delete;
+  ~basic_transaction() { abandon(); }
+
+  /// True until committed or rolled back, while its connection stays open.
+  bool is_active() const noexcept {
+    return id_ != 0 && c_->tx == id_ && c_->generation == gen_ &&
+           c_->state == detail::conn_state::open;
+  }
+
+  /// Commits. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_commit(Token&& token = {}) {
+    return end<detail::commit_proc>("COMMIT", std::forward<Token>(token));
+  }
+
+  /// Rolls back. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_rollback(Token&& token = {}) {
+    return end<detail::rollback_proc>("ROLLBACK", std::forward<Token>(token));
+  }
+
+  /// For the library: transaction `id` of connection c.
+  basic_transaction(std::shared_ptr<impl_type> c, std::uint64_t id)
+      : c_(std::move(c)), id_(id), gen_(c_->generation) {}
+
+ private:
+  template <class Proc, class Token>
+  auto end(std::string_view sql, Token&& token) {
+    if (!is_active()) {
+      const bool closed = c_->state != detail::conn_state::open;
+      std::string why = closed ? "the transaction ended when its connection closed"
+                               : "the transaction has already ended (committed, rolled back, "
+                                 "or moved from)";
+      auto ec = make_error_code(closed ? errc::not_connected : errc::invalid_argument);
+      return boost::asio::async_initiate<Token, void(error_code)>(
+          detail::failed_initiation<impl_type>{c_}, token, ec, std::move(why));
+    }
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        detail::encoded_initiation<impl_type>{c_}, token, Proc{},
+        [sql, id = id_](impl_type& ci) -> error_code {
+          // Claimed: from here on the transaction object is spent (no longer active).
+          if (ci.tx == id) ci.tx = 0;
+          wire::frame_mark m{};
+          (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
+          wire::end_frame(ci.wbuf, m);
+          return {};
+        },
+        detail::exchange_params{true, c_->opts.request_timeout, 0});
+  }
+
+  void abandon() noexcept {
+    if (is_active()) {
+      c_->tx = 0;
+      c_->rollback_pending = true;
+    }
+    id_ = 0;
+  }
+
+  std::shared_ptr<impl_type> c_;
+  std::uint64_t id_ = 0;
+  std::uint64_t gen_ = 0;
+};
+
+namespace detail {
+
+/// BEGIN, then the transaction object.
+template <class Impl, class Transaction>
+struct begin_op {
+  std::shared_ptr<Impl> c;
+  std::string_view sql;
+
+  template <class Self>
+  void operator()(Self& self) {
+    encoded_initiation<Impl>{c}(
+        std::move(self), exec_proc{},
+        [sql = sql](Impl& ci) -> error_code {
+          wire::frame_mark m{};
+          (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
+          wire::end_frame(ci.wbuf, m);
+          return {};
+        },
+        exchange_params{true, c->opts.request_timeout, 0});
+  }
+  template <class Self>
+  void operator()(Self& self, error_code ec, exec_result) {
+    std::uint64_t id = 0;
+    if (!ec) c->tx = id = ++c->next_id;
+    self.complete(ec, Transaction(c, id));
+  }
+};
+
+}  // namespace detail
+
+/// Runs `body(conn)` (a function returning boost::asio::awaitable<R>) inside a transaction:
+/// commits when it returns, rolls back when it throws (and rethrows). Returns what body
+/// returns. Failures throw dqlite::error; a commit whose outcome is unknown throws one with
+/// errc::outcome_unknown.
+///
+///   auto id = co_await dqlite::async_transaction(conn, [&](auto& c) -> asio::awaitable<int64_t> {
+///     co_await c.async_execute("UPDATE account SET balance = balance - ? WHERE id = ?", 10, 1);
+///     co_return (co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')")).last_insert_id;
+///   });
+template <class Connection, class Body>
+auto async_transaction(Connection& conn, Body body)
+    -> boost::asio::awaitable<typename std::invoke_result_t<Body&, Connection&>::value_type> {
+  using result = typename std::invoke_result_t<Body&, Connection&>::value_type;
+  auto tx = co_await conn.async_begin(dqlite::use_awaitable);
+  std::exception_ptr failure;
+  if constexpr (std::is_void_v<result>) {
+    try {
+      co_await body(conn);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      if (tx.is_active())
+        co_await tx.async_rollback(boost::asio::as_tuple(boost::asio::use_awaitable));
+      std::rethrow_exception(failure);
+    }
+    co_await tx.async_commit(dqlite::use_awaitable);
+  } else {
+    std::optional<result> out;
+    try {
+      out.emplace(co_await body(conn));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      if (tx.is_active())
+        co_await tx.async_rollback(boost::asio::as_tuple(boost::asio::use_awaitable));
+      std::rethrow_exception(failure);
+    }
+    co_await tx.async_commit(dqlite::use_awaitable);
+    co_return std::move(*out);
+  }
+}
+
+}  // namespace dqlite
+// ---- end dqlite/transaction.hpp ----
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -3848,14 +5138,25 @@ class basic_connection {
 
   // ---- opening ----
 
-  /// Resolves address ("host:port" or "[ipv6]:port"), connects, performs the dqlite
-  /// handshake and opens options().database, all within options().connect_timeout.
+  /// Resolves address ("host:port" or "[ipv6]:port"), connects, performs the TLS handshake
+  /// (TLS streams, see dqlite/tls.hpp), then the dqlite handshake, and opens
+  /// options().database, all within options().connect_timeout. For streams over TCP.
   /// Signature: void(error_code).
   template <class Token = default_token_t>
-    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+    requires detail::connect_op<impl_type>::is_tcp
   auto async_connect(std::string_view address, Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
-        connect_initiation{impl_}, token, std::string(address));
+        connect_initiation{impl_}, token, std::string(address), std::nullopt);
+  }
+
+  /// Connects to an endpoint of the stream's socket type (a unix socket path, a TCP
+  /// endpoint), then as above. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_connect(const typename detail::connect_op<impl_type>::endpoint_type& endpoint,
+                     Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        connect_initiation{impl_}, token, detail::describe_endpoint(endpoint),
+        std::optional(endpoint));
   }
 
   /// Performs the dqlite handshake and opens options().database over an already connected
@@ -3867,26 +5168,23 @@ class basic_connection {
   }
 
   // ---- statements ----
+  //
+  // Each takes the SQL text, its parameters (a variadic list, std::tuples of parameters, or
+  // dqlite::params_from(range of dqlite::value)) and an optional completion token, last.
+  // The SQL text and the parameters are read when the operation starts.
 
   /// Runs SQL that returns no rows (several statements separated by ';' are allowed; the
-  /// result is the last one's). Parameters follow the SQL; the completion token, if any,
-  /// comes last. Signature: void(error_code, exec_result).
+  /// result is the last one's). Signature: void(error_code, exec_result).
   template <class... Args>
   auto async_execute(std::string_view sql, Args&&... args) {
-    return detail::with_token<default_token_t>(
-        [this, sql]<class Token, class... P>(Token&& token, P&&... params) {
-          return boost::asio::async_initiate<Token, void(error_code, exec_result)>(
-              sql_initiation{impl_}, token, detail::exec_proc{}, wire::request::exec_sql, sql,
-              std::forward<P>(params)...);
-        },
-        std::forward<Args>(args)...);
+    return api(sql).async_execute(std::forward<Args>(args)...);
   }
 
   /// Runs a query and returns all its rows as dynamic values.
   /// Signature: void(error_code, dqlite::rows).
   template <class... Args>
   auto async_fetchall(std::string_view sql, Args&&... args) {
-    return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
+    return api(sql).async_fetchall(std::forward<Args>(args)...);
   }
 
   /// All rows. async_fetch<T>: a std::vector<T> of the user's row type T (an aggregate
@@ -3895,10 +5193,7 @@ class basic_connection {
   /// Signature: void(error_code, std::vector<T>) (or dqlite::rows).
   template <class T = void, class... Args>
   auto async_fetch(std::string_view sql, Args&&... args) {
-    if constexpr (std::is_void_v<T>)
-      return query<detail::dynamic_rows_sink>(sql, std::forward<Args>(args)...);
-    else
-      return query<detail::typed_rows_sink<T>>(sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetch<T>(std::forward<Args>(args)...);
   }
 
   /// Appends all rows, mapped into T as async_fetch<T> does, to a vector the caller owns
@@ -3908,24 +5203,77 @@ class basic_connection {
   template <class T, class... Args>
   auto async_fetch_into(std::vector<typename detail::row_mapper<T>::object_type>& out,
                         std::string_view sql, Args&&... args) {
-    using sink = detail::typed_rows_sink<T, false, true>;
-    return query_with<sink>(sink(&out), sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetch_into<T>(out, std::forward<Args>(args)...);
   }
 
   /// The first row as T (default: dqlite::row), or an empty optional when there is none.
   /// The remaining rows are read and dropped. Signature: void(error_code, std::optional<T>).
   template <class T = row, class... Args>
   auto async_fetchone(std::string_view sql, Args&&... args) {
-    return query<detail::typed_rows_sink<T, true>>(sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetchone<T>(std::forward<Args>(args)...);
   }
 
   /// The first column of the first row, as T. With no rows: errc::no_rows, or an empty
   /// std::optional when T is one. Signature: void(error_code, T).
   template <class T, class... Args>
   auto async_fetchval(std::string_view sql, Args&&... args) {
-    static_assert(field<T>, "dqlite: async_fetchval<T>: T is not a supported field type "
-                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
-    return query<detail::value_sink<T>>(sql, std::forward<Args>(args)...);
+    return api(sql).template async_fetchval<T>(std::forward<Args>(args)...);
+  }
+
+  /// Runs a query and reads its result batch by batch through a cursor, in bounded memory
+  /// (see basic_cursor). T: the row type as for async_fetch<T> (void: dynamic rows).
+  /// Signature: void(error_code, basic_cursor<Stream, T>).
+  template <class T = void, class... Args>
+  auto async_cursor(std::string_view sql, Args&&... args) {
+    return api(sql).template async_cursor<T>(std::forward<Args>(args)...);
+  }
+
+  /// Prepares a statement (see basic_statement). Signature:
+  /// void(error_code, basic_statement<Stream>).
+  template <class Token = default_token_t>
+  auto async_prepare(std::string_view sql, Token&& token = {}) {
+    using statement = basic_statement<Stream>;
+    return async_with_diag<void(error_code, statement)>(
+        detail::prepare_op<impl_type, statement>{impl_, sql}, token);
+  }
+
+  /// Runs one statement once per element of `sets` (one PREPARE, then one EXEC per set,
+  /// then FINALIZE). An element is a std::tuple of parameters, a range of dqlite::value,
+  /// or a single parameter. The range must stay alive until completion. The result adds up
+  /// rows_affected and has the last set's last_insert_id. On failure the diagnostics name
+  /// the failing set (counted from 0); sets before it have been applied (wrap the call in
+  /// a transaction for all or nothing). Signature: void(error_code, exec_result).
+  template <std::ranges::input_range Range, class Token = default_token_t>
+  auto async_executemany(std::string_view sql, const Range& sets, Token&& token = {}) {
+    return async_with_diag<void(error_code, exec_result)>(
+        detail::executemany_op<impl_type, Range>{impl_, sql, &sets}, token);
+  }
+
+  // ---- transactions ----
+
+  /// Starts a transaction (BEGIN). Signature: void(error_code, basic_transaction<Stream>).
+  /// See also dqlite::async_transaction for a scoped form.
+  template <class Token = default_token_t>
+  auto async_begin(Token&& token = {}) {
+    using transaction = basic_transaction<Stream>;
+    return async_with_diag<void(error_code, transaction)>(
+        detail::begin_op<impl_type, transaction>{impl_, "BEGIN"}, token);
+  }
+
+  /// Makes the connection as good as new for its next user: interrupts the rest of an
+  /// abandoned cursor's result, finalizes statements dropped without async_close, and
+  /// rolls back any open transaction (also one started with a plain "BEGIN").
+  /// Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_reset(Token&& token = {}) {
+    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
+      impl_->tx = 0;
+      impl_->rollback_pending = true;
+    }
+    return boost::asio::async_initiate<Token, void(error_code)>(
+        detail::encoded_initiation<impl_type>{impl_}, token, detail::flush_proc{},
+        [](impl_type&) { return error_code{}; },
+        detail::exchange_params{true, impl_->opts.request_timeout, 0});
   }
 
   // ---- closing ----
@@ -3944,20 +5292,13 @@ class basic_connection {
   /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
   template <class Sink, class... Args>
   auto query(std::string_view sql, Args&&... args) {
-    return query_with<Sink>(Sink{}, sql, std::forward<Args>(args)...);
+    return api(sql).template query<Sink>(std::forward<Args>(args)...);
   }
 
   /// Same, with a sink object given by the caller.
   template <class Sink, class... Args>
   auto query_with(Sink sink, std::string_view sql, Args&&... args) {
-    using result = typename Sink::result_type;
-    return detail::with_token<default_token_t>(
-        [this, sql, &sink]<class Token, class... P>(Token&& token, P&&... params) {
-          return boost::asio::async_initiate<Token, void(error_code, result)>(
-              sql_initiation{impl_}, token, detail::rows_proc<Sink>{std::move(sink), {}},
-              wire::request::query_sql, sql, std::forward<P>(params)...);
-        },
-        std::forward<Args>(args)...);
+    return api(sql).template query_with<Sink>(std::move(sink), std::forward<Args>(args)...);
   }
 
   /// The shared state (for the library's own higher layers).
@@ -3968,33 +5309,16 @@ class basic_connection {
     if (impl_) impl_->close_transport();
   }
 
-  struct sql_initiation {
-    std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  detail::request_api<Stream> api(std::string_view sql) const {
+    return {impl_, detail::request_spec{false, sql, 0, 0, 0}};
+  }
 
-    template <class Handler, class Proc, class... P>
-    void operator()(Handler&& h, Proc proc, wire::request type, std::string_view sql,
-                    const P&... params) {
-      detail::start_exchange(
-          c, std::move(proc), std::forward<Handler>(h),
-          [&](impl_type& ci) -> error_code {
-            wire::frame_mark m{};
-            if (auto e = wire::begin_sql_request(ci.wbuf, type, ci.db_id, sql, m)) {
-              ci.diag.assign("the SQL text contains a NUL byte");
-              return e;
-            }
-            if (auto e = detail::write_params(ci.wbuf, m, params...)) {
-              ci.diag.assign(e == make_error_code(errc::invalid_argument)
-                                 ? "a text parameter contains a NUL byte"
-                                 : "a parameter could not be bound: " + e.message());
-              return e;
-            }
-            wire::end_frame(ci.wbuf, m);
-            return {};
-          },
-          true, c->opts.request_timeout);
-    }
-  };
+  // A composed operation whose failures carry the connection's diagnostics.
+  template <class Sig, class Op, class Token>
+  auto async_with_diag(Op op, Token& token) {
+    return boost::asio::async_initiate<Token, Sig>(
+        detail::composed_initiation<impl_type, Op, Sig>{impl_, std::move(op)}, token);
+  }
 
   struct handshake_initiation {
     std::shared_ptr<impl_type> c;
@@ -4033,10 +5357,11 @@ class basic_connection {
     std::shared_ptr<impl_type> c;
     std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
 
-    template <class Handler>
-    void operator()(Handler&& h, std::string address) {
-      boost::asio::async_compose<Handler, void(error_code)>(
-          detail::tcp_connect_op<impl_type>{c, std::move(address)}, h, c->stream);
+    template <class Handler, class Endpoint>
+    void operator()(Handler&& h, std::string address, Endpoint endpoint) {
+      detail::connect_op<impl_type> op{c, std::move(address)};
+      if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) op.endpoint = std::move(endpoint);
+      boost::asio::async_compose<Handler, void(error_code)>(std::move(op), h, c->stream);
     }
   };
 
@@ -4045,13 +5370,15 @@ class basic_connection {
 
 /// A connection over TCP.
 using connection = basic_connection<boost::asio::ip::tcp::socket>;
+/// A connection over a unix socket (see async_connect_unix).
+using unix_connection = basic_connection<boost::asio::local::stream_protocol::socket>;
 
 namespace detail {
 
-template <class Conn>
+template <class Conn, class Target>
 struct free_connect_op {
   Conn conn;
-  std::string address;
+  Target target;
   bool started = false;
 
   template <class Self>
@@ -4059,7 +5386,7 @@ struct free_connect_op {
     if (!started) {
       started = true;
       auto& c = conn;
-      c.async_connect(address, std::move(self));
+      c.async_connect(target, std::move(self));
       return;
     }
     self.complete(ec, std::move(conn));
@@ -4073,14 +5400,21 @@ struct free_connect_initiation {
     return {holder->impl(), &holder->impl()->diag};
   }
 
-  template <class Handler>
-  void operator()(Handler&& h, std::string address) {
+  template <class Handler, class Target>
+  void operator()(Handler&& h, Target target) {
     auto& c = *holder;
     auto ex = c.get_executor();
     boost::asio::async_compose<Handler, void(error_code, Conn)>(
-        free_connect_op<Conn>{std::move(c), std::move(address)}, h, ex);
+        free_connect_op<Conn, Target>{std::move(c), std::move(target)}, h, ex);
   }
 };
+
+/// Connects a new connection (made by make()) to target.
+template <class Conn, class Token, class Target>
+auto connect_new(std::shared_ptr<Conn> holder, Target target, Token& token) {
+  return boost::asio::async_initiate<Token, void(error_code, Conn)>(
+      free_connect_initiation<Conn>{std::move(holder)}, token, std::move(target));
+}
 
 }  // namespace detail
 
@@ -4089,9 +5423,16 @@ struct free_connect_initiation {
 template <class Executor, class Token = default_token_t>
 auto async_connect(const Executor& ex, std::string_view address,
                    const connection_options& opts = {}, Token&& token = {}) {
-  auto holder = std::make_shared<connection>(opts, ex);
-  return boost::asio::async_initiate<Token, void(error_code, connection)>(
-      detail::free_connect_initiation<connection>{holder}, token, std::string(address));
+  return detail::connect_new(std::make_shared<connection>(opts, ex), std::string(address), token);
+}
+
+/// Connects over a unix socket and opens opts.database. path: a file system path, or
+/// "@name" for an abstract socket (Linux). Signature: void(error_code, unix_connection).
+template <class Executor, class Token = default_token_t>
+auto async_connect_unix(const Executor& ex, std::string_view path,
+                        const connection_options& opts = {}, Token&& token = {}) {
+  return detail::connect_new(std::make_shared<unix_connection>(opts, ex),
+                             detail::unix_endpoint(path), token);
 }
 
 }  // namespace dqlite
