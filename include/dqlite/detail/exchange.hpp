@@ -390,6 +390,12 @@ struct exchange_op {
           continue;
         }
       }
+      // A cancellation that arrived while a read was completing reached no operation:
+      // act on it before reading on.
+      if (self.cancelled() != boost::asio::cancellation_type::none) {
+        if (ph == phase::main && interruptible()) return start_interrupt(self);
+        return transport_failed(self, boost::asio::error::operation_aborted, "reading the response");
+      }
       st = step::read;
       c->stream.async_read_some(c->rbuf.prepare(need), std::move(self));
       return;
