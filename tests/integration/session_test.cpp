@@ -443,11 +443,13 @@ TEST_CASE("a connection used in a forked child fails there and keeps working in 
 
   // The parent's connection is untouched.
   io.restart();
-  std::int64_t n = -1;
+  std::int64_t n = -1, from_child = -1;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     co_await conn->async_execute("INSERT INTO f VALUES (2)");
     n = co_await conn->async_fetchval<std::int64_t>("SELECT count(*) FROM f WHERE v = 2");
+    from_child = co_await conn->async_fetchval<std::int64_t>("SELECT count(*) FROM f WHERE v = 1");
   }, asio::detached);
   io.run_for(10s);
   CHECK(n == 1);
+  CHECK(from_child == 0);  // nothing the child did reached the server
 }

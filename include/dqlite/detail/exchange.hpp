@@ -178,8 +178,9 @@ struct connection_impl {
   }
 
   /// After fork() in the child: the socket is shared with the parent process. Point the
-  /// descriptor at /dev/null before closing it, so that neither the close nor the reactor's
-  /// deregistration (epoll instances are shared across fork) affects the parent's socket.
+  /// descriptor at /dev/null before closing it, so that nothing done to it in the child (the
+  /// close, a reactor deregistration from an epoll instance shared across fork) can reach
+  /// the parent's connection.
   void forget_after_fork() noexcept {
     auto& sock = stream.lowest_layer();
     if (sock.is_open()) {
