@@ -453,3 +453,30 @@ TEST_CASE("a connection used in a forked child fails there and keeps working in 
   CHECK(n == 1);
   CHECK(from_child == 0);  // nothing the child did reached the server
 }
+
+TEST_CASE("fetch-all caps end a result that is too large; the connection stays usable",
+          "[caps]") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto o = opts("caps");
+    o.max_result_rows = 1000;
+    o.max_result_bytes = 256 * 1024;
+    auto conn = co_await dqlite::async_connect(ex, node().address(), o);
+    auto [ec1, rows] = co_await conn.async_fetch<item>(series(50'000), asio::as_tuple(asio::use_awaitable));
+    CHECK(ec1 == dqlite::errc::result_too_large);
+    CHECK_THAT(conn.diagnostics().message(), Catch::Contains("max_result_rows (1000)"));
+    CHECK(conn.is_open());
+    auto ok = co_await conn.async_fetch<item>(series(1000));
+    CHECK(ok.size() == 1000);
+
+    o.max_result_rows = 0;
+    auto conn2 = co_await dqlite::async_connect(ex, node().address(), o);
+    auto [ec2, all] = co_await conn2.async_fetchall(series(50'000), asio::as_tuple(asio::use_awaitable));
+    CHECK(ec2 == dqlite::errc::result_too_large);
+    CHECK_THAT(conn2.diagnostics().message(), Catch::Contains("max_result_bytes"));
+    // A cursor is not capped: it holds one batch at a time.
+    auto cur = co_await conn2.async_cursor<item>(series(50'000));
+    std::size_t n = 0;
+    for (auto b = co_await cur.async_next(); !b.empty(); b = co_await cur.async_next()) n += b.size();
+    CHECK(n == 50'000);
+  });
+}
