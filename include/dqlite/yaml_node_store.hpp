@@ -144,6 +144,9 @@ inline std::string format_yaml_nodes(const std::vector<node_info>& nodes) {
 /// Reads a node store file; a file that does not exist is an empty list. Throws
 /// node_store_error (see parse_yaml_nodes).
 inline std::vector<node_info> read_yaml_nodes(const std::filesystem::path& path) {
+  std::error_code dir_ec;
+  if (std::filesystem::is_directory(path, dir_ec))
+    throw node_store_error(path.string() + ": is a directory, not a node store file");
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
