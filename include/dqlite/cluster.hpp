@@ -941,7 +941,7 @@ class basic_cluster {
       if (parse_address(a, hp))
         throw error(make_error_code(errc::invalid_address),
                     dqlite::diagnostics("invalid node address '" + detail::printable(a) +
-                                "': expected host:port or [ipv6]:port"));
+                                "'"));
     }
     return std::make_shared<memory_node_store>(addresses);
   }

@@ -215,8 +215,7 @@ class basic_connection {
           if (auto e = detail::check_node_id(c, id)) return e;
           host_port hp;
           if (!wire::is_valid_text(address) || parse_address(address, hp)) {
-            c.diag.assign("invalid node address '" + detail::printable(address) +
-                          "': expected host:port or [ipv6]:port");
+            c.diag.assign("invalid node address '" + detail::printable(address) + "'");
             return make_error_code(errc::invalid_address);
           }
           return wire::encode_add(c.wbuf, id, address);
