@@ -435,6 +435,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
 
   if (!found && !addresses.empty()) {
     auto round = std::make_shared<typename state::probe_round>(s->ex);
+    s->track(std::shared_ptr<boost::asio::steady_timer>(round, &round->wake));  // for close()
     round->addresses = addresses;
     round->reasons.resize(addresses.size());
     round->asked.resize(addresses.size(), false);
