@@ -2,10 +2,13 @@
 #pragma once
 
 #include <dqlite/address.hpp>
+#include <dqlite/cluster.hpp>
 #include <dqlite/connection.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
 #include <dqlite/mapping.hpp>
+#include <dqlite/node_info.hpp>
+#include <dqlite/node_store.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/value.hpp>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dqlite/address.hpp>
+#include <dqlite/detail/admin_procs.hpp>
 #include <dqlite/detail/connect_op.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/cursor.hpp>
@@ -13,6 +14,7 @@
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
 #include <dqlite/mapping.hpp>
+#include <dqlite/node_info.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/statement.hpp>
@@ -236,6 +238,195 @@ class basic_connection {
         detail::exchange_params{true, impl_->opts.request_timeout, 0});
   }
 
+  // ---- cluster administration ----
+  //
+  // These requests need no database: a connection made with an empty
+  // connection_options::database (whose handshake opens none) can send them. ADD, ASSIGN,
+  // REMOVE and TRANSFER must reach the leader; other nodes answer "not leader"
+  // (is_not_leader). basic_cluster (cluster.hpp) finds the leader and retries.
+
+  /// Asks the node which node is the leader. Signature: void(error_code, node_info); the
+  /// node_info has id 0 and an empty address when the node knows no leader (non-voters
+  /// always answer so).
+  template <class Token = default_token_t>
+  auto async_leader(Token&& token = {}) {
+    return admin_request(
+        detail::leader_proc{},
+        [](impl_type& c) -> error_code {
+          wire::encode_leader(c.wbuf);
+          return {};
+        },
+        token);
+  }
+
+  /// The members of the cluster as this node knows them (the leader's view is the
+  /// authoritative one). Signature: void(error_code, std::vector<node_info>).
+  template <class Token = default_token_t>
+  auto async_cluster(Token&& token = {}) {
+    return admin_request(
+        detail::servers_proc{},
+        [](impl_type& c) -> error_code {
+          wire::encode_cluster(c.wbuf, 1);
+          return {};
+        },
+        token);
+  }
+
+  /// Adds node `id` advertised at `address` ("host:port") to the cluster as a spare; make
+  /// it a voter or stand-by with async_assign. Leader only. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_add(std::uint64_t id, std::string_view address, Token&& token = {}) {
+    return admin_request(
+        detail::empty_proc{},
+        [id, address = std::string(address)](impl_type& c) -> error_code {
+          if (auto e = detail::check_node_id(c, id)) return e;
+          host_port hp;
+          if (!wire::is_valid_text(address) || parse_address(address, hp)) {
+            c.diag.assign("invalid node address '" + detail::printable(address) + "'");
+            return make_error_code(errc::invalid_address);
+          }
+          return wire::encode_add(c.wbuf, id, address);
+        },
+        token);
+  }
+
+  /// Gives node `id` a new role. Leader only. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_assign(std::uint64_t id, node_role role, Token&& token = {}) {
+    return admin_request(
+        detail::empty_proc{},
+        [id, role](impl_type& c) -> error_code {
+          if (auto e = detail::check_node_id(c, id)) return e;
+          if (!node_role_from_value(static_cast<std::uint64_t>(role))) {
+            c.diag.assign("invalid node role " + std::to_string(static_cast<unsigned>(role)) +
+                          " (expected voter, standby or spare)");
+            return make_error_code(errc::invalid_argument);
+          }
+          wire::encode_assign(c.wbuf, id, static_cast<wire::role>(role));
+          return {};
+        },
+        token);
+  }
+
+  /// Removes node `id` from the cluster. Leader only. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_remove(std::uint64_t id, Token&& token = {}) {
+    return admin_request(
+        detail::empty_proc{},
+        [id](impl_type& c) -> error_code {
+          if (auto e = detail::check_node_id(c, id)) return e;
+          wire::encode_remove(c.wbuf, id);
+          return {};
+        },
+        token);
+  }
+
+  /// Hands leadership over to voter `id` (0: a voter chosen by raft). Leader only; this
+  /// connection's node is a follower afterwards. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_transfer(std::uint64_t id, Token&& token = {}) {
+    return admin_request(
+        detail::empty_proc{},
+        [id](impl_type& c) -> error_code {
+          wire::encode_transfer(c.wbuf, id);
+          return {};
+        },
+        token);
+  }
+
+  /// This node's failure domain and weight. Signature: void(error_code, node_metadata).
+  template <class Token = default_token_t>
+  auto async_describe(Token&& token = {}) {
+    return admin_request(
+        detail::metadata_proc{},
+        [](impl_type& c) -> error_code {
+          wire::encode_describe(c.wbuf, 0);
+          return {};
+        },
+        token);
+  }
+
+  /// Sets this node's weight (raft prefers nodes of low weight when it assigns roles).
+  /// Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_weight(std::uint64_t weight, Token&& token = {}) {
+    return admin_request(
+        detail::empty_proc{},
+        [weight](impl_type& c) -> error_code {
+          wire::encode_weight(c.wbuf, weight);
+          return {};
+        },
+        token);
+  }
+
+  /// A copy of database `name`: its file and write-ahead log as the node has them.
+  /// Signature: void(error_code, std::vector<dump_file>).
+  template <class Token = default_token_t>
+  auto async_dump(std::string_view name, Token&& token = {}) {
+    return admin_request(
+        detail::files_proc{},
+        [name = std::string(name)](impl_type& c) -> error_code {
+          if (auto e = wire::encode_dump(c.wbuf, name)) {
+            c.diag.assign("the database name contains a NUL byte");
+            return e;
+          }
+          return {};
+        },
+        token);
+  }
+
+  /// Opens database `name` on a connection made without one (empty
+  /// connection_options::database). A connection opens one database at most; on failure
+  /// the connection is closed. Signature: void(error_code).
+  template <class Token = default_token_t>
+  auto async_open_database(std::string_view name, Token&& token = {}) {
+    return admin_request(
+        detail::open_proc{},
+        [name = std::string(name)](impl_type& c) -> error_code {
+          if (!c.database.empty()) {
+            c.diag.assign("database '" + c.database + "' is already open on this connection");
+            return make_error_code(errc::invalid_argument);
+          }
+          if (name.empty()) {
+            c.diag.assign("the database name is empty");
+            return make_error_code(errc::invalid_argument);
+          }
+          if (auto e = wire::encode_open(c.wbuf, name)) {
+            c.diag.assign("the database name contains a NUL byte");
+            return e;
+          }
+          c.database = name;
+          c.opts.database = c.database;
+          return {};
+        },
+        token);
+  }
+
+  /// True when the connection is open and has a database open (false for a connection
+  /// made for cluster administration only).
+  bool has_database() const noexcept { return is_open() && !impl_->database.empty(); }
+
+ private:
+  struct admin_initiation {
+    std::shared_ptr<impl_type> c;
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+
+    template <class Handler, class Proc, class Encode>
+    void operator()(Handler&& h, Proc proc, Encode encode) {
+      detail::start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), true,
+                             c->opts.request_timeout);
+    }
+  };
+
+  template <class Proc, class Encode, class Token>
+  auto admin_request(Proc proc, Encode encode, Token& token) {
+    using sig = detail::completion_sig_t<typename Proc::result_type>;
+    return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_}, token,
+                                                   std::move(proc), std::move(encode));
+  }
+
+ public:
+
   // ---- closing ----
 
   /// Closes the connection. A running operation completes with an error.
@@ -286,7 +477,7 @@ class basic_connection {
 
     template <class Handler>
     void operator()(Handler&& h) {
-      detail::start_exchange(c, detail::open_proc{}, std::forward<Handler>(h),
+      detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
                              detail::encode_handshake<impl_type>, false,
                              c->opts.connect_timeout);
     }

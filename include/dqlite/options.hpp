@@ -16,7 +16,10 @@ namespace dqlite {
 /// co_await expression with every compiler); the connection keeps its own copy of the
 /// database name.
 struct connection_options {
-  /// The database to open (created on first use).
+  /// The database to open (created on first use). Empty: the connection opens no
+  /// database and serves cluster administration only (leader, cluster, add...); the
+  /// handshake then asks the node for the leader instead, so it still waits for an answer.
+  /// basic_connection::async_open_database opens one later.
   std::string_view database = "default";
   /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
   std::chrono::milliseconds connect_timeout{10'000};

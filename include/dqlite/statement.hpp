@@ -112,6 +112,7 @@ namespace detail {
 /// Encodes PREPARE(sql).
 inline auto prepare_request(std::string_view sql) {
   return [sql](auto& ci) -> error_code {
+    if (auto e = check_database(ci)) return e;
     if (auto e = wire::encode_prepare(ci.wbuf, ci.db_id, sql)) {
       ci.diag.assign("the SQL text contains a NUL byte");
       return e;

@@ -23,15 +23,42 @@
 namespace dqlite::detail {
 
 /// Encodes the protocol version followed by OPEN(database): one write, one round trip.
+/// With an empty database name (a connection for cluster administration only) LEADER
+/// takes the place of OPEN, so that the handshake still waits for the node to answer.
 template <class Impl>
 error_code encode_handshake(Impl& c) {
   wire::encode_handshake(c.wbuf);
+  if (c.opts.database.empty()) {
+    wire::encode_leader(c.wbuf);
+    return {};
+  }
   if (auto e = wire::encode_open(c.wbuf, c.opts.database)) {
     c.diag.assign("the database name contains a NUL byte");
     return e;
   }
   return {};
 }
+
+/// The response to encode_handshake: DB (see open_proc), or SERVER when no database is
+/// opened. Either one makes the connection open.
+struct handshake_proc {
+  using result_type = void;
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (!c.opts.database.empty()) return open_proc{}.on_frame(c, h, body, done);
+    if (h.type != static_cast<std::uint8_t>(wire::response::server))
+      return make_error_code(errc::unexpected_response);
+    wire::server_response r;
+    if (auto e = wire::decode_server(body, r)) return e;
+    c.state = conn_state::open;
+    done = true;
+    return {};
+  }
+  template <class Impl>
+  void on_failure(Impl& c) {
+    c.close_transport();
+  }
+};
 
 /// A unix socket endpoint: "@name" is an abstract socket (Linux), anything else a path.
 inline boost::asio::local::stream_protocol::endpoint unix_endpoint(std::string_view path) {
@@ -198,7 +225,7 @@ struct connect_op {
     }
     st = step::handshaking;
     auto cc = c;
-    start_exchange(cc, open_proc{}, std::move(self), encode_handshake<Impl>, false, left);
+    start_exchange(cc, handshake_proc{}, std::move(self), encode_handshake<Impl>, false, left);
   }
 
   void release() {

@@ -33,8 +33,19 @@ struct request_spec {
 };
 
 /// Encodes the request into impl.wbuf.
+/// Statements need a database: a connection made without one (an empty
+/// connection_options::database, for administration) has none until async_open_database.
+template <class Impl>
+error_code check_database(Impl& ci) {
+  if (!ci.database.empty()) return {};
+  ci.diag.assign("no database is open on this connection (connection_options::database was "
+                 "empty): call async_open_database first");
+  return make_error_code(errc::not_connected);
+}
+
 template <class Impl, class... P>
 error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
+  if (auto e = check_database(ci)) return e;
   wire::frame_mark m{};
   if (spec.prepared) {
     if (spec.generation != ci.generation) {

@@ -1,6 +1,7 @@
 // Response processors for prepared statements, transactions and cursors.
 #pragma once
 
+#include <dqlite/detail/admin_procs.hpp>  // empty_proc
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/procs.hpp>
 #include <dqlite/error.hpp>
@@ -24,18 +25,6 @@ struct prepare_proc {
     return {};
   }
   wire::stmt_response take() { return out; }
-};
-
-/// A request answered by EMPTY (FINALIZE, and the administration requests).
-struct empty_proc {
-  using result_type = void;
-  template <class Impl>
-  error_code on_frame(Impl&, const wire::frame_header& h, wire::bytes_view body, bool& done) {
-    if (auto e = expect_type(h, wire::response::empty)) return e;
-    if (auto e = wire::decode_empty(body)) return e;
-    done = true;
-    return {};
-  }
 };
 
 /// No request of its own: runs the connection's pending housekeeping (a dropped cursor's
