@@ -5281,33 +5281,24 @@ auto async_transaction(Connection& conn, Body body)
   using result = typename std::invoke_result_t<Body&, Connection&>::value_type;
   auto tx = co_await conn.async_begin(dqlite::use_awaitable);
   std::exception_ptr failure;
-  if constexpr (std::is_void_v<result>) {
-    try {
+  std::optional<std::conditional_t<std::is_void_v<result>, bool, result>> out;
+  try {
+    if constexpr (std::is_void_v<result>) {
       co_await body(conn);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) {
-      if (tx.is_active())
-        co_await tx.async_rollback(boost::asio::as_tuple(boost::asio::use_awaitable));
-      std::rethrow_exception(failure);
-    }
-    co_await tx.async_commit(dqlite::use_awaitable);
-  } else {
-    std::optional<result> out;
-    try {
+      out.emplace(true);
+    } else {
       out.emplace(co_await body(conn));
-    } catch (...) {
-      failure = std::current_exception();
     }
-    if (failure) {
-      if (tx.is_active())
-        co_await tx.async_rollback(boost::asio::as_tuple(boost::asio::use_awaitable));
-      std::rethrow_exception(failure);
-    }
-    co_await tx.async_commit(dqlite::use_awaitable);
-    co_return std::move(*out);
+  } catch (...) {
+    failure = std::current_exception();
   }
+  if (failure) {
+    if (tx.is_active())
+      co_await tx.async_rollback(boost::asio::as_tuple(boost::asio::use_awaitable));
+    std::rethrow_exception(failure);
+  }
+  co_await tx.async_commit(dqlite::use_awaitable);
+  if constexpr (!std::is_void_v<result>) co_return std::move(*out);
 }
 
 }  // namespace dqlite
