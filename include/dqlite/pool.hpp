@@ -63,6 +63,12 @@ struct pool_options {
   /// The convenience reads (async_fetch, async_fetchval, async_fetchone) are run once more
   /// on a fresh connection after a connection or leadership error. Writes never are.
   bool retry_reads = true;
+  /// The convenience calls (reads and writes) that fail with SQLITE_BUSY or SQLITE_LOCKED
+  /// (another connection holds the write lock: the statement was not applied) are run
+  /// again on the same connection, with a short growing pause, for up to this long. Zero:
+  /// never. (A multi-statement SQL text whose later statement is busy would run its
+  /// earlier statements again: keep such texts idempotent, or use a pooled connection.)
+  std::chrono::milliseconds busy_timeout{5'000};
   /// Leader discovery, retries and backoff of new connections, and the connections'
   /// own options (timeouts, caps).
   cluster_options cluster{};
@@ -708,8 +714,9 @@ class basic_pool {
   //
   // SQL text, parameters, then an optional completion token, as on basic_connection.
   // Strings are copied; other parameters are copied or moved (views other than strings
-  // must stay valid until completion). Writes are never retried; reads are retried once on
-  // a fresh connection after a connection or leadership error (pool_options::retry_reads).
+  // must stay valid until completion). After a connection or leadership error writes are
+  // never retried; reads are retried once on a fresh connection (pool_options::retry_reads).
+  // Statements refused as busy are retried within pool_options::busy_timeout.
 
   /// Signature: void(error_code, exec_result).
   template <class... Args>
@@ -792,8 +799,18 @@ class basic_pool {
       auto a = co_await s->acquire();
       if (a.ec) co_return result::fail(a.ec, std::move(a.diag));
       auto& pc = *a.value;
+      const auto busy_deadline = core_type::clock::now() + s->opts.busy_timeout;
+      auto pause = std::chrono::milliseconds(1);
       auto t = co_await std::apply(
           [&](auto&... p) { return call(*pc, std::string_view(sql), p...); }, params);
+      while (is_busy(std::get<0>(t)) && pc->is_open() && !s->closed &&
+             core_type::clock::now() + pause < busy_deadline) {
+        boost::asio::steady_timer timer(s->ex, pause);
+        co_await timer.async_wait(detail::as_tuple_awaitable);
+        pause = std::min(pause * 2, std::chrono::milliseconds(50));
+        t = co_await std::apply(
+            [&](auto&... p) { return call(*pc, std::string_view(sql), p...); }, params);
+      }
       error_code ec = std::get<0>(t);
       if (!ec) {
         result out;
