@@ -301,7 +301,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     waiters.push_back(w);
     if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
     grow();
-    co_await w->timer.async_wait(as_tuple_awaitable);
+    // (grow() may have delivered a connection already.)
+    if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
     if (w->conn) {
       result r;
       r.value.emplace(self, std::move(*w->conn), generation);

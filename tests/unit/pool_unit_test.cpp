@@ -10,6 +10,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "support/run.hpp"
 
 #include <chrono>
@@ -341,4 +344,25 @@ TEST_CASE("pool: invalid options are refused", "[pool]") {
   CHECK_THROWS_AS(dqlite::pool(io.get_executor(), std::vector<std::string>{"127.0.0.1:1"},
                                dqlite::pool_options{.min_size = 3, .max_size = 2}),
                   dqlite::error);
+}
+
+TEST_CASE("pool: after fork() the child's operations fail with used_after_fork", "[pool]") {
+  asio::io_context io;
+  dqlite::pool p(io.get_executor(), std::vector<std::string>{"127.0.0.1:1"},
+                 dqlite::pool_options{.max_size = 2});
+  const ::pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    io.notify_fork(asio::io_context::fork_child);
+    int code = 3;
+    p.async_acquire([&](error_code ec, dqlite::pooled_connection) {
+      code = ec == dqlite::errc::used_after_fork ? 0 : 1;
+    });
+    io.run_for(2s);
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
