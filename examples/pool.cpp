@@ -5,6 +5,7 @@
 
 #include <boost/asio.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <string>
@@ -24,11 +25,21 @@ asio::awaitable<void> worker(dqlite::pool& pool, int id) {
     co_await pool.async_execute("INSERT INTO orders (worker, amount) VALUES (?, ?)", id, 1.5 * i);
   }
   // Several statements on one connection: check it out. A transaction left open when the
-  // handle goes out of scope is rolled back before the connection is reused.
-  auto conn = co_await pool.async_acquire();
-  auto tx = co_await conn->async_begin();
-  co_await conn->async_execute("UPDATE orders SET amount = amount + 1 WHERE worker = ?", id);
-  co_await tx.async_commit();
+  // handle goes out of scope is rolled back before the connection is reused. A transaction
+  // refused as busy (another connection is writing) is tried again, here up to 100 times.
+  for (int attempt = 1;; ++attempt) {
+    auto conn = co_await pool.async_acquire();
+    try {
+      auto tx = co_await conn->async_begin();
+      co_await conn->async_execute("UPDATE orders SET amount = amount + 1 WHERE worker = ?", id);
+      co_await tx.async_commit();
+      co_return;
+    } catch (const dqlite::error& e) {
+      if (!dqlite::is_busy(e.code()) || attempt == 100) throw;
+    }
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(attempt));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
 }
 
 asio::awaitable<void> run(std::vector<std::string> addresses) {
