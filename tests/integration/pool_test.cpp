@@ -85,7 +85,7 @@ TEST_CASE("pool: acquire, reset on return, convenience calls, close", "[pool]") 
   });
 }
 
-TEST_CASE("pool: workers through a leader kill, acknowledged writes survive", "[pool][slow]") {
+TEST_CASE("pool: workers through a leader kill keep every acknowledged write", "[pool][slow]") {
   dqlite_test::cluster_process cl(3);
   const int leader = cl.wait_for_leader();
   constexpr int workers = 64;
