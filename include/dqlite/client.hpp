@@ -11,6 +11,7 @@
 #include <dqlite/node_store.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
+#include <dqlite/pool.hpp>
 #include <dqlite/value.hpp>
 #include <dqlite/version.hpp>
 #include <dqlite/wire/decode.hpp>

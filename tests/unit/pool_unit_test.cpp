@@ -1,0 +1,368 @@
+// The pool's waiting, ordering, discarding and refilling, with fake connections.
+#include <dqlite/pool.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/run.hpp"
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using dqlite::error_code;
+
+struct fake_server {
+  int next_id = 1;
+  int connects = 0;
+  int resets = 0;
+  int pings = 0;
+  std::deque<error_code> connect_failures;  // the next connects fail with these
+  std::chrono::milliseconds connect_delay{0};
+  bool ping_fails = false;
+};
+
+struct fake_conn {
+  int id = 0;
+  std::shared_ptr<fake_server> server;
+  bool open = true;
+  error_code broken;
+
+  bool is_open() const noexcept { return open; }
+  error_code broken_by() const noexcept { return broken; }
+  void close() noexcept { open = false; }
+  void break_with(error_code ec) {
+    open = false;
+    broken = ec;
+  }
+};
+
+struct fake_connector {
+  std::shared_ptr<fake_server> server;
+  asio::any_io_executor ex;
+
+  asio::awaitable<dqlite::detail::cluster_result<fake_conn>> connect() {
+    auto srv = server;
+    if (srv->connect_delay.count() > 0) {
+      asio::steady_timer t(ex, srv->connect_delay);
+      co_await t.async_wait(dqlite::detail::as_tuple_awaitable);
+    }
+    ++srv->connects;
+    if (!srv->connect_failures.empty()) {
+      auto ec = srv->connect_failures.front();
+      srv->connect_failures.pop_front();
+      co_return dqlite::detail::cluster_result<fake_conn>::fail(ec, "no node leads (fake)");
+    }
+    dqlite::detail::cluster_result<fake_conn> r;
+    r.value.emplace(fake_conn{srv->next_id++, srv, true, {}});
+    co_return r;
+  }
+  asio::awaitable<error_code> reset(fake_conn& c) {
+    ++c.server->resets;
+    co_return error_code{};
+  }
+  asio::awaitable<error_code> ping(fake_conn& c) {
+    ++c.server->pings;
+    if (c.server->ping_fails) {
+      c.break_with(make_error_code(dqlite::errc::connection_closed));
+      co_return make_error_code(dqlite::errc::connection_closed);
+    }
+    co_return error_code{};
+  }
+  void close() {}
+};
+
+using core = dqlite::detail::pool_core<fake_conn, fake_connector>;
+using handle = dqlite::pooled_handle<fake_conn, fake_connector>;
+
+std::shared_ptr<core> make_core(asio::any_io_executor ex, std::shared_ptr<fake_server> srv,
+                                dqlite::pool_options o) {
+  return std::make_shared<core>(ex, fake_connector{std::move(srv), ex}, o);
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(dqlite::detail::as_tuple_awaitable);
+}
+
+asio::awaitable<handle> take(std::shared_ptr<core> p) {
+  auto r = co_await p->acquire();
+  if (r.ec) throw dqlite::error(r.ec, dqlite::diagnostics(r.diag));
+  co_return std::move(*r.value);
+}
+
+}  // namespace
+
+TEST_CASE("pool: connections are reused, reset on return", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 2});
+    {
+      auto h = co_await take(p);
+      CHECK(h->id == 1);
+    }
+    co_await sleep_for(5ms);
+    CHECK(srv->resets == 1);
+    auto s = p->stats();
+    CHECK(s.idle == 1);
+    CHECK(s.in_use == 0);
+    auto h2 = co_await take(p);
+    CHECK(h2->id == 1);  // the same connection
+    CHECK(srv->connects == 1);
+  });
+}
+
+TEST_CASE("pool: waiters are served in FIFO order", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  std::vector<int> order;
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1});
+    auto first = co_await take(p);
+    int done = 0;
+    for (int i = 0; i < 5; ++i) {
+      asio::co_spawn(
+          ex,
+          [&, i]() -> asio::awaitable<void> {
+            auto h = co_await take(p);
+            order.push_back(i);
+            co_await sleep_for(1ms);
+            ++done;
+          },
+          asio::detached);
+      co_await sleep_for(1ms);  // queue them in a known order
+    }
+    CHECK(p->stats().waiting == 5);
+    first.reset();
+    while (done < 5) co_await sleep_for(1ms);
+    CHECK(srv->connects == 1);
+  });
+  CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("pool: an acquire that times out names the counts and the last connect error",
+          "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1, .acquire_timeout = 50ms});
+    auto h = co_await take(p);
+    auto r = co_await p->acquire();
+    CHECK(r.ec == dqlite::errc::timeout);
+    CHECK_THAT(r.diag, Catch::Contains("in use: 1") && Catch::Contains("idle: 0") &&
+                           Catch::Contains("last connect error: none"));
+    CHECK(p->stats().waiting == 0);
+  });
+  // Connects that keep failing: the error is reported.
+  auto srv2 = std::make_shared<fake_server>();
+  for (int i = 0; i < 100; ++i)
+    srv2->connect_failures.push_back(make_error_code(dqlite::errc::no_leader));
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv2, {.max_size = 2, .acquire_timeout = 60ms});
+    auto r = co_await p->acquire();
+    CHECK(r.ec == dqlite::errc::timeout);
+    CHECK_THAT(r.diag, Catch::Contains("in use: 0") &&
+                           Catch::Contains("last connect error: no node leads (fake)"));
+  });
+}
+
+TEST_CASE("pool: a connection that failed once is retried for a waiter", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  srv->connect_failures.push_back(make_error_code(dqlite::errc::no_leader));
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dqlite::pool_options o{.max_size = 1, .acquire_timeout = 2s};
+    o.cluster.backoff_base = 10ms;
+    auto p = make_core(ex, srv, o);
+    auto h = co_await take(p);
+    CHECK(h->id == 1);
+    CHECK(srv->connects == 2);
+  });
+}
+
+TEST_CASE("pool: broken connections are discarded and the idle ones dropped", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 3});
+    auto a = co_await take(p);
+    auto b = co_await take(p);
+    b.reset();  // b (id 2) goes back idle
+    co_await sleep_for(2ms);
+    CHECK(p->stats().idle == 1);
+    a->break_with(make_error_code(dqlite::errc::leadership_lost));
+    a.reset();
+    co_await sleep_for(2ms);
+    auto s = p->stats();
+    CHECK(s.idle == 0);  // the idle one pointed at the old leader
+    CHECK(s.discarded == 2);
+    CHECK(s.leader_changes == 1);
+    auto c = co_await take(p);
+    CHECK(c->id == 3);  // a new connection
+    // mark_unusable: discarded even though it is open.
+    c.mark_unusable();
+    c.reset();
+    co_await sleep_for(2ms);
+    CHECK(p->stats().idle == 0);
+    CHECK(p->stats().discarded == 3);
+  });
+}
+
+TEST_CASE("pool: connections returned after a leader change are discarded", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 3});
+    auto a = co_await take(p);
+    auto b = co_await take(p);
+    p->note_error(make_error_code(dqlite::errc::leadership_lost));
+    b.reset();  // still open, but from before the change
+    co_await sleep_for(2ms);
+    CHECK(p->stats().idle == 0);
+    a.reset();
+  });
+}
+
+TEST_CASE("pool: idle connections are checked before hand-out", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 2, .health_check_after = 10ms});
+    { auto h = co_await take(p); }
+    co_await sleep_for(2ms);
+    { auto h = co_await take(p); }  // fresh: no check
+    CHECK(srv->pings == 0);
+    co_await sleep_for(20ms);
+    {
+      auto h = co_await take(p);  // idle for long: checked
+      CHECK(srv->pings == 1);
+      CHECK(h->id == 1);
+    }
+    co_await sleep_for(20ms);
+    srv->ping_fails = true;
+    auto h = co_await take(p);  // the check fails: discarded, a new one opened
+    CHECK(srv->pings == 2);
+    CHECK(h->id == 2);
+  });
+}
+
+TEST_CASE("pool: warm-up opens min_size connections and refills after a leader change",
+          "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  srv->connect_delay = 20ms;
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.min_size = 3, .max_size = 4});
+    auto t0 = std::chrono::steady_clock::now();
+    auto w = co_await p->warm_up();
+    CHECK(!w.ec);
+    CHECK(dqlite_test::elapsed_ms(t0) < 55);  // in parallel
+    CHECK(p->stats().idle == 3);
+    auto h = co_await take(p);
+    h->break_with(make_error_code(dqlite::errc::connection_closed));
+    h.reset();
+    co_await sleep_for(5ms);
+    CHECK(p->stats().idle + p->stats().connecting == 3);
+    co_await sleep_for(60ms);
+    auto s = p->stats();
+    CHECK(s.idle == 3);
+    CHECK(s.connecting == 0);
+    CHECK(srv->connects == 6);
+  });
+}
+
+TEST_CASE("pool: close fails waiters, closes idle connections, waits for checked-out ones",
+          "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1, .close_timeout = 2s});
+    auto h = co_await take(p);
+    std::optional<error_code> waiter_ec;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          auto r = co_await p->acquire();
+          waiter_ec = r.ec;
+        },
+        asio::detached);
+    co_await sleep_for(2ms);
+    bool closed = false;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          auto r = co_await p->close();
+          CHECK(!r.ec);
+          closed = true;
+        },
+        asio::detached);
+    co_await sleep_for(5ms);
+    REQUIRE(waiter_ec);
+    CHECK(*waiter_ec == dqlite::errc::pool_closed);
+    CHECK(!closed);  // h is still out
+    h.reset();
+    co_await sleep_for(5ms);
+    CHECK(closed);
+    auto r = co_await p->acquire();
+    CHECK(r.ec == dqlite::errc::pool_closed);
+    CHECK(p->stats().idle == 0);
+  });
+}
+
+TEST_CASE("pool: close gives up on connections that stay out", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1, .close_timeout = 20ms});
+    auto h = co_await take(p);
+    auto r = co_await p->close();
+    CHECK(r.ec == dqlite::errc::timeout);
+    CHECK_THAT(r.diag, Catch::Contains("1 checked-out connection(s)"));
+  });
+}
+
+TEST_CASE("pool: an empty pool fails with pool_closed", "[pool]") {
+  dqlite_test::run([](asio::any_io_executor) -> asio::awaitable<void> {
+    dqlite::pool p;
+    auto [ec, pc] = co_await p.async_acquire(asio::as_tuple(asio::use_awaitable));
+    CHECK(ec == dqlite::errc::pool_closed);
+    CHECK(!pc.valid());
+  });
+}
+
+TEST_CASE("pool: invalid options are refused", "[pool]") {
+  asio::io_context io;
+  CHECK_THROWS_AS(dqlite::pool(io.get_executor(), std::vector<std::string>{"127.0.0.1:1"},
+                               dqlite::pool_options{.max_size = 0}),
+                  dqlite::error);
+  CHECK_THROWS_AS(dqlite::pool(io.get_executor(), std::vector<std::string>{"127.0.0.1:1"},
+                               dqlite::pool_options{.min_size = 3, .max_size = 2}),
+                  dqlite::error);
+}
+
+TEST_CASE("pool: after fork() the child's operations fail with used_after_fork", "[pool]") {
+  asio::io_context io;
+  dqlite::pool p(io.get_executor(), std::vector<std::string>{"127.0.0.1:1"},
+                 dqlite::pool_options{.max_size = 2});
+  const ::pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    io.notify_fork(asio::io_context::fork_child);
+    int code = 3;
+    p.async_acquire([&](error_code ec, dqlite::pooled_connection) {
+      code = ec == dqlite::errc::used_after_fork ? 0 : 1;
+    });
+    io.run_for(2s);
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
