@@ -464,18 +464,7 @@ struct pool_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::bad_alloc&) {
-        r = cluster_result<T>::fail(make_error_code(boost::system::errc::not_enough_memory),
-                                    "out of memory");
-      } catch (const std::exception& e) {
-        r = cluster_result<T>::fail(make_error_code(errc::invalid_argument), e.what());
-      } catch (...) {
-        r = cluster_result<T>::fail(make_error_code(errc::invalid_argument), "unknown exception");
-      }
-    }
+    if (ep) r = cluster_result<T>::from_exception(ep);
     diag->assign(r.diag);
     if constexpr (std::is_void_v<T>)
       self.complete(r.ec);

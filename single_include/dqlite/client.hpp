@@ -6072,6 +6072,19 @@ struct cluster_result {
     r.diag = std::move(text);
     return r;
   }
+
+  /// An exception that escaped an operation's coroutine, as a failure.
+  static cluster_result from_exception(std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::bad_alloc&) {
+      return fail(make_error_code(boost::system::errc::not_enough_memory), "out of memory");
+    } catch (const std::exception& e) {
+      return fail(make_error_code(errc::invalid_argument), e.what());
+    } catch (...) {
+      return fail(make_error_code(errc::invalid_argument), "unknown exception");
+    }
+  }
 };
 
 /// Why each node that was asked did not lead to the leader, in the order first asked.
@@ -6634,18 +6647,7 @@ struct cluster_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::bad_alloc&) {
-        r = cluster_result<T>::fail(make_error_code(boost::system::errc::not_enough_memory),
-                                    "out of memory");
-      } catch (const std::exception& e) {
-        r = cluster_result<T>::fail(make_error_code(errc::invalid_argument), e.what());
-      } catch (...) {
-        r = cluster_result<T>::fail(make_error_code(errc::invalid_argument), "unknown exception");
-      }
-    }
+    if (ep) r = cluster_result<T>::from_exception(ep);
     diag->assign(r.diag);
     s->last_diag = *diag;
     if constexpr (std::is_void_v<T>) {
@@ -7470,18 +7472,7 @@ struct pool_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::bad_alloc&) {
-        r = cluster_result<T>::fail(make_error_code(boost::system::errc::not_enough_memory),
-                                    "out of memory");
-      } catch (const std::exception& e) {
-        r = cluster_result<T>::fail(make_error_code(errc::invalid_argument), e.what());
-      } catch (...) {
-        r = cluster_result<T>::fail(make_error_code(errc::invalid_argument), "unknown exception");
-      }
-    }
+    if (ep) r = cluster_result<T>::from_exception(ep);
     diag->assign(r.diag);
     if constexpr (std::is_void_v<T>)
       self.complete(r.ec);
