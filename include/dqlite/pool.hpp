@@ -215,14 +215,21 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
   }
 
+  // One connection from the connector; an exception it throws becomes a failure.
+  static boost::asio::awaitable<cluster_result<Conn>> connect_safely(std::shared_ptr<pool_core> s) {
+    std::exception_ptr ep;
+    try {
+      co_return co_await s->connector.connect();
+    } catch (...) {
+      ep = std::current_exception();
+    }
+    co_return cluster_result<Conn>::from_exception(ep);
+  }
+
   static boost::asio::awaitable<void> connect_one(std::shared_ptr<pool_core> s) {
     for (;;) {
       std::optional<cluster_result<Conn>> r;
-      try {
-        r.emplace(co_await s->connector.connect());
-      } catch (const std::exception& e) {
-        r.emplace(cluster_result<Conn>::fail(make_error_code(errc::invalid_argument), e.what()));
-      }
+      r.emplace(co_await connect_safely(s));
       --s->connecting;
       if (!r->ec && r->value) {
         ++s->opened;
@@ -374,11 +381,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           ex,
           [](std::shared_ptr<pool_core> s, std::shared_ptr<round> r) -> boost::asio::awaitable<void> {
             std::optional<cluster_result<Conn>> c;
-            try {
-              c.emplace(co_await s->connector.connect());
-            } catch (const std::exception& e) {
-              c.emplace(cluster_result<Conn>::fail(make_error_code(errc::invalid_argument), e.what()));
-            }
+            c.emplace(co_await connect_safely(s));
             --s->connecting;
             if (!c->ec && c->value) {
               ++s->opened;
