@@ -14,6 +14,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/detached.hpp>
@@ -134,6 +135,14 @@ struct cluster_result {
   }
 };
 
+/// The failure of an operation its caller cancelled reads as errc::cancelled, whatever
+/// step it stopped in (a cancelled wait, a connection closed by the cancellation).
+template <class T>
+void settle_cancelled(cluster_result<T>& r, boost::asio::cancellation_type_t cancelled) {
+  if (cancelled == boost::asio::cancellation_type::none || !r.ec || is_cancelled(r.ec)) return;
+  r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+}
+
 /// Why each node that was asked did not lead to the leader, in the order first asked.
 class attempt_report {
  public:
@@ -203,6 +212,7 @@ struct cluster_state {
     std::string address;
     std::uint64_t id = 0;
     attempt_report report;
+    std::optional<connection_type> conn;  ///< the leader's, until a waiter takes it
   };
 
   /// The nodes of one discovery, asked by a bounded number of workers at once.
@@ -490,32 +500,17 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   co_return r;
 }
 
-/// A discovery shared by concurrent callers: the first one runs it, the others wait for
-/// its result (and connect to the leader it found themselves).
+/// Runs one discovery for every caller waiting on `run`, on its own: cancelling one of
+/// them does not stop it.
 template <class Stream>
-boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_conn>>
-shared_discover(std::shared_ptr<cluster_state<Stream>> s,
-                typename cluster_state<Stream>::clock::time_point deadline,
-                attempt_report& report) {
-  using state = cluster_state<Stream>;
-  using result = cluster_result<typename state::leader_conn>;
-  if (auto run = s->running) {
-    while (!run->finished && !s->closed) co_await run->done.async_wait(as_tuple_awaitable);
-    if (!run->finished) co_return result::fail(make_error_code(errc::cancelled), "closed");
-    report.merge(run->report);
-    if (run->ec) co_return result::fail(run->ec, run->diag);
-    result r;
-    r.value.emplace();
-    r.value->address = run->address;
-    r.value->id = run->id;
-    co_return r;
-  }
-  auto run = std::make_shared<typename state::shared_discovery>(s->ex);
-  s->running = run;
-  attempt_report mine;
+boost::asio::awaitable<void> run_discovery(
+    std::shared_ptr<cluster_state<Stream>> s,
+    std::shared_ptr<typename cluster_state<Stream>::shared_discovery> run,
+    typename cluster_state<Stream>::clock::time_point deadline) {
+  using result = cluster_result<typename cluster_state<Stream>::leader_conn>;
   result r;
   try {
-    r = co_await discover<Stream>(s, deadline, mine);
+    r = co_await discover<Stream>(s, deadline, run->report);
   } catch (const std::exception& e) {
     // Never leave the waiters waiting.
     r = result::fail(make_error_code(errc::no_leader), std::string("discovery failed: ") + e.what());
@@ -523,14 +518,43 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   run->finished = true;
   run->ec = r.ec;
   run->diag = r.diag;
-  run->report = mine;
   if (!r.ec) {
     run->address = r.value->address;
     run->id = r.value->id;
+    run->conn = std::move(r.value->conn);  // for the first waiter that wakes up
   }
   if (s->running == run) s->running.reset();
   run->done.cancel();
-  report.merge(mine);
+}
+
+/// A discovery shared by concurrent callers: the first one starts it, all wait for its
+/// result. The first to wake up takes the leader's connection; the others get the
+/// leader's address only (and connect to it themselves).
+template <class Stream>
+boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_conn>>
+shared_discover(std::shared_ptr<cluster_state<Stream>> s,
+                typename cluster_state<Stream>::clock::time_point deadline,
+                attempt_report& report) {
+  using state = cluster_state<Stream>;
+  using result = cluster_result<typename state::leader_conn>;
+  auto run = s->running;
+  if (!run) {
+    run = std::make_shared<typename state::shared_discovery>(s->ex);
+    s->running = run;
+    boost::asio::co_spawn(s->ex, run_discovery<Stream>(s, run, deadline), boost::asio::detached);
+  }
+  // A cancellation of this caller ends the wait (and, at the next co_await, the caller's
+  // operation); the discovery goes on for the others.
+  while (!run->finished && !s->closed) co_await run->done.async_wait(as_tuple_awaitable);
+  if (!run->finished) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  report.merge(run->report);
+  if (run->ec) co_return result::fail(run->ec, run->diag);
+  result r;
+  r.value.emplace();
+  r.value->address = run->address;
+  r.value->id = run->id;
+  if (run->conn && run->conn->is_open()) r.value->conn = std::move(run->conn);
+  run->conn.reset();
   co_return r;
 }
 
@@ -695,6 +719,7 @@ struct cluster_op {
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
     if (ep) r = cluster_result<T>::from_exception(ep);
+    settle_cancelled(r, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     s->last_diag = *diag;
     if constexpr (std::is_void_v<T>) {
@@ -740,7 +765,9 @@ struct cluster_initiation {
 /// Operations accept any completion token (default: dqlite::use_awaitable, which throws
 /// dqlite::error with the diagnostics text). They run on a strand of the executor, so a
 /// cluster may be used from several threads. Destroying the cluster (or close()) makes
-/// running operations complete with errc::cancelled.
+/// running operations complete with errc::cancelled; so does a terminal cancellation of
+/// one operation through its cancellation slot (a discovery that other callers share goes
+/// on for them).
 ///
 /// Stream: the stream of the connections, which must support
 /// basic_connection<Stream>::async_connect(address) (today: TCP sockets).

@@ -92,7 +92,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::invalid_time: return "invalid date/time value";
       case errc::timeout: return "operation timed out";
       case errc::connection_closed: return "connection closed by the peer";
-      case errc::cancelled: return "operation cancelled; the connection was closed";
+      case errc::cancelled: return "operation cancelled";
       case errc::interrupted: return "operation cancelled; the query was interrupted";
       case errc::leadership_lost: return "the node is not the leader";
       case errc::outcome_unknown: return "the outcome of the operation is unknown";
@@ -307,7 +307,7 @@ inline bool is_connection_error(const error_code& ec) noexcept {
 inline bool is_retryable(const error_code& ec) noexcept {
   if (!ec) return false;
   if (is_busy(ec)) return true;
-  if (is_outcome_unknown(ec)) return false;
+  if (is_outcome_unknown(ec) || is_cancelled(ec)) return false;  // cancelled: the caller stopped it
   return is_connection_error(ec) && ec != make_error_code(errc::used_after_fork);
 }
 

@@ -13,11 +13,13 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
@@ -170,7 +172,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// A connection or leadership error was seen: the idle connections point at a node that
   /// may not lead any more (or is gone). Drop them; the next ones go through discovery.
   void note_error(const error_code& ec) {
-    if (!ec || !is_connection_error(ec) || ec == make_error_code(errc::used_after_fork)) return;
+    // A cancellation closes a connection because its caller asked, not because of the node.
+    if (!ec || !is_connection_error(ec) || ec == make_error_code(errc::used_after_fork) ||
+        is_cancelled(ec))
+      return;
     ++generation;
     ++leader_changes;
     for (auto& ic : idle) discard(ic.conn);
@@ -274,8 +279,16 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     auto self = this->shared_from_this();
     std::string diag;
     if (auto ec = check_usable(diag)) co_return result::fail(ec, diag);
+    // A cancelled acquire leaves the pool as it was: no connection is lost or discarded
+    // because of it.
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    auto cancelled = [&cs] { return cs.cancelled() != boost::asio::cancellation_type::none; };
+    auto cancelled_result = [] {
+      return result::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+    };
     const auto start = clock::now();
     while (waiters.empty() && !idle.empty()) {
+      if (cancelled()) co_return cancelled_result();
       idle_conn ic = std::move(idle.back());
       idle.pop_back();
       if (!ic.conn.is_open()) {
@@ -291,6 +304,17 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         } catch (...) {
           ec = make_error_code(errc::not_connected);
         }
+        if (cancelled() && !closed) {
+          // The check was cut short: an interrupted check leaves the connection usable.
+          --in_use;
+          if (ic.conn.is_open())
+            deliver(std::move(ic.conn));  // to a waiter that came meanwhile, or idle
+          else
+            discard(ic.conn);
+          notify();
+          grow();
+          co_return cancelled_result();
+        }
         if (ec || !ic.conn.is_open() || closed) {
           --in_use;
           discard(ic.conn);
@@ -305,11 +329,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       r.value.emplace(self, std::move(ic.conn), generation);
       co_return r;
     }
+    if (cancelled()) co_return cancelled_result();
     auto w = std::make_shared<waiter>(ex);
     waiters.push_back(w);
     if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
     grow();
-    // (grow() may have delivered a connection already.)
+    // (grow() may have delivered a connection already.) Nothing between the check of the
+    // cancellation above and this wait suspends, so the wait itself sees a cancellation:
+    // it ends, and the waiter leaves the queue below.
     if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
     if (w->conn) {
       result r;
@@ -320,6 +347,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (w->closed || closed)
       co_return result::fail(make_error_code(errc::pool_closed),
                              "the pool was closed while waiting for a connection");
+    if (cancelled()) co_return cancelled_result();
     co_return result::fail(make_error_code(errc::timeout),
                            "no connection became available within " +
                                std::to_string(opts.acquire_timeout.count()) + " ms (" +
@@ -468,6 +496,7 @@ struct pool_op {
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
     if (ep) r = cluster_result<T>::from_exception(ep);
+    settle_cancelled(r, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     if constexpr (std::is_void_v<T>)
       self.complete(r.ec);
@@ -614,7 +643,9 @@ using basic_pooled_connection =
 ///
 /// All state lives on a strand, so a pool may be shared by several threads. Operations
 /// accept any completion token (default: dqlite::use_awaitable, which throws dqlite::error
-/// carrying the diagnostics text). After fork() the child's operations fail with
+/// carrying the diagnostics text) and a terminal cancellation (errc::cancelled; a cancelled
+/// acquire leaves the queue, and the statement calls pass the cancellation on to the
+/// statement). After fork() the child's operations fail with
 /// errc::used_after_fork. Destroying the pool closes it without waiting; checked-out
 /// connections are closed when they come back.
 template <class Stream>
@@ -851,6 +882,7 @@ struct create_pool_op {
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<void> r) {
     if (ep) r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
+    settle_cancelled(r, self.get_cancellation_state().cancelled());
     if (r.ec) {
       diag->assign(r.diag);
       p->close();

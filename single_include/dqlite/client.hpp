@@ -110,7 +110,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::invalid_time: return "invalid date/time value";
       case errc::timeout: return "operation timed out";
       case errc::connection_closed: return "connection closed by the peer";
-      case errc::cancelled: return "operation cancelled; the connection was closed";
+      case errc::cancelled: return "operation cancelled";
       case errc::interrupted: return "operation cancelled; the query was interrupted";
       case errc::leadership_lost: return "the node is not the leader";
       case errc::outcome_unknown: return "the outcome of the operation is unknown";
@@ -325,7 +325,7 @@ inline bool is_connection_error(const error_code& ec) noexcept {
 inline bool is_retryable(const error_code& ec) noexcept {
   if (!ec) return false;
   if (is_busy(ec)) return true;
-  if (is_outcome_unknown(ec)) return false;
+  if (is_outcome_unknown(ec) || is_cancelled(ec)) return false;  // cancelled: the caller stopped it
   return is_connection_error(ec) && ec != make_error_code(errc::used_after_fork);
 }
 
@@ -5967,6 +5967,7 @@ class memory_node_store final : public node_store {
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/detached.hpp>
@@ -6087,6 +6088,14 @@ struct cluster_result {
   }
 };
 
+/// The failure of an operation its caller cancelled reads as errc::cancelled, whatever
+/// step it stopped in (a cancelled wait, a connection closed by the cancellation).
+template <class T>
+void settle_cancelled(cluster_result<T>& r, boost::asio::cancellation_type_t cancelled) {
+  if (cancelled == boost::asio::cancellation_type::none || !r.ec || is_cancelled(r.ec)) return;
+  r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+}
+
 /// Why each node that was asked did not lead to the leader, in the order first asked.
 class attempt_report {
  public:
@@ -6156,6 +6165,7 @@ struct cluster_state {
     std::string address;
     std::uint64_t id = 0;
     attempt_report report;
+    std::optional<connection_type> conn;  ///< the leader's, until a waiter takes it
   };
 
   /// The nodes of one discovery, asked by a bounded number of workers at once.
@@ -6443,32 +6453,17 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   co_return r;
 }
 
-/// A discovery shared by concurrent callers: the first one runs it, the others wait for
-/// its result (and connect to the leader it found themselves).
+/// Runs one discovery for every caller waiting on `run`, on its own: cancelling one of
+/// them does not stop it.
 template <class Stream>
-boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_conn>>
-shared_discover(std::shared_ptr<cluster_state<Stream>> s,
-                typename cluster_state<Stream>::clock::time_point deadline,
-                attempt_report& report) {
-  using state = cluster_state<Stream>;
-  using result = cluster_result<typename state::leader_conn>;
-  if (auto run = s->running) {
-    while (!run->finished && !s->closed) co_await run->done.async_wait(as_tuple_awaitable);
-    if (!run->finished) co_return result::fail(make_error_code(errc::cancelled), "closed");
-    report.merge(run->report);
-    if (run->ec) co_return result::fail(run->ec, run->diag);
-    result r;
-    r.value.emplace();
-    r.value->address = run->address;
-    r.value->id = run->id;
-    co_return r;
-  }
-  auto run = std::make_shared<typename state::shared_discovery>(s->ex);
-  s->running = run;
-  attempt_report mine;
+boost::asio::awaitable<void> run_discovery(
+    std::shared_ptr<cluster_state<Stream>> s,
+    std::shared_ptr<typename cluster_state<Stream>::shared_discovery> run,
+    typename cluster_state<Stream>::clock::time_point deadline) {
+  using result = cluster_result<typename cluster_state<Stream>::leader_conn>;
   result r;
   try {
-    r = co_await discover<Stream>(s, deadline, mine);
+    r = co_await discover<Stream>(s, deadline, run->report);
   } catch (const std::exception& e) {
     // Never leave the waiters waiting.
     r = result::fail(make_error_code(errc::no_leader), std::string("discovery failed: ") + e.what());
@@ -6476,14 +6471,43 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   run->finished = true;
   run->ec = r.ec;
   run->diag = r.diag;
-  run->report = mine;
   if (!r.ec) {
     run->address = r.value->address;
     run->id = r.value->id;
+    run->conn = std::move(r.value->conn);  // for the first waiter that wakes up
   }
   if (s->running == run) s->running.reset();
   run->done.cancel();
-  report.merge(mine);
+}
+
+/// A discovery shared by concurrent callers: the first one starts it, all wait for its
+/// result. The first to wake up takes the leader's connection; the others get the
+/// leader's address only (and connect to it themselves).
+template <class Stream>
+boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_conn>>
+shared_discover(std::shared_ptr<cluster_state<Stream>> s,
+                typename cluster_state<Stream>::clock::time_point deadline,
+                attempt_report& report) {
+  using state = cluster_state<Stream>;
+  using result = cluster_result<typename state::leader_conn>;
+  auto run = s->running;
+  if (!run) {
+    run = std::make_shared<typename state::shared_discovery>(s->ex);
+    s->running = run;
+    boost::asio::co_spawn(s->ex, run_discovery<Stream>(s, run, deadline), boost::asio::detached);
+  }
+  // A cancellation of this caller ends the wait (and, at the next co_await, the caller's
+  // operation); the discovery goes on for the others.
+  while (!run->finished && !s->closed) co_await run->done.async_wait(as_tuple_awaitable);
+  if (!run->finished) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  report.merge(run->report);
+  if (run->ec) co_return result::fail(run->ec, run->diag);
+  result r;
+  r.value.emplace();
+  r.value->address = run->address;
+  r.value->id = run->id;
+  if (run->conn && run->conn->is_open()) r.value->conn = std::move(run->conn);
+  run->conn.reset();
   co_return r;
 }
 
@@ -6648,6 +6672,7 @@ struct cluster_op {
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
     if (ep) r = cluster_result<T>::from_exception(ep);
+    settle_cancelled(r, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     s->last_diag = *diag;
     if constexpr (std::is_void_v<T>) {
@@ -6693,7 +6718,9 @@ struct cluster_initiation {
 /// Operations accept any completion token (default: dqlite::use_awaitable, which throws
 /// dqlite::error with the diagnostics text). They run on a strand of the executor, so a
 /// cluster may be used from several threads. Destroying the cluster (or close()) makes
-/// running operations complete with errc::cancelled.
+/// running operations complete with errc::cancelled; so does a terminal cancellation of
+/// one operation through its cancellation slot (a discovery that other callers share goes
+/// on for them).
 ///
 /// Stream: the stream of the connections, which must support
 /// basic_connection<Stream>::async_connect(address) (today: TCP sockets).
@@ -7021,11 +7048,13 @@ using cluster = basic_cluster<boost::asio::ip::tcp::socket>;
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
@@ -7178,7 +7207,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// A connection or leadership error was seen: the idle connections point at a node that
   /// may not lead any more (or is gone). Drop them; the next ones go through discovery.
   void note_error(const error_code& ec) {
-    if (!ec || !is_connection_error(ec) || ec == make_error_code(errc::used_after_fork)) return;
+    // A cancellation closes a connection because its caller asked, not because of the node.
+    if (!ec || !is_connection_error(ec) || ec == make_error_code(errc::used_after_fork) ||
+        is_cancelled(ec))
+      return;
     ++generation;
     ++leader_changes;
     for (auto& ic : idle) discard(ic.conn);
@@ -7282,8 +7314,16 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     auto self = this->shared_from_this();
     std::string diag;
     if (auto ec = check_usable(diag)) co_return result::fail(ec, diag);
+    // A cancelled acquire leaves the pool as it was: no connection is lost or discarded
+    // because of it.
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    auto cancelled = [&cs] { return cs.cancelled() != boost::asio::cancellation_type::none; };
+    auto cancelled_result = [] {
+      return result::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+    };
     const auto start = clock::now();
     while (waiters.empty() && !idle.empty()) {
+      if (cancelled()) co_return cancelled_result();
       idle_conn ic = std::move(idle.back());
       idle.pop_back();
       if (!ic.conn.is_open()) {
@@ -7299,6 +7339,17 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         } catch (...) {
           ec = make_error_code(errc::not_connected);
         }
+        if (cancelled() && !closed) {
+          // The check was cut short: an interrupted check leaves the connection usable.
+          --in_use;
+          if (ic.conn.is_open())
+            deliver(std::move(ic.conn));  // to a waiter that came meanwhile, or idle
+          else
+            discard(ic.conn);
+          notify();
+          grow();
+          co_return cancelled_result();
+        }
         if (ec || !ic.conn.is_open() || closed) {
           --in_use;
           discard(ic.conn);
@@ -7313,11 +7364,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       r.value.emplace(self, std::move(ic.conn), generation);
       co_return r;
     }
+    if (cancelled()) co_return cancelled_result();
     auto w = std::make_shared<waiter>(ex);
     waiters.push_back(w);
     if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
     grow();
-    // (grow() may have delivered a connection already.)
+    // (grow() may have delivered a connection already.) Nothing between the check of the
+    // cancellation above and this wait suspends, so the wait itself sees a cancellation:
+    // it ends, and the waiter leaves the queue below.
     if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
     if (w->conn) {
       result r;
@@ -7328,6 +7382,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (w->closed || closed)
       co_return result::fail(make_error_code(errc::pool_closed),
                              "the pool was closed while waiting for a connection");
+    if (cancelled()) co_return cancelled_result();
     co_return result::fail(make_error_code(errc::timeout),
                            "no connection became available within " +
                                std::to_string(opts.acquire_timeout.count()) + " ms (" +
@@ -7476,6 +7531,7 @@ struct pool_op {
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
     if (ep) r = cluster_result<T>::from_exception(ep);
+    settle_cancelled(r, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     if constexpr (std::is_void_v<T>)
       self.complete(r.ec);
@@ -7622,7 +7678,9 @@ using basic_pooled_connection =
 ///
 /// All state lives on a strand, so a pool may be shared by several threads. Operations
 /// accept any completion token (default: dqlite::use_awaitable, which throws dqlite::error
-/// carrying the diagnostics text). After fork() the child's operations fail with
+/// carrying the diagnostics text) and a terminal cancellation (errc::cancelled; a cancelled
+/// acquire leaves the queue, and the statement calls pass the cancellation on to the
+/// statement). After fork() the child's operations fail with
 /// errc::used_after_fork. Destroying the pool closes it without waiting; checked-out
 /// connections are closed when they come back.
 template <class Stream>
@@ -7859,6 +7917,7 @@ struct create_pool_op {
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<void> r) {
     if (ep) r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
+    settle_cancelled(r, self.get_cancellation_state().cancelled());
     if (r.ec) {
       diag->assign(r.diag);
       p->close();

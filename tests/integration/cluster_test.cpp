@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -353,5 +354,72 @@ TEST_CASE("max_attempts bounds the retries", "[cluster]") {
     for (const auto& a : list) CHECK(mentions(cluster.diagnostics().message(), a));
     CHECK(dqlite_test::elapsed_ms(start) < 3000);
     CHECK_FALSE(conn.is_open());
+  });
+}
+
+TEST_CASE("a cancelled async_connect completes at once; the discovery it shared goes on",
+          "[cluster]") {
+  dqlite_test::node_process node;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    // A node that accepts connections (the kernel does) and never answers: asked first,
+    // it holds the discovery for probe_timeout.
+    asio::ip::tcp::acceptor silent(ex, {asio::ip::make_address("127.0.0.1"), 0});
+    const std::string quiet = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+    auto opts = fast_options("canceltest");
+    opts.max_concurrent_probes = 1;
+    opts.probe_timeout = 800ms;
+    dqlite::cluster cluster(ex, std::vector<std::string>{quiet, node.address()}, opts);
+
+    const auto start = std::chrono::steady_clock::now();
+    asio::cancellation_signal stop;
+    std::optional<dqlite::error_code> a_ec;
+    long long a_ms = -1;
+    cluster.async_connect(asio::bind_cancellation_slot(
+        stop.slot(), [&](dqlite::error_code ec, dqlite::connection) {
+          a_ec = ec;
+          a_ms = dqlite_test::elapsed_ms(start);
+        }));
+    std::optional<dqlite::error_code> b_ec;
+    std::optional<dqlite::connection> b_conn;
+    cluster.async_connect([&](dqlite::error_code ec, dqlite::connection c) {
+      b_ec = ec;
+      b_conn.emplace(std::move(c));
+    });
+    asio::steady_timer t(ex, 100ms);
+    co_await t.async_wait(asio::use_awaitable);
+    stop.emit(asio::cancellation_type::terminal);
+    while (!b_ec) {
+      t.expires_after(10ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    REQUIRE(a_ec);
+    CHECK(*a_ec == dqlite::errc::cancelled);
+    CHECK(a_ms < 600);
+    // The other caller was not cancelled: it gets the leader.
+    INFO(cluster.diagnostics().message());
+    CHECK_FALSE(*b_ec);
+    REQUIRE(b_conn);
+    auto one = co_await b_conn->async_fetchval<std::int64_t>("SELECT 1");
+    CHECK(one == 1);
+
+    // An administration request cancelled while it waits for the leader.
+    dqlite::cluster quiet_only(ex, std::vector<std::string>{quiet}, opts);
+    asio::cancellation_signal stop2;
+    std::optional<dqlite::error_code> c_ec;
+    const auto start2 = std::chrono::steady_clock::now();
+    long long c_ms = -1;
+    quiet_only.async_cluster(asio::bind_cancellation_slot(
+        stop2.slot(), [&](dqlite::error_code ec, std::vector<dqlite::node_info>) {
+          c_ec = ec;
+          c_ms = dqlite_test::elapsed_ms(start2);
+        }));
+    t.expires_after(100ms);
+    co_await t.async_wait(asio::use_awaitable);
+    stop2.emit(asio::cancellation_type::terminal);
+    t.expires_after(50ms);
+    co_await t.async_wait(asio::use_awaitable);
+    REQUIRE(c_ec);
+    CHECK(*c_ec == dqlite::errc::cancelled);
+    CHECK(c_ms < 600);
   });
 }

@@ -168,3 +168,47 @@ TEST_CASE("pool: workers through a leader kill keep every acknowledged write", "
       },
       std::chrono::seconds(120));
 }
+
+TEST_CASE("pool: cancelled acquires and statements lose no connection", "[pool]") {
+  dqlite_test::node_process node;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    const std::vector<std::string> addresses{node.address()};
+    auto pool = co_await dqlite::async_create_pool(ex, addresses, pool_opts("poolcancel", 1, 1));
+    auto held = co_await pool.async_acquire();
+
+    // An acquire waiting for the only connection, cancelled.
+    asio::cancellation_signal stop;
+    std::optional<dqlite::error_code> got;
+    pool.async_acquire(asio::bind_cancellation_slot(
+        stop.slot(), [&](dqlite::error_code ec, dqlite::pooled_connection) { got = ec; }));
+    co_await sleep_for(50ms);
+    CHECK(pool.stats().waiting == 1);
+    stop.emit(asio::cancellation_type::terminal);
+    co_await sleep_for(20ms);
+    REQUIRE(got);
+    CHECK(*got == dqlite::errc::cancelled);
+    CHECK(pool.stats().waiting == 0);
+    held.reset();
+    co_await sleep_for(50ms);
+
+    // A long query through the pool, cancelled: interrupted, and the connection stays.
+    asio::cancellation_signal stop2;
+    std::optional<dqlite::error_code> q_ec;
+    pool.async_fetch<std::int64_t>(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000000) "
+        "SELECT x FROM c",
+        asio::bind_cancellation_slot(stop2.slot(), [&](dqlite::error_code ec,
+                                                       std::vector<std::int64_t>) { q_ec = ec; }));
+    co_await sleep_for(50ms);
+    stop2.emit(asio::cancellation_type::terminal);
+    while (!q_ec) co_await sleep_for(10ms);
+    CHECK(*q_ec == dqlite::errc::interrupted);
+    co_await sleep_for(50ms);
+    auto n = co_await pool.async_fetchval<std::int64_t>("SELECT 41 + 1");
+    CHECK(n == 42);
+    const auto s = pool.stats();
+    CHECK(s.opened == 1);  // the same connection all along
+    CHECK(s.discarded == 0);
+    CHECK(s.leader_changes == 0);
+  });
+}

@@ -2,6 +2,8 @@
 #include <dqlite/pool.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +38,7 @@ struct fake_server {
   std::deque<error_code> connect_failures;  // the next connects fail with these
   std::chrono::milliseconds connect_delay{0};
   bool ping_fails = false;
+  std::chrono::milliseconds ping_delay{0};  // a check that takes this long (cancellable)
 };
 
 struct fake_conn {
@@ -78,6 +82,12 @@ struct fake_connector {
   }
   asio::awaitable<error_code> ping(fake_conn& c) {
     ++c.server->pings;
+    if (c.server->ping_delay.count() > 0) {
+      // Like a real check cut short: the query is interrupted, the connection stays open.
+      asio::steady_timer t(ex, c.server->ping_delay);
+      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return make_error_code(dqlite::errc::interrupted);
+    }
     if (c.server->ping_fails) {
       c.break_with(make_error_code(dqlite::errc::connection_closed));
       co_return make_error_code(dqlite::errc::connection_closed);
@@ -252,6 +262,81 @@ TEST_CASE("pool: idle connections are checked before hand-out", "[pool]") {
     auto h = co_await take(p);  // the check fails: discarded, a new one opened
     CHECK(srv->pings == 2);
     CHECK(h->id == 2);
+  });
+}
+
+namespace {
+
+/// Starts p->acquire() with a cancellation slot; the result lands in `out`.
+void start_acquire(asio::any_io_executor ex, std::shared_ptr<core> p, asio::cancellation_signal& stop,
+                   std::optional<dqlite::detail::cluster_result<handle>>& out) {
+  asio::co_spawn(ex, p->acquire(),
+                 asio::bind_cancellation_slot(
+                     stop.slot(), [&out](std::exception_ptr ep,
+                                         dqlite::detail::cluster_result<handle> r) {
+                       if (ep) std::rethrow_exception(ep);
+                       out.emplace(std::move(r));
+                     }));
+}
+
+}  // namespace
+
+TEST_CASE("pool: a cancelled acquire leaves the queue and loses no connection", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1, .acquire_timeout = 5s});
+    auto held = co_await take(p);
+    asio::cancellation_signal stop;
+    std::optional<dqlite::detail::cluster_result<handle>> got;
+    start_acquire(ex, p, stop, got);
+    co_await sleep_for(5ms);
+    CHECK(p->stats().waiting == 1);
+    stop.emit(asio::cancellation_type::terminal);
+    co_await sleep_for(5ms);
+    REQUIRE(got);
+    CHECK(got->ec == dqlite::errc::cancelled);
+    CHECK(got->diag == "the operation was cancelled");
+    CHECK(p->stats().waiting == 0);
+    // The connection that comes back goes to the next caller, not to the cancelled one.
+    held.reset();
+    co_await sleep_for(5ms);
+    CHECK(p->stats().idle == 1);
+    auto again = co_await take(p);
+    CHECK(again->id == 1);
+    CHECK(srv->connects == 1);
+    // A cancellation is not a sign of a leader change: the pool keeps its connections.
+    p->note_error(make_error_code(dqlite::errc::cancelled));
+    p->note_error(make_error_code(dqlite::errc::interrupted));
+    CHECK(p->stats().leader_changes == 0);
+  });
+}
+
+TEST_CASE("pool: an acquire cancelled during the health check puts the connection back",
+          "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1, .health_check_after = 1ms});
+    { auto h = co_await take(p); }
+    co_await sleep_for(10ms);
+    srv->ping_delay = 1s;
+    asio::cancellation_signal stop;
+    std::optional<dqlite::detail::cluster_result<handle>> got;
+    start_acquire(ex, p, stop, got);
+    co_await sleep_for(10ms);
+    CHECK(srv->pings == 1);
+    CHECK(p->stats().in_use == 1);  // being checked
+    stop.emit(asio::cancellation_type::terminal);
+    co_await sleep_for(5ms);
+    REQUIRE(got);
+    CHECK(got->ec == dqlite::errc::cancelled);
+    auto s = p->stats();
+    CHECK(s.in_use == 0);
+    CHECK(s.idle == 1);
+    CHECK(s.discarded == 0);
+    srv->ping_delay = 0ms;
+    auto h = co_await take(p);
+    CHECK(h->id == 1);
+    CHECK(srv->connects == 1);
   });
 }
 
