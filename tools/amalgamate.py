@@ -7,9 +7,15 @@ header's text, recursively, each header once. `#pragma once` lines of the inline
 headers are dropped and one include guard wraps the whole result. Boost, standard
 and system includes are kept as they are.
 
-    python3 tools/amalgamate.py                 # writes single_include/dqlite/client.hpp
-    python3 tools/amalgamate.py --output FILE   # writes FILE instead
-    python3 tools/amalgamate.py --check         # exits 1 if the file is out of date
+The optional parts that need other libraries (TLS: OpenSSL; the YAML node store:
+yaml-cpp) are not in client.hpp: each becomes an add-on header next to it
+(single_include/dqlite/tls.hpp, yaml_node_store.hpp) that includes "client.hpp" and
+holds only its own code.
+
+    python3 tools/amalgamate.py                 # writes single_include/dqlite/*.hpp
+    python3 tools/amalgamate.py --output FILE   # writes client.hpp as FILE, the add-ons
+                                                # next to it
+    python3 tools/amalgamate.py --check         # exits 1 if a file is out of date
 """
 
 import argparse
@@ -20,6 +26,12 @@ import sys
 ENTRY = os.path.join("include", "dqlite", "client.hpp")
 OUTPUT = os.path.join("single_include", "dqlite", "client.hpp")
 GUARD = "DQLITE_SINGLE_INCLUDE_CLIENT_HPP"
+# Add-on headers: (header under include/dqlite/, include guard, what it needs).
+ADDONS = [
+    ("tls.hpp", "DQLITE_SINGLE_INCLUDE_TLS_HPP", "OpenSSL (link -lssl -lcrypto)"),
+    ("yaml_node_store.hpp", "DQLITE_SINGLE_INCLUDE_YAML_NODE_STORE_HPP",
+     "yaml-cpp (link -lyaml-cpp)"),
+]
 
 BANNER = """\
 // dqlite-client for C++: single-header distribution.
@@ -95,22 +107,34 @@ class Amalgamator:
         out.append("// ---- end %s ----\n" % name)
 
     def run(self):
+        """{file name: text} of client.hpp and of each add-on."""
         entry = os.path.join(self.root, ENTRY)
         if not os.path.isfile(entry):
             raise AmalgamateError("entry header %s does not exist" % entry)
         body = []
         self.expand(entry, body)
-        text = (BANNER + "\n"
-                + "#ifndef %s\n#define %s\n\n" % (GUARD, GUARD)
-                + "".join(body)
-                + "\n#endif // %s\n" % GUARD)
-        return text
+        files = {"client.hpp": BANNER + "\n"
+                 + "#ifndef %s\n#define %s\n\n" % (GUARD, GUARD)
+                 + "".join(body)
+                 + "\n#endif // %s\n" % GUARD}
+        in_client = set(self.seen)
+        for name, guard, needs in ADDONS:
+            # Only the add-on's own code: what client.hpp has is included from there.
+            self.seen = set(in_client)
+            addon = []
+            self.expand(os.path.join(self.include_dir, "dqlite", name), addon)
+            files[name] = (BANNER + "//\n// Add-on: <dqlite/%s>, which needs %s.\n" % (name, needs)
+                           + "\n#ifndef %s\n#define %s\n\n" % (guard, guard)
+                           + '#include "client.hpp"\n\n'
+                           + "".join(addon)
+                           + "\n#endif // %s\n" % guard)
+        return files
 
 
 def main(argv):
     default_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(
-        description="Generate single_include/dqlite/client.hpp from include/.")
+        description="Generate single_include/dqlite/*.hpp from include/.")
     parser.add_argument("--output", metavar="FILE",
                         help="write here instead of single_include/dqlite/client.hpp "
                              "(with --check: the file to compare)")
@@ -122,31 +146,36 @@ def main(argv):
     args = parser.parse_args(argv)
 
     try:
-        text = Amalgamator(args.root).run()
+        files = Amalgamator(args.root).run()
     except (AmalgamateError, OSError, UnicodeDecodeError) as e:
         print("amalgamate.py: error: %s" % e, file=sys.stderr)
         return 2
 
     output = args.output or os.path.join(args.root, OUTPUT)
-    if args.check:
-        try:
-            with open(output, encoding="utf-8", newline="") as f:
-                current = f.read()
-        except FileNotFoundError:
-            current = None
-        if current != text:
-            state = "is missing" if current is None else "is out of date"
-            print("amalgamate.py: %s %s; regenerate it with: python3 tools/amalgamate.py"
-                  % (output, state), file=sys.stderr)
-            return 1
-        return 0
-
     directory = os.path.dirname(os.path.abspath(output))
+    paths = {name: output if name == "client.hpp" else os.path.join(directory, name)
+             for name in files}
+    if args.check:
+        stale = 0
+        for name, text in files.items():
+            try:
+                with open(paths[name], encoding="utf-8", newline="") as f:
+                    current = f.read()
+            except FileNotFoundError:
+                current = None
+            if current != text:
+                state = "is missing" if current is None else "is out of date"
+                print("amalgamate.py: %s %s; regenerate it with: python3 tools/amalgamate.py"
+                      % (paths[name], state), file=sys.stderr)
+                stale = 1
+        return stale
+
     os.makedirs(directory, exist_ok=True)
-    tmp = output + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, output)
+    for name, text in files.items():
+        tmp = paths[name] + ".tmp"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, paths[name])
     return 0
 
 
