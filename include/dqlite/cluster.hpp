@@ -22,6 +22,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -136,11 +137,24 @@ struct cluster_result {
 };
 
 /// The failure of an operation its caller cancelled reads as errc::cancelled, whatever
-/// step it stopped in (a cancelled wait, a connection closed by the cancellation).
+/// step it stopped in (a cancelled wait, a connection closed by the cancellation), except
+/// an unknown outcome, which stays what it is. `ep`: the operation ended with this
+/// exception (a cancelled co_await throws; its text says nothing more).
 template <class T>
-void settle_cancelled(cluster_result<T>& r, boost::asio::cancellation_type_t cancelled) {
-  if (cancelled == boost::asio::cancellation_type::none || !r.ec || is_cancelled(r.ec)) return;
-  r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+void settle_cancelled(cluster_result<T>& r, std::exception_ptr ep,
+                      boost::asio::cancellation_type_t cancelled) {
+  if (cancelled == boost::asio::cancellation_type::none) {
+    if (ep) r = cluster_result<T>::from_exception(ep);
+    return;
+  }
+  if (ep) {
+    r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+    return;
+  }
+  if (!r.ec || is_cancelled(r.ec) || is_outcome_unknown(r.ec)) return;
+  std::string text = "the operation was cancelled";
+  if (!r.diag.empty()) text += " (" + r.diag + ")";
+  r = cluster_result<T>::fail(make_error_code(errc::cancelled), std::move(text));
 }
 
 /// Why each node that was asked did not lead to the leader, in the order first asked.
@@ -541,7 +555,12 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   if (!run) {
     run = std::make_shared<typename state::shared_discovery>(s->ex);
     s->running = run;
-    boost::asio::co_spawn(s->ex, run_discovery<Stream>(s, run, deadline), boost::asio::detached);
+    try {
+      boost::asio::co_spawn(s->ex, run_discovery<Stream>(s, run, deadline), boost::asio::detached);
+    } catch (...) {
+      s->running.reset();
+      throw;
+    }
   }
   // A cancellation of this caller ends the wait (and, at the next co_await, the caller's
   // operation); the discovery goes on for the others.
@@ -553,8 +572,12 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   r.value.emplace();
   r.value->address = run->address;
   r.value->id = run->id;
-  if (run->conn && run->conn->is_open()) r.value->conn = std::move(run->conn);
-  run->conn.reset();
+  // A cancelled caller leaves the connection to the next one (its next co_await throws).
+  const auto cs = co_await boost::asio::this_coro::cancellation_state;
+  if (cs.cancelled() == boost::asio::cancellation_type::none && run->conn) {
+    if (run->conn->is_open()) r.value->conn = std::move(run->conn);
+    run->conn.reset();
+  }
   co_return r;
 }
 
@@ -675,6 +698,8 @@ boost::asio::awaitable<cluster_result<T>> on_leader(std::shared_ptr<cluster_stat
       co_return out;
     }
     std::string text = error_text(ec, conn->diagnostics());
+    // Cancelled by the caller: nothing is known about the leader.
+    if (is_cancelled(ec)) co_return cluster_result<T>::fail(ec, std::move(text));
     const bool leader_moved = is_not_leader(ec);
     if (leader_moved || is_connection_error(ec)) s->last_leader.clear();
     if (round == 0 && (leader_moved || (read_only && is_connection_error(ec)))) continue;
@@ -718,8 +743,7 @@ struct cluster_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) r = cluster_result<T>::from_exception(ep);
-    settle_cancelled(r, self.get_cancellation_state().cancelled());
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     s->last_diag = *diag;
     if constexpr (std::is_void_v<T>) {
@@ -1054,12 +1078,25 @@ class basic_cluster {
     if (r.ec || node.role == node_role::spare) co_return r;
     auto id = node.id;
     auto role = node.role;
-    auto a = co_await detail::on_leader<Stream, void>(
-        s,
-        [id, role](connection_type& c) {
-          return c.async_assign(id, role, detail::as_tuple_awaitable);
-        },
-        false);
+    detail::cluster_result<void> a;
+    std::exception_ptr ep;
+    try {
+      a = co_await detail::on_leader<Stream, void>(
+          s,
+          [id, role](connection_type& c) {
+            return c.async_assign(id, role, detail::as_tuple_awaitable);
+          },
+          false);
+    } catch (...) {
+      ep = std::current_exception();
+    }
+    if (ep) {
+      const auto cs = co_await boost::asio::this_coro::cancellation_state;
+      if (cs.cancelled() != boost::asio::cancellation_type::none)
+        a = detail::cluster_result<void>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+      else
+        a = detail::cluster_result<void>::from_exception(ep);
+    }
     if (a.ec)
       a.diag = "node " + std::to_string(id) + " was added as a spare, but making it a " +
                std::string(to_string(role)) + " failed: " + a.diag;

@@ -298,6 +298,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       }
       ++in_use;
       if (clock::now() - ic.since > opts.health_check_after) {
+        const auto gen = generation;
         error_code ec;
         try {
           ec = co_await connector.ping(ic.conn);
@@ -305,12 +306,19 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           ec = make_error_code(errc::not_connected);
         }
         if (cancelled() && !closed) {
-          // The check was cut short: an interrupted check leaves the connection usable.
+          // The check was cut short (an interrupted check leaves the connection open): the
+          // connection goes back unchecked, to be checked by the next acquire.
           --in_use;
-          if (ic.conn.is_open())
-            deliver(std::move(ic.conn));  // to a waiter that came meanwhile, or idle
-          else
+          if (!ic.conn.is_open()) {
+            note_error(ic.conn.broken_by());
             discard(ic.conn);
+          } else if (gen != generation) {
+            discard(ic.conn);  // from before a leader change
+          } else if (!waiters.empty()) {
+            deliver(std::move(ic.conn));  // a waiter that came meanwhile
+          } else {
+            idle.push_back(std::move(ic));
+          }
           notify();
           grow();
           co_return cancelled_result();
@@ -424,6 +432,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           boost::asio::detached);
     }
     if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    if (r->running > 0 && cs.cancelled() != boost::asio::cancellation_type::none) {
+      grow();  // the connections being opened stay in the pool; the rest come later
+      co_return cluster_result<void>::fail(make_error_code(errc::cancelled),
+                                           "the operation was cancelled");
+    }
     if (want > 0 && r->ok == 0)
       co_return cluster_result<void>::fail(make_error_code(errc::no_leader),
                                            "opening the pool's first connections failed: " +
@@ -453,7 +467,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     auto self = this->shared_from_this();
     shut();
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
-    while (in_use > 0 && clock::now() < deadline) {
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    while (in_use > 0 && clock::now() < deadline &&
+           cs.cancelled() == boost::asio::cancellation_type::none) {
       auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
       drained = t;
       co_await t->async_wait(as_tuple_awaitable);
@@ -461,6 +477,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
     const std::size_t left = in_use;
     connector.close();
+    if (left > 0 && cs.cancelled() != boost::asio::cancellation_type::none)
+      co_return cluster_result<void>::fail(
+          make_error_code(errc::cancelled),
+          "the pool is closed; the wait for " + std::to_string(left) +
+              " checked-out connection(s) was cancelled");
     if (left > 0)
       co_return cluster_result<void>::fail(
           make_error_code(errc::timeout),
@@ -495,8 +516,7 @@ struct pool_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) r = cluster_result<T>::from_exception(ep);
-    settle_cancelled(r, self.get_cancellation_state().cancelled());
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     if constexpr (std::is_void_v<T>)
       self.complete(r.ec);
@@ -881,8 +901,10 @@ struct create_pool_op {
   }
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<void> r) {
-    if (ep) r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
-    settle_cancelled(r, self.get_cancellation_state().cancelled());
+    if (ep && self.get_cancellation_state().cancelled() == boost::asio::cancellation_type::none)
+      r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
+    else
+      settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     if (r.ec) {
       diag->assign(r.diag);
       p->close();

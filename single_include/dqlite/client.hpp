@@ -5975,6 +5975,7 @@ class memory_node_store final : public node_store {
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -6089,11 +6090,24 @@ struct cluster_result {
 };
 
 /// The failure of an operation its caller cancelled reads as errc::cancelled, whatever
-/// step it stopped in (a cancelled wait, a connection closed by the cancellation).
+/// step it stopped in (a cancelled wait, a connection closed by the cancellation), except
+/// an unknown outcome, which stays what it is. `ep`: the operation ended with this
+/// exception (a cancelled co_await throws; its text says nothing more).
 template <class T>
-void settle_cancelled(cluster_result<T>& r, boost::asio::cancellation_type_t cancelled) {
-  if (cancelled == boost::asio::cancellation_type::none || !r.ec || is_cancelled(r.ec)) return;
-  r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+void settle_cancelled(cluster_result<T>& r, std::exception_ptr ep,
+                      boost::asio::cancellation_type_t cancelled) {
+  if (cancelled == boost::asio::cancellation_type::none) {
+    if (ep) r = cluster_result<T>::from_exception(ep);
+    return;
+  }
+  if (ep) {
+    r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+    return;
+  }
+  if (!r.ec || is_cancelled(r.ec) || is_outcome_unknown(r.ec)) return;
+  std::string text = "the operation was cancelled";
+  if (!r.diag.empty()) text += " (" + r.diag + ")";
+  r = cluster_result<T>::fail(make_error_code(errc::cancelled), std::move(text));
 }
 
 /// Why each node that was asked did not lead to the leader, in the order first asked.
@@ -6494,7 +6508,12 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   if (!run) {
     run = std::make_shared<typename state::shared_discovery>(s->ex);
     s->running = run;
-    boost::asio::co_spawn(s->ex, run_discovery<Stream>(s, run, deadline), boost::asio::detached);
+    try {
+      boost::asio::co_spawn(s->ex, run_discovery<Stream>(s, run, deadline), boost::asio::detached);
+    } catch (...) {
+      s->running.reset();
+      throw;
+    }
   }
   // A cancellation of this caller ends the wait (and, at the next co_await, the caller's
   // operation); the discovery goes on for the others.
@@ -6506,8 +6525,12 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   r.value.emplace();
   r.value->address = run->address;
   r.value->id = run->id;
-  if (run->conn && run->conn->is_open()) r.value->conn = std::move(run->conn);
-  run->conn.reset();
+  // A cancelled caller leaves the connection to the next one (its next co_await throws).
+  const auto cs = co_await boost::asio::this_coro::cancellation_state;
+  if (cs.cancelled() == boost::asio::cancellation_type::none && run->conn) {
+    if (run->conn->is_open()) r.value->conn = std::move(run->conn);
+    run->conn.reset();
+  }
   co_return r;
 }
 
@@ -6628,6 +6651,8 @@ boost::asio::awaitable<cluster_result<T>> on_leader(std::shared_ptr<cluster_stat
       co_return out;
     }
     std::string text = error_text(ec, conn->diagnostics());
+    // Cancelled by the caller: nothing is known about the leader.
+    if (is_cancelled(ec)) co_return cluster_result<T>::fail(ec, std::move(text));
     const bool leader_moved = is_not_leader(ec);
     if (leader_moved || is_connection_error(ec)) s->last_leader.clear();
     if (round == 0 && (leader_moved || (read_only && is_connection_error(ec)))) continue;
@@ -6671,8 +6696,7 @@ struct cluster_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) r = cluster_result<T>::from_exception(ep);
-    settle_cancelled(r, self.get_cancellation_state().cancelled());
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     s->last_diag = *diag;
     if constexpr (std::is_void_v<T>) {
@@ -7007,12 +7031,25 @@ class basic_cluster {
     if (r.ec || node.role == node_role::spare) co_return r;
     auto id = node.id;
     auto role = node.role;
-    auto a = co_await detail::on_leader<Stream, void>(
-        s,
-        [id, role](connection_type& c) {
-          return c.async_assign(id, role, detail::as_tuple_awaitable);
-        },
-        false);
+    detail::cluster_result<void> a;
+    std::exception_ptr ep;
+    try {
+      a = co_await detail::on_leader<Stream, void>(
+          s,
+          [id, role](connection_type& c) {
+            return c.async_assign(id, role, detail::as_tuple_awaitable);
+          },
+          false);
+    } catch (...) {
+      ep = std::current_exception();
+    }
+    if (ep) {
+      const auto cs = co_await boost::asio::this_coro::cancellation_state;
+      if (cs.cancelled() != boost::asio::cancellation_type::none)
+        a = detail::cluster_result<void>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+      else
+        a = detail::cluster_result<void>::from_exception(ep);
+    }
     if (a.ec)
       a.diag = "node " + std::to_string(id) + " was added as a spare, but making it a " +
                std::string(to_string(role)) + " failed: " + a.diag;
@@ -7333,6 +7370,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       }
       ++in_use;
       if (clock::now() - ic.since > opts.health_check_after) {
+        const auto gen = generation;
         error_code ec;
         try {
           ec = co_await connector.ping(ic.conn);
@@ -7340,12 +7378,19 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           ec = make_error_code(errc::not_connected);
         }
         if (cancelled() && !closed) {
-          // The check was cut short: an interrupted check leaves the connection usable.
+          // The check was cut short (an interrupted check leaves the connection open): the
+          // connection goes back unchecked, to be checked by the next acquire.
           --in_use;
-          if (ic.conn.is_open())
-            deliver(std::move(ic.conn));  // to a waiter that came meanwhile, or idle
-          else
+          if (!ic.conn.is_open()) {
+            note_error(ic.conn.broken_by());
             discard(ic.conn);
+          } else if (gen != generation) {
+            discard(ic.conn);  // from before a leader change
+          } else if (!waiters.empty()) {
+            deliver(std::move(ic.conn));  // a waiter that came meanwhile
+          } else {
+            idle.push_back(std::move(ic));
+          }
           notify();
           grow();
           co_return cancelled_result();
@@ -7459,6 +7504,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           boost::asio::detached);
     }
     if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    if (r->running > 0 && cs.cancelled() != boost::asio::cancellation_type::none) {
+      grow();  // the connections being opened stay in the pool; the rest come later
+      co_return cluster_result<void>::fail(make_error_code(errc::cancelled),
+                                           "the operation was cancelled");
+    }
     if (want > 0 && r->ok == 0)
       co_return cluster_result<void>::fail(make_error_code(errc::no_leader),
                                            "opening the pool's first connections failed: " +
@@ -7488,7 +7539,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     auto self = this->shared_from_this();
     shut();
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
-    while (in_use > 0 && clock::now() < deadline) {
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    while (in_use > 0 && clock::now() < deadline &&
+           cs.cancelled() == boost::asio::cancellation_type::none) {
       auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
       drained = t;
       co_await t->async_wait(as_tuple_awaitable);
@@ -7496,6 +7549,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
     const std::size_t left = in_use;
     connector.close();
+    if (left > 0 && cs.cancelled() != boost::asio::cancellation_type::none)
+      co_return cluster_result<void>::fail(
+          make_error_code(errc::cancelled),
+          "the pool is closed; the wait for " + std::to_string(left) +
+              " checked-out connection(s) was cancelled");
     if (left > 0)
       co_return cluster_result<void>::fail(
           make_error_code(errc::timeout),
@@ -7530,8 +7588,7 @@ struct pool_op {
 
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    if (ep) r = cluster_result<T>::from_exception(ep);
-    settle_cancelled(r, self.get_cancellation_state().cancelled());
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     diag->assign(r.diag);
     if constexpr (std::is_void_v<T>)
       self.complete(r.ec);
@@ -7916,8 +7973,10 @@ struct create_pool_op {
   }
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<void> r) {
-    if (ep) r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
-    settle_cancelled(r, self.get_cancellation_state().cancelled());
+    if (ep && self.get_cancellation_state().cancelled() == boost::asio::cancellation_type::none)
+      r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
+    else
+      settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     if (r.ec) {
       diag->assign(r.diag);
       p->close();

@@ -104,7 +104,7 @@ TEST_CASE("a commit that loses the leadership while replicating has an unknown o
     for (std::size_t i = 0; i < cl.size(); ++i)
       if (static_cast<int>(i) != leader) {
         stopped.push_back(cl.node(i).pid());
-        ::kill(cl.node(i).pid(), SIGSTOP);
+        dqlite_test::stop_process(cl.node(i).pid());
       }
     auto start = std::chrono::steady_clock::now();
     auto [ec] = co_await tx.async_commit(asio::as_tuple(asio::use_awaitable));

@@ -78,7 +78,9 @@ TEST_CASE("pool: acquire, reset on return, convenience calls, close", "[pool]") 
     CHECK(ec);
     co_await sleep_for(20ms);  // the connection goes back (and is reset) asynchronously
     CHECK(pool.stats().in_use == 0);
-    CHECK(pool.stats().idle == 2);
+    // (A call that came while the others were being reset may have opened one more.)
+    CHECK(pool.stats().idle >= 2);
+    CHECK(pool.stats().discarded == 0);
     co_await pool.async_close();
     auto [ec2, pc2] = co_await pool.async_acquire(tok);
     CHECK(ec2 == dqlite::errc::pool_closed);

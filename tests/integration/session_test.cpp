@@ -393,7 +393,7 @@ TEST_CASE("a node that stops answering ends the operation with a timeout", "[tim
     auto o = opts("timeout");
     o.request_timeout = 300ms;
     auto conn = co_await dqlite::async_connect(ex, node().address(), o);
-    ::kill(node().pid(), SIGSTOP);
+    dqlite_test::stop_process(node().pid());
     auto start = std::chrono::steady_clock::now();
     auto [ec, v] = co_await conn.async_fetchval<int>("SELECT 1", asio::as_tuple(asio::use_awaitable));
     auto took = dqlite_test::elapsed_ms(start);

@@ -157,6 +157,31 @@ inline int exit_code_of(int status) {
 
 }  // namespace detail
 
+/// Sends SIGSTOP to `pid` and returns once every thread of it is stopped (the signal
+/// takes effect asynchronously: a thread running on another core may still answer a
+/// request sent right after kill()). Throws if that takes more than 5 s.
+inline void stop_process(pid_t pid) {
+  if (::kill(pid, SIGSTOP) != 0) throw std::runtime_error(detail::errno_text("kill(SIGSTOP)"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (;;) {
+    bool all = true;
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      // /proc/PID/task/TID/stat: "tid (comm) S ..."; comm may hold spaces and parentheses.
+      const std::string stat = detail::read_file((t.path() / "stat").string());
+      const auto close = stat.rfind(')');
+      const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+      if (state != 'T' && state != 't') all = false;
+    }
+    if (ec) throw std::runtime_error("cannot list " + tasks.string() + ": " + ec.message());
+    if (all) return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("process " + std::to_string(pid) + " did not stop within 5 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 class node_process {
  public:
   // Node `id` on a free loopback port with a fresh temporary data directory.

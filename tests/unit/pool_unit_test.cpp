@@ -334,9 +334,26 @@ TEST_CASE("pool: an acquire cancelled during the health check puts the connectio
     CHECK(s.idle == 1);
     CHECK(s.discarded == 0);
     srv->ping_delay = 0ms;
-    auto h = co_await take(p);
-    CHECK(h->id == 1);
-    CHECK(srv->connects == 1);
+    {
+      auto h = co_await take(p);
+      CHECK(h->id == 1);
+      CHECK(srv->pings == 2);  // it went back unchecked: checked now
+      CHECK(srv->connects == 1);
+    }
+    // A leader change while the check runs: the connection is not put back.
+    co_await sleep_for(10ms);
+    srv->ping_delay = 1s;
+    got.reset();
+    asio::cancellation_signal stop2;
+    start_acquire(ex, p, stop2, got);
+    co_await sleep_for(10ms);
+    p->note_error(make_error_code(dqlite::errc::leadership_lost));
+    stop2.emit(asio::cancellation_type::terminal);
+    co_await sleep_for(5ms);
+    REQUIRE(got);
+    CHECK(got->ec == dqlite::errc::cancelled);
+    CHECK(p->stats().idle == 0);
+    CHECK(p->stats().discarded == 1);
   });
 }
 
