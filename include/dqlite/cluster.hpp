@@ -14,6 +14,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
@@ -136,6 +137,19 @@ struct cluster_result {
   }
 };
 
+/// True once the operation whose cancellation state this is has been cancelled.
+inline bool was_cancelled(const boost::asio::cancellation_state& cs) noexcept {
+  return cs.cancelled() != boost::asio::cancellation_type::none;
+}
+
+/// The failure of an operation its caller cancelled.
+template <class T>
+cluster_result<T> cancelled_by_caller(std::string detail = {}) {
+  std::string text = "the operation was cancelled";
+  if (!detail.empty()) text += " (" + detail + ")";
+  return cluster_result<T>::fail(make_error_code(errc::cancelled), std::move(text));
+}
+
 /// The failure of an operation its caller cancelled reads as errc::cancelled, whatever
 /// step it stopped in (a cancelled wait, a connection closed by the cancellation), except
 /// an unknown outcome, which stays what it is. `ep`: the operation ended with this
@@ -147,14 +161,10 @@ void settle_cancelled(cluster_result<T>& r, std::exception_ptr ep,
     if (ep) r = cluster_result<T>::from_exception(ep);
     return;
   }
-  if (ep) {
-    r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
-    return;
-  }
-  if (!r.ec || is_cancelled(r.ec) || is_outcome_unknown(r.ec)) return;
-  std::string text = "the operation was cancelled";
-  if (!r.diag.empty()) text += " (" + r.diag + ")";
-  r = cluster_result<T>::fail(make_error_code(errc::cancelled), std::move(text));
+  if (ep)
+    r = cancelled_by_caller<T>();
+  else if (r.ec && !is_cancelled(r.ec) && !is_outcome_unknown(r.ec))
+    r = cancelled_by_caller<T>(std::move(r.diag));
 }
 
 /// Why each node that was asked did not lead to the leader, in the order first asked.
@@ -574,7 +584,7 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   r.value->id = run->id;
   // A cancelled caller leaves the connection to the next one (its next co_await throws).
   const auto cs = co_await boost::asio::this_coro::cancellation_state;
-  if (cs.cancelled() == boost::asio::cancellation_type::none && run->conn) {
+  if (!was_cancelled(cs) && run->conn) {
     if (run->conn->is_open()) r.value->conn = std::move(run->conn);
     run->conn.reset();
   }
@@ -1092,8 +1102,8 @@ class basic_cluster {
     }
     if (ep) {
       const auto cs = co_await boost::asio::this_coro::cancellation_state;
-      if (cs.cancelled() != boost::asio::cancellation_type::none)
-        a = detail::cluster_result<void>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+      if (detail::was_cancelled(cs))
+        a = detail::cancelled_by_caller<void>();
       else
         a = detail::cluster_result<void>::from_exception(ep);
     }

@@ -282,10 +282,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     // A cancelled acquire leaves the pool as it was: no connection is lost or discarded
     // because of it.
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    auto cancelled = [&cs] { return cs.cancelled() != boost::asio::cancellation_type::none; };
-    auto cancelled_result = [] {
-      return result::fail(make_error_code(errc::cancelled), "the operation was cancelled");
-    };
+    auto cancelled = [&cs] { return was_cancelled(cs); };
+    auto cancelled_result = [] { return cancelled_by_caller<handle_type>(); };
     const auto start = clock::now();
     while (waiters.empty() && !idle.empty()) {
       if (cancelled()) co_return cancelled_result();
@@ -433,10 +431,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
     if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    if (r->running > 0 && cs.cancelled() != boost::asio::cancellation_type::none) {
+    if (r->running > 0 && was_cancelled(cs)) {
       grow();  // the connections being opened stay in the pool; the rest come later
-      co_return cluster_result<void>::fail(make_error_code(errc::cancelled),
-                                           "the operation was cancelled");
+      co_return cancelled_by_caller<void>();
     }
     if (want > 0 && r->ok == 0)
       co_return cluster_result<void>::fail(make_error_code(errc::no_leader),
@@ -469,7 +466,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
     while (in_use > 0 && clock::now() < deadline &&
-           cs.cancelled() == boost::asio::cancellation_type::none) {
+           !was_cancelled(cs)) {
       auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
       drained = t;
       co_await t->async_wait(as_tuple_awaitable);
@@ -477,7 +474,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
     const std::size_t left = in_use;
     connector.close();
-    if (left > 0 && cs.cancelled() != boost::asio::cancellation_type::none)
+    if (left > 0 && was_cancelled(cs))
       co_return cluster_result<void>::fail(
           make_error_code(errc::cancelled),
           "the pool is closed; the wait for " + std::to_string(left) +

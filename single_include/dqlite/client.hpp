@@ -5967,6 +5967,7 @@ class memory_node_store final : public node_store {
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
@@ -6089,6 +6090,19 @@ struct cluster_result {
   }
 };
 
+/// True once the operation whose cancellation state this is has been cancelled.
+inline bool was_cancelled(const boost::asio::cancellation_state& cs) noexcept {
+  return cs.cancelled() != boost::asio::cancellation_type::none;
+}
+
+/// The failure of an operation its caller cancelled.
+template <class T>
+cluster_result<T> cancelled_by_caller(std::string detail = {}) {
+  std::string text = "the operation was cancelled";
+  if (!detail.empty()) text += " (" + detail + ")";
+  return cluster_result<T>::fail(make_error_code(errc::cancelled), std::move(text));
+}
+
 /// The failure of an operation its caller cancelled reads as errc::cancelled, whatever
 /// step it stopped in (a cancelled wait, a connection closed by the cancellation), except
 /// an unknown outcome, which stays what it is. `ep`: the operation ended with this
@@ -6100,14 +6114,10 @@ void settle_cancelled(cluster_result<T>& r, std::exception_ptr ep,
     if (ep) r = cluster_result<T>::from_exception(ep);
     return;
   }
-  if (ep) {
-    r = cluster_result<T>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
-    return;
-  }
-  if (!r.ec || is_cancelled(r.ec) || is_outcome_unknown(r.ec)) return;
-  std::string text = "the operation was cancelled";
-  if (!r.diag.empty()) text += " (" + r.diag + ")";
-  r = cluster_result<T>::fail(make_error_code(errc::cancelled), std::move(text));
+  if (ep)
+    r = cancelled_by_caller<T>();
+  else if (r.ec && !is_cancelled(r.ec) && !is_outcome_unknown(r.ec))
+    r = cancelled_by_caller<T>(std::move(r.diag));
 }
 
 /// Why each node that was asked did not lead to the leader, in the order first asked.
@@ -6527,7 +6537,7 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   r.value->id = run->id;
   // A cancelled caller leaves the connection to the next one (its next co_await throws).
   const auto cs = co_await boost::asio::this_coro::cancellation_state;
-  if (cs.cancelled() == boost::asio::cancellation_type::none && run->conn) {
+  if (!was_cancelled(cs) && run->conn) {
     if (run->conn->is_open()) r.value->conn = std::move(run->conn);
     run->conn.reset();
   }
@@ -7045,8 +7055,8 @@ class basic_cluster {
     }
     if (ep) {
       const auto cs = co_await boost::asio::this_coro::cancellation_state;
-      if (cs.cancelled() != boost::asio::cancellation_type::none)
-        a = detail::cluster_result<void>::fail(make_error_code(errc::cancelled), "the operation was cancelled");
+      if (detail::was_cancelled(cs))
+        a = detail::cancelled_by_caller<void>();
       else
         a = detail::cluster_result<void>::from_exception(ep);
     }
@@ -7354,10 +7364,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     // A cancelled acquire leaves the pool as it was: no connection is lost or discarded
     // because of it.
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    auto cancelled = [&cs] { return cs.cancelled() != boost::asio::cancellation_type::none; };
-    auto cancelled_result = [] {
-      return result::fail(make_error_code(errc::cancelled), "the operation was cancelled");
-    };
+    auto cancelled = [&cs] { return was_cancelled(cs); };
+    auto cancelled_result = [] { return cancelled_by_caller<handle_type>(); };
     const auto start = clock::now();
     while (waiters.empty() && !idle.empty()) {
       if (cancelled()) co_return cancelled_result();
@@ -7505,10 +7513,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
     if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    if (r->running > 0 && cs.cancelled() != boost::asio::cancellation_type::none) {
+    if (r->running > 0 && was_cancelled(cs)) {
       grow();  // the connections being opened stay in the pool; the rest come later
-      co_return cluster_result<void>::fail(make_error_code(errc::cancelled),
-                                           "the operation was cancelled");
+      co_return cancelled_by_caller<void>();
     }
     if (want > 0 && r->ok == 0)
       co_return cluster_result<void>::fail(make_error_code(errc::no_leader),
@@ -7541,7 +7548,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
     while (in_use > 0 && clock::now() < deadline &&
-           cs.cancelled() == boost::asio::cancellation_type::none) {
+           !was_cancelled(cs)) {
       auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
       drained = t;
       co_await t->async_wait(as_tuple_awaitable);
@@ -7549,7 +7556,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     }
     const std::size_t left = in_use;
     connector.close();
-    if (left > 0 && cs.cancelled() != boost::asio::cancellation_type::none)
+    if (left > 0 && was_cancelled(cs))
       co_return cluster_result<void>::fail(
           make_error_code(errc::cancelled),
           "the pool is closed; the wait for " + std::to_string(left) +
