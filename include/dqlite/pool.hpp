@@ -282,11 +282,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     // A cancelled acquire leaves the pool as it was: no connection is lost or discarded
     // because of it.
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    auto cancelled = [&cs] { return was_cancelled(cs); };
-    auto cancelled_result = [] { return cancelled_by_caller<handle_type>(); };
     const auto start = clock::now();
     while (waiters.empty() && !idle.empty()) {
-      if (cancelled()) co_return cancelled_result();
+      if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
       idle_conn ic = std::move(idle.back());
       idle.pop_back();
       if (!ic.conn.is_open()) {
@@ -303,7 +301,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         } catch (...) {
           ec = make_error_code(errc::not_connected);
         }
-        if (cancelled() && !closed) {
+        if (was_cancelled(cs) && !closed) {
           // The check was cut short (an interrupted check leaves the connection open): the
           // connection goes back unchecked, to be checked by the next acquire.
           --in_use;
@@ -319,7 +317,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           }
           notify();
           grow();
-          co_return cancelled_result();
+          co_return cancelled_by_caller<handle_type>();
         }
         if (ec || !ic.conn.is_open() || closed) {
           --in_use;
@@ -335,7 +333,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       r.value.emplace(self, std::move(ic.conn), generation);
       co_return r;
     }
-    if (cancelled()) co_return cancelled_result();
+    if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
     auto w = std::make_shared<waiter>(ex);
     waiters.push_back(w);
     if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
@@ -353,7 +351,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (w->closed || closed)
       co_return result::fail(make_error_code(errc::pool_closed),
                              "the pool was closed while waiting for a connection");
-    if (cancelled()) co_return cancelled_result();
+    if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
     co_return result::fail(make_error_code(errc::timeout),
                            "no connection became available within " +
                                std::to_string(opts.acquire_timeout.count()) + " ms (" +
@@ -465,8 +463,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     shut();
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    while (in_use > 0 && clock::now() < deadline &&
-           !was_cancelled(cs)) {
+    while (in_use > 0 && clock::now() < deadline && !was_cancelled(cs)) {
       auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
       drained = t;
       co_await t->async_wait(as_tuple_awaitable);
@@ -475,10 +472,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     const std::size_t left = in_use;
     connector.close();
     if (left > 0 && was_cancelled(cs))
-      co_return cluster_result<void>::fail(
-          make_error_code(errc::cancelled),
-          "the pool is closed; the wait for " + std::to_string(left) +
-              " checked-out connection(s) was cancelled");
+      co_return cancelled_by_caller<void>("the pool is closed; " + std::to_string(left) +
+                                          " checked-out connection(s) were still out");
     if (left > 0)
       co_return cluster_result<void>::fail(
           make_error_code(errc::timeout),
@@ -898,10 +893,7 @@ struct create_pool_op {
   }
   template <class Self>
   void operator()(Self& self, std::exception_ptr ep, cluster_result<void> r) {
-    if (ep && self.get_cancellation_state().cancelled() == boost::asio::cancellation_type::none)
-      r = cluster_result<void>::fail(make_error_code(errc::invalid_argument), "warming up the pool failed");
-    else
-      settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
     if (r.ec) {
       diag->assign(r.diag);
       p->close();
