@@ -3,6 +3,7 @@
 
 #include <dqlite/address.hpp>
 #include <dqlite/detail/admin_procs.hpp>
+#include <dqlite/detail/blocking.hpp>
 #include <dqlite/detail/connect_op.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/cursor.hpp>
@@ -32,6 +33,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -71,6 +73,11 @@ class basic_connection {
   basic_connection(const connection_options& opts, Args&&... args)
       : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
 
+  /// With an io_context of its own, for blocking use: dqlite::connect needs no executor.
+  /// Its asynchronous operations run when that context runs (get_executor().context()).
+  explicit basic_connection(own_io_context_t, const connection_options& opts = {})
+      : impl_(std::make_shared<impl_type>(own_io_context, opts)) {}
+
   basic_connection(basic_connection&&) noexcept = default;
   basic_connection& operator=(basic_connection&& other) noexcept {
     if (this != &other) {
@@ -105,7 +112,7 @@ class basic_connection {
   /// options().database, all within options().connect_timeout. For streams over TCP.
   /// Signature: void(error_code).
   template <class Token = default_token_t>
-    requires detail::connect_op<impl_type>::is_tcp
+    requires detail::connect_steps<Stream>::is_tcp
   auto async_connect(std::string_view address, Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
         connect_initiation{impl_}, token, std::string(address), std::nullopt);
@@ -114,7 +121,7 @@ class basic_connection {
   /// Connects to an endpoint of the stream's socket type (a unix socket path, a TCP
   /// endpoint), then as above. Signature: void(error_code).
   template <class Token = default_token_t>
-  auto async_connect(const typename detail::connect_op<impl_type>::endpoint_type& endpoint,
+  auto async_connect(const typename detail::connect_steps<Stream>::endpoint_type& endpoint,
                      Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
         connect_initiation{impl_}, token, detail::describe_endpoint(endpoint),
@@ -228,14 +235,153 @@ class basic_connection {
   /// Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_reset(Token&& token = {}) {
-    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
-      impl_->tx = 0;
-      impl_->rollback_pending = true;
-    }
+    mark_for_reset();
     return boost::asio::async_initiate<Token, void(error_code)>(
         detail::encoded_initiation<impl_type>{impl_}, token, detail::flush_proc{},
-        [](impl_type&) { return error_code{}; },
-        detail::exchange_params{true, impl_->opts.request_timeout, 0});
+        [](impl_type&) { return error_code{}; }, request_params());
+  }
+
+  // ---- blocking forms ----
+  //
+  // Each operation above has a blocking twin without the async_ prefix, for TCP and unix
+  // socket connections: it runs the same state machines in the calling thread over
+  // blocking socket I/O (poll(2) bounds every wait by the same timeouts), without any
+  // io_context. The arguments are those of the asynchronous form without the completion
+  // token, then optionally `error_code& ec, diagnostics& diag`: with them a failure is
+  // reported there and the result is empty; without them it throws dqlite::error (code +
+  // server text). As with the asynchronous forms, one operation at a time.
+  //
+  //   dqlite::connection conn = dqlite::connect("127.0.0.1:9001", {.database = "app"});
+  //   conn.execute("INSERT INTO item (name) VALUES (?)", "apple");
+  //   auto n = conn.fetchval<std::int64_t>("SELECT count(*) FROM item");
+
+  /// Blocking async_connect (resolving "host:port"; TCP connections).
+  template <class... E>
+    requires detail::connect_steps<Stream>::is_tcp
+  void connect(std::string_view address, E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) { blocking_connect(address, nullptr, ec, d); },
+        e...);
+  }
+
+  /// Blocking async_connect to an endpoint of the stream's socket type.
+  template <class... E>
+  void connect(const typename detail::connect_steps<Stream>::endpoint_type& endpoint, E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          blocking_connect(detail::describe_endpoint(endpoint), &endpoint, ec, d);
+        },
+        e...);
+  }
+
+  /// Blocking async_execute.
+  template <class... Args>
+  exec_result execute(std::string_view sql, Args&&... args) {
+    return api(sql).execute(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetchall.
+  template <class... Args>
+  rows fetchall(std::string_view sql, Args&&... args) {
+    return api(sql).fetchall(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetch<T>.
+  template <class T = void, class... Args>
+  auto fetch(std::string_view sql, Args&&... args) {
+    return api(sql).template fetch<T>(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetch_into<T>: returns how many rows were appended.
+  template <class T, class... Args>
+  std::size_t fetch_into(std::vector<typename detail::row_mapper<T>::object_type>& out,
+                         std::string_view sql, Args&&... args) {
+    return api(sql).template fetch_into<T>(out, std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetchone<T>.
+  template <class T = row, class... Args>
+  auto fetchone(std::string_view sql, Args&&... args) {
+    return api(sql).template fetchone<T>(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetchval<T>.
+  template <class T, class... Args>
+  T fetchval(std::string_view sql, Args&&... args) {
+    return api(sql).template fetchval<T>(std::forward<Args>(args)...);
+  }
+  /// Blocking async_cursor<T>: read it with the cursor's blocking next().
+  template <class T = void, class... Args>
+  basic_cursor<Stream, T> cursor(std::string_view sql, Args&&... args) {
+    return api(sql).template cursor<T>(std::forward<Args>(args)...);
+  }
+
+  /// Blocking async_prepare.
+  template <class... E>
+  basic_statement<Stream> prepare(std::string_view sql, E&... e) {
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
+                                             detail::prepare_request(sql), request_params(), ec, d);
+          return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql));
+        },
+        e...);
+  }
+
+  /// Blocking async_executemany.
+  template <std::ranges::input_range Range, class... E>
+  exec_result executemany(std::string_view sql, const Range& sets, E&... e) {
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          exec_result total{};
+          auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
+                                             detail::prepare_request(sql), request_params(), ec, d);
+          if (ec) return total;
+          const std::uint64_t gen = impl_->generation;
+          detail::request_spec spec{true, {}, r.id, gen, 0};
+          std::size_t index = 0;
+          for (const auto& set : sets) {
+            auto one = detail::blocking_exchange(
+                *impl_, detail::exec_proc{},
+                [&](impl_type& ci) { return detail::encode_set(ci, spec, set); },
+                detail::exchange_params{true, impl_->opts.request_timeout, 0, true}, ec, d);
+            if (ec) {
+              d.assign("parameter set #" + std::to_string(index) + ": " + d.message());
+              if (impl_->state == detail::conn_state::open && impl_->generation == gen)
+                impl_->finalize_pending.push_back(r.id);
+              return total;
+            }
+            total.rows_affected += one.rows_affected;
+            total.last_insert_id = one.last_insert_id;
+            ++index;
+          }
+          detail::blocking_exchange(*impl_, detail::empty_proc{}, detail::finalize_request(r.id),
+                                    request_params(), ec, d);
+          return total;
+        },
+        e...);
+  }
+
+  /// Blocking async_begin.
+  template <class... E>
+  basic_transaction<Stream> begin(E&... e) {
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          detail::blocking_exchange(*impl_, detail::exec_proc{}, detail::sql_request("BEGIN"),
+                                    request_params(), ec, d);
+          std::uint64_t id = 0;
+          if (!ec) impl_->tx = id = ++impl_->next_id;
+          return basic_transaction<Stream>(impl_, id);
+        },
+        e...);
+  }
+
+  /// Blocking async_reset.
+  template <class... E>
+  void reset(E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          mark_for_reset();
+          detail::blocking_exchange(*impl_, detail::flush_proc{},
+                                    [](impl_type&) { return error_code{}; }, request_params(), ec,
+                                    d);
+        },
+        e...);
   }
 
   // ---- cluster administration ----
@@ -250,129 +396,60 @@ class basic_connection {
   /// always answer so).
   template <class Token = default_token_t>
   auto async_leader(Token&& token = {}) {
-    return admin_request(
-        detail::leader_proc{},
-        [](impl_type& c) -> error_code {
-          wire::encode_leader(c.wbuf);
-          return {};
-        },
-        token);
+    return admin_request(detail::leader_proc{}, detail::leader_request(), token);
   }
 
   /// The members of the cluster as this node knows them (the leader's view is the
   /// authoritative one). Signature: void(error_code, std::vector<node_info>).
   template <class Token = default_token_t>
   auto async_cluster(Token&& token = {}) {
-    return admin_request(
-        detail::servers_proc{},
-        [](impl_type& c) -> error_code {
-          wire::encode_cluster(c.wbuf, 1);
-          return {};
-        },
-        token);
+    return admin_request(detail::servers_proc{}, detail::cluster_request(), token);
   }
 
   /// Adds node `id` advertised at `address` ("host:port") to the cluster as a spare; make
   /// it a voter or stand-by with async_assign. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_add(std::uint64_t id, std::string_view address, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id, address = std::string(address)](impl_type& c) -> error_code {
-          if (auto e = detail::check_node_id(c, id)) return e;
-          host_port hp;
-          if (!wire::is_valid_text(address) || parse_address(address, hp)) {
-            c.diag.assign("invalid node address '" + detail::printable(address) + "'");
-            return make_error_code(errc::invalid_address);
-          }
-          return wire::encode_add(c.wbuf, id, address);
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::add_request(id, address), token, true);
   }
 
   /// Gives node `id` a new role. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_assign(std::uint64_t id, node_role role, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id, role](impl_type& c) -> error_code {
-          if (auto e = detail::check_node_id(c, id)) return e;
-          if (!node_role_from_value(static_cast<std::uint64_t>(role))) {
-            c.diag.assign("invalid node role " + std::to_string(static_cast<unsigned>(role)) +
-                          " (expected voter, standby or spare)");
-            return make_error_code(errc::invalid_argument);
-          }
-          wire::encode_assign(c.wbuf, id, static_cast<wire::role>(role));
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::assign_request(id, role), token, true);
   }
 
   /// Removes node `id` from the cluster. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_remove(std::uint64_t id, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id](impl_type& c) -> error_code {
-          if (auto e = detail::check_node_id(c, id)) return e;
-          wire::encode_remove(c.wbuf, id);
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::remove_request(id), token, true);
   }
 
   /// Hands leadership over to voter `id` (0: a voter chosen by raft). Leader only; this
   /// connection's node is a follower afterwards. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_transfer(std::uint64_t id, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id](impl_type& c) -> error_code {
-          wire::encode_transfer(c.wbuf, id);
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::transfer_request(id), token, true);
   }
 
   /// This node's failure domain and weight. Signature: void(error_code, node_metadata).
   template <class Token = default_token_t>
   auto async_describe(Token&& token = {}) {
-    return admin_request(
-        detail::metadata_proc{},
-        [](impl_type& c) -> error_code {
-          wire::encode_describe(c.wbuf, 0);
-          return {};
-        },
-        token);
+    return admin_request(detail::metadata_proc{}, detail::describe_request(), token);
   }
 
   /// Sets this node's weight (raft prefers nodes of low weight when it assigns roles).
   /// Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_weight(std::uint64_t weight, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [weight](impl_type& c) -> error_code {
-          wire::encode_weight(c.wbuf, weight);
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::weight_request(weight), token, true);
   }
 
   /// A copy of database `name`: its file and write-ahead log as the node has them.
   /// Signature: void(error_code, std::vector<dump_file>).
   template <class Token = default_token_t>
   auto async_dump(std::string_view name, Token&& token = {}) {
-    return admin_request(
-        detail::files_proc{},
-        [name = std::string(name)](impl_type& c) -> error_code {
-          if (auto e = wire::encode_dump(c.wbuf, name)) {
-            c.diag.assign("the database name contains a NUL byte");
-            return e;
-          }
-          return {};
-        },
-        token);
+    return admin_request(detail::files_proc{}, detail::dump_request(name), token);
   }
 
   /// Opens database `name` on a connection made without one (empty
@@ -380,26 +457,62 @@ class basic_connection {
   /// the connection is closed. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_open_database(std::string_view name, Token&& token = {}) {
-    return admin_request(
-        detail::open_proc{},
-        [name = std::string(name)](impl_type& c) -> error_code {
-          if (!c.database.empty()) {
-            c.diag.assign("database '" + c.database + "' is already open on this connection");
-            return make_error_code(errc::invalid_argument);
-          }
-          if (name.empty()) {
-            c.diag.assign("the database name is empty");
-            return make_error_code(errc::invalid_argument);
-          }
-          if (auto e = wire::encode_open(c.wbuf, name)) {
-            c.diag.assign("the database name contains a NUL byte");
-            return e;
-          }
-          c.database = name;
-          c.opts.database = c.database;
-          return {};
-        },
-        token);
+    return admin_request(detail::open_proc{}, detail::open_request(name), token);
+  }
+
+  // Blocking forms of the administration requests: the same requests in the calling
+  // thread; each takes an optional `error_code&, diagnostics&` last (without them a
+  // failure throws dqlite::error).
+
+  /// Blocking async_leader.
+  template <class... E>
+  node_info leader(E&... e) {
+    return admin_blocking(detail::leader_proc{}, detail::leader_request(), false, e...);
+  }
+  /// Blocking async_cluster.
+  template <class... E>
+  std::vector<node_info> cluster(E&... e) {
+    return admin_blocking(detail::servers_proc{}, detail::cluster_request(), false, e...);
+  }
+  /// Blocking async_add.
+  template <class... E>
+  void add(std::uint64_t id, std::string_view address, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::add_request(id, address), true, e...);
+  }
+  /// Blocking async_assign.
+  template <class... E>
+  void assign(std::uint64_t id, node_role role, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::assign_request(id, role), true, e...);
+  }
+  /// Blocking async_remove.
+  template <class... E>
+  void remove(std::uint64_t id, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::remove_request(id), true, e...);
+  }
+  /// Blocking async_transfer.
+  template <class... E>
+  void transfer(std::uint64_t id, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::transfer_request(id), true, e...);
+  }
+  /// Blocking async_describe.
+  template <class... E>
+  node_metadata describe(E&... e) {
+    return admin_blocking(detail::metadata_proc{}, detail::describe_request(), false, e...);
+  }
+  /// Blocking async_weight.
+  template <class... E>
+  void weight(std::uint64_t weight, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::weight_request(weight), true, e...);
+  }
+  /// Blocking async_dump.
+  template <class... E>
+  std::vector<dump_file> dump(std::string_view name, E&... e) {
+    return admin_blocking(detail::files_proc{}, detail::dump_request(name), false, e...);
+  }
+  /// Blocking async_open_database.
+  template <class... E>
+  void open_database(std::string_view name, E&... e) {
+    admin_blocking(detail::open_proc{}, detail::open_request(name), false, e...);
   }
 
   /// True when the connection is open and has a database open (false for a connection
@@ -412,17 +525,68 @@ class basic_connection {
     std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
 
     template <class Handler, class Proc, class Encode>
-    void operator()(Handler&& h, Proc proc, Encode encode) {
+    void operator()(Handler&& h, Proc proc, Encode encode, bool may_write) {
       detail::start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), true,
-                             c->opts.request_timeout);
+                             c->opts.request_timeout, may_write);
     }
   };
 
+  detail::exchange_params request_params() const {
+    return detail::exchange_params{true, impl_->opts.request_timeout, 0};
+  }
+
+  // Whatever is open is rolled back by the next request (async_reset, reset).
+  void mark_for_reset() {
+    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
+      impl_->tx = 0;
+      impl_->rollback_pending = true;
+    }
+  }
+
+  void blocking_connect(std::string_view address,
+                        const typename detail::connect_steps<Stream>::endpoint_type* endpoint,
+                        error_code& ec, dqlite::diagnostics& d) {
+    using steps = detail::connect_steps<Stream>;
+    detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
+    ec = detail::run_blocking(*impl_, m, impl_->opts.connect_timeout,
+                              [&](detail::blocking_transport<Stream>& t) -> detail::io_event {
+                                if (endpoint) return t.connect(std::array{*endpoint});
+                                if constexpr (steps::is_tcp) {
+                                  typename steps::tcp::resolver r(impl_->stream.get_executor());
+                                  error_code rec;
+                                  auto found = r.resolve(m.target().host,
+                                                         std::to_string(m.target().port), rec);
+                                  if (rec)
+                                    return {detail::io_event::kind::connected, rec, 0, false};
+                                  return t.connect(found);
+                                } else {
+                                  return {detail::io_event::kind::connected,
+                                          make_error_code(errc::invalid_address), 0, false};
+                                }
+                              });
+    d = ec ? impl_->diag : dqlite::diagnostics{};
+  }
+
+  template <class Proc, class Encode, class... E>
+  auto admin_blocking(Proc proc, Encode encode, bool may_write, E&... e) {
+    static_assert(detail::has_error_tail<E&...>() || sizeof...(E) == 0,
+                  "dqlite: the last arguments of a blocking call are (error_code&, diagnostics&)");
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          return detail::blocking_exchange(
+              *impl_, std::move(proc), std::move(encode),
+              detail::exchange_params{true, impl_->opts.request_timeout, 0, may_write}, ec, d);
+        },
+        e...);
+  }
+
+  // may_write: the request changes the cluster (its outcome is unknown once it is sent and
+  // its answer is lost).
   template <class Proc, class Encode, class Token>
-  auto admin_request(Proc proc, Encode encode, Token& token) {
+  auto admin_request(Proc proc, Encode encode, Token& token, bool may_write = false) {
     using sig = detail::completion_sig_t<typename Proc::result_type>;
     return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_}, token,
-                                                   std::move(proc), std::move(encode));
+                                                   std::move(proc), std::move(encode), may_write);
   }
 
  public:
@@ -478,7 +642,7 @@ class basic_connection {
     template <class Handler>
     void operator()(Handler&& h) {
       detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
-                             detail::encode_handshake<impl_type>, false,
+                             [](impl_type& ci) { return detail::encode_handshake(ci); }, false,
                              c->opts.connect_timeout);
     }
   };
@@ -490,17 +654,8 @@ class basic_connection {
     template <class Handler>
     void operator()(Handler&& h) {
       c->close_transport();
-      boost::asio::async_compose<Handler, void(error_code)>(
-          [c = c, posted = false](auto& self) mutable {
-            if (!posted) {
-              posted = true;
-              auto ex = c->stream.get_executor();
-              boost::asio::post(ex, std::move(self));
-              return;
-            }
-            self.complete(error_code{});
-          },
-          h, c->stream);
+      detail::failed_initiation<impl_type>{c}(std::forward<Handler>(h), error_code{},
+                                              std::string());
     }
   };
 
@@ -510,9 +665,9 @@ class basic_connection {
 
     template <class Handler, class Endpoint>
     void operator()(Handler&& h, std::string address, Endpoint endpoint) {
-      detail::connect_op<impl_type> op{c, std::move(address)};
-      if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) op.endpoint = std::move(endpoint);
-      boost::asio::async_compose<Handler, void(error_code)>(std::move(op), h, c->stream);
+      std::optional<typename detail::connect_steps<Stream>::endpoint_type> ep;
+      if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) ep = std::move(endpoint);
+      detail::start_connect(c, std::move(address), std::move(ep), std::forward<Handler>(h));
     }
   };
 
@@ -568,6 +723,35 @@ auto connect_new(std::shared_ptr<Conn> holder, Target target, Token& token) {
 }
 
 }  // namespace detail
+
+/// Connects to the node at address ("host:port" or "[ipv6]:port") and opens opts.database,
+/// in the calling thread (blocking), within opts.connect_timeout. The connection owns an
+/// io_context of its own, so no executor is needed; use its blocking operations. Throws
+/// dqlite::error; the overload with `error_code&, diagnostics&` reports failures there.
+inline connection connect(std::string_view address, const connection_options& opts = {}) {
+  connection c(own_io_context, opts);
+  c.connect(address);
+  return c;
+}
+inline connection connect(std::string_view address, const connection_options& opts,
+                          error_code& ec, dqlite::diagnostics& diag) {
+  connection c(own_io_context, opts);
+  c.connect(address, ec, diag);
+  return c;
+}
+
+/// connect over a unix socket (path, or "@name" for an abstract socket).
+inline unix_connection connect_unix(std::string_view path, const connection_options& opts = {}) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path));
+  return c;
+}
+inline unix_connection connect_unix(std::string_view path, const connection_options& opts,
+                                    error_code& ec, dqlite::diagnostics& diag) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path), ec, diag);
+  return c;
+}
 
 /// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
 /// opts.database. Signature: void(error_code, connection).

@@ -1,6 +1,7 @@
 // Reading a large result batch by batch.
 #pragma once
 
+#include <dqlite/detail/blocking.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/procs.hpp>
 #include <dqlite/detail/request.hpp>
@@ -113,6 +114,49 @@ class basic_cursor {
         detail::encoded_initiation<impl_type>{c_}, token, detail::flush_proc{},
         [](impl_type&) { return error_code{}; },
         detail::exchange_params{true, c_->opts.request_timeout, 0});
+  }
+
+  /// Blocking async_next: the next batch (empty once the result is complete). Takes an
+  /// optional `error_code&, diagnostics&` (else a failure throws dqlite::error).
+  template <class... E>
+  batch_type next(E&... e) {
+    return detail::blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d) -> batch_type {
+          if (has_first_) {
+            has_first_ = false;
+            return std::exchange(first_, batch_type{});
+          }
+          if (!st_) {
+            ec = make_error_code(errc::not_connected);
+            d.assign("the cursor is not open (it was moved from, or its query failed)");
+            return {};
+          }
+          if (st_->finished) return {};
+          return detail::blocking_exchange(
+              *c_, detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+              detail::exchange_params{true, c_->opts.request_timeout, id_}, ec, d);
+        },
+        e...);
+  }
+
+  /// Blocking async_close. Takes an optional `error_code&, diagnostics&`.
+  template <class... E>
+  void close(E&... e) {
+    detail::blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d) {
+          has_first_ = false;
+          first_ = batch_type{};
+          if (!st_ || st_->finished) {
+            st_.reset();
+            return;
+          }
+          abandon_keep();
+          st_.reset();
+          detail::blocking_exchange(*c_, detail::flush_proc{},
+                                    [](impl_type&) { return error_code{}; },
+                                    detail::exchange_params{true, c_->opts.request_timeout, 0}, ec, d);
+        },
+        e...);
   }
 
   /// For the library: a cursor over connection c (st empty: a cursor whose query failed).

@@ -84,16 +84,31 @@ class basic_statement : public detail::request_api<Stream> {
     }
     return boost::asio::async_initiate<Token, void(error_code)>(
         detail::encoded_initiation<impl_type>{this->c_}, token, detail::empty_proc{},
-        [id = id()](impl_type& ci) {
-          wire::encode_finalize(ci.wbuf, ci.db_id, id);
-          return error_code{};
-        },
+        detail::finalize_request(id()),
         detail::exchange_params{true, this->c_->opts.request_timeout, 0});
   }
 
+  /// Blocking async_close; takes an optional `error_code&, diagnostics&` (else throws).
+  template <class... E>
+  void close(E&... e) {
+    detail::blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d) {
+          const bool live = is_open();
+          open_ = false;
+          this->spec_.generation = 0;  // never sent again (see async_close)
+          if (!live) return;
+          detail::blocking_exchange(*this->c_, detail::empty_proc{}, detail::finalize_request(id()),
+                                    detail::exchange_params{true, this->c_->opts.request_timeout, 0},
+                                    ec, d);
+        },
+        e...);
+  }
+
   /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
-  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open)
-      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0}),
+  /// read_only: the statement cannot change the database (detail::is_read_only_sql).
+  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open,
+                  bool read_only = false)
+      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, read_only}),
         params_(r.params), open_(open) {}
 
  private:
@@ -121,6 +136,21 @@ inline auto prepare_request(std::string_view sql) {
   };
 }
 
+/// Encodes EXEC of prepared statement `spec` with one parameter set of executemany: a
+/// std::tuple of parameters, a range of dqlite::value, or a single parameter.
+template <class Impl, class Set>
+error_code encode_set(Impl& ci, const request_spec& spec, const Set& set) {
+  using E = std::remove_cvref_t<Set>;
+  if constexpr (param_arg<E>) {
+    return encode_request(ci, spec, false, set);
+  } else {
+    static_assert(std::ranges::input_range<E>,
+                  "dqlite: executemany: each element must be a parameter, a std::tuple of "
+                  "parameters, or a range of dqlite::value");
+    return encode_request(ci, spec, false, params_from(set));
+  }
+}
+
 /// PREPARE, then the statement object.
 template <class Impl, class Statement>
 struct prepare_op {
@@ -134,7 +164,7 @@ struct prepare_op {
   }
   template <class Self>
   void operator()(Self& self, error_code ec, wire::stmt_response r) {
-    self.complete(ec, Statement(c, r, !ec));
+    self.complete(ec, Statement(c, r, !ec, is_read_only_sql(sql)));
   }
 };
 
@@ -194,26 +224,15 @@ struct executemany_op {
   void next(Self& self) {
     if (it == std::ranges::end(*range)) {
       st = step::finalize;
-      encoded_initiation<Impl>{c}(
-          std::move(self), empty_proc{},
-          [id = stmt](Impl& ci) {
-            wire::encode_finalize(ci.wbuf, ci.db_id, id);
-            return error_code{};
-          },
-          exchange_params{true, c->opts.request_timeout, 0});
+      encoded_initiation<Impl>{c}(std::move(self), empty_proc{}, finalize_request(stmt),
+                                  exchange_params{true, c->opts.request_timeout, 0});
       return;
     }
     const auto& set = *it;
     request_spec spec{true, {}, stmt, gen, 0};
-    using E = std::remove_cvref_t<decltype(set)>;
-    if constexpr (param_arg<E>) {
-      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, set);
-    } else {
-      static_assert(std::ranges::input_range<E>,
-                    "dqlite: executemany: each element must be a parameter, a std::tuple of "
-                    "parameters, or a range of dqlite::value");
-      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, params_from(set));
-    }
+    encoded_initiation<Impl>{c}(
+        std::move(self), exec_proc{}, [&](Impl& ci) { return encode_set(ci, spec, set); },
+        exchange_params{true, c->opts.request_timeout, 0, true});
   }
 };
 

@@ -1,6 +1,7 @@
 // Transactions: an object from async_begin, and a scoped helper for coroutines.
 #pragma once
 
+#include <dqlite/detail/blocking.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/procs.hpp>
 #include <dqlite/detail/request.hpp>
@@ -72,33 +73,65 @@ class basic_transaction {
     return end<detail::rollback_proc>("ROLLBACK", std::forward<Token>(token));
   }
 
+  /// Blocking async_commit; takes an optional `error_code&, diagnostics&` (else throws).
+  template <class... E>
+  void commit(E&... e) {
+    end_blocking<detail::commit_proc>("COMMIT", e...);
+  }
+
+  /// Blocking async_rollback; takes an optional `error_code&, diagnostics&` (else throws).
+  template <class... E>
+  void rollback(E&... e) {
+    end_blocking<detail::rollback_proc>("ROLLBACK", e...);
+  }
+
   /// For the library: transaction `id` of connection c.
   basic_transaction(std::shared_ptr<impl_type> c, std::uint64_t id)
       : c_(std::move(c)), id_(id), gen_(c_->generation) {}
 
  private:
+  // Why the transaction cannot end (it is not active), or nothing.
+  error_code not_active(std::string& why) const {
+    if (is_active()) return {};
+    const bool closed = c_->state != detail::conn_state::open;
+    why = closed ? "the transaction ended when its connection closed"
+                 : "the transaction has already ended (committed, rolled back, or moved from)";
+    return make_error_code(closed ? errc::not_connected : errc::invalid_argument);
+  }
+
+  // COMMIT or ROLLBACK; once the connection is claimed the object is spent.
+  auto end_request(std::string_view sql) const {
+    return [sql, id = id_](impl_type& ci) -> error_code {
+      if (ci.tx == id) ci.tx = 0;
+      return detail::sql_request(sql)(ci);
+    };
+  }
+
   template <class Proc, class Token>
   auto end(std::string_view sql, Token&& token) {
-    if (!is_active()) {
-      const bool closed = c_->state != detail::conn_state::open;
-      std::string why = closed ? "the transaction ended when its connection closed"
-                               : "the transaction has already ended (committed, rolled back, "
-                                 "or moved from)";
-      auto ec = make_error_code(closed ? errc::not_connected : errc::invalid_argument);
+    std::string why;
+    if (auto ec = not_active(why))
       return boost::asio::async_initiate<Token, void(error_code)>(
           detail::failed_initiation<impl_type>{c_}, token, ec, std::move(why));
-    }
     return boost::asio::async_initiate<Token, void(error_code)>(
-        detail::encoded_initiation<impl_type>{c_}, token, Proc{},
-        [sql, id = id_](impl_type& ci) -> error_code {
-          // Claimed: from here on the transaction object is spent (no longer active).
-          if (ci.tx == id) ci.tx = 0;
-          wire::frame_mark m{};
-          (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
-          wire::end_frame(ci.wbuf, m);
-          return {};
+        detail::encoded_initiation<impl_type>{c_}, token, Proc{}, end_request(sql),
+        detail::exchange_params{true, c_->opts.request_timeout, 0, true});
+  }
+
+  template <class Proc, class... E>
+  void end_blocking(std::string_view sql, E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          std::string why;
+          if ((ec = not_active(why))) {
+            d.assign(why);
+            return;
+          }
+          detail::blocking_exchange(*c_, Proc{}, end_request(sql),
+                                    detail::exchange_params{true, c_->opts.request_timeout, 0, true},
+                                    ec, d);
         },
-        detail::exchange_params{true, c_->opts.request_timeout, 0});
+        e...);
   }
 
   void abandon() noexcept {
@@ -124,15 +157,8 @@ struct begin_op {
 
   template <class Self>
   void operator()(Self& self) {
-    encoded_initiation<Impl>{c}(
-        std::move(self), exec_proc{},
-        [sql = sql](Impl& ci) -> error_code {
-          wire::frame_mark m{};
-          (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
-          wire::end_frame(ci.wbuf, m);
-          return {};
-        },
-        exchange_params{true, c->opts.request_timeout, 0});
+    encoded_initiation<Impl>{c}(std::move(self), exec_proc{}, sql_request(sql),
+                                exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, exec_result) {
@@ -177,6 +203,39 @@ auto async_transaction(Connection& conn, Body body)
   }
   co_await tx.async_commit(dqlite::use_awaitable);
   if constexpr (!std::is_void_v<result>) co_return std::move(*out);
+}
+
+/// Runs `body(conn)` inside a transaction, in the calling thread (the blocking twin of
+/// async_transaction): commits when it returns, rolls back when it throws (and rethrows).
+/// Returns what body returns. Failures throw dqlite::error; a commit whose outcome is
+/// unknown throws one with errc::outcome_unknown.
+///
+///   auto id = dqlite::transaction(conn, [](auto& c) {
+///     c.execute("UPDATE account SET balance = balance - ? WHERE id = ?", 10, 1);
+///     return c.execute("INSERT INTO log (what) VALUES ('paid')").last_insert_id;
+///   });
+template <class Connection, class Body>
+auto transaction(Connection& conn, Body body) -> std::invoke_result_t<Body&, Connection&> {
+  using result = std::invoke_result_t<Body&, Connection&>;
+  auto tx = conn.begin();
+  std::optional<std::conditional_t<std::is_void_v<result>, bool, result>> out;
+  try {
+    if constexpr (std::is_void_v<result>) {
+      body(conn);
+      out.emplace(true);
+    } else {
+      out.emplace(body(conn));
+    }
+  } catch (...) {
+    if (tx.is_active()) {
+      error_code ignored;
+      dqlite::diagnostics ignored_text;
+      tx.rollback(ignored, ignored_text);
+    }
+    throw;
+  }
+  tx.commit();
+  if constexpr (!std::is_void_v<result>) return std::move(*out);
 }
 
 }  // namespace dqlite

@@ -2,7 +2,9 @@
 // Proc interface).
 #pragma once
 
+#include <dqlite/address.hpp>
 #include <dqlite/detail/exchange.hpp>
+#include <dqlite/detail/sansio/session.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/node_info.hpp>
 #include <dqlite/wire/decode.hpp>
@@ -139,5 +141,106 @@ struct files_proc {
   }
   std::vector<dump_file> take() { return std::move(out); }
 };
+
+// ---- the administration requests, each as an encoder of a connection's request ----
+
+inline auto leader_request() {
+  return [](session_state& c) -> error_code {
+    wire::encode_leader(c.wbuf);
+    return {};
+  };
+}
+
+inline auto cluster_request() {
+  return [](session_state& c) -> error_code {
+    wire::encode_cluster(c.wbuf, 1);
+    return {};
+  };
+}
+
+inline auto add_request(std::uint64_t id, std::string_view address) {
+  return [id, address = std::string(address)](session_state& c) -> error_code {
+    if (auto e = check_node_id(c, id)) return e;
+    host_port hp;
+    if (!wire::is_valid_text(address) || parse_address(address, hp)) {
+      c.diag.assign("invalid node address '" + printable(address) + "'");
+      return make_error_code(errc::invalid_address);
+    }
+    return wire::encode_add(c.wbuf, id, address);
+  };
+}
+
+inline auto assign_request(std::uint64_t id, node_role role) {
+  return [id, role](session_state& c) -> error_code {
+    if (auto e = check_node_id(c, id)) return e;
+    if (!node_role_from_value(static_cast<std::uint64_t>(role))) {
+      c.diag.assign("invalid node role " + std::to_string(static_cast<unsigned>(role)) +
+                    " (expected voter, standby or spare)");
+      return make_error_code(errc::invalid_argument);
+    }
+    wire::encode_assign(c.wbuf, id, static_cast<wire::role>(role));
+    return {};
+  };
+}
+
+inline auto remove_request(std::uint64_t id) {
+  return [id](session_state& c) -> error_code {
+    if (auto e = check_node_id(c, id)) return e;
+    wire::encode_remove(c.wbuf, id);
+    return {};
+  };
+}
+
+inline auto transfer_request(std::uint64_t id) {
+  return [id](session_state& c) -> error_code {
+    wire::encode_transfer(c.wbuf, id);
+    return {};
+  };
+}
+
+inline auto describe_request() {
+  return [](session_state& c) -> error_code {
+    wire::encode_describe(c.wbuf, 0);
+    return {};
+  };
+}
+
+inline auto weight_request(std::uint64_t weight) {
+  return [weight](session_state& c) -> error_code {
+    wire::encode_weight(c.wbuf, weight);
+    return {};
+  };
+}
+
+inline auto dump_request(std::string_view name) {
+  return [name = std::string(name)](session_state& c) -> error_code {
+    if (auto e = wire::encode_dump(c.wbuf, name)) {
+      c.diag.assign("the database name contains a NUL byte");
+      return e;
+    }
+    return {};
+  };
+}
+
+/// OPEN of a database on a connection made without one.
+inline auto open_request(std::string_view name) {
+  return [name = std::string(name)](session_state& c) -> error_code {
+    if (!c.database.empty()) {
+      c.diag.assign("database '" + c.database + "' is already open on this connection");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (name.empty()) {
+      c.diag.assign("the database name is empty");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (auto e = wire::encode_open(c.wbuf, name)) {
+      c.diag.assign("the database name contains a NUL byte");
+      return e;
+    }
+    c.database = name;
+    c.opts.database = c.database;
+    return {};
+  };
+}
 
 }  // namespace dqlite::detail

@@ -29,26 +29,6 @@ inline error_code expect_type(const wire::frame_header& h, wire::response r) {
                                                 : make_error_code(errc::unexpected_response);
 }
 
-/// OPEN: the DB response opens the connection.
-struct open_proc {
-  using result_type = void;
-  template <class Impl>
-  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
-    if (auto e = expect_type(h, wire::response::db)) return e;
-    wire::db_response r;
-    if (auto e = wire::decode_db(body, r)) return e;
-    c.db_id = r.id;
-    c.state = conn_state::open;
-    ++c.generation;
-    done = true;
-    return {};
-  }
-  template <class Impl>
-  void on_failure(Impl& c) {
-    c.close_transport();  // no database is open: the connection is of no use
-  }
-};
-
 /// EXEC / EXEC_SQL: one RESULT.
 struct exec_proc {
   using result_type = exec_result;
@@ -93,6 +73,20 @@ struct rows_proc {
     if (auto e = rr.error()) return e;
     if (rr.end() == wire::rows_end::part) return {};
     done = true;
+    if (!deferred) deferred = sink.finish(c);
+    return deferred;
+  }
+  /// The rest of the result is not needed (a failure to report, or the one row wanted is
+  /// there): the exchange interrupts the query and drains it, then calls on_interrupted.
+  bool wants_interrupt() const noexcept {
+    if (deferred) return true;
+    if constexpr (requires { sink.satisfied(); })
+      return sink.satisfied();
+    else
+      return false;
+  }
+  template <class Impl>
+  error_code on_interrupted(Impl& c) {
     if (!deferred) deferred = sink.finish(c);
     return deferred;
   }
@@ -222,6 +216,8 @@ struct typed_rows_sink {
     return {};
   }
   bool has_row() const noexcept { return one_.has_value(); }
+  /// Every row wanted is there (fetchone): the rest of the result can be interrupted.
+  bool satisfied() const noexcept { return OneOnly && one_.has_value(); }
   result_type take() {
     if constexpr (OneOnly)
       return std::move(one_);
@@ -252,6 +248,7 @@ struct value_sink {
   error_code on_rows(wire::rows_reader& rr, Impl& c) {
     return first.on_rows(rr, c);
   }
+  bool satisfied() const noexcept { return first.has_row(); }
   template <class Impl>
   error_code finish(Impl& c) {
     if (first.has_row() || is_optional<T>::value) return {};

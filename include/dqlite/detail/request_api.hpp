@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dqlite/cursor.hpp>
+#include <dqlite/detail/blocking.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/procs.hpp>
 #include <dqlite/detail/request.hpp>
@@ -114,6 +115,80 @@ class request_api {
         std::forward<Args>(args)...);
   }
 
+  // ---- blocking forms ----
+  //
+  // The same operations in the calling thread, driven by the same state machines over
+  // blocking socket I/O (TCP and unix socket connections). Each takes the statement's
+  // parameters, then optionally `error_code&, diagnostics&`: with them a failure is
+  // reported there (and the result is empty); without them it throws dqlite::error.
+
+  /// Runs a statement that returns no rows.
+  template <class... Args>
+  exec_result execute(Args&&... args) {
+    return blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          return blocking_request(exec_proc{}, false, ec, d, p...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  /// All rows as dynamic values.
+  template <class... Args>
+  rows fetchall(Args&&... args) {
+    return blocking_query<dynamic_rows_sink>({}, std::forward<Args>(args)...);
+  }
+
+  /// All rows as std::vector<T> (T = void: dynamic rows).
+  template <class T = void, class... Args>
+  auto fetch(Args&&... args) {
+    if constexpr (std::is_void_v<T>)
+      return blocking_query<dynamic_rows_sink>({}, std::forward<Args>(args)...);
+    else
+      return blocking_query<typed_rows_sink<T>>({}, std::forward<Args>(args)...);
+  }
+
+  /// All rows, appended to out; returns how many were appended.
+  template <class T, class... Args>
+  std::size_t fetch_into(std::vector<typename row_mapper<T>::object_type>& out, Args&&... args) {
+    using sink = typed_rows_sink<T, false, true>;
+    return blocking_query<sink>(sink(&out), std::forward<Args>(args)...);
+  }
+
+  /// The first row, or an empty optional.
+  template <class T = row, class... Args>
+  auto fetchone(Args&&... args) {
+    return blocking_query<typed_rows_sink<T, true>>({}, std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row (errc::no_rows without rows, unless T is an
+  /// optional).
+  template <class T, class... Args>
+  T fetchval(Args&&... args) {
+    static_assert(field<T>, "dqlite: fetchval<T>: T is not a supported field type "
+                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
+    return blocking_query<value_sink<T>>({}, std::forward<Args>(args)...);
+  }
+
+  /// A cursor over the result, read with its blocking next().
+  template <class T = void, class... Args>
+  basic_cursor<Stream, T> cursor(Args&&... args) {
+    using cursor_type = basic_cursor<Stream, T>;
+    using sink = typename cursor_sink<T>::type;
+    return blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          request_spec spec = spec_;
+          spec.holder = ++c_->next_id;
+          auto st = std::make_shared<cursor_shared>();
+          auto first = blocking_exchange(
+              *c_, cursor_proc<sink>{st, {}},
+              [&](impl_type& ci) { return encode_request(ci, spec, true, p...); },
+              params_for(spec, true), ec, d);
+          if (ec) st.reset();
+          return cursor_type(c_, std::move(st), spec.holder, std::move(first));
+        },
+        std::forward<Args>(args)...);
+  }
+
   template <class Sink, class... Args>
   auto query(Args&&... args) {
     return query_with<Sink>(Sink{}, std::forward<Args>(args)...);
@@ -127,6 +202,29 @@ class request_api {
   }
 
  protected:
+  exchange_params params_for(const request_spec& spec, bool is_query) const {
+    const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
+    return exchange_params{true, c_->opts.request_timeout, spec.holder, !is_query || !read_only};
+  }
+
+  template <class Proc, class... P>
+  auto blocking_request(Proc proc, bool is_query, error_code& ec, dqlite::diagnostics& d,
+                        const P&... params) {
+    return blocking_exchange(
+        *c_, std::move(proc),
+        [&](impl_type& ci) { return encode_request(ci, spec_, is_query, params...); },
+        params_for(spec_, is_query), ec, d);
+  }
+
+  template <class Sink, class... Args>
+  auto blocking_query(Sink sink, Args&&... args) {
+    return blocking_call(
+        [this, &sink](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          return blocking_request(rows_proc<Sink>{std::move(sink), {}}, true, ec, d, p...);
+        },
+        std::forward<Args>(args)...);
+  }
+
   template <class Sig, class Proc, class... Args>
   auto run(Proc proc, bool is_query, Args&&... args) {
     return with_token<default_token_t>(

@@ -1,0 +1,256 @@
+// The blocking driver: the same sans-io machines as the asynchronous operations, run with
+// blocking reads and writes on the connection's socket, in the calling thread. Every wait
+// is bounded by the operation's deadline with poll(2); no thread and no io_context is
+// involved. Plain sockets only (TCP and unix): a TLS stream has no blocking form.
+#pragma once
+
+#include <dqlite/detail/exchange.hpp>
+#include <dqlite/detail/sansio/exchange_machine.hpp>
+#include <dqlite/detail/sansio/io.hpp>
+#include <dqlite/error.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+namespace dqlite::detail {
+
+/// True for the streams the blocking driver supports: Asio stream sockets.
+template <class Stream>
+constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
+
+/// Blocking reads and writes on a connection's socket, each bounded by `deadline`. A wait
+/// that reaches the deadline marks the session timed out and closes the socket, as the
+/// asynchronous loop's timer does.
+template <class Stream>
+class blocking_transport {
+  using clock = std::chrono::steady_clock;
+
+ public:
+  explicit blocking_transport(connection_impl<Stream>& c) : c_(c) {}
+
+  /// From now on, every wait ends within d (d < 0: no bound; 0: unchanged).
+  void bound(std::chrono::milliseconds d) {
+    if (d.count() > 0) deadline_ = clock::now() + d;
+    if (d.count() < 0) deadline_ = clock::time_point::max();
+  }
+
+  io_event write(wire::bytes_view out) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+      ssize_t r = ::send(fd(), out.data() + done, out.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0) {
+        done += static_cast<std::size_t>(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        error_code ec;
+        int w = wait(POLLOUT, ec);
+        if (w == 0) return expired(io_event::kind::wrote, done);
+        if (w < 0) return {io_event::kind::wrote, ec, done, false};
+        continue;
+      }
+      return {io_event::kind::wrote, error_code(errno, boost::system::system_category()), done,
+              false};
+    }
+    fresh_request_ = true;
+    return {io_event::kind::wrote, {}, done, false};
+  }
+
+  io_event read(std::size_t need) {
+    auto space = c_.rbuf.prepare(need);
+    // Right after a request the answer is rarely there yet: wait first. In the middle of a
+    // response, more bytes usually are: read first.
+    bool wait_first = std::exchange(fresh_request_, false);
+    for (;;) {
+      if (wait_first) {
+        error_code ec;
+        int w = wait(POLLIN, ec);
+        if (w == 0) return expired(io_event::kind::read, 0);
+        if (w < 0) return {io_event::kind::read, ec, 0, false};
+      }
+      ssize_t r = ::recv(fd(), space.data(), space.size(), MSG_DONTWAIT);
+      if (r > 0) return {io_event::kind::read, {}, static_cast<std::size_t>(r), false};
+      if (r == 0) return {io_event::kind::read, boost::asio::error::eof, 0, false};
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_first = true;
+        continue;
+      }
+      return {io_event::kind::read, error_code(errno, boost::system::system_category()), 0,
+              false};
+    }
+  }
+
+  /// Connects the socket to the first endpoint of `endpoints` that accepts.
+  template <class Endpoints>
+  io_event connect(const Endpoints& endpoints) {
+    error_code last = boost::asio::error::host_not_found;
+    auto& sock = c_.stream.lowest_layer();
+    for (const auto& entry : endpoints) {
+      auto ep = endpoint_of(entry);
+      error_code ec;
+      sock.close(ec);
+      sock.open(ep.protocol(), ec);
+      if (!ec) sock.non_blocking(true, ec);
+      if (ec) return {io_event::kind::connected, ec, 0, false};
+      if (::connect(fd(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
+        return {io_event::kind::connected, {}, 0, false};
+      if (errno != EINPROGRESS && errno != EINTR) {
+        last = error_code(errno, boost::system::system_category());
+        continue;
+      }
+      int w = wait(POLLOUT, ec);
+      if (w == 0) return expired(io_event::kind::connected, 0);
+      if (w < 0) return {io_event::kind::connected, ec, 0, false};
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0) return {io_event::kind::connected, {}, 0, false};
+      last = error_code(err, boost::system::system_category());
+    }
+    return {io_event::kind::connected, last, 0, false};
+  }
+
+ private:
+  template <class Entry>
+  static auto endpoint_of(const Entry& e) {
+    if constexpr (requires { e.endpoint(); })
+      return e.endpoint();
+    else
+      return e;
+  }
+
+  int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
+
+  // 1: ready; 0: the deadline passed; -1: poll failed (ec).
+  int wait(short events, error_code& ec) {
+    for (;;) {
+      int ms = -1;
+      if (deadline_ != clock::time_point::max()) {
+        auto left = deadline_ - clock::now();
+        if (left <= clock::duration::zero()) return 0;
+        ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      }
+      pollfd p{fd(), events, 0};
+      int r = ::poll(&p, 1, ms);
+      if (r > 0) return 1;
+      if (r == 0) continue;  // re-checks the deadline
+      if (errno == EINTR) continue;
+      ec = error_code(errno, boost::system::system_category());
+      return -1;
+    }
+  }
+
+  io_event expired(io_event::kind k, std::size_t n) {
+    c_.timed_out = true;
+    error_code ignored;
+    c_.stream.lowest_layer().close(ignored);
+    return {k, error_code(ECANCELED, boost::system::system_category()), n, false};
+  }
+
+  connection_impl<Stream>& c_;
+  clock::time_point deadline_ = clock::time_point::max();
+  bool fresh_request_ = false;
+};
+
+/// Runs machine m to completion with blocking I/O, within timeout (<= 0: none).
+/// `connect(transport) -> io_event` performs a connect action (the connect machine only).
+template <class Stream, class Machine, class Connect>
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
+                        Connect&& connect) {
+  static_assert(is_plain_socket<Stream>,
+                "dqlite: blocking operations work on TCP and unix socket connections; use the "
+                "asynchronous operations (async_...) on TLS connections");
+  blocking_transport<Stream> t(c);
+  if (timeout.count() > 0) t.bound(timeout);
+  io_event ev{io_event::kind::start, {}, 0, false};
+  for (;;) {
+    io_action a = m.resume(ev);
+    if (auto d = m.take_rearm(); d.count() != 0) t.bound(d);
+    switch (a.what) {
+      case io_action::kind::done: c.apply_close_request(); return a.ec;
+      case io_action::kind::write: ev = t.write(a.out); break;
+      case io_action::kind::read: ev = t.read(a.need); break;
+      case io_action::kind::connect: ev = connect(t); break;
+      case io_action::kind::tls_handshake:
+        ev = io_event{io_event::kind::handshaken, make_error_code(errc::invalid_argument), 0, false};
+        break;
+    }
+  }
+}
+
+template <class Stream, class Machine>
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout) {
+  return run_blocking(c, m, timeout, [](auto&) {
+    return io_event{io_event::kind::connected, make_error_code(errc::invalid_argument), 0, false};
+  });
+}
+
+/// One blocking exchange, as start_exchange starts an asynchronous one. The result of the
+/// processor (nothing for void); ec and diag tell how it ended.
+template <class Stream, class Proc, class Encode>
+auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
+                       exchange_params params, error_code& ec, diagnostics& diag) {
+  error_code e = c.begin_op(params.needs_open, params.holder);
+  bool owns = !e;
+  if (!e) {
+    e = encode(c);
+    if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
+  }
+  exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
+  ec = run_blocking(c, m, params.timeout);
+  diag = ec ? c.diag : diagnostics{};
+  return m.take();
+}
+
+/// True when the last two of Args are `error_code&` and `diagnostics&`: the caller wants
+/// the error reported there instead of an exception.
+template <class... Args>
+constexpr bool has_error_tail() {
+  constexpr std::size_t n = sizeof...(Args);
+  if constexpr (n < 2) {
+    return false;
+  } else {
+    using all = std::tuple<Args...>;
+    return std::is_same_v<std::tuple_element_t<n - 2, all>, error_code&> &&
+           std::is_same_v<std::tuple_element_t<n - 1, all>, diagnostics&>;
+  }
+}
+
+/// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
+/// (error_code&, diagnostics&) those are used; without them a failure is thrown as
+/// dqlite::error.
+template <class F, class... Args>
+decltype(auto) blocking_call(F&& f, Args&&... args) {
+  constexpr std::size_t n = sizeof...(Args);
+  if constexpr (has_error_tail<Args&&...>()) {
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
+      return f(std::get<n - 2>(all), std::get<n - 1>(all), std::get<I>(all)...);
+    }(std::make_index_sequence<n - 2>{});
+  } else {
+    error_code ec;
+    diagnostics diag;
+    if constexpr (std::is_void_v<decltype(f(ec, diag, std::forward<Args>(args)...))>) {
+      f(ec, diag, std::forward<Args>(args)...);
+      if (ec) throw error(ec, std::move(diag));
+    } else {
+      auto r = f(ec, diag, std::forward<Args>(args)...);
+      if (ec) throw error(ec, std::move(diag));
+      return r;
+    }
+  }
+}
+
+}  // namespace dqlite::detail

@@ -1,0 +1,212 @@
+// What one connection knows, apart from its transport: buffers, options, the opened
+// database, the session objects (statements, transactions, cursors) and the flags of the
+// operation in progress. No Asio: the state machines of sansio/ work on this alone, and
+// the connection adds the stream and its timer (detail/exchange.hpp).
+#pragma once
+
+#include <dqlite/error.hpp>
+#include <dqlite/options.hpp>
+#include <dqlite/wire/decode.hpp>
+#include <dqlite/wire/encode.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <pthread.h>
+
+namespace dqlite::detail {
+
+/// Counts the fork() calls made by this process and its ancestors since the library was
+/// first used: a connection compares it with the value it was made under instead of
+/// asking the kernel for the process id on every operation.
+inline std::atomic<std::uint64_t>& fork_counter() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter;
+}
+
+/// The current fork generation (registers the pthread_atfork hook on first use).
+inline std::uint64_t fork_generation() noexcept {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr,
+                     [] { fork_counter().fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  return fork_counter().load(std::memory_order_relaxed);
+}
+
+/// Receive buffer: bytes [begin, end) are received and not yet consumed. It grows with the
+/// bytes that actually arrive (never to a size a frame header merely announces), and gives
+/// its memory back after an operation that needed more than retain_size.
+class read_buffer {
+ public:
+  wire::bytes_view data() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  std::size_t size() const noexcept { return end_ - begin_; }
+  bool empty() const noexcept { return begin_ == end_; }
+  std::size_t capacity() const noexcept { return buf_.size(); }
+  void consume(std::size_t n) noexcept {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  /// Space to receive into, on the way to holding `need` unconsumed bytes: at least one
+  /// byte, at most what `need` still lacks rounded up to the buffer's growth step. The
+  /// buffer at most doubles per call, so memory follows the bytes received.
+  std::span<std::byte> prepare(std::size_t need) {
+    if (need <= size()) need = size() + 1;
+    if (begin_ + need > buf_.size() && begin_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (end_ == buf_.size()) {
+      std::size_t grown = std::max(buf_.size() * 2, min_size);
+      buf_.resize(std::min(grown, std::max(need, buf_.size() + 1)));
+    }
+    return {buf_.data() + end_, buf_.size() - end_};
+  }
+  void commit(std::size_t n) noexcept { end_ += n; }
+  void clear() noexcept { begin_ = end_ = 0; }
+  /// Gives memory back once an operation needed an unusually large buffer.
+  void shrink() {
+    if (empty() && buf_.size() > retain_size) {
+      std::vector<std::byte>(min_size).swap(buf_);
+      begin_ = end_ = 0;
+    }
+  }
+
+  static constexpr std::size_t min_size = 64 * 1024;
+  static constexpr std::size_t retain_size = 1024 * 1024;
+
+ private:
+  std::vector<std::byte> buf_ = std::vector<std::byte>(min_size);
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+};
+
+enum class conn_state : std::uint8_t { closed, open, broken };
+
+/// The state of one connection that the state machines read and change.
+struct session_state {
+  explicit session_state(const connection_options& o) : database(o.database), opts(o) {
+    opts.database = database;
+  }
+  session_state(const session_state&) = delete;
+  session_state& operator=(const session_state&) = delete;
+
+  std::string database;  ///< owns the name opts.database views
+  connection_options opts;
+  wire::buffer wbuf;
+  read_buffer rbuf;
+  diagnostics diag;
+  wire::rows_reader rows;
+  std::vector<wire::value_view> scratch;
+  std::uint64_t op_seq = 0;
+  std::uint32_t db_id = 0;
+  std::uint64_t forks = fork_generation();  ///< fork generation the connection belongs to
+  conn_state state = conn_state::closed;
+  bool busy = false;
+  bool timed_out = false;        ///< the operation's deadline passed (set by the I/O loop)
+  bool close_requested = false;  ///< the transport must be closed (done by the I/O loop)
+  std::string peer;              ///< address, for messages
+  error_code broken_by;          ///< the error that broke the connection
+
+  // Session state: statements, transactions and cursors refer to one opening of the
+  // connection (one generation); work left behind by dropped objects is done before the
+  // next request (the housekeeping phase of the exchange machine).
+  std::uint64_t generation = 0;      ///< bumped each time the database is opened
+  std::uint64_t holder = 0;          ///< a cursor holding the connection between reads
+  std::uint64_t next_id = 0;         ///< ids for cursors and transactions
+  std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
+  bool drain_pending = false;        ///< a dropped cursor left a result to interrupt
+  bool rollback_pending = false;     ///< a dropped transaction left a transaction open
+  std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
+  wire::buffer hbuf;                 ///< housekeeping requests
+
+  /// True in a child process forked after the connection was made.
+  bool forked() const noexcept { return forks != fork_generation(); }
+
+  /// Checks that a new operation may start and claims the connection for it. `as_holder`:
+  /// the id of the cursor that holds the connection, when the operation is that cursor's.
+  error_code begin_op(bool needs_open, std::uint64_t as_holder = 0) {
+    if (forked()) {
+      diag.assign("the connection was opened in another process (before fork()); open a new "
+                  "connection in this process");
+      return make_error_code(errc::used_after_fork);
+    }
+    if (busy) {
+      diag.assign("another operation is running on this connection; wait for it to complete "
+                  "(one operation at a time per connection)");
+      return make_error_code(errc::operation_in_progress);
+    }
+    if (holder != 0 && holder != as_holder) {
+      diag.assign("a cursor is reading a result on this connection; read it to the end or "
+                  "close it first");
+      return make_error_code(errc::operation_in_progress);
+    }
+    if (needs_open && state != conn_state::open) {
+      diag.assign(state == conn_state::broken
+                      ? "the connection was closed after an earlier error: " + broken_by.message()
+                      : std::string("the connection is not open"));
+      return make_error_code(errc::not_connected);
+    }
+    busy = true;
+    timed_out = false;
+    ++op_seq;
+    diag.clear();
+    wbuf.clear();
+    return {};
+  }
+
+  /// The stream can no longer be trusted: the connection is broken and its transport must
+  /// be closed.
+  void break_connection(error_code why) {
+    if (state == conn_state::open) state = conn_state::broken;
+    if (!broken_by) broken_by = why;
+    request_close();
+  }
+
+  /// The connection is of no further use (e.g. its database could not be opened): it is
+  /// closed, and its transport must be.
+  void close_session() {
+    state = conn_state::closed;
+    request_close();
+  }
+
+  /// Asks the I/O loop to close the transport; forgets the server-side session.
+  void request_close() {
+    close_requested = true;
+    rbuf.clear();
+    reset_session();
+  }
+
+  /// Forgets everything tied to the server-side session (it is gone with the socket).
+  void reset_session() {
+    holder = 0;
+    tx = 0;
+    drain_pending = false;
+    rollback_pending = false;
+    finalize_pending.clear();
+  }
+
+  /// True when the next request must be preceded by housekeeping requests.
+  bool has_housekeeping() const noexcept {
+    return drain_pending || rollback_pending || !finalize_pending.empty();
+  }
+
+  /// Gives back memory an operation needed beyond the usual.
+  void release_buffers() {
+    rbuf.shrink();
+    constexpr std::size_t retain = read_buffer::retain_size;
+    if (wbuf.capacity() > retain) wire::buffer().swap(wbuf);
+    if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
+    if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
+  }
+};
+
+}  // namespace dqlite::detail
