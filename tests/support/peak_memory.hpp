@@ -7,12 +7,19 @@
 //
 // The work returns a text that the parent receives (e.g. what went wrong, or a result to
 // check); it must not use Catch2 assertions (they would report in the child).
+//
+// The child allocates every block of 128 KiB or more with its own mapping, given back
+// when freed (a fixed M_MMAP_THRESHOLD): glibc's default moves that threshold up to the
+// largest block freed so far, after which freed blocks stay resident, so the figure would
+// depend on the allocator's history instead of on what the work holds.
 #pragma once
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -57,6 +64,7 @@ peak_memory_result peak_memory(Work&& work) {
   }
   if (child == 0) {
     ::close(fds[0]);
+    ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     // The peak so far may be above what is resident now: start from the larger.
     const long before = std::max(detail::current_rss_kib(), detail::max_rss_kib());
     std::string msg;
