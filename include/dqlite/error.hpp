@@ -40,7 +40,7 @@ enum class errc : int {
   unexpected_null,        ///< a NULL value for a type that cannot hold it
   out_of_range,           ///< an integer that does not fit the requested type
   column_mismatch,        ///< the columns do not match the fields of the row type
-  result_too_large,       ///< a fetch-all result over the configured row or byte cap
+  result_too_large,       ///< a result (or cursor batch) over the configured row or byte cap
   invalid_time,           ///< a date/time text that cannot be parsed
   // Connection life.
   timeout,                ///< the operation did not finish within its time limit
