@@ -415,3 +415,18 @@ TEMPLATE_TEST_CASE("columns that change between frames are named as such", "[hos
   CHECK(r.ec == errc::unexpected_response);
   CHECK_THAT(r.diag, Catch::Contains("columns changed"));
 }
+
+// Found by fuzz_rows_reader (seed tests/fuzz/corpus/rows_reader/regression_names_after_bad_start).
+TEST_CASE("a ROWS frame whose names cannot be read has no columns", "[hostile][columns]") {
+  wire::buffer body;
+  wire::put_u64(body, 2);
+  wire::put_text(body, "id");
+  wire::put_u64(body, 0x4141414141414141ULL);  // a name without its NUL
+  wire::rows_reader rr;
+  CHECK(rr.start(body) == errc::missing_nul);
+  CHECK(rr.column_count() == 0);
+  CHECK(rr.column_names().empty());
+  std::vector<wire::value_view> v(2);
+  CHECK_FALSE(rr.next(v));
+  CHECK_FALSE(rr.at_row());
+}

@@ -509,7 +509,10 @@ class rows_reader {
     names_.reserve(static_cast<std::size_t>(n));
     for (std::uint64_t i = 0; i < n; ++i) {
       std::string_view name;
-      if (auto ec = r_.text(name)) return ec_ = ec;
+      if (auto ec = r_.text(name)) {
+        names_.clear();  // a frame that cannot be read has no columns
+        return ec_ = ec;
+      }
       names_.push_back(name);
     }
     header_words_ = (names_.size() + 15) / 16;
