@@ -207,7 +207,9 @@ TEST_CASE("pool: an acquire timeout names the cause of the connect failures, bou
     srv->failure_texts.push_back("connecting took longer than 1 ms");
   }
   dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    auto p = make_core(ex, srv, {.max_size = 1, .acquire_timeout = 200ms});
+    dqlite::pool_options o{.max_size = 1, .acquire_timeout = 1s};
+    o.cluster.backoff_base = 1ms;  // the pool pauses 20 ms between connects
+    auto p = make_core(ex, srv, o);
     auto r = co_await p->acquire();
     CHECK(r.ec == dqlite::errc::timeout);
     CHECK(srv->connects >= 2);  // a timed-out attempt came after the cause
