@@ -231,6 +231,31 @@ TEST_CASE("server: an endless result into fetchall and fetch<T> holds no more th
   }
 }
 
+TEST_CASE("server: a cursor over an endless result keeps flat memory", "[hostile][cursor][memory]") {
+  rows_frame part({"n"});
+  for (int i = 0; i < 65535; ++i) part.null();  // 1 MiB frames
+  fake_server server(endless_rows(rows(part.part())));
+  auto m = dqlite_test::peak_memory([&] {
+    return dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<std::string> {
+      dqlite::connection conn(opts_for_test(), ex);
+      co_await conn.async_connect(server.address());
+      auto cur = co_await conn.async_cursor("SELECT");
+      std::size_t rows = 0;
+      for (int i = 0; i < 200; ++i) {  // 200 MiB of frames, 13 M rows
+        auto batch = co_await cur.async_next();
+        if (batch.empty()) co_return std::string("an empty batch before the end");
+        rows += batch.size();
+      }
+      co_return rows == 200u * 65535u ? std::string() : "rows: " + std::to_string(rows);
+    });
+  });
+  REQUIRE(m.ok());
+  CHECK(m.message == "");
+  INFO("peak memory growth: " << m.growth_mib() << " MiB for 200 batches of 1 MiB frames");
+  // One batch (65535 dynamic rows) and the read buffer, whatever the number of batches.
+  CHECK(m.growth_mib() < 32);
+}
+
 TEST_CASE("server: a frame of 8.4 M empty column names is refused without amplification",
           "[hostile][columns][memory]") {
   // The largest frame max_frame_size allows: a count, 8388606 empty names, a marker.
