@@ -33,9 +33,14 @@ namespace {
 
 bytes frame(std::uint8_t type, const std::vector<std::byte>& body) {
   const auto words = static_cast<std::uint32_t>(body.size() / 8);
-  bytes f{static_cast<unsigned char>(words), static_cast<unsigned char>(words >> 8),
-          static_cast<unsigned char>(words >> 16), static_cast<unsigned char>(words >> 24),
-          type, 0, 0, 0};
+  bytes f{static_cast<unsigned char>(words),
+          static_cast<unsigned char>(words >> 8),
+          static_cast<unsigned char>(words >> 16),
+          static_cast<unsigned char>(words >> 24),
+          type,
+          0,
+          0,
+          0};
   f.reserve(8 + body.size());
   for (auto b : body) f.push_back(static_cast<unsigned char>(b));
   return f;
@@ -49,7 +54,8 @@ bool accept_handshake(fake_peer& peer) {
 }
 
 /// Answers each query with `once`, then `forever` until the client goes away.
-fake_server::script answer(std::shared_ptr<const bytes> once, std::shared_ptr<const bytes> forever) {
+fake_server::script answer(std::shared_ptr<const bytes> once,
+                           std::shared_ptr<const bytes> forever) {
   return [once, forever](fake_peer& peer) {
     if (!accept_handshake(peer)) return;
     if (peer.read_frame().size() < 8) return;
@@ -64,7 +70,8 @@ fake_server::script answer(std::shared_ptr<const bytes> once, std::shared_ptr<co
 using operation = std::function<asio::awaitable<dqlite::error_code>(dqlite::connection&)>;
 
 void measure(const std::string& scenario, const std::string& filter, fake_server& server,
-             dqlite::connection_options o, const std::vector<std::pair<std::string, operation>>& ops) {
+             dqlite::connection_options o,
+             const std::vector<std::pair<std::string, operation>>& ops) {
   if (!filter.empty() && scenario.find(filter) == std::string::npos) return;
   for (const auto& [name, op] : ops) {
     auto m = dqlite_test::peak_memory([&] {
@@ -72,8 +79,8 @@ void measure(const std::string& scenario, const std::string& filter, fake_server
         dqlite::connection conn(o, ex);
         co_await conn.async_connect(server.address());
         auto ec = co_await op(conn);
-        co_return ec.message() + " (diagnostics: " +
-            std::to_string(conn.diagnostics().message().size()) + " bytes)";
+        co_return ec.message() +
+            " (diagnostics: " + std::to_string(conn.diagnostics().message().size()) + " bytes)";
       });
     });
     std::printf("%-28s %-10s peak growth %8.1f MiB  %s\n", scenario.c_str(), name.c_str(),
@@ -82,7 +89,9 @@ void measure(const std::string& scenario, const std::string& filter, fake_server
   }
 }
 
-auto tok() { return asio::as_tuple(asio::use_awaitable); }
+auto tok() {
+  return asio::as_tuple(asio::use_awaitable);
+}
 
 }  // namespace
 
@@ -106,10 +115,12 @@ int main(int argc, char** argv) {
     auto o = base();
     o.max_result_rows = 1000;
     measure("rows cap in one 64 MiB frame", filter, server, o,
-            {{"fetchall", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+            {{"fetchall",
+              [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
                 co_return std::get<0>(co_await c.async_fetchall("SELECT", tok()));
               }},
-             {"fetch<T>", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+             {"fetch<T>",
+              [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
                 co_return std::get<0>(co_await c.async_fetch<std::string>("SELECT", tok()));
               }},
              {"fetchone", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
@@ -125,14 +136,16 @@ int main(int argc, char** argv) {
     fake_server server(answer(nullptr, forever));
     auto o = base();
     o.max_result_bytes = 32u << 20;
-    measure("endless result, 32 MiB cap", filter, server, o,
-            {{"fetchall", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
-                co_return std::get<0>(co_await c.async_fetchall("SELECT", tok()));
-              }},
-             {"fetch<T>", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
-                co_return std::get<0>(
-                    co_await c.async_fetch<std::tuple<std::optional<std::string>>>("SELECT", tok()));
-              }}});
+    measure(
+        "endless result, 32 MiB cap", filter, server, o,
+        {{"fetchall",
+          [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+            co_return std::get<0>(co_await c.async_fetchall("SELECT", tok()));
+          }},
+         {"fetch<T>", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+            co_return std::get<0>(
+                co_await c.async_fetch<std::tuple<std::optional<std::string>>>("SELECT", tok()));
+          }}});
   }
 
   // One 64 MiB frame of 8.4 M empty column names.
@@ -146,10 +159,12 @@ int main(int argc, char** argv) {
     body = {};
     fake_server server(answer(once, nullptr));
     measure("8.4 M empty column names", filter, server, base(),
-            {{"fetchall", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+            {{"fetchall",
+              [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
                 co_return std::get<0>(co_await c.async_fetchall("SELECT", tok()));
               }},
-             {"fetch<T>", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+             {"fetch<T>",
+              [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
                 co_return std::get<0>(co_await c.async_fetch<std::int64_t>("SELECT", tok()));
               }},
              {"cursor", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
@@ -166,7 +181,8 @@ int main(int argc, char** argv) {
     body = {};
     fake_server server(answer(once, nullptr));
     measure("60 MiB FAILURE message", filter, server, base(),
-            {{"fetchall", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+            {{"fetchall",
+              [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
                 co_return std::get<0>(co_await c.async_fetchall("SELECT", tok()));
               }},
              {"throwing", [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {

@@ -62,7 +62,8 @@ inline std::vector<std::vector<std::byte>> integer_frames(std::size_t n, std::si
   std::size_t i = 0;
   do {
     rows_frame f({"v"});
-    for (std::size_t k = 0; k < per_frame && i < n; ++k, ++i) f.integer(static_cast<std::int64_t>(i));
+    for (std::size_t k = 0; k < per_frame && i < n; ++k, ++i)
+      f.integer(static_cast<std::int64_t>(i));
     out.push_back(i < n ? f.part() : f.done());
   } while (i < n);
   return out;

@@ -27,9 +27,9 @@
 namespace dqlite_test {
 
 struct peak_memory_result {
-  bool exited = false;       ///< the child ended normally (no crash, no signal)
-  long growth_kib = -1;      ///< peak RSS during the work minus RSS before it, in KiB
-  std::string message;       ///< what the work returned
+  bool exited = false;   ///< the child ended normally (no crash, no signal)
+  long growth_kib = -1;  ///< peak RSS during the work minus RSS before it, in KiB
+  std::string message;   ///< what the work returned
   bool ok() const noexcept { return exited && growth_kib >= 0; }
   double growth_mib() const noexcept { return static_cast<double>(growth_kib) / 1024.0; }
 };

@@ -314,7 +314,8 @@ TEST_CASE("a ROWS frame announcing more columns than the limit is refused at onc
   // Through a fetch: the error names the count and the limit.
   auto r = fetch_with<dyn_rows>({wide});
   CHECK(r.ec == errc::too_many_columns);
-  CHECK_THAT(r.diag, Catch::Contains("40000 columns") && Catch::Contains("max_result_columns (32767)"));
+  CHECK_THAT(r.diag,
+             Catch::Contains("40000 columns") && Catch::Contains("max_result_columns (32767)"));
   dqlite::connection_options o;
   o.max_result_columns = 100;
   auto t = fetch_with<int_rows>({rows_frame({"a", "b", "c"}).done()}, o);
@@ -342,7 +343,8 @@ TEST_CASE("a FAILURE keeps a bounded prefix of a huge message", "[hostile][failu
   CHECK(f.message == std::string_view(huge).substr(0, wire::max_message_size));
   const std::string text = wire::failure_text(f);
   CHECK(text.size() <= wire::max_message_size + 64);
-  CHECK_THAT(text, Catch::Contains("message cut: " + std::to_string(huge.size() - wire::max_message_size)));
+  CHECK_THAT(text, Catch::Contains("message cut: " +
+                                   std::to_string(huge.size() - wire::max_message_size)));
 
   // A cut never splits a UTF-8 character: "a" then two-byte characters, so the limit
   // falls inside one.
@@ -411,7 +413,8 @@ TEST_CASE("a type mismatch then a malformed row: the malformed row's error and t
 
 TEMPLATE_TEST_CASE("columns that change between frames are named as such", "[hostile][diagnostics]",
                    int_rows, dyn_rows) {
-  auto r = fetch_with<TestType>({rows_frame({"a"}).integer(1).part(), rows_frame({"b"}).integer(2).done()});
+  auto r = fetch_with<TestType>(
+      {rows_frame({"a"}).integer(1).part(), rows_frame({"b"}).integer(2).done()});
   CHECK(r.ec == errc::unexpected_response);
   CHECK_THAT(r.diag, Catch::Contains("columns changed"));
 }

@@ -31,16 +31,25 @@ namespace {
 
 bytes frame(std::uint8_t type, const std::vector<std::byte>& body) {
   const auto words = static_cast<std::uint32_t>(body.size() / 8);
-  bytes f{static_cast<unsigned char>(words), static_cast<unsigned char>(words >> 8),
-          static_cast<unsigned char>(words >> 16), static_cast<unsigned char>(words >> 24),
-          type, 0, 0, 0};
+  bytes f{static_cast<unsigned char>(words),
+          static_cast<unsigned char>(words >> 8),
+          static_cast<unsigned char>(words >> 16),
+          static_cast<unsigned char>(words >> 24),
+          type,
+          0,
+          0,
+          0};
   for (auto b : body) f.push_back(static_cast<unsigned char>(b));
   return f;
 }
 
-bytes rows(const std::vector<std::byte>& body) { return frame(7, body); }
+bytes rows(const std::vector<std::byte>& body) {
+  return frame(7, body);
+}
 
-bytes empty_response() { return frame(8, std::vector<std::byte>(8)); }
+bytes empty_response() {
+  return frame(8, std::vector<std::byte>(8));
+}
 
 bytes result_response(std::uint64_t last_insert_id) {
   dqlite::wire::buffer b;
@@ -64,7 +73,9 @@ bool accept_handshake(fake_peer& peer) {
   return true;
 }
 
-std::uint8_t request_type(const bytes& f) { return f.size() >= 8 ? f[4] : 0xff; }
+std::uint8_t request_type(const bytes& f) {
+  return f.size() >= 8 ? f[4] : 0xff;
+}
 
 bool client_sent_something(fake_peer& peer) {
   pollfd p{peer.native_handle(), POLLIN, 0};
@@ -108,7 +119,7 @@ struct op_outcome {
   std::string diag;
   std::size_t rows = 0;
   bool open_after = false;
-  dqlite::error_code next_ec;       ///< of an execute after the operation
+  dqlite::error_code next_ec;  ///< of an execute after the operation
   std::uint64_t next_insert_id = 0;
 };
 
@@ -139,7 +150,8 @@ TEST_CASE("server: a cursor reads past PART frames without rows to the end of th
       if (ec || batch.empty()) break;
       o.rows += batch.size();
     }
-    auto [ec2, r] = co_await conn.async_execute("UPDATE t SET v = 0", asio::as_tuple(asio::use_awaitable));
+    auto [ec2, r] =
+        co_await conn.async_execute("UPDATE t SET v = 0", asio::as_tuple(asio::use_awaitable));
     o.next_ec = ec2;
     o.next_insert_id = r.last_insert_id;
     co_return o;
@@ -168,9 +180,15 @@ TEST_CASE("server: against an endless result, fetches end at their caps; the con
       op_outcome r;
       auto tok = asio::as_tuple(asio::use_awaitable);
       switch (which) {
-        case op::fetchone: r.ec = std::get<0>(co_await conn.async_fetchone<std::int64_t>("SELECT", tok)); break;
-        case op::fetchval: r.ec = std::get<0>(co_await conn.async_fetchval<std::int64_t>("SELECT", tok)); break;
-        case op::fetch_typed: r.ec = std::get<0>(co_await conn.async_fetch<std::int64_t>("SELECT", tok)); break;
+        case op::fetchone:
+          r.ec = std::get<0>(co_await conn.async_fetchone<std::int64_t>("SELECT", tok));
+          break;
+        case op::fetchval:
+          r.ec = std::get<0>(co_await conn.async_fetchval<std::int64_t>("SELECT", tok));
+          break;
+        case op::fetch_typed:
+          r.ec = std::get<0>(co_await conn.async_fetch<std::int64_t>("SELECT", tok));
+          break;
         case op::fetchall: r.ec = std::get<0>(co_await conn.async_fetchall("SELECT", tok)); break;
         case op::fetch_into: {
           std::vector<std::int64_t> v;
@@ -216,7 +234,8 @@ TEST_CASE("server: an endless result into fetchall and fetch<T> holds no more th
         auto tok = asio::as_tuple(asio::use_awaitable);
         dqlite::error_code ec;
         if (typed)
-          ec = std::get<0>(co_await conn.async_fetch<std::tuple<std::optional<std::string>>>("SELECT", tok));
+          ec = std::get<0>(
+              co_await conn.async_fetch<std::tuple<std::optional<std::string>>>("SELECT", tok));
         else
           ec = std::get<0>(co_await conn.async_fetchall("SELECT", tok));
         co_return ec == errc::result_too_large ? std::string() : "unexpected: " + ec.message();
@@ -231,7 +250,8 @@ TEST_CASE("server: an endless result into fetchall and fetch<T> holds no more th
   }
 }
 
-TEST_CASE("server: a cursor over an endless result keeps flat memory", "[hostile][cursor][memory]") {
+TEST_CASE("server: a cursor over an endless result keeps flat memory",
+          "[hostile][cursor][memory]") {
   rows_frame part({"n"});
   for (int i = 0; i < 65535; ++i) part.null();  // 1 MiB frames
   fake_server server(endless_rows(rows(part.part())));
@@ -316,7 +336,8 @@ TEST_CASE("server: a ROWS frame announcing 2^60 columns", "[hostile][columns]") 
     dqlite::connection conn(opts_for_test(), ex);
     co_await conn.async_connect(server.address());
     op_outcome o;
-    o.ec = std::get<0>(co_await conn.async_fetch<std::int64_t>("SELECT", asio::as_tuple(asio::use_awaitable)));
+    o.ec = std::get<0>(
+        co_await conn.async_fetch<std::int64_t>("SELECT", asio::as_tuple(asio::use_awaitable)));
     o.diag = conn.diagnostics().message();
     o.open_after = conn.is_open();
     co_return o;
