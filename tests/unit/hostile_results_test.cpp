@@ -94,12 +94,27 @@ std::size_t sum(const std::vector<std::size_t>& v) {
   return n;
 }
 
+/// A field type of the user's that says how much heap memory it holds.
+struct big_note {
+  std::int64_t id = 0;
+};
+
 using int_rows = detail::typed_rows_sink<std::int64_t>;
 using one_int = detail::typed_rows_sink<std::int64_t, true>;
 using int_value = detail::value_sink<std::int64_t>;
 using dyn_rows = detail::dynamic_rows_sink;
 
 }  // namespace
+
+template <>
+struct dqlite::field_traits<big_note> {
+  static dqlite::error_code read(const wire::value_view& v, big_note& out) {
+    if (v.type != dqlite::value_type::integer) return make_error_code(errc::type_mismatch);
+    out.id = v.integer;
+    return {};
+  }
+  static std::size_t heap_bytes(const big_note&) noexcept { return 1000; }
+};
 
 // ---- a cursor and PART frames without rows ----
 
@@ -432,4 +447,19 @@ TEST_CASE("a ROWS frame whose names cannot be read has no columns", "[hostile][c
   std::vector<wire::value_view> v(2);
   CHECK_FALSE(rr.next(v));
   CHECK_FALSE(rr.at_row());
+}
+
+TEST_CASE("a field type of the user's counts the heap memory it says it holds",
+          "[hostile][caps][memory]") {
+  const auto frames = dqlite_test::integer_frames(100, 100);
+  dqlite::connection_options o;
+  o.max_result_bytes = 10 * 1000;
+  auto r = fetch_with<detail::typed_rows_sink<big_note>>(frames, o);
+  CHECK(r.ec == errc::result_too_large);
+  CHECK(r.result.size() < 10);
+  CHECK(r.result.size() >= 8);
+  o.max_result_bytes = 0;
+  auto all = fetch_with<detail::typed_rows_sink<big_note>>(frames, o);
+  REQUIRE(!all.ec);
+  CHECK(all.result.size() == 100);
 }
