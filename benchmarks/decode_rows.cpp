@@ -68,11 +68,10 @@ timing best_fresh(const frames_t& frames, int reps, std::size_t expect) {
   timing best;
   for (int r = 0; r < reps; ++r) {
     dqlite_test::sink_context ctx;
-    dqlite::wire::rows_reader rr;
     Sink sink;
     const long f0 = minor_faults();
     auto t0 = std::chrono::steady_clock::now();
-    auto ec = dqlite_test::run_sink(sink, frames, ctx, rr);
+    auto ec = dqlite_test::run_sink(sink, frames, ctx);
     auto result = sink.take();
     auto t1 = std::chrono::steady_clock::now();
     const long f1 = minor_faults();
@@ -90,11 +89,10 @@ timing best_into(const frames_t& frames, int reps, std::size_t expect) {
   for (int r = 0; r < reps; ++r) {
     reused.clear();
     dqlite_test::sink_context ctx;
-    dqlite::wire::rows_reader rr;
     dqlite::detail::typed_rows_sink<record, false, true> sink(&reused);
     const long f0 = minor_faults();
     auto t0 = std::chrono::steady_clock::now();
-    auto ec = dqlite_test::run_sink(sink, frames, ctx, rr);
+    auto ec = dqlite_test::run_sink(sink, frames, ctx);
     auto t1 = std::chrono::steady_clock::now();
     const long f1 = minor_faults();
     if (ec || reused.size() != expect) fail(ec, ctx, reused.size());

@@ -3,7 +3,7 @@
 # Idempotent: only missing packages are installed, and the package lists are
 # updated only when something is missing.
 #
-#   tools/deps.sh [--with-clang]
+#   tools/deps.sh [--with-clang] [--with-fuzzers]
 set -euo pipefail
 
 prog=$(basename "$0")
@@ -13,9 +13,11 @@ packages=(build-essential cmake pkg-config libboost1.81-dev catch2 libdqlite-dev
 for arg in "$@"; do
   case $arg in
     --with-clang) packages+=(clang) ;;
+    --with-fuzzers) packages+=(clang libclang-rt-14-dev) ;;  # libFuzzer (tests/fuzz)
     -h | --help)
-      echo "usage: $prog [--with-clang]"
-      echo "Installs the missing packages among: ${packages[*]} (and clang with --with-clang)."
+      echo "usage: $prog [--with-clang] [--with-fuzzers]"
+      echo "Installs the missing packages among: ${packages[*]} (and clang with --with-clang;"
+      echo "clang and libclang-rt-14-dev, for the fuzzers, with --with-fuzzers)."
       exit 0
       ;;
     *)

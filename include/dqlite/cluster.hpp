@@ -8,6 +8,7 @@
 #include <dqlite/node_info.hpp>
 #include <dqlite/node_store.hpp>
 #include <dqlite/options.hpp>
+#include <dqlite/wire/decode.hpp>
 #include <dqlite/with_diagnostics.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -170,8 +171,17 @@ void settle_cancelled(cluster_result<T>& r, std::exception_ptr ep,
 /// Why each node that was asked did not lead to the leader, in the order first asked.
 class attempt_report {
  public:
-  /// Records why `address` failed; a node not asked keeps the reason of an earlier attempt.
+  /// Longest reason kept for a node, in bytes (a server's message may be much longer).
+  static constexpr std::size_t max_reason_size = 512;
+
+  /// Records why `address` failed; a node not asked (or asked when the time for retries
+  /// had run out) keeps the reason of an earlier attempt.
   void note(const std::string& address, std::string reason, bool asked = true) {
+    if (reason.size() > max_reason_size) {
+      const std::size_t full = reason.size();
+      reason.resize(wire::message_prefix(reason, max_reason_size).size());
+      reason += " [... " + std::to_string(full - reason.size()) + " more bytes]";
+    }
     for (auto& e : entries_)
       if (e.address == address) {
         if (asked || !e.asked) {
@@ -305,6 +315,13 @@ struct cluster_state {
                                       "the cluster client was closed");
   }
 
+  /// Whether the time for retries has run out: a probe given the rest of it (whole
+  /// milliseconds, rounded down) ends within a millisecond of the deadline.
+  static bool out_of_time(clock::time_point deadline) {
+    return deadline != clock::time_point::max() &&
+           clock::now() + std::chrono::milliseconds(2) >= deadline;
+  }
+
   std::chrono::milliseconds time_left(clock::time_point deadline, std::chrono::milliseconds cap) {
     if (deadline == clock::time_point::max()) return cap;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
@@ -421,6 +438,9 @@ boost::asio::awaitable<void> probe_worker(
       auto r = co_await probe_node<Stream>(s, round->addresses[i], round->deadline, round);
       if (r.ec) {
         round->reasons[i] = std::move(r.diag);
+        // A probe cut short by the end of the time for retries says less than an earlier
+        // attempt's reason: it does not replace one.
+        if (cluster_state<Stream>::out_of_time(round->deadline)) round->asked[i] = false;
         continue;
       }
       if (round->found) {
@@ -472,7 +492,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     auto r = co_await probe_node<Stream>(s, last, deadline, nullptr);
     if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
     if (r.ec)
-      report.note(last, "last known leader: " + r.diag);
+      report.note(last, "last known leader: " + r.diag, !state::out_of_time(deadline));
     else
       found = std::move(r.value);
     std::erase(addresses, last);

@@ -72,7 +72,10 @@ class basic_cursor {
   /// True once every batch has been handed out (or the cursor failed or was closed).
   bool done() const noexcept { return !has_first_ && (!st_ || st_->finished); }
 
-  /// The next batch; an empty batch means the result is complete.
+  /// The next batch: the rows of the next response frame that has rows (frames without
+  /// rows are read past). An empty batch means the result is complete, and comes only
+  /// then. A batch whose rows hold more than max_result_bytes fails with
+  /// errc::result_too_large (the rest of the result is interrupted; the cursor is done).
   /// Signature: void(error_code, batch_type).
   template <class Token = default_token_t>
   auto async_next(Token&& token = {}) {

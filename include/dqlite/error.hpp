@@ -40,7 +40,7 @@ enum class errc : int {
   unexpected_null,        ///< a NULL value for a type that cannot hold it
   out_of_range,           ///< an integer that does not fit the requested type
   column_mismatch,        ///< the columns do not match the fields of the row type
-  result_too_large,       ///< a fetch-all result over the configured row or byte cap
+  result_too_large,       ///< a result (or cursor batch) over the configured row or byte cap
   invalid_time,           ///< a date/time text that cannot be parsed
   // Connection life.
   timeout,                ///< the operation did not finish within its time limit
@@ -51,6 +51,8 @@ enum class errc : int {
   outcome_unknown,        ///< a commit/write whose outcome cannot be known
   no_leader,              ///< no node of the cluster knows a leader
   pool_closed,            ///< the pool was closed
+  // Wire format, continued (a protocol error like those above: the connection is closed).
+  too_many_columns,  ///< a result with more columns than the configured maximum
 };
 
 namespace detail {
@@ -98,6 +100,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::outcome_unknown: return "the outcome of the operation is unknown";
       case errc::no_leader: return "no leader found in the cluster";
       case errc::pool_closed: return "the pool is closed";
+      case errc::too_many_columns: return "result with more columns than the configured maximum";
     }
     return "unknown dqlite client error";
   }
@@ -270,8 +273,9 @@ inline bool is_outcome_unknown(const error_code& ec) noexcept {
 inline bool is_protocol_error(const error_code& ec) noexcept {
   if (ec.category() != client_category()) return false;
   int v = ec.value();
-  return v >= static_cast<int>(errc::frame_too_large) &&
-         v <= static_cast<int>(errc::invalid_row_marker);
+  return (v >= static_cast<int>(errc::frame_too_large) &&
+          v <= static_cast<int>(errc::invalid_row_marker)) ||
+         v == static_cast<int>(errc::too_many_columns);
 }
 
 /// The connection that reported this error must not be used again (the Go client's rule:

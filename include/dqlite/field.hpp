@@ -2,7 +2,7 @@
 //
 // Supported: bool, every integer type (range-checked), float, double, std::string,
 // blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T> (NULL),
-// enums (via their underlying integer), std::chrono::system_clock time points (from
+// enums with a fixed underlying type (via that integer type), std::chrono::system_clock time points (from
 // UNIXTIME, INTEGER seconds, or ISO-8601 text), dqlite::value, and std::string_view: a
 // view into the received frame, valid only while the frame is, so only for code that maps
 // rows as they are decoded (a custom sink given to connection::query); fetch, fetchone,
@@ -93,8 +93,22 @@ struct field_traits<T> {
   }
 };
 
+namespace detail {
+/// An enum with a fixed underlying type: scoped (`enum class E`), or unscoped declared with
+/// one (`enum E : int`). Only such an enum can hold every value of its underlying type;
+/// in another, a value outside its enumerators' range is undefined behaviour.
+template <class E>
+concept enum_with_fixed_type =
+    std::is_enum_v<E> && requires(std::underlying_type_t<E> u) { E{u}; };
+}  // namespace detail
+
+/// Enums with a fixed underlying type read as that integer type (range-checked).
 template <class T>
 struct field_traits<T, std::enable_if_t<std::is_enum_v<T>>> {
+  static_assert(detail::enum_with_fixed_type<T>,
+                "dqlite: an enum field needs a fixed underlying type: declare it `enum E : int "
+                "{...}` or `enum class E {...}` (an unscoped enum without one cannot hold an "
+                "integer outside its enumerators' range)");
   static error_code read(const wire::value_view& v, T& out) {
     std::underlying_type_t<T> u{};
     if (auto ec = field_traits<std::underlying_type_t<T>>::read(v, u)) return ec;

@@ -118,6 +118,10 @@ struct fields_of {
     return boost::pfr::get<I>(o);
   }
   template <std::size_t I>
+  static const auto& get(const Obj& o) {
+    return boost::pfr::get<I>(o);
+  }
+  template <std::size_t I>
   using type = boost::pfr::tuple_element_t<I, Obj>;
 };
 template <class Obj>
@@ -125,6 +129,10 @@ struct fields_of<Obj, true> {
   static constexpr std::size_t size = std::tuple_size_v<Obj>;
   template <std::size_t I>
   static auto& get(Obj& o) {
+    return std::get<I>(o);
+  }
+  template <std::size_t I>
+  static const auto& get(const Obj& o) {
     return std::get<I>(o);
   }
   template <std::size_t I>
@@ -151,6 +159,29 @@ constexpr bool check_row_type() {
 }
 
 inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+template <class V>
+struct is_byte_vector : std::false_type {};
+template <class B, class A>
+  requires(std::is_same_v<B, std::byte> || std::is_same_v<B, unsigned char>)
+struct is_byte_vector<std::vector<B, A>> : std::true_type {};
+
+/// Heap memory a field holds: the bytes of strings, blobs and values; for a user type,
+/// what field_traits<F>::heap_bytes(const F&) says when it has that function, else none.
+template <class F>
+std::size_t field_heap_bytes(const F& f) noexcept {
+  if constexpr (is_optional_field<F>::value)
+    return f ? field_heap_bytes<typename F::value_type>(*f) : 0;
+  else if constexpr (std::is_same_v<F, std::string> || std::is_same_v<F, value> ||
+                     is_byte_vector<F>::value)
+    return heap_bytes(f);
+  else if constexpr (requires {
+                       { field_traits<F>::heap_bytes(f) } -> std::convertible_to<std::size_t>;
+                     })
+    return field_traits<F>::heap_bytes(f);
+  else
+    return 0;
+}
 
 /// Reads rows of one result into T (see the file comment).
 template <class T>
@@ -221,6 +252,22 @@ class row_mapper {
     remember_column_names(columns);
     plan_direct(columns.size());
     return {};
+  }
+
+  /// Heap memory a row object holds (its fields' strings, blobs and values); the object's
+  /// own size is not included.
+  static std::size_t heap_bytes(const object_type& o) noexcept {
+    if constexpr (kind == row_kind::dynamic) {
+      return detail::heap_bytes(o);
+    } else if constexpr (kind == row_kind::scalar) {
+      return field_heap_bytes<T>(o);
+    } else {
+      using F = fields_of<object_type>;
+      return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return (std::size_t{0} + ... +
+                field_heap_bytes<typename F::template type<I>>(F::template get<I>(o)));
+      }(std::make_index_sequence<F::size>{});
+    }
   }
 
   /// Whether columns are those map() was given (every frame of a result repeats them).

@@ -37,11 +37,24 @@ struct connection_options {
   /// Largest frame body accepted from the server; a larger one fails the operation with
   /// errc::frame_too_large and closes the connection.
   std::size_t max_frame_size = wire::default_max_frame_size;
-  /// Caps on what one fetch-all operation (fetch, fetchall) may accumulate; exceeding one
-  /// fails the operation with errc::result_too_large (the connection stays usable).
-  /// Zero: no cap.
+  /// Caps on one result; the row that crosses one fails the operation with
+  /// errc::result_too_large at once (that row is not kept, nothing after it is decoded;
+  /// the rest of the result is interrupted before the connection's next request, and
+  /// the connection stays usable). Zero: no cap.
+  ///
+  /// max_result_rows: rows read from the result, whether kept (fetch, fetchall,
+  /// fetch_into) or read past (fetchone and fetchval keep the first row and read the
+  /// rest). Not applied to cursors.
   std::size_t max_result_rows = 0;
+  /// max_result_bytes: bytes of memory the rows kept hold (the row objects, vector slots
+  /// included, and the heap memory of their strings, blobs and values, with a
+  /// per-allocation overhead), plus the wire size of the rows read past. A cursor applies
+  /// it to each batch.
   std::size_t max_result_bytes = std::size_t{1} << 30;
+  /// Most columns a result may have. A ROWS frame announcing more fails the operation
+  /// with errc::too_many_columns and closes the connection. The default is SQLite's hard
+  /// limit (32767), which no server's result exceeds.
+  std::size_t max_result_columns = wire::default_max_columns;
   /// Typed rows: a result column that matches no field of the row type is an error
   /// (errc::column_mismatch) instead of being ignored.
   bool reject_extra_columns = false;

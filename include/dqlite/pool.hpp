@@ -7,6 +7,7 @@
 #include <dqlite/error.hpp>
 #include <dqlite/node_store.hpp>
 #include <dqlite/options.hpp>
+#include <dqlite/wire/decode.hpp>
 #include <dqlite/with_diagnostics.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -130,7 +131,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::uint64_t opened = 0;
   std::uint64_t discarded = 0;
   std::uint64_t leader_changes = 0;
-  std::string last_connect_error;
+  std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
+  std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
   std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when in_use drops
 
@@ -159,9 +161,33 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                     ", connecting: " + std::to_string(connecting) +
                     ", waiting: " + std::to_string(waiters.size()) +
                     ", max_size: " + std::to_string(opts.max_size);
-    s += "; last connect error: " + (last_connect_error.empty() ? std::string("none")
-                                                                 : last_connect_error);
+    if (last_connect_error.empty())
+      s += "; last connect error: none";
+    else if (connect_cause.empty() || connect_cause == last_connect_error)
+      s += "; last connect error: " + last_connect_error;
+    else
+      s += "; last connect error: " + connect_cause + " (later attempts timed out: " +
+           last_connect_error + ")";
     return s;
+  }
+
+  /// Longest text kept of one connect failure, in bytes.
+  static constexpr std::size_t max_failure_text = 1024;
+
+  /// A connection could not be opened: keeps a bounded text of why. A timeout (often an
+  /// attempt left little time by an earlier failure) does not replace the cause of an
+  /// earlier failure in the messages.
+  void note_connect_failure(const error_code& ec, const std::string& diag) {
+    std::string text = diag.empty() ? ec.message() : diag;
+    if (text.size() > max_failure_text) {
+      const std::size_t full = text.size();
+      text.resize(wire::message_prefix(text, max_failure_text).size());
+      text += " [... " + std::to_string(full - text.size()) + " more bytes]";
+    }
+    const bool timeout = ec == make_error_code(errc::timeout) ||
+                         ec == make_error_code(boost::system::errc::timed_out);
+    if (!timeout) connect_cause = text;
+    last_connect_error = std::move(text);
   }
 
   void discard(Conn& c) {
@@ -238,11 +264,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       --s->connecting;
       if (!r->ec && r->value) {
         ++s->opened;
+        s->connect_cause.clear();  // a new run of failures has its own cause
         s->deliver(std::move(*r->value));
         s->notify();
         co_return;
       }
-      s->last_connect_error = r->diag.empty() ? r->ec.message() : r->diag;
+      s->note_connect_failure(r->ec, r->diag);
       if (!s->wants_more()) {
         s->notify();
         co_return;
@@ -418,9 +445,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
             if (!c->ec && c->value) {
               ++s->opened;
               ++r->ok;
+              s->connect_cause.clear();
               s->deliver(std::move(*c->value));
             } else {
-              s->last_connect_error = c->diag.empty() ? c->ec.message() : c->diag;
+              s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
             }
             if (--r->running == 0) r->done.cancel();

@@ -147,6 +147,10 @@ class value {
   std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
 };
 
+namespace detail {
+struct dynamic_rows_sink;
+}
+
 /// Column names of a result, shared by all its rows.
 using column_names = std::vector<std::string>;
 
@@ -220,7 +224,9 @@ class rows {
   const std::vector<row>& all() const noexcept { return rows_; }
   void reserve(std::size_t n) { rows_.reserve(n); }
 
-  /// Appends the rows of one ROWS frame (used by the connection while reading a result).
+  /// Appends the rows of one ROWS frame. Fails with errc::unexpected_response when the
+  /// frame's columns differ from those of the rows already held, or with the frame's
+  /// decoding error.
   error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
     const auto& names = rr.column_names();
     if (!columns_ || columns_->size() != names.size() ||
@@ -234,8 +240,52 @@ class rows {
   }
 
  private:
+  friend struct detail::dynamic_rows_sink;  // reads a result row by row, within its caps
   std::shared_ptr<const column_names> columns_;
   std::vector<row> rows_;
 };
+
+namespace detail {
+
+/// Bytes the allocator adds to each block (an estimate: a chunk header and rounding).
+inline constexpr std::size_t alloc_overhead = 16;
+
+/// Heap memory held by a string (nothing while it fits its inline buffer).
+inline std::size_t heap_bytes(const std::string& s) noexcept {
+  static const std::size_t inline_capacity = std::string().capacity();
+  return s.capacity() > inline_capacity ? s.capacity() + 1 + alloc_overhead : 0;
+}
+
+/// Heap memory held by a vector's own block (not what its elements point to).
+template <class E, class A>
+std::size_t heap_bytes(const std::vector<E, A>& v) noexcept {
+  return v.capacity() > 0 ? v.capacity() * sizeof(E) + alloc_overhead : 0;
+}
+
+/// Heap memory held by a value: the bytes of its text or blob.
+inline std::size_t heap_bytes(const value& v) noexcept {
+  if (const std::string* t = v.if_text()) return heap_bytes(*t);
+  if (const blob* b = v.if_blob()) return heap_bytes(*b);
+  return 0;
+}
+
+/// Heap memory held by a dynamic row: its values and what they hold (not its column
+/// names, which all rows of a result share).
+inline std::size_t heap_bytes(const row& r) noexcept {
+  std::size_t n = heap_bytes(r.values());
+  for (const value& v : r.values()) n += heap_bytes(v);
+  return n;
+}
+
+/// Memory held by column names: the strings and their heap memory.
+inline std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept {
+  std::size_t n = names.size() * sizeof(std::string) + alloc_overhead;
+  static const std::size_t inline_capacity = std::string().capacity();
+  for (std::string_view s : names)
+    if (s.size() > inline_capacity) n += s.size() + 1 + alloc_overhead;
+  return n;
+}
+
+}  // namespace detail
 
 }  // namespace dqlite

@@ -14,11 +14,13 @@
 
 namespace dqlite_test {
 
-/// What a result sink needs of a connection.
+/// What a response processor and a result sink need of a connection.
 struct sink_context {
   std::vector<dqlite::wire::value_view> scratch;
   dqlite::connection_options opts;
   dqlite::diagnostics diag;
+  dqlite::wire::rows_reader rows;
+  bool drain_pending = false;  ///< set when the rest of a result is to be interrupted
 };
 
 /// Builds the bodies of ROWS frames: rows are added one by one; a frame is closed (PART)
@@ -115,23 +117,37 @@ class rows_builder {
   std::vector<std::vector<std::byte>> frames_;
 };
 
-/// Runs a result sink (as the connection would) over frame bodies.
+/// Feeds frame bodies to a response processor as the connection would, until it says the
+/// response is complete or fails; returns that error. frames_read: how many it took.
+template <class Proc>
+dqlite::error_code run_proc(Proc& proc, const std::vector<std::vector<std::byte>>& frames,
+                            sink_context& ctx, std::size_t* frames_read = nullptr) {
+  dqlite::wire::frame_header h;
+  h.type = static_cast<std::uint8_t>(dqlite::wire::response::rows);
+  std::size_t n = 0;
+  for (const auto& body : frames) {
+    h.words = static_cast<std::uint32_t>(body.size() / 8);
+    bool done = false;
+    ++n;
+    auto ec = proc.on_frame(ctx, h, body, done);
+    if (ec || done) {
+      if (frames_read) *frames_read = n;
+      return ec;
+    }
+  }
+  if (frames_read) *frames_read = n;
+  return make_error_code(dqlite::errc::connection_closed);  // the response never ended
+}
+
+/// Runs a result sink over frame bodies through the connection's ROWS processor; the
+/// sink's state (its result) is moved back into sink.
 template <class Sink>
 dqlite::error_code run_sink(Sink& sink, const std::vector<std::vector<std::byte>>& frames,
-                            sink_context& ctx, dqlite::wire::rows_reader& rr) {
-  dqlite::error_code deferred;
-  for (const auto& body : frames) {
-    if (auto e = rr.start(body)) return e;
-    if (!deferred) deferred = sink.on_rows(rr, ctx);
-    if (!rr.error() && rr.end() == dqlite::wire::rows_end::none) {
-      ctx.scratch.resize(rr.column_count());
-      while (rr.next(ctx.scratch)) {
-      }
-    }
-    if (auto e = rr.error()) return e;
-  }
-  if (!deferred) deferred = sink.finish(ctx);
-  return deferred;
+                            sink_context& ctx) {
+  dqlite::detail::rows_proc<Sink> proc{std::move(sink)};
+  auto ec = run_proc(proc, frames, ctx);
+  sink = std::move(proc.sink);
+  return ec;
 }
 
 }  // namespace dqlite_test

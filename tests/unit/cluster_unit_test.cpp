@@ -6,8 +6,10 @@
 #include <boost/asio.hpp>
 #include <catch2/catch.hpp>
 
+#include "support/fake_server.hpp"
 #include "support/test_node.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <string>
@@ -245,4 +247,49 @@ TEST_CASE("cluster: closing or destroying it completes running operations", "[cl
   io.run_for(5s);
   CHECK(first == dqlite::errc::cancelled);
   CHECK(later == dqlite::errc::cancelled);
+}
+
+TEST_CASE("cluster: a probe cut short by the time bound does not hide an earlier reason",
+          "[cluster][hostile]") {
+  // The node answers the first probe with a FAILURE whose message is huge, then never
+  // answers: the last probe is cut short when the time for retries runs out.
+  std::atomic<int> accepted{0};
+  const std::string huge = "disk full: " + std::string(1u << 20, 'x');
+  dqlite_test::fake_server server([&](dqlite_test::fake_peer& peer) {
+    if (accepted++ == 0) {
+      if (peer.read_exact(8).size() < 8) return;
+      if (peer.read_frame().size() < 8) return;
+      dqlite::wire::buffer body;
+      dqlite::wire::put_u64(body, 1);
+      dqlite::wire::put_text(body, huge);
+      std::vector<unsigned char> f(8, 0);
+      const auto words = static_cast<std::uint32_t>(body.size() / 8);
+      for (int i = 0; i < 4; ++i) f[static_cast<std::size_t>(i)] = static_cast<unsigned char>(words >> (8 * i));
+      for (auto b : body) f.push_back(static_cast<unsigned char>(b));
+      peer.write(f);
+    }
+    dqlite_test::fake_server::silent()(peer);
+  });
+  asio::io_context io;
+  dqlite::cluster_options o;
+  o.retry_timeout = 400ms;
+  o.backoff_base = 50ms;
+  o.backoff_jitter = false;
+  dqlite::cluster c(io.get_executor(), {server.address()}, o);
+  dqlite::error_code got;
+  std::string text;
+  bool called = false;
+  c.async_connect([&](dqlite::error_code ec, dqlite::connection) {
+    called = true;
+    got = ec;
+    text = c.diagnostics().message();
+  });
+  io.run_for(10s);
+  REQUIRE(called);
+  INFO(text);
+  CHECK(got == dqlite::errc::no_leader);
+  CHECK(accepted >= 2);
+  CHECK_THAT(text, Catch::Contains("disk full: xxx"));
+  CHECK_THAT(text, Catch::Contains("more bytes]"));
+  CHECK(text.size() < 2048);
 }

@@ -63,10 +63,9 @@ template <class T>
 outcome<T> with_sink(const frames_t& frames, dqlite::connection_options opts = {}) {
   dqlite_test::sink_context ctx;
   ctx.opts = opts;
-  dqlite::wire::rows_reader rr;
   dqlite::detail::typed_rows_sink<T> sink;
   outcome<T> o;
-  o.ec = dqlite_test::run_sink(sink, frames, ctx, rr);
+  o.ec = dqlite_test::run_sink(sink, frames, ctx);
   o.diag = ctx.diag.message();
   o.rows = sink.take();
   return o;
@@ -113,10 +112,9 @@ template <class T>
 outcome<T> with_reference(const frames_t& frames, dqlite::connection_options opts = {}) {
   dqlite_test::sink_context ctx;
   ctx.opts = opts;
-  dqlite::wire::rows_reader rr;
   reference_sink<T> sink;
   outcome<T> o;
-  o.ec = dqlite_test::run_sink(sink, frames, ctx, rr);
+  o.ec = dqlite_test::run_sink(sink, frames, ctx);
   o.diag = ctx.diag.message();
   o.rows = sink.take();
   return o;

@@ -66,9 +66,8 @@ std::pair<dqlite::error_code, typename Sink::result_type> decode(
     const std::vector<std::vector<std::byte>>& frames, dqlite::connection_options opts = {}) {
   dqlite_test::sink_context ctx;
   ctx.opts = opts;
-  dqlite::wire::rows_reader rr;
   Sink sink;
-  auto ec = dqlite_test::run_sink(sink, frames, ctx, rr);
+  auto ec = dqlite_test::run_sink(sink, frames, ctx);
   last_diag() = ctx.diag.message();
   return {ec, sink.take()};
 }

@@ -117,6 +117,7 @@ std::string time_text(const Args&... args) {
 
 enum class color : std::uint8_t { red = 1, green = 200 };
 enum plain_enum { plain_a = -3, plain_b = 7 };
+enum fixed_plain : short { fixed_a = -3, fixed_b = 7 };
 enum class big : std::uint64_t { small = 5, huge = 0x8000000000000000ULL };
 
 constexpr sys_days go_day = sys_days{year{2006} / 1 / 2};
@@ -447,8 +448,16 @@ TEST_CASE("field: integers with range checks", "[field]") {
   }
   SECTION("enums") {
     CHECK(read_ok<color>(of_int(200)) == color::green);
-    CHECK(read_ok<plain_enum>(of_int(-3)) == plain_a);
+    CHECK(read_ok<fixed_plain>(of_int(-3)) == fixed_a);
+    // Any value of the underlying type is a value of such an enum.
+    CHECK(static_cast<int>(read_ok<fixed_plain>(of_int(1000))) == 1000);
+    CHECK(read_err<fixed_plain>(of_int(40000)) == err(errc::out_of_range));
     CHECK(read_err<color>(of_int(300)) == err(errc::out_of_range));
+    // An unscoped enum without a fixed underlying type is refused at compile time
+    // (tests/compile_fail/unfixed_enum_field.cpp): it is not a field type it can read.
+    STATIC_REQUIRE_FALSE(dqlite::detail::enum_with_fixed_type<plain_enum>);
+    STATIC_REQUIRE(dqlite::detail::enum_with_fixed_type<fixed_plain>);
+    STATIC_REQUIRE(dqlite::detail::enum_with_fixed_type<color>);
     CHECK(read_err<color>(of_null()) == err(errc::unexpected_null));
   }
   SECTION("NULL and other types") {

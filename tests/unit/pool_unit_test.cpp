@@ -36,6 +36,7 @@ struct fake_server {
   int resets = 0;
   int pings = 0;
   std::deque<error_code> connect_failures;  // the next connects fail with these
+  std::deque<std::string> failure_texts;    // ... and these texts (else a fixed one)
   std::chrono::milliseconds connect_delay{0};
   bool ping_fails = false;
   std::chrono::milliseconds ping_delay{0};  // a check that takes this long (cancellable)
@@ -70,7 +71,12 @@ struct fake_connector {
     if (!srv->connect_failures.empty()) {
       auto ec = srv->connect_failures.front();
       srv->connect_failures.pop_front();
-      co_return dqlite::detail::cluster_result<fake_conn>::fail(ec, "no node leads (fake)");
+      std::string text = "no node leads (fake)";
+      if (!srv->failure_texts.empty()) {
+        text = std::move(srv->failure_texts.front());
+        srv->failure_texts.pop_front();
+      }
+      co_return dqlite::detail::cluster_result<fake_conn>::fail(ec, std::move(text));
     }
     dqlite::detail::cluster_result<fake_conn> r;
     r.value.emplace(fake_conn{srv->next_id++, srv, true, {}});
@@ -186,6 +192,50 @@ TEST_CASE("pool: an acquire that times out names the counts and the last connect
     CHECK(r.ec == dqlite::errc::timeout);
     CHECK_THAT(r.diag, Catch::Contains("in use: 0") &&
                            Catch::Contains("last connect error: no node leads (fake)"));
+  });
+}
+
+TEST_CASE("pool: an acquire timeout names the cause of the connect failures, bounded",
+          "[pool][hostile]") {
+  // The first connect fails with a huge message (a server's), the later ones time out.
+  auto srv = std::make_shared<fake_server>();
+  const std::string huge = "disk full: " + std::string(60u << 20, 'x');
+  srv->connect_failures.push_back(make_error_code(dqlite::errc::no_leader));
+  srv->failure_texts.push_back(huge);
+  for (int i = 0; i < 1000; ++i) {
+    srv->connect_failures.push_back(make_error_code(dqlite::errc::timeout));
+    srv->failure_texts.push_back("connecting took longer than 1 ms");
+  }
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dqlite::pool_options o{.max_size = 1, .acquire_timeout = 1s};
+    o.cluster.backoff_base = 1ms;  // the pool pauses 20 ms between connects
+    auto p = make_core(ex, srv, o);
+    auto r = co_await p->acquire();
+    CHECK(r.ec == dqlite::errc::timeout);
+    CHECK(srv->connects >= 2);  // a timed-out attempt came after the cause
+    CHECK(r.diag.size() < 4096);
+    CHECK_THAT(r.diag, Catch::Contains("last connect error: disk full: xxx"));
+    CHECK_THAT(r.diag, Catch::Contains("more bytes]"));
+    CHECK_THAT(r.diag, Catch::Contains("later attempts timed out: connecting took longer than 1 ms"));
+  });
+  // Once a connection opened, an old cause is not reported for new failures.
+  auto srv2 = std::make_shared<fake_server>();
+  srv2->connect_failures = {make_error_code(dqlite::errc::no_leader)};
+  srv2->failure_texts = {"old cause"};
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv2, {.max_size = 1, .acquire_timeout = 2s});
+    auto h = co_await p->acquire();  // fails once, then opens
+    REQUIRE(h.value);
+    h.value->get().break_with(make_error_code(dqlite::errc::connection_closed));
+    for (int i = 0; i < 20; ++i) {
+      srv2->connect_failures.push_back(make_error_code(dqlite::errc::timeout));
+      srv2->failure_texts.push_back("slow");
+    }
+    h.value.reset();
+    p->opts.acquire_timeout = 100ms;
+    auto r = co_await p->acquire();
+    CHECK(r.ec == dqlite::errc::timeout);
+    CHECK_THAT(r.diag, !Catch::Contains("old cause"));
   });
 }
 

@@ -8,10 +8,14 @@
 #include <dqlite/value.hpp>
 #include <dqlite/wire/decode.hpp>
 
+#include <algorithm>
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace dqlite {
 
@@ -45,36 +49,73 @@ struct exec_proc {
   exec_result take() { return out; }
 };
 
+/// A ROWS frame the client cannot read: the diagnostics name the problem (replacing any
+/// text a sink set for an earlier, lesser error: a protocol error always wins).
+template <class Impl>
+error_code malformed_rows(Impl& c, error_code ec) {
+  if (ec == make_error_code(errc::too_many_columns))
+    c.diag.assign("a ROWS frame announces " + std::to_string(c.rows.announced_columns()) +
+                  " columns, more than max_result_columns (" +
+                  std::to_string(c.opts.max_result_columns) + ")");
+  else if (ec == make_error_code(errc::unexpected_response))
+    c.diag.assign("the columns changed between the frames of one result");
+  else
+    c.diag.assign("the server sent a ROWS frame that cannot be read: " + ec.message());
+  return ec;
+}
+
+/// Starts reading a ROWS frame with the connection's column limit.
+template <class Impl>
+error_code start_rows(Impl& c, wire::bytes_view body) {
+  if (auto e = c.rows.start(body, c.opts.max_result_columns)) return malformed_rows(c, e);
+  return {};
+}
+
+/// Reads what is left of the frame without keeping anything, to find a malformed row
+/// after a sink stopped early.
+template <class Impl>
+void scan_rest(Impl& c) {
+  auto& rr = c.rows;
+  if (!rr.error() && rr.end() == wire::rows_end::none) {
+    c.scratch.resize(rr.column_count());
+    while (rr.next(c.scratch)) {
+    }
+  }
+}
+
 /// QUERY / QUERY_SQL: ROWS frames until DONE, each handed to a Sink:
 ///   using result_type = ...;
 ///   error_code on_rows(wire::rows_reader&, Impl&);   reads rows of one frame (may stop early)
 ///   error_code finish(Impl&);                         after DONE
 ///   result_type take();
-/// A sink error (a conversion failure, a cap exceeded) does not stop the reading: the
-/// remaining frames are read and dropped so the connection stays usable, then the op fails.
+/// A sink error (a conversion failure, a cap crossed) ends the operation with that frame:
+/// nothing more is decoded; the rest of the frame is still checked (a malformed frame is
+/// the error then), and when more frames are to come the result is interrupted before
+/// the connection's next request (the connection stays usable).
 template <class Sink>
 struct rows_proc {
   using result_type = typename Sink::result_type;
   static constexpr bool interruptible = true;  // cancellation: INTERRUPT, keep the connection
   Sink sink;
-  error_code deferred;
 
   template <class Impl>
   error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
     if (auto e = expect_type(h, wire::response::rows)) return e;
     auto& rr = c.rows;
-    if (auto e = rr.start(body)) return e;
-    if (!deferred) deferred = sink.on_rows(rr, c);
-    if (!rr.error() && rr.end() == wire::rows_end::none) {
-      c.scratch.resize(rr.column_count());
-      while (rr.next(c.scratch)) {
-      }
+    if (auto e = start_rows(c, body)) return e;
+    error_code e = sink.on_rows(rr, c);
+    if (e && is_protocol_error(e)) return malformed_rows(c, e);
+    scan_rest(c);
+    if (auto pe = rr.error()) return malformed_rows(c, pe);
+    if (rr.end() == wire::rows_end::part) {
+      if (!e) return {};
+      done = true;
+      c.drain_pending = true;
+      return e;
     }
-    if (auto e = rr.error()) return e;
-    if (rr.end() == wire::rows_end::part) return {};
     done = true;
-    if (!deferred) deferred = sink.finish(c);
-    return deferred;
+    if (!e) e = sink.finish(c);
+    return e;
   }
   /// The rest of the result is not needed (a failure to report, or the one row wanted is
   /// there): the exchange interrupts the query and drains it, then calls on_interrupted.
@@ -93,32 +134,92 @@ struct rows_proc {
   result_type take() { return sink.take(); }
 };
 
-/// Checks the fetch-all caps of the connection's options.
-template <class Impl>
-error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
-  if (c.opts.max_result_rows != 0 && rows > c.opts.max_result_rows) {
-    c.diag.assign("the result has more than max_result_rows (" +
-                  std::to_string(c.opts.max_result_rows) + ") rows; raise the cap or narrow the query");
-    return make_error_code(errc::result_too_large);
+/// What a result costs so far, checked against the caps of the connection's options
+/// after each row, so that a cap stops the decoding at the row that crosses it.
+struct result_budget {
+  std::size_t rows = 0;     ///< rows read, kept or read past
+  std::size_t held = 0;     ///< memory the kept rows hold outside their slots
+  std::size_t dropped = 0;  ///< wire bytes of the rows read past
+  bool batch = false;       ///< a cursor's batch: only the bytes cap applies
+
+  /// slots: bytes of the storage of the kept row objects.
+  template <class Impl>
+  error_code check(Impl& c, std::size_t slots) {
+    const auto& o = c.opts;
+    if (!batch && o.max_result_rows != 0 && rows > o.max_result_rows) {
+      c.diag.assign("the result has more than max_result_rows (" +
+                    std::to_string(o.max_result_rows) + ") rows" +
+                    (dropped != 0 ? "; fetchone and fetchval read the whole result: add LIMIT 1"
+                                  : "; raise the cap or narrow the query"));
+      return make_error_code(errc::result_too_large);
+    }
+    const std::size_t bytes = held + slots + dropped;
+    if (o.max_result_bytes != 0 && bytes > o.max_result_bytes) {
+      std::string what = batch ? "a batch of the cursor holds"
+                         : dropped != 0 ? "the result (the first row, and the rows read past "
+                                          "by their size) takes"
+                                        : "the rows of the result hold";
+      c.diag.assign(what + " more than max_result_bytes (" + std::to_string(o.max_result_bytes) +
+                    ") bytes; raise the cap or narrow the query" +
+                    (batch || dropped != 0 ? std::string() : std::string(", or use a cursor")));
+      return make_error_code(errc::result_too_large);
+    }
+    return {};
   }
-  if (c.opts.max_result_bytes != 0 && bytes > c.opts.max_result_bytes) {
-    c.diag.assign("the result is larger than max_result_bytes (" +
-                  std::to_string(c.opts.max_result_bytes) + "); raise the cap or narrow the query");
-    return make_error_code(errc::result_too_large);
+
+  /// Slots of v counted for the rows kept: what it grew by since it held `base`, at least
+  /// one per row kept.
+  template <class V>
+  static std::size_t slots(const V& v, std::size_t base, std::size_t kept) noexcept {
+    return std::max(v.capacity() - std::min(v.capacity(), base), kept);
   }
-  return {};
-}
+
+  /// Before a row is added to v: when v is full, grows it (doubling, as it would) no
+  /// further than max_result_bytes allows; fails when not one more row fits.
+  template <class Impl, class V>
+  error_code make_room(Impl& c, V& v, std::size_t base, std::size_t kept) {
+    const std::size_t max = c.opts.max_result_bytes;
+    if (v.size() < v.capacity() || max == 0) return {};
+    constexpr std::size_t elem = sizeof(typename V::value_type);
+    const std::size_t s = slots(v, base, kept) * elem;
+    const std::size_t used = held + dropped + s;
+    const std::size_t room = used < max ? (max - used) / elem : 0;
+    if (room == 0) return check(c, s + elem);  // over the cap with one more slot
+    v.reserve(v.capacity() + std::min(std::max<std::size_t>(v.capacity(), 1), room));
+    return {};
+  }
+};
 
 /// All rows as dynamic values.
 struct dynamic_rows_sink {
   using result_type = rows;
   rows out;
-  std::size_t bytes = 0;
+  result_budget budget;
   template <class Impl>
   error_code on_rows(wire::rows_reader& rr, Impl& c) {
-    if (auto e = out.append(rr, c.scratch)) return e;
-    bytes += rr.frame_size();
-    return check_caps(c, out.size(), bytes);
+    const auto& names = rr.column_names();
+    if (!out.columns_ || out.columns_->size() != names.size() ||
+        !std::equal(names.begin(), names.end(), out.columns_->begin())) {
+      if (out.columns_ && !out.rows_.empty()) return make_error_code(errc::unexpected_response);
+      out.columns_ = std::make_shared<const column_names>(names.begin(), names.end());
+      budget.held = names_bytes(names);
+    }
+    c.scratch.resize(names.size());
+    auto& v = out.rows_;
+    while (rr.at_row()) {
+      if (auto e = budget.make_room(c, v, 0, v.size())) return e;
+      if (!rr.next(c.scratch)) break;
+      v.push_back(row::from_views(out.columns_, c.scratch));
+      const std::size_t h = heap_bytes(v.back());
+      ++budget.rows;
+      budget.held += h;
+      if (auto e = budget.check(c, result_budget::slots(v, 0, v.size()) * sizeof(row))) {
+        budget.held -= h;
+        v.pop_back();
+        return e;
+      }
+    }
+    return rr.error();
   }
   template <class Impl>
   error_code finish(Impl&) {
@@ -173,43 +274,67 @@ struct typed_rows_sink {
     if (!mapped_) {
       if (auto e = mapper_.map(rr.column_names(), c.opts, c.diag)) return e;
       mapped_ = true;
+      budget.held = names_bytes(rr.column_names());
     } else if (!mapper_.same_columns(rr.column_names())) {
-      c.diag.assign("the columns changed between the frames of one result");
       return make_error_code(errc::unexpected_response);
     }
-    if constexpr (OneOnly) {
-      if (one_) return {};
-    }
     c.scratch.resize(rr.column_count());
-    vector_type& out = Into ? *target_ : own_;
-    // Each row is read straight from the frame when it can be, else (and to report any
-    // problem) through the value array.
-    while (rr.at_row()) {
-      ++count_;
-      if constexpr (OneOnly) {
+    if constexpr (OneOnly) {
+      if (!one_) {
+        // The first row is kept.
+        if (!rr.at_row()) return rr.error();
         object_type obj{};
         if (!mapper_.read_direct(rr, obj)) {
-          if (!rr.next(c.scratch)) break;
-          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+          if (!rr.next(c.scratch)) return rr.error();
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, 1)) return e;
         }
         one_.emplace(std::move(obj));
-        return {};
-      } else {
+        ++budget.rows;
+        budget.held += row_mapper<T>::heap_bytes(*one_);
+        if (auto e = budget.check(c, sizeof(object_type))) return e;
+      }
+      // The rest is read past: it costs its rows and its size on the wire.
+      for (;;) {
+        const std::byte* before = rr.row_data();
+        if (!rr.next(c.scratch)) return rr.error();
+        ++budget.rows;
+        budget.dropped += static_cast<std::size_t>(rr.row_data() - before);
+        if (auto e = budget.check(c, sizeof(object_type))) return e;
+      }
+    } else {
+      vector_type& out = Into ? *target_ : own_;
+      if (!started_) {
+        started_ = true;
+        base_slots_ = out.capacity();
+      }
+      // Each row is read straight from the frame when it can be, else (and to report any
+      // problem) through the value array.
+      while (rr.at_row()) {
+        if (auto e = budget.make_room(c, out, base_slots_, count_)) return e;
         auto& obj = out.emplace_back();
         if (!mapper_.read_direct(rr, obj)) {
           if (!rr.next(c.scratch)) {
             out.pop_back();
-            break;
+            return rr.error();
           }
-          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, budget.rows + 1)) {
             out.pop_back();
             return e;
           }
         }
+        ++budget.rows;
+        ++count_;
+        budget.held += row_mapper<T>::heap_bytes(obj);
+        if (auto e = budget.check(
+                c, result_budget::slots(out, base_slots_, count_) * sizeof(object_type))) {
+          budget.held -= row_mapper<T>::heap_bytes(obj);
+          out.pop_back();
+          --count_;
+          return e;
+        }
       }
+      return rr.error();
     }
-    bytes_ += rr.frame_size();
-    return check_caps(c, count_, bytes_);
   }
   template <class Impl>
   error_code finish(Impl&) {
@@ -228,14 +353,16 @@ struct typed_rows_sink {
   }
 
   vector_type own_;  ///< public so a caller may reserve before the rows arrive
+  result_budget budget;
 
  private:
   row_mapper<T> mapper_;
   vector_type* target_ = nullptr;
   std::optional<object_type> one_;
   bool mapped_ = false;
-  std::size_t count_ = 0;
-  std::size_t bytes_ = 0;
+  bool started_ = false;
+  std::size_t base_slots_ = 0;  ///< capacity of the target vector before the first row
+  std::size_t count_ = 0;       ///< rows appended
 };
 
 /// The first column of the first row, as T. std::optional<T>: empty on NULL or no rows.

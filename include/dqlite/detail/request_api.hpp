@@ -197,7 +197,7 @@ class request_api {
   template <class Sink, class... Args>
   auto query_with(Sink sink, Args&&... args) {
     using result = typename Sink::result_type;
-    return run<void(error_code, result)>(rows_proc<Sink>{std::move(sink), {}}, true,
+    return run<void(error_code, result)>(rows_proc<Sink>{std::move(sink)}, true,
                                          std::forward<Args>(args)...);
   }
 

@@ -90,8 +90,10 @@ struct cursor_shared {
   bool finished = false;  ///< DONE seen, or the cursor failed or was closed
 };
 
-/// One ROWS frame of a cursor's result per exchange: the rows go to a fresh Sink (one batch);
-/// after a PART frame the connection stays claimed by the cursor.
+/// One batch of a cursor's result per exchange: the rows of one ROWS frame go to a fresh
+/// Sink, whose memory cap (max_result_bytes) applies to the batch. A PART frame without
+/// rows is read past (an empty batch means the result is complete, so it is handed out at
+/// DONE only); after a PART frame with rows the connection stays claimed by the cursor.
 template <class Sink>
 struct cursor_proc {
   using result_type = typename Sink::result_type;
@@ -104,14 +106,16 @@ struct cursor_proc {
   error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
     if (auto e = expect_type(h, wire::response::rows)) return e;
     auto& rr = c.rows;
-    if (auto e = rr.start(body)) return e;
-    error_code e = sink.on_rows(rr, c);
-    if (!rr.error() && rr.end() == wire::rows_end::none) {
-      c.scratch.resize(rr.column_count());
-      while (rr.next(c.scratch)) {
-      }
+    if (auto e = start_rows(c, body)) return e;
+    if (!rr.at_row()) {  // no rows: at the end marker, or malformed
+      if (auto pe = rr.error()) return malformed_rows(c, pe);
+      if (rr.end() == wire::rows_end::part) return {};  // read on
     }
-    if (auto pe = rr.error()) return pe;
+    sink.budget.batch = true;
+    error_code e = sink.on_rows(rr, c);
+    if (e && is_protocol_error(e)) return malformed_rows(c, e);
+    scan_rest(c);
+    if (auto pe = rr.error()) return malformed_rows(c, pe);
     done = true;
     if (rr.end() == wire::rows_end::done) {
       st->finished = true;

@@ -150,7 +150,13 @@ class reader {
 
 struct failure_response {
   std::uint64_t code = 0;
+  /// The server's message, or its first max_message_size bytes (cut at a UTF-8 character
+  /// boundary) when it is longer: see message_size.
   std::string_view message;
+  /// Length in bytes of the whole message as the server sent it (> message.size() when it
+  /// was cut).
+  std::size_t message_size = 0;
+  bool message_cut() const noexcept { return message_size > message.size(); }
 };
 struct server_response {
   std::uint64_t id = 0;
@@ -194,6 +200,29 @@ inline error_code check_type(const frame_header& h, response expected) noexcept 
 }
 }  // namespace detail
 
+/// The first `limit` bytes of a message, without splitting a UTF-8 sequence.
+inline std::string_view message_prefix(std::string_view m,
+                                       std::size_t limit = max_message_size) noexcept {
+  if (m.size() <= limit) return m;
+  std::size_t n = limit;
+  // Back off over continuation bytes (10xxxxxx) to the start of the cut character.
+  for (std::size_t k = 0; k < 3 && n > 0 &&
+                          (static_cast<unsigned char>(m[n]) & 0xc0u) == 0x80u;
+       ++k)
+    --n;
+  return m.substr(0, n);
+}
+
+/// A failure's text as the client reports it: the message, and when it was cut a note
+/// saying how much was left out. At most max_message_size + 64 bytes.
+inline std::string failure_text(const failure_response& f) {
+  std::string s(f.message);
+  if (f.message_cut())
+    s += " [... message cut: " + std::to_string(f.message_size - f.message.size()) +
+         " more bytes]";
+  return s;
+}
+
 /// FAILURE: u64 code, text message.
 ///
 /// A failure that happens while a query is producing rows may arrive after the partly
@@ -201,7 +230,9 @@ inline error_code check_type(const frame_header& h, response expected) noexcept 
 /// rows...][code][message]. Such a body is recognised by its tail: the message is the
 /// run of NUL-free words ending in the word that holds its terminator, and the code is the
 /// word before it.
-inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+///
+/// Decodes the message whole (a view of any length into body): see decode_failure.
+inline error_code decode_failure_whole(bytes_view body, failure_response& out) noexcept {
   reader r(body);
   error_code ec = r.u64(out.code);
   if (!ec) ec = r.text(out.message);
@@ -223,6 +254,17 @@ inline error_code decode_failure(bytes_view body, failure_response& out) noexcep
   if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
   out = f;
   return {};
+}
+
+/// Decodes a FAILURE. out.message views at most max_message_size bytes of the body (see
+/// failure_response::message_size), so nothing built from it holds a longer text.
+inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+  error_code ec = decode_failure_whole(body, out);
+  if (!ec) {
+    out.message_size = out.message.size();
+    out.message = message_prefix(out.message);
+  }
+  return ec;
 }
 
 inline error_code decode_server(bytes_view body, server_response& out) noexcept {
@@ -445,21 +487,32 @@ enum class rows_end { none, part, done };
 class rows_reader {
  public:
   /// Parses the column count and names. Column names are kept as views (the vector is
-  /// reused between frames, so reading frame after frame does not allocate).
-  error_code start(bytes_view body) {
+  /// reused between frames, so reading frame after frame does not allocate). A count over
+  /// max_columns fails with errc::too_many_columns before anything is allocated for it
+  /// (see announced_columns()); the names' memory is then at most 2 bytes per byte of the
+  /// body (a 16-byte view per name of at least 8 bytes).
+  error_code start(bytes_view body, std::size_t max_columns = default_max_columns) {
     r_ = reader(body);
     frame_size_ = body.size();
     end_ = rows_end::none;
     ec_ = {};
     names_.clear();
+    announced_ = 0;
     std::uint64_t n = 0;
     if (auto ec = r_.u64(n)) return ec_ = ec;
+    announced_ = n;
+    if (n > max_columns) return ec_ = make_error_code(errc::too_many_columns);
     // Every name takes at least one word: refuse counts the body cannot hold.
     if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
+    // A vector that held the names of a much wider frame gives its memory back.
+    if (names_.capacity() > 2 * n + 64) std::vector<std::string_view>().swap(names_);
     names_.reserve(static_cast<std::size_t>(n));
     for (std::uint64_t i = 0; i < n; ++i) {
       std::string_view name;
-      if (auto ec = r_.text(name)) return ec_ = ec;
+      if (auto ec = r_.text(name)) {
+        names_.clear();  // a frame that cannot be read has no columns
+        return ec_ = ec;
+      }
       names_.push_back(name);
     }
     header_words_ = (names_.size() + 15) / 16;
@@ -467,6 +520,8 @@ class rows_reader {
   }
 
   std::size_t column_count() const noexcept { return names_.size(); }
+  /// The column count the frame announced (also when start() refused it).
+  std::uint64_t announced_columns() const noexcept { return announced_; }
   std::string_view column_name(std::size_t i) const noexcept { return names_[i]; }
   const std::vector<std::string_view>& column_names() const noexcept { return names_; }
 
@@ -542,6 +597,7 @@ class rows_reader {
 
   std::size_t header_words_ = 0;
   std::size_t frame_size_ = 0;
+  std::uint64_t announced_ = 0;
   rows_end end_ = rows_end::none;
   error_code ec_;
 };

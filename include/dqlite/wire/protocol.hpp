@@ -15,6 +15,14 @@ inline constexpr std::size_t header_size = 8;
 /// Default cap on a frame body, in bytes.
 inline constexpr std::size_t default_max_frame_size = 64u * 1024u * 1024u;
 
+/// Default cap on the columns of a result: SQLite's hard limit (SQLITE_MAX_COLUMN cannot
+/// be compiled above 32767; its default is 2000), so no real server's result exceeds it.
+inline constexpr std::size_t default_max_columns = 32767;
+
+/// Longest server message (a FAILURE's text) the client keeps, in bytes; a longer one is
+/// cut to this prefix.
+inline constexpr std::size_t max_message_size = 64u * 1024u;
+
 /// Request types (client to server).
 enum class request : std::uint8_t {
   leader = 0,
