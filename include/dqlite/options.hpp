@@ -28,9 +28,8 @@ struct connection_options {
   /// is closed (the server may still be working on the request).
   std::chrono::milliseconds request_timeout{60'000};
   /// Bound on reading the rest of a result the client interrupted (a cancelled query, a
-  /// closed or dropped cursor, fetchone/fetchval once they have their row, a fetch over
-  /// its cap) when request_timeout is zero or less; with a request_timeout, that bound
-  /// covers the drain too. The server keeps sending the interrupted result's rows until it
+  /// closed or dropped cursor, a fetch over its cap) when request_timeout is zero or less;
+  /// with a request_timeout, that bound covers the drain too. The server keeps sending the interrupted result's rows until it
   /// has finished the query (libdqlite answers INTERRUPT only then); on expiry the
   /// operation fails with errc::timeout and the connection is closed. Zero or less: none.
   std::chrono::milliseconds interrupt_timeout{30'000};

@@ -525,23 +525,32 @@ TEST_CASE("sansio exchange: bytes after a complete response close the connection
   }
 }
 
-TEST_CASE("sansio exchange: a result that is not needed is interrupted", "[sansio]") {
-  // fetchval over a result of several frames: INTERRUPT once the first row is there, drain,
-  // success with the value.
+TEST_CASE("sansio exchange: a cap crossed in a PART frame ends the fetch; the next request drains",
+          "[sansio]") {
   open_session s;
+  s.opts.max_result_rows = 10;
+  REQUIRE_FALSE(s.begin_op(true));
+  encode_sql(s, wire::request::query_sql, "SELECT id, name FROM t");
+  exchange_machine<rows_proc<dynamic_rows_sink>> m(
+      s, {}, {}, true, exchange_params{true, s.opts.request_timeout, 0, false});
+  // Several PART frames arrive at once: the fetch ends at the first, the rest stays.
+  outcome o = drive(s, m, peer_script{part_frames(2000)}, fault::none, -1);
+  CHECK(o.ec == make_error_code(errc::result_too_large));
+  CHECK_FALSE(o.closed);
+  CHECK(s.drain_pending);
+  CHECK_FALSE(s.rbuf.empty());
+  // The next request interrupts and drains the rest first, then runs.
   REQUIRE_FALSE(s.begin_op(true));
   encode_sql(s, wire::request::query_sql, "SELECT id FROM t");
-  exchange_machine<rows_proc<value_sink<std::int64_t>>> m(
+  exchange_machine<rows_proc<value_sink<std::int64_t>>> next(
       s, {}, {}, true, exchange_params{true, s.opts.request_timeout, 0, false});
-  // The server goes on with the result, then answers the INTERRUPT.
-  peer_script peer{part_frames(2000), concat(rows_frames(10), empty_frame())};
-  outcome o = drive(s, m, peer, fault::none, -1);
-  CHECK_FALSE(o.ec);
-  CHECK(o.interrupted);
-  CHECK_FALSE(o.closed);
-  CHECK(m.take() == 0);
+  outcome o2 = drive(s, next, peer_script{rows_frames(1), concat(part_frames(50), empty_frame())},
+                     fault::none, -1);
+  CHECK_FALSE(o2.ec);
+  CHECK(o2.interrupted);
+  CHECK(next.take() == 0);
   CHECK(s.rbuf.empty());
-  CHECK(o.rearm.count() == 0);  // the request timeout covers the drain
+  CHECK_FALSE(s.has_housekeeping());
 }
 
 TEST_CASE("sansio exchange: a drain without a request timeout has its own bound", "[sansio]") {
@@ -552,9 +561,9 @@ TEST_CASE("sansio exchange: a drain without a request timeout has its own bound"
   encode_sql(s, wire::request::query_sql, "SELECT id FROM t");
   exchange_machine<rows_proc<value_sink<std::int64_t>>> m(
       s, {}, {}, true, exchange_params{true, {}, 0, false});
-  // An endless result: the INTERRUPT is never answered; once the scripted peer has nothing
-  // more to send, the bound the machine asked for expires.
-  outcome o = drive(s, m, peer_script{part_frames(2000), part_frames(500)}, fault::none, -1);
+  // Cancelled while the result streams; the INTERRUPT is never answered: once the
+  // scripted peer has nothing more to send, the bound the machine asked for expires.
+  outcome o = drive(s, m, peer_script{part_frames(2000), part_frames(500)}, fault::cancel_late, 1);
   CHECK(o.rearm == std::chrono::milliseconds(250));
   CHECK(o.interrupted);
   CHECK(o.ec == make_error_code(errc::timeout));

@@ -117,20 +117,6 @@ struct rows_proc {
     if (!e) e = sink.finish(c);
     return e;
   }
-  /// The rest of the result is not needed (a failure to report, or the one row wanted is
-  /// there): the exchange interrupts the query and drains it, then calls on_interrupted.
-  bool wants_interrupt() const noexcept {
-    if (deferred) return true;
-    if constexpr (requires { sink.satisfied(); })
-      return sink.satisfied();
-    else
-      return false;
-  }
-  template <class Impl>
-  error_code on_interrupted(Impl& c) {
-    if (!deferred) deferred = sink.finish(c);
-    return deferred;
-  }
   result_type take() { return sink.take(); }
 };
 
@@ -342,7 +328,6 @@ struct typed_rows_sink {
   }
   bool has_row() const noexcept { return one_.has_value(); }
   /// Every row wanted is there (fetchone): the rest of the result can be interrupted.
-  bool satisfied() const noexcept { return OneOnly && one_.has_value(); }
   result_type take() {
     if constexpr (OneOnly)
       return std::move(one_);
@@ -375,7 +360,6 @@ struct value_sink {
   error_code on_rows(wire::rows_reader& rr, Impl& c) {
     return first.on_rows(rr, c);
   }
-  bool satisfied() const noexcept { return first.has_row(); }
   template <class Impl>
   error_code finish(Impl& c) {
     if (first.has_row() || is_optional<T>::value) return {};

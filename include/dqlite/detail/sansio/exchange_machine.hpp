@@ -59,10 +59,6 @@ inline bool answer_lost(const error_code& ec) noexcept {
 ///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
 ///                                                request and drain its response; the
 ///                                                connection stays usable)
-///   bool wants_interrupt() const;               (optional, interruptible procs: the rest
-///                                                of the response is not needed: INTERRUPT
-///                                                it, drain, then complete with
-///                                                on_interrupted(session_state&))
 ///   error_code map_error(session_state&, error_code, bool sent);  (optional: rewrites a
 ///                                                failure)
 ///   static constexpr bool housekeeping_only = true; (optional: no request of its own)
@@ -112,17 +108,17 @@ class exchange_machine {
           // Cancelled once the whole request was out: it can still be interrupted.
           if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
               interruptible() && ev.cancel_requested)
-            return start_interrupt(reason::cancelled);
+            return start_interrupt();
           return transport_failed(ev, "sending the request");
         }
         if (ph_ == phase::main && interruptible() && ev.cancel_requested)
-          return start_interrupt(reason::cancelled);
+          return start_interrupt();
         break;
       case io_event::kind::read:
         if (ev.ec) {
           if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible() &&
               ev.cancel_requested)
-            return start_interrupt(reason::cancelled);
+            return start_interrupt();
           return transport_failed(ev, "reading the response");
         }
         s_->rbuf.commit(ev.n);
@@ -143,7 +139,6 @@ class exchange_machine {
     main,      ///< the request itself
     interrupt  ///< the request was interrupted: INTERRUPT sent, discard until EMPTY
   };
-  enum class reason : std::uint8_t { cancelled, not_needed };
 
   static bool is_aborted(const error_code& ec) {
     return ec == boost::system::errc::operation_canceled;
@@ -192,9 +187,8 @@ class exchange_machine {
     return io_action::write(wire::bytes_view(s_->wbuf));
   }
 
-  // INTERRUPT the request, then drain its response until EMPTY.
-  io_action start_interrupt(reason why) {
-    why_ = why;
+  // Cancelled: INTERRUPT the request, then drain its response until EMPTY.
+  io_action start_interrupt() {
     ph_ = phase::interrupt;
     s_->hbuf.clear();
     wire::encode_interrupt(s_->hbuf, s_->db_id);
@@ -237,17 +231,13 @@ class exchange_machine {
             if (ph_ == phase::interrupt) return finish_interrupt();
             return next_write();  // housekeeping answered: go on
           }
-          if constexpr (requires { proc_.wants_interrupt(); }) {
-            if (ph_ == phase::main && proc_.wants_interrupt())
-              return start_interrupt(reason::not_needed);
-          }
           continue;
         }
       }
       // A cancellation that arrived while a read was completing reached no operation:
       // act on it before reading on.
       if (cancel_requested && ph_ != phase::interrupt) {
-        if (ph_ == phase::main && interruptible()) return start_interrupt(reason::cancelled);
+        if (ph_ == phase::main && interruptible()) return start_interrupt();
         io_event aborted{io_event::kind::read,
                          error_code(ECANCELED, boost::system::system_category()), 0, true};
         return transport_failed(aborted, "reading the response");
@@ -266,11 +256,6 @@ class exchange_machine {
 
   io_action finish_interrupt() {
     if (!s_->rbuf.empty()) return stray_bytes();
-    if (why_ == reason::not_needed) {
-      if constexpr (requires { proc_.on_interrupted(*s_); })
-        return finish(proc_.on_interrupted(*s_));
-      return finish({});
-    }
     s_->diag.assign("the operation was cancelled; the query was interrupted and the "
                     "connection remains usable");
     return finish(make_error_code(errc::interrupted));
@@ -314,7 +299,7 @@ class exchange_machine {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
       if constexpr (requires { proc_.on_failure(*s_); }) proc_.on_failure(*s_);
-      s_->diag.assign(f.message);
+      s_->diag.assign(wire::failure_text(f));
       done = true;
       return make_server_error(f.code);
     }
@@ -397,7 +382,6 @@ class exchange_machine {
   bool owns_;           ///< this exchange holds the connection's busy flag
   exchange_params params_;
   phase ph_ = phase::main;
-  reason why_ = reason::cancelled;
   bool sent_ = false;  ///< the request has been written whole
   bool drain_bounded_ = false;
   std::size_t out_size_ = 0;
