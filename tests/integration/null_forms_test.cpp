@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -163,6 +164,9 @@ asio::awaitable<void> read_as(context& c, std::string col, std::string type,
                               std::string expected) {
   const std::string sql = "SELECT " + col + " AS v FROM quirks";
   const std::string what = col + " -> " + type + " via ";
+  // The operations that return a std::vector<T> do not compile for T = bool (the
+  // std::vector<bool> proxy reference): those paths are left out for bool.
+  constexpr bool vector_ok = !std::is_same_v<T, bool>;
   // One cell: the error, or the value read (has: whether a row arrived).
   auto one = [&](const std::string& path, const dqlite::error_code& ec, bool has, const T& v) {
     c.record(what + path, ec ? show(ec) : has ? show(v) : "no row", expected);
@@ -176,9 +180,9 @@ asio::awaitable<void> read_as(context& c, std::string col, std::string type,
     using E = typename std::decay_t<decltype(vec)>::value_type;
     return vec.empty() ? E{} : E(vec[0]);
   };
-  {
+  if constexpr (vector_ok) {
     co_await c.reopen();
-    auto [ec, v] = co_await c.conn.async_fetch<T>(sql, tok);
+    auto [ec, v] = co_await c.conn.template async_fetch<T>(sql, tok);
     one("fetch<T>", ec, !v.empty(), first(v));
     still_open("fetch<T>");
   }
@@ -200,7 +204,7 @@ asio::awaitable<void> read_as(context& c, std::string col, std::string type,
     one("fetch<tuple>", ec, !v.empty(), v.empty() ? T{} : std::get<0>(v[0]));
     still_open("fetch<tuple>");
   }
-  {
+  if constexpr (vector_ok) {
     co_await c.reopen();
     std::vector<T> into;
     auto [ec, n] = co_await c.conn.async_fetch_into<T>(into, sql, tok);
@@ -219,9 +223,9 @@ asio::awaitable<void> read_as(context& c, std::string col, std::string type,
     one("fetchval<T>", ec, true, v);
     still_open("fetchval<T>");
   }
-  {
+  if constexpr (vector_ok) {
     co_await c.reopen();
-    auto [ec, cur] = co_await c.conn.async_cursor<T>(sql, tok);
+    auto [ec, cur] = co_await c.conn.template async_cursor<T>(sql, tok);
     if (ec) {
       one("cursor<T>", ec, false, T{});
     } else {
@@ -237,19 +241,21 @@ asio::awaitable<void> read_as(context& c, std::string col, std::string type,
     if (ec) {
       one("prepared fetch<T>", ec, false, T{});
     } else {
-      auto [ec2, v] = co_await stmt.async_fetch<T>(tok);
-      one("prepared fetch<T>", ec2, !v.empty(), first(v));
-      still_open("prepared fetch<T>");
+      if constexpr (vector_ok) {
+        auto [ec2, v] = co_await stmt.template async_fetch<T>(tok);
+        one("prepared fetch<T>", ec2, !v.empty(), first(v));
+        still_open("prepared fetch<T>");
+      }
       if (stmt.is_open()) {
-        auto [ec3, val] = co_await stmt.async_fetchval<T>(tok);
+        auto [ec3, val] = co_await stmt.template async_fetchval<T>(tok);
         one("prepared fetchval<T>", ec3, true, val);
         still_open("prepared fetchval<T>");
       }
       if (stmt.is_open()) co_await stmt.async_close(tok);
     }
   }
-  {
-    auto [ec, v] = co_await c.pool->async_fetch<T>(sql, tok);
+  if constexpr (vector_ok) {
+    auto [ec, v] = co_await c.pool->template async_fetch<T>(sql, tok);
     one("pool fetch<T>", ec, !v.empty(), first(v));
   }
   {

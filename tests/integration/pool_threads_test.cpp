@@ -168,12 +168,15 @@ TEST_CASE("pool: one pool used from several threads and strands", "[pool][thread
     on_a([&]() -> asio::awaitable<void> {
       ids_in_table = co_await pool->async_fetch<std::int64_t>("SELECT id FROM t");
       rows_in_table = static_cast<std::int64_t>(ids_in_table.size());
-      // The counters live on the pool's strand: read them there.
-      stats = co_await asio::co_spawn(pool->get_executor(),
-                                      [&]() -> asio::awaitable<dqlite::pool_stats> {
-                                        co_return pool->stats();
-                                      },
-                                      asio::use_awaitable);
+      // The counters live on the pool's strand: read them there. A connection goes back
+      // to the pool just after its statement completes: wait for it (a hang guard of 60 s).
+      auto read_stats = [&]() -> asio::awaitable<dqlite::pool_stats> { co_return pool->stats(); };
+      for (int i = 0; i < 6000; ++i) {
+        stats = co_await asio::co_spawn(pool->get_executor(), read_stats, asio::use_awaitable);
+        if (stats.in_use == 0) break;
+        asio::steady_timer pause(co_await asio::this_coro::executor, 10ms);
+        co_await pause.async_wait(asio::use_awaitable);
+      }
       co_await pool->async_close();
     });
   } catch (const std::exception& e) {
