@@ -7,8 +7,8 @@
 # the build tree, keyed by the archive's sha256), then the node program
 # (tools/node/dqlite_node.c) is built against it as dqlite-node-<label>.
 #
-# CTest names each test after its server: "integration[1.11.1]: <test case>",
-# "integration[1.18.6]: ...", "integration[null-fix]: ...". The label of an archive is
+# CTest names each test after its server: "integration[1.11.1]:<test case>",
+# "integration[1.18.6]:...", "integration[null-fix]:...". The label of an archive is
 # its name without "dqlite-", ".tar.gz" and a trailing "-<commit>"
 # (dqlite-null-fix-5f00930.tar.gz -> null-fix).
 #
@@ -42,7 +42,7 @@ function(dqlite_add_integration_pass target label env)
   # --name makes each call's arguments (and so the file catch_discover_tests writes)
   # different; it only names the run in Catch2's own reports.
   catch_discover_tests(${target}
-    TEST_PREFIX "integration[${label}]: "
+    TEST_PREFIX "integration[${label}]:"
     EXTRA_ARGS --name "integration[${label}]"
     TEST_LIST ${list_var})
   # catch_discover_tests passes PROPERTIES as a flat list, so an ENVIRONMENT with

@@ -71,7 +71,8 @@ asio::awaitable<void> worker(dqlite::pool& pool, int w, int ops, worker_result& 
     // A transaction on a checked-out connection; another worker's transaction may hold
     // the write lock (busy): roll back and try again, a bounded number of times.
     bool done = false;
-    for (int attempt = 0; attempt < 1000 && !done; ++attempt) {
+    int attempt = 0;
+    for (; attempt < 10000 && !done; ++attempt) {
       auto [aec, pc] = co_await pool.async_acquire(tok);
       if (aec) {
         note("acquire", aec);
@@ -100,6 +101,8 @@ asio::awaitable<void> worker(dqlite::pool& pool, int w, int ops, worker_result& 
         break;
       }
     }
+    if (!done && attempt == 10000)
+      r.errors.push_back("worker " + std::to_string(w) + ": transaction busy 10000 times");
     r.threads.insert(std::this_thread::get_id());
   }
   r.finished = true;
@@ -139,6 +142,9 @@ TEST_CASE("pool: one pool used from several threads and strands", "[pool][thread
       o.max_size = 4;
       o.acquire_timeout = 120s;  // hang guards
       o.cluster.connection.request_timeout = 60s;
+      // The inserts through the pool wait while a worker's transaction holds the write
+      // lock (busy): on a loaded machine that can take a while.
+      o.busy_timeout = 120s;
       const std::vector<std::string> addresses{node.address()};
       pool.emplace(co_await dqlite::async_create_pool(io_a.get_executor(), addresses, o));
       co_await pool->async_execute(
