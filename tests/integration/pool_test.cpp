@@ -91,7 +91,7 @@ TEST_CASE("pool: workers through a leader kill keep every acknowledged write", "
   dqlite_test::cluster_process cl(3);
   const int leader = cl.wait_for_leader();
   constexpr int workers = 64;
-  constexpr int ops = 100;
+  constexpr int ops = 40;
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         const auto addresses = cl.addresses();

@@ -251,18 +251,20 @@ TEST_CASE("pool: connections returned after a leader change are discarded", "[po
 TEST_CASE("pool: idle connections are checked before hand-out", "[pool]") {
   auto srv = std::make_shared<fake_server>();
   dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    auto p = make_core(ex, srv, {.max_size = 2, .health_check_after = 10ms});
+    // Idle for 1 s or more: checked. The margins are wide, so that a slow or loaded
+    // machine (sanitizers) still sees a connection reused at once as fresh.
+    auto p = make_core(ex, srv, {.max_size = 2, .health_check_after = 1000ms});
     { auto h = co_await take(p); }
     co_await sleep_for(2ms);
     { auto h = co_await take(p); }  // fresh: no check
     CHECK(srv->pings == 0);
-    co_await sleep_for(20ms);
+    co_await sleep_for(1100ms);
     {
       auto h = co_await take(p);  // idle for long: checked
       CHECK(srv->pings == 1);
       CHECK(h->id == 1);
     }
-    co_await sleep_for(20ms);
+    co_await sleep_for(1100ms);
     srv->ping_fails = true;
     auto h = co_await take(p);  // the check fails: discarded, a new one opened
     CHECK(srv->pings == 2);
