@@ -46,7 +46,7 @@ case $kind in
     build_dir=${build_dir:-build-asan}
     ;;
   thread)
-    flags="-fsanitize=thread -fno-omit-frame-pointer"
+    flags="-fsanitize=thread -fno-omit-frame-pointer -Wno-tsan"
     build_dir=${build_dir:-build-tsan}
     ;;
   *) usage ;;
