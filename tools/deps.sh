@@ -7,8 +7,11 @@
 set -euo pipefail
 
 prog=$(basename "$0")
+# The second line builds newer libdqlite servers from source archives for the
+# integration tests' server matrix (tools/build_server.sh).
 packages=(build-essential cmake pkg-config libboost1.81-dev catch2 libdqlite-dev
-  stunnel4 libssl-dev libyaml-cpp-dev doxygen python3)
+  stunnel4 libssl-dev libyaml-cpp-dev doxygen python3
+  autoconf automake libtool libuv1-dev libsqlite3-dev liblz4-dev)
 
 for arg in "$@"; do
   case $arg in

@@ -6,7 +6,20 @@
 # BUILD_DIR selects the build directory (default: build; a relative path is
 # taken relative to the repository root). Extra arguments go to ctest, e.g.
 # tools/test.sh -R unit
+#
+# The integration tests run against Debian's libdqlite and against each server
+# built from an archive in DQLITE_CLIENT_TEST_SERVERS (default: ../shared/servers
+# beside the repository, when it exists; set it empty to test Debian's only). The
+# servers are built once and kept in DQLITE_CLIENT_SERVER_CACHE (default:
+# ${XDG_CACHE_HOME:-~/.cache}/dqlite-client/servers); see tests/servers.cmake.
 set -euo pipefail
+
+start=$SECONDS
+report_time() {
+  local rc=$? t=$((SECONDS - start))
+  echo "tools/test.sh: total time $((t / 60)) min $((t % 60)) s (exit code $rc)" >&2
+}
+trap report_time EXIT
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-build}
@@ -14,10 +27,23 @@ if [[ $build_dir != /* ]]; then
   build_dir=$repo_root/$build_dir
 fi
 
+servers=${DQLITE_CLIENT_TEST_SERVERS-$repo_root/../shared/servers}
+if [[ -n $servers && $servers != /* ]]; then
+  servers=$repo_root/$servers
+fi
+if [[ -n $servers && ! -d $servers ]]; then
+  echo "tools/test.sh: no server archives at $servers: the integration tests run" \
+    "against Debian's libdqlite only" >&2
+  servers=
+elif [[ -n $servers ]]; then
+  servers=$(cd "$servers" && pwd)
+fi
+
 bash "$repo_root/tools/deps.sh"
 
 cmake -S "$repo_root" -B "$build_dir" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDQLITE_CLIENT_WARNINGS_AS_ERRORS=ON
+  -DDQLITE_CLIENT_WARNINGS_AS_ERRORS=ON \
+  -DDQLITE_CLIENT_TEST_SERVERS="$servers"
 cmake --build "$build_dir" -j"$(nproc)"
 ctest --test-dir "$build_dir" --output-on-failure -j2 --timeout 600 "$@"

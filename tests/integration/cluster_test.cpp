@@ -332,7 +332,7 @@ TEST_CASE("without a quorum, async_connect fails within its bound naming every n
   INFO(message);
   std::cout << "no quorum: " << ms << " ms: " << message << std::endl;
   CHECK(code == dqlite::errc::no_leader);
-  CHECK(ms < 4000);
+  CHECK(ms < 10000);  // the 2 s bound, not the 15 s of fast_options()
   for (const auto& a : cl.addresses()) CHECK(mentions(message, a));
   CHECK(mentions(message, "knows no leader"));
   CHECK(mentions(message, "attempts"));
@@ -357,7 +357,7 @@ TEST_CASE("max_attempts bounds the retries", "[cluster]") {
   });
 }
 
-TEST_CASE("a cancelled async_connect completes at once; the discovery it shared goes on",
+TEST_CASE("a cancelled async_connect completes at once and the discovery it shared goes on",
           "[cluster]") {
   dqlite_test::node_process node;
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -367,19 +367,21 @@ TEST_CASE("a cancelled async_connect completes at once; the discovery it shared 
     const std::string quiet = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
     auto opts = fast_options("canceltest");
     opts.max_concurrent_probes = 1;
-    opts.probe_timeout = 800ms;
+    opts.probe_timeout = 2s;
     dqlite::cluster cluster(ex, std::vector<std::string>{quiet, node.address()}, opts);
 
     const auto start = std::chrono::steady_clock::now();
     asio::cancellation_signal stop;
     std::optional<dqlite::error_code> a_ec;
     long long a_ms = -1;
+    std::optional<dqlite::error_code> b_ec;
+    bool b_done_before_a = false;
     cluster.async_connect(asio::bind_cancellation_slot(
         stop.slot(), [&](dqlite::error_code ec, dqlite::connection) {
           a_ec = ec;
           a_ms = dqlite_test::elapsed_ms(start);
+          b_done_before_a = b_ec.has_value();
         }));
-    std::optional<dqlite::error_code> b_ec;
     std::optional<dqlite::connection> b_conn;
     cluster.async_connect([&](dqlite::error_code ec, dqlite::connection c) {
       b_ec = ec;
@@ -394,7 +396,9 @@ TEST_CASE("a cancelled async_connect completes at once; the discovery it shared 
     }
     REQUIRE(a_ec);
     CHECK(*a_ec == dqlite::errc::cancelled);
-    CHECK(a_ms < 600);
+    // At once: before the shared discovery got past the silent node (probe_timeout).
+    INFO("cancelled after " << a_ms << " ms");
+    CHECK_FALSE(b_done_before_a);
     // The other caller was not cancelled: it gets the leader.
     INFO(cluster.diagnostics().message());
     CHECK_FALSE(*b_ec);
@@ -402,7 +406,10 @@ TEST_CASE("a cancelled async_connect completes at once; the discovery it shared 
     auto one = co_await b_conn->async_fetchval<std::int64_t>("SELECT 1");
     CHECK(one == 1);
 
-    // An administration request cancelled while it waits for the leader.
+    // An administration request cancelled while it waits for the leader: the probe of the
+    // silent node would take 60 s; the cancellation ends the request long before.
+    opts.probe_timeout = 60s;
+    opts.retry_timeout = 60s;
     dqlite::cluster quiet_only(ex, std::vector<std::string>{quiet}, opts);
     asio::cancellation_signal stop2;
     std::optional<dqlite::error_code> c_ec;
@@ -416,10 +423,12 @@ TEST_CASE("a cancelled async_connect completes at once; the discovery it shared 
     t.expires_after(100ms);
     co_await t.async_wait(asio::use_awaitable);
     stop2.emit(asio::cancellation_type::terminal);
-    t.expires_after(50ms);
-    co_await t.async_wait(asio::use_awaitable);
+    for (int i = 0; i < 3000 && !c_ec; ++i) {  // a hang guard of 30 s
+      t.expires_after(10ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
     REQUIRE(c_ec);
     CHECK(*c_ec == dqlite::errc::cancelled);
-    CHECK(c_ms < 600);
+    CHECK(c_ms < 30'000);
   });
 }

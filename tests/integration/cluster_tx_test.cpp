@@ -66,15 +66,28 @@ TEST_CASE("a leadership transfer inside a transaction fails it and closes the co
   });
 }
 
-TEST_CASE("a write on a follower fails with not leader and closes the connection",
+TEST_CASE("a follower refuses OPEN (from 1.18.2) or the first write with not leader",
           "[cluster][tx]") {
   dqlite_test::cluster_process cl(3);
   const int leader = cl.wait_for_leader();
   const auto follower = static_cast<std::size_t>((leader + 1) % 3);
+  // Until 1.18.1 a follower accepts OPEN and refuses the first write; from 1.18.2 it
+  // refuses OPEN already (PROTOCOL.md).
+  const bool open_on_follower = dqlite_test::server_version() < 11802;
+  INFO("libdqlite " << dqlite_test::server_version());
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dqlite::connection_options o;
     o.database = "follower";
-    auto conn = co_await dqlite::async_connect(ex, cl.node(follower).address(), o);
+    auto [cec, conn] = co_await dqlite::async_connect(ex, cl.node(follower).address(), o,
+                                                      asio::as_tuple(asio::use_awaitable));
+    if (!open_on_follower) {
+      CHECK(dqlite::is_not_leader(cec));
+      CHECK(cec.value() == 10250);
+      CHECK_FALSE(conn.is_open());
+      CHECK_THAT(conn.diagnostics().message(), Catch::Contains("not leader"));
+      co_return;
+    }
+    REQUIRE_FALSE(cec);
     auto [ec, r] = co_await conn.async_execute("CREATE TABLE x (n INTEGER)",
                                                asio::as_tuple(asio::use_awaitable));
     CHECK(dqlite::is_not_leader(ec));

@@ -27,6 +27,9 @@ struct pair_row {
 }  // namespace
 
 TEST_CASE("a unix socket connection to a node in this process", "[streams]") {
+  // The libdqlite linked into this process is the server under test too (CTest points
+  // LD_LIBRARY_PATH at it for the servers of the matrix).
+  CHECK(dqlite_version_number() == dqlite_test::server_version());
   dqlite_test::inproc_node node("dqlite-client-test-" + std::to_string(::getpid()));
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     auto conn = co_await dqlite::async_connect_unix(ex, node.address(), {.database = "unix"});

@@ -29,6 +29,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -156,6 +157,44 @@ inline int exit_code_of(int status) {
 }
 
 }  // namespace detail
+
+/// The label of the server the tests run against, from DQLITE_TEST_SERVER (CTest sets it
+/// per server of the matrix: "1.11.1", "1.18.6", "null-fix"...); empty when unset.
+inline std::string server_label() {
+  const char* env = std::getenv("DQLITE_TEST_SERVER");
+  return env != nullptr ? env : "";
+}
+
+/// dqlite_version_number() of the libdqlite the node program runs with (asked once with
+/// `NODE --version`): major * 10000 + minor * 100 + patch. Debian's 1.11.1 reports 11000.
+/// Both 1.18.6 and the server with the NULL fix report 11806: tell those apart by
+/// behaviour. Throws when the node program cannot tell.
+inline int server_version() {
+  static const int version = [] {
+    std::string quoted = "'";
+    for (char c : detail::node_binary()) {
+      if (c == '\'') quoted += "'\\''";
+      else quoted += c;
+    }
+    quoted += "' --version 2>&1";
+    std::string out;
+    if (FILE* p = ::popen(quoted.c_str(), "r")) {
+      char buf[256];
+      std::size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+      ::pclose(p);
+    }
+    const std::string key = "libdqlite ";
+    const auto at = out.find(key);
+    int v = 0;
+    if (at != std::string::npos) v = std::atoi(out.c_str() + at + key.size());
+    if (v <= 0)
+      throw std::runtime_error("cannot read the libdqlite version from `" + detail::node_binary() +
+                               " --version`: " + out);
+    return v;
+  }();
+  return version;
+}
 
 /// Sends SIGSTOP to `pid` and returns once every thread of it is stopped (the signal
 /// takes effect asynchronously: a thread running on another core may still answer a

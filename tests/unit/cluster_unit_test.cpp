@@ -9,6 +9,7 @@
 #include "support/fake_server.hpp"
 #include "support/test_node.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -69,16 +70,21 @@ TEST_CASE("memory node store", "[cluster]") {
   store.set(next);
   CHECK(store.get() == next);
 
-  // Concurrent use is safe.
+  // Concurrent use is safe: every get() sees one whole set() of some thread. (Catch2's
+  // assertions are not thread-safe: the threads count, this thread checks.)
   std::vector<std::thread> threads;
+  std::array<int, 4> torn{};
   for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&store, t] {
+    threads.emplace_back([&store, &torn, t] {
       for (int i = 0; i < 500; ++i) {
-        store.set({{static_cast<std::uint64_t>(t + 1), "x:1", node_role::voter}});
-        CHECK(store.get().size() == 1);
+        store.set({{static_cast<std::uint64_t>(t + 1), "x:1", node_role::voter},
+                   {static_cast<std::uint64_t>(t + 11), "y:2", node_role::spare}});
+        auto got = store.get();
+        if (got.size() != 2 || got[1].id != got[0].id + 10) ++torn[static_cast<std::size_t>(t)];
       }
     });
   for (auto& th : threads) th.join();
+  CHECK(torn == std::array<int, 4>{});
 
   // Any type with get/set can serve as a store.
   static_assert(dqlite::node_store_like<counting_store>);

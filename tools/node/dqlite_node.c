@@ -32,6 +32,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: %s --id N --address HOST:PORT --dir DATA_DIR\n"
 		"       [--bind ADDR] [--latency-ms MS] [--failure-domain N]\n"
+		"       %s --version\n"
 		"\n"
 		"Runs one dqlite node until SIGTERM or SIGINT.\n"
 		"\n"
@@ -43,8 +44,10 @@ static void usage(FILE *out)
 		"  --latency-ms MS     expected one-way network latency in ms\n"
 		"  --failure-domain N  failure domain reported by DESCRIBE\n"
 		"\n"
-		"Prints \"ready <address>\" on stdout once the node accepts connections.\n",
-		program);
+		"Prints \"ready <address>\" on stdout once the node accepts connections.\n"
+		"--version prints \"libdqlite N\", the version number of the libdqlite\n"
+		"it runs with (major * 10000 + minor * 100 + patch), and exits.\n",
+		program, program);
 }
 
 static int parse_u64(const char *option, const char *text,
@@ -114,6 +117,10 @@ int main(int argc, char *argv[])
 		const char *value;
 		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
 			usage(stdout);
+			return 0;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("libdqlite %d\n", dqlite_version_number());
 			return 0;
 		}
 		if (i + 1 >= argc) {
