@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s DATA_DIR HOST:PORT [JOIN_HOST:PORT...]\n", argv[0]);
     return 2;
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, also into a file
   asio::io_context io;
   dqlite::app_options opts;
   opts.address = argv[2];

@@ -395,6 +395,12 @@ inline boost::asio::awaitable<void> app_sleep(std::shared_ptr<app_state> s, std:
   co_await t->async_wait(as_tuple_awaitable);
 }
 
+/// Pauses the caller for `d` (on the app's strand).
+inline boost::asio::awaitable<void> pause(std::shared_ptr<app_state> s, std::chrono::milliseconds d) {
+  boost::asio::steady_timer t(s->ex, d);
+  co_await t.async_wait(as_tuple_awaitable);
+}
+
 /// Probes one member: TCP connect, LEADER (the handshake), DESCRIBE.
 inline boost::asio::awaitable<member_health> probe_member(std::shared_ptr<app_state> s, node_info n) {
   member_health h;
@@ -495,7 +501,11 @@ inline boost::asio::awaitable<void> adjust_roles(std::shared_ptr<app_state> s) {
     auto a = co_await s->admin->async_assign(change->id, change->role, as_tuple_awaitable);
     if (auto ec = std::get<0>(a)) {
       s->log("roles: " + to_string(*change) + " failed: " + cluster_error(*s->admin, ec));
-      co_return;
+      // Another configuration change (a node joining, a handover) is in progress: look
+      // again shortly.
+      if (!is_busy(ec)) co_return;
+      co_await pause(s, std::chrono::milliseconds(100));
+      continue;
     }
     ++s->role_changes;
   }
@@ -552,12 +562,6 @@ inline boost::asio::awaitable<void> run_loop(std::shared_ptr<app_state> s) {
     if (!s->active()) break;
     co_await app_sleep(s, s->opts.membership_check);
   }
-}
-
-/// Pauses the caller for `d` (on the app's strand).
-inline boost::asio::awaitable<void> pause(std::shared_ptr<app_state> s, std::chrono::milliseconds d) {
-  boost::asio::steady_timer t(s->ex, d);
-  co_await t.async_wait(as_tuple_awaitable);
 }
 
 /// Joins through opts.cluster: checks the address, ADD as a spare, then asks for the role

@@ -1,7 +1,7 @@
 // dqlite-app-node: runs one dqlite::app for the integration tests, controlled through
 // its arguments and stdin.
 //
-//   dqlite-app-node --dir DIR [--address HOST:PORT] [--join A,B,...] [--voters N]
+//   dqlite-app-node --dir DIR [--address HOST:PORT] [--bind ADDR] [--join A,B,...] [--voters N]
 //                   [--standbys N] [--latency-ms MS] [--failure-domain N] [--weight N]
 //                   [--frequency-ms MS] [--no-roles]
 //
@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     std::string v = argv[++i];
     if (arg == "--dir") dir = v;
     else if (arg == "--address") o.address = v;
+    else if (arg == "--bind") o.bind_address = v;
     else if (arg == "--join") o.cluster = split(v);
     else if (arg == "--voters") o.voters = static_cast<unsigned>(std::stoul(v));
     else if (arg == "--standbys") o.standbys = static_cast<unsigned>(std::stoul(v));
