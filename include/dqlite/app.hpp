@@ -81,7 +81,8 @@ struct app_options {
   /// bootstraps a new cluster (only with a new data directory). Ignored on later starts,
   /// except as extra places to look for the leader.
   std::vector<std::string> cluster{};
-  /// Where the node listens ("host:port" or "@abstract-unix-name"). Empty: `address`.
+  /// Where the node listens: "host:port", or an abstract unix socket (an at sign, then a
+  /// name). Empty: `address`.
   std::string bind_address{};
   /// Expected one-way network latency between nodes (dqlite_node_set_network_latency_ms:
   /// heartbeat 1.5 x, election timeout 15 x this). Zero: libdqlite's default.
@@ -687,7 +688,20 @@ inline boost::asio::awaitable<app_result> start_body(std::shared_ptr<app_state> 
       failure = app_result::fail(ec, "setting the weight of node " + std::to_string(s->identity.id) +
                                          " failed: " + cluster_error(*s->admin, ec));
   }
-  if (!failure.ec && r->is_new && !s->opts.cluster.empty()) failure = co_await join_cluster(s);
+  bool join = r->is_new && !s->opts.cluster.empty();
+  if (!failure.ec && !r->is_new && !s->opts.cluster.empty()) {
+    // A node that stopped during its first join (identity stored, ADD not done) joins now.
+    auto m = co_await s->admin->async_cluster(as_tuple_awaitable);
+    if (!std::get<0>(m)) {
+      const auto& members = std::get<1>(m);
+      join = std::none_of(members.begin(), members.end(),
+                          [&](const node_info& n) { return n.id == s->identity.id; });
+      if (join)
+        s->log("restarted: node " + std::to_string(s->identity.id) +
+               " is not a member (its first join did not finish): joining");
+    }
+  }
+  if (!failure.ec && join) failure = co_await join_cluster(s);
   if (failure.ec) {
     s->log("start failed: " + failure.diag);
     s->admin->close();
@@ -915,7 +929,9 @@ class app {
   /// as node 1; otherwise it gets a new id, checks that its address reaches it and is not
   /// used by another member, joins as a spare through app_options::cluster and asks for
   /// the role the cluster misses (voter, then stand-by). Later starts reuse the identity
-  /// and just start. Completes once the node runs (and, on a first join, is a member).
+  /// and just start (with a join list, a node that the leader does not list, because it
+  /// stopped during its first join, joins again). Completes once the node runs (and, on a
+  /// join, is a member).
   /// Errors: errc::invalid_argument / invalid_address (bad options, a data directory of
   /// another node, an address in use or taken by another member: the text says which),
   /// errc::no_leader (the join list leads to no leader within join_timeout), server

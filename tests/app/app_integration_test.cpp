@@ -132,7 +132,7 @@ std::vector<std::string> addresses_of(dqlite_test::app_group& g) {
 
 }  // namespace
 
-TEST_CASE("three apps form a cluster; a restarted app keeps its identity", "[app][integration]") {
+TEST_CASE("three apps form a cluster, and a restarted app keeps its identity", "[app][integration]") {
   dqlite_test::app_group g;
   form_three(g);
   const auto all = addresses_of(g);
@@ -383,4 +383,46 @@ TEST_CASE("a node joining with a wrong address is refused clearly", "[app][integ
   INFO(describe(nodes));
   CHECK(nodes.size() == 2);
   CHECK(role_of(nodes, e.id()) == node_role::voter);
+}
+
+TEST_CASE("five apps: a failed voter is replaced by the spare of a new failure domain", "[app][integration]") {
+  dqlite_test::app_group g;
+  auto domain = [](int d) { return args({"--standbys", "0", "--failure-domain", std::to_string(d)}); };
+  auto joining = [&](int d) {
+    auto a = domain(d);
+    a.push_back("--join");
+    a.push_back(g[0].address());
+    return a;
+  };
+  g.add(domain(1)).wait_for("ready");
+  g.add(joining(1));
+  g.add(joining(2));
+  g[1].wait_for("ready");
+  g[2].wait_for("ready");
+  auto all = addresses_of(g);
+  wait_members(all, [](const auto& n) { return n.size() == 3 && count_role(n, node_role::voter) == 3; }, g);
+  auto& same = g.add(joining(1));  // a spare in a domain the voters have
+  auto& fresh = g.add(joining(3));  // a spare in a new domain
+  same.wait_for("ready");
+  fresh.wait_for("ready");
+  all = addresses_of(g);
+  wait_members(all, [&](const auto& n) {
+    return n.size() == 5 && role_of(n, same.id()) == node_role::spare &&
+           role_of(n, fresh.id()) == node_role::spare;
+  }, g);
+
+  // Kill a voter of domain 1 that does not lead.
+  const auto lead = leader(all);
+  const std::size_t victim = g[0].id() == lead.id ? 1 : 0;
+  const auto victim_id = g[victim].id();
+  g[victim].kill9();
+  std::vector<std::string> alive;
+  for (std::size_t i = 0; i < g.size(); ++i)
+    if (i != victim) alive.push_back(g[i].address());
+  auto nodes = wait_members(alive, [&](const auto& n) {
+    return count_role(n, node_role::voter) == 3 && role_of(n, victim_id) == node_role::spare;
+  }, g);
+  INFO(describe(nodes));
+  CHECK(role_of(nodes, fresh.id()) == node_role::voter);
+  CHECK(role_of(nodes, same.id()) == node_role::spare);
 }

@@ -113,7 +113,7 @@ TEST_CASE("roles: extra voters are demoted, never the leader", "[app][roles]") {
   CHECK(change->role == node_role::spare);
 }
 
-TEST_CASE("roles: spares fill the stand-by target; dead stand-bys make room", "[app][roles]") {
+TEST_CASE("roles: spares fill the stand-by target, dead stand-bys make room", "[app][roles]") {
   std::vector<member_health> c{m(1, node_role::voter, true), m(2, node_role::standby, false),
                                m(3, node_role::spare, true)};
   auto change = dqlite::next_role_change(c, 1, 1, 1);
@@ -136,7 +136,7 @@ TEST_CASE("roles: a new member asks for voter, then stand-by, then nothing", "[a
   CHECK(dqlite::role_for_new_member(c, 9, 3, 0) == node_role::voter);
 }
 
-TEST_CASE("app files: identity and members round trip; damage is reported", "[app][files]") {
+TEST_CASE("app files: identity and members round trip, damage is reported", "[app][files]") {
   temp_dir d;
   CHECK_FALSE(dqlite::detail::read_app_identity(d.path));
   dqlite::detail::write_app_identity(d.path, {42, "127.0.0.1:9001"});
