@@ -426,3 +426,28 @@ TEST_CASE("five apps: a failed voter is replaced by the spare of a new failure d
   CHECK(role_of(nodes, fresh.id()) == node_role::voter);
   CHECK(role_of(nodes, same.id()) == node_role::spare);
 }
+
+TEST_CASE("a fourth app becomes a stand-by", "[app][integration]") {
+  dqlite_test::app_group g;
+  form_three(g);  // default targets: 3 voters, 3 stand-bys
+  auto& d = g.add(args({"--join", g[0].address()}));
+  d.wait_for("ready");
+  auto nodes = wait_members(addresses_of(g), [&](const auto& n) {
+    return count_role(n, node_role::voter) == 3 && role_of(n, d.id()) == node_role::standby;
+  }, g);
+  CHECK(nodes.size() == 4);
+}
+
+TEST_CASE("with roles adjustment off a joining app stays a spare", "[app][integration]") {
+  dqlite_test::app_group g;
+  auto& a = g.add(args({"--no-roles"}));
+  a.wait_for("ready");
+  auto& b = g.add(args({"--no-roles", "--join", a.address()}));
+  b.wait_for("ready");
+  std::this_thread::sleep_for(3s);  // three adjustment periods of 1 s
+  auto nodes = members({a.address(), b.address()});
+  INFO(g.logs());
+  CHECK(role_of(nodes, a.id()) == node_role::voter);
+  CHECK(role_of(nodes, b.id()) == node_role::spare);
+  CHECK_FALSE(a.has("log roles:"));
+}
