@@ -168,7 +168,12 @@ TEST_CASE("three apps form a cluster, and a restarted app keeps its identity", "
   CHECK(n == 42);
 }
 
-TEST_CASE("kill -9 of a voter: a spare is promoted and the roles are back at target", "[app][integration]") {
+namespace {
+
+/// Four apps (3 voters, 1 spare, no stand-bys); kills a voter (the leader, or one that
+/// does not lead) with SIGKILL and waits until three online voters are back, the dead one
+/// a spare. Prints the time it took.
+void kill_voter_and_recover(bool the_leader) {
   dqlite_test::app_group g;
   form_three(g, {"--standbys", "0"});
   auto& spare = g.add(args({"--standbys", "0", "--join", g[0].address()}));
@@ -178,10 +183,9 @@ TEST_CASE("kill -9 of a voter: a spare is promoted and the roles are back at tar
     return n.size() == 4 && count_role(n, node_role::voter) == 3 && role_of(n, spare.id()) == node_role::spare;
   }, g);
 
-  // A voter that does not lead.
   const auto lead = leader(all);
   std::size_t victim = 0;
-  while (g[victim].id() == lead.id || g[victim].address() == spare.address()) ++victim;
+  while ((g[victim].id() == lead.id) != the_leader || g[victim].address() == spare.address()) ++victim;
   const auto victim_id = g[victim].id();
   const auto t0 = dqlite_test::mono_ms();
   g[victim].kill9();
@@ -193,17 +197,29 @@ TEST_CASE("kill -9 of a voter: a spare is promoted and the roles are back at tar
            role_of(n, spare.id()) == node_role::voter;
   }, g);
   const auto took = dqlite_test::mono_ms() - t0;
-  std::printf("[measure] kill -9 of a voter to roles back at target (3 online voters): %lld ms\n", took);
+  std::printf("[measure] kill -9 of a voter (%s) to roles back at target (3 online voters): %lld ms\n",
+              the_leader ? "the leader" : "not the leader", took);
   std::fflush(stdout);
   CHECK(count_role(nodes, node_role::voter) == 3);
 
-  // The dead node comes back and is healthy again: it stays a spare (the voters are at
-  // target), and is a member that is ready.
+  // The dead node comes back: it is a member again, and stays a spare (the voters are at
+  // target).
   g[victim].launch();
   g[victim].wait_for("ready");
   CHECK(g[victim].id() == victim_id);
   nodes = wait_members(all, [&](const auto& n) { return count_role(n, node_role::voter) == 3; }, g);
   CHECK(role_of(nodes, victim_id) == node_role::spare);
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 of a voter: a spare is promoted and the roles are back at target", "[app][integration]") {
+  kill_voter_and_recover(false);
+}
+
+TEST_CASE("kill -9 of the leader: a new leader promotes a spare and the roles are back at target",
+          "[app][integration]") {
+  kill_voter_and_recover(true);
 }
 
 namespace {
