@@ -8,9 +8,9 @@ headers are dropped and one include guard wraps the whole result. Boost, standar
 and system includes are kept as they are.
 
 The optional parts that need other libraries (TLS: OpenSSL; the YAML node store:
-yaml-cpp) are not in client.hpp: each becomes an add-on header next to it
-(single_include/dqlite/tls.hpp, yaml_node_store.hpp) that includes "client.hpp" and
-holds only its own code.
+yaml-cpp; the embedded node: libdqlite) are not in client.hpp: each becomes an add-on
+header next to it (single_include/dqlite/tls.hpp, yaml_node_store.hpp, app.hpp) that
+includes "client.hpp" and holds only its own code.
 
     python3 tools/amalgamate.py                 # writes single_include/dqlite/*.hpp
     python3 tools/amalgamate.py --output FILE   # writes client.hpp as FILE, the add-ons
@@ -31,6 +31,7 @@ ADDONS = [
     ("tls.hpp", "DQLITE_SINGLE_INCLUDE_TLS_HPP", "OpenSSL (link -lssl -lcrypto)"),
     ("yaml_node_store.hpp", "DQLITE_SINGLE_INCLUDE_YAML_NODE_STORE_HPP",
      "yaml-cpp (link -lyaml-cpp)"),
+    ("app.hpp", "DQLITE_SINGLE_INCLUDE_APP_HPP", "libdqlite (link -ldqlite)"),
 ]
 
 BANNER = """\
