@@ -6,6 +6,7 @@
 #include <dqlite/detail/request.hpp>
 #include <dqlite/detail/request_api.hpp>
 #include <dqlite/detail/session_procs.hpp>
+#include <dqlite/detail/sql_text.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/value.hpp>
@@ -91,9 +92,11 @@ class basic_statement : public detail::request_api<Stream> {
         detail::exchange_params{true, this->c_->opts.request_timeout, 0});
   }
 
-  /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
-  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open)
-      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0}),
+  /// For the library: a statement prepared on connection c (open: PREPARE succeeded;
+  /// returning: its text has a RETURNING clause).
+  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open,
+                  bool returning = false)
+      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, returning}),
         params_(r.params), open_(open) {}
 
  private:
@@ -109,10 +112,29 @@ class basic_statement : public detail::request_api<Stream> {
 
 namespace detail {
 
-/// Encodes PREPARE(sql).
-inline auto prepare_request(std::string_view sql) {
-  return [sql](auto& ci) -> error_code {
+/// Encodes PREPARE(sql). The text must hold exactly one statement: libdqlite 1.11.1
+/// prepares the first and silently drops the rest (1.15 and later fail). For executemany
+/// (runs: EXEC), a statement with a RETURNING clause is refused, as execute refuses it.
+inline auto prepare_request(std::string_view sql, bool runs = false) {
+  return [sql, runs](auto& ci) -> error_code {
     if (auto e = check_database(ci)) return e;
+    const sql_shape shape = scan_sql(sql);
+    if (shape.statements != 1) {
+      ci.diag.assign(shape.statements == 0
+                         ? std::string("the SQL text holds no statement")
+                         : "the SQL text holds " + std::to_string(shape.statements) +
+                               " statements, and a prepared statement holds exactly one (the "
+                               "first ends at byte " + std::to_string(shape.first_end) +
+                               "); prepare each on its own. Nothing was sent");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (runs && shape.returning) {
+      ci.diag.assign("the statement has a RETURNING clause, so it returns rows: executemany "
+                     "refuses it because libdqlite aborts on such a statement sent as EXEC "
+                     "(1.11.1 on any RETURNING, 1.18.6 when it returns two rows or more); "
+                     "prepare it and run it as a query for each set. Nothing was sent");
+      return make_error_code(errc::invalid_argument);
+    }
     if (auto e = wire::encode_prepare(ci.wbuf, ci.db_id, sql)) {
       ci.diag.assign("the SQL text contains a NUL byte");
       return e;
@@ -126,15 +148,17 @@ template <class Impl, class Statement>
 struct prepare_op {
   std::shared_ptr<Impl> c;
   std::string_view sql;
+  bool returning = false;
 
   template <class Self>
   void operator()(Self& self) {
+    returning = scan_sql(sql).returning;  // the text is only read while the op starts
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, wire::stmt_response r) {
-    self.complete(ec, Statement(c, r, !ec));
+    self.complete(ec, Statement(c, r, !ec, returning));
   }
 };
 
@@ -156,7 +180,7 @@ struct executemany_op {
 
   template <class Self>
   void operator()(Self& self) {
-    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql, true),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
 

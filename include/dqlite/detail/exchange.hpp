@@ -109,6 +109,7 @@ struct connection_impl {
   // connection (one generation); work left behind by dropped objects is done before the
   // next request (the housekeeping phase of exchange_op).
   std::uint64_t generation = 0;      ///< bumped each time the database is opened
+  std::uint64_t params_probe = 0;    ///< what the server reads (server_probe.hpp)
   std::uint64_t holder = 0;          ///< a cursor holding the connection between reads
   std::uint64_t next_id = 0;         ///< ids for cursors and transactions
   std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
@@ -434,7 +435,7 @@ struct exchange_op {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
       if constexpr (requires { proc.on_failure(*c); }) proc.on_failure(*c);
-      c->diag.assign(f.message);
+      c->diag.assign(describe_failure(f.code, f.message, c->wbuf));
       done = true;
       return make_server_error(f.code);
     }
