@@ -72,7 +72,8 @@ struct cluster_options {
   std::chrono::milliseconds backoff_cap{1'000};
   bool backoff_jitter = true;
   /// After each successful discovery, replace the content of the node store with the
-  /// leader's list of members (as async_refresh_store does).
+  /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
+  /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
   bool refresh_store = false;
 };
 
@@ -282,6 +283,8 @@ struct cluster_state {
   bool closed = false;
   std::minstd_rand rng;
   diagnostics last_diag;  ///< the text of the last operation that completed
+  error_code store_ec;     ///< the last automatic node store refresh failed (refresh_store)
+  diagnostics store_diag;  ///< why
 
   template <class W>
   static void prune(std::vector<std::weak_ptr<W>>& v) {
@@ -392,7 +395,35 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
                                        round);
   if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
   if (!a.failure.empty()) co_return result::fail(no, a.failure);
-  if (a.leader.address.empty()) co_return result::fail(no, "knows no leader");
+  if (a.leader.address.empty()) {
+    // Stand-bys and spares know no leader (they answer LEADER with none), and neither does a
+    // voter during an election; each lists the members it knows. Those of a probe round are
+    // asked in turn: a client whose only known node is a stand-by reaches the voters.
+    if (!round) co_return result::fail(no, "knows no leader");
+    auto m = co_await a.conn->async_cluster(as_tuple_awaitable);
+    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    a.conn->close();
+    if (std::get<0>(m)) co_return result::fail(no, "knows no leader");
+    auto members = std::move(std::get<1>(m));
+    std::stable_sort(members.begin(), members.end(), [](const node_info& x, const node_info& y) {
+      return static_cast<int>(x.role) < static_cast<int>(y.role);
+    });
+    std::size_t added = 0;
+    for (const auto& n : members) {
+      if (n.address.empty() || n.role == node_role::spare ||
+          std::find(round->addresses.begin(), round->addresses.end(), n.address) !=
+              round->addresses.end())
+        continue;
+      round->addresses.push_back(n.address);
+      round->reasons.emplace_back();
+      round->asked.push_back(false);
+      ++added;
+    }
+    co_return result::fail(
+        no, added == 0 ? std::string("knows no leader")
+                       : "knows no leader; asking the " + std::to_string(added) +
+                             " other member(s) it lists");
+  }
   if (a.leader.address == address) {
     result r;
     r.value.emplace();
@@ -516,9 +547,9 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
       co_await round->wake.async_wait(as_tuple_awaitable);
     }
     if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
-    for (std::size_t i = 0; i < addresses.size(); ++i)
+    for (std::size_t i = 0; i < round->addresses.size(); ++i)  // with those learned
       if (!round->reasons[i].empty())
-        report.note(addresses[i], round->reasons[i], round->asked[i]);
+        report.note(round->addresses[i], round->reasons[i], round->asked[i]);
     found = std::move(round->found);
   }
   if (!found) co_return result::fail(no, "no node knows a leader");
@@ -526,17 +557,29 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   s->last_leader = found->address;
   s->last_leader_id = found->id;
   if (s->opts.refresh_store) {
+    // The leader is reached: a refresh that fails does not lose it. The failure is kept
+    // for basic_cluster::store_error().
     auto r = co_await found->conn->async_cluster(as_tuple_awaitable);
     if (auto ec = std::get<0>(r)) {
-      report.note(found->address, "leader, but asking it for the members failed: " +
-                                      error_text(ec, found->conn->diagnostics()));
-      co_return result::fail(no, "the leader did not list the members");
-    }
-    try {
-      s->store->set(std::move(std::get<1>(r)));
-    } catch (const std::exception& e) {
-      co_return result::fail(make_error_code(boost::system::errc::io_error),
-                             std::string("updating the node store failed: ") + e.what());
+      if (!found->conn->is_open()) {  // the leader's connection broke: it is of no use
+        report.note(found->address, "leader, but asking it for the members failed: " +
+                                        error_text(ec, found->conn->diagnostics()));
+        co_return result::fail(no, "the leader did not list the members");
+      }
+      s->store_ec = ec;
+      s->store_diag.assign("refreshing the node store: asking the leader " + found->address +
+                           " for the members failed: " +
+                           error_text(ec, found->conn->diagnostics()));
+    } else {
+      try {
+        s->store->set(std::move(std::get<1>(r)));
+        s->store_ec = {};
+        s->store_diag.clear();
+      } catch (const std::exception& e) {
+        s->store_ec = make_error_code(boost::system::errc::io_error);
+        s->store_diag.assign(std::string("refreshing the node store: updating it failed: ") +
+                             e.what());
+      }
     }
   }
   result r;
@@ -875,6 +918,15 @@ class basic_cluster {
   /// such as callbacks or as_tuple; read it in the completion handler, or once no other
   /// operation of this cluster runs.)
   const dqlite::diagnostics& diagnostics() const noexcept { return s_->last_diag; }
+
+  /// With cluster_options::refresh_store: why the last automatic refresh of the node store
+  /// failed (the members could not be listed, or node_store::set threw: then
+  /// boost::system::errc::io_error), or a default error_code when it succeeded or none
+  /// ran. Such a failure does not fail the operation that reached the leader: it completes
+  /// normally, with its connection. The text is in store_diagnostics(). Read them as
+  /// diagnostics() (in the completion handler, or once no other operation runs).
+  error_code store_error() const noexcept { return s_->store_ec; }
+  const dqlite::diagnostics& store_diagnostics() const noexcept { return s_->store_diag; }
 
   /// Makes every running operation complete with errc::cancelled (their connections are
   /// closed) and every later one fail the same way. Returns at once.

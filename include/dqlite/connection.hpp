@@ -318,7 +318,8 @@ class basic_connection {
         [&](error_code& ec, dqlite::diagnostics& d) {
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql), request_params(), ec, d);
-          return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql));
+          return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql),
+                                         detail::scan_sql(sql).returning);
         },
         e...);
   }
@@ -330,16 +331,16 @@ class basic_connection {
         [&](error_code& ec, dqlite::diagnostics& d) {
           exec_result total{};
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
-                                             detail::prepare_request(sql), request_params(), ec, d);
+                                             detail::prepare_request(sql, true), request_params(),
+                                             ec, d);
           if (ec) return total;
           const std::uint64_t gen = impl_->generation;
           detail::request_spec spec{true, {}, r.id, gen, 0};
           std::size_t index = 0;
           for (const auto& set : sets) {
-            auto one = detail::blocking_exchange(
-                *impl_, detail::exec_proc{},
-                [&](impl_type& ci) { return detail::encode_set(ci, spec, set); },
-                detail::exchange_params{true, impl_->opts.request_timeout, 0, true}, ec, d);
+            auto one = detail::with_set(set, [&](const auto& p) {
+              return detail::blocking_statement(*impl_, detail::exec_proc{}, spec, false, ec, d, p);
+            });
             if (ec) {
               d.assign("parameter set #" + std::to_string(index) + ": " + d.message());
               if (impl_->state == detail::conn_state::open && impl_->generation == gen)

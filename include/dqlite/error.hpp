@@ -4,7 +4,9 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -38,7 +40,7 @@ enum class errc : int {
   no_columns,             ///< fetchval on a statement that returned no columns
   type_mismatch,          ///< a value whose type cannot be converted to the requested one
   unexpected_null,        ///< a NULL value for a type that cannot hold it
-  out_of_range,           ///< an integer that does not fit the requested type
+  out_of_range,           ///< a value (integer, time) that does not fit the requested type
   column_mismatch,        ///< the columns do not match the fields of the row type
   result_too_large,       ///< a result (or cursor batch) over the configured row or byte cap
   invalid_time,           ///< a date/time text that cannot be parsed
@@ -53,6 +55,9 @@ enum class errc : int {
   pool_closed,            ///< the pool was closed
   // Wire format, continued (a protocol error like those above: the connection is closed).
   too_many_columns,  ///< a result with more columns than the configured maximum
+  // Server answers.
+  server_failure,         ///< a FAILURE without an error code (code 0)
+  unsupported,            ///< the server's version cannot run the request correctly
 };
 
 namespace detail {
@@ -88,7 +93,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::no_columns: return "the statement returned no columns";
       case errc::type_mismatch: return "value type does not match the requested type";
       case errc::unexpected_null: return "NULL value for a type that cannot hold NULL";
-      case errc::out_of_range: return "integer value out of range for the requested type";
+      case errc::out_of_range: return "value out of range for the requested type";
       case errc::column_mismatch: return "result columns do not match the row type";
       case errc::result_too_large: return "result exceeds the configured size limit";
       case errc::invalid_time: return "invalid date/time value";
@@ -101,6 +106,8 @@ class client_category_impl final : public boost::system::error_category {
       case errc::no_leader: return "no leader found in the cluster";
       case errc::pool_closed: return "the pool is closed";
       case errc::too_many_columns: return "result with more columns than the configured maximum";
+      case errc::server_failure: return "the server reported a failure without an error code";
+      case errc::unsupported: return "the server's version cannot run this request correctly";
     }
     return "unknown dqlite client error";
   }
@@ -160,9 +167,13 @@ inline error_code make_error_code(errc e) noexcept {
   return error_code(static_cast<int>(e), client_category());
 }
 
-/// Builds the error_code of a server FAILURE response.
+/// Builds the error_code of a server FAILURE response. A FAILURE with code 0 (libdqlite
+/// sends it, e.g. for "empty statement") is errc::server_failure: an error_code of value 0
+/// would read as success.
 inline error_code make_server_error(std::uint64_t code) noexcept {
-  return error_code(static_cast<int>(code & 0x7fffffff), server_category());
+  const int v = static_cast<int>(code & 0x7fffffff);
+  if (v == 0) return make_error_code(errc::server_failure);
+  return error_code(v, server_category());
 }
 
 /// Server codes worth naming.
@@ -225,6 +236,85 @@ class error : public boost::system::system_error {
   diagnostics diag_;
   std::string what_;
 };
+
+namespace detail {
+
+/// The name of a request type code (a frame header's type byte), for messages.
+inline const char* request_name(unsigned type) noexcept {
+  switch (type) {
+    case 0: return "LEADER";
+    case 1: return "CLIENT";
+    case 2: return "HEARTBEAT";
+    case 3: return "OPEN";
+    case 4: return "PREPARE";
+    case 5: return "EXEC";
+    case 6: return "QUERY";
+    case 7: return "FINALIZE";
+    case 8: return "EXEC_SQL";
+    case 9: return "QUERY_SQL";
+    case 10: return "INTERRUPT";
+    case 12: return "ADD";
+    case 13: return "ASSIGN";
+    case 14: return "REMOVE";
+    case 15: return "DUMP";
+    case 16: return "CLUSTER";
+    case 17: return "TRANSFER";
+    case 18: return "DESCRIBE";
+    case 19: return "WEIGHT";
+    default: return nullptr;
+  }
+}
+
+/// The diagnostics text of a FAILURE response (code, message) to `request`, the encoded
+/// request frame (header and body; empty when the frames being read answer an earlier
+/// request, as a cursor's next batch does). The server's message is kept as it is, except
+/// where it says nothing useful: libdqlite answers some failures with code 0, with an empty
+/// message, or with SQLite's text for code 0, "not an error". Those are explained from what
+/// was sent. Facts (libdqlite 1.11.1 and 1.18.6):
+/// - a QUERY / QUERY_SQL of a statement that returns no rows (CREATE, INSERT...) fails on
+///   1.11.1 with code 1 and "not an error", and nothing is applied; 1.18 runs it;
+/// - a request whose parameters use schema 1 (more than 255 parameters) fails on 1.11.1
+///   with code 1005 and "not an error" (or an empty message), when it is not mis-read;
+/// - a QUERY_SQL or PREPARE of a text without a statement fails with code 0 and
+///   "empty statement".
+inline std::string describe_failure(std::uint64_t code, std::string_view message,
+                                    std::span<const std::byte> request) {
+  const bool has_request = request.size() >= 8;
+  const unsigned type = has_request ? static_cast<unsigned>(request[4]) : 256u;
+  const unsigned schema = has_request ? static_cast<unsigned>(request[5]) : 0u;
+  const char* name = request_name(type);
+  const std::string to = name != nullptr ? std::string(" to ") + name : std::string();
+  const bool is_query = type == 6 || type == 9;
+  const bool says_nothing = message.empty() || message == "not an error";
+  const std::string server_text =
+      message.empty() ? std::string("no message") : "\"" + std::string(message) + "\"";
+
+  if (code == 0 && message == "empty statement")
+    return "the SQL text holds no statement (the server answered" + to + ": empty statement)";
+  if (!says_nothing && code != 0) return std::string(message);
+  if (code == 1005) {
+    std::string out = "the server could not read the" + (name ? " " + std::string(name) : std::string()) +
+                      " request (code 1005, DQLITE_PARSE: unknown request type, schema or format; "
+                      "the server's text: " + server_text + ")";
+    if (schema == 1)
+      out += ": it does not understand the parameter encoding used for more than 255 "
+             "parameters (schema 1, understood from libdqlite 1.12; 1.11.1 does not); nothing "
+             "was applied";
+    return out;
+  }
+  if (code == 1 && is_query && message == "not an error")
+    return "the statement returns no rows, and this server version cannot run such a "
+           "statement as a query (libdqlite 1.11.1 answers so; 1.18 runs it): nothing was "
+           "applied; run it with execute";
+  if (code == 0)
+    return "the server reported a failure without an error code" + to + " (the server's text: " +
+           server_text + ")";
+  return "the server reported code " + std::to_string(code) + " (" +
+         server_category().message(static_cast<int>(code & 0x7fffffff)) + ")" + to +
+         " without an explanation (the server's text: " + server_text + ")";
+}
+
+}  // namespace detail
 
 // ---- classification ----
 

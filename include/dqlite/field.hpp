@@ -47,6 +47,17 @@ struct is_optional_field<std::optional<T>> : std::true_type {};
 inline error_code null_or_mismatch(const wire::value_view& v) {
   return make_error_code(v.is_null() ? errc::unexpected_null : errc::type_mismatch);
 }
+/// seconds + fraction (in [0, 1 s)) as a time point of Duration, rounded down; the
+/// seconds fit Duration (seconds_fit).
+template <class Duration>
+std::chrono::time_point<std::chrono::system_clock, Duration> floor_time(
+    std::chrono::sys_seconds secs, std::chrono::nanoseconds fraction) {
+  using namespace std::chrono;
+  if constexpr (std::ratio_less_equal_v<typename Duration::period, std::ratio<1>>)
+    return time_point_cast<Duration>(secs) + floor<Duration>(fraction);
+  else  // coarser than a second: the fraction cannot carry the time over a boundary
+    return floor<Duration>(secs);
+}
 inline bool is_integer_like(value_type t) noexcept {
   return t == value_type::integer || t == value_type::unixtime || t == value_type::boolean;
 }
@@ -156,6 +167,11 @@ struct field_traits<value> {
   }
 };
 
+/// A time point of the system clock, from UNIXTIME or INTEGER seconds, or from an ISO-8601
+/// text (TEXT or ISO8601; see detail::parse_iso8601_time: years 0000 to 9999). A time the
+/// Duration cannot hold (a system_clock::time_point of nanoseconds spans the years 1677 to
+/// 2262) is errc::out_of_range; a text that is no date/time is errc::invalid_time. A finer
+/// part than Duration is rounded down (floor).
 template <class Duration>
 struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
   using tp = std::chrono::time_point<std::chrono::system_clock, Duration>;
@@ -164,22 +180,21 @@ struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>
     switch (v.type) {
       case value_type::unixtime:
       case value_type::integer:
-        // Seconds a finer Duration cannot hold would overflow the conversion.
-        if constexpr (std::ratio_less_v<typename Duration::period, std::ratio<1>> &&
-                      !std::chrono::treat_as_floating_point_v<typename Duration::rep>) {
-          constexpr auto limit = duration_cast<seconds>(Duration::max()).count();
-          if (v.integer > limit || v.integer < -limit) return make_error_code(errc::out_of_range);
-        }
-        out = time_point_cast<Duration>(sys_seconds{seconds{v.integer}});
+        if (!detail::seconds_fit<Duration>(v.integer)) return make_error_code(errc::out_of_range);
+        out = detail::floor_time<Duration>(sys_seconds{seconds{v.integer}}, nanoseconds{0});
         return {};
       case value_type::iso8601:
-        // Released servers send a NULL of a DATETIME column as ISO8601 "".
+        // NULL as released servers send it (the decoder already reads it as NULL; a value
+        // made by hand follows the same rule).
         if (v.bytes.empty()) return make_error_code(errc::unexpected_null);
         [[fallthrough]];
       case value_type::text: {
-        auto t = detail::parse_iso8601(v.bytes);
+        auto t = detail::parse_iso8601_time(v.bytes);
         if (!t) return make_error_code(errc::invalid_time);
-        out = time_point_cast<Duration>(*t);
+        if (!detail::seconds_fit<Duration>(t->seconds.time_since_epoch().count(),
+                                           t->fraction.count() != 0))
+          return make_error_code(errc::out_of_range);
+        out = detail::floor_time<Duration>(t->seconds, t->fraction);
         return {};
       }
       default: return detail::null_or_mismatch(v);
@@ -213,6 +228,28 @@ concept field = requires(const wire::value_view& v, T& out) {
   { field_traits<T>::read(v, out) } -> std::same_as<error_code>;
 };
 
+namespace detail {
+/// The name of a system_clock time point type, for messages.
+template <class T>
+std::string time_point_name() {
+  using P = typename T::duration::period;
+  using R = typename T::duration::rep;
+  std::string unit;
+  if constexpr (std::is_same_v<P, std::nano>) unit = "nanoseconds";
+  else if constexpr (std::is_same_v<P, std::micro>) unit = "microseconds";
+  else if constexpr (std::is_same_v<P, std::milli>) unit = "milliseconds";
+  else if constexpr (std::is_same_v<P, std::ratio<1>>) unit = "seconds";
+  else if constexpr (std::is_same_v<P, std::ratio<60>>) unit = "minutes";
+  else if constexpr (std::is_same_v<P, std::ratio<3600>>) unit = "hours";
+  else if constexpr (std::is_same_v<P, std::ratio<86400>>) unit = "days";
+  else unit = "duration<" + std::to_string(P::num) + "/" + std::to_string(P::den) + " s>";
+  std::string out = "std::chrono::sys_time<" + unit;
+  if constexpr (std::is_floating_point_v<R>) out += " (floating-point)";
+  else if constexpr (sizeof(R) < 8) out += " (" + std::to_string(8 * sizeof(R)) + "-bit)";
+  return out + ">";
+}
+}  // namespace detail
+
 /// The C++ name of a field type, for messages.
 template <class T>
 std::string field_type_name() {
@@ -234,7 +271,7 @@ std::string field_type_name() {
   else if constexpr (std::is_same_v<T, std::vector<std::byte>>) return "std::vector<std::byte>";
   else if constexpr (std::is_same_v<T, std::vector<unsigned char>>) return "std::vector<unsigned char>";
   else if constexpr (std::is_enum_v<T>) return "enum";
-  else if constexpr (detail::is_time_point<T>::value) return "time_point";
+  else if constexpr (detail::is_time_point<T>::value) return detail::time_point_name<T>();
   else if constexpr (detail::is_optional_field<T>::value)
     return "std::optional<" + field_type_name<typename T::value_type>() + ">";
   else return "user type";

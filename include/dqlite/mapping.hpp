@@ -496,7 +496,11 @@ class row_mapper {
     if (ec == make_error_code(errc::unexpected_null))
       what = "is NULL (use std::optional for nullable columns)";
     else if (ec == make_error_code(errc::out_of_range))
-      what = "value " + std::to_string(v.integer) + " is out of range";
+      what = "value " +
+             (v.type == value_type::text || v.type == value_type::iso8601
+                  ? "'" + std::string(v.bytes) + "'"
+                  : std::to_string(v.integer)) +
+             " is out of range for " + field_type_name<FieldT>();
     else if (ec == make_error_code(errc::invalid_time))
       what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
     else

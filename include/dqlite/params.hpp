@@ -161,6 +161,12 @@ template <class Duration>
 struct param_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
   static error_code bind(wire::tuple_writer& w,
                          std::chrono::time_point<std::chrono::system_clock, Duration> tp) {
+    // The ISO-8601 form of SQLite's date and time functions has four-digit years: a time
+    // outside them could not be read back.
+    using namespace std::chrono;
+    const auto y = static_cast<int>(year_month_day{floor<days>(tp)}.year());
+    if (y < detail::iso8601_min_year || y > detail::iso8601_max_year)
+      return make_error_code(errc::out_of_range);
     char buf[detail::iso8601_max_size];
     w.iso8601(detail::format_iso8601(tp, buf));
     return {};

@@ -6,6 +6,7 @@
 #include <dqlite/detail/request.hpp>
 #include <dqlite/detail/request_api.hpp>
 #include <dqlite/detail/session_procs.hpp>
+#include <dqlite/detail/sql_text.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/value.hpp>
@@ -104,11 +105,13 @@ class basic_statement : public detail::request_api<Stream> {
         e...);
   }
 
-  /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
-  /// read_only: the statement cannot change the database (detail::is_read_only_sql).
+  /// For the library: a statement prepared on connection c (open: PREPARE succeeded;
+  /// read_only: it cannot change the database (detail::is_read_only_sql); returning: its
+  /// text has a RETURNING clause).
   basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open,
-                  bool read_only = false)
-      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, read_only}),
+                  bool read_only = false, bool returning = false)
+      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, read_only,
+                                     returning}),
         params_(r.params), open_(open) {}
 
  private:
@@ -124,10 +127,29 @@ class basic_statement : public detail::request_api<Stream> {
 
 namespace detail {
 
-/// Encodes PREPARE(sql).
-inline auto prepare_request(std::string_view sql) {
-  return [sql](auto& ci) -> error_code {
+/// Encodes PREPARE(sql). The text must hold exactly one statement: libdqlite 1.11.1
+/// prepares the first and silently drops the rest (1.15 and later fail). For executemany
+/// (runs: EXEC), a statement with a RETURNING clause is refused, as execute refuses it.
+inline auto prepare_request(std::string_view sql, bool runs = false) {
+  return [sql, runs](auto& ci) -> error_code {
     if (auto e = check_database(ci)) return e;
+    const sql_shape shape = scan_sql(sql);
+    if (shape.statements != 1) {
+      ci.diag.assign(shape.statements == 0
+                         ? std::string("the SQL text holds no statement")
+                         : "the SQL text holds " + std::to_string(shape.statements) +
+                               " statements, and a prepared statement holds exactly one (the "
+                               "first ends at byte " + std::to_string(shape.first_end) +
+                               "); prepare each on its own. Nothing was sent");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (runs && shape.returning) {
+      ci.diag.assign("the statement has a RETURNING clause, so it returns rows: executemany "
+                     "refuses it because libdqlite aborts on such a statement sent as EXEC "
+                     "(1.11.1 on any RETURNING, 1.18.6 when it returns two rows or more); "
+                     "prepare it and run it as a query for each set. Nothing was sent");
+      return make_error_code(errc::invalid_argument);
+    }
     if (auto e = wire::encode_prepare(ci.wbuf, ci.db_id, sql)) {
       ci.diag.assign("the SQL text contains a NUL byte");
       return e;
@@ -136,18 +158,18 @@ inline auto prepare_request(std::string_view sql) {
   };
 }
 
-/// Encodes EXEC of prepared statement `spec` with one parameter set of executemany: a
-/// std::tuple of parameters, a range of dqlite::value, or a single parameter.
-template <class Impl, class Set>
-error_code encode_set(Impl& ci, const request_spec& spec, const Set& set) {
+/// Calls f(params) with one parameter set of executemany: a std::tuple of parameters, a
+/// range of dqlite::value, or a single parameter.
+template <class Set, class F>
+decltype(auto) with_set(const Set& set, F&& f) {
   using E = std::remove_cvref_t<Set>;
   if constexpr (param_arg<E>) {
-    return encode_request(ci, spec, false, set);
+    return f(set);
   } else {
     static_assert(std::ranges::input_range<E>,
                   "dqlite: executemany: each element must be a parameter, a std::tuple of "
                   "parameters, or a range of dqlite::value");
-    return encode_request(ci, spec, false, params_from(set));
+    return f(params_from(set));
   }
 }
 
@@ -156,15 +178,19 @@ template <class Impl, class Statement>
 struct prepare_op {
   std::shared_ptr<Impl> c;
   std::string_view sql;
+  bool returning = false;
+  bool read_only = false;
 
   template <class Self>
   void operator()(Self& self) {
+    returning = scan_sql(sql).returning;  // the text is only read while the op starts
+    read_only = is_read_only_sql(sql);
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, wire::stmt_response r) {
-    self.complete(ec, Statement(c, r, !ec, is_read_only_sql(sql)));
+    self.complete(ec, Statement(c, r, !ec, read_only, returning));
   }
 };
 
@@ -186,7 +212,7 @@ struct executemany_op {
 
   template <class Self>
   void operator()(Self& self) {
-    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql, true),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
 
@@ -230,9 +256,15 @@ struct executemany_op {
     }
     const auto& set = *it;
     request_spec spec{true, {}, stmt, gen, 0};
-    encoded_initiation<Impl>{c}(
-        std::move(self), exec_proc{}, [&](Impl& ci) { return encode_set(ci, spec, set); },
-        exchange_params{true, c->opts.request_timeout, 0, true});
+    using E = std::remove_cvref_t<decltype(set)>;
+    if constexpr (param_arg<E>) {
+      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, set);
+    } else {
+      static_assert(std::ranges::input_range<E>,
+                    "dqlite: executemany: each element must be a parameter, a std::tuple of "
+                    "parameters, or a range of dqlite::value");
+      request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, params_from(set));
+    }
   }
 };
 

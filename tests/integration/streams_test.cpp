@@ -79,6 +79,12 @@ TEST_CASE("TLS through stunnel with certificate verification", "[streams][tls]")
                                                         asio::as_tuple(asio::use_awaitable));
     CHECK(ec1);
     CHECK_THAT(c1.diagnostics().message(), Catch::Contains("TLS handshake"));
+    // Which check failed: the name, not the issuer.
+    CHECK_THAT(c1.diagnostics().message(),
+               Catch::Contains("the server's certificate does not name the host 127.0.0.1"));
+    CHECK_THAT(c1.diagnostics().message(), !Catch::Contains("trusted CA"));
+    CHECK_THAT(dqlite::tls_verify_failure(c1.stream(), "127.0.0.1"),
+               Catch::Contains("does not name the host"));
 
     // A CA that did not issue the certificate: refused.
     ssl::context other(ssl::context::tls_client);
@@ -87,6 +93,15 @@ TEST_CASE("TLS through stunnel with certificate verification", "[streams][tls]")
                                                         asio::as_tuple(asio::use_awaitable));
     CHECK(ec2);
     CHECK_THAT(c2.diagnostics().message(), Catch::Contains("certificate verify failed"));
+    // Which check failed: the issuer, not the name.
+    CHECK_THAT(c2.diagnostics().message(),
+               Catch::Contains("the server's certificate was not issued by a trusted CA"));
+    CHECK_THAT(c2.diagnostics().message(), !Catch::Contains("does not name the host"));
+    // Both wrong: the issuer is checked first.
+    auto [ec4, c4] = co_await dqlite::async_connect_tls(ex, other, "127.0.0.1:" + port, {},
+                                                        asio::as_tuple(asio::use_awaitable));
+    CHECK(ec4);
+    CHECK_THAT(c4.diagnostics().message(), Catch::Contains("not issued by a trusted CA"));
 
     // Verification turned off explicitly: accepted.
     ssl::context lax(ssl::context::tls_client);

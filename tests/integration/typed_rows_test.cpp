@@ -113,17 +113,16 @@ TEST_CASE("NULL in BOOLEAN and DATETIME columns from this server", "[typed]") {
     co_await conn.async_execute("INSERT INTO quirks VALUES (NULL, NULL, NULL)");
     auto r = co_await conn.async_fetch("SELECT b, d, t FROM quirks");
     REQUIRE(r.size() == 1);
-    // Released servers send (BOOLEAN, 0) and (ISO8601, ""); newer ones send NULL.
+    // Released servers send (BOOLEAN, 0) and (ISO8601, ""); newer ones send NULL. The
+    // date/time reads as NULL in both forms; the boolean cannot be told from false.
     bool old_form = r[0]["b"].type() == dqlite::value_type::boolean;
     INFO("server sends the " << (old_form ? "released" : "newer") << " form");
-    if (old_form) {
+    if (old_form)
       CHECK(r[0]["b"].as_bool() == false);
-      CHECK(r[0]["d"].type() == dqlite::value_type::iso8601);
-      CHECK(r[0]["d"].as_text().empty());
-    } else {
+    else
       CHECK(r[0]["b"].is_null());
-      CHECK(r[0]["d"].is_null());
-    }
+    CHECK(r[0]["d"].is_null());
+    CHECK(r[0]["t"].is_null());
     struct q {
       std::optional<bool> b;
       std::optional<std::chrono::sys_seconds> d;

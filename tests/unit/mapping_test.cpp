@@ -298,3 +298,63 @@ TEST_CASE("result caps stop accumulation with a clear error", "[mapping]") {
   CHECK(ec == dqlite::errc::result_too_large);
   CHECK_THAT(last_diag(), Catch::Contains("max_result_rows"));
 }
+
+TEST_CASE("ISO8601 \"\" is NULL on every read path", "[mapping]") {
+  // What released servers send for a NULL in a DATETIME column, next to the newer form.
+  auto frames = [] {
+    rows_builder b({"dt"});
+    b.row(iso_text{""});
+    b.row(null_value{});
+    b.row(iso_text{"2006-01-02 15:04:05"});
+    return b.finish();
+  };
+  SECTION("dynamic rows") {
+    auto [ec, rows] = decode<dqlite::detail::dynamic_rows_sink>(frames());
+    REQUIRE(!ec);
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[0]["dt"].is_null());
+    CHECK(rows[0]["dt"] == rows[1]["dt"]);
+    CHECK(rows[2]["dt"] == dqlite::value::iso8601("2006-01-02 15:04:05"));
+  }
+  SECTION("typed fields of every type") {
+    auto [e1, s] = decode<fetch_sink<std::optional<std::string>>>(frames());
+    REQUIRE(!e1);
+    CHECK(s == std::vector<std::optional<std::string>>{std::nullopt, std::nullopt,
+                                                        "2006-01-02 15:04:05"});
+    auto [e2, v] = decode<fetch_sink<dqlite::value>>(frames());
+    REQUIRE(!e2);
+    CHECK(v[0].is_null());
+    auto [e3, i] = decode<fetch_sink<std::optional<std::int64_t>>>(frames());
+    CHECK(e3 == dqlite::errc::type_mismatch);  // the third row's text; the NULLs are fine
+    auto [e4, t] = decode<fetch_sink<std::optional<std::chrono::sys_seconds>>>(frames());
+    REQUIRE(!e4);
+    CHECK(!t[0]);
+    CHECK(!t[1]);
+    CHECK(t[2]);
+    // A type that cannot hold NULL refuses both forms alike.
+    rows_builder b({"dt"});
+    b.row(iso_text{""});
+    auto [e5, str] = decode<fetch_sink<std::string>>(b.finish());
+    CHECK(e5 == dqlite::errc::unexpected_null);
+    CHECK_THAT(last_diag(), Catch::Contains("is NULL"));
+  }
+  SECTION("fetchval") {
+    rows_builder b({"dt"});
+    b.row(iso_text{""});
+    auto [ec, v] = decode<dqlite::detail::value_sink<std::optional<std::string>>>(b.finish());
+    REQUIRE(!ec);
+    CHECK(!v);
+  }
+}
+
+TEST_CASE("an out-of-range time names the field's type", "[mapping]") {
+  struct row_t {
+    std::chrono::system_clock::time_point at;
+  };
+  rows_builder b({"at"});
+  b.row(iso_text{"0001-01-01 00:00:00+00:00"});
+  auto [ec, rows] = decode<fetch_sink<row_t>>(b.finish());
+  CHECK(ec == dqlite::errc::out_of_range);
+  CHECK_THAT(last_diag(), Catch::Contains("'0001-01-01 00:00:00+00:00' is out of range for "
+                                          "std::chrono::sys_time<nanoseconds>"));
+}

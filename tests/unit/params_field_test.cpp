@@ -590,3 +590,65 @@ TEST_CASE("field: dqlite::value", "[field]") {
   CHECK(read_ok<value>(of_text("ab", value_type::blob)) ==
         value{dqlite::blob{std::byte{'a'}, std::byte{'b'}}});
 }
+
+TEST_CASE("time: the first and last second of SQLite's years round-trip", "[field][params]") {
+  const sys_seconds first = sys_days{year{1} / 1 / 1};
+  const sys_seconds last = sys_days{year{9999} / 12 / 31} + hours{23} + minutes{59} + seconds{59};
+  const sys_seconds zero = sys_days{year{0} / 1 / 1};
+  for (sys_seconds t : {first, last, zero, sys_seconds{go_time}}) {
+    INFO(time_text(t));
+    // The ISO-8601 form a parameter is written as, read back as TEXT or ISO8601.
+    const std::string text = time_text(t);
+    CHECK(read_ok<sys_seconds>(of_text(text, value_type::iso8601)) == t);
+    CHECK(read_ok<sys_seconds>(of_text(text)) == t);
+    CHECK(read_ok<sys_days>(of_text(text, value_type::iso8601)) == floor<days>(t));
+    CHECK(read_ok<sys_time<milliseconds>>(of_text(text, value_type::iso8601)) == t);
+    CHECK(read_ok<sys_time<microseconds>>(of_text(text, value_type::iso8601)) == t);
+    CHECK(read_ok<std::optional<sys_seconds>>(of_text(text, value_type::iso8601)) == t);
+    // The UNIXTIME form (integer seconds, as a DATETIME column holding an integer sends).
+    const auto secs = t.time_since_epoch().count();
+    CHECK(read_ok<sys_seconds>(of_int(secs, value_type::unixtime)) == t);
+    CHECK(read_ok<sys_days>(of_int(secs, value_type::unixtime)) == floor<days>(t));
+    CHECK(read_ok<sys_time<microseconds>>(of_int(secs, value_type::unixtime)) == t);
+  }
+  // Fractions below the field's unit are rounded down, also before 1970.
+  CHECK(read_ok<sys_seconds>(of_text("0001-01-01 00:00:00.75+00:00", value_type::iso8601)) ==
+        first);
+  CHECK(read_ok<sys_time<milliseconds>>(
+            of_text("0001-01-01 00:00:00.75+00:00", value_type::iso8601)) ==
+        first + milliseconds{750});
+  CHECK(read_ok<sys_time<milliseconds>>(of_text("9999-12-31 23:59:59.999999999Z")) ==
+        last + milliseconds{999});
+}
+
+TEST_CASE("time: a value the field type cannot hold is out of range, not invalid",
+          "[field]") {
+  using tp = sys_time<nanoseconds>;  // spans 1677-09-21 .. 2262-04-11
+  CHECK(read_err<tp>(of_text("0001-01-01 00:00:00+00:00", value_type::iso8601)) ==
+        err(errc::out_of_range));
+  CHECK(read_err<tp>(of_text("9999-12-31 23:59:59+00:00")) == err(errc::out_of_range));
+  CHECK(read_err<std::optional<tp>>(of_text("9999-12-31 23:59:59", value_type::iso8601)) ==
+        err(errc::out_of_range));
+  CHECK(read_err<tp>(of_int(-62135596800, value_type::unixtime)) == err(errc::out_of_range));
+  using small = std::chrono::time_point<system_clock, duration<std::int32_t>>;  // 1901..2038
+  CHECK(read_err<small>(of_text("2100-01-01", value_type::iso8601)) == err(errc::out_of_range));
+  CHECK(read_ok<small>(of_text("2000-01-01", value_type::iso8601)) ==
+        small{duration<std::int32_t>{946684800}});
+  // Inside the range: read.
+  CHECK(read_ok<tp>(of_text("2262-04-11 23:47:16+00:00")) ==
+        tp{seconds{9223372036}});
+  // Not a date/time at all: invalid_time.
+  CHECK(read_err<sys_seconds>(of_text("0001-13-01", value_type::iso8601)) ==
+        err(errc::invalid_time));
+  CHECK(read_err<sys_seconds>(of_text("10000-01-01", value_type::iso8601)) ==
+        err(errc::invalid_time));
+  CHECK(dqlite::field_type_name<tp>() == "std::chrono::sys_time<nanoseconds>");
+  CHECK(dqlite::field_type_name<sys_days>() == "std::chrono::sys_time<days>");
+  CHECK(dqlite::field_type_name<small>() == "std::chrono::sys_time<seconds (32-bit)>");
+}
+
+TEST_CASE("params: a time outside the years 0000 to 9999 is refused", "[params]") {
+  CHECK(bind_error(sys_seconds{sys_days{year{10000} / 1 / 1}}) == err(errc::out_of_range));
+  CHECK(bind_error(sys_seconds{sys_days{year{-1} / 12 / 31}}) == err(errc::out_of_range));
+  CHECK(time_text(sys_seconds{sys_days{year{0} / 1 / 1}}) == "0000-01-01 00:00:00+00:00");
+}

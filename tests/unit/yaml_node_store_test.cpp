@@ -3,13 +3,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,4 +195,49 @@ TEST_CASE("yaml store: what cannot be stored is refused, the old file stays", "[
   auto missing_dir = dir.path / "no" / "such" / "dir" / "cluster.yaml";
   dqlite::yaml_node_store elsewhere(missing_dir);
   CHECK_THROWS_AS(elsewhere.set(good), dqlite::node_store_error);
+}
+
+TEST_CASE("yaml store: temporary files of killed writers are removed by the next write",
+          "[yaml]") {
+  temp_dir dir;
+  auto file = dir.path / "cluster.yaml";
+  dqlite::yaml_node_store store(file);
+  // What a process killed during a rewrite leaves: a temporary file nobody holds.
+  auto stale = dir.path / ".cluster.yaml.tmp-AbC123";
+  write_file(stale, "- ID: 1\n");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::minutes(5);
+  fs::last_write_time(stale, old);
+  // One being written right now (locked by its writer), one just created, and files that
+  // are not temporaries of this store: all kept.
+  auto live = dir.path / ".cluster.yaml.tmp-Live01";
+  write_file(live, "");
+  fs::last_write_time(live, old);
+  int live_fd = ::open(live.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(live_fd >= 0);
+  REQUIRE(::flock(live_fd, LOCK_EX) == 0);
+  auto fresh = dir.path / ".cluster.yaml.tmp-New001";
+  write_file(fresh, "");
+  auto other = dir.path / ".other.yaml.tmp-AbC123";
+  write_file(other, "");
+  fs::last_write_time(other, old);
+  auto unrelated = dir.path / ".cluster.yaml.tmp-toolongname";
+  write_file(unrelated, "");
+  fs::last_write_time(unrelated, old);
+
+  store.set({{1, "a:1", node_role::voter}});
+  CHECK_FALSE(fs::exists(stale));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(fresh));
+  CHECK(fs::exists(other));
+  CHECK(fs::exists(unrelated));
+  ::close(live_fd);  // its writer is gone now
+  store.set({{1, "a:1", node_role::voter}, {2, "b:1", node_role::standby}});
+  CHECK_FALSE(fs::exists(live));
+  CHECK(fs::exists(fresh));  // too recent to be taken for stale
+  // The store's own writes leave nothing behind.
+  std::size_t temporaries = 0;
+  for (const auto& e : fs::directory_iterator(dir.path))
+    if (e.path().filename().string().rfind(".cluster.yaml.tmp-", 0) == 0) ++temporaries;
+  CHECK(temporaries == 2);  // fresh and unrelated
+  CHECK(dqlite::yaml_node_store(file).get().size() == 2);
 }

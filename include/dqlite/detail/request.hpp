@@ -1,7 +1,10 @@
 // Starting a statement request (SQL text or a prepared statement) with parameters.
 #pragma once
 
+#include <dqlite/detail/blocking.hpp>
 #include <dqlite/detail/exchange.hpp>
+#include <dqlite/detail/server_probe.hpp>
+#include <dqlite/detail/sql_text.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/wire/encode.hpp>
@@ -9,10 +12,12 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace dqlite::detail {
@@ -25,7 +30,14 @@ struct request_spec {
   std::uint32_t stmt = 0;        ///< statement id, when prepared
   std::uint64_t generation = 0;  ///< the opening the statement belongs to
   std::uint64_t holder = 0;      ///< the cursor that will hold the connection, if any
-  bool read_only = false;        ///< a prepared statement that cannot write (see below)
+  bool read_only = false;        ///< a prepared statement that cannot write (is_read_only_sql)
+  bool returning = false;        ///< the prepared statement has a RETURNING clause
+
+  /// The shape of what the request runs (a prepared statement is one statement).
+  sql_shape shape() const noexcept {
+    if (prepared) return sql_shape{1, 0, returning};
+    return scan_sql(sql);
+  }
 
   wire::request type(bool query) const noexcept {
     if (prepared) return query ? wire::request::query : wire::request::exec;
@@ -118,8 +130,66 @@ error_code check_database(Impl& ci) {
   return make_error_code(errc::not_connected);
 }
 
+/// The operations that run a query, for messages.
+inline constexpr const char* query_operations =
+    "fetch, fetchall, fetchone, fetchval, fetch_into, cursor";
+
+/// Refuses, before anything is sent, a statement request the server would run wrongly:
+/// - a query whose SQL text holds no statement, or more than one: libdqlite 1.11.1 runs the
+///   first and silently ignores the rest (1.15 and later fail with "nonempty statement
+///   tail");
+/// - an execute of a statement with a RETURNING clause: libdqlite aborts on it through
+///   EXEC/EXEC_SQL (1.11.1 on any, 1.18.6 on one that returns two rows or more);
+/// - on a server found not to read the parameter encoding for more than 255 parameters
+///   (server_probe.hpp: libdqlite before 1.12), more than 255 parameters, which would be
+///   bound wrong, and a query with a RETURNING clause, whose changes 1.11.1 does not store.
+template <class Impl>
+error_code check_statement(Impl& ci, const request_spec& spec, const sql_shape& shape, bool query,
+                           std::size_t params) {
+  if (query && !spec.prepared && shape.statements != 1) {
+    if (shape.statements == 0)
+      ci.diag.assign("the SQL text holds no statement");
+    else
+      ci.diag.assign("the SQL text holds " + std::to_string(shape.statements) +
+                     " statements, and a query (" + query_operations +
+                     ") runs exactly one (the first ends at byte " +
+                     std::to_string(shape.first_end) +
+                     "); run each on its own (execute runs several statements that return no "
+                     "rows). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (!query && shape.returning) {
+    ci.diag.assign(std::string("the statement has a RETURNING clause, so it returns rows: run it "
+                               "as a query (") + query_operations +
+                   "). execute refuses it because libdqlite aborts on such a statement sent "
+                   "as EXEC/EXEC_SQL (1.11.1 on any RETURNING, 1.18.6 when it returns two rows "
+                   "or more). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (known_wide_params(ci) == wide_params::unsupported) {
+    if (params > wire::max_schema0_params) {
+      ci.diag.assign("the statement has " + std::to_string(params) +
+                     " parameters, and this server reads at most 255 per statement (it does not "
+                     "understand the encoding for more, which libdqlite reads from 1.12 on: "
+                     "it would bind wrong values). Nothing was sent");
+      return make_error_code(errc::too_many_parameters);
+    }
+    if (query && shape.returning) {
+      ci.diag.assign("this server (older than libdqlite 1.12) returns the rows of a statement "
+                     "with a RETURNING clause run as a query, but does not store its changes "
+                     "(libdqlite 1.11.1): run the statement without RETURNING through execute, "
+                     "then query what it wrote. Nothing was sent");
+      return make_error_code(errc::unsupported);
+    }
+  }
+  return {};
+}
+
+/// Encodes the request into out (the connection's wbuf, or a buffer of its own while the
+/// server is probed first).
 template <class Impl, class... P>
-error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
+error_code encode_request_to(wire::buffer& out, Impl& ci, const request_spec& spec, bool query,
+                             const P&... params) {
   if (auto e = check_database(ci)) return e;
   wire::frame_mark m{};
   if (spec.prepared) {
@@ -128,18 +198,23 @@ error_code encode_request(Impl& ci, const request_spec& spec, bool query, const 
                      "this connection; prepare it again");
       return make_error_code(errc::not_connected);
     }
-    m = wire::begin_stmt_request(ci.wbuf, spec.type(query), ci.db_id, spec.stmt);
-  } else if (auto e = wire::begin_sql_request(ci.wbuf, spec.type(query), ci.db_id, spec.sql, m)) {
+    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
+  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
     ci.diag.assign("the SQL text contains a NUL byte");
     return e;
   }
-  if (auto e = write_params(ci.wbuf, m, params...)) {
-    ci.diag.assign(e == make_error_code(errc::invalid_argument)
-                       ? "a text parameter contains a NUL byte"
-                       : "a parameter could not be bound: " + e.message());
+  if (auto e = write_params(out, m, params...)) {
+    if (e == make_error_code(errc::invalid_argument))
+      ci.diag.assign("a text parameter contains a NUL byte");
+    else if (e == make_error_code(errc::out_of_range))
+      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
+                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
+                     "functions and of the ISO-8601 text a time is sent as)");
+    else
+      ci.diag.assign("a parameter could not be bound: " + e.message());
     return e;
   }
-  wire::end_frame(ci.wbuf, m);
+  wire::end_frame(out, m);
   return {};
 }
 
@@ -161,6 +236,129 @@ inline auto finalize_request(std::uint32_t id) {
   };
 }
 
+/// Checks (check_statement) and encodes the request into impl.wbuf.
+template <class Impl, class... P>
+error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
+  const sql_shape shape = spec.shape();
+  const std::size_t n = (std::size_t{0} + ... + param_count(params));
+  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+  return encode_request_to(ci.wbuf, ci, spec, query, params...);
+}
+
+/// How a statement request runs: bounded by request_timeout, held by its cursor (if any),
+/// and whether it may write (its outcome is unknown once sent and its answer lost).
+template <class Impl>
+exchange_params statement_params(const Impl& c, const request_spec& spec, bool query) {
+  const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
+  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only};
+}
+
+/// A request that needs the wide-parameter probe first (server_probe.hpp): the probe, then
+/// the request, encoded beforehand (its parameters are only referenced while it starts).
+template <class Impl, class Proc>
+struct probed_request_op {
+  std::shared_ptr<Impl> c;
+  Proc proc;
+  request_spec spec;
+  sql_shape shape;
+  bool query;
+  std::size_t params;
+  wire::buffer request;
+  std::uint64_t generation;  ///< the opening the request was encoded for
+  using result_type = typename Proc::result_type;
+
+  template <class Self>
+  void operator()(Self& self) {
+    auto conn = c;
+    start_exchange(
+        conn, wide_params_probe_proc{}, std::move(self),
+        [](Impl& ci) -> error_code {
+          if (auto e = check_database(ci)) return e;
+          return encode_wide_params_probe(ci.wbuf, ci.db_id);
+        },
+        exchange_params{true, c->opts.request_timeout, 0});
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, wide_params_answer answer) {  // probed
+    const bool refused = ec.category() == server_category() ||
+                         ec == make_error_code(errc::server_failure);
+    if (ec && !refused) return fail(self, ec);  // the connection failed: report that
+    remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
+                                                   : wide_params::unsupported);
+    auto conn = c;  // self (holding c) moves into the exchange
+    start_exchange(
+        conn, std::move(proc), std::move(self),
+        [this](Impl& ci) -> error_code {
+          if (auto e = check_statement(ci, spec, shape, query, params)) return e;
+          if (ci.generation != generation) {
+            ci.diag.assign("the connection was reopened while the request was prepared");
+            return make_error_code(errc::not_connected);
+          }
+          ci.wbuf = std::move(request);
+          return {};
+        },
+        statement_params(*c, spec, query));
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec) {  // the request's completion (no result)
+    self.complete(ec);
+  }
+  template <class Self, class R>
+    requires(!std::is_same_v<std::remove_cvref_t<R>, wide_params_answer>)
+  void operator()(Self& self, error_code ec, R&& result) {  // the request's completion
+    self.complete(ec, std::forward<R>(result));
+  }
+
+ private:
+  template <class Self>
+  void fail(Self& self, error_code ec) {
+    if constexpr (std::is_void_v<result_type>)
+      self.complete(ec);
+    else
+      self.complete(ec, result_type{});
+  }
+};
+
+/// The blocking twin of the probe request_initiation runs first when a request needs it
+/// (more than 255 parameters, or a query with RETURNING, on a server not probed yet).
+/// False when the probe itself failed (ec, diag say why).
+template <class Impl>
+bool blocking_probe(Impl& c, const request_spec& spec, bool query, std::size_t n, error_code& ec,
+                    dqlite::diagnostics& d) {
+  const sql_shape shape = spec.shape();
+  const bool wide = n > wire::max_schema0_params;
+  if (!(wide || (query && shape.returning)) || c.state != conn_state::open || c.busy ||
+      c.holder != 0 || known_wide_params(c) != wide_params::unknown ||
+      check_statement(c, spec, shape, query, n))
+    return true;
+  auto answer = blocking_exchange(
+      c, wide_params_probe_proc{},
+      [](Impl& ci) -> error_code {
+        if (auto e = check_database(ci)) return e;
+        return encode_wide_params_probe(ci.wbuf, ci.db_id);
+      },
+      exchange_params{true, c.opts.request_timeout, 0}, ec, d);
+  const bool refused = ec.category() == server_category() || ec == make_error_code(errc::server_failure);
+  if (ec && !refused) return false;
+  remember_wide_params(c, !ec && answer.echoed ? wide_params::supported : wide_params::unsupported);
+  ec = {};
+  d = {};
+  return true;
+}
+
+/// A blocking statement request: the probe when needed, then the request.
+template <class Impl, class Proc, class... P>
+auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query,
+                        error_code& ec, dqlite::diagnostics& d, const P&... params) {
+  const std::size_t n = (std::size_t{0} + ... + param_count(params));
+  if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
+  return blocking_exchange(
+      c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+      statement_params(c, spec, query), ec, d);
+}
+
 /// Initiation of a statement request whose response goes to a Proc.
 template <class Impl>
 struct request_initiation {
@@ -169,11 +367,33 @@ struct request_initiation {
 
   template <class Handler, class Proc, class... P>
   void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
+    const sql_shape shape = spec.shape();
+    const std::size_t n = (std::size_t{0} + ... + param_count(params));
+    // More than 255 parameters, or a query with RETURNING, on a connection whose server has
+    // not been probed yet: probe first.
+    const bool wide = n > wire::max_schema0_params;
+    if ((wide || (query && shape.returning)) && c->state == conn_state::open && !c->busy &&
+        c->holder == 0 && known_wide_params(*c) == wide_params::unknown &&
+        !check_statement(*c, spec, shape, query, n)) {
+      wire::buffer request;
+      if (!encode_request_to(request, *c, spec, query, params...)) {
+        using sig = completion_sig_t<typename Proc::result_type>;
+        auto ex = c->stream.get_executor();
+        boost::asio::async_compose<Handler, sig>(
+            probed_request_op<Impl, Proc>{c, std::move(proc), spec, shape, query, n,
+                                          std::move(request), c->generation},
+            h, ex);
+        return;
+      }
+      c->diag.clear();  // the same error is found again below, and reported there
+    }
     start_exchange(
         c, std::move(proc), std::forward<Handler>(h),
-        [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-        exchange_params{true, c->opts.request_timeout, spec.holder,
-                        !query || !(spec.prepared ? spec.read_only : is_read_only_sql(spec.sql))});
+        [&](Impl& ci) -> error_code {
+          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+          return encode_request_to(ci.wbuf, ci, spec, query, params...);
+        },
+        statement_params(*c, spec, query));
   }
 };
 

@@ -179,10 +179,7 @@ class request_api {
           request_spec spec = spec_;
           spec.holder = ++c_->next_id;
           auto st = std::make_shared<cursor_shared>();
-          auto first = blocking_exchange(
-              *c_, cursor_proc<sink>{st, {}},
-              [&](impl_type& ci) { return encode_request(ci, spec, true, p...); },
-              params_for(spec, true), ec, d);
+          auto first = blocking_statement(*c_, cursor_proc<sink>{st, {}}, spec, true, ec, d, p...);
           if (ec) st.reset();
           return cursor_type(c_, std::move(st), spec.holder, std::move(first));
         },
@@ -202,18 +199,10 @@ class request_api {
   }
 
  protected:
-  exchange_params params_for(const request_spec& spec, bool is_query) const {
-    const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
-    return exchange_params{true, c_->opts.request_timeout, spec.holder, !is_query || !read_only};
-  }
-
   template <class Proc, class... P>
   auto blocking_request(Proc proc, bool is_query, error_code& ec, dqlite::diagnostics& d,
                         const P&... params) {
-    return blocking_exchange(
-        *c_, std::move(proc),
-        [&](impl_type& ci) { return encode_request(ci, spec_, is_query, params...); },
-        params_for(spec_, is_query), ec, d);
+    return blocking_statement(*c_, std::move(proc), spec_, is_query, ec, d, params...);
   }
 
   template <class Sink, class... Args>

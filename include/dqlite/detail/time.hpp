@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <ratio>
 #include <string_view>
 
 namespace dqlite::detail {
@@ -62,12 +63,22 @@ std::string_view format_iso8601(std::chrono::time_point<std::chrono::system_cloc
   return std::string_view(out, static_cast<std::size_t>(p - out));
 }
 
+/// A date/time read from an ISO-8601 text: whole seconds and the fraction of a second.
+struct iso8601_time {
+  std::chrono::sys_seconds seconds;
+  std::chrono::nanoseconds fraction{0};  ///< in [0, 1 s)
+};
+
+/// The years format_iso8601 writes and parse_iso8601_time reads: those of SQLite's date and
+/// time functions (four digits).
+inline constexpr int iso8601_min_year = 0;
+inline constexpr int iso8601_max_year = 9999;
+
 /// Parses the forms SQLite and the Go client use: "YYYY-MM-DD", optionally followed by
-/// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits), then optionally 'Z' or a
-/// "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Times outside
-/// the range of sys_time<nanoseconds> (years 1677 to 2262) give nullopt.
-inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
-    std::string_view s) {
+/// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits are kept), then optionally
+/// 'Z' or a "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Every
+/// date of the years 0000 to 9999 is read; nullopt when the text is not such a time.
+inline std::optional<iso8601_time> parse_iso8601_time(std::string_view s) {
   using namespace std::chrono;
   std::size_t i = 0;
   auto digits = [&](int n, int& out) {
@@ -132,12 +143,43 @@ inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8
     }
   }
   if (i != s.size()) return std::nullopt;
-  sys_seconds secs = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min};
-  // sys_time<nanoseconds> only spans 1677-09-21 .. 2262-04-11: refuse what it cannot hold.
+  return iso8601_time{
+      sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min},
+      nanoseconds{frac_ns}};
+}
+
+/// parse_iso8601_time as one sys_time<nanoseconds>, which only spans the years 1677 to 2262:
+/// nullopt outside them too.
+inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
+    std::string_view s) {
+  using namespace std::chrono;
+  auto t = parse_iso8601_time(s);
+  if (!t) return std::nullopt;
   constexpr auto limit = duration_cast<seconds>(nanoseconds::max()).count();
-  auto count = secs.time_since_epoch().count();
+  auto count = t->seconds.time_since_epoch().count();
   if (count >= limit || count < -limit) return std::nullopt;
-  return sys_time<nanoseconds>{secs} + nanoseconds{frac_ns};
+  return sys_time<nanoseconds>{t->seconds} + t->fraction;
+}
+
+/// Whether a time of `secs` seconds since the epoch (plus a fraction of a second when
+/// `fraction`) fits a system_clock time point of Duration.
+template <class Duration>
+constexpr bool seconds_fit(std::int64_t secs, bool fraction = false) noexcept {
+  using namespace std::chrono;
+  using rep = typename Duration::rep;
+  if constexpr (treat_as_floating_point_v<rep>) {
+    return true;
+  } else if constexpr (std::ratio_less_equal_v<typename Duration::period, std::ratio<1>>) {
+    // Whole seconds of Duration::max() / min(): exact, and no overflow.
+    const auto hi = duration_cast<seconds>(Duration::max()).count();
+    const auto lo = duration_cast<seconds>(Duration::min()).count();
+    return fraction ? secs < hi && secs > lo : secs <= hi && secs >= lo;
+  } else {
+    const double hi = duration<double>(Duration::max()).count();
+    const double lo = duration<double>(Duration::min()).count();
+    const auto s = static_cast<double>(secs);
+    return s < hi && s > lo;
+  }
 }
 
 }  // namespace dqlite::detail

@@ -380,7 +380,8 @@ struct value_view {
 /// errc{} (zero) on success, else what is wrong; p is then unspecified. The rules every
 /// ROWS decoder shares: fixed-size values take a word, text ends at a NUL followed by zero
 /// padding to a whole word, a blob is a length word and the bytes padded to a whole word
-/// (that padding is not checked: servers leave it uninitialised), BOOLEAN reads as 0/1.
+/// (that padding is not checked: servers leave it uninitialised), BOOLEAN reads as 0/1,
+/// and an empty ISO8601 text is NULL (how released servers send a NULL date/time).
 DQLITE_ALWAYS_INLINE errc decode_value(unsigned code, const std::byte*& p, const std::byte* end,
                                        value_view& v) noexcept {
   const std::size_t avail = static_cast<std::size_t>(end - p);
@@ -426,7 +427,9 @@ DQLITE_ALWAYS_INLINE errc decode_value(unsigned code, const std::byte*& p, const
       if (padded > avail) return errc::truncated;
       // The NUL and the padding after it, all in the last word, must be zero.
       if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return errc::bad_padding;
-      v.type = static_cast<value_type>(code);
+      // Released servers (libdqlite 1.11.1 to 1.18.6) send a NULL of a DATETIME, DATE or
+      // TIMESTAMP column as ISO8601 "": it is NULL, on every read path (docs/typed-rows.md).
+      v.type = code == 10 && len == 0 ? value_type::null : static_cast<value_type>(code);
       v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
       p += padded;
       return {};

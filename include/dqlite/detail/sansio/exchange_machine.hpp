@@ -299,7 +299,9 @@ class exchange_machine {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
       if constexpr (requires { proc_.on_failure(*s_); }) proc_.on_failure(*s_);
-      s_->diag.assign(wire::failure_text(f));
+      // The one place a server's message becomes the diagnostics: empty or misleading texts
+      // ("not an error") are explained from the request that was sent.
+      s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
       done = true;
       return make_server_error(f.code);
     }

@@ -120,6 +120,7 @@ struct session_state {
   // connection (one generation); work left behind by dropped objects is done before the
   // next request (the housekeeping phase of the exchange machine).
   std::uint64_t generation = 0;      ///< bumped each time the database is opened
+  std::uint64_t params_probe = 0;    ///< what the server reads (server_probe.hpp)
   std::uint64_t holder = 0;          ///< a cursor holding the connection between reads
   std::uint64_t next_id = 0;         ///< ids for cursors and transactions
   std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
