@@ -22,7 +22,9 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -56,9 +58,9 @@ enum class errc : int {
   no_columns,             ///< fetchval on a statement that returned no columns
   type_mismatch,          ///< a value whose type cannot be converted to the requested one
   unexpected_null,        ///< a NULL value for a type that cannot hold it
-  out_of_range,           ///< an integer that does not fit the requested type
+  out_of_range,           ///< a value (integer, time) that does not fit the requested type
   column_mismatch,        ///< the columns do not match the fields of the row type
-  result_too_large,       ///< a fetch-all result over the configured row or byte cap
+  result_too_large,       ///< a result (or cursor batch) over the configured row or byte cap
   invalid_time,           ///< a date/time text that cannot be parsed
   // Connection life.
   timeout,                ///< the operation did not finish within its time limit
@@ -69,6 +71,11 @@ enum class errc : int {
   outcome_unknown,        ///< a commit/write whose outcome cannot be known
   no_leader,              ///< no node of the cluster knows a leader
   pool_closed,            ///< the pool was closed
+  // Wire format, continued (a protocol error like those above: the connection is closed).
+  too_many_columns,  ///< a result with more columns than the configured maximum
+  // Server answers.
+  server_failure,         ///< a FAILURE without an error code (code 0)
+  unsupported,            ///< the server's version cannot run the request correctly
 };
 
 namespace detail {
@@ -104,7 +111,7 @@ class client_category_impl final : public boost::system::error_category {
       case errc::no_columns: return "the statement returned no columns";
       case errc::type_mismatch: return "value type does not match the requested type";
       case errc::unexpected_null: return "NULL value for a type that cannot hold NULL";
-      case errc::out_of_range: return "integer value out of range for the requested type";
+      case errc::out_of_range: return "value out of range for the requested type";
       case errc::column_mismatch: return "result columns do not match the row type";
       case errc::result_too_large: return "result exceeds the configured size limit";
       case errc::invalid_time: return "invalid date/time value";
@@ -116,6 +123,9 @@ class client_category_impl final : public boost::system::error_category {
       case errc::outcome_unknown: return "the outcome of the operation is unknown";
       case errc::no_leader: return "no leader found in the cluster";
       case errc::pool_closed: return "the pool is closed";
+      case errc::too_many_columns: return "result with more columns than the configured maximum";
+      case errc::server_failure: return "the server reported a failure without an error code";
+      case errc::unsupported: return "the server's version cannot run this request correctly";
     }
     return "unknown dqlite client error";
   }
@@ -175,9 +185,13 @@ inline error_code make_error_code(errc e) noexcept {
   return error_code(static_cast<int>(e), client_category());
 }
 
-/// Builds the error_code of a server FAILURE response.
+/// Builds the error_code of a server FAILURE response. A FAILURE with code 0 (libdqlite
+/// sends it, e.g. for "empty statement") is errc::server_failure: an error_code of value 0
+/// would read as success.
 inline error_code make_server_error(std::uint64_t code) noexcept {
-  return error_code(static_cast<int>(code & 0x7fffffff), server_category());
+  const int v = static_cast<int>(code & 0x7fffffff);
+  if (v == 0) return make_error_code(errc::server_failure);
+  return error_code(v, server_category());
 }
 
 /// Server codes worth naming.
@@ -241,6 +255,85 @@ class error : public boost::system::system_error {
   std::string what_;
 };
 
+namespace detail {
+
+/// The name of a request type code (a frame header's type byte), for messages.
+inline const char* request_name(unsigned type) noexcept {
+  switch (type) {
+    case 0: return "LEADER";
+    case 1: return "CLIENT";
+    case 2: return "HEARTBEAT";
+    case 3: return "OPEN";
+    case 4: return "PREPARE";
+    case 5: return "EXEC";
+    case 6: return "QUERY";
+    case 7: return "FINALIZE";
+    case 8: return "EXEC_SQL";
+    case 9: return "QUERY_SQL";
+    case 10: return "INTERRUPT";
+    case 12: return "ADD";
+    case 13: return "ASSIGN";
+    case 14: return "REMOVE";
+    case 15: return "DUMP";
+    case 16: return "CLUSTER";
+    case 17: return "TRANSFER";
+    case 18: return "DESCRIBE";
+    case 19: return "WEIGHT";
+    default: return nullptr;
+  }
+}
+
+/// The diagnostics text of a FAILURE response (code, message) to `request`, the encoded
+/// request frame (header and body; empty when the frames being read answer an earlier
+/// request, as a cursor's next batch does). The server's message is kept as it is, except
+/// where it says nothing useful: libdqlite answers some failures with code 0, with an empty
+/// message, or with SQLite's text for code 0, "not an error". Those are explained from what
+/// was sent. Facts (libdqlite 1.11.1 and 1.18.6):
+/// - a QUERY / QUERY_SQL of a statement that returns no rows (CREATE, INSERT...) fails on
+///   1.11.1 with code 1 and "not an error", and nothing is applied; 1.18 runs it;
+/// - a request whose parameters use schema 1 (more than 255 parameters) fails on 1.11.1
+///   with code 1005 and "not an error" (or an empty message), when it is not mis-read;
+/// - a QUERY_SQL or PREPARE of a text without a statement fails with code 0 and
+///   "empty statement".
+inline std::string describe_failure(std::uint64_t code, std::string_view message,
+                                    std::span<const std::byte> request) {
+  const bool has_request = request.size() >= 8;
+  const unsigned type = has_request ? static_cast<unsigned>(request[4]) : 256u;
+  const unsigned schema = has_request ? static_cast<unsigned>(request[5]) : 0u;
+  const char* name = request_name(type);
+  const std::string to = name != nullptr ? std::string(" to ") + name : std::string();
+  const bool is_query = type == 6 || type == 9;
+  const bool says_nothing = message.empty() || message == "not an error";
+  const std::string server_text =
+      message.empty() ? std::string("no message") : "\"" + std::string(message) + "\"";
+
+  if (code == 0 && message == "empty statement")
+    return "the SQL text holds no statement (the server answered" + to + ": empty statement)";
+  if (!says_nothing && code != 0) return std::string(message);
+  if (code == 1005) {
+    std::string out = "the server could not read the" + (name ? " " + std::string(name) : std::string()) +
+                      " request (code 1005, DQLITE_PARSE: unknown request type, schema or format; "
+                      "the server's text: " + server_text + ")";
+    if (schema == 1)
+      out += ": it does not understand the parameter encoding used for more than 255 "
+             "parameters (schema 1, understood from libdqlite 1.12; 1.11.1 does not); nothing "
+             "was applied";
+    return out;
+  }
+  if (code == 1 && is_query && message == "not an error")
+    return "the statement returns no rows, and this server version cannot run such a "
+           "statement as a query (libdqlite 1.11.1 answers so; 1.18 runs it): nothing was "
+           "applied; run it with execute";
+  if (code == 0)
+    return "the server reported a failure without an error code" + to + " (the server's text: " +
+           server_text + ")";
+  return "the server reported code " + std::to_string(code) + " (" +
+         server_category().message(static_cast<int>(code & 0x7fffffff)) + ")" + to +
+         " without an explanation (the server's text: " + server_text + ")";
+}
+
+}  // namespace detail
+
 // ---- classification ----
 
 /// The node is not the leader, or stopped being the leader: use another connection.
@@ -288,8 +381,9 @@ inline bool is_outcome_unknown(const error_code& ec) noexcept {
 inline bool is_protocol_error(const error_code& ec) noexcept {
   if (ec.category() != client_category()) return false;
   int v = ec.value();
-  return v >= static_cast<int>(errc::frame_too_large) &&
-         v <= static_cast<int>(errc::invalid_row_marker);
+  return (v >= static_cast<int>(errc::frame_too_large) &&
+          v <= static_cast<int>(errc::invalid_row_marker)) ||
+         v == static_cast<int>(errc::too_many_columns);
 }
 
 /// The connection that reported this error must not be used again (the Go client's rule:
@@ -395,11 +489,26 @@ inline error_code parse_address(std::string_view address, host_port& out) {
 // Proc interface).
 
 // ---- begin dqlite/detail/exchange.hpp ----
-// The I/O loop shared by every request: write the encoded request, read frames, hand each
-// one to a response processor until it says the response is complete.
+// The I/O loop: one small Asio composed operation that drives any sans-io machine of
+// detail/sansio/ over a connection's stream, and owns the connection's one timer.
 
-// ---- begin dqlite/options.hpp ----
-// Options of a connection.
+// ---- begin dqlite/detail/sansio/exchange_machine.hpp ----
+// The request exchange as a sans-io state machine: housekeeping requests left behind by
+// dropped objects, the request itself, its response frames, INTERRUPT and drain on
+// cancellation, failure mapping, and the rule for when the connection must be closed.
+// No Asio: an I/O loop (detail/exchange.hpp) performs the actions it asks for.
+
+// ---- begin dqlite/detail/sansio/io.hpp ----
+// The vocabulary between the sans-io state machines and the I/O loop that drives them: a
+// machine is resumed with an event (what the last I/O did) and answers with an action
+// (what to do next). No Asio.
+
+// ---- begin dqlite/wire/decode.hpp ----
+// Sans-io decoding of dqlite responses from byte spans.
+//
+// Every read is bounds-checked: malformed input yields an errc, never a read out of
+// bounds. Decoded text and blobs are views into the caller's bytes (zero-copy); they stay
+// valid as long as those bytes do.
 
 // ---- begin dqlite/wire/protocol.hpp ----
 // Constants of the dqlite wire protocol (version 1).
@@ -417,6 +526,14 @@ inline constexpr std::size_t header_size = 8;
 
 /// Default cap on a frame body, in bytes.
 inline constexpr std::size_t default_max_frame_size = 64u * 1024u * 1024u;
+
+/// Default cap on the columns of a result: SQLite's hard limit (SQLITE_MAX_COLUMN cannot
+/// be compiled above 32767; its default is 2000), so no real server's result exceeds it.
+inline constexpr std::size_t default_max_columns = 32767;
+
+/// Longest server message (a FAILURE's text) the client keeps, in bytes; a longer one is
+/// cut to this prefix.
+inline constexpr std::size_t max_message_size = 64u * 1024u;
 
 /// Request types (client to server).
 enum class request : std::uint8_t {
@@ -511,53 +628,6 @@ inline constexpr std::size_t max_schema0_params = 255;
 
 }  // namespace dqlite::wire
 // ---- end dqlite/wire/protocol.hpp ----
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <string_view>
-
-namespace dqlite {
-
-/// How a connection opens and behaves. Designated initialisers keep call sites short:
-///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
-/// The struct holds no owning members on purpose (so a temporary of it is safe inside a
-/// co_await expression with every compiler); the connection keeps its own copy of the
-/// database name.
-struct connection_options {
-  /// The database to open (created on first use). Empty: the connection opens no
-  /// database and serves cluster administration only (leader, cluster, add...); the
-  /// handshake then asks the node for the leader instead, so it still waits for an answer.
-  /// basic_connection::async_open_database opens one later.
-  std::string_view database = "default";
-  /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
-  std::chrono::milliseconds connect_timeout{10'000};
-  /// Bound on each request, from sending it to the last frame of its response. Zero or
-  /// less: no bound. On expiry the operation fails with errc::timeout and the connection
-  /// is closed (the server may still be working on the request).
-  std::chrono::milliseconds request_timeout{60'000};
-  /// Largest frame body accepted from the server; a larger one fails the operation with
-  /// errc::frame_too_large and closes the connection.
-  std::size_t max_frame_size = wire::default_max_frame_size;
-  /// Caps on what one fetch-all operation (fetch, fetchall) may accumulate; exceeding one
-  /// fails the operation with errc::result_too_large (the connection stays usable).
-  /// Zero: no cap.
-  std::size_t max_result_rows = 0;
-  std::size_t max_result_bytes = std::size_t{1} << 30;
-  /// Typed rows: a result column that matches no field of the row type is an error
-  /// (errc::column_mismatch) instead of being ignored.
-  bool reject_extra_columns = false;
-};
-
-}  // namespace dqlite
-// ---- end dqlite/options.hpp ----
-// ---- begin dqlite/wire/decode.hpp ----
-// Sans-io decoding of dqlite responses from byte spans.
-//
-// Every read is bounds-checked: malformed input yields an errc, never a read out of
-// bounds. Decoded text and blobs are views into the caller's bytes (zero-copy); they stay
-// valid as long as those bytes do.
-
 
 #include <bit>
 #include <cstddef>
@@ -701,7 +771,13 @@ class reader {
 
 struct failure_response {
   std::uint64_t code = 0;
+  /// The server's message, or its first max_message_size bytes (cut at a UTF-8 character
+  /// boundary) when it is longer: see message_size.
   std::string_view message;
+  /// Length in bytes of the whole message as the server sent it (> message.size() when it
+  /// was cut).
+  std::size_t message_size = 0;
+  bool message_cut() const noexcept { return message_size > message.size(); }
 };
 struct server_response {
   std::uint64_t id = 0;
@@ -745,6 +821,29 @@ inline error_code check_type(const frame_header& h, response expected) noexcept 
 }
 }  // namespace detail
 
+/// The first `limit` bytes of a message, without splitting a UTF-8 sequence.
+inline std::string_view message_prefix(std::string_view m,
+                                       std::size_t limit = max_message_size) noexcept {
+  if (m.size() <= limit) return m;
+  std::size_t n = limit;
+  // Back off over continuation bytes (10xxxxxx) to the start of the cut character.
+  for (std::size_t k = 0; k < 3 && n > 0 &&
+                          (static_cast<unsigned char>(m[n]) & 0xc0u) == 0x80u;
+       ++k)
+    --n;
+  return m.substr(0, n);
+}
+
+/// A failure's text as the client reports it: the message, and when it was cut a note
+/// saying how much was left out. At most max_message_size + 64 bytes.
+inline std::string failure_text(const failure_response& f) {
+  std::string s(f.message);
+  if (f.message_cut())
+    s += " [... message cut: " + std::to_string(f.message_size - f.message.size()) +
+         " more bytes]";
+  return s;
+}
+
 /// FAILURE: u64 code, text message.
 ///
 /// A failure that happens while a query is producing rows may arrive after the partly
@@ -752,7 +851,9 @@ inline error_code check_type(const frame_header& h, response expected) noexcept 
 /// rows...][code][message]. Such a body is recognised by its tail: the message is the
 /// run of NUL-free words ending in the word that holds its terminator, and the code is the
 /// word before it.
-inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+///
+/// Decodes the message whole (a view of any length into body): see decode_failure.
+inline error_code decode_failure_whole(bytes_view body, failure_response& out) noexcept {
   reader r(body);
   error_code ec = r.u64(out.code);
   if (!ec) ec = r.text(out.message);
@@ -774,6 +875,17 @@ inline error_code decode_failure(bytes_view body, failure_response& out) noexcep
   if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
   out = f;
   return {};
+}
+
+/// Decodes a FAILURE. out.message views at most max_message_size bytes of the body (see
+/// failure_response::message_size), so nothing built from it holds a longer text.
+inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+  error_code ec = decode_failure_whole(body, out);
+  if (!ec) {
+    out.message_size = out.message.size();
+    out.message = message_prefix(out.message);
+  }
+  return ec;
 }
 
 inline error_code decode_server(bytes_view body, server_response& out) noexcept {
@@ -889,7 +1001,8 @@ struct value_view {
 /// errc{} (zero) on success, else what is wrong; p is then unspecified. The rules every
 /// ROWS decoder shares: fixed-size values take a word, text ends at a NUL followed by zero
 /// padding to a whole word, a blob is a length word and the bytes padded to a whole word
-/// (that padding is not checked: servers leave it uninitialised), BOOLEAN reads as 0/1.
+/// (that padding is not checked: servers leave it uninitialised), BOOLEAN reads as 0/1,
+/// and an empty ISO8601 text is NULL (how released servers send a NULL date/time).
 DQLITE_ALWAYS_INLINE errc decode_value(unsigned code, const std::byte*& p, const std::byte* end,
                                        value_view& v) noexcept {
   const std::size_t avail = static_cast<std::size_t>(end - p);
@@ -935,7 +1048,9 @@ DQLITE_ALWAYS_INLINE errc decode_value(unsigned code, const std::byte*& p, const
       if (padded > avail) return errc::truncated;
       // The NUL and the padding after it, all in the last word, must be zero.
       if ((load_u64(p + padded - 8) >> (8 * (len % 8))) != 0) return errc::bad_padding;
-      v.type = static_cast<value_type>(code);
+      // Released servers (libdqlite 1.11.1 to 1.18.6) send a NULL of a DATETIME, DATE or
+      // TIMESTAMP column as ISO8601 "": it is NULL, on every read path (docs/typed-rows.md).
+      v.type = code == 10 && len == 0 ? value_type::null : static_cast<value_type>(code);
       v.bytes = std::string_view(reinterpret_cast<const char*>(p), len);
       p += padded;
       return {};
@@ -996,21 +1111,32 @@ enum class rows_end { none, part, done };
 class rows_reader {
  public:
   /// Parses the column count and names. Column names are kept as views (the vector is
-  /// reused between frames, so reading frame after frame does not allocate).
-  error_code start(bytes_view body) {
+  /// reused between frames, so reading frame after frame does not allocate). A count over
+  /// max_columns fails with errc::too_many_columns before anything is allocated for it
+  /// (see announced_columns()); the names' memory is then at most 2 bytes per byte of the
+  /// body (a 16-byte view per name of at least 8 bytes).
+  error_code start(bytes_view body, std::size_t max_columns = default_max_columns) {
     r_ = reader(body);
     frame_size_ = body.size();
     end_ = rows_end::none;
     ec_ = {};
     names_.clear();
+    announced_ = 0;
     std::uint64_t n = 0;
     if (auto ec = r_.u64(n)) return ec_ = ec;
+    announced_ = n;
+    if (n > max_columns) return ec_ = make_error_code(errc::too_many_columns);
     // Every name takes at least one word: refuse counts the body cannot hold.
     if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
+    // A vector that held the names of a much wider frame gives its memory back.
+    if (names_.capacity() > 2 * n + 64) std::vector<std::string_view>().swap(names_);
     names_.reserve(static_cast<std::size_t>(n));
     for (std::uint64_t i = 0; i < n; ++i) {
       std::string_view name;
-      if (auto ec = r_.text(name)) return ec_ = ec;
+      if (auto ec = r_.text(name)) {
+        names_.clear();  // a frame that cannot be read has no columns
+        return ec_ = ec;
+      }
       names_.push_back(name);
     }
     header_words_ = (names_.size() + 15) / 16;
@@ -1018,6 +1144,8 @@ class rows_reader {
   }
 
   std::size_t column_count() const noexcept { return names_.size(); }
+  /// The column count the frame announced (also when start() refused it).
+  std::uint64_t announced_columns() const noexcept { return announced_; }
   std::string_view column_name(std::size_t i) const noexcept { return names_[i]; }
   const std::vector<std::string_view>& column_names() const noexcept { return names_; }
 
@@ -1093,12 +1221,139 @@ class rows_reader {
 
   std::size_t header_words_ = 0;
   std::size_t frame_size_ = 0;
+  std::uint64_t announced_ = 0;
   rows_end end_ = rows_end::none;
   error_code ec_;
 };
 
 }  // namespace dqlite::wire
 // ---- end dqlite/wire/decode.hpp ----
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace dqlite::detail {
+
+/// What the I/O loop reports to a machine.
+struct io_event {
+  enum class kind : std::uint8_t {
+    start,       ///< the operation starts
+    wrote,       ///< a write completed (n: bytes written, all of them unless ec)
+    read,        ///< a read completed (n: bytes received into the read buffer)
+    connected,   ///< the transport connect completed
+    handshaken,  ///< the TLS handshake completed
+  };
+  kind what = kind::start;
+  error_code ec{};
+  std::size_t n = 0;
+  /// The operation's cancellation was requested (its cancellation slot was emitted) and
+  /// cancellation is still enabled.
+  bool cancel_requested = false;
+};
+
+/// What a machine asks the I/O loop to do.
+struct io_action {
+  enum class kind : std::uint8_t {
+    write,          ///< write all of `out`, then resume with wrote
+    read,           ///< read some bytes into the session's read buffer (prepare(need)), then
+                    ///< resume with read
+    connect,        ///< connect the transport (resolve, connect), then resume with connected
+    tls_handshake,  ///< the TLS handshake (TLS streams), then resume with handshaken
+    done,           ///< the operation is complete with `ec`
+  };
+  kind what = kind::done;
+  wire::bytes_view out{};
+  std::size_t need = 0;
+  error_code ec{};
+
+  static io_action write(wire::bytes_view b) { return {kind::write, b, 0, {}}; }
+  static io_action read(std::size_t need) { return {kind::read, {}, need, {}}; }
+  static io_action connect() { return {kind::connect, {}, 0, {}}; }
+  static io_action tls_handshake() { return {kind::tls_handshake, {}, 0, {}}; }
+  static io_action done(error_code ec) { return {kind::done, {}, 0, ec}; }
+};
+
+/// How an exchange runs.
+struct exchange_params {
+  bool needs_open = true;                ///< the database must be open (false: handshake)
+  std::chrono::milliseconds timeout{0};  ///< bound on the whole exchange; <= 0: none
+  std::uint64_t holder = 0;              ///< id of the cursor running it (0: none)
+  /// The request may change the database or the cluster: once it is written, a failure
+  /// before its answer leaves its outcome unknown (errc::outcome_unknown).
+  bool may_write = false;
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sansio/io.hpp ----
+// ---- begin dqlite/detail/sansio/session.hpp ----
+// What one connection knows, apart from its transport: buffers, options, the opened
+// database, the session objects (statements, transactions, cursors) and the flags of the
+// operation in progress. No Asio: the state machines of sansio/ work on this alone, and
+// the connection adds the stream and its timer (detail/exchange.hpp).
+
+// ---- begin dqlite/options.hpp ----
+// Options of a connection.
+
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace dqlite {
+
+/// How a connection opens and behaves. Designated initialisers keep call sites short:
+///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
+/// The struct holds no owning members on purpose (so a temporary of it is safe inside a
+/// co_await expression with every compiler); the connection keeps its own copy of the
+/// database name.
+struct connection_options {
+  /// The database to open (created on first use). Empty: the connection opens no
+  /// database and serves cluster administration only (leader, cluster, add...); the
+  /// handshake then asks the node for the leader instead, so it still waits for an answer.
+  /// basic_connection::async_open_database opens one later.
+  std::string_view database = "default";
+  /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Bound on each request, from sending it to the last frame of its response. Zero or
+  /// less: no bound. On expiry the operation fails with errc::timeout and the connection
+  /// is closed (the server may still be working on the request).
+  std::chrono::milliseconds request_timeout{60'000};
+  /// Bound on reading the rest of a result the client interrupted (a cancelled query, a
+  /// closed or dropped cursor, a fetch over its cap) when request_timeout is zero or less;
+  /// with a request_timeout, that bound covers the drain too. The server keeps sending the interrupted result's rows until it
+  /// has finished the query (libdqlite answers INTERRUPT only then); on expiry the
+  /// operation fails with errc::timeout and the connection is closed. Zero or less: none.
+  std::chrono::milliseconds interrupt_timeout{30'000};
+  /// Largest frame body accepted from the server; a larger one fails the operation with
+  /// errc::frame_too_large and closes the connection.
+  std::size_t max_frame_size = wire::default_max_frame_size;
+  /// Caps on one result; the row that crosses one fails the operation with
+  /// errc::result_too_large at once (that row is not kept, nothing after it is decoded;
+  /// the rest of the result is interrupted before the connection's next request, and
+  /// the connection stays usable). Zero: no cap.
+  ///
+  /// max_result_rows: rows read from the result, whether kept (fetch, fetchall,
+  /// fetch_into) or read past (fetchone and fetchval keep the first row and read the
+  /// rest). Not applied to cursors.
+  std::size_t max_result_rows = 0;
+  /// max_result_bytes: bytes of memory the rows kept hold (the row objects, vector slots
+  /// included, and the heap memory of their strings, blobs and values, with a
+  /// per-allocation overhead), plus the wire size of the rows read past. A cursor applies
+  /// it to each batch.
+  std::size_t max_result_bytes = std::size_t{1} << 30;
+  /// Most columns a result may have. A ROWS frame announcing more fails the operation
+  /// with errc::too_many_columns and closes the connection. The default is SQLite's hard
+  /// limit (32767), which no server's result exceeds.
+  std::size_t max_result_columns = wire::default_max_columns;
+  /// Typed rows: a result column that matches no field of the row type is an error
+  /// (errc::column_mismatch) instead of being ignored.
+  bool reject_extra_columns = false;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/options.hpp ----
 // ---- begin dqlite/wire/encode.hpp ----
 // Sans-io encoding of dqlite requests into a caller's buffer.
 //
@@ -1401,62 +1656,79 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 }  // namespace dqlite::wire
 // ---- end dqlite/wire/encode.hpp ----
 
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/cancellation_state.hpp>
-#include <boost/asio/compose.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
-
-#include <chrono>
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
+#include <span>
 #include <string>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <pthread.h>
 
 namespace dqlite::detail {
 
-/// Receive buffer: bytes [begin, end) are received and not yet consumed.
+/// Counts the fork() calls made by this process and its ancestors since the library was
+/// first used: a connection compares it with the value it was made under instead of
+/// asking the kernel for the process id on every operation.
+inline std::atomic<std::uint64_t>& fork_counter() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter;
+}
+
+/// The current fork generation (registers the pthread_atfork hook on first use).
+inline std::uint64_t fork_generation() noexcept {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr,
+                     [] { fork_counter().fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  return fork_counter().load(std::memory_order_relaxed);
+}
+
+/// Receive buffer: bytes [begin, end) are received and not yet consumed. It grows with the
+/// bytes that actually arrive (never to a size a frame header merely announces), and gives
+/// its memory back after an operation that needed more than retain_size.
 class read_buffer {
  public:
   wire::bytes_view data() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  std::size_t size() const noexcept { return end_ - begin_; }
+  bool empty() const noexcept { return begin_ == end_; }
+  std::size_t capacity() const noexcept { return buf_.size(); }
   void consume(std::size_t n) noexcept {
     begin_ += n;
     if (begin_ == end_) begin_ = end_ = 0;
   }
-  /// Space to receive into, such that [begin, begin + need) fits without moving again.
-  boost::asio::mutable_buffer prepare(std::size_t need) {
-    if (begin_ + need > buf_.size()) {
-      if (begin_ > 0) {
-        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
-      }
-      if (need > buf_.size()) buf_.resize(std::max(need, buf_.size() * 2));
+  /// Space to receive into, on the way to holding `need` unconsumed bytes: at least one
+  /// byte, at most what `need` still lacks rounded up to the buffer's growth step. The
+  /// buffer at most doubles per call, so memory follows the bytes received.
+  std::span<std::byte> prepare(std::size_t need) {
+    if (need <= size()) need = size() + 1;
+    if (begin_ + need > buf_.size() && begin_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
     }
-    if (buf_.size() == end_) buf_.resize(std::max<std::size_t>(buf_.size() * 2, min_size));
-    return boost::asio::buffer(buf_.data() + end_, buf_.size() - end_);
+    if (end_ == buf_.size()) {
+      std::size_t grown = std::max(buf_.size() * 2, min_size);
+      buf_.resize(std::min(grown, std::max(need, buf_.size() + 1)));
+    }
+    return {buf_.data() + end_, buf_.size() - end_};
   }
   void commit(std::size_t n) noexcept { end_ += n; }
   void clear() noexcept { begin_ = end_ = 0; }
-  /// Gives memory back after an unusually large response.
+  /// Gives memory back once an operation needed an unusually large buffer.
   void shrink() {
-    if (begin_ == end_ && buf_.size() > 4 * min_size) {
+    if (empty() && buf_.size() > retain_size) {
       std::vector<std::byte>(min_size).swap(buf_);
       begin_ = end_ = 0;
     }
   }
 
   static constexpr std::size_t min_size = 64 * 1024;
+  static constexpr std::size_t retain_size = 1024 * 1024;
 
  private:
   std::vector<std::byte> buf_ = std::vector<std::byte>(min_size);
@@ -1466,22 +1738,14 @@ class read_buffer {
 
 enum class conn_state : std::uint8_t { closed, open, broken };
 
-/// State of a connection, shared with its pending operations and timers.
-template <class Stream>
-struct connection_impl {
-  template <class... Args>
-  explicit connection_impl(const connection_options& o, Args&&... args)
-      : stream(std::forward<Args>(args)...),
-        timer(stream.get_executor()),
-        database(o.database),
-        opts(o) {
+/// The state of one connection that the state machines read and change.
+struct session_state {
+  explicit session_state(const connection_options& o) : database(o.database), opts(o) {
     opts.database = database;
   }
-  connection_impl(const connection_impl&) = delete;
-  connection_impl& operator=(const connection_impl&) = delete;
+  session_state(const session_state&) = delete;
+  session_state& operator=(const session_state&) = delete;
 
-  Stream stream;
-  boost::asio::steady_timer timer;
   std::string database;  ///< owns the name opts.database views
   connection_options opts;
   wire::buffer wbuf;
@@ -1491,18 +1755,19 @@ struct connection_impl {
   std::vector<wire::value_view> scratch;
   std::uint64_t op_seq = 0;
   std::uint32_t db_id = 0;
-  ::pid_t pid = ::getpid();
+  std::uint64_t forks = fork_generation();  ///< fork generation the connection belongs to
   conn_state state = conn_state::closed;
   bool busy = false;
-  bool timed_out = false;
-  bool timer_armed = false;
-  std::string peer;  ///< address, for messages
-  error_code broken_by;  ///< the error that broke the connection
+  bool timed_out = false;        ///< the operation's deadline passed (set by the I/O loop)
+  bool close_requested = false;  ///< the transport must be closed (done by the I/O loop)
+  std::string peer;              ///< address, for messages
+  error_code broken_by;          ///< the error that broke the connection
 
   // Session state: statements, transactions and cursors refer to one opening of the
   // connection (one generation); work left behind by dropped objects is done before the
-  // next request (the housekeeping phase of exchange_op).
+  // next request (the housekeeping phase of the exchange machine).
   std::uint64_t generation = 0;      ///< bumped each time the database is opened
+  std::uint64_t params_probe = 0;    ///< what the server reads (server_probe.hpp)
   std::uint64_t holder = 0;          ///< a cursor holding the connection between reads
   std::uint64_t next_id = 0;         ///< ids for cursors and transactions
   std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
@@ -1511,10 +1776,13 @@ struct connection_impl {
   std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
   wire::buffer hbuf;                 ///< housekeeping requests
 
+  /// True in a child process forked after the connection was made.
+  bool forked() const noexcept { return forks != fork_generation(); }
+
   /// Checks that a new operation may start and claims the connection for it. `as_holder`:
   /// the id of the cursor that holds the connection, when the operation is that cursor's.
   error_code begin_op(bool needs_open, std::uint64_t as_holder = 0) {
-    if (pid != ::getpid()) {
+    if (forked()) {
       diag.assign("the connection was opened in another process (before fork()); open a new "
                   "connection in this process");
       return make_error_code(errc::used_after_fork);
@@ -1543,21 +1811,24 @@ struct connection_impl {
     return {};
   }
 
-  /// Closes the transport after an error that leaves the stream untrustworthy.
+  /// The stream can no longer be trusted: the connection is broken and its transport must
+  /// be closed.
   void break_connection(error_code why) {
     if (state == conn_state::open) state = conn_state::broken;
     if (!broken_by) broken_by = why;
-    error_code ignored;
-    stream.lowest_layer().close(ignored);
-    rbuf.clear();
-    reset_session();
+    request_close();
   }
 
-  void close_transport() {
-    if (pid != ::getpid()) return forget_after_fork();
-    error_code ignored;
-    stream.lowest_layer().close(ignored);
+  /// The connection is of no further use (e.g. its database could not be opened): it is
+  /// closed, and its transport must be.
+  void close_session() {
     state = conn_state::closed;
+    request_close();
+  }
+
+  /// Asks the I/O loop to close the transport; forgets the server-side session.
+  void request_close() {
+    close_requested = true;
     rbuf.clear();
     reset_session();
   }
@@ -1571,30 +1842,33 @@ struct connection_impl {
     finalize_pending.clear();
   }
 
-  /// After fork() in the child: the socket is shared with the parent process. Point the
-  /// descriptor at /dev/null before closing it, so that nothing done to it in the child (the
-  /// close, a reactor deregistration from an epoll instance shared across fork) can reach
-  /// the parent's connection.
-  void forget_after_fork() noexcept {
-    auto& sock = stream.lowest_layer();
-    if (sock.is_open()) {
-      int fd = static_cast<int>(sock.native_handle());
-      int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (null_fd >= 0) {
-        ::dup2(null_fd, fd);
-        ::close(null_fd);
-      }
-      error_code ignored;
-      sock.close(ignored);
-    }
-    state = conn_state::closed;
-  }
-
   /// True when the next request must be preceded by housekeeping requests.
   bool has_housekeeping() const noexcept {
     return drain_pending || rollback_pending || !finalize_pending.empty();
   }
+
+  /// Gives back memory an operation needed beyond the usual.
+  void release_buffers() {
+    rbuf.shrink();
+    constexpr std::size_t retain = read_buffer::retain_size;
+    if (wbuf.capacity() > retain) wire::buffer().swap(wbuf);
+    if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
+    if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
+  }
 };
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sansio/session.hpp ----
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
 
 /// Completion signature for a processor's result type.
 template <class R>
@@ -1608,93 +1882,49 @@ struct completion_sig<void> {
 template <class R>
 using completion_sig_t = typename completion_sig<R>::type;
 
-/// How an exchange runs.
-struct exchange_params {
-  bool needs_open = true;              ///< the database must be open (false: handshake)
-  std::chrono::milliseconds timeout{0};  ///< bound on the whole exchange; <= 0: none
-  std::uint64_t holder = 0;            ///< id of the cursor running it (0: none)
-};
+/// True for errors reported by a client-side check or by a FAILURE answer, as opposed to
+/// those that mean the answer to a request was lost (transport, timeout, cancellation,
+/// malformed response).
+inline bool answer_lost(const error_code& ec) noexcept {
+  if (!ec || ec.category() == server_category()) return false;
+  if (ec.category() != client_category()) return true;  // transport errors
+  switch (static_cast<errc>(ec.value())) {
+    case errc::timeout:
+    case errc::connection_closed:
+    case errc::cancelled:
+    case errc::interrupted: return true;
+    default: return is_protocol_error(ec);
+  }
+}
 
-/// One request/response exchange. Proc: the response processor, with
+/// One request/response exchange over a session. Proc: the response processor, with
 ///   using result_type = ...;
-///   error_code on_frame(Impl&, const wire::frame_header&, wire::bytes_view body, bool& done);
+///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
+///                       bool& done);
 ///   result_type take();                         (absent when result_type is void)
-///   void on_failure(Impl&) {}                   (optional: a FAILURE response arrived)
+///   void on_failure(session_state&) {}          (optional: a FAILURE response arrived)
 ///   bool holds() const;                         (optional: keep the connection claimed for
 ///                                                the holder after completing: a cursor
 ///                                                paused between frames)
 ///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
 ///                                                request and drain its response; the
 ///                                                connection stays usable)
-///   error_code map_error(Impl&, error_code, bool sent);  (optional: rewrites a failure)
-/// The request is already encoded in impl.wbuf when the op starts, unless init_ec is set;
-/// an empty wbuf means "nothing to send, read the rest of a response" (a cursor).
-/// Requests left behind by dropped cursors, statements and transactions (impl's
-/// housekeeping) are sent first, each awaiting its response.
-template <class Stream, class Proc>
-struct exchange_op {
-  using impl_type = connection_impl<Stream>;
+///   error_code map_error(session_state&, error_code, bool sent);  (optional: rewrites a
+///                                                failure)
+///   static constexpr bool housekeeping_only = true; (optional: no request of its own)
+/// The request is in session.wbuf when the machine starts, unless init_ec is set; an empty
+/// wbuf means "nothing to send, read the rest of a response" (a cursor). Requests left
+/// behind by dropped cursors, statements and transactions are sent first, each awaiting
+/// its response.
+template <class Proc>
+class exchange_machine {
+ public:
+  using result_type = typename Proc::result_type;
 
-  std::shared_ptr<impl_type> c;
-  Proc proc;
-  error_code init_ec;  ///< failure found before anything was sent
-  bool owns;           ///< this op holds the connection's busy flag
-  exchange_params params;
-  enum class step : std::uint8_t { start, fail_posted, wrote, read } st = step::start;
-  /// What the frames being read answer.
-  enum class phase : std::uint8_t {
-    drain,     ///< housekeeping INTERRUPT: discard rows until EMPTY
-    finalize,  ///< housekeeping FINALIZE: EMPTY (a failure is ignored)
-    rollback,  ///< housekeeping ROLLBACK: RESULT (a failure is ignored)
-    main,      ///< the request itself
-    interrupt  ///< the request was cancelled: INTERRUPT sent, discard until EMPTY
-  } ph = phase::main;
-  bool sent = false;       ///< the request has been (at least partly) written
-  bool cancelled = false;  ///< the operation was cancelled
+  exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
+                   exchange_params params)
+      : s_(&s), proc_(std::move(proc)), init_ec_(init_ec), owns_(owns), params_(params) {}
 
-  template <class Self>
-  void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
-    switch (st) {
-      case step::start:
-        if (init_ec) {
-          st = step::fail_posted;
-          // The handler's own executor: after fork() the connection's may not be running.
-          boost::asio::post(std::move(self));
-          return;
-        }
-        if constexpr (interruptible())
-          self.reset_cancellation_state(boost::asio::enable_total_cancellation());
-        arm_timer();
-        return next_write(self);
-      case step::fail_posted: return finish(self, init_ec);
-      case step::wrote:
-        if (ph == phase::main && n > 0) sent = true;
-        if (ec) {
-          // Cancelled once the whole request was out: it can still be interrupted.
-          if (ec == boost::asio::error::operation_aborted && !c->timed_out &&
-              ph == phase::main && n == c->wbuf.size() && interruptible())
-            return start_interrupt(self);
-          return transport_failed(self, ec, "sending the request");
-        }
-        if (ph == phase::main && interruptible() &&
-            self.cancelled() != boost::asio::cancellation_type::none)
-          return start_interrupt(self);
-        break;
-      case step::read:
-        if (ec) {
-          if (ec == boost::asio::error::operation_aborted && !c->timed_out &&
-              ph == phase::main && interruptible() &&
-              self.cancelled() != boost::asio::cancellation_type::none)
-            return start_interrupt(self);
-          return transport_failed(self, ec, "reading the response");
-        }
-        c->rbuf.commit(n);
-        break;
-    }
-    read_frames(self);
-  }
-
- private:
   static constexpr bool interruptible() {
     if constexpr (requires { Proc::interruptible; })
       return Proc::interruptible;
@@ -1702,105 +1932,196 @@ struct exchange_op {
       return false;
   }
 
+  /// False once the request has been interrupted: from then on the operation runs to the
+  /// end of the drain whatever is requested (the I/O loop disables cancellation).
+  bool cancellable() const noexcept { return ph_ != phase::interrupt; }
+  /// A bound for the I/O loop to arm its timer with from now, when a drain begins on an
+  /// exchange that has no bound of its own; negative: that drain is over, no bound from
+  /// now on; zero: leave the timer as it is.
+  std::chrono::milliseconds take_rearm() noexcept { return std::exchange(rearm_, {}); }
+  const exchange_params& params() const noexcept { return params_; }
+  /// The request was written whole.
+  bool sent() const noexcept { return sent_; }
+  Proc& proc() noexcept { return proc_; }
+  result_type take() {
+    if constexpr (!std::is_void_v<result_type>) return proc_.take();
+  }
+
+  io_action resume(const io_event& ev) {
+    switch (ev.what) {
+      case io_event::kind::start:
+        if (init_ec_) return finish(init_ec_);
+        return next_write();
+      case io_event::kind::wrote:
+        if (ph_ == phase::main && ev.n == out_size_) sent_ = true;
+        if (ev.ec) {
+          // Cancelled once the whole request was out: it can still be interrupted.
+          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
+              interruptible() && ev.cancel_requested)
+            return start_interrupt();
+          return transport_failed(ev, "sending the request");
+        }
+        if (ph_ == phase::main && interruptible() && ev.cancel_requested)
+          return start_interrupt();
+        break;
+      case io_event::kind::read:
+        if (ev.ec) {
+          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible() &&
+              ev.cancel_requested)
+            return start_interrupt();
+          return transport_failed(ev, "reading the response");
+        }
+        s_->rbuf.commit(ev.n);
+        break;
+      default:
+        s_->diag.assign("internal error: unexpected event in a request exchange");
+        return finish(make_error_code(errc::invalid_argument));
+    }
+    return read_frames(ev.cancel_requested);
+  }
+
+ private:
+  /// What the frames being read answer.
+  enum class phase : std::uint8_t {
+    drain,     ///< housekeeping INTERRUPT: discard rows until EMPTY
+    finalize,  ///< housekeeping FINALIZE: EMPTY (a failure is ignored)
+    rollback,  ///< housekeeping ROLLBACK: RESULT (a failure is ignored)
+    main,      ///< the request itself
+    interrupt  ///< the request was interrupted: INTERRUPT sent, discard until EMPTY
+  };
+
+  static bool is_aborted(const error_code& ec) {
+    return ec == boost::system::errc::operation_canceled;
+  }
+
   // Writes the next housekeeping request, or the request itself.
-  template <class Self>
-  void next_write(Self& self) {
+  io_action next_write() {
+    // Bytes already received belong to a cursor's result: the one holding the connection,
+    // or one dropped (the drain below reads past them). Anything else came unasked.
+    if (!s_->rbuf.empty() && s_->holder == 0 && !s_->drain_pending) return stray_bytes();
     // Not while a cursor holds the connection: its result is still arriving.
-    if (params.needs_open && c->holder == 0 && c->has_housekeeping()) {
-      c->hbuf.clear();
-      if (c->drain_pending) {
-        c->drain_pending = false;
-        ph = phase::drain;
-        wire::encode_interrupt(c->hbuf, c->db_id);
-      } else if (!c->finalize_pending.empty()) {
-        ph = phase::finalize;
-        wire::encode_finalize(c->hbuf, c->db_id, c->finalize_pending.back());
-        c->finalize_pending.pop_back();
+    if (drain_bounded_) {  // a housekeeping drain just ended: its bound ends with it
+      drain_bounded_ = false;
+      rearm_ = std::chrono::milliseconds(-1);
+    }
+    if (params_.needs_open && s_->holder == 0 && s_->has_housekeeping()) {
+      s_->hbuf.clear();
+      if (s_->drain_pending) {
+        s_->drain_pending = false;
+        ph_ = phase::drain;
+        wire::encode_interrupt(s_->hbuf, s_->db_id);
+        bound_drain();
+      } else if (!s_->finalize_pending.empty()) {
+        ph_ = phase::finalize;
+        wire::encode_finalize(s_->hbuf, s_->db_id, s_->finalize_pending.back());
+        s_->finalize_pending.pop_back();
       } else {
-        c->rollback_pending = false;
-        ph = phase::rollback;
+        s_->rollback_pending = false;
+        ph_ = phase::rollback;
         wire::frame_mark m{};
-        (void)wire::begin_sql_request(c->hbuf, wire::request::exec_sql, c->db_id, "ROLLBACK", m);
-        wire::end_frame(c->hbuf, m);
+        (void)wire::begin_sql_request(s_->hbuf, wire::request::exec_sql, s_->db_id, "ROLLBACK",
+                                      m);
+        wire::end_frame(s_->hbuf, m);
       }
-      st = step::wrote;
-      boost::asio::async_write(c->stream, boost::asio::buffer(c->hbuf), std::move(self));
-      return;
+      return io_action::write(wire::bytes_view(s_->hbuf));
     }
-    ph = phase::main;
+    ph_ = phase::main;
     if constexpr (requires { Proc::housekeeping_only; }) {
-      return finish(self, {});
+      return finish({});
     }
-    if (c->wbuf.empty()) {  // nothing to send: read on
-      sent = true;
-      return read_frames(self);
+    if (s_->wbuf.empty()) {  // nothing to send: read on
+      sent_ = true;
+      return read_frames(false);
     }
-    st = step::wrote;
-    boost::asio::async_write(c->stream, boost::asio::buffer(c->wbuf), std::move(self));
+    out_size_ = s_->wbuf.size();
+    return io_action::write(wire::bytes_view(s_->wbuf));
   }
 
-  // Cancelled while the response is being read: INTERRUPT it, then drain until EMPTY.
-  template <class Self>
-  void start_interrupt(Self& self) {
-    cancelled = true;
-    self.reset_cancellation_state(boost::asio::disable_cancellation());
-    ph = phase::interrupt;
-    c->wbuf.clear();
-    wire::encode_interrupt(c->wbuf, c->db_id);
-    st = step::wrote;
-    boost::asio::async_write(c->stream, boost::asio::buffer(c->wbuf), std::move(self));
+  // Cancelled: INTERRUPT the request, then drain its response until EMPTY.
+  io_action start_interrupt() {
+    ph_ = phase::interrupt;
+    s_->hbuf.clear();
+    wire::encode_interrupt(s_->hbuf, s_->db_id);
+    bound_drain();
+    return io_action::write(wire::bytes_view(s_->hbuf));
   }
 
-  template <class Self>
-  void read_frames(Self& self) {
+  // A drain must end even when requests have no time bound.
+  void bound_drain() {
+    if (params_.timeout.count() <= 0 && s_->opts.interrupt_timeout.count() > 0) {
+      rearm_ = s_->opts.interrupt_timeout;
+      drain_bounded_ = true;
+    }
+  }
+
+  io_action read_frames(bool cancel_requested) {
     for (;;) {
-      auto avail = c->rbuf.data();
+      auto avail = s_->rbuf.data();
       std::size_t need = wire::header_size;
       if (avail.size() >= wire::header_size) {
         wire::frame_header h;
-        if (auto e = wire::decode_header(avail.first(wire::header_size), h, c->opts.max_frame_size)) {
+        if (auto e = wire::decode_header(avail.first(wire::header_size), h,
+                                         s_->opts.max_frame_size)) {
           if (e == make_error_code(errc::frame_too_large))
-            c->diag.assign("a frame of " + std::to_string(h.body_size()) +
-                           " bytes exceeds max_frame_size (" +
-                           std::to_string(c->opts.max_frame_size) + ")");
+            s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
+                            " bytes exceeds max_frame_size (" +
+                            std::to_string(s_->opts.max_frame_size) + ")");
           else
-            c->diag.assign("response type " + std::to_string(h.type) + " is not defined");
-          return finish(self, e);
+            s_->diag.assign("response type " + std::to_string(h.type) + " is not defined");
+          return finish(e);
         }
         need = wire::header_size + h.body_size();
         if (avail.size() >= need) {
           bool done = false;
           error_code e = handle_frame(h, avail.subspan(wire::header_size, h.body_size()), done);
-          c->rbuf.consume(need);
-          if (e) return finish(self, e);
+          s_->rbuf.consume(need);
+          if (e) return finish(e);
           if (done) {
-            if (ph == phase::main) return finish(self, {});
-            if (ph == phase::interrupt) {
-              c->diag.assign("the operation was cancelled; the query was interrupted and the "
-                             "connection remains usable");
-              return finish(self, make_error_code(errc::interrupted));
-            }
-            return next_write(self);  // housekeeping answered: go on
+            if (ph_ == phase::main) return finish_main();
+            if (ph_ == phase::interrupt) return finish_interrupt();
+            return next_write();  // housekeeping answered: go on
           }
           continue;
         }
       }
       // A cancellation that arrived while a read was completing reached no operation:
       // act on it before reading on.
-      if (self.cancelled() != boost::asio::cancellation_type::none) {
-        if (ph == phase::main && interruptible()) return start_interrupt(self);
-        return transport_failed(self, boost::asio::error::operation_aborted, "reading the response");
+      if (cancel_requested && ph_ != phase::interrupt) {
+        if (ph_ == phase::main && interruptible()) return start_interrupt();
+        io_event aborted{io_event::kind::read,
+                         error_code(ECANCELED, boost::system::system_category()), 0, true};
+        return transport_failed(aborted, "reading the response");
       }
-      st = step::read;
-      c->stream.async_read_some(c->rbuf.prepare(need), std::move(self));
-      return;
+      return io_action::read(need);
     }
+  }
+
+  io_action finish_main() {
+    bool hold = false;
+    if constexpr (requires { proc_.holds(); }) hold = proc_.holds();
+    // A processor that ended the response early left the rest to the housekeeping drain.
+    if (!hold && !s_->rbuf.empty() && !s_->drain_pending) return stray_bytes();
+    return finish({});
+  }
+
+  io_action finish_interrupt() {
+    if (!s_->rbuf.empty()) return stray_bytes();
+    s_->diag.assign("the operation was cancelled; the query was interrupted and the "
+                    "connection remains usable");
+    return finish(make_error_code(errc::interrupted));
+  }
+
+  // Bytes after a complete response that nothing asked for: the stream is out of step.
+  io_action stray_bytes() {
+    s_->diag.assign("the server sent " + std::to_string(s_->rbuf.size()) +
+                    " bytes after a complete response, unasked; the connection was closed");
+    return finish(make_error_code(errc::trailing_bytes));
   }
 
   error_code handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done) {
     using wire::response;
     const bool failure = h.type == static_cast<std::uint8_t>(response::failure);
-    switch (ph) {
+    switch (ph_) {
       case phase::main: break;
       case phase::drain:
       case phase::interrupt:
@@ -1827,99 +2148,419 @@ struct exchange_op {
     if (failure) {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
-      if constexpr (requires { proc.on_failure(*c); }) proc.on_failure(*c);
-      c->diag.assign(f.message);
+      if constexpr (requires { proc_.on_failure(*s_); }) proc_.on_failure(*s_);
+      // The one place a server's message becomes the diagnostics: empty or misleading texts
+      // ("not an error") are explained from the request that was sent.
+      s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
       done = true;
       return make_server_error(f.code);
     }
-    error_code e = proc.on_frame(*c, h, body, done);
-    if (e == make_error_code(errc::unexpected_response) && c->diag.empty())
-      c->diag.assign("unexpected response type " + std::to_string(h.type));
+    error_code e = proc_.on_frame(*s_, h, body, done);
+    if (e == make_error_code(errc::unexpected_response) && s_->diag.empty())
+      s_->diag.assign("unexpected response type " + std::to_string(h.type));
     return e;
   }
 
   error_code unexpected(const wire::frame_header& h, const char* to) {
-    c->diag.assign("unexpected response type " + std::to_string(h.type) + " to " + to);
+    s_->diag.assign("unexpected response type " + std::to_string(h.type) + " to " + to);
     return make_error_code(errc::unexpected_response);
   }
 
-  void arm_timer() {
-    if (params.timeout.count() <= 0) return;
-    c->timer_armed = true;
-    c->timer.expires_after(params.timeout);
-    c->timer.async_wait([w = std::weak_ptr<impl_type>(c), seq = c->op_seq](error_code ec) {
-      if (ec) return;
+  io_action transport_failed(const io_event& ev, const char* during) {
+    if (s_->timed_out) {
+      if (drain_bounded_ && (ph_ == phase::interrupt || ph_ == phase::drain))
+        s_->diag.assign("the server " + s_->peer + " went on sending an interrupted result for " +
+                        std::to_string(s_->opts.interrupt_timeout.count()) +
+                        " ms (interrupt_timeout); the connection was closed");
+      else
+        s_->diag.assign("no response from " + s_->peer + " within " +
+                        std::to_string(params_.timeout.count()) + " ms");
+      return finish(make_error_code(errc::timeout));
+    }
+    if (is_aborted(ev.ec) && (ev.cancel_requested || ph_ == phase::interrupt)) {
+      s_->diag.assign(std::string("the operation was cancelled while ") + during +
+                      "; the connection was closed");
+      return finish(make_error_code(errc::cancelled));
+    }
+    if (is_eof_or_reset(ev.ec)) {
+      s_->diag.assign("the server " + s_->peer + " closed the connection while " + during);
+      return finish(make_error_code(errc::connection_closed));
+    }
+    s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
+    return finish(ev.ec);
+  }
+
+  static bool is_eof_or_reset(const error_code& ec) {
+    // asio::error::eof belongs to asio's misc category: compare by name, so that this file
+    // needs no Asio header.
+    if (ec == boost::system::errc::connection_reset) return true;
+    return ec.value() == 2 && std::string_view(ec.category().name()) == "asio.misc";
+  }
+
+  io_action finish(error_code ec) {
+    if (owns_) {
+      if constexpr (requires { proc_.map_error(*s_, ec, sent_); })
+        if (ec) ec = proc_.map_error(*s_, ec, sent_);
+      if (ec && params_.may_write && sent_ && answer_lost(ec)) {
+        s_->diag.assign("the request was sent but its answer was lost (" +
+                        (s_->diag.empty() ? ec.message() : s_->diag.message()) +
+                        "); it may or may not have been applied");
+        ec = make_error_code(errc::outcome_unknown);
+      }
+      if (ec && !init_ec_ && is_connection_error(ec)) {
+        if (ec.category() == server_category())
+          s_->diag.assign(s_->diag.message() +
+                          (is_not_leader(ec) || is_leadership_lost(ec)
+                               ? " (the connection was closed: the node is not the leader)"
+                               : " (the connection was closed: the node has no such database "
+                                 "or statement any more, e.g. after a leadership change)"));
+        s_->break_connection(ec);
+      }
+      bool hold = false;
+      if constexpr (requires { proc_.holds(); }) hold = !ec && proc_.holds();
+      if (hold)
+        s_->holder = params_.holder;
+      else if (params_.holder != 0 && s_->holder == params_.holder)
+        s_->holder = 0;
+      s_->busy = false;
+      s_->release_buffers();
+    }
+    return io_action::done(ec);
+  }
+
+  session_state* s_;
+  Proc proc_;
+  error_code init_ec_;  ///< failure found before anything was sent
+  bool owns_;           ///< this exchange holds the connection's busy flag
+  exchange_params params_;
+  phase ph_ = phase::main;
+  bool sent_ = false;  ///< the request has been written whole
+  bool drain_bounded_ = false;
+  std::size_t out_size_ = 0;
+  std::chrono::milliseconds rearm_{0};
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sansio/exchange_machine.hpp ----
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace dqlite {
+
+/// Tag: a connection with an io_context of its own (see dqlite::connect).
+struct own_io_context_t {
+  explicit own_io_context_t() = default;
+};
+inline constexpr own_io_context_t own_io_context{};
+
+}  // namespace dqlite
+
+namespace dqlite::detail {
+
+/// An io_context a connection owns (connections for blocking use need no executor).
+struct owned_io_context {
+  std::unique_ptr<boost::asio::io_context> io;
+};
+
+/// A connection: its session state, its stream and its timer, shared with the
+/// operations in progress.
+template <class Stream>
+struct connection_impl : owned_io_context,
+                         session_state,
+                         std::enable_shared_from_this<connection_impl<Stream>> {
+  template <class... Args>
+  explicit connection_impl(const connection_options& o, Args&&... args)
+      : session_state(o), stream(std::forward<Args>(args)...), timer(stream.get_executor()) {}
+
+  /// With an io_context of its own (constructed before the stream that uses it).
+  connection_impl(own_io_context_t, const connection_options& o)
+      : owned_io_context{std::make_unique<boost::asio::io_context>()},
+        session_state(o),
+        stream(io->get_executor()),
+        timer(stream.get_executor()) {}
+
+  using clock = std::chrono::steady_clock;
+
+  Stream stream;
+  boost::asio::steady_timer timer;
+
+  // The deadline of the operation in progress, watched by one timer that is not re-armed
+  // for every request: a pending wait ends at most `tick` from when it was armed (or at
+  // the deadline, if sooner); when it ends, it checks the deadline and waits again while
+  // an operation runs. So a steady stream of requests costs no timer system call per
+  // request, and an idle connection holds no wait for longer than a tick (an io_context
+  // with nothing else to do returns from run() within a tick of the last operation).
+  static constexpr std::chrono::milliseconds tick{50};
+  clock::time_point deadline = clock::time_point::max();
+  clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
+  std::uint64_t wait_id = 0;    ///< identifies the pending wait (0: none)
+  std::uint64_t waits = 0;      ///< waits started so far
+  std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
+
+  /// The operation in progress must end within d from now.
+  void set_deadline(std::chrono::milliseconds d) {
+    auto now = clock::now();
+    deadline = now + d;
+    if (wait_id == 0 || wait_until > deadline) watch(now);
+  }
+
+  /// The operation in progress ended: the pending wait, if any, ends by itself.
+  void clear_deadline() {
+    deadline = clock::time_point::max();
+    timeout_hook = nullptr;
+  }
+
+  void watch(clock::time_point now) {
+    wait_until = std::min(deadline, now + tick);
+    wait_id = ++waits;
+    timer.expires_at(wait_until);
+    timer.async_wait([w = this->weak_from_this(), id = wait_id](error_code ec) {
       auto s = w.lock();
-      if (!s || !s->busy || s->op_seq != seq) return;
+      if (!s || s->wait_id != id) return;  // replaced by a newer wait
+      s->wait_id = 0;
+      if (ec || !s->busy || s->deadline == clock::time_point::max()) return;  // idle: stop
+      auto now = clock::now();
+      if (now < s->deadline) return s->watch(now);
       s->timed_out = true;
+      if (s->timeout_hook) s->timeout_hook();
       error_code ignored;
       s->stream.lowest_layer().close(ignored);
     });
   }
 
+  /// Closes the transport now; the session is gone with it.
+  void close_transport() {
+    if (forked()) return forget_after_fork();
+    error_code ignored;
+    stream.lowest_layer().close(ignored);
+    wait_id = 0;
+    timer.cancel();
+    close_requested = false;
+    state = conn_state::closed;
+    rbuf.clear();
+    reset_session();
+  }
+
+  /// Carries out a machine's request to close the transport.
+  void apply_close_request() {
+    if (!close_requested) return;
+    close_requested = false;
+    error_code ignored;
+    stream.lowest_layer().close(ignored);
+  }
+
+  /// After fork() in the child: the socket is shared with the parent process. Point the
+  /// descriptor at /dev/null before closing it, so that nothing done to it in the child (the
+  /// close, a reactor deregistration from an epoll instance shared across fork) can reach
+  /// the parent's connection.
+  void forget_after_fork() noexcept {
+    auto& sock = stream.lowest_layer();
+    if (sock.is_open()) {
+      int fd = static_cast<int>(sock.native_handle());
+      int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (null_fd >= 0) {
+        ::dup2(null_fd, fd);
+        ::close(null_fd);
+      }
+      error_code ignored;
+      sock.close(ignored);
+    }
+    state = conn_state::closed;
+  }
+};
+
+/// What the I/O loop does for a machine's connect and TLS handshake actions; the
+/// exchanges have none (connect_op.hpp defines the one for opening a connection).
+struct no_transport_steps {
+  template <class Impl, class Machine, class Self>
+  void connect(Impl&, Machine&, Self&) {}
+  template <class Impl, class Machine, class Self>
+  void tls_handshake(Impl&, Machine&, Self&) {}
+};
+
+/// Drives Machine over the connection's stream until it is done. Machine:
+///   io_action resume(const io_event&);
+///   static constexpr bool interruptible();  (true: total cancellation is enabled)
+///   bool cancellable() const;                (false: disable cancellation from now on)
+///   std::chrono::milliseconds take_rearm();  (> 0: arm the timer for that long from now)
+///   result take();                           (the completion's second argument, if any)
+/// timeout: armed when the machine starts; on expiry the session's timed_out is set and
+/// the stream closed, which makes the pending I/O fail.
+template <class Stream, class Machine, class Steps = no_transport_steps>
+struct io_loop_op {
+  using impl_type = connection_impl<Stream>;
+  using result_type = decltype(std::declval<Machine&>().take());
+
+  std::shared_ptr<impl_type> c;
+  Machine m;
+  std::chrono::milliseconds timeout{0};
+  Steps steps{};
+  bool started = false;
+  bool posted = false;
+  bool async_started = false;  ///< an asynchronous operation was started (else: posting)
+  bool cancellation_on = true;
+  bool armed_here = false;
+  std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
+  error_code final_ec{};
+
   template <class Self>
-  void transport_failed(Self& self, error_code ec, const char* during) {
-    if (c->timed_out) {
-      c->diag.assign("no response from " + c->peer + " within " +
-                     std::to_string(params.timeout.count()) + " ms");
-      return finish(self, make_error_code(errc::timeout));
+  void operator()(Self& self) {
+    if (posted) return complete(self, final_ec);
+    if (started) return;
+    started = true;
+    if constexpr (Machine::interruptible())
+      self.reset_cancellation_state(boost::asio::enable_total_cancellation());
+    io_action a = m.resume(io_event{io_event::kind::start, {}, 0, false});
+    if (a.what != io_action::kind::done) arm(timeout);
+    perform(self, a);
+  }
+
+  // Writes and reads.
+  template <class Self>
+  void operator()(Self& self, error_code ec, std::size_t n) {
+    if (pending == io_event::kind::wrote) n += std::exchange(sent_now, 0);
+    step(self, io_event{pending, ec, n, false});
+  }
+
+  // Steps that complete with an error code alone (connect, TLS handshake).
+  template <class Self>
+  void operator()(Self& self, error_code ec) {
+    step(self, io_event{pending, ec, 0, false});
+  }
+
+  // Other completions of transport steps (resolver results, the endpoint connected to).
+  template <class Self, class Arg>
+    requires(!std::is_convertible_v<Arg, std::size_t>)
+  void operator()(Self& self, error_code ec, Arg&& arg) {
+    steps.on_completion(*c, m, self, ec, std::forward<Arg>(arg));
+  }
+
+  /// Resumes the machine with ev (pending I/O just completed).
+  template <class Self>
+  void step(Self& self, io_event ev) {
+    ev.cancel_requested =
+        cancellation_on && self.cancelled() != boost::asio::cancellation_type::none;
+    perform(self, m.resume(ev));
+  }
+
+  io_event::kind pending = io_event::kind::start;
+
+ private:
+  template <class Self>
+  void perform(Self& self, const io_action& a) {
+    if (cancellation_on && !m.cancellable()) {
+      cancellation_on = false;
+      self.reset_cancellation_state(boost::asio::disable_cancellation());
     }
-    if (ec == boost::asio::error::operation_aborted &&
-        (cancelled || self.cancelled() != boost::asio::cancellation_type::none)) {
-      c->diag.assign(std::string("the operation was cancelled while ") + during +
-                     "; the connection was closed (the server may still act on the request)");
-      return finish(self, make_error_code(errc::cancelled));
+    if (auto d = m.take_rearm(); d.count() > 0)
+      arm(d);
+    else if (d.count() < 0 && armed_here)
+      c->deadline = connection_impl<Stream>::clock::time_point::max();
+    switch (a.what) {
+      case io_action::kind::write: {
+        pending = io_event::kind::wrote;
+        // A plain socket usually takes a small request at once: write it without a trip
+        // through the reactor (one send() instead of send() plus a posted completion), and
+        // resume the machine right away. Whatever the socket does not take goes the
+        // asynchronous way.
+        std::size_t n = try_send_now(a.out);
+        if (n == a.out.size() && n > 0) return step(self, io_event{io_event::kind::wrote, {}, n, false});
+        if (n > 0) {
+          sent_now = n;
+          async_started = true;
+          auto rest = a.out.subspan(n);
+          boost::asio::async_write(c->stream, boost::asio::buffer(rest.data(), rest.size()),
+                                   std::move(self));
+          return;
+        }
+        async_started = true;
+        boost::asio::async_write(c->stream, boost::asio::buffer(a.out.data(), a.out.size()),
+                                 std::move(self));
+        return;
+      }
+      case io_action::kind::read: {
+        pending = io_event::kind::read;
+        async_started = true;
+        auto space = c->rbuf.prepare(a.need);
+        c->stream.async_read_some(boost::asio::buffer(space.data(), space.size()),
+                                  std::move(self));
+        return;
+      }
+      case io_action::kind::connect:
+        pending = io_event::kind::connected;
+        async_started = true;
+        return steps.connect(*c, m, self);
+      case io_action::kind::tls_handshake:
+        pending = io_event::kind::handshaken;
+        async_started = true;
+        return steps.tls_handshake(*c, m, self);
+      case io_action::kind::done:
+        if (!async_started) {
+          // Never complete inside the initiating function: post to the handler's own
+          // executor (after fork() the connection's may not be running).
+          posted = true;
+          final_ec = a.ec;
+          boost::asio::post(std::move(self));
+          return;
+        }
+        return complete(self, a.ec);
     }
-    if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) {
-      c->diag.assign("the server " + c->peer + " closed the connection while " + during);
-      return finish(self, make_error_code(errc::connection_closed));
+  }
+
+  // Sends what the socket takes without blocking (plain TCP and unix sockets only).
+  std::size_t try_send_now(wire::bytes_view out) {
+    if constexpr (std::is_base_of_v<typename Stream::lowest_layer_type, Stream> &&
+                  requires { c->stream.native_handle(); }) {
+      if (out.empty() || !c->stream.is_open()) return 0;
+      ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+      return r > 0 ? static_cast<std::size_t>(r) : 0;
+    } else {
+      (void)out;
+      return 0;
     }
-    c->diag.assign(std::string(during) + " (" + c->peer + "): " + ec.message());
-    return finish(self, ec);
+  }
+
+  void arm(std::chrono::milliseconds d) {
+    if (d.count() <= 0) return;
+    if (!armed_here) {
+      armed_here = true;
+      if constexpr (requires { steps.timeout_hook(); }) c->timeout_hook = steps.timeout_hook();
+    }
+    c->set_deadline(d);
   }
 
   template <class Self>
-  void finish(Self& self, error_code ec) {
-    if (owns) {
-      if (c->timer_armed) {
-        c->timer.cancel();
-        c->timer_armed = false;
-      }
-      if constexpr (requires { proc.map_error(*c, ec, sent); })
-        if (ec) ec = proc.map_error(*c, ec, sent);
-      if (ec && is_connection_fatal(ec)) {
-        if (ec.category() == server_category())
-          c->diag.assign(c->diag.message() + " (the connection was closed: the node is not the leader)");
-        c->break_connection(ec);
-      }
-      bool hold = false;
-      if constexpr (requires { proc.holds(); }) hold = !ec && proc.holds();
-      if (hold)
-        c->holder = params.holder;
-      else if (params.holder != 0 && c->holder == params.holder)
-        c->holder = 0;
-      c->busy = false;
-    }
-    if constexpr (std::is_void_v<typename Proc::result_type>) {
+  void complete(Self& self, error_code ec) {
+    if (armed_here) c->clear_deadline();
+    c->apply_close_request();
+    if constexpr (std::is_void_v<result_type>) {
+      m.take();
       self.complete(ec);
     } else {
-      self.complete(ec, proc.take());
+      self.complete(ec, m.take());
     }
-  }
-
- public:
-  /// Errors after which the connection cannot be trusted or used: protocol and transport
-  /// errors, and the node not (or no longer) being the leader (every later request would
-  /// fail, and a transaction in progress is lost).
-  static bool is_connection_fatal(const error_code& ec) {
-    if (ec.category() == server_category()) return is_not_leader(ec) || is_leadership_lost(ec);
-    if (ec.category() == client_category()) {
-      return is_protocol_error(ec) || ec == make_error_code(errc::timeout) ||
-             ec == make_error_code(errc::connection_closed) ||
-             ec == make_error_code(errc::cancelled) ||
-             ec == make_error_code(errc::outcome_unknown);
-    }
-    return true;
   }
 };
 
@@ -1934,18 +2575,21 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
     ec = encode(*c);
     if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
   }
+  using machine = exchange_machine<Proc>;
   using sig = completion_sig_t<typename Proc::result_type>;
   boost::asio::async_compose<Handler, sig>(
-      exchange_op<Stream, Proc>{c, std::move(proc), ec, owns, params}, handler, c->stream);
+      io_loop_op<Stream, machine>{c, machine(*c, std::move(proc), ec, owns, params),
+                                  params.timeout},
+      handler, c->stream);
 }
 
 /// Same, for a request that needs (or not) an open database, bounded by timeout.
 template <class Stream, class Proc, class Handler, class Encode>
 void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc,
                     Handler&& handler, Encode&& encode, bool needs_open,
-                    std::chrono::milliseconds timeout) {
+                    std::chrono::milliseconds timeout, bool may_write = false) {
   start_exchange(c, std::move(proc), std::forward<Handler>(handler), std::forward<Encode>(encode),
-                 exchange_params{needs_open, timeout, 0});
+                 exchange_params{needs_open, timeout, 0, may_write});
 }
 
 }  // namespace dqlite::detail
@@ -2154,10 +2798,691 @@ struct files_proc {
   std::vector<dump_file> take() { return std::move(out); }
 };
 
+// ---- the administration requests, each as an encoder of a connection's request ----
+
+inline auto leader_request() {
+  return [](session_state& c) -> error_code {
+    wire::encode_leader(c.wbuf);
+    return {};
+  };
+}
+
+inline auto cluster_request() {
+  return [](session_state& c) -> error_code {
+    wire::encode_cluster(c.wbuf, 1);
+    return {};
+  };
+}
+
+inline auto add_request(std::uint64_t id, std::string_view address) {
+  return [id, address = std::string(address)](session_state& c) -> error_code {
+    if (auto e = check_node_id(c, id)) return e;
+    host_port hp;
+    if (!wire::is_valid_text(address) || parse_address(address, hp)) {
+      c.diag.assign("invalid node address '" + printable(address) + "'");
+      return make_error_code(errc::invalid_address);
+    }
+    return wire::encode_add(c.wbuf, id, address);
+  };
+}
+
+inline auto assign_request(std::uint64_t id, node_role role) {
+  return [id, role](session_state& c) -> error_code {
+    if (auto e = check_node_id(c, id)) return e;
+    if (!node_role_from_value(static_cast<std::uint64_t>(role))) {
+      c.diag.assign("invalid node role " + std::to_string(static_cast<unsigned>(role)) +
+                    " (expected voter, standby or spare)");
+      return make_error_code(errc::invalid_argument);
+    }
+    wire::encode_assign(c.wbuf, id, static_cast<wire::role>(role));
+    return {};
+  };
+}
+
+inline auto remove_request(std::uint64_t id) {
+  return [id](session_state& c) -> error_code {
+    if (auto e = check_node_id(c, id)) return e;
+    wire::encode_remove(c.wbuf, id);
+    return {};
+  };
+}
+
+inline auto transfer_request(std::uint64_t id) {
+  return [id](session_state& c) -> error_code {
+    wire::encode_transfer(c.wbuf, id);
+    return {};
+  };
+}
+
+inline auto describe_request() {
+  return [](session_state& c) -> error_code {
+    wire::encode_describe(c.wbuf, 0);
+    return {};
+  };
+}
+
+inline auto weight_request(std::uint64_t weight) {
+  return [weight](session_state& c) -> error_code {
+    wire::encode_weight(c.wbuf, weight);
+    return {};
+  };
+}
+
+inline auto dump_request(std::string_view name) {
+  return [name = std::string(name)](session_state& c) -> error_code {
+    if (auto e = wire::encode_dump(c.wbuf, name)) {
+      c.diag.assign("the database name contains a NUL byte");
+      return e;
+    }
+    return {};
+  };
+}
+
+/// OPEN of a database on a connection made without one.
+inline auto open_request(std::string_view name) {
+  return [name = std::string(name)](session_state& c) -> error_code {
+    if (!c.database.empty()) {
+      c.diag.assign("database '" + c.database + "' is already open on this connection");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (name.empty()) {
+      c.diag.assign("the database name is empty");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (auto e = wire::encode_open(c.wbuf, name)) {
+      c.diag.assign("the database name contains a NUL byte");
+      return e;
+    }
+    c.database = name;
+    c.opts.database = c.database;
+    return {};
+  };
+}
+
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/admin_procs.hpp ----
+// ---- begin dqlite/detail/blocking.hpp ----
+// The blocking driver: the same sans-io machines as the asynchronous operations, run with
+// blocking reads and writes on the connection's socket, in the calling thread. Every wait
+// is bounded by the operation's deadline with poll(2); no thread and no io_context is
+// involved. Plain sockets only (TCP and unix): a TLS stream has no blocking form.
+
+
+#include <boost/asio/error.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+namespace dqlite::detail {
+
+/// True for the streams the blocking driver supports: Asio stream sockets.
+template <class Stream>
+constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
+
+/// Blocking reads and writes on a connection's socket, each bounded by `deadline`. A wait
+/// that reaches the deadline marks the session timed out and closes the socket, as the
+/// asynchronous loop's timer does.
+template <class Stream>
+class blocking_transport {
+  using clock = std::chrono::steady_clock;
+
+ public:
+  explicit blocking_transport(connection_impl<Stream>& c) : c_(c) {}
+
+  /// From now on, every wait ends within d (d < 0: no bound; 0: unchanged).
+  void bound(std::chrono::milliseconds d) {
+    if (d.count() > 0) deadline_ = clock::now() + d;
+    if (d.count() < 0) deadline_ = clock::time_point::max();
+  }
+
+  io_event write(wire::bytes_view out) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+      ssize_t r = ::send(fd(), out.data() + done, out.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0) {
+        done += static_cast<std::size_t>(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        error_code ec;
+        int w = wait(POLLOUT, ec);
+        if (w == 0) return expired(io_event::kind::wrote, done);
+        if (w < 0) return {io_event::kind::wrote, ec, done, false};
+        continue;
+      }
+      return {io_event::kind::wrote, error_code(errno, boost::system::system_category()), done,
+              false};
+    }
+    fresh_request_ = true;
+    return {io_event::kind::wrote, {}, done, false};
+  }
+
+  io_event read(std::size_t need) {
+    auto space = c_.rbuf.prepare(need);
+    // Right after a request the answer is rarely there yet: wait first. In the middle of a
+    // response, more bytes usually are: read first.
+    bool wait_first = std::exchange(fresh_request_, false);
+    for (;;) {
+      if (wait_first) {
+        error_code ec;
+        int w = wait(POLLIN, ec);
+        if (w == 0) return expired(io_event::kind::read, 0);
+        if (w < 0) return {io_event::kind::read, ec, 0, false};
+      }
+      ssize_t r = ::recv(fd(), space.data(), space.size(), MSG_DONTWAIT);
+      if (r > 0) return {io_event::kind::read, {}, static_cast<std::size_t>(r), false};
+      if (r == 0) return {io_event::kind::read, boost::asio::error::eof, 0, false};
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_first = true;
+        continue;
+      }
+      return {io_event::kind::read, error_code(errno, boost::system::system_category()), 0,
+              false};
+    }
+  }
+
+  /// Connects the socket to the first endpoint of `endpoints` that accepts.
+  template <class Endpoints>
+  io_event connect(const Endpoints& endpoints) {
+    error_code last = boost::asio::error::host_not_found;
+    auto& sock = c_.stream.lowest_layer();
+    for (const auto& entry : endpoints) {
+      auto ep = endpoint_of(entry);
+      error_code ec;
+      sock.close(ec);
+      sock.open(ep.protocol(), ec);
+      if (!ec) sock.non_blocking(true, ec);
+      if (ec) return {io_event::kind::connected, ec, 0, false};
+      if (::connect(fd(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
+        return {io_event::kind::connected, {}, 0, false};
+      if (errno != EINPROGRESS && errno != EINTR) {
+        last = error_code(errno, boost::system::system_category());
+        continue;
+      }
+      int w = wait(POLLOUT, ec);
+      if (w == 0) return expired(io_event::kind::connected, 0);
+      if (w < 0) return {io_event::kind::connected, ec, 0, false};
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0) return {io_event::kind::connected, {}, 0, false};
+      last = error_code(err, boost::system::system_category());
+    }
+    return {io_event::kind::connected, last, 0, false};
+  }
+
+ private:
+  template <class Entry>
+  static auto endpoint_of(const Entry& e) {
+    if constexpr (requires { e.endpoint(); })
+      return e.endpoint();
+    else
+      return e;
+  }
+
+  int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
+
+  // 1: ready; 0: the deadline passed; -1: poll failed (ec).
+  int wait(short events, error_code& ec) {
+    for (;;) {
+      int ms = -1;
+      if (deadline_ != clock::time_point::max()) {
+        auto left = deadline_ - clock::now();
+        if (left <= clock::duration::zero()) return 0;
+        ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      }
+      pollfd p{fd(), events, 0};
+      int r = ::poll(&p, 1, ms);
+      if (r > 0) return 1;
+      if (r == 0) continue;  // re-checks the deadline
+      if (errno == EINTR) continue;
+      ec = error_code(errno, boost::system::system_category());
+      return -1;
+    }
+  }
+
+  io_event expired(io_event::kind k, std::size_t n) {
+    c_.timed_out = true;
+    error_code ignored;
+    c_.stream.lowest_layer().close(ignored);
+    return {k, error_code(ECANCELED, boost::system::system_category()), n, false};
+  }
+
+  connection_impl<Stream>& c_;
+  clock::time_point deadline_ = clock::time_point::max();
+  bool fresh_request_ = false;
+};
+
+/// Runs machine m to completion with blocking I/O, within timeout (<= 0: none).
+/// `connect(transport) -> io_event` performs a connect action (the connect machine only).
+template <class Stream, class Machine, class Connect>
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
+                        Connect&& connect) {
+  static_assert(is_plain_socket<Stream>,
+                "dqlite: blocking operations work on TCP and unix socket connections; use the "
+                "asynchronous operations (async_...) on TLS connections");
+  blocking_transport<Stream> t(c);
+  if (timeout.count() > 0) t.bound(timeout);
+  io_event ev{io_event::kind::start, {}, 0, false};
+  for (;;) {
+    io_action a = m.resume(ev);
+    if (auto d = m.take_rearm(); d.count() != 0) t.bound(d);
+    switch (a.what) {
+      case io_action::kind::done: c.apply_close_request(); return a.ec;
+      case io_action::kind::write: ev = t.write(a.out); break;
+      case io_action::kind::read: ev = t.read(a.need); break;
+      case io_action::kind::connect: ev = connect(t); break;
+      case io_action::kind::tls_handshake:
+        ev = io_event{io_event::kind::handshaken, make_error_code(errc::invalid_argument), 0, false};
+        break;
+    }
+  }
+}
+
+template <class Stream, class Machine>
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout) {
+  return run_blocking(c, m, timeout, [](auto&) {
+    return io_event{io_event::kind::connected, make_error_code(errc::invalid_argument), 0, false};
+  });
+}
+
+/// One blocking exchange, as start_exchange starts an asynchronous one. The result of the
+/// processor (nothing for void); ec and diag tell how it ended.
+template <class Stream, class Proc, class Encode>
+auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
+                       exchange_params params, error_code& ec, diagnostics& diag) {
+  error_code e = c.begin_op(params.needs_open, params.holder);
+  bool owns = !e;
+  if (!e) {
+    e = encode(c);
+    if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
+  }
+  exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
+  ec = run_blocking(c, m, params.timeout);
+  diag = ec ? c.diag : diagnostics{};
+  return m.take();
+}
+
+/// True when the last two of Args are `error_code&` and `diagnostics&`: the caller wants
+/// the error reported there instead of an exception.
+template <class... Args>
+constexpr bool has_error_tail() {
+  constexpr std::size_t n = sizeof...(Args);
+  if constexpr (n < 2) {
+    return false;
+  } else {
+    using all = std::tuple<Args...>;
+    return std::is_same_v<std::tuple_element_t<n - 2, all>, error_code&> &&
+           std::is_same_v<std::tuple_element_t<n - 1, all>, diagnostics&>;
+  }
+}
+
+/// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
+/// (error_code&, diagnostics&) those are used; without them a failure is thrown as
+/// dqlite::error.
+template <class F, class... Args>
+decltype(auto) blocking_call(F&& f, Args&&... args) {
+  constexpr std::size_t n = sizeof...(Args);
+  if constexpr (has_error_tail<Args&&...>()) {
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
+      return f(std::get<n - 2>(all), std::get<n - 1>(all), std::get<I>(all)...);
+    }(std::make_index_sequence<n - 2>{});
+  } else {
+    error_code ec;
+    diagnostics diag;
+    if constexpr (std::is_void_v<decltype(f(ec, diag, std::forward<Args>(args)...))>) {
+      f(ec, diag, std::forward<Args>(args)...);
+      if (ec) throw error(ec, std::move(diag));
+    } else {
+      auto r = f(ec, diag, std::forward<Args>(args)...);
+      if (ec) throw error(ec, std::move(diag));
+      return r;
+    }
+  }
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/blocking.hpp ----
 // ---- begin dqlite/detail/connect_op.hpp ----
-// Opening a connection: TCP connect, then the dqlite handshake and OPEN.
+// Opening a connection: the connect machine (sansio/connect_machine.hpp) driven by the
+// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake).
+
+// ---- begin dqlite/detail/sansio/connect_machine.hpp ----
+// Opening a connection as a sans-io state machine: the transport connect (and the TLS
+// handshake for TLS streams), then the dqlite handshake and OPEN as one exchange. No Asio:
+// the I/O loop (detail/exchange.hpp) resolves, connects and runs the TLS handshake when
+// asked to.
+
+
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace dqlite::detail {
+
+/// Encodes the protocol version followed by OPEN(database): one write, one round trip.
+/// With an empty database name (a connection for cluster administration only) LEADER
+/// takes the place of OPEN, so that the handshake still waits for the node to answer.
+inline error_code encode_handshake(session_state& c) {
+  wire::encode_handshake(c.wbuf);
+  if (c.opts.database.empty()) {
+    wire::encode_leader(c.wbuf);
+    return {};
+  }
+  if (auto e = wire::encode_open(c.wbuf, c.opts.database)) {
+    c.diag.assign("the database name contains a NUL byte");
+    return e;
+  }
+  return {};
+}
+
+/// OPEN: the DB response opens the connection.
+struct open_proc {
+  using result_type = void;
+  error_code on_frame(session_state& c, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) {
+    if (h.type != static_cast<std::uint8_t>(wire::response::db))
+      return make_error_code(errc::unexpected_response);
+    wire::db_response r;
+    if (auto e = wire::decode_db(body, r)) return e;
+    c.db_id = r.id;
+    c.state = conn_state::open;
+    ++c.generation;
+    done = true;
+    return {};
+  }
+  void on_failure(session_state& c) {
+    c.close_session();  // no database is open: the connection is of no use
+  }
+};
+
+/// The response to encode_handshake: DB (see open_proc), or SERVER when no database is
+/// opened. Either one makes the connection open.
+struct handshake_proc {
+  using result_type = void;
+  error_code on_frame(session_state& c, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) {
+    if (!c.opts.database.empty()) return open_proc{}.on_frame(c, h, body, done);
+    if (h.type != static_cast<std::uint8_t>(wire::response::server))
+      return make_error_code(errc::unexpected_response);
+    wire::server_response r;
+    if (auto e = wire::decode_server(body, r)) return e;
+    c.state = conn_state::open;
+    done = true;
+    return {};
+  }
+  void on_failure(session_state& c) { c.close_session(); }
+};
+
+/// Transport connect, TLS handshake (when Tls), then the dqlite handshake + OPEN, all
+/// within connect_timeout (the I/O loop arms one timer for the whole operation).
+/// `resolve`: the address is "host:port" to parse and resolve (else the I/O loop has an
+/// endpoint to connect to).
+template <bool Tls>
+class connect_machine {
+ public:
+  using result_type = void;
+
+  connect_machine(session_state& s, std::string address, bool resolve)
+      : s_(&s), address_(std::move(address)), resolve_(resolve) {}
+
+  static constexpr bool interruptible() { return false; }
+  bool cancellable() const noexcept { return true; }
+  std::chrono::milliseconds take_rearm() noexcept {
+    return handshake_ ? handshake_->take_rearm() : std::chrono::milliseconds{0};
+  }
+  /// The host and port to resolve (valid once the machine asked to connect).
+  const host_port& target() const noexcept { return hp_; }
+  const std::string& address() const noexcept { return address_; }
+  void take() {}
+
+  io_action resume(const io_event& ev) {
+    switch (ev.what) {
+      case io_event::kind::start: return start();
+      case io_event::kind::connected:
+        if (ev.ec) return fail(ev.ec, "connecting to");
+        if constexpr (Tls) return io_action::tls_handshake();
+        return start_handshake();
+      case io_event::kind::handshaken:
+        if (ev.ec) return fail(ev.ec, "TLS handshake with");
+        return start_handshake();
+      case io_event::kind::wrote:
+      case io_event::kind::read:
+        if (!handshake_) break;
+        {
+          io_action a = handshake_->resume(ev);
+          if (a.what == io_action::kind::done) return handshake_done(a.ec);
+          return a;
+        }
+    }
+    s_->diag.assign("internal error: unexpected event while connecting");
+    return fail(make_error_code(errc::invalid_argument), "connecting to");
+  }
+
+ private:
+  io_action start() {
+    if (auto e = s_->begin_op(false)) return io_action::done(e);  // busy: not ours to undo
+    s_->state = conn_state::closed;
+    s_->rbuf.clear();
+    s_->reset_session();
+    s_->broken_by = {};
+    s_->peer = address_;
+    if (resolve_ && parse_address(address_, hp_)) {
+      s_->busy = false;
+      s_->diag.assign("invalid address '" + address_ + "': expected host:port or [ipv6]:port");
+      return io_action::done(make_error_code(errc::invalid_address));
+    }
+    return io_action::connect();
+  }
+
+  io_action start_handshake() {
+    s_->wbuf.clear();
+    error_code e = encode_handshake(*s_);
+    exchange_params p{false, s_->opts.connect_timeout, 0, false};
+    handshake_.emplace(*s_, handshake_proc{}, e, true, p);
+    io_action a = handshake_->resume(io_event{});
+    if (a.what == io_action::kind::done) return handshake_done(a.ec);
+    return a;
+  }
+
+  io_action handshake_done(error_code ec) {
+    if (ec && s_->state != conn_state::open) {
+      s_->state = conn_state::closed;
+      s_->request_close();
+    }
+    if (ec == make_error_code(errc::timeout))
+      s_->diag.assign("no answer to the handshake from " + address_ + " within " +
+                      std::to_string(s_->opts.connect_timeout.count()) +
+                      " ms (connect_timeout)");
+    return io_action::done(ec);
+  }
+
+  io_action fail(error_code ec, const char* during) {
+    s_->busy = false;
+    s_->state = conn_state::closed;
+    s_->request_close();
+    if (s_->timed_out) {
+      s_->diag.assign(std::string(during) + " " + address_ + " took longer than " +
+                      std::to_string(s_->opts.connect_timeout.count()) +
+                      " ms (connect_timeout)");
+      return io_action::done(make_error_code(errc::timeout));
+    }
+    s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
+    return io_action::done(ec);
+  }
+
+  session_state* s_;
+  std::string address_;
+  bool resolve_;
+  host_port hp_{};
+  std::optional<exchange_machine<handshake_proc>> handshake_;
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sansio/connect_machine.hpp ----
+
+#include <boost/asio/compose.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
+
+/// A unix socket endpoint: "@name" is an abstract socket (Linux), anything else a path.
+inline boost::asio::local::stream_protocol::endpoint unix_endpoint(std::string_view path) {
+  if (!path.empty() && path.front() == '@')
+    return {std::string(1, '\0') + std::string(path.substr(1))};
+  return {std::string(path)};
+}
+
+/// An endpoint as text, for messages.
+inline std::string describe_endpoint(const boost::asio::local::stream_protocol::endpoint& ep) {
+  std::string p = ep.path();
+  if (!p.empty() && p.front() == '\0') p.front() = '@';
+  return "unix:" + p;
+}
+template <class Endpoint>
+std::string describe_endpoint(const Endpoint& ep) {
+  auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+/// Preparing a TLS stream before its handshake (server name, host name verification):
+/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
+template <class Stream>
+struct tls_setup {
+  static constexpr bool is_tls = false;
+  static error_code prepare(Stream&, const std::string&) { return {}; }
+};
+
+/// The transport steps of opening a connection over Stream: resolve "host:port" (TCP) or
+/// connect to a given endpoint, TCP_NODELAY, and the TLS handshake for TLS streams.
+template <class Stream>
+struct connect_steps {
+  using tcp = boost::asio::ip::tcp;
+  using socket_type = std::remove_cvref_t<decltype(std::declval<Stream&>().lowest_layer())>;
+  using endpoint_type = typename socket_type::endpoint_type;
+  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
+
+  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
+  std::shared_ptr<tcp::resolver> resolver{};
+
+  template <class Impl, class Machine, class Self>
+  void connect(Impl& c, Machine& m, Self& self) {
+    error_code ignored;
+    c.stream.lowest_layer().close(ignored);  // a connection may be opened again
+    if (endpoint) {
+      c.stream.lowest_layer().async_connect(*endpoint, std::move(self));
+      return;
+    }
+    if constexpr (is_tcp) {
+      const auto& hp = m.target();
+      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    }
+  }
+
+  /// The resolver's answer: connect to the first endpoint that accepts.
+  template <class Impl, class Machine, class Self>
+  void on_completion(Impl& c, Machine&, Self& self, error_code ec,
+                     const tcp::resolver::results_type& results) {
+    if (ec) return self(ec);
+    boost::asio::async_connect(c.stream.lowest_layer(), results, std::move(self));
+  }
+
+  /// Connected to one of the resolved endpoints.
+  template <class Impl, class Machine, class Self>
+  void on_completion(Impl&, Machine&, Self& self, error_code ec, const tcp::endpoint&) {
+    self(ec);
+  }
+
+  template <class Impl, class Machine, class Self>
+  void tls_handshake(Impl& c, Machine& m, Self& self) {
+    if constexpr (tls_setup<Stream>::is_tls) {
+      std::string host = endpoint ? m.address() : m.target().host;
+      // A failure is reported as a failed handshake (the op has already run I/O: this is
+      // not the initiating function).
+      if (auto e = tls_setup<Stream>::prepare(c.stream, host)) return self(e);
+      c.stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
+    }
+  }
+
+  auto timeout_hook() const {
+    return [r = resolver] {
+      if (r) r->cancel();
+    };
+  }
+};
+
+/// After the transport connect: TCP_NODELAY on TCP sockets.
+template <class Stream>
+void tune_socket(Stream& stream) {
+  using socket_type = std::remove_cvref_t<decltype(stream.lowest_layer())>;
+  if constexpr (std::is_same_v<typename socket_type::protocol_type, boost::asio::ip::tcp>) {
+    error_code ignored;
+    stream.lowest_layer().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  }
+}
+
+/// The connect machine with TCP_NODELAY set once the transport is connected.
+template <class Stream>
+class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls> {
+  using base = connect_machine<tls_setup<Stream>::is_tls>;
+
+ public:
+  stream_connect_machine(connection_impl<Stream>& c, std::string address, bool resolve)
+      : base(c, std::move(address), resolve), c_(&c) {}
+  io_action resume(const io_event& ev) {
+    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream);
+    return base::resume(ev);
+  }
+
+ private:
+  connection_impl<Stream>* c_;
+};
+
+/// Starts opening connection c: to `address` ("host:port", resolved) or, when endpoint is
+/// set, to that endpoint (address is then only for messages).
+template <class Stream, class Handler>
+void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                   std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                   Handler&& handler) {
+  using steps_type = connect_steps<Stream>;
+  using machine = stream_connect_machine<Stream>;
+  steps_type steps;
+  const bool resolve = !endpoint;
+  steps.endpoint = std::move(endpoint);
+  if constexpr (steps_type::is_tcp)
+    if (resolve) steps.resolver = std::make_shared<typename steps_type::tcp::resolver>(c->stream.get_executor());
+  auto timeout = c->opts.connect_timeout;
+  boost::asio::async_compose<Handler, void(error_code)>(
+      io_loop_op<Stream, machine, steps_type>{c, machine(*c, std::move(address), resolve),
+                                              timeout, std::move(steps)},
+      handler, c->stream);
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/connect_op.hpp ----
+// ---- begin dqlite/cursor.hpp ----
+// Reading a large result batch by batch.
 
 // ---- begin dqlite/detail/procs.hpp ----
 // Response processors: how each kind of request reads its response frames.
@@ -2167,7 +3492,7 @@ struct files_proc {
 //
 // Supported: bool, every integer type (range-checked), float, double, std::string,
 // blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T> (NULL),
-// enums (via their underlying integer), std::chrono::system_clock time points (from
+// enums with a fixed underlying type (via that integer type), std::chrono::system_clock time points (from
 // UNIXTIME, INTEGER seconds, or ISO-8601 text), dqlite::value, and std::string_view: a
 // view into the received frame, valid only while the frame is, so only for code that maps
 // rows as they are decoded (a custom sink given to connection::query); fetch, fetchone,
@@ -2182,6 +3507,7 @@ struct files_proc {
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <ratio>
 #include <string_view>
 
 namespace dqlite::detail {
@@ -2239,12 +3565,22 @@ std::string_view format_iso8601(std::chrono::time_point<std::chrono::system_cloc
   return std::string_view(out, static_cast<std::size_t>(p - out));
 }
 
+/// A date/time read from an ISO-8601 text: whole seconds and the fraction of a second.
+struct iso8601_time {
+  std::chrono::sys_seconds seconds;
+  std::chrono::nanoseconds fraction{0};  ///< in [0, 1 s)
+};
+
+/// The years format_iso8601 writes and parse_iso8601_time reads: those of SQLite's date and
+/// time functions (four digits).
+inline constexpr int iso8601_min_year = 0;
+inline constexpr int iso8601_max_year = 9999;
+
 /// Parses the forms SQLite and the Go client use: "YYYY-MM-DD", optionally followed by
-/// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits), then optionally 'Z' or a
-/// "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Times outside
-/// the range of sys_time<nanoseconds> (years 1677 to 2262) give nullopt.
-inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
-    std::string_view s) {
+/// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits are kept), then optionally
+/// 'Z' or a "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Every
+/// date of the years 0000 to 9999 is read; nullopt when the text is not such a time.
+inline std::optional<iso8601_time> parse_iso8601_time(std::string_view s) {
   using namespace std::chrono;
   std::size_t i = 0;
   auto digits = [&](int n, int& out) {
@@ -2309,12 +3645,43 @@ inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8
     }
   }
   if (i != s.size()) return std::nullopt;
-  sys_seconds secs = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min};
-  // sys_time<nanoseconds> only spans 1677-09-21 .. 2262-04-11: refuse what it cannot hold.
+  return iso8601_time{
+      sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min},
+      nanoseconds{frac_ns}};
+}
+
+/// parse_iso8601_time as one sys_time<nanoseconds>, which only spans the years 1677 to 2262:
+/// nullopt outside them too.
+inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
+    std::string_view s) {
+  using namespace std::chrono;
+  auto t = parse_iso8601_time(s);
+  if (!t) return std::nullopt;
   constexpr auto limit = duration_cast<seconds>(nanoseconds::max()).count();
-  auto count = secs.time_since_epoch().count();
+  auto count = t->seconds.time_since_epoch().count();
   if (count >= limit || count < -limit) return std::nullopt;
-  return sys_time<nanoseconds>{secs} + nanoseconds{frac_ns};
+  return sys_time<nanoseconds>{t->seconds} + t->fraction;
+}
+
+/// Whether a time of `secs` seconds since the epoch (plus a fraction of a second when
+/// `fraction`) fits a system_clock time point of Duration.
+template <class Duration>
+constexpr bool seconds_fit(std::int64_t secs, bool fraction = false) noexcept {
+  using namespace std::chrono;
+  using rep = typename Duration::rep;
+  if constexpr (treat_as_floating_point_v<rep>) {
+    return true;
+  } else if constexpr (std::ratio_less_equal_v<typename Duration::period, std::ratio<1>>) {
+    // Whole seconds of Duration::max() / min(): exact, and no overflow.
+    const auto hi = duration_cast<seconds>(Duration::max()).count();
+    const auto lo = duration_cast<seconds>(Duration::min()).count();
+    return fraction ? secs < hi && secs > lo : secs <= hi && secs >= lo;
+  } else {
+    const double hi = duration<double>(Duration::max()).count();
+    const double lo = duration<double>(Duration::min()).count();
+    const auto s = static_cast<double>(secs);
+    return s < hi && s > lo;
+  }
 }
 
 }  // namespace dqlite::detail
@@ -2465,6 +3832,10 @@ class value {
   std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
 };
 
+namespace detail {
+struct dynamic_rows_sink;
+}
+
 /// Column names of a result, shared by all its rows.
 using column_names = std::vector<std::string>;
 
@@ -2538,7 +3909,9 @@ class rows {
   const std::vector<row>& all() const noexcept { return rows_; }
   void reserve(std::size_t n) { rows_.reserve(n); }
 
-  /// Appends the rows of one ROWS frame (used by the connection while reading a result).
+  /// Appends the rows of one ROWS frame. Fails with errc::unexpected_response when the
+  /// frame's columns differ from those of the rows already held, or with the frame's
+  /// decoding error.
   error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
     const auto& names = rr.column_names();
     if (!columns_ || columns_->size() != names.size() ||
@@ -2552,9 +3925,53 @@ class rows {
   }
 
  private:
+  friend struct detail::dynamic_rows_sink;  // reads a result row by row, within its caps
   std::shared_ptr<const column_names> columns_;
   std::vector<row> rows_;
 };
+
+namespace detail {
+
+/// Bytes the allocator adds to each block (an estimate: a chunk header and rounding).
+inline constexpr std::size_t alloc_overhead = 16;
+
+/// Heap memory held by a string (nothing while it fits its inline buffer).
+inline std::size_t heap_bytes(const std::string& s) noexcept {
+  static const std::size_t inline_capacity = std::string().capacity();
+  return s.capacity() > inline_capacity ? s.capacity() + 1 + alloc_overhead : 0;
+}
+
+/// Heap memory held by a vector's own block (not what its elements point to).
+template <class E, class A>
+std::size_t heap_bytes(const std::vector<E, A>& v) noexcept {
+  return v.capacity() > 0 ? v.capacity() * sizeof(E) + alloc_overhead : 0;
+}
+
+/// Heap memory held by a value: the bytes of its text or blob.
+inline std::size_t heap_bytes(const value& v) noexcept {
+  if (const std::string* t = v.if_text()) return heap_bytes(*t);
+  if (const blob* b = v.if_blob()) return heap_bytes(*b);
+  return 0;
+}
+
+/// Heap memory held by a dynamic row: its values and what they hold (not its column
+/// names, which all rows of a result share).
+inline std::size_t heap_bytes(const row& r) noexcept {
+  std::size_t n = heap_bytes(r.values());
+  for (const value& v : r.values()) n += heap_bytes(v);
+  return n;
+}
+
+/// Memory held by column names: the strings and their heap memory.
+inline std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept {
+  std::size_t n = names.size() * sizeof(std::string) + alloc_overhead;
+  static const std::size_t inline_capacity = std::string().capacity();
+  for (std::string_view s : names)
+    if (s.size() > inline_capacity) n += s.size() + 1 + alloc_overhead;
+  return n;
+}
+
+}  // namespace detail
 
 }  // namespace dqlite
 // ---- end dqlite/value.hpp ----
@@ -2589,6 +4006,17 @@ struct is_optional_field<std::optional<T>> : std::true_type {};
 
 inline error_code null_or_mismatch(const wire::value_view& v) {
   return make_error_code(v.is_null() ? errc::unexpected_null : errc::type_mismatch);
+}
+/// seconds + fraction (in [0, 1 s)) as a time point of Duration, rounded down; the
+/// seconds fit Duration (seconds_fit).
+template <class Duration>
+std::chrono::time_point<std::chrono::system_clock, Duration> floor_time(
+    std::chrono::sys_seconds secs, std::chrono::nanoseconds fraction) {
+  using namespace std::chrono;
+  if constexpr (std::ratio_less_equal_v<typename Duration::period, std::ratio<1>>)
+    return time_point_cast<Duration>(secs) + floor<Duration>(fraction);
+  else  // coarser than a second: the fraction cannot carry the time over a boundary
+    return floor<Duration>(secs);
 }
 inline bool is_integer_like(value_type t) noexcept {
   return t == value_type::integer || t == value_type::unixtime || t == value_type::boolean;
@@ -2636,8 +4064,22 @@ struct field_traits<T> {
   }
 };
 
+namespace detail {
+/// An enum with a fixed underlying type: scoped (`enum class E`), or unscoped declared with
+/// one (`enum E : int`). Only such an enum can hold every value of its underlying type;
+/// in another, a value outside its enumerators' range is undefined behaviour.
+template <class E>
+concept enum_with_fixed_type =
+    std::is_enum_v<E> && requires(std::underlying_type_t<E> u) { E{u}; };
+}  // namespace detail
+
+/// Enums with a fixed underlying type read as that integer type (range-checked).
 template <class T>
 struct field_traits<T, std::enable_if_t<std::is_enum_v<T>>> {
+  static_assert(detail::enum_with_fixed_type<T>,
+                "dqlite: an enum field needs a fixed underlying type: declare it `enum E : int "
+                "{...}` or `enum class E {...}` (an unscoped enum without one cannot hold an "
+                "integer outside its enumerators' range)");
   static error_code read(const wire::value_view& v, T& out) {
     std::underlying_type_t<T> u{};
     if (auto ec = field_traits<std::underlying_type_t<T>>::read(v, u)) return ec;
@@ -2685,6 +4127,11 @@ struct field_traits<value> {
   }
 };
 
+/// A time point of the system clock, from UNIXTIME or INTEGER seconds, or from an ISO-8601
+/// text (TEXT or ISO8601; see detail::parse_iso8601_time: years 0000 to 9999). A time the
+/// Duration cannot hold (a system_clock::time_point of nanoseconds spans the years 1677 to
+/// 2262) is errc::out_of_range; a text that is no date/time is errc::invalid_time. A finer
+/// part than Duration is rounded down (floor).
 template <class Duration>
 struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
   using tp = std::chrono::time_point<std::chrono::system_clock, Duration>;
@@ -2693,22 +4140,21 @@ struct field_traits<std::chrono::time_point<std::chrono::system_clock, Duration>
     switch (v.type) {
       case value_type::unixtime:
       case value_type::integer:
-        // Seconds a finer Duration cannot hold would overflow the conversion.
-        if constexpr (std::ratio_less_v<typename Duration::period, std::ratio<1>> &&
-                      !std::chrono::treat_as_floating_point_v<typename Duration::rep>) {
-          constexpr auto limit = duration_cast<seconds>(Duration::max()).count();
-          if (v.integer > limit || v.integer < -limit) return make_error_code(errc::out_of_range);
-        }
-        out = time_point_cast<Duration>(sys_seconds{seconds{v.integer}});
+        if (!detail::seconds_fit<Duration>(v.integer)) return make_error_code(errc::out_of_range);
+        out = detail::floor_time<Duration>(sys_seconds{seconds{v.integer}}, nanoseconds{0});
         return {};
       case value_type::iso8601:
-        // Released servers send a NULL of a DATETIME column as ISO8601 "".
+        // NULL as released servers send it (the decoder already reads it as NULL; a value
+        // made by hand follows the same rule).
         if (v.bytes.empty()) return make_error_code(errc::unexpected_null);
         [[fallthrough]];
       case value_type::text: {
-        auto t = detail::parse_iso8601(v.bytes);
+        auto t = detail::parse_iso8601_time(v.bytes);
         if (!t) return make_error_code(errc::invalid_time);
-        out = time_point_cast<Duration>(*t);
+        if (!detail::seconds_fit<Duration>(t->seconds.time_since_epoch().count(),
+                                           t->fraction.count() != 0))
+          return make_error_code(errc::out_of_range);
+        out = detail::floor_time<Duration>(t->seconds, t->fraction);
         return {};
       }
       default: return detail::null_or_mismatch(v);
@@ -2742,6 +4188,28 @@ concept field = requires(const wire::value_view& v, T& out) {
   { field_traits<T>::read(v, out) } -> std::same_as<error_code>;
 };
 
+namespace detail {
+/// The name of a system_clock time point type, for messages.
+template <class T>
+std::string time_point_name() {
+  using P = typename T::duration::period;
+  using R = typename T::duration::rep;
+  std::string unit;
+  if constexpr (std::is_same_v<P, std::nano>) unit = "nanoseconds";
+  else if constexpr (std::is_same_v<P, std::micro>) unit = "microseconds";
+  else if constexpr (std::is_same_v<P, std::milli>) unit = "milliseconds";
+  else if constexpr (std::is_same_v<P, std::ratio<1>>) unit = "seconds";
+  else if constexpr (std::is_same_v<P, std::ratio<60>>) unit = "minutes";
+  else if constexpr (std::is_same_v<P, std::ratio<3600>>) unit = "hours";
+  else if constexpr (std::is_same_v<P, std::ratio<86400>>) unit = "days";
+  else unit = "duration<" + std::to_string(P::num) + "/" + std::to_string(P::den) + " s>";
+  std::string out = "std::chrono::sys_time<" + unit;
+  if constexpr (std::is_floating_point_v<R>) out += " (floating-point)";
+  else if constexpr (sizeof(R) < 8) out += " (" + std::to_string(8 * sizeof(R)) + "-bit)";
+  return out + ">";
+}
+}  // namespace detail
+
 /// The C++ name of a field type, for messages.
 template <class T>
 std::string field_type_name() {
@@ -2763,7 +4231,7 @@ std::string field_type_name() {
   else if constexpr (std::is_same_v<T, std::vector<std::byte>>) return "std::vector<std::byte>";
   else if constexpr (std::is_same_v<T, std::vector<unsigned char>>) return "std::vector<unsigned char>";
   else if constexpr (std::is_enum_v<T>) return "enum";
-  else if constexpr (detail::is_time_point<T>::value) return "time_point";
+  else if constexpr (detail::is_time_point<T>::value) return detail::time_point_name<T>();
   else if constexpr (detail::is_optional_field<T>::value)
     return "std::optional<" + field_type_name<typename T::value_type>() + ">";
   else return "user type";
@@ -3034,6 +4502,10 @@ struct fields_of {
     return boost::pfr::get<I>(o);
   }
   template <std::size_t I>
+  static const auto& get(const Obj& o) {
+    return boost::pfr::get<I>(o);
+  }
+  template <std::size_t I>
   using type = boost::pfr::tuple_element_t<I, Obj>;
 };
 template <class Obj>
@@ -3041,6 +4513,10 @@ struct fields_of<Obj, true> {
   static constexpr std::size_t size = std::tuple_size_v<Obj>;
   template <std::size_t I>
   static auto& get(Obj& o) {
+    return std::get<I>(o);
+  }
+  template <std::size_t I>
+  static const auto& get(const Obj& o) {
     return std::get<I>(o);
   }
   template <std::size_t I>
@@ -3067,6 +4543,29 @@ constexpr bool check_row_type() {
 }
 
 inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+template <class V>
+struct is_byte_vector : std::false_type {};
+template <class B, class A>
+  requires(std::is_same_v<B, std::byte> || std::is_same_v<B, unsigned char>)
+struct is_byte_vector<std::vector<B, A>> : std::true_type {};
+
+/// Heap memory a field holds: the bytes of strings, blobs and values; for a user type,
+/// what field_traits<F>::heap_bytes(const F&) says when it has that function, else none.
+template <class F>
+std::size_t field_heap_bytes(const F& f) noexcept {
+  if constexpr (is_optional_field<F>::value)
+    return f ? field_heap_bytes<typename F::value_type>(*f) : 0;
+  else if constexpr (std::is_same_v<F, std::string> || std::is_same_v<F, value> ||
+                     is_byte_vector<F>::value)
+    return heap_bytes(f);
+  else if constexpr (requires {
+                       { field_traits<F>::heap_bytes(f) } -> std::convertible_to<std::size_t>;
+                     })
+    return field_traits<F>::heap_bytes(f);
+  else
+    return 0;
+}
 
 /// Reads rows of one result into T (see the file comment).
 template <class T>
@@ -3137,6 +4636,22 @@ class row_mapper {
     remember_column_names(columns);
     plan_direct(columns.size());
     return {};
+  }
+
+  /// Heap memory a row object holds (its fields' strings, blobs and values); the object's
+  /// own size is not included.
+  static std::size_t heap_bytes(const object_type& o) noexcept {
+    if constexpr (kind == row_kind::dynamic) {
+      return detail::heap_bytes(o);
+    } else if constexpr (kind == row_kind::scalar) {
+      return field_heap_bytes<T>(o);
+    } else {
+      using F = fields_of<object_type>;
+      return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return (std::size_t{0} + ... +
+                field_heap_bytes<typename F::template type<I>>(F::template get<I>(o)));
+      }(std::make_index_sequence<F::size>{});
+    }
   }
 
   /// Whether columns are those map() was given (every frame of a result repeats them).
@@ -3365,7 +4880,11 @@ class row_mapper {
     if (ec == make_error_code(errc::unexpected_null))
       what = "is NULL (use std::optional for nullable columns)";
     else if (ec == make_error_code(errc::out_of_range))
-      what = "value " + std::to_string(v.integer) + " is out of range";
+      what = "value " +
+             (v.type == value_type::text || v.type == value_type::iso8601
+                  ? "'" + std::string(v.bytes) + "'"
+                  : std::to_string(v.integer)) +
+             " is out of range for " + field_type_name<FieldT>();
     else if (ec == make_error_code(errc::invalid_time))
       what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
     else
@@ -3402,10 +4921,14 @@ class row_mapper {
 }  // namespace dqlite
 // ---- end dqlite/mapping.hpp ----
 
+#include <algorithm>
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace dqlite {
 
@@ -3423,26 +4946,6 @@ inline error_code expect_type(const wire::frame_header& h, wire::response r) {
                                                 : make_error_code(errc::unexpected_response);
 }
 
-/// OPEN: the DB response opens the connection.
-struct open_proc {
-  using result_type = void;
-  template <class Impl>
-  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
-    if (auto e = expect_type(h, wire::response::db)) return e;
-    wire::db_response r;
-    if (auto e = wire::decode_db(body, r)) return e;
-    c.db_id = r.id;
-    c.state = conn_state::open;
-    ++c.generation;
-    done = true;
-    return {};
-  }
-  template <class Impl>
-  void on_failure(Impl& c) {
-    c.close_transport();  // no database is open: the connection is of no use
-  }
-};
-
 /// EXEC / EXEC_SQL: one RESULT.
 struct exec_proc {
   using result_type = exec_result;
@@ -3459,66 +4962,163 @@ struct exec_proc {
   exec_result take() { return out; }
 };
 
+/// A ROWS frame the client cannot read: the diagnostics name the problem (replacing any
+/// text a sink set for an earlier, lesser error: a protocol error always wins).
+template <class Impl>
+error_code malformed_rows(Impl& c, error_code ec) {
+  if (ec == make_error_code(errc::too_many_columns))
+    c.diag.assign("a ROWS frame announces " + std::to_string(c.rows.announced_columns()) +
+                  " columns, more than max_result_columns (" +
+                  std::to_string(c.opts.max_result_columns) + ")");
+  else if (ec == make_error_code(errc::unexpected_response))
+    c.diag.assign("the columns changed between the frames of one result");
+  else
+    c.diag.assign("the server sent a ROWS frame that cannot be read: " + ec.message());
+  return ec;
+}
+
+/// Starts reading a ROWS frame with the connection's column limit.
+template <class Impl>
+error_code start_rows(Impl& c, wire::bytes_view body) {
+  if (auto e = c.rows.start(body, c.opts.max_result_columns)) return malformed_rows(c, e);
+  return {};
+}
+
+/// Reads what is left of the frame without keeping anything, to find a malformed row
+/// after a sink stopped early.
+template <class Impl>
+void scan_rest(Impl& c) {
+  auto& rr = c.rows;
+  if (!rr.error() && rr.end() == wire::rows_end::none) {
+    c.scratch.resize(rr.column_count());
+    while (rr.next(c.scratch)) {
+    }
+  }
+}
+
 /// QUERY / QUERY_SQL: ROWS frames until DONE, each handed to a Sink:
 ///   using result_type = ...;
 ///   error_code on_rows(wire::rows_reader&, Impl&);   reads rows of one frame (may stop early)
 ///   error_code finish(Impl&);                         after DONE
 ///   result_type take();
-/// A sink error (a conversion failure, a cap exceeded) does not stop the reading: the
-/// remaining frames are read and dropped so the connection stays usable, then the op fails.
+/// A sink error (a conversion failure, a cap crossed) ends the operation with that frame:
+/// nothing more is decoded; the rest of the frame is still checked (a malformed frame is
+/// the error then), and when more frames are to come the result is interrupted before
+/// the connection's next request (the connection stays usable).
 template <class Sink>
 struct rows_proc {
   using result_type = typename Sink::result_type;
   static constexpr bool interruptible = true;  // cancellation: INTERRUPT, keep the connection
   Sink sink;
-  error_code deferred;
 
   template <class Impl>
   error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
     if (auto e = expect_type(h, wire::response::rows)) return e;
     auto& rr = c.rows;
-    if (auto e = rr.start(body)) return e;
-    if (!deferred) deferred = sink.on_rows(rr, c);
-    if (!rr.error() && rr.end() == wire::rows_end::none) {
-      c.scratch.resize(rr.column_count());
-      while (rr.next(c.scratch)) {
-      }
+    if (auto e = start_rows(c, body)) return e;
+    error_code e = sink.on_rows(rr, c);
+    if (e && is_protocol_error(e)) return malformed_rows(c, e);
+    scan_rest(c);
+    if (auto pe = rr.error()) return malformed_rows(c, pe);
+    if (rr.end() == wire::rows_end::part) {
+      if (!e) return {};
+      done = true;
+      c.drain_pending = true;
+      return e;
     }
-    if (auto e = rr.error()) return e;
-    if (rr.end() == wire::rows_end::part) return {};
     done = true;
-    if (!deferred) deferred = sink.finish(c);
-    return deferred;
+    if (!e) e = sink.finish(c);
+    return e;
   }
   result_type take() { return sink.take(); }
 };
 
-/// Checks the fetch-all caps of the connection's options.
-template <class Impl>
-error_code check_caps(Impl& c, std::size_t rows, std::size_t bytes) {
-  if (c.opts.max_result_rows != 0 && rows > c.opts.max_result_rows) {
-    c.diag.assign("the result has more than max_result_rows (" +
-                  std::to_string(c.opts.max_result_rows) + ") rows; raise the cap or narrow the query");
-    return make_error_code(errc::result_too_large);
+/// What a result costs so far, checked against the caps of the connection's options
+/// after each row, so that a cap stops the decoding at the row that crosses it.
+struct result_budget {
+  std::size_t rows = 0;     ///< rows read, kept or read past
+  std::size_t held = 0;     ///< memory the kept rows hold outside their slots
+  std::size_t dropped = 0;  ///< wire bytes of the rows read past
+  bool batch = false;       ///< a cursor's batch: only the bytes cap applies
+
+  /// slots: bytes of the storage of the kept row objects.
+  template <class Impl>
+  error_code check(Impl& c, std::size_t slots) {
+    const auto& o = c.opts;
+    if (!batch && o.max_result_rows != 0 && rows > o.max_result_rows) {
+      c.diag.assign("the result has more than max_result_rows (" +
+                    std::to_string(o.max_result_rows) + ") rows" +
+                    (dropped != 0 ? "; fetchone and fetchval read the whole result: add LIMIT 1"
+                                  : "; raise the cap or narrow the query"));
+      return make_error_code(errc::result_too_large);
+    }
+    const std::size_t bytes = held + slots + dropped;
+    if (o.max_result_bytes != 0 && bytes > o.max_result_bytes) {
+      std::string what = batch ? "a batch of the cursor holds"
+                         : dropped != 0 ? "the result (the first row, and the rows read past "
+                                          "by their size) takes"
+                                        : "the rows of the result hold";
+      c.diag.assign(what + " more than max_result_bytes (" + std::to_string(o.max_result_bytes) +
+                    ") bytes; raise the cap or narrow the query" +
+                    (batch || dropped != 0 ? std::string() : std::string(", or use a cursor")));
+      return make_error_code(errc::result_too_large);
+    }
+    return {};
   }
-  if (c.opts.max_result_bytes != 0 && bytes > c.opts.max_result_bytes) {
-    c.diag.assign("the result is larger than max_result_bytes (" +
-                  std::to_string(c.opts.max_result_bytes) + "); raise the cap or narrow the query");
-    return make_error_code(errc::result_too_large);
+
+  /// Slots of v counted for the rows kept: what it grew by since it held `base`, at least
+  /// one per row kept.
+  template <class V>
+  static std::size_t slots(const V& v, std::size_t base, std::size_t kept) noexcept {
+    return std::max(v.capacity() - std::min(v.capacity(), base), kept);
   }
-  return {};
-}
+
+  /// Before a row is added to v: when v is full, grows it (doubling, as it would) no
+  /// further than max_result_bytes allows; fails when not one more row fits.
+  template <class Impl, class V>
+  error_code make_room(Impl& c, V& v, std::size_t base, std::size_t kept) {
+    const std::size_t max = c.opts.max_result_bytes;
+    if (v.size() < v.capacity() || max == 0) return {};
+    constexpr std::size_t elem = sizeof(typename V::value_type);
+    const std::size_t s = slots(v, base, kept) * elem;
+    const std::size_t used = held + dropped + s;
+    const std::size_t room = used < max ? (max - used) / elem : 0;
+    if (room == 0) return check(c, s + elem);  // over the cap with one more slot
+    v.reserve(v.capacity() + std::min(std::max<std::size_t>(v.capacity(), 1), room));
+    return {};
+  }
+};
 
 /// All rows as dynamic values.
 struct dynamic_rows_sink {
   using result_type = rows;
   rows out;
-  std::size_t bytes = 0;
+  result_budget budget;
   template <class Impl>
   error_code on_rows(wire::rows_reader& rr, Impl& c) {
-    if (auto e = out.append(rr, c.scratch)) return e;
-    bytes += rr.frame_size();
-    return check_caps(c, out.size(), bytes);
+    const auto& names = rr.column_names();
+    if (!out.columns_ || out.columns_->size() != names.size() ||
+        !std::equal(names.begin(), names.end(), out.columns_->begin())) {
+      if (out.columns_ && !out.rows_.empty()) return make_error_code(errc::unexpected_response);
+      out.columns_ = std::make_shared<const column_names>(names.begin(), names.end());
+      budget.held = names_bytes(names);
+    }
+    c.scratch.resize(names.size());
+    auto& v = out.rows_;
+    while (rr.at_row()) {
+      if (auto e = budget.make_room(c, v, 0, v.size())) return e;
+      if (!rr.next(c.scratch)) break;
+      v.push_back(row::from_views(out.columns_, c.scratch));
+      const std::size_t h = heap_bytes(v.back());
+      ++budget.rows;
+      budget.held += h;
+      if (auto e = budget.check(c, result_budget::slots(v, 0, v.size()) * sizeof(row))) {
+        budget.held -= h;
+        v.pop_back();
+        return e;
+      }
+    }
+    return rr.error();
   }
   template <class Impl>
   error_code finish(Impl&) {
@@ -3573,49 +5173,74 @@ struct typed_rows_sink {
     if (!mapped_) {
       if (auto e = mapper_.map(rr.column_names(), c.opts, c.diag)) return e;
       mapped_ = true;
+      budget.held = names_bytes(rr.column_names());
     } else if (!mapper_.same_columns(rr.column_names())) {
-      c.diag.assign("the columns changed between the frames of one result");
       return make_error_code(errc::unexpected_response);
     }
-    if constexpr (OneOnly) {
-      if (one_) return {};
-    }
     c.scratch.resize(rr.column_count());
-    vector_type& out = Into ? *target_ : own_;
-    // Each row is read straight from the frame when it can be, else (and to report any
-    // problem) through the value array.
-    while (rr.at_row()) {
-      ++count_;
-      if constexpr (OneOnly) {
+    if constexpr (OneOnly) {
+      if (!one_) {
+        // The first row is kept.
+        if (!rr.at_row()) return rr.error();
         object_type obj{};
         if (!mapper_.read_direct(rr, obj)) {
-          if (!rr.next(c.scratch)) break;
-          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) return e;
+          if (!rr.next(c.scratch)) return rr.error();
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, 1)) return e;
         }
         one_.emplace(std::move(obj));
-        return {};
-      } else {
+        ++budget.rows;
+        budget.held += row_mapper<T>::heap_bytes(*one_);
+        if (auto e = budget.check(c, sizeof(object_type))) return e;
+      }
+      // The rest is read past: it costs its rows and its size on the wire.
+      for (;;) {
+        const std::byte* before = rr.row_data();
+        if (!rr.next(c.scratch)) return rr.error();
+        ++budget.rows;
+        budget.dropped += static_cast<std::size_t>(rr.row_data() - before);
+        if (auto e = budget.check(c, sizeof(object_type))) return e;
+      }
+    } else {
+      vector_type& out = Into ? *target_ : own_;
+      if (!started_) {
+        started_ = true;
+        base_slots_ = out.capacity();
+      }
+      // Each row is read straight from the frame when it can be, else (and to report any
+      // problem) through the value array.
+      while (rr.at_row()) {
+        if (auto e = budget.make_room(c, out, base_slots_, count_)) return e;
         auto& obj = out.emplace_back();
         if (!mapper_.read_direct(rr, obj)) {
           if (!rr.next(c.scratch)) {
             out.pop_back();
-            break;
+            return rr.error();
           }
-          if (auto e = mapper_.read(c.scratch, obj, c.diag, count_)) {
+          if (auto e = mapper_.read(c.scratch, obj, c.diag, budget.rows + 1)) {
             out.pop_back();
             return e;
           }
         }
+        ++budget.rows;
+        ++count_;
+        budget.held += row_mapper<T>::heap_bytes(obj);
+        if (auto e = budget.check(
+                c, result_budget::slots(out, base_slots_, count_) * sizeof(object_type))) {
+          budget.held -= row_mapper<T>::heap_bytes(obj);
+          out.pop_back();
+          --count_;
+          return e;
+        }
       }
+      return rr.error();
     }
-    bytes_ += rr.frame_size();
-    return check_caps(c, count_, bytes_);
   }
   template <class Impl>
   error_code finish(Impl&) {
     return {};
   }
   bool has_row() const noexcept { return one_.has_value(); }
+  /// Every row wanted is there (fetchone): the rest of the result can be interrupted.
   result_type take() {
     if constexpr (OneOnly)
       return std::move(one_);
@@ -3626,14 +5251,16 @@ struct typed_rows_sink {
   }
 
   vector_type own_;  ///< public so a caller may reserve before the rows arrive
+  result_budget budget;
 
  private:
   row_mapper<T> mapper_;
   vector_type* target_ = nullptr;
   std::optional<object_type> one_;
   bool mapped_ = false;
-  std::size_t count_ = 0;
-  std::size_t bytes_ = 0;
+  bool started_ = false;
+  std::size_t base_slots_ = 0;  ///< capacity of the target vector before the first row
+  std::size_t count_ = 0;       ///< rows appended
 };
 
 /// The first column of the first row, as T. std::optional<T>: empty on NULL or no rows.
@@ -3661,260 +5288,249 @@ struct value_sink {
 }  // namespace detail
 }  // namespace dqlite
 // ---- end dqlite/detail/procs.hpp ----
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/ssl/stream_base.hpp>
-
-#include <chrono>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
-
-namespace dqlite::detail {
-
-/// Encodes the protocol version followed by OPEN(database): one write, one round trip.
-/// With an empty database name (a connection for cluster administration only) LEADER
-/// takes the place of OPEN, so that the handshake still waits for the node to answer.
-template <class Impl>
-error_code encode_handshake(Impl& c) {
-  wire::encode_handshake(c.wbuf);
-  if (c.opts.database.empty()) {
-    wire::encode_leader(c.wbuf);
-    return {};
-  }
-  if (auto e = wire::encode_open(c.wbuf, c.opts.database)) {
-    c.diag.assign("the database name contains a NUL byte");
-    return e;
-  }
-  return {};
-}
-
-/// The response to encode_handshake: DB (see open_proc), or SERVER when no database is
-/// opened. Either one makes the connection open.
-struct handshake_proc {
-  using result_type = void;
-  template <class Impl>
-  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
-    if (!c.opts.database.empty()) return open_proc{}.on_frame(c, h, body, done);
-    if (h.type != static_cast<std::uint8_t>(wire::response::server))
-      return make_error_code(errc::unexpected_response);
-    wire::server_response r;
-    if (auto e = wire::decode_server(body, r)) return e;
-    c.state = conn_state::open;
-    done = true;
-    return {};
-  }
-  template <class Impl>
-  void on_failure(Impl& c) {
-    c.close_transport();
-  }
-};
-
-/// A unix socket endpoint: "@name" is an abstract socket (Linux), anything else a path.
-inline boost::asio::local::stream_protocol::endpoint unix_endpoint(std::string_view path) {
-  if (!path.empty() && path.front() == '@')
-    return {std::string(1, '\0') + std::string(path.substr(1))};
-  return {std::string(path)};
-}
-
-/// An endpoint as text, for messages.
-inline std::string describe_endpoint(const boost::asio::local::stream_protocol::endpoint& ep) {
-  std::string p = ep.path();
-  if (!p.empty() && p.front() == '\0') p.front() = '@';
-  return "unix:" + p;
-}
-template <class Endpoint>
-std::string describe_endpoint(const Endpoint& ep) {
-  auto a = ep.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
-}
-
-/// Preparing a TLS stream before its handshake (server name, host name verification):
-/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
-template <class Stream>
-struct tls_setup {
-  static constexpr bool is_tls = false;
-  static error_code prepare(Stream&, const std::string&) { return {}; }
-};
-
-/// Connect (resolving "host:port" first, for TCP), TCP_NODELAY, the TLS handshake for TLS
-/// streams, then the dqlite handshake + OPEN, all within connect_timeout.
-template <class Impl>
-struct connect_op {
-  using tcp = boost::asio::ip::tcp;
-  using stream_type = std::remove_cvref_t<decltype(std::declval<Impl&>().stream)>;
-  using socket_type = std::remove_cvref_t<decltype(std::declval<Impl&>().stream.lowest_layer())>;
-  using endpoint_type = typename socket_type::endpoint_type;
-  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
-
-  std::shared_ptr<Impl> c;
-  std::string address;                  ///< as given, for messages (and resolving)
-  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
-  std::shared_ptr<tcp::resolver> resolver{};
-  host_port hp{};
-  std::chrono::steady_clock::time_point deadline{};
-  error_code init_ec{};
-  enum class step : std::uint8_t {
-    start,
-    fail_posted,
-    resolving,
-    connecting,
-    tls_handshaking,
-    handshaking
-  };
-  step st = step::start;
-
-  // Start (and the posted immediate failure).
-  template <class Self>
-  void operator()(Self& self) {
-    if (st == step::fail_posted) return self.complete(init_ec);
-    init_ec = c->begin_op(false);
-    if (!init_ec) {
-      c->close_transport();
-      c->broken_by = {};
-      c->peer = address;
-      if (!endpoint) {
-        init_ec = parse_address(address, hp);
-        if (init_ec)
-          c->diag.assign("invalid address '" + address + "': expected host:port or [ipv6]:port");
-      }
-      if (!init_ec) {
-        init_ec = tls_setup<stream_type>::prepare(c->stream, endpoint ? address : hp.host);
-        if (init_ec) c->diag.assign("setting up TLS for " + address + ": " + init_ec.message());
-      }
-      if (init_ec) c->busy = false;
-    }
-    if (init_ec) {
-      st = step::fail_posted;
-      boost::asio::post(std::move(self));
-      return;
-    }
-    auto timeout = c->opts.connect_timeout;
-    deadline = std::chrono::steady_clock::now() + timeout;
-    if constexpr (is_tcp)
-      if (!endpoint) resolver = std::make_shared<tcp::resolver>(c->stream.get_executor());
-    if (timeout.count() > 0) {
-      c->timer_armed = true;
-      c->timer.expires_at(deadline);
-      c->timer.async_wait([w = std::weak_ptr<Impl>(c), r = resolver, seq = c->op_seq](error_code ec) {
-        if (ec) return;
-        auto s = w.lock();
-        if (!s || !s->busy || s->op_seq != seq) return;
-        s->timed_out = true;
-        if (r) r->cancel();
-        error_code ignored;
-        s->stream.lowest_layer().close(ignored);
-      });
-    }
-    st = step::connecting;
-    if (endpoint) {
-      c->stream.lowest_layer().async_connect(*endpoint, std::move(self));
-      return;
-    }
-    if constexpr (is_tcp) {
-      st = step::resolving;
-      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
-    }
-  }
-
-  template <class Self>
-  void operator()(Self& self, error_code ec, tcp::resolver::results_type results) {
-    if (ec) return fail(self, ec, "resolving");
-    st = step::connecting;
-    boost::asio::async_connect(c->stream.lowest_layer(), results, std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, error_code ec, const tcp::endpoint&) {
-    connected(self, ec);
-  }
-
-  // A step that completes with an error code alone.
-  template <class Self>
-  void operator()(Self& self, error_code ec) {
-    switch (st) {
-      case step::connecting: return connected(self, ec);
-      case step::tls_handshaking:
-        if (ec) return fail(self, ec, "TLS handshake with");
-        return dqlite_handshake(self);
-      default: break;
-    }
-    // The dqlite handshake is done.
-    if (ec && c->state != conn_state::open) c->close_transport();
-    if (ec == make_error_code(errc::timeout))
-      c->diag.assign("no answer to the handshake from " + address + " within " +
-                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
-    self.complete(ec);
-  }
-
- private:
-  template <class Self>
-  void connected(Self& self, error_code ec) {
-    if (ec) return fail(self, ec, "connecting to");
-    if constexpr (is_tcp) {
-      error_code ignored;
-      c->stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
-    }
-    if constexpr (tls_setup<stream_type>::is_tls) {
-      st = step::tls_handshaking;
-      c->stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
-    } else {
-      dqlite_handshake(self);
-    }
-  }
-
-  template <class Self>
-  void dqlite_handshake(Self& self) {
-    // Hand over to the handshake exchange with what is left of the time.
-    release();
-    std::chrono::milliseconds left{0};
-    if (c->opts.connect_timeout.count() > 0) {
-      left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() < 1) left = std::chrono::milliseconds(1);
-    }
-    st = step::handshaking;
-    auto cc = c;
-    start_exchange(cc, handshake_proc{}, std::move(self), encode_handshake<Impl>, false, left);
-  }
-
-  void release() {
-    if (c->timer_armed) {
-      c->timer.cancel();
-      c->timer_armed = false;
-    }
-    c->busy = false;
-  }
-
-  template <class Self>
-  void fail(Self& self, error_code ec, const char* during) {
-    bool timed_out = c->timed_out;
-    release();
-    c->close_transport();
-    if (timed_out) {
-      c->diag.assign(std::string(during) + " " + address + " took longer than " +
-                     std::to_string(c->opts.connect_timeout.count()) + " ms (connect_timeout)");
-      ec = make_error_code(errc::timeout);
-    } else {
-      c->diag.assign(std::string(during) + " " + address + ": " + ec.message());
-    }
-    self.complete(ec);
-  }
-};
-
-}  // namespace dqlite::detail
-// ---- end dqlite/detail/connect_op.hpp ----
-// ---- begin dqlite/cursor.hpp ----
-// Reading a large result batch by batch.
-
 // ---- begin dqlite/detail/request.hpp ----
 // Starting a statement request (SQL text or a prepared statement) with parameters.
 
+// ---- begin dqlite/detail/server_probe.hpp ----
+// Finding out, once per opening of a connection, whether the server understands the
+// parameter encoding for more than 255 parameters (schema 1).
+//
+// The handshake does not tell the server's version. libdqlite 1.12 and later read a schema-1
+// parameter tuple (u32 count); 1.11.1 ignores the frame's schema byte and reads a u8 count,
+// so 256 or more parameters are bound wrong (all NULL for 256, garbage for 257), silently,
+// or the request fails with code 1005. The probe is a read-only QUERY_SQL "SELECT ?" with a
+// schema-1 tuple of one integer: a server that understands it answers that integer; 1.11.1
+// answers FAILURE 1005 "not an error" (and the connection stays usable).
+
+
+#include <cstdint>
+
+namespace dqlite::detail {
+
+/// What the probe found on the connection's current opening.
+enum class wide_params : std::uint8_t { unknown = 0, supported = 1, unsupported = 2 };
+
+/// The cached answer for the connection's current opening (connection_impl::params_probe
+/// holds generation * 4 + answer; a reopened connection starts unknown).
+template <class Impl>
+wide_params known_wide_params(const Impl& c) noexcept {
+  if (c.params_probe / 4 != c.generation) return wide_params::unknown;
+  return static_cast<wide_params>(c.params_probe % 4);
+}
+
+template <class Impl>
+void remember_wide_params(Impl& c, wide_params w) noexcept {
+  c.params_probe = c.generation * 4 + static_cast<std::uint64_t>(w);
+}
+
+/// The integer the probe sends and expects back.
+inline constexpr std::int64_t wide_params_probe_value = 0x5c4e3a1f0d2b1907;
+
+/// Encodes the probe: QUERY_SQL "SELECT ?" with a schema-1 tuple holding one INTEGER.
+inline error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db) {
+  wire::frame_mark m{};
+  if (auto e = wire::begin_sql_request(b, wire::request::query_sql, db, "SELECT ?", m)) return e;
+  wire::put_u32(b, 1);                                                // count (schema 1: u32)
+  wire::put_u8(b, static_cast<std::uint8_t>(wire::value_type::integer));  // its type
+  wire::detail::pad_to_word(b);
+  wire::put_i64(b, wide_params_probe_value);
+  wire::set_frame_schema(b, m, 1);
+  wire::end_frame(b, m);
+  return {};
+}
+
+/// The probe's answer: true when the server sent the integer back.
+struct wide_params_answer {
+  bool echoed = false;
+};
+
+/// Reads the probe's ROWS.
+struct wide_params_probe_proc {
+  using result_type = wide_params_answer;
+  wide_params_answer out;
+  bool first = true;
+
+  template <class Impl>
+  error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
+    if (h.type != static_cast<std::uint8_t>(wire::response::rows))
+      return make_error_code(errc::unexpected_response);
+    auto& rr = c.rows;
+    if (auto e = rr.start(body)) return e;
+    c.scratch.resize(rr.column_count());
+    while (rr.next(c.scratch)) {
+      if (first && rr.column_count() == 1 && c.scratch[0].type == wire::value_type::integer &&
+          c.scratch[0].integer == wide_params_probe_value)
+        out.echoed = true;
+      first = false;
+    }
+    if (auto e = rr.error()) return e;
+    done = rr.end() == wire::rows_end::done;
+    return {};
+  }
+  wide_params_answer take() { return out; }
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/server_probe.hpp ----
+// ---- begin dqlite/detail/sql_text.hpp ----
+// What the client needs to know about an SQL text before sending it: how many statements it
+// holds, and whether one of them has a RETURNING clause. The text is split into tokens the
+// way SQLite's tokenizer does, so that a ';' or a word inside a string, a quoted identifier
+// or a comment is not taken for a separator or a keyword.
+
+#include <cstddef>
+#include <string_view>
+
+namespace dqlite::detail {
+
+/// The shape of an SQL text.
+struct sql_shape {
+  /// Statements holding at least one token. Whitespace, comments and ';' between, before
+  /// and after statements do not count ("SELECT 1;  -- done" is one statement).
+  std::size_t statements = 0;
+  /// Offset of the first byte after the end of the first statement (its ';', or the end of
+  /// the text); the text's size when it holds no statement.
+  std::size_t first_end = 0;
+  /// The keyword RETURNING appears as a token (not inside a string, a quoted identifier or
+  /// a comment) in some statement: the statement returns rows.
+  bool returning = false;
+};
+
+namespace sql_scan {
+
+inline bool is_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+}
+/// Characters of an unquoted word (identifier, keyword or number); SQLite takes every byte
+/// of a multi-byte UTF-8 character as one.
+inline bool is_word_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+         u == '_' || u == '$' || u >= 0x80;
+}
+inline bool word_is(std::string_view w, std::string_view keyword) noexcept {
+  if (w.size() != keyword.size()) return false;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    char c = w[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != keyword[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace sql_scan
+
+/// Scans an SQL text as SQLite's tokenizer does:
+/// - '...' strings (a doubled '' inside), "..." and `...` identifiers (doubled quote
+///   inside), [...] identifiers, "-- ..." comments to the end of the line and "/* ... */"
+///   comments (an unterminated one runs to the end of the text) are single tokens or
+///   nothing; a ';' or a word inside them is not seen;
+/// - ';' ends a statement, except inside the body of CREATE [TEMP] TRIGGER ... BEGIN ...
+///   END, whose statements end with ';' too: there only a ';' right after the word END ends
+///   the statement (the rule of sqlite3_complete()), where an END that closes a CASE
+///   expression does not count.
+/// An unterminated string or quoted identifier runs to the end of the text (the server
+/// reports the syntax error).
+inline sql_shape scan_sql(std::string_view sql) noexcept {
+  using namespace sql_scan;
+  sql_shape out;
+  out.first_end = sql.size();
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  // The statement being read.
+  std::size_t tokens = 0;     // tokens so far
+  std::size_t words = 0;      // leading words examined for CREATE [TEMP] TRIGGER
+  bool trigger = false;       // a CREATE TRIGGER statement: ';' ends it only after END
+  bool after_end = false;     // the last token was the word END
+  bool leading = true;        // still in the statement's leading words
+  std::size_t case_depth = 0;  // CASE expressions open (their END ends no trigger)
+  auto end_statement = [&](std::size_t at) {
+    if (tokens > 0) {
+      if (++out.statements == 1) out.first_end = at;
+    }
+    tokens = 0;
+    words = 0;
+    trigger = false;
+    after_end = false;
+    leading = true;
+    case_depth = 0;
+  };
+  auto token = [&](std::string_view word) {
+    ++tokens;
+    after_end = false;
+    if (!word.empty() && word_is(word, "CASE")) {
+      ++case_depth;
+    } else if (!word.empty() && word_is(word, "END")) {
+      if (case_depth > 0)
+        --case_depth;  // the END of a CASE expression
+      else
+        after_end = true;
+    }
+    if (!word.empty() && word_is(word, "RETURNING")) out.returning = true;
+    if (!leading) return;
+    // Leading words: [EXPLAIN [QUERY PLAN]] CREATE [TEMP | TEMPORARY] TRIGGER.
+    if (word.empty()) {
+      leading = false;
+      return;
+    }
+    ++words;
+    if (word_is(word, "EXPLAIN") || word_is(word, "QUERY") || word_is(word, "PLAN") ||
+        word_is(word, "CREATE") || word_is(word, "TEMP") || word_is(word, "TEMPORARY")) {
+      if (words > 6) leading = false;
+      return;
+    }
+    if (word_is(word, "TRIGGER")) trigger = true;
+    leading = false;
+  };
+  while (i < n) {
+    const char c = sql[i];
+    if (is_space(c)) {
+      ++i;
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      i += 2;
+      while (i < n && !(sql[i] == '*' && i + 1 < n && sql[i + 1] == '/')) ++i;
+      i = i < n ? i + 2 : n;
+    } else if (c == ';') {
+      if (!trigger || after_end) end_statement(i + 1);
+      else after_end = false;
+      ++i;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      // A quoted string or identifier: the quote doubled inside stands for itself.
+      ++i;
+      for (;;) {
+        if (i >= n) break;
+        if (sql[i] == c) {
+          if (i + 1 < n && sql[i + 1] == c) {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+      token({});
+    } else if (c == '[') {
+      while (i < n && sql[i] != ']') ++i;
+      i = i < n ? i + 1 : n;
+      token({});
+    } else if (is_word_char(c)) {
+      const std::size_t start = i;
+      while (i < n && is_word_char(sql[i])) ++i;
+      token(sql.substr(start, i - start));
+    } else {
+      ++i;  // an operator or punctuation, a parameter marker...
+      token({});
+    }
+  }
+  end_statement(n);
+  return out;
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sql_text.hpp ----
 // ---- begin dqlite/params.hpp ----
 // Binding C++ values as statement parameters.
 //
@@ -4074,6 +5690,12 @@ template <class Duration>
 struct param_traits<std::chrono::time_point<std::chrono::system_clock, Duration>> {
   static error_code bind(wire::tuple_writer& w,
                          std::chrono::time_point<std::chrono::system_clock, Duration> tp) {
+    // The ISO-8601 form of SQLite's date and time functions has four-digit years: a time
+    // outside them could not be read back.
+    using namespace std::chrono;
+    const auto y = static_cast<int>(year_month_day{floor<days>(tp)}.year());
+    if (y < detail::iso8601_min_year || y > detail::iso8601_max_year)
+      return make_error_code(errc::out_of_range);
     char buf[detail::iso8601_max_size];
     w.iso8601(detail::format_iso8601(tp, buf));
     return {};
@@ -4184,10 +5806,12 @@ error_code write_params(wire::buffer& b, wire::frame_mark m, const Args&... args
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace dqlite::detail {
@@ -4200,12 +5824,94 @@ struct request_spec {
   std::uint32_t stmt = 0;        ///< statement id, when prepared
   std::uint64_t generation = 0;  ///< the opening the statement belongs to
   std::uint64_t holder = 0;      ///< the cursor that will hold the connection, if any
+  bool read_only = false;        ///< a prepared statement that cannot write (is_read_only_sql)
+  bool returning = false;        ///< the prepared statement has a RETURNING clause
+
+  /// The shape of what the request runs (a prepared statement is one statement).
+  sql_shape shape() const noexcept {
+    if (prepared) return sql_shape{1, 0, returning};
+    return scan_sql(sql);
+  }
 
   wire::request type(bool query) const noexcept {
     if (prepared) return query ? wire::request::query : wire::request::exec;
     return query ? wire::request::query_sql : wire::request::exec_sql;
   }
 };
+
+/// True when SQL text is a statement that cannot change the database: its main keyword
+/// is SELECT, VALUES or EXPLAIN, after white space, comments and (for WITH) the common
+/// table expressions, whose bodies are skipped as balanced parentheses with strings,
+/// quoted identifiers and comments taken whole. Anything else may write (INSERT, UPDATE,
+/// DELETE, REPLACE, also after WITH; PRAGMA may set a value; BEGIN, COMMIT...).
+inline bool is_read_only_sql(std::string_view sql) noexcept {
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  auto lower = [](char ch) { return static_cast<char>(ch | 0x20); };
+  auto is_word_char = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || static_cast<unsigned char>(ch) >= 0x80;
+  };
+  // Skips one token that is not a word: white space, a comment, a string or quoted
+  // identifier, or one punctuation character. False at the end or in an unclosed token.
+  auto skip_other = [&]() -> bool {
+    char ch = sql[i];
+    if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+      return true;
+    }
+    if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
+      auto end = sql.find("*/", i + 2);
+      if (end == std::string_view::npos) return false;
+      i = end + 2;
+      return true;
+    }
+    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
+      char close = ch == '[' ? ']' : ch;
+      for (++i; i < n; ++i) {
+        if (sql[i] != close) continue;
+        if (close != ']' && i + 1 < n && sql[i + 1] == close) {  // doubled quote
+          ++i;
+          continue;
+        }
+        ++i;
+        return true;
+      }
+      return false;
+    }
+    ++i;
+    return true;
+  };
+  int depth = 0;
+  bool first = true;
+  while (i < n) {
+    if (!is_word_char(sql[i])) {
+      char ch = sql[i];
+      if (!skip_other()) return false;
+      if (ch == '(') ++depth;
+      if (ch == ')') --depth;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < n && is_word_char(sql[j])) ++j;
+    auto word = sql.substr(i, j - i);
+    i = j;
+    if (depth != 0) continue;
+    auto is = [&](std::string_view kw) {
+      if (word.size() != kw.size()) return false;
+      for (std::size_t k = 0; k < kw.size(); ++k)
+        if (lower(word[k]) != kw[k]) return false;
+      return true;
+    };
+    if (is("select") || is("values") || (first && is("explain"))) return true;
+    if (!(first && is("with"))) {
+      // After WITH: the names, RECURSIVE, AS, MATERIALIZED... until the main keyword.
+      if (first || is("insert") || is("update") || is("delete") || is("replace")) return false;
+    }
+    first = false;
+  }
+  return false;
+}
 
 /// Encodes the request into impl.wbuf.
 /// Statements need a database: a connection made without one (an empty
@@ -4218,8 +5924,66 @@ error_code check_database(Impl& ci) {
   return make_error_code(errc::not_connected);
 }
 
+/// The operations that run a query, for messages.
+inline constexpr const char* query_operations =
+    "fetch, fetchall, fetchone, fetchval, fetch_into, cursor";
+
+/// Refuses, before anything is sent, a statement request the server would run wrongly:
+/// - a query whose SQL text holds no statement, or more than one: libdqlite 1.11.1 runs the
+///   first and silently ignores the rest (1.15 and later fail with "nonempty statement
+///   tail");
+/// - an execute of a statement with a RETURNING clause: libdqlite aborts on it through
+///   EXEC/EXEC_SQL (1.11.1 on any, 1.18.6 on one that returns two rows or more);
+/// - on a server found not to read the parameter encoding for more than 255 parameters
+///   (server_probe.hpp: libdqlite before 1.12), more than 255 parameters, which would be
+///   bound wrong, and a query with a RETURNING clause, whose changes 1.11.1 does not store.
+template <class Impl>
+error_code check_statement(Impl& ci, const request_spec& spec, const sql_shape& shape, bool query,
+                           std::size_t params) {
+  if (query && !spec.prepared && shape.statements != 1) {
+    if (shape.statements == 0)
+      ci.diag.assign("the SQL text holds no statement");
+    else
+      ci.diag.assign("the SQL text holds " + std::to_string(shape.statements) +
+                     " statements, and a query (" + query_operations +
+                     ") runs exactly one (the first ends at byte " +
+                     std::to_string(shape.first_end) +
+                     "); run each on its own (execute runs several statements that return no "
+                     "rows). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (!query && shape.returning) {
+    ci.diag.assign(std::string("the statement has a RETURNING clause, so it returns rows: run it "
+                               "as a query (") + query_operations +
+                   "). execute refuses it because libdqlite aborts on such a statement sent "
+                   "as EXEC/EXEC_SQL (1.11.1 on any RETURNING, 1.18.6 when it returns two rows "
+                   "or more). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (known_wide_params(ci) == wide_params::unsupported) {
+    if (params > wire::max_schema0_params) {
+      ci.diag.assign("the statement has " + std::to_string(params) +
+                     " parameters, and this server reads at most 255 per statement (it does not "
+                     "understand the encoding for more, which libdqlite reads from 1.12 on: "
+                     "it would bind wrong values). Nothing was sent");
+      return make_error_code(errc::too_many_parameters);
+    }
+    if (query && shape.returning) {
+      ci.diag.assign("this server (older than libdqlite 1.12) returns the rows of a statement "
+                     "with a RETURNING clause run as a query, but does not store its changes "
+                     "(libdqlite 1.11.1): run the statement without RETURNING through execute, "
+                     "then query what it wrote. Nothing was sent");
+      return make_error_code(errc::unsupported);
+    }
+  }
+  return {};
+}
+
+/// Encodes the request into out (the connection's wbuf, or a buffer of its own while the
+/// server is probed first).
 template <class Impl, class... P>
-error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
+error_code encode_request_to(wire::buffer& out, Impl& ci, const request_spec& spec, bool query,
+                             const P&... params) {
   if (auto e = check_database(ci)) return e;
   wire::frame_mark m{};
   if (spec.prepared) {
@@ -4228,19 +5992,165 @@ error_code encode_request(Impl& ci, const request_spec& spec, bool query, const 
                      "this connection; prepare it again");
       return make_error_code(errc::not_connected);
     }
-    m = wire::begin_stmt_request(ci.wbuf, spec.type(query), ci.db_id, spec.stmt);
-  } else if (auto e = wire::begin_sql_request(ci.wbuf, spec.type(query), ci.db_id, spec.sql, m)) {
+    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
+  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
     ci.diag.assign("the SQL text contains a NUL byte");
     return e;
   }
-  if (auto e = write_params(ci.wbuf, m, params...)) {
-    ci.diag.assign(e == make_error_code(errc::invalid_argument)
-                       ? "a text parameter contains a NUL byte"
-                       : "a parameter could not be bound: " + e.message());
+  if (auto e = write_params(out, m, params...)) {
+    if (e == make_error_code(errc::invalid_argument))
+      ci.diag.assign("a text parameter contains a NUL byte");
+    else if (e == make_error_code(errc::out_of_range))
+      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
+                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
+                     "functions and of the ISO-8601 text a time is sent as)");
+    else
+      ci.diag.assign("a parameter could not be bound: " + e.message());
     return e;
   }
-  wire::end_frame(ci.wbuf, m);
+  wire::end_frame(out, m);
   return {};
+}
+
+/// Encodes EXEC_SQL of a fixed SQL text without parameters (BEGIN, COMMIT, ROLLBACK).
+inline auto sql_request(std::string_view sql) {
+  return [sql](auto& ci) -> error_code {
+    wire::frame_mark m{};
+    (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
+    wire::end_frame(ci.wbuf, m);
+    return {};
+  };
+}
+
+/// Encodes FINALIZE of statement `id`.
+inline auto finalize_request(std::uint32_t id) {
+  return [id](auto& ci) -> error_code {
+    wire::encode_finalize(ci.wbuf, ci.db_id, id);
+    return {};
+  };
+}
+
+/// Checks (check_statement) and encodes the request into impl.wbuf.
+template <class Impl, class... P>
+error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
+  const sql_shape shape = spec.shape();
+  const std::size_t n = (std::size_t{0} + ... + param_count(params));
+  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+  return encode_request_to(ci.wbuf, ci, spec, query, params...);
+}
+
+/// How a statement request runs: bounded by request_timeout, held by its cursor (if any),
+/// and whether it may write (its outcome is unknown once sent and its answer lost).
+template <class Impl>
+exchange_params statement_params(const Impl& c, const request_spec& spec, bool query) {
+  const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
+  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only};
+}
+
+/// A request that needs the wide-parameter probe first (server_probe.hpp): the probe, then
+/// the request, encoded beforehand (its parameters are only referenced while it starts).
+template <class Impl, class Proc>
+struct probed_request_op {
+  std::shared_ptr<Impl> c;
+  Proc proc;
+  request_spec spec;
+  sql_shape shape;
+  bool query;
+  std::size_t params;
+  wire::buffer request;
+  std::uint64_t generation;  ///< the opening the request was encoded for
+  using result_type = typename Proc::result_type;
+
+  template <class Self>
+  void operator()(Self& self) {
+    auto conn = c;
+    start_exchange(
+        conn, wide_params_probe_proc{}, std::move(self),
+        [](Impl& ci) -> error_code {
+          if (auto e = check_database(ci)) return e;
+          return encode_wide_params_probe(ci.wbuf, ci.db_id);
+        },
+        exchange_params{true, c->opts.request_timeout, 0});
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, wide_params_answer answer) {  // probed
+    const bool refused = ec.category() == server_category() ||
+                         ec == make_error_code(errc::server_failure);
+    if (ec && !refused) return fail(self, ec);  // the connection failed: report that
+    remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
+                                                   : wide_params::unsupported);
+    auto conn = c;  // self (holding c) moves into the exchange
+    start_exchange(
+        conn, std::move(proc), std::move(self),
+        [this](Impl& ci) -> error_code {
+          if (auto e = check_statement(ci, spec, shape, query, params)) return e;
+          if (ci.generation != generation) {
+            ci.diag.assign("the connection was reopened while the request was prepared");
+            return make_error_code(errc::not_connected);
+          }
+          ci.wbuf = std::move(request);
+          return {};
+        },
+        statement_params(*c, spec, query));
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec) {  // the request's completion (no result)
+    self.complete(ec);
+  }
+  template <class Self, class R>
+    requires(!std::is_same_v<std::remove_cvref_t<R>, wide_params_answer>)
+  void operator()(Self& self, error_code ec, R&& result) {  // the request's completion
+    self.complete(ec, std::forward<R>(result));
+  }
+
+ private:
+  template <class Self>
+  void fail(Self& self, error_code ec) {
+    if constexpr (std::is_void_v<result_type>)
+      self.complete(ec);
+    else
+      self.complete(ec, result_type{});
+  }
+};
+
+/// The blocking twin of the probe request_initiation runs first when a request needs it
+/// (more than 255 parameters, or a query with RETURNING, on a server not probed yet).
+/// False when the probe itself failed (ec, diag say why).
+template <class Impl>
+bool blocking_probe(Impl& c, const request_spec& spec, bool query, std::size_t n, error_code& ec,
+                    dqlite::diagnostics& d) {
+  const sql_shape shape = spec.shape();
+  const bool wide = n > wire::max_schema0_params;
+  if (!(wide || (query && shape.returning)) || c.state != conn_state::open || c.busy ||
+      c.holder != 0 || known_wide_params(c) != wide_params::unknown ||
+      check_statement(c, spec, shape, query, n))
+    return true;
+  auto answer = blocking_exchange(
+      c, wide_params_probe_proc{},
+      [](Impl& ci) -> error_code {
+        if (auto e = check_database(ci)) return e;
+        return encode_wide_params_probe(ci.wbuf, ci.db_id);
+      },
+      exchange_params{true, c.opts.request_timeout, 0}, ec, d);
+  const bool refused = ec.category() == server_category() || ec == make_error_code(errc::server_failure);
+  if (ec && !refused) return false;
+  remember_wide_params(c, !ec && answer.echoed ? wide_params::supported : wide_params::unsupported);
+  ec = {};
+  d = {};
+  return true;
+}
+
+/// A blocking statement request: the probe when needed, then the request.
+template <class Impl, class Proc, class... P>
+auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query,
+                        error_code& ec, dqlite::diagnostics& d, const P&... params) {
+  const std::size_t n = (std::size_t{0} + ... + param_count(params));
+  if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
+  return blocking_exchange(
+      c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+      statement_params(c, spec, query), ec, d);
 }
 
 /// Initiation of a statement request whose response goes to a Proc.
@@ -4251,10 +6161,33 @@ struct request_initiation {
 
   template <class Handler, class Proc, class... P>
   void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
+    const sql_shape shape = spec.shape();
+    const std::size_t n = (std::size_t{0} + ... + param_count(params));
+    // More than 255 parameters, or a query with RETURNING, on a connection whose server has
+    // not been probed yet: probe first.
+    const bool wide = n > wire::max_schema0_params;
+    if ((wide || (query && shape.returning)) && c->state == conn_state::open && !c->busy &&
+        c->holder == 0 && known_wide_params(*c) == wide_params::unknown &&
+        !check_statement(*c, spec, shape, query, n)) {
+      wire::buffer request;
+      if (!encode_request_to(request, *c, spec, query, params...)) {
+        using sig = completion_sig_t<typename Proc::result_type>;
+        auto ex = c->stream.get_executor();
+        boost::asio::async_compose<Handler, sig>(
+            probed_request_op<Impl, Proc>{c, std::move(proc), spec, shape, query, n,
+                                          std::move(request), c->generation},
+            h, ex);
+        return;
+      }
+      c->diag.clear();  // the same error is found again below, and reported there
+    }
     start_exchange(
         c, std::move(proc), std::forward<Handler>(h),
-        [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-        exchange_params{true, c->opts.request_timeout, spec.holder});
+        [&](Impl& ci) -> error_code {
+          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+          return encode_request_to(ci.wbuf, ci, spec, query, params...);
+        },
+        statement_params(*c, spec, query));
   }
 };
 
@@ -4397,8 +6330,10 @@ struct cursor_shared {
   bool finished = false;  ///< DONE seen, or the cursor failed or was closed
 };
 
-/// One ROWS frame of a cursor's result per exchange: the rows go to a fresh Sink (one batch);
-/// after a PART frame the connection stays claimed by the cursor.
+/// One batch of a cursor's result per exchange: the rows of one ROWS frame go to a fresh
+/// Sink, whose memory cap (max_result_bytes) applies to the batch. A PART frame without
+/// rows is read past (an empty batch means the result is complete, so it is handed out at
+/// DONE only); after a PART frame with rows the connection stays claimed by the cursor.
 template <class Sink>
 struct cursor_proc {
   using result_type = typename Sink::result_type;
@@ -4411,14 +6346,16 @@ struct cursor_proc {
   error_code on_frame(Impl& c, const wire::frame_header& h, wire::bytes_view body, bool& done) {
     if (auto e = expect_type(h, wire::response::rows)) return e;
     auto& rr = c.rows;
-    if (auto e = rr.start(body)) return e;
-    error_code e = sink.on_rows(rr, c);
-    if (!rr.error() && rr.end() == wire::rows_end::none) {
-      c.scratch.resize(rr.column_count());
-      while (rr.next(c.scratch)) {
-      }
+    if (auto e = start_rows(c, body)) return e;
+    if (!rr.at_row()) {  // no rows: at the end marker, or malformed
+      if (auto pe = rr.error()) return malformed_rows(c, pe);
+      if (rr.end() == wire::rows_end::part) return {};  // read on
     }
-    if (auto pe = rr.error()) return pe;
+    sink.budget.batch = true;
+    error_code e = sink.on_rows(rr, c);
+    if (e && is_protocol_error(e)) return malformed_rows(c, e);
+    scan_rest(c);
+    if (auto pe = rr.error()) return malformed_rows(c, pe);
     done = true;
     if (rr.end() == wire::rows_end::done) {
       st->finished = true;
@@ -4640,7 +6577,10 @@ class basic_cursor {
   /// True once every batch has been handed out (or the cursor failed or was closed).
   bool done() const noexcept { return !has_first_ && (!st_ || st_->finished); }
 
-  /// The next batch; an empty batch means the result is complete.
+  /// The next batch: the rows of the next response frame that has rows (frames without
+  /// rows are read past). An empty batch means the result is complete, and comes only
+  /// then. A batch whose rows hold more than max_result_bytes fails with
+  /// errc::result_too_large (the rest of the result is interrupted; the cursor is done).
   /// Signature: void(error_code, batch_type).
   template <class Token = default_token_t>
   auto async_next(Token&& token = {}) {
@@ -4682,6 +6622,49 @@ class basic_cursor {
         detail::encoded_initiation<impl_type>{c_}, token, detail::flush_proc{},
         [](impl_type&) { return error_code{}; },
         detail::exchange_params{true, c_->opts.request_timeout, 0});
+  }
+
+  /// Blocking async_next: the next batch (empty once the result is complete). Takes an
+  /// optional `error_code&, diagnostics&` (else a failure throws dqlite::error).
+  template <class... E>
+  batch_type next(E&... e) {
+    return detail::blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d) -> batch_type {
+          if (has_first_) {
+            has_first_ = false;
+            return std::exchange(first_, batch_type{});
+          }
+          if (!st_) {
+            ec = make_error_code(errc::not_connected);
+            d.assign("the cursor is not open (it was moved from, or its query failed)");
+            return {};
+          }
+          if (st_->finished) return {};
+          return detail::blocking_exchange(
+              *c_, detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+              detail::exchange_params{true, c_->opts.request_timeout, id_}, ec, d);
+        },
+        e...);
+  }
+
+  /// Blocking async_close. Takes an optional `error_code&, diagnostics&`.
+  template <class... E>
+  void close(E&... e) {
+    detail::blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d) {
+          has_first_ = false;
+          first_ = batch_type{};
+          if (!st_ || st_->finished) {
+            st_.reset();
+            return;
+          }
+          abandon_keep();
+          st_.reset();
+          detail::blocking_exchange(*c_, detail::flush_proc{},
+                                    [](impl_type&) { return error_code{}; },
+                                    detail::exchange_params{true, c_->opts.request_timeout, 0}, ec, d);
+        },
+        e...);
   }
 
   /// For the library: a cursor over connection c (st empty: a cursor whose query failed).
@@ -4865,6 +6848,77 @@ class request_api {
         std::forward<Args>(args)...);
   }
 
+  // ---- blocking forms ----
+  //
+  // The same operations in the calling thread, driven by the same state machines over
+  // blocking socket I/O (TCP and unix socket connections). Each takes the statement's
+  // parameters, then optionally `error_code&, diagnostics&`: with them a failure is
+  // reported there (and the result is empty); without them it throws dqlite::error.
+
+  /// Runs a statement that returns no rows.
+  template <class... Args>
+  exec_result execute(Args&&... args) {
+    return blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          return blocking_request(exec_proc{}, false, ec, d, p...);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  /// All rows as dynamic values.
+  template <class... Args>
+  rows fetchall(Args&&... args) {
+    return blocking_query<dynamic_rows_sink>({}, std::forward<Args>(args)...);
+  }
+
+  /// All rows as std::vector<T> (T = void: dynamic rows).
+  template <class T = void, class... Args>
+  auto fetch(Args&&... args) {
+    if constexpr (std::is_void_v<T>)
+      return blocking_query<dynamic_rows_sink>({}, std::forward<Args>(args)...);
+    else
+      return blocking_query<typed_rows_sink<T>>({}, std::forward<Args>(args)...);
+  }
+
+  /// All rows, appended to out; returns how many were appended.
+  template <class T, class... Args>
+  std::size_t fetch_into(std::vector<typename row_mapper<T>::object_type>& out, Args&&... args) {
+    using sink = typed_rows_sink<T, false, true>;
+    return blocking_query<sink>(sink(&out), std::forward<Args>(args)...);
+  }
+
+  /// The first row, or an empty optional.
+  template <class T = row, class... Args>
+  auto fetchone(Args&&... args) {
+    return blocking_query<typed_rows_sink<T, true>>({}, std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row (errc::no_rows without rows, unless T is an
+  /// optional).
+  template <class T, class... Args>
+  T fetchval(Args&&... args) {
+    static_assert(field<T>, "dqlite: fetchval<T>: T is not a supported field type "
+                            "(see dqlite/field.hpp, or specialise dqlite::field_traits<T>)");
+    return blocking_query<value_sink<T>>({}, std::forward<Args>(args)...);
+  }
+
+  /// A cursor over the result, read with its blocking next().
+  template <class T = void, class... Args>
+  basic_cursor<Stream, T> cursor(Args&&... args) {
+    using cursor_type = basic_cursor<Stream, T>;
+    using sink = typename cursor_sink<T>::type;
+    return blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          request_spec spec = spec_;
+          spec.holder = ++c_->next_id;
+          auto st = std::make_shared<cursor_shared>();
+          auto first = blocking_statement(*c_, cursor_proc<sink>{st, {}}, spec, true, ec, d, p...);
+          if (ec) st.reset();
+          return cursor_type(c_, std::move(st), spec.holder, std::move(first));
+        },
+        std::forward<Args>(args)...);
+  }
+
   template <class Sink, class... Args>
   auto query(Args&&... args) {
     return query_with<Sink>(Sink{}, std::forward<Args>(args)...);
@@ -4873,11 +6927,26 @@ class request_api {
   template <class Sink, class... Args>
   auto query_with(Sink sink, Args&&... args) {
     using result = typename Sink::result_type;
-    return run<void(error_code, result)>(rows_proc<Sink>{std::move(sink), {}}, true,
+    return run<void(error_code, result)>(rows_proc<Sink>{std::move(sink)}, true,
                                          std::forward<Args>(args)...);
   }
 
  protected:
+  template <class Proc, class... P>
+  auto blocking_request(Proc proc, bool is_query, error_code& ec, dqlite::diagnostics& d,
+                        const P&... params) {
+    return blocking_statement(*c_, std::move(proc), spec_, is_query, ec, d, params...);
+  }
+
+  template <class Sink, class... Args>
+  auto blocking_query(Sink sink, Args&&... args) {
+    return blocking_call(
+        [this, &sink](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          return blocking_request(rows_proc<Sink>{std::move(sink)}, true, ec, d, p...);
+        },
+        std::forward<Args>(args)...);
+  }
+
   template <class Sig, class Proc, class... Args>
   auto run(Proc proc, bool is_query, Args&&... args) {
     return with_token<default_token_t>(
@@ -4990,16 +7059,33 @@ class basic_statement : public detail::request_api<Stream> {
     }
     return boost::asio::async_initiate<Token, void(error_code)>(
         detail::encoded_initiation<impl_type>{this->c_}, token, detail::empty_proc{},
-        [id = id()](impl_type& ci) {
-          wire::encode_finalize(ci.wbuf, ci.db_id, id);
-          return error_code{};
-        },
+        detail::finalize_request(id()),
         detail::exchange_params{true, this->c_->opts.request_timeout, 0});
   }
 
-  /// For the library: a statement prepared on connection c (open: PREPARE succeeded).
-  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open)
-      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0}),
+  /// Blocking async_close; takes an optional `error_code&, diagnostics&` (else throws).
+  template <class... E>
+  void close(E&... e) {
+    detail::blocking_call(
+        [this](error_code& ec, dqlite::diagnostics& d) {
+          const bool live = is_open();
+          open_ = false;
+          this->spec_.generation = 0;  // never sent again (see async_close)
+          if (!live) return;
+          detail::blocking_exchange(*this->c_, detail::empty_proc{}, detail::finalize_request(id()),
+                                    detail::exchange_params{true, this->c_->opts.request_timeout, 0},
+                                    ec, d);
+        },
+        e...);
+  }
+
+  /// For the library: a statement prepared on connection c (open: PREPARE succeeded;
+  /// read_only: it cannot change the database (detail::is_read_only_sql); returning: its
+  /// text has a RETURNING clause).
+  basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open,
+                  bool read_only = false, bool returning = false)
+      : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, read_only,
+                                     returning}),
         params_(r.params), open_(open) {}
 
  private:
@@ -5015,10 +7101,29 @@ class basic_statement : public detail::request_api<Stream> {
 
 namespace detail {
 
-/// Encodes PREPARE(sql).
-inline auto prepare_request(std::string_view sql) {
-  return [sql](auto& ci) -> error_code {
+/// Encodes PREPARE(sql). The text must hold exactly one statement: libdqlite 1.11.1
+/// prepares the first and silently drops the rest (1.15 and later fail). For executemany
+/// (runs: EXEC), a statement with a RETURNING clause is refused, as execute refuses it.
+inline auto prepare_request(std::string_view sql, bool runs = false) {
+  return [sql, runs](auto& ci) -> error_code {
     if (auto e = check_database(ci)) return e;
+    const sql_shape shape = scan_sql(sql);
+    if (shape.statements != 1) {
+      ci.diag.assign(shape.statements == 0
+                         ? std::string("the SQL text holds no statement")
+                         : "the SQL text holds " + std::to_string(shape.statements) +
+                               " statements, and a prepared statement holds exactly one (the "
+                               "first ends at byte " + std::to_string(shape.first_end) +
+                               "); prepare each on its own. Nothing was sent");
+      return make_error_code(errc::invalid_argument);
+    }
+    if (runs && shape.returning) {
+      ci.diag.assign("the statement has a RETURNING clause, so it returns rows: executemany "
+                     "refuses it because libdqlite aborts on such a statement sent as EXEC "
+                     "(1.11.1 on any RETURNING, 1.18.6 when it returns two rows or more); "
+                     "prepare it and run it as a query for each set. Nothing was sent");
+      return make_error_code(errc::invalid_argument);
+    }
     if (auto e = wire::encode_prepare(ci.wbuf, ci.db_id, sql)) {
       ci.diag.assign("the SQL text contains a NUL byte");
       return e;
@@ -5027,20 +7132,39 @@ inline auto prepare_request(std::string_view sql) {
   };
 }
 
+/// Calls f(params) with one parameter set of executemany: a std::tuple of parameters, a
+/// range of dqlite::value, or a single parameter.
+template <class Set, class F>
+decltype(auto) with_set(const Set& set, F&& f) {
+  using E = std::remove_cvref_t<Set>;
+  if constexpr (param_arg<E>) {
+    return f(set);
+  } else {
+    static_assert(std::ranges::input_range<E>,
+                  "dqlite: executemany: each element must be a parameter, a std::tuple of "
+                  "parameters, or a range of dqlite::value");
+    return f(params_from(set));
+  }
+}
+
 /// PREPARE, then the statement object.
 template <class Impl, class Statement>
 struct prepare_op {
   std::shared_ptr<Impl> c;
   std::string_view sql;
+  bool returning = false;
+  bool read_only = false;
 
   template <class Self>
   void operator()(Self& self) {
+    returning = scan_sql(sql).returning;  // the text is only read while the op starts
+    read_only = is_read_only_sql(sql);
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, wire::stmt_response r) {
-    self.complete(ec, Statement(c, r, !ec));
+    self.complete(ec, Statement(c, r, !ec, read_only, returning));
   }
 };
 
@@ -5062,7 +7186,7 @@ struct executemany_op {
 
   template <class Self>
   void operator()(Self& self) {
-    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
+    encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql, true),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
 
@@ -5100,13 +7224,8 @@ struct executemany_op {
   void next(Self& self) {
     if (it == std::ranges::end(*range)) {
       st = step::finalize;
-      encoded_initiation<Impl>{c}(
-          std::move(self), empty_proc{},
-          [id = stmt](Impl& ci) {
-            wire::encode_finalize(ci.wbuf, ci.db_id, id);
-            return error_code{};
-          },
-          exchange_params{true, c->opts.request_timeout, 0});
+      encoded_initiation<Impl>{c}(std::move(self), empty_proc{}, finalize_request(stmt),
+                                  exchange_params{true, c->opts.request_timeout, 0});
       return;
     }
     const auto& set = *it;
@@ -5194,33 +7313,65 @@ class basic_transaction {
     return end<detail::rollback_proc>("ROLLBACK", std::forward<Token>(token));
   }
 
+  /// Blocking async_commit; takes an optional `error_code&, diagnostics&` (else throws).
+  template <class... E>
+  void commit(E&... e) {
+    end_blocking<detail::commit_proc>("COMMIT", e...);
+  }
+
+  /// Blocking async_rollback; takes an optional `error_code&, diagnostics&` (else throws).
+  template <class... E>
+  void rollback(E&... e) {
+    end_blocking<detail::rollback_proc>("ROLLBACK", e...);
+  }
+
   /// For the library: transaction `id` of connection c.
   basic_transaction(std::shared_ptr<impl_type> c, std::uint64_t id)
       : c_(std::move(c)), id_(id), gen_(c_->generation) {}
 
  private:
+  // Why the transaction cannot end (it is not active), or nothing.
+  error_code not_active(std::string& why) const {
+    if (is_active()) return {};
+    const bool closed = c_->state != detail::conn_state::open;
+    why = closed ? "the transaction ended when its connection closed"
+                 : "the transaction has already ended (committed, rolled back, or moved from)";
+    return make_error_code(closed ? errc::not_connected : errc::invalid_argument);
+  }
+
+  // COMMIT or ROLLBACK; once the connection is claimed the object is spent.
+  auto end_request(std::string_view sql) const {
+    return [sql, id = id_](impl_type& ci) -> error_code {
+      if (ci.tx == id) ci.tx = 0;
+      return detail::sql_request(sql)(ci);
+    };
+  }
+
   template <class Proc, class Token>
   auto end(std::string_view sql, Token&& token) {
-    if (!is_active()) {
-      const bool closed = c_->state != detail::conn_state::open;
-      std::string why = closed ? "the transaction ended when its connection closed"
-                               : "the transaction has already ended (committed, rolled back, "
-                                 "or moved from)";
-      auto ec = make_error_code(closed ? errc::not_connected : errc::invalid_argument);
+    std::string why;
+    if (auto ec = not_active(why))
       return boost::asio::async_initiate<Token, void(error_code)>(
           detail::failed_initiation<impl_type>{c_}, token, ec, std::move(why));
-    }
     return boost::asio::async_initiate<Token, void(error_code)>(
-        detail::encoded_initiation<impl_type>{c_}, token, Proc{},
-        [sql, id = id_](impl_type& ci) -> error_code {
-          // Claimed: from here on the transaction object is spent (no longer active).
-          if (ci.tx == id) ci.tx = 0;
-          wire::frame_mark m{};
-          (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
-          wire::end_frame(ci.wbuf, m);
-          return {};
+        detail::encoded_initiation<impl_type>{c_}, token, Proc{}, end_request(sql),
+        detail::exchange_params{true, c_->opts.request_timeout, 0, true});
+  }
+
+  template <class Proc, class... E>
+  void end_blocking(std::string_view sql, E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          std::string why;
+          if ((ec = not_active(why))) {
+            d.assign(why);
+            return;
+          }
+          detail::blocking_exchange(*c_, Proc{}, end_request(sql),
+                                    detail::exchange_params{true, c_->opts.request_timeout, 0, true},
+                                    ec, d);
         },
-        detail::exchange_params{true, c_->opts.request_timeout, 0});
+        e...);
   }
 
   void abandon() noexcept {
@@ -5246,15 +7397,8 @@ struct begin_op {
 
   template <class Self>
   void operator()(Self& self) {
-    encoded_initiation<Impl>{c}(
-        std::move(self), exec_proc{},
-        [sql = sql](Impl& ci) -> error_code {
-          wire::frame_mark m{};
-          (void)wire::begin_sql_request(ci.wbuf, wire::request::exec_sql, ci.db_id, sql, m);
-          wire::end_frame(ci.wbuf, m);
-          return {};
-        },
-        exchange_params{true, c->opts.request_timeout, 0});
+    encoded_initiation<Impl>{c}(std::move(self), exec_proc{}, sql_request(sql),
+                                exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, exec_result) {
@@ -5301,6 +7445,39 @@ auto async_transaction(Connection& conn, Body body)
   if constexpr (!std::is_void_v<result>) co_return std::move(*out);
 }
 
+/// Runs `body(conn)` inside a transaction, in the calling thread (the blocking twin of
+/// async_transaction): commits when it returns, rolls back when it throws (and rethrows).
+/// Returns what body returns. Failures throw dqlite::error; a commit whose outcome is
+/// unknown throws one with errc::outcome_unknown.
+///
+///   auto id = dqlite::transaction(conn, [](auto& c) {
+///     c.execute("UPDATE account SET balance = balance - ? WHERE id = ?", 10, 1);
+///     return c.execute("INSERT INTO log (what) VALUES ('paid')").last_insert_id;
+///   });
+template <class Connection, class Body>
+auto transaction(Connection& conn, Body body) -> std::invoke_result_t<Body&, Connection&> {
+  using result = std::invoke_result_t<Body&, Connection&>;
+  auto tx = conn.begin();
+  std::optional<std::conditional_t<std::is_void_v<result>, bool, result>> out;
+  try {
+    if constexpr (std::is_void_v<result>) {
+      body(conn);
+      out.emplace(true);
+    } else {
+      out.emplace(body(conn));
+    }
+  } catch (...) {
+    if (tx.is_active()) {
+      error_code ignored;
+      dqlite::diagnostics ignored_text;
+      tx.rollback(ignored, ignored_text);
+    }
+    throw;
+  }
+  tx.commit();
+  if constexpr (!std::is_void_v<result>) return std::move(*out);
+}
+
 }  // namespace dqlite
 // ---- end dqlite/transaction.hpp ----
 
@@ -5312,6 +7489,7 @@ auto async_transaction(Connection& conn, Body body)
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -5351,6 +7529,11 @@ class basic_connection {
   basic_connection(const connection_options& opts, Args&&... args)
       : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
 
+  /// With an io_context of its own, for blocking use: dqlite::connect needs no executor.
+  /// Its asynchronous operations run when that context runs (get_executor().context()).
+  explicit basic_connection(own_io_context_t, const connection_options& opts = {})
+      : impl_(std::make_shared<impl_type>(own_io_context, opts)) {}
+
   basic_connection(basic_connection&&) noexcept = default;
   basic_connection& operator=(basic_connection&& other) noexcept {
     if (this != &other) {
@@ -5385,7 +7568,7 @@ class basic_connection {
   /// options().database, all within options().connect_timeout. For streams over TCP.
   /// Signature: void(error_code).
   template <class Token = default_token_t>
-    requires detail::connect_op<impl_type>::is_tcp
+    requires detail::connect_steps<Stream>::is_tcp
   auto async_connect(std::string_view address, Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
         connect_initiation{impl_}, token, std::string(address), std::nullopt);
@@ -5394,7 +7577,7 @@ class basic_connection {
   /// Connects to an endpoint of the stream's socket type (a unix socket path, a TCP
   /// endpoint), then as above. Signature: void(error_code).
   template <class Token = default_token_t>
-  auto async_connect(const typename detail::connect_op<impl_type>::endpoint_type& endpoint,
+  auto async_connect(const typename detail::connect_steps<Stream>::endpoint_type& endpoint,
                      Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
         connect_initiation{impl_}, token, detail::describe_endpoint(endpoint),
@@ -5508,14 +7691,154 @@ class basic_connection {
   /// Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_reset(Token&& token = {}) {
-    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
-      impl_->tx = 0;
-      impl_->rollback_pending = true;
-    }
+    mark_for_reset();
     return boost::asio::async_initiate<Token, void(error_code)>(
         detail::encoded_initiation<impl_type>{impl_}, token, detail::flush_proc{},
-        [](impl_type&) { return error_code{}; },
-        detail::exchange_params{true, impl_->opts.request_timeout, 0});
+        [](impl_type&) { return error_code{}; }, request_params());
+  }
+
+  // ---- blocking forms ----
+  //
+  // Each operation above has a blocking twin without the async_ prefix, for TCP and unix
+  // socket connections: it runs the same state machines in the calling thread over
+  // blocking socket I/O (poll(2) bounds every wait by the same timeouts), without any
+  // io_context. The arguments are those of the asynchronous form without the completion
+  // token, then optionally `error_code& ec, diagnostics& diag`: with them a failure is
+  // reported there and the result is empty; without them it throws dqlite::error (code +
+  // server text). As with the asynchronous forms, one operation at a time.
+  //
+  //   dqlite::connection conn = dqlite::connect("127.0.0.1:9001", {.database = "app"});
+  //   conn.execute("INSERT INTO item (name) VALUES (?)", "apple");
+  //   auto n = conn.fetchval<std::int64_t>("SELECT count(*) FROM item");
+
+  /// Blocking async_connect (resolving "host:port"; TCP connections).
+  template <class... E>
+    requires detail::connect_steps<Stream>::is_tcp
+  void connect(std::string_view address, E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) { blocking_connect(address, nullptr, ec, d); },
+        e...);
+  }
+
+  /// Blocking async_connect to an endpoint of the stream's socket type.
+  template <class... E>
+  void connect(const typename detail::connect_steps<Stream>::endpoint_type& endpoint, E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          blocking_connect(detail::describe_endpoint(endpoint), &endpoint, ec, d);
+        },
+        e...);
+  }
+
+  /// Blocking async_execute.
+  template <class... Args>
+  exec_result execute(std::string_view sql, Args&&... args) {
+    return api(sql).execute(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetchall.
+  template <class... Args>
+  rows fetchall(std::string_view sql, Args&&... args) {
+    return api(sql).fetchall(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetch<T>.
+  template <class T = void, class... Args>
+  auto fetch(std::string_view sql, Args&&... args) {
+    return api(sql).template fetch<T>(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetch_into<T>: returns how many rows were appended.
+  template <class T, class... Args>
+  std::size_t fetch_into(std::vector<typename detail::row_mapper<T>::object_type>& out,
+                         std::string_view sql, Args&&... args) {
+    return api(sql).template fetch_into<T>(out, std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetchone<T>.
+  template <class T = row, class... Args>
+  auto fetchone(std::string_view sql, Args&&... args) {
+    return api(sql).template fetchone<T>(std::forward<Args>(args)...);
+  }
+  /// Blocking async_fetchval<T>.
+  template <class T, class... Args>
+  T fetchval(std::string_view sql, Args&&... args) {
+    return api(sql).template fetchval<T>(std::forward<Args>(args)...);
+  }
+  /// Blocking async_cursor<T>: read it with the cursor's blocking next().
+  template <class T = void, class... Args>
+  basic_cursor<Stream, T> cursor(std::string_view sql, Args&&... args) {
+    return api(sql).template cursor<T>(std::forward<Args>(args)...);
+  }
+
+  /// Blocking async_prepare.
+  template <class... E>
+  basic_statement<Stream> prepare(std::string_view sql, E&... e) {
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
+                                             detail::prepare_request(sql), request_params(), ec, d);
+          return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql),
+                                         detail::scan_sql(sql).returning);
+        },
+        e...);
+  }
+
+  /// Blocking async_executemany.
+  template <std::ranges::input_range Range, class... E>
+  exec_result executemany(std::string_view sql, const Range& sets, E&... e) {
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          exec_result total{};
+          auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
+                                             detail::prepare_request(sql, true), request_params(),
+                                             ec, d);
+          if (ec) return total;
+          const std::uint64_t gen = impl_->generation;
+          detail::request_spec spec{true, {}, r.id, gen, 0};
+          std::size_t index = 0;
+          for (const auto& set : sets) {
+            auto one = detail::with_set(set, [&](const auto& p) {
+              return detail::blocking_statement(*impl_, detail::exec_proc{}, spec, false, ec, d, p);
+            });
+            if (ec) {
+              d.assign("parameter set #" + std::to_string(index) + ": " + d.message());
+              if (impl_->state == detail::conn_state::open && impl_->generation == gen)
+                impl_->finalize_pending.push_back(r.id);
+              return total;
+            }
+            total.rows_affected += one.rows_affected;
+            total.last_insert_id = one.last_insert_id;
+            ++index;
+          }
+          detail::blocking_exchange(*impl_, detail::empty_proc{}, detail::finalize_request(r.id),
+                                    request_params(), ec, d);
+          return total;
+        },
+        e...);
+  }
+
+  /// Blocking async_begin.
+  template <class... E>
+  basic_transaction<Stream> begin(E&... e) {
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          detail::blocking_exchange(*impl_, detail::exec_proc{}, detail::sql_request("BEGIN"),
+                                    request_params(), ec, d);
+          std::uint64_t id = 0;
+          if (!ec) impl_->tx = id = ++impl_->next_id;
+          return basic_transaction<Stream>(impl_, id);
+        },
+        e...);
+  }
+
+  /// Blocking async_reset.
+  template <class... E>
+  void reset(E&... e) {
+    detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          mark_for_reset();
+          detail::blocking_exchange(*impl_, detail::flush_proc{},
+                                    [](impl_type&) { return error_code{}; }, request_params(), ec,
+                                    d);
+        },
+        e...);
   }
 
   // ---- cluster administration ----
@@ -5530,129 +7853,60 @@ class basic_connection {
   /// always answer so).
   template <class Token = default_token_t>
   auto async_leader(Token&& token = {}) {
-    return admin_request(
-        detail::leader_proc{},
-        [](impl_type& c) -> error_code {
-          wire::encode_leader(c.wbuf);
-          return {};
-        },
-        token);
+    return admin_request(detail::leader_proc{}, detail::leader_request(), token);
   }
 
   /// The members of the cluster as this node knows them (the leader's view is the
   /// authoritative one). Signature: void(error_code, std::vector<node_info>).
   template <class Token = default_token_t>
   auto async_cluster(Token&& token = {}) {
-    return admin_request(
-        detail::servers_proc{},
-        [](impl_type& c) -> error_code {
-          wire::encode_cluster(c.wbuf, 1);
-          return {};
-        },
-        token);
+    return admin_request(detail::servers_proc{}, detail::cluster_request(), token);
   }
 
   /// Adds node `id` advertised at `address` ("host:port") to the cluster as a spare; make
   /// it a voter or stand-by with async_assign. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_add(std::uint64_t id, std::string_view address, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id, address = std::string(address)](impl_type& c) -> error_code {
-          if (auto e = detail::check_node_id(c, id)) return e;
-          host_port hp;
-          if (!wire::is_valid_text(address) || parse_address(address, hp)) {
-            c.diag.assign("invalid node address '" + detail::printable(address) + "'");
-            return make_error_code(errc::invalid_address);
-          }
-          return wire::encode_add(c.wbuf, id, address);
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::add_request(id, address), token, true);
   }
 
   /// Gives node `id` a new role. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_assign(std::uint64_t id, node_role role, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id, role](impl_type& c) -> error_code {
-          if (auto e = detail::check_node_id(c, id)) return e;
-          if (!node_role_from_value(static_cast<std::uint64_t>(role))) {
-            c.diag.assign("invalid node role " + std::to_string(static_cast<unsigned>(role)) +
-                          " (expected voter, standby or spare)");
-            return make_error_code(errc::invalid_argument);
-          }
-          wire::encode_assign(c.wbuf, id, static_cast<wire::role>(role));
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::assign_request(id, role), token, true);
   }
 
   /// Removes node `id` from the cluster. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_remove(std::uint64_t id, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id](impl_type& c) -> error_code {
-          if (auto e = detail::check_node_id(c, id)) return e;
-          wire::encode_remove(c.wbuf, id);
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::remove_request(id), token, true);
   }
 
   /// Hands leadership over to voter `id` (0: a voter chosen by raft). Leader only; this
   /// connection's node is a follower afterwards. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_transfer(std::uint64_t id, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [id](impl_type& c) -> error_code {
-          wire::encode_transfer(c.wbuf, id);
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::transfer_request(id), token, true);
   }
 
   /// This node's failure domain and weight. Signature: void(error_code, node_metadata).
   template <class Token = default_token_t>
   auto async_describe(Token&& token = {}) {
-    return admin_request(
-        detail::metadata_proc{},
-        [](impl_type& c) -> error_code {
-          wire::encode_describe(c.wbuf, 0);
-          return {};
-        },
-        token);
+    return admin_request(detail::metadata_proc{}, detail::describe_request(), token);
   }
 
   /// Sets this node's weight (raft prefers nodes of low weight when it assigns roles).
   /// Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_weight(std::uint64_t weight, Token&& token = {}) {
-    return admin_request(
-        detail::empty_proc{},
-        [weight](impl_type& c) -> error_code {
-          wire::encode_weight(c.wbuf, weight);
-          return {};
-        },
-        token);
+    return admin_request(detail::empty_proc{}, detail::weight_request(weight), token, true);
   }
 
   /// A copy of database `name`: its file and write-ahead log as the node has them.
   /// Signature: void(error_code, std::vector<dump_file>).
   template <class Token = default_token_t>
   auto async_dump(std::string_view name, Token&& token = {}) {
-    return admin_request(
-        detail::files_proc{},
-        [name = std::string(name)](impl_type& c) -> error_code {
-          if (auto e = wire::encode_dump(c.wbuf, name)) {
-            c.diag.assign("the database name contains a NUL byte");
-            return e;
-          }
-          return {};
-        },
-        token);
+    return admin_request(detail::files_proc{}, detail::dump_request(name), token);
   }
 
   /// Opens database `name` on a connection made without one (empty
@@ -5660,26 +7914,62 @@ class basic_connection {
   /// the connection is closed. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_open_database(std::string_view name, Token&& token = {}) {
-    return admin_request(
-        detail::open_proc{},
-        [name = std::string(name)](impl_type& c) -> error_code {
-          if (!c.database.empty()) {
-            c.diag.assign("database '" + c.database + "' is already open on this connection");
-            return make_error_code(errc::invalid_argument);
-          }
-          if (name.empty()) {
-            c.diag.assign("the database name is empty");
-            return make_error_code(errc::invalid_argument);
-          }
-          if (auto e = wire::encode_open(c.wbuf, name)) {
-            c.diag.assign("the database name contains a NUL byte");
-            return e;
-          }
-          c.database = name;
-          c.opts.database = c.database;
-          return {};
-        },
-        token);
+    return admin_request(detail::open_proc{}, detail::open_request(name), token);
+  }
+
+  // Blocking forms of the administration requests: the same requests in the calling
+  // thread; each takes an optional `error_code&, diagnostics&` last (without them a
+  // failure throws dqlite::error).
+
+  /// Blocking async_leader.
+  template <class... E>
+  node_info leader(E&... e) {
+    return admin_blocking(detail::leader_proc{}, detail::leader_request(), false, e...);
+  }
+  /// Blocking async_cluster.
+  template <class... E>
+  std::vector<node_info> cluster(E&... e) {
+    return admin_blocking(detail::servers_proc{}, detail::cluster_request(), false, e...);
+  }
+  /// Blocking async_add.
+  template <class... E>
+  void add(std::uint64_t id, std::string_view address, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::add_request(id, address), true, e...);
+  }
+  /// Blocking async_assign.
+  template <class... E>
+  void assign(std::uint64_t id, node_role role, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::assign_request(id, role), true, e...);
+  }
+  /// Blocking async_remove.
+  template <class... E>
+  void remove(std::uint64_t id, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::remove_request(id), true, e...);
+  }
+  /// Blocking async_transfer.
+  template <class... E>
+  void transfer(std::uint64_t id, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::transfer_request(id), true, e...);
+  }
+  /// Blocking async_describe.
+  template <class... E>
+  node_metadata describe(E&... e) {
+    return admin_blocking(detail::metadata_proc{}, detail::describe_request(), false, e...);
+  }
+  /// Blocking async_weight.
+  template <class... E>
+  void weight(std::uint64_t weight, E&... e) {
+    admin_blocking(detail::empty_proc{}, detail::weight_request(weight), true, e...);
+  }
+  /// Blocking async_dump.
+  template <class... E>
+  std::vector<dump_file> dump(std::string_view name, E&... e) {
+    return admin_blocking(detail::files_proc{}, detail::dump_request(name), false, e...);
+  }
+  /// Blocking async_open_database.
+  template <class... E>
+  void open_database(std::string_view name, E&... e) {
+    admin_blocking(detail::open_proc{}, detail::open_request(name), false, e...);
   }
 
   /// True when the connection is open and has a database open (false for a connection
@@ -5692,17 +7982,68 @@ class basic_connection {
     std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
 
     template <class Handler, class Proc, class Encode>
-    void operator()(Handler&& h, Proc proc, Encode encode) {
+    void operator()(Handler&& h, Proc proc, Encode encode, bool may_write) {
       detail::start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), true,
-                             c->opts.request_timeout);
+                             c->opts.request_timeout, may_write);
     }
   };
 
+  detail::exchange_params request_params() const {
+    return detail::exchange_params{true, impl_->opts.request_timeout, 0};
+  }
+
+  // Whatever is open is rolled back by the next request (async_reset, reset).
+  void mark_for_reset() {
+    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
+      impl_->tx = 0;
+      impl_->rollback_pending = true;
+    }
+  }
+
+  void blocking_connect(std::string_view address,
+                        const typename detail::connect_steps<Stream>::endpoint_type* endpoint,
+                        error_code& ec, dqlite::diagnostics& d) {
+    using steps = detail::connect_steps<Stream>;
+    detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
+    ec = detail::run_blocking(*impl_, m, impl_->opts.connect_timeout,
+                              [&](detail::blocking_transport<Stream>& t) -> detail::io_event {
+                                if (endpoint) return t.connect(std::array{*endpoint});
+                                if constexpr (steps::is_tcp) {
+                                  typename steps::tcp::resolver r(impl_->stream.get_executor());
+                                  error_code rec;
+                                  auto found = r.resolve(m.target().host,
+                                                         std::to_string(m.target().port), rec);
+                                  if (rec)
+                                    return {detail::io_event::kind::connected, rec, 0, false};
+                                  return t.connect(found);
+                                } else {
+                                  return {detail::io_event::kind::connected,
+                                          make_error_code(errc::invalid_address), 0, false};
+                                }
+                              });
+    d = ec ? impl_->diag : dqlite::diagnostics{};
+  }
+
+  template <class Proc, class Encode, class... E>
+  auto admin_blocking(Proc proc, Encode encode, bool may_write, E&... e) {
+    static_assert(detail::has_error_tail<E&...>() || sizeof...(E) == 0,
+                  "dqlite: the last arguments of a blocking call are (error_code&, diagnostics&)");
+    return detail::blocking_call(
+        [&](error_code& ec, dqlite::diagnostics& d) {
+          return detail::blocking_exchange(
+              *impl_, std::move(proc), std::move(encode),
+              detail::exchange_params{true, impl_->opts.request_timeout, 0, may_write}, ec, d);
+        },
+        e...);
+  }
+
+  // may_write: the request changes the cluster (its outcome is unknown once it is sent and
+  // its answer is lost).
   template <class Proc, class Encode, class Token>
-  auto admin_request(Proc proc, Encode encode, Token& token) {
+  auto admin_request(Proc proc, Encode encode, Token& token, bool may_write = false) {
     using sig = detail::completion_sig_t<typename Proc::result_type>;
     return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_}, token,
-                                                   std::move(proc), std::move(encode));
+                                                   std::move(proc), std::move(encode), may_write);
   }
 
  public:
@@ -5758,7 +8099,7 @@ class basic_connection {
     template <class Handler>
     void operator()(Handler&& h) {
       detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
-                             detail::encode_handshake<impl_type>, false,
+                             [](impl_type& ci) { return detail::encode_handshake(ci); }, false,
                              c->opts.connect_timeout);
     }
   };
@@ -5770,17 +8111,8 @@ class basic_connection {
     template <class Handler>
     void operator()(Handler&& h) {
       c->close_transport();
-      boost::asio::async_compose<Handler, void(error_code)>(
-          [c = c, posted = false](auto& self) mutable {
-            if (!posted) {
-              posted = true;
-              auto ex = c->stream.get_executor();
-              boost::asio::post(ex, std::move(self));
-              return;
-            }
-            self.complete(error_code{});
-          },
-          h, c->stream);
+      detail::failed_initiation<impl_type>{c}(std::forward<Handler>(h), error_code{},
+                                              std::string());
     }
   };
 
@@ -5790,9 +8122,9 @@ class basic_connection {
 
     template <class Handler, class Endpoint>
     void operator()(Handler&& h, std::string address, Endpoint endpoint) {
-      detail::connect_op<impl_type> op{c, std::move(address)};
-      if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) op.endpoint = std::move(endpoint);
-      boost::asio::async_compose<Handler, void(error_code)>(std::move(op), h, c->stream);
+      std::optional<typename detail::connect_steps<Stream>::endpoint_type> ep;
+      if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) ep = std::move(endpoint);
+      detail::start_connect(c, std::move(address), std::move(ep), std::forward<Handler>(h));
     }
   };
 
@@ -5848,6 +8180,35 @@ auto connect_new(std::shared_ptr<Conn> holder, Target target, Token& token) {
 }
 
 }  // namespace detail
+
+/// Connects to the node at address ("host:port" or "[ipv6]:port") and opens opts.database,
+/// in the calling thread (blocking), within opts.connect_timeout. The connection owns an
+/// io_context of its own, so no executor is needed; use its blocking operations. Throws
+/// dqlite::error; the overload with `error_code&, diagnostics&` reports failures there.
+inline connection connect(std::string_view address, const connection_options& opts = {}) {
+  connection c(own_io_context, opts);
+  c.connect(address);
+  return c;
+}
+inline connection connect(std::string_view address, const connection_options& opts,
+                          error_code& ec, dqlite::diagnostics& diag) {
+  connection c(own_io_context, opts);
+  c.connect(address, ec, diag);
+  return c;
+}
+
+/// connect over a unix socket (path, or "@name" for an abstract socket).
+inline unix_connection connect_unix(std::string_view path, const connection_options& opts = {}) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path));
+  return c;
+}
+inline unix_connection connect_unix(std::string_view path, const connection_options& opts,
+                                    error_code& ec, dqlite::diagnostics& diag) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path), ec, diag);
+  return c;
+}
 
 /// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
 /// opts.database. Signature: void(error_code, connection).
@@ -6024,7 +8385,8 @@ struct cluster_options {
   std::chrono::milliseconds backoff_cap{1'000};
   bool backoff_jitter = true;
   /// After each successful discovery, replace the content of the node store with the
-  /// leader's list of members (as async_refresh_store does).
+  /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
+  /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
   bool refresh_store = false;
 };
 
@@ -6123,8 +8485,17 @@ void settle_cancelled(cluster_result<T>& r, std::exception_ptr ep,
 /// Why each node that was asked did not lead to the leader, in the order first asked.
 class attempt_report {
  public:
-  /// Records why `address` failed; a node not asked keeps the reason of an earlier attempt.
+  /// Longest reason kept for a node, in bytes (a server's message may be much longer).
+  static constexpr std::size_t max_reason_size = 512;
+
+  /// Records why `address` failed; a node not asked (or asked when the time for retries
+  /// had run out) keeps the reason of an earlier attempt.
   void note(const std::string& address, std::string reason, bool asked = true) {
+    if (reason.size() > max_reason_size) {
+      const std::size_t full = reason.size();
+      reason.resize(wire::message_prefix(reason, max_reason_size).size());
+      reason += " [... " + std::to_string(full - reason.size()) + " more bytes]";
+    }
     for (auto& e : entries_)
       if (e.address == address) {
         if (asked || !e.asked) {
@@ -6225,6 +8596,8 @@ struct cluster_state {
   bool closed = false;
   std::minstd_rand rng;
   diagnostics last_diag;  ///< the text of the last operation that completed
+  error_code store_ec;     ///< the last automatic node store refresh failed (refresh_store)
+  diagnostics store_diag;  ///< why
 
   template <class W>
   static void prune(std::vector<std::weak_ptr<W>>& v) {
@@ -6256,6 +8629,13 @@ struct cluster_state {
   static cluster_result<void> closed_error() {
     return cluster_result<void>::fail(make_error_code(errc::cancelled),
                                       "the cluster client was closed");
+  }
+
+  /// Whether the time for retries has run out: a probe given the rest of it (whole
+  /// milliseconds, rounded down) ends within a millisecond of the deadline.
+  static bool out_of_time(clock::time_point deadline) {
+    return deadline != clock::time_point::max() &&
+           clock::now() + std::chrono::milliseconds(2) >= deadline;
   }
 
   std::chrono::milliseconds time_left(clock::time_point deadline, std::chrono::milliseconds cap) {
@@ -6328,7 +8708,35 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
                                        round);
   if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
   if (!a.failure.empty()) co_return result::fail(no, a.failure);
-  if (a.leader.address.empty()) co_return result::fail(no, "knows no leader");
+  if (a.leader.address.empty()) {
+    // Stand-bys and spares know no leader (they answer LEADER with none), and neither does a
+    // voter during an election; each lists the members it knows. Those of a probe round are
+    // asked in turn: a client whose only known node is a stand-by reaches the voters.
+    if (!round) co_return result::fail(no, "knows no leader");
+    auto m = co_await a.conn->async_cluster(as_tuple_awaitable);
+    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    a.conn->close();
+    if (std::get<0>(m)) co_return result::fail(no, "knows no leader");
+    auto members = std::move(std::get<1>(m));
+    std::stable_sort(members.begin(), members.end(), [](const node_info& x, const node_info& y) {
+      return static_cast<int>(x.role) < static_cast<int>(y.role);
+    });
+    std::size_t added = 0;
+    for (const auto& n : members) {
+      if (n.address.empty() || n.role == node_role::spare ||
+          std::find(round->addresses.begin(), round->addresses.end(), n.address) !=
+              round->addresses.end())
+        continue;
+      round->addresses.push_back(n.address);
+      round->reasons.emplace_back();
+      round->asked.push_back(false);
+      ++added;
+    }
+    co_return result::fail(
+        no, added == 0 ? std::string("knows no leader")
+                       : "knows no leader; asking the " + std::to_string(added) +
+                             " other member(s) it lists");
+  }
   if (a.leader.address == address) {
     result r;
     r.value.emplace();
@@ -6374,6 +8782,9 @@ boost::asio::awaitable<void> probe_worker(
       auto r = co_await probe_node<Stream>(s, round->addresses[i], round->deadline, round);
       if (r.ec) {
         round->reasons[i] = std::move(r.diag);
+        // A probe cut short by the end of the time for retries says less than an earlier
+        // attempt's reason: it does not replace one.
+        if (cluster_state<Stream>::out_of_time(round->deadline)) round->asked[i] = false;
         continue;
       }
       if (round->found) {
@@ -6425,7 +8836,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     auto r = co_await probe_node<Stream>(s, last, deadline, nullptr);
     if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
     if (r.ec)
-      report.note(last, "last known leader: " + r.diag);
+      report.note(last, "last known leader: " + r.diag, !state::out_of_time(deadline));
     else
       found = std::move(r.value);
     std::erase(addresses, last);
@@ -6449,9 +8860,9 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
       co_await round->wake.async_wait(as_tuple_awaitable);
     }
     if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
-    for (std::size_t i = 0; i < addresses.size(); ++i)
+    for (std::size_t i = 0; i < round->addresses.size(); ++i)  // with those learned
       if (!round->reasons[i].empty())
-        report.note(addresses[i], round->reasons[i], round->asked[i]);
+        report.note(round->addresses[i], round->reasons[i], round->asked[i]);
     found = std::move(round->found);
   }
   if (!found) co_return result::fail(no, "no node knows a leader");
@@ -6459,17 +8870,29 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   s->last_leader = found->address;
   s->last_leader_id = found->id;
   if (s->opts.refresh_store) {
+    // The leader is reached: a refresh that fails does not lose it. The failure is kept
+    // for basic_cluster::store_error().
     auto r = co_await found->conn->async_cluster(as_tuple_awaitable);
     if (auto ec = std::get<0>(r)) {
-      report.note(found->address, "leader, but asking it for the members failed: " +
-                                      error_text(ec, found->conn->diagnostics()));
-      co_return result::fail(no, "the leader did not list the members");
-    }
-    try {
-      s->store->set(std::move(std::get<1>(r)));
-    } catch (const std::exception& e) {
-      co_return result::fail(make_error_code(boost::system::errc::io_error),
-                             std::string("updating the node store failed: ") + e.what());
+      if (!found->conn->is_open()) {  // the leader's connection broke: it is of no use
+        report.note(found->address, "leader, but asking it for the members failed: " +
+                                        error_text(ec, found->conn->diagnostics()));
+        co_return result::fail(no, "the leader did not list the members");
+      }
+      s->store_ec = ec;
+      s->store_diag.assign("refreshing the node store: asking the leader " + found->address +
+                           " for the members failed: " +
+                           error_text(ec, found->conn->diagnostics()));
+    } else {
+      try {
+        s->store->set(std::move(std::get<1>(r)));
+        s->store_ec = {};
+        s->store_diag.clear();
+      } catch (const std::exception& e) {
+        s->store_ec = make_error_code(boost::system::errc::io_error);
+        s->store_diag.assign(std::string("refreshing the node store: updating it failed: ") +
+                             e.what());
+      }
     }
   }
   result r;
@@ -6808,6 +9231,15 @@ class basic_cluster {
   /// such as callbacks or as_tuple; read it in the completion handler, or once no other
   /// operation of this cluster runs.)
   const dqlite::diagnostics& diagnostics() const noexcept { return s_->last_diag; }
+
+  /// With cluster_options::refresh_store: why the last automatic refresh of the node store
+  /// failed (the members could not be listed, or node_store::set threw: then
+  /// boost::system::errc::io_error), or a default error_code when it succeeded or none
+  /// ran. Such a failure does not fail the operation that reached the leader: it completes
+  /// normally, with its connection. The text is in store_diagnostics(). Read them as
+  /// diagnostics() (in the completion handler, or once no other operation runs).
+  error_code store_error() const noexcept { return s_->store_ec; }
+  const dqlite::diagnostics& store_diagnostics() const noexcept { return s_->store_diag; }
 
   /// Makes every running operation complete with errc::cancelled (their connections are
   /// closed) and every later one fail the same way. Returns at once.
@@ -7212,7 +9644,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::uint64_t opened = 0;
   std::uint64_t discarded = 0;
   std::uint64_t leader_changes = 0;
-  std::string last_connect_error;
+  std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
+  std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
   std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when in_use drops
 
@@ -7241,9 +9674,33 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                     ", connecting: " + std::to_string(connecting) +
                     ", waiting: " + std::to_string(waiters.size()) +
                     ", max_size: " + std::to_string(opts.max_size);
-    s += "; last connect error: " + (last_connect_error.empty() ? std::string("none")
-                                                                 : last_connect_error);
+    if (last_connect_error.empty())
+      s += "; last connect error: none";
+    else if (connect_cause.empty() || connect_cause == last_connect_error)
+      s += "; last connect error: " + last_connect_error;
+    else
+      s += "; last connect error: " + connect_cause + " (later attempts timed out: " +
+           last_connect_error + ")";
     return s;
+  }
+
+  /// Longest text kept of one connect failure, in bytes.
+  static constexpr std::size_t max_failure_text = 1024;
+
+  /// A connection could not be opened: keeps a bounded text of why. A timeout (often an
+  /// attempt left little time by an earlier failure) does not replace the cause of an
+  /// earlier failure in the messages.
+  void note_connect_failure(const error_code& ec, const std::string& diag) {
+    std::string text = diag.empty() ? ec.message() : diag;
+    if (text.size() > max_failure_text) {
+      const std::size_t full = text.size();
+      text.resize(wire::message_prefix(text, max_failure_text).size());
+      text += " [... " + std::to_string(full - text.size()) + " more bytes]";
+    }
+    const bool timeout = ec == make_error_code(errc::timeout) ||
+                         ec == make_error_code(boost::system::errc::timed_out);
+    if (!timeout) connect_cause = text;
+    last_connect_error = std::move(text);
   }
 
   void discard(Conn& c) {
@@ -7320,11 +9777,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       --s->connecting;
       if (!r->ec && r->value) {
         ++s->opened;
+        s->connect_cause.clear();  // a new run of failures has its own cause
         s->deliver(std::move(*r->value));
         s->notify();
         co_return;
       }
-      s->last_connect_error = r->diag.empty() ? r->ec.message() : r->diag;
+      s->note_connect_failure(r->ec, r->diag);
       if (!s->wants_more()) {
         s->notify();
         co_return;
@@ -7500,9 +9958,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
             if (!c->ec && c->value) {
               ++s->opened;
               ++r->ok;
+              s->connect_cause.clear();
               s->deliver(std::move(*c->value));
             } else {
-              s->last_connect_error = c->diag.empty() ? c->ec.message() : c->diag;
+              s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
             }
             if (--r->running == 0) r->done.cancel();

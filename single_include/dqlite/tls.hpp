@@ -26,10 +26,15 @@
 //   auto conn = co_await dqlite::async_connect_tls(ex, tls, "db.example:9001", {.database = "app"});
 
 
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include <memory>
 #include <string>
@@ -57,9 +62,27 @@ struct tls_setup<boost::asio::ssl::stream<Next>> {
     if (SSL_get_verify_mode(s.native_handle()) == SSL_VERIFY_NONE &&
         !verify_none_requested(s))
       s.set_verify_mode(boost::asio::ssl::verify_peer, ec);
-    if (!ec) s.set_verify_callback(boost::asio::ssl::host_name_verification(host), ec);
+    if (!ec) s.set_verify_callback(verify_with_reason{boost::asio::ssl::host_name_verification(host),
+                                                      is_ip_literal(host)},
+                                   ec);
     return ec;
   }
+
+  /// Host name verification that leaves the reason of a refusal where OpenSSL keeps the
+  /// verification result (SSL_get_verify_result): a certificate that does not name the host
+  /// is X509_V_ERR_HOSTNAME_MISMATCH (X509_V_ERR_IP_ADDRESS_MISMATCH for an address); a
+  /// chain that does not verify keeps OpenSSL's own reason (issuer unknown, expired...).
+  struct verify_with_reason {
+    boost::asio::ssl::host_name_verification check;
+    bool ip = false;
+    bool operator()(bool preverified, boost::asio::ssl::verify_context& ctx) {
+      if (!preverified) return false;
+      if (check(preverified, ctx)) return true;
+      X509_STORE_CTX_set_error(ctx.native_handle(), ip ? X509_V_ERR_IP_ADDRESS_MISMATCH
+                                                       : X509_V_ERR_HOSTNAME_MISMATCH);
+      return false;
+    }
+  };
 
  private:
   static bool is_ip_literal(const std::string& host) {
@@ -93,14 +116,93 @@ inline void tls_no_verify(boost::asio::ssl::context& ctx) {
   ctx.set_verify_mode(boost::asio::ssl::verify_none);
 }
 
+/// Why the server's certificate was refused during the TLS handshake of `s`, or an empty
+/// string when it was not (or not verified): which check failed, from OpenSSL's
+/// verification result. A certificate that does not name the host connected to: "the
+/// server's certificate does not name the host ...". A certificate not issued by a CA of
+/// the context's verify paths: "the server's certificate was not issued by a trusted CA
+/// ...". Other reasons (expired, not yet valid, revoked...) are named by OpenSSL's text.
+template <class Next>
+std::string tls_verify_failure(const boost::asio::ssl::stream<Next>& s,
+                               std::string_view host = {}) {
+  SSL* ssl = const_cast<boost::asio::ssl::stream<Next>&>(s).native_handle();
+  const long r = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (r == X509_V_OK) return {};
+  const std::string what =
+      std::string(X509_verify_cert_error_string(r)) + ", X509 error " + std::to_string(r);
+  const std::string name = host.empty() ? std::string() : " " + std::string(host);
+  switch (r) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    case X509_V_ERR_EMAIL_MISMATCH:
+      return "the server's certificate does not name the host" + name +
+             " (" + what + "): connect with a name the certificate lists";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+      return "the server's certificate was not issued by a trusted CA (" + what +
+             "): check the CA the context verifies with (load_verify_file)";
+    default: return "the server's certificate was refused (" + what + ")";
+  }
+}
+
+namespace detail {
+
+/// Connects a new TLS connection; a handshake that failed on the certificate gets the
+/// reason (tls_verify_failure) added to its diagnostics.
+struct tls_connect_op {
+  std::shared_ptr<tls_connection> conn;
+  std::string address;
+  bool started = false;
+
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}) {
+    if (!started) {
+      started = true;
+      auto& c = *conn;
+      c.async_connect(address, std::move(self));
+      return;
+    }
+    if (ec && ec.category() == boost::asio::error::get_ssl_category()) {
+      host_port hp;
+      std::string host = parse_address(address, hp) ? std::string() : hp.host;
+      auto why = tls_verify_failure(conn->stream(), host);
+      if (!why.empty()) conn->impl()->diag.assign(conn->diagnostics().message() + ": " + why);
+    }
+    self.complete(ec, std::move(*conn));
+  }
+};
+
+struct tls_connect_initiation {
+  std::shared_ptr<tls_connection> conn;
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+    return {conn->impl(), &conn->impl()->diag};
+  }
+  template <class Handler>
+  void operator()(Handler&& h, std::string address) {
+    auto ex = conn->get_executor();
+    boost::asio::async_compose<Handler, void(error_code, tls_connection)>(
+        tls_connect_op{conn, std::move(address)}, h, ex);
+  }
+};
+
+}  // namespace detail
+
 /// Connects over TLS to address ("host:port" or "[ipv6]:port"), verifies the server's
 /// certificate against the host name (or IP address) in address, and opens opts.database.
-/// Signature: void(error_code, tls_connection).
+/// A certificate refused by the verification fails with the TLS error ("certificate
+/// verify failed"), and the diagnostics say which check failed (see tls_verify_failure:
+/// the host name, or the issuer). Signature:
+/// void(error_code, tls_connection).
 template <class Executor, class Token = default_token_t>
 auto async_connect_tls(const Executor& ex, boost::asio::ssl::context& ctx, std::string_view address,
                        const connection_options& opts = {}, Token&& token = {}) {
-  return detail::connect_new(std::make_shared<tls_connection>(opts, ex, ctx),
-                             std::string(address), token);
+  return boost::asio::async_initiate<Token, void(error_code, tls_connection)>(
+      detail::tls_connect_initiation{std::make_shared<tls_connection>(opts, ex, ctx)}, token,
+      std::string(address));
 }
 
 }  // namespace dqlite

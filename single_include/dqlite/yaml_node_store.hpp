@@ -34,6 +34,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -48,6 +49,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,9 +176,40 @@ inline std::vector<node_info> read_yaml_nodes(const std::filesystem::path& path)
   return parse_yaml_nodes(text.str(), path.string());
 }
 
+/// How long a temporary file of write_yaml_nodes must have been left alone before another
+/// write may remove it (a write takes milliseconds).
+inline constexpr std::chrono::seconds yaml_stale_temporary_age{2};
+
+/// Removes temporary files that earlier writes of `path` left behind when their process
+/// was killed mid-write (".<name>.tmp-XXXXXX" beside it). A temporary file is stale when no
+/// process holds its lock (write_yaml_nodes locks its own for the whole write, and a killed
+/// process's lock is gone) and it was last modified yaml_stale_temporary_age ago or more.
+/// Best effort: what cannot be examined or removed is left.
+inline void remove_stale_yaml_temporaries(const std::filesystem::path& path) {
+  const std::filesystem::path dir =
+      path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  const std::string prefix = "." + path.filename().string() + ".tmp-";
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::error_code fec;
+    if (!it->is_regular_file(fec) || fec) continue;
+    const auto modified = std::filesystem::last_write_time(it->path(), fec);
+    if (fec || now - modified < yaml_stale_temporary_age) continue;
+    int fd = ::open(it->path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(it->path().c_str());
+    ::close(fd);
+  }
+}
+
 /// Writes a node store file atomically: a temporary file in the same directory is
-/// written, flushed to disk and renamed over `path` (mode 0600, as go-dqlite). Throws
-/// node_store_error naming the file and the failed step.
+/// written, flushed to disk and renamed over `path` (mode 0600, as go-dqlite). Temporary
+/// files left by writes of killed processes are removed first (remove_stale_yaml_temporaries).
+/// Throws node_store_error naming the file and the failed step.
 inline void write_yaml_nodes(const std::filesystem::path& path, const std::vector<node_info>& nodes) {
   // Refuse what the file could not be read back from.
   std::set<std::uint64_t> ids;
@@ -196,6 +229,7 @@ inline void write_yaml_nodes(const std::filesystem::path& path, const std::vecto
   auto fail = [&](const std::string& step, int err) {
     throw node_store_error(path.string() + ": cannot " + step + ": " + std::strerror(err));
   };
+  remove_stale_yaml_temporaries(path);
   int fd = ::mkstemp(tmp.data());
   if (fd < 0) fail("create a temporary file in " + dir.string(), errno);
   auto abandon = [&](const std::string& step) {
@@ -204,6 +238,8 @@ inline void write_yaml_nodes(const std::filesystem::path& path, const std::vecto
     ::unlink(tmp.c_str());
     fail(step, err);
   };
+  // Held until the file is renamed or removed: tells other writers it is not stale.
+  if (::flock(fd, LOCK_EX) != 0) abandon("lock " + tmp);
   if (::fchmod(fd, 0600) != 0) abandon("set the mode of " + tmp);
   std::size_t done = 0;
   while (done < text.size()) {

@@ -209,7 +209,7 @@ class request_api {
   auto blocking_query(Sink sink, Args&&... args) {
     return blocking_call(
         [this, &sink](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
-          return blocking_request(rows_proc<Sink>{std::move(sink), {}}, true, ec, d, p...);
+          return blocking_request(rows_proc<Sink>{std::move(sink)}, true, ec, d, p...);
         },
         std::forward<Args>(args)...);
   }
