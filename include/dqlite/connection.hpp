@@ -45,6 +45,17 @@
 
 namespace dqlite {
 
+namespace detail {
+/// The state behind a connection, for the library's own higher layers (cluster, pool,
+/// add-ons) and its tests.
+struct connection_access {
+  template <class Conn>
+  static const auto& impl(const Conn& c) noexcept {
+    return c.impl_;
+  }
+};
+}  // namespace detail
+
 /// A connection to one dqlite node over any Asio stream (TCP, unix socket, TLS...).
 ///
 /// Operations are asynchronous and accept any completion token; the default token makes
@@ -98,8 +109,9 @@ class basic_connection {
 
   /// True when the database is open and no error has broken the connection.
   bool is_open() const noexcept { return impl_ && impl_->state == detail::conn_state::open; }
-  /// True while an operation runs.
-  bool busy() const noexcept { return impl_ && impl_->busy; }
+  /// True while an operation runs (see errc::operation_in_progress; not to be confused
+  /// with is_busy(ec), the server's SQLITE_BUSY).
+  bool operation_in_progress() const noexcept { return impl_ && impl_->busy; }
   /// The text that goes with the last failed operation (server message or client detail).
   const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
   /// The error that closed the connection, if one did.
@@ -617,8 +629,6 @@ class basic_connection {
     return api(sql).template query_with<Sink>(std::move(sink), std::forward<Args>(args)...);
   }
 
-  /// The shared state (for the library's own higher layers).
-  const std::shared_ptr<impl_type>& impl() const noexcept { return impl_; }
 
  private:
   void shut() noexcept {
@@ -672,6 +682,7 @@ class basic_connection {
     }
   };
 
+  friend struct detail::connection_access;
   std::shared_ptr<impl_type> impl_;
 };
 
@@ -704,7 +715,8 @@ template <class Conn>
 struct free_connect_initiation {
   std::shared_ptr<Conn> holder;  // keeps the connection until the op takes it
   std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
-    return {holder->impl(), &holder->impl()->diag};
+    const auto& c = connection_access::impl(*holder);
+    return {c, &c->diag};
   }
 
   template <class Handler, class Target>

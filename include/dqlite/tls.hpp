@@ -156,7 +156,8 @@ struct tls_connect_op {
       host_port hp;
       std::string host = parse_address(address, hp) ? std::string() : hp.host;
       auto why = tls_verify_failure(conn->stream(), host);
-      if (!why.empty()) conn->impl()->diag.assign(conn->diagnostics().message() + ": " + why);
+      if (!why.empty())
+        connection_access::impl(*conn)->diag.assign(conn->diagnostics().message() + ": " + why);
     }
     self.complete(ec, std::move(*conn));
   }
@@ -165,7 +166,8 @@ struct tls_connect_op {
 struct tls_connect_initiation {
   std::shared_ptr<tls_connection> conn;
   std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
-    return {conn->impl(), &conn->impl()->diag};
+    const auto& c = connection_access::impl(*conn);
+    return {c, &c->diag};
   }
   template <class Handler>
   void operator()(Handler&& h, std::string address) {

@@ -479,36 +479,14 @@ inline error_code parse_address(std::string_view address, host_port& out) {
 // ---- end dqlite/address.hpp ----
 // ---- begin dqlite/cluster.hpp ----
 // The cluster client: leader discovery, connecting to the leader with retries, cluster
-// administration.
+// administration. Its parts: cluster_options.hpp, detail/cluster/ (backoff, results,
+// discovery, requests on the leader).
 
-// ---- begin dqlite/connection.hpp ----
-// One connection to a dqlite node.
+// ---- begin dqlite/cluster_options.hpp ----
+// Options of the cluster client: leader discovery, retries and backoff.
 
-// ---- begin dqlite/detail/admin_procs.hpp ----
-// Response processors of the cluster administration requests (see exchange.hpp for the
-// Proc interface).
-
-// ---- begin dqlite/detail/exchange.hpp ----
-// The I/O loop: one small Asio composed operation that drives any sans-io machine of
-// detail/sansio/ over a connection's stream, and owns the connection's one timer.
-
-// ---- begin dqlite/detail/sansio/exchange_machine.hpp ----
-// The request exchange as a sans-io state machine: housekeeping requests left behind by
-// dropped objects, the request itself, its response frames, INTERRUPT and drain on
-// cancellation, failure mapping, and the rule for when the connection must be closed.
-// No Asio: an I/O loop (detail/exchange.hpp) performs the actions it asks for.
-
-// ---- begin dqlite/detail/sansio/io.hpp ----
-// The vocabulary between the sans-io state machines and the I/O loop that drives them: a
-// machine is resumed with an event (what the last I/O did) and answers with an action
-// (what to do next). No Asio.
-
-// ---- begin dqlite/wire/decode.hpp ----
-// Sans-io decoding of dqlite responses from byte spans.
-//
-// Every read is bounds-checked: malformed input yields an errc, never a read out of
-// bounds. Decoded text and blobs are views into the caller's bytes (zero-copy); they stay
-// valid as long as those bytes do.
+// ---- begin dqlite/options.hpp ----
+// Options of a connection.
 
 // ---- begin dqlite/wire/protocol.hpp ----
 // Constants of the dqlite wire protocol (version 1).
@@ -628,6 +606,179 @@ inline constexpr std::size_t max_schema0_params = 255;
 
 }  // namespace dqlite::wire
 // ---- end dqlite/wire/protocol.hpp ----
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace dqlite {
+
+/// How a connection opens and behaves. Designated initialisers keep call sites short:
+///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
+/// The struct holds no owning members on purpose (so a temporary of it is safe inside a
+/// co_await expression with every compiler); the connection keeps its own copy of the
+/// database name.
+struct connection_options {
+  /// The database to open (created on first use). Empty: the connection opens no
+  /// database and serves cluster administration only (leader, cluster, add...); the
+  /// handshake then asks the node for the leader instead, so it still waits for an answer.
+  /// basic_connection::async_open_database opens one later.
+  std::string_view database = "default";
+  /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Bound on each request, from sending it to the last frame of its response. Zero or
+  /// less: no bound. On expiry the operation fails with errc::timeout and the connection
+  /// is closed (the server may still be working on the request).
+  std::chrono::milliseconds request_timeout{60'000};
+  /// Bound on reading the rest of a result the client interrupted (a cancelled query, a
+  /// closed or dropped cursor, a fetch over its cap) when request_timeout is zero or less;
+  /// with a request_timeout, that bound covers the drain too. The server keeps sending the interrupted result's rows until it
+  /// has finished the query (libdqlite answers INTERRUPT only then); on expiry the
+  /// operation fails with errc::timeout and the connection is closed. Zero or less: none.
+  std::chrono::milliseconds interrupt_timeout{30'000};
+  /// Largest frame body accepted from the server; a larger one fails the operation with
+  /// errc::frame_too_large and closes the connection.
+  std::size_t max_frame_size = wire::default_max_frame_size;
+  /// Caps on one result; the row that crosses one fails the operation with
+  /// errc::result_too_large at once (that row is not kept, nothing after it is decoded;
+  /// the rest of the result is interrupted before the connection's next request, and
+  /// the connection stays usable). Zero: no cap.
+  ///
+  /// max_result_rows: rows read from the result, whether kept (fetch, fetchall,
+  /// fetch_into) or read past (fetchone and fetchval keep the first row and read the
+  /// rest). Not applied to cursors.
+  std::size_t max_result_rows = 0;
+  /// max_result_bytes: bytes of memory the rows kept hold (the row objects, vector slots
+  /// included, and the heap memory of their strings, blobs and values, with a
+  /// per-allocation overhead), plus the wire size of the rows read past. A cursor applies
+  /// it to each batch.
+  std::size_t max_result_bytes = std::size_t{1} << 30;
+  /// Most columns a result may have. A ROWS frame announcing more fails the operation
+  /// with errc::too_many_columns and closes the connection. The default is SQLite's hard
+  /// limit (32767), which no server's result exceeds.
+  std::size_t max_result_columns = wire::default_max_columns;
+  /// Typed rows: a result column that matches no field of the row type is an error
+  /// (errc::column_mismatch) instead of being ignored.
+  bool reject_extra_columns = false;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/options.hpp ----
+
+#include <chrono>
+#include <cstddef>
+
+namespace dqlite {
+
+/// How a cluster client finds the leader and retries. Designated initialisers:
+///   dqlite::cluster c(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
+///                     {.connection = {.database = "app"}, .retry_timeout = 5s});
+struct cluster_options {
+  /// Options of the connections to the leader that async_connect makes: the database to
+  /// open (empty: none, for administration), timeouts, caps. The cluster keeps a copy of
+  /// the database name.
+  connection_options connection{};
+  /// Bound on asking one node for the leader: TCP connect, handshake and LEADER. Must be
+  /// positive.
+  std::chrono::milliseconds probe_timeout{2'000};
+  /// How many nodes are asked at the same time (at least 1).
+  std::size_t max_concurrent_probes = 10;
+  /// Attempts to find the leader (and, for async_connect, to open the database on it)
+  /// before giving up. 0: no limit by count.
+  unsigned max_attempts = 0;
+  /// Bound on the time of all attempts together; a probe never outlasts it. 0 or less: no
+  /// limit by time. With no limit at all (both 0) one attempt is made.
+  std::chrono::milliseconds retry_timeout{30'000};
+  /// Pause before attempt n + 1: backoff_base * backoff_factor^(n - 1), at most
+  /// backoff_cap; with backoff_jitter, a random duration between half of that and all of
+  /// it (so that clients do not retry in step).
+  std::chrono::milliseconds backoff_base{100};
+  unsigned backoff_factor = 2;
+  std::chrono::milliseconds backoff_cap{1'000};
+  bool backoff_jitter = true;
+  /// After each successful discovery, replace the content of the node store with the
+  /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
+  /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
+  bool refresh_store = false;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/cluster_options.hpp ----
+// ---- begin dqlite/detail/cluster/backoff.hpp ----
+// The pause between attempts: exponential backoff with a cap, and jitter.
+
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+namespace dqlite::detail {
+
+/// The pause before attempt `attempt + 1` after `attempt` failed ones (attempt >= 1),
+/// without jitter.
+inline std::chrono::milliseconds backoff_delay(const cluster_options& o, unsigned attempt) {
+  using ms = std::chrono::milliseconds;
+  if (o.backoff_base.count() <= 0) return ms{0};
+  const auto cap = std::max(o.backoff_cap, ms{0});
+  auto d = o.backoff_base;
+  for (unsigned i = 1; i < attempt && d < cap; ++i) {
+    if (o.backoff_factor <= 1) break;
+    if (d.count() > cap.count() / static_cast<ms::rep>(o.backoff_factor)) {
+      d = cap;
+      break;
+    }
+    d *= o.backoff_factor;
+  }
+  return std::min(d, cap);
+}
+
+/// A random duration between d / 2 and d.
+template <class URBG>
+std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
+  if (d.count() <= 1) return d;
+  std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(d.count() / 2, d.count());
+  return std::chrono::milliseconds(pick(g));
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/cluster/backoff.hpp ----
+// ---- begin dqlite/detail/cluster/discovery.hpp ----
+// The state of a cluster client, and leader discovery: probes, shared discoveries, connecting to the leader with retries.
+
+// ---- begin dqlite/detail/cluster/result.hpp ----
+// The result of a cluster or pool operation, cancellation, and the report of failed attempts.
+
+
+// ---- begin dqlite/connection.hpp ----
+// One connection to a dqlite node.
+
+// ---- begin dqlite/detail/admin_procs.hpp ----
+// Response processors of the cluster administration requests (see exchange.hpp for the
+// Proc interface).
+
+// ---- begin dqlite/detail/exchange.hpp ----
+// The I/O loop: one small Asio composed operation that drives any sans-io machine of
+// detail/sansio/ over a connection's stream, and owns the connection's one timer.
+
+// ---- begin dqlite/detail/sansio/exchange_machine.hpp ----
+// The request exchange as a sans-io state machine: housekeeping requests left behind by
+// dropped objects, the request itself, its response frames, INTERRUPT and drain on
+// cancellation, failure mapping, and the rule for when the connection must be closed.
+// No Asio: an I/O loop (detail/exchange.hpp) performs the actions it asks for.
+
+// ---- begin dqlite/detail/sansio/io.hpp ----
+// The vocabulary between the sans-io state machines and the I/O loop that drives them: a
+// machine is resumed with an event (what the last I/O did) and answers with an action
+// (what to do next). No Asio.
+
+// ---- begin dqlite/wire/decode.hpp ----
+// Sans-io decoding of dqlite responses from byte spans.
+//
+// Every read is bounds-checked: malformed input yields an errc, never a read out of
+// bounds. Decoded text and blobs are views into the caller's bytes (zero-copy); they stay
+// valid as long as those bytes do.
+
 
 #include <bit>
 #include <cstddef>
@@ -1292,68 +1443,6 @@ struct exchange_params {
 // operation in progress. No Asio: the state machines of sansio/ work on this alone, and
 // the connection adds the stream and its timer (detail/exchange.hpp).
 
-// ---- begin dqlite/options.hpp ----
-// Options of a connection.
-
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <string_view>
-
-namespace dqlite {
-
-/// How a connection opens and behaves. Designated initialisers keep call sites short:
-///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
-/// The struct holds no owning members on purpose (so a temporary of it is safe inside a
-/// co_await expression with every compiler); the connection keeps its own copy of the
-/// database name.
-struct connection_options {
-  /// The database to open (created on first use). Empty: the connection opens no
-  /// database and serves cluster administration only (leader, cluster, add...); the
-  /// handshake then asks the node for the leader instead, so it still waits for an answer.
-  /// basic_connection::async_open_database opens one later.
-  std::string_view database = "default";
-  /// Bound on resolve + TCP connect + handshake + OPEN. Zero or less: no bound.
-  std::chrono::milliseconds connect_timeout{10'000};
-  /// Bound on each request, from sending it to the last frame of its response. Zero or
-  /// less: no bound. On expiry the operation fails with errc::timeout and the connection
-  /// is closed (the server may still be working on the request).
-  std::chrono::milliseconds request_timeout{60'000};
-  /// Bound on reading the rest of a result the client interrupted (a cancelled query, a
-  /// closed or dropped cursor, a fetch over its cap) when request_timeout is zero or less;
-  /// with a request_timeout, that bound covers the drain too. The server keeps sending the interrupted result's rows until it
-  /// has finished the query (libdqlite answers INTERRUPT only then); on expiry the
-  /// operation fails with errc::timeout and the connection is closed. Zero or less: none.
-  std::chrono::milliseconds interrupt_timeout{30'000};
-  /// Largest frame body accepted from the server; a larger one fails the operation with
-  /// errc::frame_too_large and closes the connection.
-  std::size_t max_frame_size = wire::default_max_frame_size;
-  /// Caps on one result; the row that crosses one fails the operation with
-  /// errc::result_too_large at once (that row is not kept, nothing after it is decoded;
-  /// the rest of the result is interrupted before the connection's next request, and
-  /// the connection stays usable). Zero: no cap.
-  ///
-  /// max_result_rows: rows read from the result, whether kept (fetch, fetchall,
-  /// fetch_into) or read past (fetchone and fetchval keep the first row and read the
-  /// rest). Not applied to cursors.
-  std::size_t max_result_rows = 0;
-  /// max_result_bytes: bytes of memory the rows kept hold (the row objects, vector slots
-  /// included, and the heap memory of their strings, blobs and values, with a
-  /// per-allocation overhead), plus the wire size of the rows read past. A cursor applies
-  /// it to each batch.
-  std::size_t max_result_bytes = std::size_t{1} << 30;
-  /// Most columns a result may have. A ROWS frame announcing more fails the operation
-  /// with errc::too_many_columns and closes the connection. The default is SQLite's hard
-  /// limit (32767), which no server's result exceeds.
-  std::size_t max_result_columns = wire::default_max_columns;
-  /// Typed rows: a result column that matches no field of the row type is an error
-  /// (errc::column_mismatch) instead of being ignored.
-  bool reject_extra_columns = false;
-};
-
-}  // namespace dqlite
-// ---- end dqlite/options.hpp ----
 // ---- begin dqlite/wire/encode.hpp ----
 // Sans-io encoding of dqlite requests into a caller's buffer.
 //
@@ -3487,6 +3576,23 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
 // ---- begin dqlite/detail/procs.hpp ----
 // Response processors: how each kind of request reads its response frames.
 
+// ---- begin dqlite/exec_result.hpp ----
+// What a statement that returns no rows reports.
+
+#include <cstdint>
+
+namespace dqlite {
+
+/// What a statement that does not return rows reports (EXEC, EXEC_SQL: the server's
+/// RESULT response).
+struct exec_result {
+  std::uint64_t last_insert_id = 0;  ///< rowid of the last inserted row
+  std::uint64_t rows_affected = 0;   ///< rows changed by the (last) statement
+  friend bool operator==(const exec_result&, const exec_result&) = default;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/exec_result.hpp ----
 // ---- begin dqlite/field.hpp ----
 // Reading one received value into a C++ type.
 //
@@ -4932,12 +5038,6 @@ class row_mapper {
 
 namespace dqlite {
 
-/// What a statement that does not return rows reports.
-struct exec_result {
-  std::uint64_t last_insert_id = 0;  ///< rowid of the last inserted row
-  std::uint64_t rows_affected = 0;   ///< rows changed by the (last) statement
-  friend bool operator==(const exec_result&, const exec_result&) = default;
-};
 
 namespace detail {
 
@@ -7501,6 +7601,17 @@ auto transaction(Connection& conn, Body body) -> std::invoke_result_t<Body&, Con
 
 namespace dqlite {
 
+namespace detail {
+/// The state behind a connection, for the library's own higher layers (cluster, pool,
+/// add-ons) and its tests.
+struct connection_access {
+  template <class Conn>
+  static const auto& impl(const Conn& c) noexcept {
+    return c.impl_;
+  }
+};
+}  // namespace detail
+
 /// A connection to one dqlite node over any Asio stream (TCP, unix socket, TLS...).
 ///
 /// Operations are asynchronous and accept any completion token; the default token makes
@@ -7554,8 +7665,9 @@ class basic_connection {
 
   /// True when the database is open and no error has broken the connection.
   bool is_open() const noexcept { return impl_ && impl_->state == detail::conn_state::open; }
-  /// True while an operation runs.
-  bool busy() const noexcept { return impl_ && impl_->busy; }
+  /// True while an operation runs (see errc::operation_in_progress; not to be confused
+  /// with is_busy(ec), the server's SQLITE_BUSY).
+  bool operation_in_progress() const noexcept { return impl_ && impl_->busy; }
   /// The text that goes with the last failed operation (server message or client detail).
   const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
   /// The error that closed the connection, if one did.
@@ -8073,8 +8185,6 @@ class basic_connection {
     return api(sql).template query_with<Sink>(std::move(sink), std::forward<Args>(args)...);
   }
 
-  /// The shared state (for the library's own higher layers).
-  const std::shared_ptr<impl_type>& impl() const noexcept { return impl_; }
 
  private:
   void shut() noexcept {
@@ -8128,6 +8238,7 @@ class basic_connection {
     }
   };
 
+  friend struct detail::connection_access;
   std::shared_ptr<impl_type> impl_;
 };
 
@@ -8160,7 +8271,8 @@ template <class Conn>
 struct free_connect_initiation {
   std::shared_ptr<Conn> holder;  // keeps the connection until the op takes it
   std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
-    return {holder->impl(), &holder->impl()->diag};
+    const auto& c = connection_access::impl(*holder);
+    return {c, &c->diag};
   }
 
   template <class Handler, class Target>
@@ -8356,70 +8468,7 @@ class memory_node_store final : public node_store {
 #include <variant>
 #include <vector>
 
-namespace dqlite {
-
-/// How a cluster client finds the leader and retries. Designated initialisers:
-///   dqlite::cluster c(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
-///                     {.connection = {.database = "app"}, .retry_timeout = 5s});
-struct cluster_options {
-  /// Options of the connections to the leader that async_connect makes: the database to
-  /// open (empty: none, for administration), timeouts, caps. The cluster keeps a copy of
-  /// the database name.
-  connection_options connection{};
-  /// Bound on asking one node for the leader: TCP connect, handshake and LEADER. Must be
-  /// positive.
-  std::chrono::milliseconds probe_timeout{2'000};
-  /// How many nodes are asked at the same time (at least 1).
-  std::size_t max_concurrent_probes = 10;
-  /// Attempts to find the leader (and, for async_connect, to open the database on it)
-  /// before giving up. 0: no limit by count.
-  unsigned max_attempts = 0;
-  /// Bound on the time of all attempts together; a probe never outlasts it. 0 or less: no
-  /// limit by time. With no limit at all (both 0) one attempt is made.
-  std::chrono::milliseconds retry_timeout{30'000};
-  /// Pause before attempt n + 1: backoff_base * backoff_factor^(n - 1), at most
-  /// backoff_cap; with backoff_jitter, a random duration between half of that and all of
-  /// it (so that clients do not retry in step).
-  std::chrono::milliseconds backoff_base{100};
-  unsigned backoff_factor = 2;
-  std::chrono::milliseconds backoff_cap{1'000};
-  bool backoff_jitter = true;
-  /// After each successful discovery, replace the content of the node store with the
-  /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
-  /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
-  bool refresh_store = false;
-};
-
-/// The pause before attempt `attempt + 1` after `attempt` failed ones (attempt >= 1),
-/// without jitter.
-inline std::chrono::milliseconds backoff_delay(const cluster_options& o, unsigned attempt) {
-  using ms = std::chrono::milliseconds;
-  if (o.backoff_base.count() <= 0) return ms{0};
-  const auto cap = std::max(o.backoff_cap, ms{0});
-  auto d = o.backoff_base;
-  for (unsigned i = 1; i < attempt && d < cap; ++i) {
-    if (o.backoff_factor <= 1) break;
-    if (d.count() > cap.count() / static_cast<ms::rep>(o.backoff_factor)) {
-      d = cap;
-      break;
-    }
-    d *= o.backoff_factor;
-  }
-  return std::min(d, cap);
-}
-
-/// A random duration between d / 2 and d.
-template <class URBG>
-std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
-  if (d.count() <= 1) return d;
-  std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(d.count() / 2, d.count());
-  return std::chrono::milliseconds(pick(g));
-}
-
-template <class Stream>
-class basic_cluster;
-
-namespace detail {
+namespace dqlite::detail {
 
 inline constexpr auto as_tuple_awaitable = boost::asio::as_tuple(boost::asio::use_awaitable);
 
@@ -8533,6 +8582,49 @@ inline std::string error_text(const error_code& ec, const diagnostics& d) {
   if (d.message().find(ec.message()) != std::string::npos) return d.message();
   return d.message() + ": " + ec.message();
 }
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/cluster/result.hpp ----
+
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace dqlite {
+
+template <class Stream>
+class basic_cluster;
+
+namespace detail {
 
 template <class Stream>
 struct cluster_state {
@@ -8670,8 +8762,8 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
   leader_answer<Stream> out;
   out.conn.emplace(s->probe_options(timeout), s->ex);
   auto& conn = *out.conn;
-  s->track(conn.impl());
-  if (round) round->conns.push_back(conn.impl());
+  s->track(connection_access::impl(conn));
+  if (round) round->conns.push_back(connection_access::impl(conn));
   auto r1 = co_await conn.async_connect(address, as_tuple_awaitable);
   if (auto ec = std::get<0>(r1)) {
     out.failure = error_text(ec, conn.diagnostics());
@@ -8794,7 +8886,7 @@ boost::asio::awaitable<void> probe_worker(
       round->reasons[i].clear();
       round->found = std::move(r.value);
       // Stop the other probes of this round: their answers are not needed.
-      auto keep = round->found->conn->impl();
+      auto keep = connection_access::impl(*round->found->conn);
       for (auto& w : round->conns)
         if (auto c = w.lock(); c && c != keep) c->close_transport();
     }
@@ -9017,7 +9109,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
     }
     if (!d.ec) {
       // From now on the connection follows the caller's options.
-      auto& impl = *d.value->conn->impl();
+      auto& impl = *connection_access::impl(*d.value->conn);
       impl.opts.connect_timeout = o.connection.connect_timeout;
       impl.opts.request_timeout = o.connection.request_timeout;
       co_return d;
@@ -9051,6 +9143,48 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
   }
 }
 
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/detail/cluster/discovery.hpp ----
+// ---- begin dqlite/detail/cluster/leader_requests.hpp ----
+// Requests run on the leader (or on one node) by the cluster client, and the adapter that completes a cluster operation from its coroutine.
+
+
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace dqlite::detail {
+
 /// Runs request(conn) on a connection (no database) to the leader: the cached one, or a
 /// new one. A "not leader" answer (and, for requests that change nothing, a broken
 /// connection) makes it find the leader again and retry once.
@@ -9060,7 +9194,7 @@ boost::asio::awaitable<cluster_result<T>> on_leader(std::shared_ptr<cluster_stat
   using state = cluster_state<Stream>;
   for (int round = 0;; ++round) {
     std::optional<typename state::connection_type> conn;
-    if (s->admin && s->admin->is_open() && !s->admin->busy()) {
+    if (s->admin && s->admin->is_open() && !s->admin->operation_in_progress()) {
       conn = std::move(s->admin);
       s->admin.reset();
     } else {
@@ -9101,7 +9235,7 @@ boost::asio::awaitable<cluster_result<T>> on_node(std::shared_ptr<cluster_state<
   auto opts = s->opts.connection;
   opts.database = {};
   basic_connection<Stream> conn(opts, s->ex);
-  s->track(conn.impl());
+  s->track(connection_access::impl(conn));
   auto c = co_await conn.async_connect(address, as_tuple_awaitable);
   if (auto ec = std::get<0>(c)) co_return cluster_result<T>::fail(ec, error_text(ec, conn.diagnostics()));
   auto t = co_await request(conn);
@@ -9159,7 +9293,42 @@ struct cluster_initiation {
   }
 };
 
-}  // namespace detail
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/cluster/leader_requests.hpp ----
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace dqlite {
 
 /// A client of a whole dqlite cluster: finds the leader, connects to it with retries, and
 /// administers the cluster.
@@ -9520,39 +9689,22 @@ using cluster = basic_cluster<boost::asio::ip::tcp::socket>;
 }  // namespace dqlite
 // ---- end dqlite/cluster.hpp ----
 // ---- begin dqlite/pool.hpp ----
-// A pool of connections to the leader of a dqlite cluster.
+// A pool of connections to the leader of a dqlite cluster. Its parts: pool_options.hpp,
+// detail/pool/core.hpp (the pool's state and operations).
+
+// ---- begin dqlite/detail/pool/core.hpp ----
+// The state of a pool (connections, waiters, limits, health, leader changes), independent
+// of how connections are made, and the adapter that completes a pool operation from its
+// coroutine.
+
+// ---- begin dqlite/pool_options.hpp ----
+// Options and counters of the connection pool.
 
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/compose.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
-#include <unistd.h>
-
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <exception>
-#include <memory>
-#include <optional>
-#include <stdexcept>
-#include <string>
 #include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <utility>
-#include <vector>
 
 namespace dqlite {
 
@@ -9601,6 +9753,42 @@ struct pool_stats {
   std::uint64_t discarded = 0;  ///< connections dropped (broken, failed check, leader change)
   std::uint64_t leader_changes = 0;  ///< connection or leadership errors that emptied the pool
 };
+
+}  // namespace dqlite
+// ---- end dqlite/pool_options.hpp ----
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
 
 template <class Conn, class Connector>
 class pooled_handle;
@@ -10121,6 +10309,41 @@ using owned_param_t =
                        std::string, std::decay_t<P>>;
 
 }  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/detail/pool/core.hpp ----
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
 
 /// A connection checked out of a pool: use it through -> and *; it goes back to the pool
 /// when the handle is destroyed (or reset()). Move-only. On its way back a connection
@@ -10201,6 +10424,11 @@ using basic_pooled_connection =
 /// statement). After fork() the child's operations fail with
 /// errc::used_after_fork. Destroying the pool closes it without waiting; checked-out
 /// connections are closed when they come back.
+namespace detail {
+template <class Stream>
+struct create_pool_op;
+}  // namespace detail
+
 template <class Stream>
 class basic_pool {
   using connector_type = detail::cluster_connector<Stream>;
@@ -10243,8 +10471,6 @@ class basic_pool {
   /// The strand the pool's state lives on.
   executor_type get_executor() const { return state().ex; }
   const pool_options& options() const { return state().opts; }
-  /// The shared state (for the library's own use).
-  const std::shared_ptr<core_type>& core() const noexcept { return s_; }
   /// The cluster client the pool opens its connections with.
   basic_cluster<Stream>& cluster() { return *state().connector.cluster; }
   /// A snapshot of the counters. Read it on get_executor() (e.g. from a coroutine running
@@ -10411,6 +10637,8 @@ class basic_pool {
     return *s_;
   }
 
+  template <class S>
+  friend struct detail::create_pool_op;
   std::shared_ptr<core_type> s_;
 };
 
@@ -10428,7 +10656,7 @@ struct create_pool_op {
 
   template <class Self>
   void operator()(Self& self) {
-    auto core = p->core();
+    auto core = p->s_;
     auto ex = core->ex;
     boost::asio::co_spawn(ex, core->warm_up(), std::move(self));
   }

@@ -290,7 +290,7 @@ TEST_CASE("a second operation while one runs fails without disturbing the first"
           CHECK(!e);
           first = v;
         });
-    was_busy = conn.busy();
+    was_busy = conn.operation_in_progress();
     conn.async_execute("SELECT 1", [&](dqlite::error_code e, dqlite::exec_result) { second = e; });
   });
   io.run();

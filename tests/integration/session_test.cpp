@@ -98,9 +98,9 @@ TEST_CASE("transactions commit, roll back, and roll back when dropped", "[tx]") 
       auto tx3 = co_await conn.async_begin();
       co_await conn.async_execute("INSERT INTO t VALUES (3)");
     }
-    CHECK(conn.impl()->rollback_pending);
+    CHECK(dqlite::detail::connection_access::impl(conn)->rollback_pending);
     CHECK(co_await conn.async_fetchval<std::int64_t>("SELECT count(*) FROM t") == 1);
-    CHECK_FALSE(conn.impl()->rollback_pending);
+    CHECK_FALSE(dqlite::detail::connection_access::impl(conn)->rollback_pending);
     co_await other.async_execute("INSERT INTO t VALUES (4)");  // not locked out
     CHECK(co_await other.async_fetchval<std::int64_t>("SELECT count(*) FROM t") == 2);
   });
@@ -225,9 +225,9 @@ TEST_CASE("prepared statements run many times and are finalized", "[stmt]") {
 
     // Dropped without close: finalized before the next request.
     { auto dropped = co_await conn.async_prepare("SELECT 1"); }
-    CHECK(conn.impl()->finalize_pending.size() == 1);
+    CHECK(dqlite::detail::connection_access::impl(conn)->finalize_pending.size() == 1);
     CHECK(co_await conn.async_fetchval<std::int64_t>("SELECT count(*) FROM kv") == 11);
-    CHECK(conn.impl()->finalize_pending.empty());
+    CHECK(dqlite::detail::connection_access::impl(conn)->finalize_pending.empty());
 
     // A statement outlives its connection's closing only as an error.
     co_await conn.async_close();
@@ -317,7 +317,7 @@ TEST_CASE("cursors read large results in batches and closing early keeps the con
       auto batch = co_await dropped.async_next();
       CHECK(batch.size() > 0);
     }
-    CHECK(conn.impl()->drain_pending);
+    CHECK(dqlite::detail::connection_access::impl(conn)->drain_pending);
     CHECK(co_await conn.async_fetchval<std::int64_t>("SELECT 9") == 9);
 
     // A statement's cursor.

@@ -99,25 +99,25 @@ TEST_CASE("memory node store", "[cluster]") {
 TEST_CASE("backoff: exponential, capped, with jitter", "[cluster]") {
   dqlite::cluster_options o;  // 100 ms, factor 2, cap 1 s
   std::vector<long> got;
-  for (unsigned a = 1; a <= 7; ++a) got.push_back(dqlite::backoff_delay(o, a).count());
+  for (unsigned a = 1; a <= 7; ++a) got.push_back(dqlite::detail::backoff_delay(o, a).count());
   CHECK(got == std::vector<long>{100, 200, 400, 800, 1000, 1000, 1000});
-  CHECK(dqlite::backoff_delay(o, 1000).count() == 1000);
+  CHECK(dqlite::detail::backoff_delay(o, 1000).count() == 1000);
 
   o.backoff_base = 30ms;
   o.backoff_factor = 3;
   o.backoff_cap = 500ms;
-  CHECK(dqlite::backoff_delay(o, 1).count() == 30);
-  CHECK(dqlite::backoff_delay(o, 2).count() == 90);
-  CHECK(dqlite::backoff_delay(o, 3).count() == 270);
-  CHECK(dqlite::backoff_delay(o, 4).count() == 500);
+  CHECK(dqlite::detail::backoff_delay(o, 1).count() == 30);
+  CHECK(dqlite::detail::backoff_delay(o, 2).count() == 90);
+  CHECK(dqlite::detail::backoff_delay(o, 3).count() == 270);
+  CHECK(dqlite::detail::backoff_delay(o, 4).count() == 500);
   o.backoff_base = 0ms;
-  CHECK(dqlite::backoff_delay(o, 3).count() == 0);
+  CHECK(dqlite::detail::backoff_delay(o, 3).count() == 0);
 
   std::minstd_rand rng(42);
   bool varied = false;
-  long first = dqlite::jittered(1000ms, rng).count();
+  long first = dqlite::detail::jittered(1000ms, rng).count();
   for (int i = 0; i < 200; ++i) {
-    auto d = dqlite::jittered(1000ms, rng).count();
+    auto d = dqlite::detail::jittered(1000ms, rng).count();
     CHECK(d >= 500);
     CHECK(d <= 1000);
     varied = varied || d != first;

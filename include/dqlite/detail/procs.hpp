@@ -3,6 +3,7 @@
 
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/error.hpp>
+#include <dqlite/exec_result.hpp>
 #include <dqlite/field.hpp>
 #include <dqlite/mapping.hpp>
 #include <dqlite/value.hpp>
@@ -19,12 +20,6 @@
 
 namespace dqlite {
 
-/// What a statement that does not return rows reports.
-struct exec_result {
-  std::uint64_t last_insert_id = 0;  ///< rowid of the last inserted row
-  std::uint64_t rows_affected = 0;   ///< rows changed by the (last) statement
-  friend bool operator==(const exec_result&, const exec_result&) = default;
-};
 
 namespace detail {
 

@@ -1,0 +1,43 @@
+// Options of the cluster client: leader discovery, retries and backoff.
+#pragma once
+
+#include <dqlite/options.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace dqlite {
+
+/// How a cluster client finds the leader and retries. Designated initialisers:
+///   dqlite::cluster c(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
+///                     {.connection = {.database = "app"}, .retry_timeout = 5s});
+struct cluster_options {
+  /// Options of the connections to the leader that async_connect makes: the database to
+  /// open (empty: none, for administration), timeouts, caps. The cluster keeps a copy of
+  /// the database name.
+  connection_options connection{};
+  /// Bound on asking one node for the leader: TCP connect, handshake and LEADER. Must be
+  /// positive.
+  std::chrono::milliseconds probe_timeout{2'000};
+  /// How many nodes are asked at the same time (at least 1).
+  std::size_t max_concurrent_probes = 10;
+  /// Attempts to find the leader (and, for async_connect, to open the database on it)
+  /// before giving up. 0: no limit by count.
+  unsigned max_attempts = 0;
+  /// Bound on the time of all attempts together; a probe never outlasts it. 0 or less: no
+  /// limit by time. With no limit at all (both 0) one attempt is made.
+  std::chrono::milliseconds retry_timeout{30'000};
+  /// Pause before attempt n + 1: backoff_base * backoff_factor^(n - 1), at most
+  /// backoff_cap; with backoff_jitter, a random duration between half of that and all of
+  /// it (so that clients do not retry in step).
+  std::chrono::milliseconds backoff_base{100};
+  unsigned backoff_factor = 2;
+  std::chrono::milliseconds backoff_cap{1'000};
+  bool backoff_jitter = true;
+  /// After each successful discovery, replace the content of the node store with the
+  /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
+  /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
+  bool refresh_store = false;
+};
+
+}  // namespace dqlite

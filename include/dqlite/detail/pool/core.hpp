@@ -1,0 +1,568 @@
+// The state of a pool (connections, waiters, limits, health, leader changes), independent
+// of how connections are made, and the adapter that completes a pool operation from its
+// coroutine.
+#pragma once
+
+#include <dqlite/pool_options.hpp>
+#include <dqlite/cluster.hpp>
+#include <dqlite/connection.hpp>
+#include <dqlite/detail/token.hpp>
+#include <dqlite/error.hpp>
+#include <dqlite/node_store.hpp>
+#include <dqlite/options.hpp>
+#include <dqlite/wire/decode.hpp>
+#include <dqlite/with_diagnostics.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+template <class Conn, class Connector>
+class pooled_handle;
+
+namespace detail {
+
+/// The state of a pool, independent of how connections are made. Conn needs is_open(),
+/// broken_by() and close(); Connector needs connect() -> awaitable<cluster_result<Conn>>,
+/// reset(Conn&) and ping(Conn&) -> awaitable<error_code>, and close(). Every member is
+/// used on `ex` only (a strand when the pool may be used from several threads).
+template <class Conn, class Connector>
+class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>> {
+ public:
+  using clock = std::chrono::steady_clock;
+  using handle_type = pooled_handle<Conn, Connector>;
+
+  pool_core(boost::asio::any_io_executor e, Connector c, const pool_options& o)
+      : ex(std::move(e)), connector(std::move(c)), opts(o), pid(::getpid()) {}
+
+  boost::asio::any_io_executor ex;
+  Connector connector;
+  pool_options opts;
+  ::pid_t pid;
+
+  struct idle_conn {
+    Conn conn;
+    clock::time_point since;
+  };
+  struct waiter {
+    explicit waiter(const boost::asio::any_io_executor& e) : timer(e, clock::time_point::max()) {}
+    boost::asio::steady_timer timer;
+    std::optional<Conn> conn;
+    bool closed = false;
+  };
+
+  std::vector<idle_conn> idle;  ///< the back is the most recently returned
+  std::deque<std::shared_ptr<waiter>> waiters;
+  std::size_t in_use = 0;
+  std::size_t connecting = 0;
+  std::uint64_t generation = 0;  ///< bumped by each leader change
+  std::uint64_t opened = 0;
+  std::uint64_t discarded = 0;
+  std::uint64_t leader_changes = 0;
+  std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
+  std::string connect_cause;       ///< the latest such failure that was not a timeout
+  bool closed = false;
+  std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when in_use drops
+
+  std::size_t total() const noexcept { return idle.size() + in_use + connecting; }
+
+  pool_stats stats() const {
+    return {idle.size(), in_use, connecting, waiters.size(), opened, discarded, leader_changes};
+  }
+
+  /// errc::used_after_fork or errc::pool_closed when the pool cannot serve.
+  error_code check_usable(std::string& diag) const {
+    if (::getpid() != pid) {
+      diag = "the pool was created in another process (before fork()); create a new pool in "
+             "this process";
+      return make_error_code(errc::used_after_fork);
+    }
+    if (closed) {
+      diag = "the pool was closed";
+      return make_error_code(errc::pool_closed);
+    }
+    return {};
+  }
+
+  std::string describe_counts() const {
+    std::string s = "in use: " + std::to_string(in_use) + ", idle: " + std::to_string(idle.size()) +
+                    ", connecting: " + std::to_string(connecting) +
+                    ", waiting: " + std::to_string(waiters.size()) +
+                    ", max_size: " + std::to_string(opts.max_size);
+    if (last_connect_error.empty())
+      s += "; last connect error: none";
+    else if (connect_cause.empty() || connect_cause == last_connect_error)
+      s += "; last connect error: " + last_connect_error;
+    else
+      s += "; last connect error: " + connect_cause + " (later attempts timed out: " +
+           last_connect_error + ")";
+    return s;
+  }
+
+  /// Longest text kept of one connect failure, in bytes.
+  static constexpr std::size_t max_failure_text = 1024;
+
+  /// A connection could not be opened: keeps a bounded text of why. A timeout (often an
+  /// attempt left little time by an earlier failure) does not replace the cause of an
+  /// earlier failure in the messages.
+  void note_connect_failure(const error_code& ec, const std::string& diag) {
+    std::string text = diag.empty() ? ec.message() : diag;
+    if (text.size() > max_failure_text) {
+      const std::size_t full = text.size();
+      text.resize(wire::message_prefix(text, max_failure_text).size());
+      text += " [... " + std::to_string(full - text.size()) + " more bytes]";
+    }
+    const bool timeout = ec == make_error_code(errc::timeout) ||
+                         ec == make_error_code(boost::system::errc::timed_out);
+    if (!timeout) connect_cause = text;
+    last_connect_error = std::move(text);
+  }
+
+  void discard(Conn& c) {
+    c.close();
+    ++discarded;
+  }
+
+  /// A connection or leadership error was seen: the idle connections point at a node that
+  /// may not lead any more (or is gone). Drop them; the next ones go through discovery.
+  void note_error(const error_code& ec) {
+    // A cancellation closes a connection because its caller asked, not because of the node.
+    if (!ec || !is_connection_error(ec) || ec == make_error_code(errc::used_after_fork) ||
+        is_cancelled(ec))
+      return;
+    ++generation;
+    ++leader_changes;
+    for (auto& ic : idle) discard(ic.conn);
+    idle.clear();
+    grow();
+  }
+
+  /// Hands a ready connection to the first waiter, or keeps it idle.
+  void deliver(Conn c) {
+    if (closed) {
+      discard(c);
+      return;
+    }
+    while (!waiters.empty()) {
+      auto w = std::move(waiters.front());
+      waiters.pop_front();
+      if (w->conn || w->closed) continue;
+      w->conn.emplace(std::move(c));
+      ++in_use;
+      w->timer.cancel();
+      return;
+    }
+    idle.push_back(idle_conn{std::move(c), clock::now()});
+  }
+
+  bool wants_more() const {
+    if (closed) return false;
+    if (total() >= opts.max_size) return false;
+    return waiters.size() > connecting || total() < opts.min_size;
+  }
+
+  /// Starts opening connections for the waiters and up to min_size.
+  void grow() {
+    while (wants_more()) {
+      ++connecting;
+      try {
+        boost::asio::co_spawn(ex, connect_one(this->shared_from_this()), boost::asio::detached);
+      } catch (...) {
+        --connecting;
+        return;
+      }
+    }
+  }
+
+  // One connection from the connector; an exception it throws becomes a failure.
+  static boost::asio::awaitable<cluster_result<Conn>> connect_safely(std::shared_ptr<pool_core> s) {
+    std::exception_ptr ep;
+    try {
+      co_return co_await s->connector.connect();
+    } catch (...) {
+      ep = std::current_exception();
+    }
+    co_return cluster_result<Conn>::from_exception(ep);
+  }
+
+  static boost::asio::awaitable<void> connect_one(std::shared_ptr<pool_core> s) {
+    for (;;) {
+      std::optional<cluster_result<Conn>> r;
+      r.emplace(co_await connect_safely(s));
+      --s->connecting;
+      if (!r->ec && r->value) {
+        ++s->opened;
+        s->connect_cause.clear();  // a new run of failures has its own cause
+        s->deliver(std::move(*r->value));
+        s->notify();
+        co_return;
+      }
+      s->note_connect_failure(r->ec, r->diag);
+      if (!s->wants_more()) {
+        s->notify();
+        co_return;
+      }
+      // Still needed: try again after a pause (the cluster client retried already).
+      ++s->connecting;
+      auto pause = std::max(s->opts.cluster.backoff_base, std::chrono::milliseconds(20));
+      boost::asio::steady_timer t(s->ex, pause);
+      co_await t.async_wait(as_tuple_awaitable);
+      if (!s->wants_more_after_pause()) {
+        --s->connecting;
+        s->notify();
+        co_return;
+      }
+    }
+  }
+
+  bool wants_more_after_pause() {
+    // This coroutine is counted in `connecting`: uncount it to ask.
+    --connecting;
+    bool more = wants_more();
+    ++connecting;
+    return more;
+  }
+
+  void notify() {
+    if (drained) drained->cancel();
+  }
+
+  /// Checks out a connection: an idle one (checked first), or the next one that comes
+  /// back or is opened, in the order of the requests.
+  boost::asio::awaitable<cluster_result<handle_type>> acquire() {
+    using result = cluster_result<handle_type>;
+    auto self = this->shared_from_this();
+    std::string diag;
+    if (auto ec = check_usable(diag)) co_return result::fail(ec, diag);
+    // A cancelled acquire leaves the pool as it was: no connection is lost or discarded
+    // because of it.
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    const auto start = clock::now();
+    while (waiters.empty() && !idle.empty()) {
+      if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
+      idle_conn ic = std::move(idle.back());
+      idle.pop_back();
+      if (!ic.conn.is_open()) {
+        note_error(ic.conn.broken_by());
+        discard(ic.conn);
+        continue;
+      }
+      ++in_use;
+      if (clock::now() - ic.since > opts.health_check_after) {
+        const auto gen = generation;
+        error_code ec;
+        try {
+          ec = co_await connector.ping(ic.conn);
+        } catch (...) {
+          ec = make_error_code(errc::not_connected);
+        }
+        if (was_cancelled(cs) && !closed) {
+          // The check was cut short (an interrupted check leaves the connection open): the
+          // connection goes back unchecked, to be checked by the next acquire.
+          --in_use;
+          if (!ic.conn.is_open()) {
+            note_error(ic.conn.broken_by());
+            discard(ic.conn);
+          } else if (gen != generation) {
+            discard(ic.conn);  // from before a leader change
+          } else if (!waiters.empty()) {
+            deliver(std::move(ic.conn));  // a waiter that came meanwhile
+          } else {
+            idle.push_back(std::move(ic));
+          }
+          notify();
+          grow();
+          co_return cancelled_by_caller<handle_type>();
+        }
+        if (ec || !ic.conn.is_open() || closed) {
+          --in_use;
+          discard(ic.conn);
+          notify();
+          if (closed) co_return result::fail(make_error_code(errc::pool_closed), "the pool was closed");
+          if (is_connection_error(ec)) note_error(ec);
+          grow();
+          continue;
+        }
+      }
+      result r;
+      r.value.emplace(self, std::move(ic.conn), generation);
+      co_return r;
+    }
+    if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
+    auto w = std::make_shared<waiter>(ex);
+    waiters.push_back(w);
+    if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
+    grow();
+    // (grow() may have delivered a connection already.) Nothing between the check of the
+    // cancellation above and this wait suspends, so the wait itself sees a cancellation:
+    // it ends, and the waiter leaves the queue below.
+    if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
+    if (w->conn) {
+      result r;
+      r.value.emplace(self, std::move(*w->conn), generation);
+      co_return r;
+    }
+    std::erase(waiters, w);
+    if (w->closed || closed)
+      co_return result::fail(make_error_code(errc::pool_closed),
+                             "the pool was closed while waiting for a connection");
+    if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
+    co_return result::fail(make_error_code(errc::timeout),
+                           "no connection became available within " +
+                               std::to_string(opts.acquire_timeout.count()) + " ms (" +
+                               describe_counts() + ")");
+  }
+
+  /// A checked-out connection comes back (from any thread).
+  void give_back(Conn c, std::uint64_t gen, bool unusable) noexcept {
+    if (::getpid() != pid) return;  // the connection forgets its socket when destroyed
+    try {
+      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, unusable),
+                            boost::asio::detached);
+    } catch (...) {
+    }
+  }
+
+  static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
+                                               std::uint64_t gen, bool unusable) {
+    bool keep = !unusable && !s->closed && c.is_open() && gen == s->generation;
+    if (!c.is_open()) s->note_error(c.broken_by());
+    if (keep) {
+      error_code ec;
+      try {
+        ec = co_await s->connector.reset(c);
+      } catch (...) {
+        ec = make_error_code(errc::not_connected);
+      }
+      if (ec || !c.is_open()) {
+        keep = false;
+        s->note_error(ec ? ec : c.broken_by());
+      }
+    }
+    --s->in_use;
+    if (keep && !s->closed && gen == s->generation)
+      s->deliver(std::move(c));
+    else
+      s->discard(c);
+    s->notify();
+    s->grow();
+  }
+
+  /// Opens connections until min_size are open, in parallel. Fails when none could be
+  /// opened and some were needed.
+  boost::asio::awaitable<cluster_result<void>> warm_up() {
+    auto self = this->shared_from_this();
+    struct round {
+      explicit round(const boost::asio::any_io_executor& e) : done(e, clock::time_point::max()) {}
+      boost::asio::steady_timer done;
+      std::size_t running = 0;
+      std::size_t ok = 0;
+      std::string failure;
+    };
+    auto r = std::make_shared<round>(ex);
+    const std::size_t want = opts.min_size > total() ? opts.min_size - total() : 0;
+    for (std::size_t i = 0; i < want; ++i) {
+      ++connecting;
+      ++r->running;
+      boost::asio::co_spawn(
+          ex,
+          [](std::shared_ptr<pool_core> s, std::shared_ptr<round> r) -> boost::asio::awaitable<void> {
+            std::optional<cluster_result<Conn>> c;
+            c.emplace(co_await connect_safely(s));
+            --s->connecting;
+            if (!c->ec && c->value) {
+              ++s->opened;
+              ++r->ok;
+              s->connect_cause.clear();
+              s->deliver(std::move(*c->value));
+            } else {
+              s->note_connect_failure(c->ec, c->diag);
+              r->failure = s->last_connect_error;
+            }
+            if (--r->running == 0) r->done.cancel();
+          }(self, r),
+          boost::asio::detached);
+    }
+    if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    if (r->running > 0 && was_cancelled(cs)) {
+      grow();  // the connections being opened stay in the pool; the rest come later
+      co_return cancelled_by_caller<void>();
+    }
+    if (want > 0 && r->ok == 0)
+      co_return cluster_result<void>::fail(make_error_code(errc::no_leader),
+                                           "opening the pool's first connections failed: " +
+                                               r->failure);
+    grow();  // whatever failed is retried in the background
+    cluster_result<void> out;
+    out.value.emplace();
+    co_return out;
+  }
+
+  /// Stops the pool: idle connections closed, waiters failed with errc::pool_closed,
+  /// no more refills. Returns at once.
+  void shut() {
+    if (closed) return;
+    closed = true;
+    for (auto& ic : idle) discard(ic.conn);
+    idle.clear();
+    for (auto& w : waiters) {
+      w->closed = true;
+      w->timer.cancel();
+    }
+    waiters.clear();
+  }
+
+  /// shut(), then waits (up to close_timeout) for the checked-out connections.
+  boost::asio::awaitable<cluster_result<void>> close() {
+    auto self = this->shared_from_this();
+    shut();
+    const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
+    const auto cs = co_await boost::asio::this_coro::cancellation_state;
+    while (in_use > 0 && clock::now() < deadline && !was_cancelled(cs)) {
+      auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
+      drained = t;
+      co_await t->async_wait(as_tuple_awaitable);
+      drained.reset();
+    }
+    const std::size_t left = in_use;
+    connector.close();
+    if (left > 0 && was_cancelled(cs))
+      co_return cancelled_by_caller<void>("the pool is closed; " + std::to_string(left) +
+                                          " checked-out connection(s) were still out");
+    if (left > 0)
+      co_return cluster_result<void>::fail(
+          make_error_code(errc::timeout),
+          std::to_string(left) + " checked-out connection(s) did not come back within " +
+              std::to_string(opts.close_timeout.count()) + " ms");
+    cluster_result<void> out;
+    out.value.emplace();
+    co_return out;
+  }
+};
+
+/// Completes a pool operation from the result of its coroutine.
+template <class Core, class T, class Body>
+struct pool_op {
+  std::shared_ptr<Core> s;
+  std::shared_ptr<diagnostics> diag;
+  Body body;
+
+  template <class Self>
+  void operator()(Self& self) {
+    if (!s) {
+      diag->assign("the pool is empty (moved from, or its creation failed)");
+      if constexpr (std::is_void_v<T>)
+        self.complete(make_error_code(errc::pool_closed));
+      else
+        self.complete(make_error_code(errc::pool_closed), T{});
+      return;
+    }
+    auto ex = s->ex;
+    boost::asio::co_spawn(ex, body(std::move(s)), std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
+    diag->assign(r.diag);
+    if constexpr (std::is_void_v<T>)
+      self.complete(r.ec);
+    else
+      self.complete(r.ec, r.value ? std::move(*r.value) : T{});
+  }
+};
+
+template <class Core, class T>
+struct pool_initiation {
+  std::shared_ptr<Core> s;
+  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
+  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
+
+  template <class Handler, class Body>
+  void operator()(Handler&& h, Body body) {
+    using sig = completion_sig_t<T>;
+    if (s) {
+      auto ex = s->ex;
+      boost::asio::async_compose<Handler, sig>(pool_op<Core, T, Body>{s, diag, std::move(body)}, h,
+                                               ex);
+    } else {
+      boost::asio::async_compose<Handler, sig>(pool_op<Core, T, Body>{s, diag, std::move(body)},
+                                               h);
+    }
+  }
+};
+
+/// Runs pool operation `body(core)` (a coroutine returning cluster_result<T>) for `token`.
+template <class T, class Core, class Token, class Body>
+auto initiate_pool_op(std::shared_ptr<Core> s, Token& token, Body body) {
+  return boost::asio::async_initiate<Token, completion_sig_t<T>>(pool_initiation<Core, T>{std::move(s)},
+                                                                 token, std::move(body));
+}
+
+/// Opens the pool's connections to the leader through a cluster client.
+template <class Stream>
+struct cluster_connector {
+  using connection_type = basic_connection<Stream>;
+  std::shared_ptr<basic_cluster<Stream>> cluster;
+
+  boost::asio::awaitable<cluster_result<connection_type>> connect() {
+    auto c = cluster;  // keeps the cluster while this runs
+    auto [ec, conn] = co_await c->async_connect(as_tuple_awaitable);
+    if (ec) co_return cluster_result<connection_type>::fail(ec, error_text(ec, c->diagnostics()));
+    cluster_result<connection_type> out;
+    out.value.emplace(std::move(conn));
+    co_return out;
+  }
+  static boost::asio::awaitable<error_code> reset(connection_type& c) {
+    auto [ec] = co_await c.async_reset(as_tuple_awaitable);
+    co_return ec;
+  }
+  static boost::asio::awaitable<error_code> ping(connection_type& c) {
+    auto [ec, v] = co_await c.template async_fetchval<std::int64_t>("SELECT 1", as_tuple_awaitable);
+    (void)v;
+    co_return ec;
+  }
+  void close() {
+    if (cluster) cluster->close();
+  }
+};
+
+/// A parameter kept by a pool call until it runs: strings are copied, the rest decays.
+template <class P>
+using owned_param_t =
+    std::conditional_t<std::is_convertible_v<const std::decay_t<P>&, std::string_view> &&
+                           !std::is_same_v<std::decay_t<P>, std::string>,
+                       std::string, std::decay_t<P>>;
+
+}  // namespace detail
+}  // namespace dqlite

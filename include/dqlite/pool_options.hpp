@@ -1,0 +1,59 @@
+// Options and counters of the connection pool.
+#pragma once
+
+#include <dqlite/cluster_options.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace dqlite {
+
+/// How a pool behaves. Designated initialisers:
+///   auto pool = co_await dqlite::async_create_pool(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
+///                                                  {.database = "app", .max_size = 16});
+/// The struct holds no owning members (so a temporary of it is safe inside a co_await
+/// expression); the pool keeps its own copy of the database name.
+struct pool_options {
+  /// The database the pool's connections open (replaces cluster.connection.database).
+  std::string_view database = "default";
+  /// Connections opened (in parallel) when the pool is created and kept open afterwards:
+  /// after a leader change the pool refills to this size in the background.
+  std::size_t min_size = 0;
+  /// Most connections open at once (checked out, idle and being opened). At least 1.
+  std::size_t max_size = 10;
+  /// Bound on async_acquire (and on the acquire step of the convenience calls); on expiry
+  /// it fails with errc::timeout. Zero or less: no bound.
+  std::chrono::milliseconds acquire_timeout{30'000};
+  /// An idle connection unused for longer than this is checked with `SELECT 1` before it
+  /// is handed out (a dead one is discarded and the next one tried).
+  std::chrono::milliseconds health_check_after{1'000};
+  /// How long async_close waits for checked-out connections to come back.
+  std::chrono::milliseconds close_timeout{5'000};
+  /// The convenience reads (async_fetch, async_fetchval, async_fetchone) are run once more
+  /// on a fresh connection after a connection or leadership error. Writes never are.
+  bool retry_reads = true;
+  /// The convenience calls (reads and writes) that fail with SQLITE_BUSY or SQLITE_LOCKED
+  /// (another connection holds the write lock: the statement was not applied) are run
+  /// again on the same connection, with a short growing pause, for up to this long. Zero:
+  /// never. (A multi-statement SQL text whose later statement is busy would run its
+  /// earlier statements again: keep such texts idempotent, or use a pooled connection.)
+  std::chrono::milliseconds busy_timeout{5'000};
+  /// Leader discovery, retries and backoff of new connections, and the connections'
+  /// own options (timeouts, caps).
+  cluster_options cluster{};
+};
+
+/// Counters of a pool (see basic_pool::stats).
+struct pool_stats {
+  std::size_t idle = 0;         ///< open connections waiting in the pool
+  std::size_t in_use = 0;       ///< checked out (or being checked / reset)
+  std::size_t connecting = 0;   ///< being opened
+  std::size_t waiting = 0;      ///< acquires waiting for a connection
+  std::uint64_t opened = 0;     ///< connections opened since the pool was created
+  std::uint64_t discarded = 0;  ///< connections dropped (broken, failed check, leader change)
+  std::uint64_t leader_changes = 0;  ///< connection or leadership errors that emptied the pool
+};
+
+}  // namespace dqlite
