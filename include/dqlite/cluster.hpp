@@ -67,7 +67,8 @@ namespace dqlite {
 /// cluster may be used from several threads. Destroying the cluster (or close()) makes
 /// running operations complete with errc::cancelled; so does a terminal cancellation of
 /// one operation through its cancellation slot (a discovery that other callers share goes
-/// on for them).
+/// on for them). A connection that async_connect returned is the caller's: it keeps
+/// working after the cluster is closed or destroyed.
 ///
 /// Stream: the stream of the connections, which must support
 /// basic_connection<Stream>::async_connect(address) (today: TCP sockets).

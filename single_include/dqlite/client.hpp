@@ -8699,6 +8699,13 @@ struct cluster_state {
     prune(live_conns);
     live_conns.push_back(c);
   }
+  /// A connection handed to the caller is the caller's: closing the cluster leaves it.
+  void untrack(const impl_type* c) {
+    std::erase_if(live_conns, [c](const std::weak_ptr<impl_type>& w) {
+      auto p = w.lock();
+      return !p || p.get() == c;
+    });
+  }
   void track(const std::shared_ptr<boost::asio::steady_timer>& t) {
     prune(live_timers);
     live_timers.push_back(t);
@@ -9269,8 +9276,10 @@ struct cluster_op {
     if constexpr (std::is_void_v<T>) {
       self.complete(r.ec);
     } else if constexpr (std::is_same_v<T, basic_connection<Stream>>) {
-      if (r.value)
+      if (r.value) {
+        s->untrack(connection_access::impl(*r.value).get());  // the caller's from now on
         self.complete(r.ec, std::move(*r.value));
+      }
       else
         self.complete(r.ec, basic_connection<Stream>(s->opts.connection, s->ex));
     } else {
@@ -9346,7 +9355,8 @@ namespace dqlite {
 /// cluster may be used from several threads. Destroying the cluster (or close()) makes
 /// running operations complete with errc::cancelled; so does a terminal cancellation of
 /// one operation through its cancellation slot (a discovery that other callers share goes
-/// on for them).
+/// on for them). A connection that async_connect returned is the caller's: it keeps
+/// working after the cluster is closed or destroyed.
 ///
 /// Stream: the stream of the connections, which must support
 /// basic_connection<Stream>::async_connect(address) (today: TCP sockets).

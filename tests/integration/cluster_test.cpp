@@ -86,6 +86,29 @@ TEST_CASE("discovery starts from followers and a dead address", "[cluster]") {
   }
 }
 
+TEST_CASE("a connection from the cluster client outlives the client", "[cluster]") {
+  auto& cl = shared_cluster();
+  cl.wait_for_leader();
+  std::vector<std::string> list;
+  for (std::size_t i = 0; i < cl.size(); ++i) list.push_back(cl.node(i).address());
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    std::optional<dqlite::connection> kept;
+    std::optional<dqlite::connection> second;
+    {
+      dqlite::cluster cluster(ex, list, fast_options());
+      kept.emplace(co_await cluster.async_connect());
+      second.emplace(co_await cluster.async_connect());
+      cluster.close();  // and then destroyed
+    }
+    REQUIRE(kept->is_open());
+    REQUIRE(second->is_open());
+    auto n = co_await kept->async_fetchval<std::int64_t>("SELECT 41 + 1");
+    CHECK(n == 42);
+    auto m = co_await second->async_fetchval<std::int64_t>("SELECT 43");
+    CHECK(m == 43);
+  });
+}
+
 TEST_CASE("a node store with only followers leads to the leader", "[cluster]") {
   auto& cl = shared_cluster();
   const int leader = cl.wait_for_leader();

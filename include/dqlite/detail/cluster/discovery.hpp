@@ -126,6 +126,13 @@ struct cluster_state {
     prune(live_conns);
     live_conns.push_back(c);
   }
+  /// A connection handed to the caller is the caller's: closing the cluster leaves it.
+  void untrack(const impl_type* c) {
+    std::erase_if(live_conns, [c](const std::weak_ptr<impl_type>& w) {
+      auto p = w.lock();
+      return !p || p.get() == c;
+    });
+  }
   void track(const std::shared_ptr<boost::asio::steady_timer>& t) {
     prune(live_timers);
     live_timers.push_back(t);

@@ -130,8 +130,10 @@ struct cluster_op {
     if constexpr (std::is_void_v<T>) {
       self.complete(r.ec);
     } else if constexpr (std::is_same_v<T, basic_connection<Stream>>) {
-      if (r.value)
+      if (r.value) {
+        s->untrack(connection_access::impl(*r.value).get());  // the caller's from now on
         self.complete(r.ec, std::move(*r.value));
+      }
       else
         self.complete(r.ec, basic_connection<Stream>(s->opts.connection, s->ex));
     } else {
