@@ -1,0 +1,309 @@
+// Every kind of hostile answer against every operation: a scripted loopback server acts
+// as a node (LEADER, OPEN) until the first statement request, which it answers with the
+// scenario's bytes. Each operation must end with a specific error within its timeout:
+// never a crash, a hang, or a silently wrong value; a write whose answer is lost is
+// "outcome unknown".
+#include <dqlite/client.hpp>
+
+#include <boost/asio.hpp>
+#include <catch2/catch.hpp>
+
+#include "support/fake_server.hpp"
+#include "support/run.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using bytes = std::vector<unsigned char>;
+using dqlite_test::fake_peer;
+using dqlite_test::fake_server;
+using namespace std::chrono_literals;
+
+namespace {
+
+void put64(bytes& b, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) b.push_back(static_cast<unsigned char>(v >> (8 * i)));
+}
+void put_text(bytes& b, const std::string& s) {
+  b.insert(b.end(), s.begin(), s.end());
+  do b.push_back(0);
+  while (b.size() % 8 != 0);
+}
+bytes header(std::uint32_t words, std::uint8_t type) {
+  return {static_cast<unsigned char>(words), static_cast<unsigned char>(words >> 8),
+          static_cast<unsigned char>(words >> 16), static_cast<unsigned char>(words >> 24),
+          type, 0, 0, 0};
+}
+bytes frame(std::uint8_t type, const bytes& body) {
+  auto f = header(static_cast<std::uint32_t>(body.size() / 8), type);
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+bytes concat(bytes a, const bytes& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// What a node answers to a request of `type`, as far as this test needs.
+bytes good_answer(std::uint8_t type, const std::string& self) {
+  switch (type) {
+    case 0: {  // LEADER -> SERVER: this node
+      bytes b;
+      put64(b, 1);
+      put_text(b, self);
+      return frame(1, b);
+    }
+    case 3: return frame(4, bytes(8, 0));  // OPEN -> DB
+    case 16: {                             // CLUSTER -> SERVERS: this node, a voter
+      bytes b;
+      put64(b, 1);
+      put64(b, 1);
+      put_text(b, self);
+      put64(b, 0);
+      return frame(3, b);
+    }
+    case 5:
+    case 8: {  // EXEC, EXEC_SQL -> RESULT
+      bytes b;
+      put64(b, 1);
+      put64(b, 1);
+      return frame(6, b);
+    }
+    default: {  // QUERY, QUERY_SQL -> ROWS: one column "v", one row 7, DONE
+      bytes b;
+      put64(b, 1);
+      put_text(b, "v");
+      put64(b, 1);  // row header: INTEGER
+      put64(b, 7);
+      put64(b, 0xffffffffffffffffULL);
+      return frame(7, b);
+    }
+  }
+}
+
+struct scenario {
+  const char* name;
+  // Writes the answer to the first statement request (type), given the good answer.
+  std::function<void(fake_peer&, std::uint8_t type, const bytes& good)> answer;
+  // The error a read-only operation must end with (a write's answer being lost, writes
+  // end with errc::outcome_unknown instead); nothing: a server error code.
+  std::function<bool(const dqlite::error_code&)> expected;
+  bool stays_open = false;  // the connection is usable afterwards
+};
+
+bool protocol_like(const dqlite::error_code& ec) {
+  return dqlite::is_protocol_error(ec) || ec == dqlite::errc::unexpected_response;
+}
+
+std::vector<scenario> scenarios() {
+  std::vector<scenario> out;
+  out.push_back({"random bytes",
+                 [](fake_peer& p, std::uint8_t, const bytes&) {
+                   std::mt19937 rng(42);
+                   bytes b(64);
+                   for (auto& c : b) c = static_cast<unsigned char>(rng());
+                   b[4] = 200;  // no response type is that large
+                   p.write(b);
+                 },
+                 protocol_like});
+  out.push_back({"a header announcing 2^32-1 words",
+                 [](fake_peer& p, std::uint8_t, const bytes&) { p.write(header(0xffffffffu, 7)); },
+                 [](const dqlite::error_code& ec) { return ec == dqlite::errc::frame_too_large; }});
+  out.push_back({"a valid header, then one byte a second",
+                 [](fake_peer& p, std::uint8_t, const bytes& good) {
+                   p.write(bytes(good.begin(), good.begin() + 8));
+                   for (std::size_t i = 8; i < good.size() && i < 10; ++i) {
+                     std::this_thread::sleep_for(1s);
+                     if (!p.write(bytes{good[i]})) return;
+                   }
+                 },
+                 [](const dqlite::error_code& ec) { return ec == dqlite::errc::timeout; }});
+  out.push_back({"a truncated frame, then close",
+                 [](fake_peer& p, std::uint8_t, const bytes& good) {
+                   p.write(bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(good.size() - 4)));
+                   p.close();
+                 },
+                 [](const dqlite::error_code& ec) { return ec == dqlite::errc::connection_closed; }});
+  out.push_back({"a text without its NUL",
+                 [](fake_peer& p, std::uint8_t, const bytes&) {
+                   bytes b;
+                   put64(b, 1);
+                   put64(b, 0x4141414141414141ULL);
+                   p.write(frame(7, b));
+                 },
+                 protocol_like});
+  out.push_back({"a FAILURE with a 4 MiB message",
+                 [](fake_peer& p, std::uint8_t, const bytes&) {
+                   bytes b;
+                   put64(b, 1);
+                   put_text(b, std::string(4 << 20, 'x'));
+                   p.write(frame(0, b));
+                 },
+                 [](const dqlite::error_code& ec) {
+                   return ec.category() == dqlite::server_category() && ec.value() == 1;
+                 },
+                 true});
+  out.push_back({"the right answer with trailing garbage",
+                 [](fake_peer& p, std::uint8_t, const bytes& good) {
+                   p.write(concat(good, bytes(16, 0x5a)));
+                 },
+                 [](const dqlite::error_code& ec) { return ec == dqlite::errc::trailing_bytes; }});
+  out.push_back({"an answer of the wrong type",
+                 [](fake_peer& p, std::uint8_t, const bytes&) { p.write(frame(8, bytes(8, 0))); },
+                 protocol_like});
+  out.push_back({"an unrequested answer after the right one",
+                 [](fake_peer& p, std::uint8_t type, const bytes& good) {
+                   p.write(concat(good, good_answer(type == 8 || type == 5 ? 5 : 9, "x")));
+                 },
+                 [](const dqlite::error_code& ec) { return ec == dqlite::errc::trailing_bytes; }});
+  return out;
+}
+
+// A node that answers LEADER, OPEN and CLUSTER, then plays the scenario on the first
+// statement request, then keeps silent (unless the scenario closed the connection).
+fake_server::script hostile_node(const scenario& sc, const std::string* self) {
+  return fake_server::script([&sc, self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;  // protocol version
+    for (;;) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      if (type == 0 || type == 3 || type == 16) {
+        peer.write(good_answer(type, *self));
+        continue;
+      }
+      sc.answer(peer, type, good_answer(type, *self));
+      fake_server::silent()(peer);
+      return;
+    }
+  });
+}
+
+dqlite::connection_options fast_opts() {
+  dqlite::connection_options o;
+  o.database = "x";
+  o.connect_timeout = 1500ms;
+  o.request_timeout = 1500ms;
+  return o;
+}
+
+struct result {
+  dqlite::error_code ec;
+  std::string diag;
+  bool open_after = false;
+  long long ms = 0;
+};
+
+using operation = std::function<asio::awaitable<result>(asio::any_io_executor, std::string)>;
+
+struct op_case {
+  const char* name;
+  bool writes;
+  operation run;
+};
+
+template <class F>
+asio::awaitable<result> on_connection(asio::any_io_executor ex, std::string address, F f) {
+  dqlite::connection conn(fast_opts(), ex);
+  co_await conn.async_connect(address);
+  auto start = std::chrono::steady_clock::now();
+  dqlite::error_code ec = co_await f(conn);
+  co_return result{ec, conn.diagnostics().message(), conn.is_open(), dqlite_test::elapsed_ms(start)};
+}
+
+struct item {
+  std::int64_t v;
+};
+
+std::vector<op_case> operations() {
+  return {
+      {"execute", true,
+       [](asio::any_io_executor ex, std::string a) {
+         return on_connection(ex, a, [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+           auto [ec, r] = co_await c.async_execute("INSERT INTO t VALUES (1)", asio::as_tuple(asio::use_awaitable));
+           co_return ec;
+         });
+       }},
+      {"fetchall", false,
+       [](asio::any_io_executor ex, std::string a) {
+         return on_connection(ex, a, [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+           auto [ec, r] = co_await c.async_fetchall("SELECT v FROM t", asio::as_tuple(asio::use_awaitable));
+           co_return ec;
+         });
+       }},
+      {"fetch<T>", false,
+       [](asio::any_io_executor ex, std::string a) {
+         return on_connection(ex, a, [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+           auto [ec, r] = co_await c.async_fetch<item>("SELECT v FROM t", asio::as_tuple(asio::use_awaitable));
+           co_return ec;
+         });
+       }},
+      {"cursor", false,
+       [](asio::any_io_executor ex, std::string a) {
+         return on_connection(ex, a, [](dqlite::connection& c) -> asio::awaitable<dqlite::error_code> {
+           auto [ec, cur] = co_await c.async_cursor<item>("SELECT v FROM t", asio::as_tuple(asio::use_awaitable));
+           if (ec) co_return ec;
+           auto [ec2, batch] = co_await cur.async_next(asio::as_tuple(asio::use_awaitable));
+           co_return ec2;
+         });
+       }},
+      {"blocking fetchval", false,
+       [](asio::any_io_executor, std::string a) -> asio::awaitable<result> {
+         auto conn = dqlite::connect(a, fast_opts());
+         auto start = std::chrono::steady_clock::now();
+         dqlite::error_code ec;
+         dqlite::diagnostics d;
+         (void)conn.fetchval<std::int64_t>("SELECT v FROM t", ec, d);
+         co_return result{ec, d.message(), conn.is_open(), dqlite_test::elapsed_ms(start)};
+       }},
+      {"pool execute", true,
+       [](asio::any_io_executor ex, std::string a) -> asio::awaitable<result> {
+         dqlite::pool_options po;
+         po.database = "x";
+         po.max_size = 1;
+         po.retry_reads = false;
+         po.cluster.connection = fast_opts();
+         po.cluster.connection.database = "x";
+         const std::vector<std::string> nodes{a};
+         auto pool = co_await dqlite::async_create_pool(ex, nodes, po);
+         auto start = std::chrono::steady_clock::now();
+         auto t = co_await pool.async_execute("INSERT INTO t VALUES (1)", asio::as_tuple(asio::use_awaitable));
+         result r{std::get<0>(t), {}, false, dqlite_test::elapsed_ms(start)};
+         co_await pool.async_close(asio::as_tuple(asio::use_awaitable));
+         co_return r;
+       }},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("hostile answers against every operation end with a specific error", "[hostile]") {
+  for (const auto& sc : scenarios()) {
+    for (const auto& op : operations()) {
+      std::string self;
+      fake_server server(hostile_node(sc, &self));
+      self = server.address();
+      INFO(op.name << " against " << sc.name);
+      result r = dqlite_test::run(
+          [&](asio::any_io_executor ex) -> asio::awaitable<result> { return op.run(ex, self); });
+      INFO("-> " << r.ec.message() << " [" << r.ec.category().name() << ":" << r.ec.value()
+                 << "] " << r.diag.substr(0, 300) << " after " << r.ms << " ms");
+      REQUIRE(r.ec);
+      const bool lost = !sc.stays_open;
+      if (op.writes && lost) {
+        CHECK(r.ec == dqlite::errc::outcome_unknown);
+      } else {
+        CHECK(sc.expected(r.ec));
+      }
+      if (sc.stays_open) CHECK(r.diag.size() < 70'000);  // a bounded prefix of the message
+      if (!sc.stays_open) CHECK_FALSE(r.open_after);
+      CHECK(r.ms < 60'000);  // a hang guard: the timeouts are 1.5 s
+    }
+  }
+}
