@@ -632,7 +632,18 @@ class basic_connection {
 
  private:
   void shut() noexcept {
-    if (impl_) impl_->close_transport();
+    if (!impl_) return;
+    impl_->close_transport();
+    // A connection with an io_context of its own: the operations it was running hold the
+    // connection's state, which holds that io_context; let them complete (with an error)
+    // so that nothing is left behind.
+    if (impl_->io) {
+      try {
+        impl_->io->restart();
+        impl_->io->poll();
+      } catch (...) {
+      }
+    }
   }
 
   detail::request_api<Stream> api(std::string_view sql) const {

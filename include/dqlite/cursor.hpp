@@ -96,7 +96,7 @@ class basic_cursor {
     }
     return boost::asio::async_initiate<Token, void(error_code, batch_type)>(
         detail::encoded_initiation<impl_type>{c_}, token,
-        detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+        detail::cursor_proc<sink_type>{st_, {}}, still_held(id_),
         detail::exchange_params{true, c_->opts.request_timeout, id_});
   }
 
@@ -136,7 +136,7 @@ class basic_cursor {
           }
           if (st_->finished) return {};
           return detail::blocking_exchange(
-              *c_, detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+              *c_, detail::cursor_proc<sink_type>{st_, {}}, still_held(id_),
               detail::exchange_params{true, c_->opts.request_timeout, id_}, ec, d);
         },
         e...);
@@ -169,6 +169,17 @@ class basic_cursor {
         id_(id) {}
 
  private:
+  // Reads on only while the connection still holds this cursor's result: after a close or
+  // a reconnect it holds nothing, and a read would wait for bytes nobody owes.
+  static auto still_held(std::uint64_t id) {
+    return [id](impl_type& ci) -> error_code {
+      if (ci.holder == id) return {};
+      ci.diag.assign("the cursor's connection was closed or opened again since the cursor was "
+                     "opened; its result is gone");
+      return make_error_code(errc::not_connected);
+    };
+  }
+
   // Hands the rest of the result to the connection's housekeeping.
   void abandon_keep() noexcept {
     if (c_ && st_ && !st_->finished) {

@@ -2266,9 +2266,13 @@ class exchange_machine {
                         std::to_string(params_.timeout.count()) + " ms");
       return finish(make_error_code(errc::timeout));
     }
-    if (is_aborted(ev.ec) && (ev.cancel_requested || ph_ == phase::interrupt)) {
-      s_->diag.assign(std::string("the operation was cancelled while ") + during +
-                      "; the connection was closed");
+    if (is_aborted(ev.ec)) {
+      // Cancelled through the operation's slot, or the connection was closed (or destroyed)
+      // while the operation ran.
+      s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
+                          ? std::string("the operation was cancelled while ") + during +
+                                "; the connection was closed"
+                          : std::string("the connection was closed while ") + during);
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
@@ -2479,6 +2483,11 @@ struct connection_impl : owned_io_context,
   }
 };
 
+/// True for the streams whose socket the client reads and writes directly: Asio stream
+/// sockets (TCP, unix), not TLS streams.
+template <class Stream>
+constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
+
 /// What the I/O loop does for a machine's connect and TLS handshake actions; the
 /// exchanges have none (connect_op.hpp defines the one for opening a connection).
 struct no_transport_steps {
@@ -2619,7 +2628,7 @@ struct io_loop_op {
 
   // Sends what the socket takes without blocking (plain TCP and unix sockets only).
   std::size_t try_send_now(wire::bytes_view out) {
-    if constexpr (std::is_base_of_v<typename Stream::lowest_layer_type, Stream> &&
+    if constexpr (is_plain_socket<Stream> &&
                   requires { c->stream.native_handle(); }) {
       if (out.empty() || !c->stream.is_open()) return 0;
       ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
@@ -2653,6 +2662,24 @@ struct io_loop_op {
   }
 };
 
+/// Before a request on a connection that expects nothing from the server: takes in the
+/// bytes the server sent unasked since the last answer, so that the exchange refuses them
+/// (errc::trailing_bytes) instead of taking them for the answer to the new request. One
+/// non-blocking recv() on plain sockets; a TLS stream cannot look ahead.
+template <class Stream>
+void take_unasked(connection_impl<Stream>& c) {
+  if constexpr (is_plain_socket<Stream>) {
+    if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
+        !c.stream.is_open())
+      return;
+    auto space = c.rbuf.prepare(1);
+    ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+    if (r > 0) c.rbuf.commit(static_cast<std::size_t>(r));
+  } else {
+    (void)c;
+  }
+}
+
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
@@ -2663,6 +2690,7 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   if (!ec) {
     ec = encode(*c);
     if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
+    if (!ec && params.holder == 0) take_unasked(*c);
   }
   using machine = exchange_machine<Proc>;
   using sig = completion_sig_t<typename Proc::result_type>;
@@ -3012,10 +3040,6 @@ inline auto open_request(std::string_view name) {
 
 namespace dqlite::detail {
 
-/// True for the streams the blocking driver supports: Asio stream sockets.
-template <class Stream>
-constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
-
 /// Blocking reads and writes on a connection's socket, each bounded by `deadline`. A wait
 /// that reaches the deadline marks the session timed out and closes the socket, as the
 /// asynchronous loop's timer does.
@@ -3195,11 +3219,18 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (!e) {
     e = encode(c);
     if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
+    if (!e && params.holder == 0) take_unasked(c);
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   ec = run_blocking(c, m, params.timeout);
   diag = ec ? c.diag : diagnostics{};
-  return m.take();
+  using result = typename Proc::result_type;
+  if constexpr (std::is_void_v<result>) {
+    return;
+  } else {
+    if (ec) return result{};  // a failed blocking call returns an empty result
+    return m.take();
+  }
 }
 
 /// True when the last two of Args are `error_code&` and `diagnostics&`: the caller wants
@@ -6701,7 +6732,7 @@ class basic_cursor {
     }
     return boost::asio::async_initiate<Token, void(error_code, batch_type)>(
         detail::encoded_initiation<impl_type>{c_}, token,
-        detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+        detail::cursor_proc<sink_type>{st_, {}}, still_held(id_),
         detail::exchange_params{true, c_->opts.request_timeout, id_});
   }
 
@@ -6741,7 +6772,7 @@ class basic_cursor {
           }
           if (st_->finished) return {};
           return detail::blocking_exchange(
-              *c_, detail::cursor_proc<sink_type>{st_, {}}, [](impl_type&) { return error_code{}; },
+              *c_, detail::cursor_proc<sink_type>{st_, {}}, still_held(id_),
               detail::exchange_params{true, c_->opts.request_timeout, id_}, ec, d);
         },
         e...);
@@ -6774,6 +6805,17 @@ class basic_cursor {
         id_(id) {}
 
  private:
+  // Reads on only while the connection still holds this cursor's result: after a close or
+  // a reconnect it holds nothing, and a read would wait for bytes nobody owes.
+  static auto still_held(std::uint64_t id) {
+    return [id](impl_type& ci) -> error_code {
+      if (ci.holder == id) return {};
+      ci.diag.assign("the cursor's connection was closed or opened again since the cursor was "
+                     "opened; its result is gone");
+      return make_error_code(errc::not_connected);
+    };
+  }
+
   // Hands the rest of the result to the connection's housekeeping.
   void abandon_keep() noexcept {
     if (c_ && st_ && !st_->finished) {
@@ -8188,7 +8230,18 @@ class basic_connection {
 
  private:
   void shut() noexcept {
-    if (impl_) impl_->close_transport();
+    if (!impl_) return;
+    impl_->close_transport();
+    // A connection with an io_context of its own: the operations it was running hold the
+    // connection's state, which holds that io_context; let them complete (with an error)
+    // so that nothing is left behind.
+    if (impl_->io) {
+      try {
+        impl_->io->restart();
+        impl_->io->poll();
+      } catch (...) {
+      }
+    }
   }
 
   detail::request_api<Stream> api(std::string_view sql) const {

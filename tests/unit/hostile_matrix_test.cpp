@@ -307,3 +307,131 @@ TEST_CASE("hostile answers against every operation end with a specific error", "
     }
   }
 }
+
+TEST_CASE("an answer that comes unasked after the response is refused by the next request",
+          "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    for (int n = 0;; ++n) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      peer.write(good_answer(type, self));
+      if (type == 8 && n == 1) {  // the first statement: a stray RESULT, a while later
+        std::this_thread::sleep_for(200ms);
+        peer.write(good_answer(8, self));
+      }
+    }
+  });
+  self = server.address();
+  for (bool blocking : {false, true}) {
+    INFO((blocking ? "blocking" : "async"));
+    result r = dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<result> {
+      dqlite::connection conn(fast_opts(), ex);
+      if (blocking)
+        conn.connect(self);
+      else
+        co_await conn.async_connect(self);
+      auto first = blocking ? conn.execute("INSERT INTO t VALUES (1)")
+                            : co_await conn.async_execute("INSERT INTO t VALUES (1)");
+      CHECK(first.last_insert_id == 1);
+      co_await asio::steady_timer(ex, 600ms).async_wait(asio::use_awaitable);
+      dqlite::error_code ec;
+      dqlite::diagnostics d;
+      if (blocking) {
+        conn.execute("INSERT INTO t VALUES (2)", ec, d);
+      } else {
+        auto [e, res] = co_await conn.async_execute("INSERT INTO t VALUES (2)",
+                                                    asio::as_tuple(asio::use_awaitable));
+        ec = e;
+        d = conn.diagnostics();
+      }
+      co_return result{ec, d.message(), conn.is_open(), 0};
+    });
+    // Refused before the request was sent: not an unknown outcome.
+    CHECK(r.ec == dqlite::errc::trailing_bytes);
+    CHECK_FALSE(r.open_after);
+    CHECK_THAT(r.diag, Catch::Contains("unasked"));
+  }
+}
+
+TEST_CASE("a cursor whose connection was opened again fails at once", "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    for (;;) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      if (type != 9) {
+        peer.write(good_answer(type, self));
+        continue;
+      }
+      // A result that goes on: PART frames, then silence.
+      bytes b;
+      put64(b, 1);
+      put_text(b, "v");
+      put64(b, 1);
+      put64(b, 7);
+      put64(b, 0xeeeeeeeeeeeeeeeeULL);
+      peer.write(concat(frame(7, b), frame(7, b)));
+    }
+  });
+  self = server.address();
+  for (bool blocking : {false, true}) {
+    INFO((blocking ? "blocking" : "async"));
+    dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      auto o = fast_opts();
+      o.request_timeout = std::chrono::milliseconds(0);  // a read would wait for ever
+      dqlite::connection conn(o, ex);
+      co_await conn.async_connect(self);
+      auto cur = co_await conn.async_cursor<item>("SELECT v FROM t");
+      auto b1 = co_await cur.async_next();
+      CHECK(b1.size() == 1);
+      conn.close();
+      co_await conn.async_connect(self);
+      auto start = std::chrono::steady_clock::now();
+      dqlite::error_code ec;
+      dqlite::diagnostics d;
+      if (blocking) {
+        (void)cur.next(ec, d);
+      } else {
+        auto [e, batch] = co_await cur.async_next(asio::as_tuple(asio::use_awaitable));
+        ec = e;
+        d = conn.diagnostics();
+      }
+      CHECK(ec == dqlite::errc::not_connected);
+      CHECK(dqlite_test::elapsed_ms(start) < 30'000);  // a hang guard
+      CHECK(conn.is_open());  // the new opening is untouched
+      auto res = co_await conn.async_execute("INSERT INTO t VALUES (7)");
+      CHECK(res.last_insert_id == 1);
+    });
+  }
+}
+
+TEST_CASE("closing a connection under a running operation completes it as cancelled",
+          "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    auto req = peer.read_frame();
+    if (req.size() < 8) return;
+    peer.write(good_answer(req[4], self));  // OPEN
+    fake_server::silent()(peer);
+  });
+  self = server.address();
+  auto r = dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<result> {
+    dqlite::connection conn(fast_opts(), ex);
+    co_await conn.async_connect(self);
+    asio::steady_timer t(ex, 100ms);
+    t.async_wait([&](auto) { conn.close(); });
+    auto [ec, v] = co_await conn.async_fetchval<std::int64_t>("SELECT 1",
+                                                              asio::as_tuple(asio::use_awaitable));
+    co_return result{ec, conn.diagnostics().message(), conn.is_open(), 0};
+  });
+  CHECK(r.ec == dqlite::errc::cancelled);
+  CHECK(dqlite::is_cancelled(r.ec));
+  CHECK_FALSE(dqlite::is_retryable(r.ec));
+  CHECK_THAT(r.diag, Catch::Contains("closed"));
+}

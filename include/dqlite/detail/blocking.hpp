@@ -24,10 +24,6 @@
 
 namespace dqlite::detail {
 
-/// True for the streams the blocking driver supports: Asio stream sockets.
-template <class Stream>
-constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
-
 /// Blocking reads and writes on a connection's socket, each bounded by `deadline`. A wait
 /// that reaches the deadline marks the session timed out and closes the socket, as the
 /// asynchronous loop's timer does.
@@ -207,11 +203,18 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (!e) {
     e = encode(c);
     if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
+    if (!e && params.holder == 0) take_unasked(c);
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   ec = run_blocking(c, m, params.timeout);
   diag = ec ? c.diag : diagnostics{};
-  return m.take();
+  using result = typename Proc::result_type;
+  if constexpr (std::is_void_v<result>) {
+    return;
+  } else {
+    if (ec) return result{};  // a failed blocking call returns an empty result
+    return m.take();
+  }
 }
 
 /// True when the last two of Args are `error_code&` and `diagnostics&`: the caller wants

@@ -155,6 +155,11 @@ struct connection_impl : owned_io_context,
   }
 };
 
+/// True for the streams whose socket the client reads and writes directly: Asio stream
+/// sockets (TCP, unix), not TLS streams.
+template <class Stream>
+constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
+
 /// What the I/O loop does for a machine's connect and TLS handshake actions; the
 /// exchanges have none (connect_op.hpp defines the one for opening a connection).
 struct no_transport_steps {
@@ -295,7 +300,7 @@ struct io_loop_op {
 
   // Sends what the socket takes without blocking (plain TCP and unix sockets only).
   std::size_t try_send_now(wire::bytes_view out) {
-    if constexpr (std::is_base_of_v<typename Stream::lowest_layer_type, Stream> &&
+    if constexpr (is_plain_socket<Stream> &&
                   requires { c->stream.native_handle(); }) {
       if (out.empty() || !c->stream.is_open()) return 0;
       ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
@@ -329,6 +334,24 @@ struct io_loop_op {
   }
 };
 
+/// Before a request on a connection that expects nothing from the server: takes in the
+/// bytes the server sent unasked since the last answer, so that the exchange refuses them
+/// (errc::trailing_bytes) instead of taking them for the answer to the new request. One
+/// non-blocking recv() on plain sockets; a TLS stream cannot look ahead.
+template <class Stream>
+void take_unasked(connection_impl<Stream>& c) {
+  if constexpr (is_plain_socket<Stream>) {
+    if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
+        !c.stream.is_open())
+      return;
+    auto space = c.rbuf.prepare(1);
+    ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+    if (r > 0) c.rbuf.commit(static_cast<std::size_t>(r));
+  } else {
+    (void)c;
+  }
+}
+
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
@@ -339,6 +362,7 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   if (!ec) {
     ec = encode(*c);
     if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
+    if (!ec && params.holder == 0) take_unasked(*c);
   }
   using machine = exchange_machine<Proc>;
   using sig = completion_sig_t<typename Proc::result_type>;

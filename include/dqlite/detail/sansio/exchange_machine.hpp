@@ -327,9 +327,13 @@ class exchange_machine {
                         std::to_string(params_.timeout.count()) + " ms");
       return finish(make_error_code(errc::timeout));
     }
-    if (is_aborted(ev.ec) && (ev.cancel_requested || ph_ == phase::interrupt)) {
-      s_->diag.assign(std::string("the operation was cancelled while ") + during +
-                      "; the connection was closed");
+    if (is_aborted(ev.ec)) {
+      // Cancelled through the operation's slot, or the connection was closed (or destroyed)
+      // while the operation ran.
+      s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
+                          ? std::string("the operation was cancelled while ") + during +
+                                "; the connection was closed"
+                          : std::string("the connection was closed while ") + during);
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
