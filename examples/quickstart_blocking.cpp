@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    // Connect and open the database "app" (created on first use).
+    // Connect and open the database "app_blocking" (created on first use).
     auto conn = dqlite::connect(argv[1], {.database = "app_blocking"});
 
     conn.execute("CREATE TABLE IF NOT EXISTS item (id INTEGER PRIMARY KEY, name TEXT, score REAL)");

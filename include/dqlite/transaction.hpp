@@ -115,7 +115,7 @@ class basic_transaction {
           detail::failed_initiation<impl_type>{c_}, token, ec, std::move(why));
     return boost::asio::async_initiate<Token, void(error_code)>(
         detail::encoded_initiation<impl_type>{c_}, token, Proc{}, end_request(sql),
-        detail::exchange_params{true, c_->opts.request_timeout, 0, true});
+        detail::exchange_params{true, c_->opts.request_timeout, 0, sql == "COMMIT"});
   }
 
   template <class Proc, class... E>
@@ -127,9 +127,9 @@ class basic_transaction {
             d.assign(why);
             return;
           }
-          detail::blocking_exchange(*c_, Proc{}, end_request(sql),
-                                    detail::exchange_params{true, c_->opts.request_timeout, 0, true},
-                                    ec, d);
+          detail::blocking_exchange(
+              *c_, Proc{}, end_request(sql),
+              detail::exchange_params{true, c_->opts.request_timeout, 0, sql == "COMMIT"}, ec, d);
         },
         e...);
   }

@@ -19,6 +19,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -338,17 +339,29 @@ struct io_loop_op {
 /// bytes the server sent unasked since the last answer, so that the exchange refuses them
 /// (errc::trailing_bytes) instead of taking them for the answer to the new request. One
 /// non-blocking recv() on plain sockets; a TLS stream cannot look ahead.
+/// A server that closed the connection while it was idle is found the same way: the
+/// request then fails with errc::connection_closed before anything is sent (so a write is
+/// known not to have been applied).
 template <class Stream>
-void take_unasked(connection_impl<Stream>& c) {
+error_code take_unasked(connection_impl<Stream>& c) {
   if constexpr (is_plain_socket<Stream>) {
     if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
         !c.stream.is_open())
-      return;
+      return {};
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
     if (r > 0) c.rbuf.commit(static_cast<std::size_t>(r));
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      c.diag.assign("the server " + c.peer +
+                    " had closed the connection (it was idle); nothing was sent");
+      auto ec = make_error_code(errc::connection_closed);
+      c.break_connection(ec);
+      return ec;
+    }
+    return {};
   } else {
     (void)c;
+    return {};
   }
 }
 
@@ -362,7 +375,7 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   if (!ec) {
     ec = encode(*c);
     if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
-    if (!ec && params.holder == 0) take_unasked(*c);
+    if (!ec && params.holder == 0) ec = take_unasked(*c);
   }
   using machine = exchange_machine<Proc>;
   using sig = completion_sig_t<typename Proc::result_type>;
