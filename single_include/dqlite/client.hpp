@@ -1749,7 +1749,9 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -1779,40 +1781,47 @@ inline std::uint64_t fork_generation() noexcept {
 
 /// Receive buffer: bytes [begin, end) are received and not yet consumed. It grows with the
 /// bytes that actually arrive (never to a size a frame header merely announces), and gives
-/// its memory back after an operation that needed more than retain_size.
+/// its memory back after an operation that needed more than retain_size. Its memory is
+/// one block resized with realloc(), which moves large blocks without copying them (so
+/// growing to hold a big frame does not need the old and the new block at once).
 class read_buffer {
  public:
-  wire::bytes_view data() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  read_buffer() { resize(min_size); }
+  read_buffer(const read_buffer&) = delete;
+  read_buffer& operator=(const read_buffer&) = delete;
+  ~read_buffer() { std::free(buf_); }
+
+  wire::bytes_view data() const noexcept { return {buf_ + begin_, end_ - begin_}; }
   std::size_t size() const noexcept { return end_ - begin_; }
   bool empty() const noexcept { return begin_ == end_; }
-  std::size_t capacity() const noexcept { return buf_.size(); }
+  std::size_t capacity() const noexcept { return cap_; }
   void consume(std::size_t n) noexcept {
     begin_ += n;
     if (begin_ == end_) begin_ = end_ = 0;
   }
   /// Space to receive into, on the way to holding `need` unconsumed bytes: at least one
-  /// byte, at most what `need` still lacks rounded up to the buffer's growth step. The
-  /// buffer at most doubles per call, so memory follows the bytes received.
+  /// byte. The buffer at most doubles per call (up to `need`), so memory follows the bytes
+  /// received.
   std::span<std::byte> prepare(std::size_t need) {
     if (need <= size()) need = size() + 1;
-    if (begin_ + need > buf_.size() && begin_ > 0) {
-      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    if (begin_ + need > cap_ && begin_ > 0) {
+      std::memmove(buf_, buf_ + begin_, end_ - begin_);
       end_ -= begin_;
       begin_ = 0;
     }
-    if (end_ == buf_.size()) {
-      std::size_t grown = std::max(buf_.size() * 2, min_size);
-      buf_.resize(std::min(grown, std::max(need, buf_.size() + 1)));
+    if (end_ == cap_) {
+      std::size_t grown = std::max(cap_ * 2, min_size);
+      resize(std::min(grown, std::max(need, cap_ + 1)));
     }
-    return {buf_.data() + end_, buf_.size() - end_};
+    return {buf_ + end_, cap_ - end_};
   }
   void commit(std::size_t n) noexcept { end_ += n; }
   void clear() noexcept { begin_ = end_ = 0; }
   /// Gives memory back once an operation needed an unusually large buffer.
   void shrink() {
-    if (empty() && buf_.size() > retain_size) {
-      std::vector<std::byte>(min_size).swap(buf_);
+    if (empty() && cap_ > retain_size) {
       begin_ = end_ = 0;
+      resize(min_size);
     }
   }
 
@@ -1820,7 +1829,15 @@ class read_buffer {
   static constexpr std::size_t retain_size = 1024 * 1024;
 
  private:
-  std::vector<std::byte> buf_ = std::vector<std::byte>(min_size);
+  void resize(std::size_t n) {
+    void* p = std::realloc(buf_, n);
+    if (p == nullptr) throw std::bad_alloc();
+    buf_ = static_cast<std::byte*>(p);
+    cap_ = n;
+  }
+
+  std::byte* buf_ = nullptr;
+  std::size_t cap_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };

@@ -90,11 +90,13 @@ std::vector<write_path> write_paths(std::function<void()> before) {
          auto [ec, r] = co_await stmt.async_execute(v, asio::as_tuple(asio::use_awaitable));
          co_return ec;
        }},
-      {"a query that writes (fetch of UPDATE ... RETURNING)",
+      // (A DELETE that deletes nothing: a RETURNING query would first probe the server's
+      // version, a read-only request.)
+      {"a query that writes (fetch of a DELETE)",
        [before](dqlite::connection& c, std::int64_t v) -> asio::awaitable<dqlite::error_code> {
          before();
          auto [ec, rows] = co_await c.async_fetchall(
-             "UPDATE t SET v = v WHERE v = ? RETURNING v", v, asio::as_tuple(asio::use_awaitable));
+             "DELETE FROM t WHERE v = ? AND 0", v, asio::as_tuple(asio::use_awaitable));
          co_return ec;
        },
        false},
@@ -263,15 +265,14 @@ TEST_CASE("the pool never runs a write again when its outcome is unknown", "[out
       resume_node resume;
       dqlite_test::stop_process(node().pid());
       // A query that writes, through the pool's fetch (reads are retried; this one not).
-      std::string sql = "UPDATE t SET v = 4002 WHERE v = 4001 RETURNING v";
+      std::string sql = "DELETE FROM t WHERE v = 4001 AND 0";
       auto t = co_await pool.async_fetch(sql, asio::as_tuple(asio::use_awaitable));
       fec = std::get<0>(t);
     }
     CHECK(fec == dqlite::errc::outcome_unknown);
     // Never applied twice.
-    auto before = co_await settled_rows_with(ex, 4001, false);
-    auto after = co_await settled_rows_with(ex, 4002, false);
-    CHECK(before + after <= 1);
+    auto n = co_await settled_rows_with(ex, 4001, false);
+    CHECK(n <= 1);
     co_await pool.async_close();
   });
 }

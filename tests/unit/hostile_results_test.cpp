@@ -118,7 +118,7 @@ struct dqlite::field_traits<big_note> {
 
 // ---- a cursor and PART frames without rows ----
 
-TEMPLATE_TEST_CASE("a cursor reads past PART frames without rows; an empty batch only at DONE",
+TEMPLATE_TEST_CASE("a cursor reads past PART frames without rows, an empty batch only at DONE",
                    "[hostile][cursor]", int_rows, dyn_rows) {
   const frames_t frames{
       rows_frame({"v"}).integer(1).integer(2).part(),
@@ -204,7 +204,7 @@ TEST_CASE("fetchone and fetchval count the rows they read past against the caps"
   CHECK(ok_val.result == 0);
 }
 
-TEST_CASE("a cap crossed in a PART frame ends the fetch there; the rest is interrupted",
+TEST_CASE("a cap crossed in a PART frame ends the fetch there, the rest is interrupted",
           "[hostile][caps]") {
   const auto frames = dqlite_test::integer_frames(1000, 100);
   dqlite::connection_options o;

@@ -162,7 +162,7 @@ TEST_CASE("server: a cursor reads past PART frames without rows to the end of th
   CHECK(out.next_insert_id == 77);
 }
 
-TEST_CASE("server: against an endless result, fetches end at their caps; the connection "
+TEST_CASE("server: against an endless result, fetches end at their caps, the connection "
           "stays usable",
           "[hostile][caps]") {
   rows_frame part({"v"});

@@ -525,7 +525,7 @@ TEST_CASE("sansio exchange: bytes after a complete response close the connection
   }
 }
 
-TEST_CASE("sansio exchange: a cap crossed in a PART frame ends the fetch; the next request drains",
+TEST_CASE("sansio exchange: a cap crossed in a PART frame ends the fetch, the next request drains",
           "[sansio]") {
   open_session s;
   s.opts.max_result_rows = 10;
