@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the C++ code of the guides in docs/ compiles against include/.
 #
-#   check_snippets.sh GUIDE.md...
+#   check_snippets.sh GUIDE.md... [HEADER.hpp...]
 #
 # A ```cpp block with an #include line is a whole translation unit: it is compiled as it
 # is. Any other ```cpp block is a fragment of a coroutine body: it is compiled inside
@@ -10,8 +10,12 @@
 # operators and the common standard headers included, `namespace asio = boost::asio;` and
 # `using namespace std::chrono_literals;`. Compiler messages point at the guide's lines.
 #
+# In a header, the code examples of the doc comments are fragments too: a run of lines
+# "///   code" (three spaces after the slashes) that follows an empty "///" line or a line
+# ending with ':'.
+#
 # Environment (docs/CMakeLists.txt sets it): CXX, SOURCE_DIR (repository root), WORK_DIR
-# (scratch, emptied first); optional: BOOST_CFLAGS.
+# (scratch, emptied first); optional: BOOST_CFLAGS, WITH_APP.
 set -euo pipefail
 
 : "${CXX:?}" "${SOURCE_DIR:?}" "${WORK_DIR:?}"
@@ -30,7 +34,13 @@ rm -rf "$WORK_DIR"
 mkdir -p "$WORK_DIR"
 
 all=$WORK_DIR/fragments.cpp
-cat >"$all" <<'END'
+# With WITH_APP=1 the fragments also see the embedded-node add-on (dqlite/app.hpp).
+if [[ ${WITH_APP:-0} == 1 ]]; then
+  echo '#include <dqlite/app.hpp>' >"$all"
+else
+  : >"$all"
+fi
+cat >>"$all" <<'END'
 #include <dqlite/client.hpp>
 #include <dqlite/tls.hpp>
 
@@ -58,15 +68,33 @@ whole=0
 fragments=0
 for guide in "$@"; do
   [[ -f $guide ]] || { echo "FAIL: $guide does not exist" >&2; exit 1; }
-  name=$(basename "$guide" .md)
-  # Splits the ```cpp blocks into NAME_N.cpp, each starting with a #line directive.
-  awk -v dir="$WORK_DIR" -v file="$guide" -v name="$name" '
-    /^```cpp[[:space:]]*$/ && !in_block { in_block = 1; n++; out = dir "/" name "_" n ".cpp"
-      printf "#line %d \"%s\"\n", NR + 1, file > out; next }
-    /^```/ && in_block { in_block = 0; close(out); next }
-    in_block { print > out }
-    END { if (in_block) { print file ": unterminated ```cpp block" > "/dev/stderr"; exit 1 } }
-  ' "$guide"
+  if [[ $guide == *.hpp ]]; then
+    name=hdr_$(basename "$guide" .hpp)
+    # Splits the doc comments' code examples into NAME_N.cpp, each with a #line directive.
+    awk -v dir="$WORK_DIR" -v file="$guide" -v name="$name" '
+      function finish() { if (in_block) { in_block = 0; close(out) } }
+      /^[[:space:]]*\/\/\/   / {
+        if (!in_block && (prev ~ /^[[:space:]]*\/\/\/[[:space:]]*$/ || prev ~ /:[[:space:]]*$/)) {
+          in_block = 1; n++; out = dir "/" name "_" n ".cpp"
+          printf "#line %d \"%s\"\n", NR, file > out
+        }
+        if (in_block) { line = $0; sub(/^[[:space:]]*\/\/\/   /, "", line); print line > out }
+        prev = $0; next
+      }
+      { finish(); prev = $0 }
+      END { finish() }
+    ' "$guide"
+  else
+    name=$(basename "$guide" .md)
+    # Splits the ```cpp blocks into NAME_N.cpp, each starting with a #line directive.
+    awk -v dir="$WORK_DIR" -v file="$guide" -v name="$name" '
+      /^```cpp[[:space:]]*$/ && !in_block { in_block = 1; n++; out = dir "/" name "_" n ".cpp"
+        printf "#line %d \"%s\"\n", NR + 1, file > out; next }
+      /^```/ && in_block { in_block = 0; close(out); next }
+      in_block { print > out }
+      END { if (in_block) { print file ": unterminated ```cpp block" > "/dev/stderr"; exit 1 } }
+    ' "$guide"
+  fi
   for block in $(find "$WORK_DIR" -name "${name}_*.cpp" | sort -V); do
     if grep -q '^[[:space:]]*#[[:space:]]*include' "$block"; then
       echo "+ $CXX ${flags[*]} $(basename "$block")" >&2
@@ -91,4 +119,4 @@ if ((fragments > 0)); then
   # A fragment may declare a variable only to show its type.
   "$CXX" "${flags[@]}" -Wno-unused-variable -Wno-unused-but-set-variable "$all"
 fi
-echo "PASS: the C++ code of the guides compiles ($whole whole, $fragments fragments)" >&2
+echo "PASS: the C++ code of the guides and header comments compiles ($whole whole, $fragments fragments)" >&2

@@ -41,8 +41,11 @@ fi
 
 bash "$repo_root/tools/deps.sh"
 
+# Line tables only (-g1): backtraces keep file and line, and the build takes about 40%
+# less time than with full debug information.
 cmake -S "$repo_root" -B "$build_dir" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DDQLITE_CLIENT_WARNINGS_AS_ERRORS=ON \
   -DDQLITE_CLIENT_TEST_SERVERS="$servers"
 cmake --build "$build_dir" -j"$(nproc)"

@@ -70,7 +70,8 @@ extern "C" {
 namespace dqlite {
 
 /// How an embedded node starts, joins and manages roles. Designated initialisers:
-///   dqlite::app node(ex, dir, {.address = "10.0.0.2:9001", .cluster = {"10.0.0.1:9001"}});
+///   dqlite::app node(ex, "/var/lib/example", {.address = "10.0.0.2:9001",
+///                                             .cluster = {"10.0.0.1:9001"}});
 struct app_options {
   /// The address the node advertises to clients and other nodes ("host:port",
   /// "[ipv6]:port"), stored exactly so (leader detection compares addresses as text).

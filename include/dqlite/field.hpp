@@ -1,14 +1,17 @@
 // Reading one received value into a C++ type.
 //
-// Supported: bool, every integer type (range-checked), float, double, std::string,
-// blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T> (NULL),
-// enums with a fixed underlying type (via that integer type), std::chrono::system_clock time points (from
-// UNIXTIME, INTEGER seconds, or ISO-8601 text), dqlite::value, and std::string_view: a
-// view into the received frame, valid only while the frame is, so only for code that maps
-// rows as they are decoded (a custom sink given to connection::query); fetch, fetchone,
-// fetchval and fetch_into refuse it at compile time. Other types: specialise dqlite::field_traits<T> with
+// Supported in row types: bool, every integer type (range-checked), float, double,
+// std::string, blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T>
+// (NULL), enums with a fixed underlying type (via that integer type),
+// std::chrono::system_clock time points (from UNIXTIME, INTEGER seconds, or ISO-8601 text),
+// and dqlite::value. Other types: specialise dqlite::field_traits<T> with
 //   static error_code read(const wire::value_view& v, T& out);
 // returning errc::type_mismatch / unexpected_null / out_of_range / ... on failure.
+//
+// std::string_view has a reader too, but it views the received frame and is valid only
+// while the frame is: only code that maps rows as they are decoded (a custom sink given to
+// connection::query) may use it; fetch, fetchone, fetchval, fetch_into and cursors refuse
+// it at compile time.
 #pragma once
 
 #include <dqlite/detail/time.hpp>

@@ -54,7 +54,7 @@ template <class FieldType>
 struct unsupported_field_type {
   static_assert(always_false<FieldType>::value,
                 "dqlite: unsupported field type in a row type. Supported: bool, integers, "
-                "float, double, std::string, std::string_view, std::vector<std::byte>, "
+                "float, double, std::string, std::vector<std::byte>, "
                 "std::vector<unsigned char>, std::optional<T>, enums, "
                 "std::chrono::system_clock time points, dqlite::value; or specialise "
                 "dqlite::field_traits<T>. The type is named in 'unsupported_field_type<...>' "

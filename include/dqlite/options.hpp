@@ -11,7 +11,7 @@
 namespace dqlite {
 
 /// How a connection opens and behaves. Designated initialisers keep call sites short:
-///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
+///   auto db = co_await dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
 /// The struct holds no owning members on purpose (so a temporary of it is safe inside a
 /// co_await expression with every compiler); the connection keeps its own copy of the
 /// database name.

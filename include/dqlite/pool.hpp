@@ -281,11 +281,11 @@ class basic_pool {
 
   template <class Call, class... Args>
   auto statement(bool read, std::string_view sql, Call call, Args&&... args) {
-    return detail::with_token<default_token_t>(
+    // The result type does not depend on the parameters' types.
+    using A = decltype(call(std::declval<connection_type&>(), std::string_view()));
+    using R = std::tuple_element_t<1, typename A::value_type>;
+    return detail::with_token<default_token_t, detail::completion_sig_t<R>>(
         [&]<class Token, class... P>(Token&& token, P&&... params) {
-          using A = decltype(call(std::declval<connection_type&>(), std::string_view(),
-                                  std::declval<detail::owned_param_t<P>&>()...));
-          using R = std::tuple_element_t<1, typename A::value_type>;
           auto body = [read, call, sql = std::string(sql),
                        params = std::tuple<detail::owned_param_t<P>...>(
                            std::forward<P>(params)...)](std::shared_ptr<core_type> s) mutable {

@@ -11,8 +11,10 @@
 namespace dqlite {
 
 /// How a pool behaves. Designated initialisers:
-///   auto pool = co_await dqlite::async_create_pool(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
-///                                                  {.database = "app", .max_size = 16});
+///   std::vector<std::string> nodes{"10.0.0.1:9001", "10.0.0.2:9001"};
+///   auto pool = co_await dqlite::async_create_pool(ex, nodes, {.database = "app", .max_size = 16});
+/// (g++ 12 cannot compile a braced list of string literals inside a co_await expression:
+/// "array used as initializer"; name the list first, as above.)
 /// The struct holds no owning members (so a temporary of it is safe inside a co_await
 /// expression); the pool keeps its own copy of the database name.
 struct pool_options {

@@ -177,7 +177,8 @@ struct begin_op {
 ///
 ///   auto id = co_await dqlite::async_transaction(conn, [&](auto& c) -> asio::awaitable<int64_t> {
 ///     co_await c.async_execute("UPDATE account SET balance = balance - ? WHERE id = ?", 10, 1);
-///     co_return (co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')")).last_insert_id;
+///     auto r = co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')");
+///     co_return r.last_insert_id;
 ///   });
 template <class Connection, class Body>
 auto async_transaction(Connection& conn, Body body)

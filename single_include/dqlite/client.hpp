@@ -615,7 +615,7 @@ inline constexpr std::size_t max_schema0_params = 255;
 namespace dqlite {
 
 /// How a connection opens and behaves. Designated initialisers keep call sites short:
-///   dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
+///   auto db = co_await dqlite::async_connect(ex, "127.0.0.1:9001", {.database = "app"});
 /// The struct holds no owning members on purpose (so a temporary of it is safe inside a
 /// co_await expression with every compiler); the connection keeps its own copy of the
 /// database name.
@@ -3657,15 +3657,18 @@ struct exec_result {
 // ---- begin dqlite/field.hpp ----
 // Reading one received value into a C++ type.
 //
-// Supported: bool, every integer type (range-checked), float, double, std::string,
-// blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T> (NULL),
-// enums with a fixed underlying type (via that integer type), std::chrono::system_clock time points (from
-// UNIXTIME, INTEGER seconds, or ISO-8601 text), dqlite::value, and std::string_view: a
-// view into the received frame, valid only while the frame is, so only for code that maps
-// rows as they are decoded (a custom sink given to connection::query); fetch, fetchone,
-// fetchval and fetch_into refuse it at compile time. Other types: specialise dqlite::field_traits<T> with
+// Supported in row types: bool, every integer type (range-checked), float, double,
+// std::string, blobs (std::vector<std::byte>, std::vector<unsigned char>), std::optional<T>
+// (NULL), enums with a fixed underlying type (via that integer type),
+// std::chrono::system_clock time points (from UNIXTIME, INTEGER seconds, or ISO-8601 text),
+// and dqlite::value. Other types: specialise dqlite::field_traits<T> with
 //   static error_code read(const wire::value_view& v, T& out);
 // returning errc::type_mismatch / unexpected_null / out_of_range / ... on failure.
+//
+// std::string_view has a reader too, but it views the received frame and is valid only
+// while the frame is: only code that maps rows as they are decoded (a custom sink given to
+// connection::query) may use it; fetch, fetchone, fetchval, fetch_into and cursors refuse
+// it at compile time.
 
 // ---- begin dqlite/detail/time.hpp ----
 // ISO-8601 formatting and parsing for DATETIME/DATE/TIMESTAMP values.
@@ -4605,7 +4608,7 @@ template <class FieldType>
 struct unsupported_field_type {
   static_assert(always_false<FieldType>::value,
                 "dqlite: unsupported field type in a row type. Supported: bool, integers, "
-                "float, double, std::string, std::string_view, std::vector<std::byte>, "
+                "float, double, std::string, std::vector<std::byte>, "
                 "std::vector<unsigned char>, std::optional<T>, enums, "
                 "std::chrono::system_clock time points, dqlite::value; or specialise "
                 "dqlite::field_traits<T>. The type is named in 'unsupported_field_type<...>' "
@@ -5692,6 +5695,9 @@ inline sql_shape scan_sql(std::string_view sql) noexcept {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/sql_text.hpp ----
+// ---- begin dqlite/detail/token.hpp ----
+// Splitting "parameters..., completion token" argument lists.
+
 // ---- begin dqlite/params.hpp ----
 // Binding C++ values as statement parameters.
 //
@@ -5963,6 +5969,53 @@ error_code write_params(wire::buffer& b, wire::frame_mark m, const Args&... args
 }  // namespace detail
 }  // namespace dqlite
 // ---- end dqlite/params.hpp ----
+
+#include <boost/asio/async_result.hpp>
+
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
+
+template <class... Args>
+using last_t = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
+
+template <class... P>
+constexpr void check_params() {
+  static_assert((param_arg<P> && ...),
+                "dqlite: unsupported parameter type. Supported: bool, integers, float, double, "
+                "strings, byte vectors/spans (blobs), std::optional, nullptr/std::nullopt/"
+                "dqlite::null, enums, system_clock time points, dqlite::value, std::tuple of "
+                "those, dqlite::params_from(range of dqlite::value); or specialise "
+                "dqlite::param_traits<T>. (The completion token, if any, must come last.)");
+}
+
+/// Calls f(token, params...): the last argument is the completion token when it is one for
+/// the signature Sig (and cannot be bound as a parameter); otherwise every argument is a
+/// parameter and the token is Default{}. An argument that is neither stops compilation
+/// with the library's list of supported parameter types (not Asio's errors about a token).
+template <class Default, class Sig, class F, class... Args>
+auto with_token(F&& f, Args&&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    return f(Default{});
+  } else if constexpr (param_arg<last_t<Args...>>) {
+    check_params<Args...>();
+    return f(Default{}, std::forward<Args>(args)...);
+  } else if constexpr (!boost::asio::completion_token_for<last_t<Args...>, Sig>) {
+    check_params<Args...>();  // fails: the last argument is neither a parameter nor a token
+  } else {
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
+      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+    }(std::make_index_sequence<sizeof...(Args) - 1>{});
+  }
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/token.hpp ----
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
@@ -6307,11 +6360,16 @@ bool blocking_probe(Impl& c, const request_spec& spec, bool query, std::size_t n
 template <class Impl, class Proc, class... P>
 auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query,
                         error_code& ec, dqlite::diagnostics& d, const P&... params) {
-  const std::size_t n = (std::size_t{0} + ... + param_count(params));
-  if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
-  return blocking_exchange(
-      c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-      statement_params(c, spec, query), ec, d);
+  if constexpr (!(param_arg<const P&> && ...)) {
+    check_params<const P&...>();  // fails with the list of supported types
+    return typename Proc::result_type{};
+  } else {
+    const std::size_t n = (std::size_t{0} + ... + param_count(params));
+    if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
+    return blocking_exchange(
+        c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+        statement_params(c, spec, query), ec, d);
+  }
 }
 
 /// Initiation of a statement request whose response goes to a Proc.
@@ -6873,50 +6931,6 @@ class basic_cursor {
 // ---- begin dqlite/detail/request_api.hpp ----
 // The statement operations shared by connections (SQL text) and prepared statements.
 
-// ---- begin dqlite/detail/token.hpp ----
-// Splitting "parameters..., completion token" argument lists.
-
-
-#include <cstddef>
-#include <tuple>
-#include <type_traits>
-#include <utility>
-
-namespace dqlite::detail {
-
-template <class... Args>
-using last_t = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
-
-template <class... P>
-constexpr void check_params() {
-  static_assert((param_arg<P> && ...),
-                "dqlite: unsupported parameter type. Supported: bool, integers, float, double, "
-                "strings, byte vectors/spans (blobs), std::optional, nullptr/std::nullopt/"
-                "dqlite::null, enums, system_clock time points, dqlite::value, std::tuple of "
-                "those, dqlite::params_from(range of dqlite::value); or specialise "
-                "dqlite::param_traits<T>. (The completion token, if any, must come last.)");
-}
-
-/// Calls f(token, params...): the last argument is the completion token unless it can be
-/// bound as a parameter, in which case the token is Default{}.
-template <class Default, class F, class... Args>
-auto with_token(F&& f, Args&&... args) {
-  if constexpr (sizeof...(Args) == 0) {
-    return f(Default{});
-  } else if constexpr (param_arg<last_t<Args...>>) {
-    check_params<Args...>();
-    return f(Default{}, std::forward<Args>(args)...);
-  } else {
-    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
-      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
-    }(std::make_index_sequence<sizeof...(Args) - 1>{});
-  }
-}
-
-}  // namespace dqlite::detail
-// ---- end dqlite/detail/token.hpp ----
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
@@ -7012,7 +7026,7 @@ class request_api {
   auto async_cursor(Args&&... args) {
     using cursor = basic_cursor<Stream, T>;
     using sink = typename cursor_sink<T>::type;
-    return with_token<default_token_t>(
+    return with_token<default_token_t, void(error_code, cursor)>(
         [this]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, void(error_code, cursor)>(
               cursor_initiation<sink, cursor>{c_}, token, spec_, std::forward<P>(params)...);
@@ -7121,7 +7135,7 @@ class request_api {
 
   template <class Sig, class Proc, class... Args>
   auto run(Proc proc, bool is_query, Args&&... args) {
-    return with_token<default_token_t>(
+    return with_token<default_token_t, Sig>(
         [&]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_}, token,
                                                          std::move(proc), spec_, is_query,
@@ -7589,7 +7603,8 @@ struct begin_op {
 ///
 ///   auto id = co_await dqlite::async_transaction(conn, [&](auto& c) -> asio::awaitable<int64_t> {
 ///     co_await c.async_execute("UPDATE account SET balance = balance - ? WHERE id = ?", 10, 1);
-///     co_return (co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')")).last_insert_id;
+///     auto r = co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')");
+///     co_return r.last_insert_id;
 ///   });
 template <class Connection, class Body>
 auto async_transaction(Connection& conn, Body body)
@@ -9802,8 +9817,10 @@ using cluster = basic_cluster<boost::asio::ip::tcp::socket>;
 namespace dqlite {
 
 /// How a pool behaves. Designated initialisers:
-///   auto pool = co_await dqlite::async_create_pool(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
-///                                                  {.database = "app", .max_size = 16});
+///   std::vector<std::string> nodes{"10.0.0.1:9001", "10.0.0.2:9001"};
+///   auto pool = co_await dqlite::async_create_pool(ex, nodes, {.database = "app", .max_size = 16});
+/// (g++ 12 cannot compile a braced list of string literals inside a co_await expression:
+/// "array used as initializer"; name the list first, as above.)
 /// The struct holds no owning members (so a temporary of it is safe inside a co_await
 /// expression); the pool keeps its own copy of the database name.
 struct pool_options {
@@ -10673,11 +10690,11 @@ class basic_pool {
 
   template <class Call, class... Args>
   auto statement(bool read, std::string_view sql, Call call, Args&&... args) {
-    return detail::with_token<default_token_t>(
+    // The result type does not depend on the parameters' types.
+    using A = decltype(call(std::declval<connection_type&>(), std::string_view()));
+    using R = std::tuple_element_t<1, typename A::value_type>;
+    return detail::with_token<default_token_t, detail::completion_sig_t<R>>(
         [&]<class Token, class... P>(Token&& token, P&&... params) {
-          using A = decltype(call(std::declval<connection_type&>(), std::string_view(),
-                                  std::declval<detail::owned_param_t<P>&>()...));
-          using R = std::tuple_element_t<1, typename A::value_type>;
           auto body = [read, call, sql = std::string(sql),
                        params = std::tuple<detail::owned_param_t<P>...>(
                            std::forward<P>(params)...)](std::shared_ptr<core_type> s) mutable {

@@ -5,6 +5,7 @@
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/server_probe.hpp>
 #include <dqlite/detail/sql_text.hpp>
+#include <dqlite/detail/token.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/wire/encode.hpp>
@@ -352,11 +353,16 @@ bool blocking_probe(Impl& c, const request_spec& spec, bool query, std::size_t n
 template <class Impl, class Proc, class... P>
 auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query,
                         error_code& ec, dqlite::diagnostics& d, const P&... params) {
-  const std::size_t n = (std::size_t{0} + ... + param_count(params));
-  if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
-  return blocking_exchange(
-      c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-      statement_params(c, spec, query), ec, d);
+  if constexpr (!(param_arg<const P&> && ...)) {
+    check_params<const P&...>();  // fails with the list of supported types
+    return typename Proc::result_type{};
+  } else {
+    const std::size_t n = (std::size_t{0} + ... + param_count(params));
+    if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
+    return blocking_exchange(
+        c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+        statement_params(c, spec, query), ec, d);
+  }
 }
 
 /// Initiation of a statement request whose response goes to a Proc.

@@ -107,7 +107,7 @@ class request_api {
   auto async_cursor(Args&&... args) {
     using cursor = basic_cursor<Stream, T>;
     using sink = typename cursor_sink<T>::type;
-    return with_token<default_token_t>(
+    return with_token<default_token_t, void(error_code, cursor)>(
         [this]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, void(error_code, cursor)>(
               cursor_initiation<sink, cursor>{c_}, token, spec_, std::forward<P>(params)...);
@@ -216,7 +216,7 @@ class request_api {
 
   template <class Sig, class Proc, class... Args>
   auto run(Proc proc, bool is_query, Args&&... args) {
-    return with_token<default_token_t>(
+    return with_token<default_token_t, Sig>(
         [&]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_}, token,
                                                          std::move(proc), spec_, is_query,

@@ -3,6 +3,8 @@
 
 #include <dqlite/params.hpp>
 
+#include <boost/asio/async_result.hpp>
+
 #include <cstddef>
 #include <tuple>
 #include <type_traits>
@@ -23,15 +25,19 @@ constexpr void check_params() {
                 "dqlite::param_traits<T>. (The completion token, if any, must come last.)");
 }
 
-/// Calls f(token, params...): the last argument is the completion token unless it can be
-/// bound as a parameter, in which case the token is Default{}.
-template <class Default, class F, class... Args>
+/// Calls f(token, params...): the last argument is the completion token when it is one for
+/// the signature Sig (and cannot be bound as a parameter); otherwise every argument is a
+/// parameter and the token is Default{}. An argument that is neither stops compilation
+/// with the library's list of supported parameter types (not Asio's errors about a token).
+template <class Default, class Sig, class F, class... Args>
 auto with_token(F&& f, Args&&... args) {
   if constexpr (sizeof...(Args) == 0) {
     return f(Default{});
   } else if constexpr (param_arg<last_t<Args...>>) {
     check_params<Args...>();
     return f(Default{}, std::forward<Args>(args)...);
+  } else if constexpr (!boost::asio::completion_token_for<last_t<Args...>, Sig>) {
+    check_params<Args...>();  // fails: the last argument is neither a parameter nor a token
   } else {
     auto all = std::forward_as_tuple(std::forward<Args>(args)...);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
