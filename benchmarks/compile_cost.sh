@@ -5,14 +5,11 @@
 #   benchmarks/compile_cost.sh [RUNS]
 #
 # Units (benchmarks/compile_cost/):
-#   plain_asio     a plain Boost.Asio coroutine program (resolve, connect, write, read)
-#   typed_fetch    one connect and one fetch<T>, header-only
-#   typed_fetch/sc the same unit with DQLITE_CLIENT_SEPARATE_COMPILATION (the user's unit
-#                  only; the library's unit, <dqlite/src.hpp>, is built once per program)
-#   src.hpp        that library unit itself (once per program)
-#   whole_api      connection, prepared statement, cursor, transaction, blocking calls,
-#                  cluster and pool in one unit, header-only
-#   whole_api/sc   the same with separate compilation
+#   plain_asio      a plain Boost.Asio coroutine program (resolve, connect, write, read)
+#   typed_fetch     one connect and one fetch<T> into a struct, <dqlite/client.hpp>
+#   typed_fetch/c   the same including only <dqlite/connection.hpp>
+#   whole_api       connection, prepared statement, cursor, transaction, blocking calls,
+#                   cluster and pool in one unit
 # Each figure is the median of RUNS compilations (default 3); ratios are to plain_asio
 # compiled by the same compiler. The machine's load changes the absolute figures; the
 # ratios, measured in one run, much less.
@@ -61,10 +58,8 @@ for cxx in g++ clang++; do
       "$(echo "$cpu / $base_cpu" | bc -l)" "$mem" "$(echo "$mem / $base_mem" | bc -l)"
   }
   row plain_asio "$base_cpu" "$base_mem"
-  sc=(-DDQLITE_CLIENT_SEPARATE_COMPILATION)
   read -r c m < <(measure "$cxx" "$dir/typed_fetch.cpp"); row typed_fetch "$c" "$m"
-  read -r c m < <(measure "$cxx" "$dir/typed_fetch.cpp" "${sc[@]}"); row typed_fetch/sc "$c" "$m"
-  read -r c m < <(measure "$cxx" "$dir/src.cpp" "${sc[@]}"); row src.hpp "$c" "$m"
+  sed 's#<dqlite/client.hpp>#<dqlite/connection.hpp>#' "$dir/typed_fetch.cpp" >"$tmp/typed_fetch_c.cpp"
+  read -r c m < <(measure "$cxx" "$tmp/typed_fetch_c.cpp"); row typed_fetch/c "$c" "$m"
   read -r c m < <(measure "$cxx" "$dir/whole_api.cpp"); row whole_api "$c" "$m"
-  read -r c m < <(measure "$cxx" "$dir/whole_api.cpp" "${sc[@]}"); row whole_api/sc "$c" "$m"
 done

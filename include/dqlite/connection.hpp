@@ -112,6 +112,12 @@ class basic_connection {
   /// True while an operation runs (see errc::operation_in_progress; not to be confused
   /// with is_busy(ec), the server's SQLITE_BUSY).
   bool operation_in_progress() const noexcept { return impl_ && impl_->busy; }
+  /// True when a transaction may be open on the server: a transaction object is active,
+  /// or SQL text run on this connection opened one (BEGIN, SAVEPOINT, also inside a longer
+  /// text) and no COMMIT, END or ROLLBACK has closed it since, or a dropped transaction is
+  /// still to be rolled back. Conservative: a text that touched the transaction state and
+  /// failed, or a RELEASE, counts as "may be open". async_reset sends a ROLLBACK only then.
+  bool in_transaction() const noexcept { return impl_ && impl_->in_transaction(); }
   /// The text that goes with the last failed operation (server message or client detail).
   const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
   /// The error that closed the connection, if one did.
@@ -243,7 +249,8 @@ class basic_connection {
 
   /// Makes the connection as good as new for its next user: interrupts the rest of an
   /// abandoned cursor's result, finalizes statements dropped without async_close, and
-  /// rolls back any open transaction (also one started with a plain "BEGIN").
+  /// rolls back any open transaction (also one started with a plain "BEGIN"; see
+  /// in_transaction()). Sends nothing when there is nothing to undo.
   /// Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_reset(Token&& token = {}) {
@@ -331,7 +338,7 @@ class basic_connection {
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql), request_params(), ec, d);
           return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql),
-                                         detail::scan_sql(sql).returning);
+                                         detail::scan_sql(sql));
         },
         e...);
   }
@@ -548,9 +555,10 @@ class basic_connection {
     return detail::exchange_params{true, impl_->opts.request_timeout, 0};
   }
 
-  // Whatever is open is rolled back by the next request (async_reset, reset).
+  // A transaction that may be open is rolled back by the next request (async_reset, reset).
   void mark_for_reset() {
-    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
+    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0 &&
+        impl_->in_transaction()) {
       impl_->tx = 0;
       impl_->rollback_pending = true;
     }

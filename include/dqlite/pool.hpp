@@ -48,8 +48,10 @@ namespace dqlite {
 
 /// A connection checked out of a pool: use it through -> and *; it goes back to the pool
 /// when the handle is destroyed (or reset()). Move-only. On its way back a connection
-/// that is closed or broken is discarded; an open one is reset (an open transaction is
-/// rolled back, abandoned cursors and statements are cleaned up) before it is idle again.
+/// that is closed or broken is discarded; an open one is reset when it needs it (a
+/// transaction that may be open is rolled back, see connection::in_transaction();
+/// abandoned cursors and statements are cleaned up) before it is idle again. A connection
+/// with nothing to undo goes back without any request.
 template <class Conn, class Connector>
 class pooled_handle {
   using core_type = detail::pool_core<Conn, Connector>;
@@ -90,12 +92,22 @@ class pooled_handle {
   void mark_unusable() noexcept { unusable_ = true; }
 
   /// Gives the connection back to the pool now; the handle is empty afterwards.
-  void reset() noexcept {
-    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_);
+  void reset() noexcept { give_back(false); }
+
+  /// Gives the connection back without the reset: for a caller who knows that nothing is
+  /// left to undo, even where in_transaction() cannot tell (it is conservative). A
+  /// transaction left open this way is the next user's. The handle is empty afterwards.
+  void return_without_reset() noexcept { give_back(true); }
+
+ private:
+  void give_back(bool skip_reset) noexcept {
+    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset);
     conn_.reset();
     core_.reset();
     unusable_ = false;
   }
+
+ public:
 
  private:
   std::shared_ptr<core_type> core_;

@@ -106,12 +106,12 @@ class basic_statement : public detail::request_api<Stream> {
   }
 
   /// For the library: a statement prepared on connection c (open: PREPARE succeeded;
-  /// read_only: it cannot change the database (detail::is_read_only_sql); returning: its
-  /// text has a RETURNING clause).
+  /// read_only: it cannot change the database (detail::is_read_only_sql); shape: what
+  /// detail::scan_sql found in its text).
   basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open,
-                  bool read_only = false, bool returning = false)
+                  bool read_only = false, const detail::sql_shape& shape = {})
       : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, read_only,
-                                     returning}),
+                                     shape.returning, shape.tx}),
         params_(r.params), open_(open) {}
 
  private:
@@ -178,19 +178,19 @@ template <class Impl, class Statement>
 struct prepare_op {
   std::shared_ptr<Impl> c;
   std::string_view sql;
-  bool returning = false;
+  sql_shape shape{};
   bool read_only = false;
 
   template <class Self>
   void operator()(Self& self) {
-    returning = scan_sql(sql).returning;  // the text is only read while the op starts
+    shape = scan_sql(sql);  // the text is only read while the op starts
     read_only = is_read_only_sql(sql);
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, wire::stmt_response r) {
-    self.complete(ec, Statement(c, r, !ec, read_only, returning));
+    self.complete(ec, Statement(c, r, !ec, read_only, shape));
   }
 };
 

@@ -772,6 +772,192 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
 // machine is resumed with an event (what the last I/O did) and answers with an action
 // (what to do next). No Asio.
 
+// ---- begin dqlite/detail/sql_text.hpp ----
+// What the client needs to know about an SQL text before sending it: how many statements it
+// holds, and whether one of them has a RETURNING clause. The text is split into tokens the
+// way SQLite's tokenizer does, so that a ';' or a word inside a string, a quoted identifier
+// or a comment is not taken for a separator or a keyword.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace dqlite::detail {
+
+/// What an SQL text does to the connection's transaction, read from its statements' first
+/// words in order (the last one that says something wins): BEGIN or SAVEPOINT open one;
+/// COMMIT, END and ROLLBACK (not ROLLBACK ... TO, which stays inside) close it. RELEASE
+/// closes it only when it releases the outermost savepoint of a transaction that SAVEPOINT
+/// opened, which the text alone does not say: it counts as "opens" (may be open).
+enum class tx_effect : std::uint8_t { none, opens, closes };
+
+/// The shape of an SQL text.
+struct sql_shape {
+  /// Statements holding at least one token. Whitespace, comments and ';' between, before
+  /// and after statements do not count ("SELECT 1;  -- done" is one statement).
+  std::size_t statements = 0;
+  /// Offset of the first byte after the end of the first statement (its ';', or the end of
+  /// the text); the text's size when it holds no statement.
+  std::size_t first_end = 0;
+  /// The keyword RETURNING appears as a token (not inside a string, a quoted identifier or
+  /// a comment) in some statement: the statement returns rows.
+  bool returning = false;
+  /// What the text does to the connection's transaction.
+  tx_effect tx = tx_effect::none;
+};
+
+namespace sql_scan {
+
+inline bool is_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+}
+/// Characters of an unquoted word (identifier, keyword or number); SQLite takes every byte
+/// of a multi-byte UTF-8 character as one.
+inline bool is_word_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+         u == '_' || u == '$' || u >= 0x80;
+}
+inline bool word_is(std::string_view w, std::string_view keyword) noexcept {
+  if (w.size() != keyword.size()) return false;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    char c = w[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != keyword[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace sql_scan
+
+/// Scans an SQL text as SQLite's tokenizer does:
+/// - '...' strings (a doubled '' inside), "..." and `...` identifiers (doubled quote
+///   inside), [...] identifiers, "-- ..." comments to the end of the line and "/* ... */"
+///   comments (an unterminated one runs to the end of the text) are single tokens or
+///   nothing; a ';' or a word inside them is not seen;
+/// - ';' ends a statement, except inside the body of CREATE [TEMP] TRIGGER ... BEGIN ...
+///   END, whose statements end with ';' too: there only a ';' right after the word END ends
+///   the statement (the rule of sqlite3_complete()), where an END that closes a CASE
+///   expression does not count.
+/// An unterminated string or quoted identifier runs to the end of the text (the server
+/// reports the syntax error).
+inline sql_shape scan_sql(std::string_view sql) noexcept {
+  using namespace sql_scan;
+  sql_shape out;
+  out.first_end = sql.size();
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  // The statement being read.
+  std::size_t tokens = 0;     // tokens so far
+  std::size_t words = 0;      // leading words examined for CREATE [TEMP] TRIGGER
+  bool trigger = false;       // a CREATE TRIGGER statement: ';' ends it only after END
+  bool after_end = false;     // the last token was the word END
+  bool leading = true;        // still in the statement's leading words
+  std::size_t case_depth = 0;  // CASE expressions open (their END ends no trigger)
+  // Transaction control: 1 after a leading ROLLBACK, 2 after ROLLBACK TRANSACTION.
+  int rollback = 0;
+  auto end_statement = [&](std::size_t at) {
+    if (tokens > 0) {
+      if (++out.statements == 1) out.first_end = at;
+    }
+    if (rollback != 0) out.tx = tx_effect::closes;
+    rollback = 0;
+    tokens = 0;
+    words = 0;
+    trigger = false;
+    after_end = false;
+    leading = true;
+    case_depth = 0;
+  };
+  auto token = [&](std::string_view word) {
+    ++tokens;
+    after_end = false;
+    if (tokens == 1 && !word.empty()) {
+      if (word_is(word, "BEGIN") || word_is(word, "SAVEPOINT") || word_is(word, "RELEASE"))
+        out.tx = tx_effect::opens;
+      else if (word_is(word, "COMMIT") || word_is(word, "END"))
+        out.tx = tx_effect::closes;
+      else if (word_is(word, "ROLLBACK"))
+        rollback = 1;
+    } else if (rollback != 0 && !word.empty()) {
+      if (word_is(word, "TO"))
+        rollback = 0;  // ROLLBACK [TRANSACTION] TO savepoint: the transaction stays open
+      else if (rollback == 1 && word_is(word, "TRANSACTION"))
+        rollback = 2;
+    }
+    if (!word.empty() && word_is(word, "CASE")) {
+      ++case_depth;
+    } else if (!word.empty() && word_is(word, "END")) {
+      if (case_depth > 0)
+        --case_depth;  // the END of a CASE expression
+      else
+        after_end = true;
+    }
+    if (!word.empty() && word_is(word, "RETURNING")) out.returning = true;
+    if (!leading) return;
+    // Leading words: [EXPLAIN [QUERY PLAN]] CREATE [TEMP | TEMPORARY] TRIGGER.
+    if (word.empty()) {
+      leading = false;
+      return;
+    }
+    ++words;
+    if (word_is(word, "EXPLAIN") || word_is(word, "QUERY") || word_is(word, "PLAN") ||
+        word_is(word, "CREATE") || word_is(word, "TEMP") || word_is(word, "TEMPORARY")) {
+      if (words > 6) leading = false;
+      return;
+    }
+    if (word_is(word, "TRIGGER")) trigger = true;
+    leading = false;
+  };
+  while (i < n) {
+    const char c = sql[i];
+    if (is_space(c)) {
+      ++i;
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      i += 2;
+      while (i < n && !(sql[i] == '*' && i + 1 < n && sql[i + 1] == '/')) ++i;
+      i = i < n ? i + 2 : n;
+    } else if (c == ';') {
+      if (!trigger || after_end) end_statement(i + 1);
+      else after_end = false;
+      ++i;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      // A quoted string or identifier: the quote doubled inside stands for itself.
+      ++i;
+      for (;;) {
+        if (i >= n) break;
+        if (sql[i] == c) {
+          if (i + 1 < n && sql[i + 1] == c) {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+      token({});
+    } else if (c == '[') {
+      while (i < n && sql[i] != ']') ++i;
+      i = i < n ? i + 1 : n;
+      token({});
+    } else if (is_word_char(c)) {
+      const std::size_t start = i;
+      while (i < n && is_word_char(sql[i])) ++i;
+      token(sql.substr(start, i - start));
+    } else {
+      ++i;  // an operator or punctuation, a parameter marker...
+      token({});
+    }
+  }
+  end_statement(n);
+  return out;
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sql_text.hpp ----
 // ---- begin dqlite/wire/decode.hpp ----
 // Sans-io decoding of dqlite responses from byte spans.
 //
@@ -1433,6 +1619,8 @@ struct exchange_params {
   /// The request may change the database or the cluster: once it is written, a failure
   /// before its answer leaves its outcome unknown (errc::outcome_unknown).
   bool may_write = false;
+  /// What the request does to the connection's transaction (see session_state::may_tx).
+  tx_effect tx = tx_effect::none;
 };
 
 }  // namespace dqlite::detail
@@ -1879,6 +2067,10 @@ struct session_state {
   std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
   bool drain_pending = false;        ///< a dropped cursor left a result to interrupt
   bool rollback_pending = false;     ///< a dropped transaction left a transaction open
+  /// SQL text run on the connection may have left a transaction open (BEGIN, SAVEPOINT...;
+  /// see tx_effect): set when such a text was sent (whatever its answer, unless it was
+  /// answered with success and closed the transaction), cleared by COMMIT, END, ROLLBACK.
+  bool may_tx = false;
   std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
   wire::buffer hbuf;                 ///< housekeeping requests
 
@@ -1943,9 +2135,27 @@ struct session_state {
   void reset_session() {
     holder = 0;
     tx = 0;
+    may_tx = false;
     drain_pending = false;
     rollback_pending = false;
     finalize_pending.clear();
+  }
+
+  /// A transaction may be open on the server: one of a transaction object, one SQL text
+  /// opened, or one left to roll back.
+  bool in_transaction() const noexcept { return tx != 0 || may_tx || rollback_pending; }
+
+  /// What a connection given back to a pool needs before its next user: nothing, unless a
+  /// transaction may be open, or a dropped cursor, statement or transaction left work.
+  bool needs_reset() const noexcept { return in_transaction() || has_housekeeping(); }
+
+  /// After a request with transaction effect e ended with ec (sent: it was written whole).
+  void note_tx_effect(tx_effect e, const error_code& ec, bool sent) noexcept {
+    if (e == tx_effect::none || !sent) return;
+    if (ec || e == tx_effect::opens)
+      may_tx = true;  // on failure the server may have run part of the text
+    else
+      may_tx = false;
   }
 
   /// True when the next request must be preceded by housekeeping requests.
@@ -2003,41 +2213,11 @@ inline bool answer_lost(const error_code& ec) noexcept {
   }
 }
 
-/// One request/response exchange over a session. Proc: the response processor, with
-///   using result_type = ...;
-///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
-///                       bool& done);
-///   result_type take();                         (absent when result_type is void)
-///   void on_failure(session_state&) {}          (optional: a FAILURE response arrived)
-///   bool holds() const;                         (optional: keep the connection claimed for
-///                                                the holder after completing: a cursor
-///                                                paused between frames)
-///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
-///                                                request and drain its response; the
-///                                                connection stays usable)
-///   error_code map_error(session_state&, error_code, bool sent);  (optional: rewrites a
-///                                                failure)
-///   static constexpr bool housekeeping_only = true; (optional: no request of its own)
-/// The request is in session.wbuf when the machine starts, unless init_ec is set; an empty
-/// wbuf means "nothing to send, read the rest of a response" (a cursor). Requests left
-/// behind by dropped cursors, statements and transactions are sent first, each awaiting
-/// its response.
-template <class Proc>
-class exchange_machine {
+/// What every request exchange does, whatever processes its response: housekeeping, the
+/// request, the response frames, INTERRUPT and drain, failure mapping. Compiled once (not
+/// once per response processor); exchange_machine<Proc> supplies the processor's hooks.
+class exchange_core {
  public:
-  using result_type = typename Proc::result_type;
-
-  exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
-                   exchange_params params)
-      : s_(&s), proc_(std::move(proc)), init_ec_(init_ec), owns_(owns), params_(params) {}
-
-  static constexpr bool interruptible() {
-    if constexpr (requires { Proc::interruptible; })
-      return Proc::interruptible;
-    else
-      return false;
-  }
-
   /// False once the request has been interrupted: from then on the operation runs to the
   /// end of the drain whatever is requested (the I/O loop disables cancellation).
   bool cancellable() const noexcept { return ph_ != phase::interrupt; }
@@ -2048,10 +2228,6 @@ class exchange_machine {
   const exchange_params& params() const noexcept { return params_; }
   /// The request was written whole.
   bool sent() const noexcept { return sent_; }
-  Proc& proc() noexcept { return proc_; }
-  result_type take() {
-    if constexpr (!std::is_void_v<result_type>) return proc_.take();
-  }
 
   io_action resume(const io_event& ev) {
     switch (ev.what) {
@@ -2063,16 +2239,16 @@ class exchange_machine {
         if (ev.ec) {
           // Cancelled once the whole request was out: it can still be interrupted.
           if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
-              interruptible() && ev.cancel_requested)
+              interruptible_ && ev.cancel_requested)
             return start_interrupt();
           return transport_failed(ev, "sending the request");
         }
-        if (ph_ == phase::main && interruptible() && ev.cancel_requested)
+        if (ph_ == phase::main && interruptible_ && ev.cancel_requested)
           return start_interrupt();
         break;
       case io_event::kind::read:
         if (ev.ec) {
-          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible() &&
+          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible_ &&
               ev.cancel_requested)
             return start_interrupt();
           return transport_failed(ev, "reading the response");
@@ -2085,6 +2261,28 @@ class exchange_machine {
     }
     return read_frames(ev.cancel_requested);
   }
+
+ protected:
+  exchange_core(session_state& s, error_code init_ec, bool owns, exchange_params params,
+                bool interruptible, bool housekeeping_only)
+      : s_(&s),
+        init_ec_(init_ec),
+        owns_(owns),
+        interruptible_(interruptible),
+        housekeeping_only_(housekeeping_only),
+        params_(params) {}
+  exchange_core(const exchange_core&) = default;
+  exchange_core(exchange_core&&) = default;
+  exchange_core& operator=(const exchange_core&) = default;
+  exchange_core& operator=(exchange_core&&) = default;
+  ~exchange_core() = default;
+
+  // The response processor's part (see exchange_machine).
+  virtual error_code on_frame(session_state& s, const wire::frame_header& h,
+                              wire::bytes_view body, bool& done) = 0;
+  virtual void on_failure(session_state&) {}
+  virtual bool holds() const { return false; }
+  virtual error_code map_error(session_state&, error_code ec, bool /*sent*/) { return ec; }
 
  private:
   /// What the frames being read answer.
@@ -2123,6 +2321,7 @@ class exchange_machine {
         s_->finalize_pending.pop_back();
       } else {
         s_->rollback_pending = false;
+        s_->may_tx = false;  // whatever its answer, no transaction is open after it
         ph_ = phase::rollback;
         wire::frame_mark m{};
         (void)wire::begin_sql_request(s_->hbuf, wire::request::exec_sql, s_->db_id, "ROLLBACK",
@@ -2132,9 +2331,7 @@ class exchange_machine {
       return io_action::write(wire::bytes_view(s_->hbuf));
     }
     ph_ = phase::main;
-    if constexpr (requires { Proc::housekeeping_only; }) {
-      return finish({});
-    }
+    if (housekeeping_only_) return finish({});
     if (s_->wbuf.empty()) {  // nothing to send: read on
       sent_ = true;
       return read_frames(false);
@@ -2193,7 +2390,7 @@ class exchange_machine {
       // A cancellation that arrived while a read was completing reached no operation:
       // act on it before reading on.
       if (cancel_requested && ph_ != phase::interrupt) {
-        if (ph_ == phase::main && interruptible()) return start_interrupt();
+        if (ph_ == phase::main && interruptible_) return start_interrupt();
         io_event aborted{io_event::kind::read,
                          error_code(ECANCELED, boost::system::system_category()), 0, true};
         return transport_failed(aborted, "reading the response");
@@ -2203,8 +2400,7 @@ class exchange_machine {
   }
 
   io_action finish_main() {
-    bool hold = false;
-    if constexpr (requires { proc_.holds(); }) hold = proc_.holds();
+    const bool hold = holds();
     // A processor that ended the response early left the rest to the housekeeping drain.
     if (!hold && !s_->rbuf.empty() && !s_->drain_pending) return stray_bytes();
     return finish({});
@@ -2254,14 +2450,14 @@ class exchange_machine {
     if (failure) {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
-      if constexpr (requires { proc_.on_failure(*s_); }) proc_.on_failure(*s_);
+      on_failure(*s_);
       // The one place a server's message becomes the diagnostics: empty or misleading texts
       // ("not an error") are explained from the request that was sent.
       s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
       done = true;
       return make_server_error(f.code);
     }
-    error_code e = proc_.on_frame(*s_, h, body, done);
+    error_code e = on_frame(*s_, h, body, done);
     if (e == make_error_code(errc::unexpected_response) && s_->diag.empty())
       s_->diag.assign("unexpected response type " + std::to_string(h.type));
     return e;
@@ -2309,14 +2505,14 @@ class exchange_machine {
 
   io_action finish(error_code ec) {
     if (owns_) {
-      if constexpr (requires { proc_.map_error(*s_, ec, sent_); })
-        if (ec) ec = proc_.map_error(*s_, ec, sent_);
+      if (ec) ec = map_error(*s_, ec, sent_);
       if (ec && params_.may_write && sent_ && answer_lost(ec)) {
         s_->diag.assign("the request was sent but its answer was lost (" +
                         (s_->diag.empty() ? ec.message() : s_->diag.message()) +
                         "); it may or may not have been applied");
         ec = make_error_code(errc::outcome_unknown);
       }
+      s_->note_tx_effect(params_.tx, ec, sent_);
       if (ec && !init_ec_ && is_connection_error(ec)) {
         if (ec.category() == server_category())
           s_->diag.assign(s_->diag.message() +
@@ -2326,8 +2522,7 @@ class exchange_machine {
                                  "or statement any more, e.g. after a leadership change)"));
         s_->break_connection(ec);
       }
-      bool hold = false;
-      if constexpr (requires { proc_.holds(); }) hold = !ec && proc_.holds();
+      const bool hold = !ec && holds();
       if (hold)
         s_->holder = params_.holder;
       else if (params_.holder != 0 && s_->holder == params_.holder)
@@ -2339,15 +2534,82 @@ class exchange_machine {
   }
 
   session_state* s_;
-  Proc proc_;
   error_code init_ec_;  ///< failure found before anything was sent
   bool owns_;           ///< this exchange holds the connection's busy flag
+  bool interruptible_;  ///< on cancellation: INTERRUPT and drain, the connection stays usable
+  bool housekeeping_only_;  ///< no request of its own
   exchange_params params_;
   phase ph_ = phase::main;
   bool sent_ = false;  ///< the request has been written whole
   bool drain_bounded_ = false;
   std::size_t out_size_ = 0;
   std::chrono::milliseconds rearm_{0};
+};
+
+/// One request/response exchange over a session. Proc: the response processor, with
+///   using result_type = ...;
+///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
+///                       bool& done);
+///   result_type take();                         (absent when result_type is void)
+///   void on_failure(session_state&) {}          (optional: a FAILURE response arrived)
+///   bool holds() const;                         (optional: keep the connection claimed for
+///                                                the holder after completing: a cursor
+///                                                paused between frames)
+///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
+///                                                request and drain its response; the
+///                                                connection stays usable)
+///   error_code map_error(session_state&, error_code, bool sent);  (optional: rewrites a
+///                                                failure)
+///   static constexpr bool housekeeping_only = true; (optional: no request of its own)
+/// The request is in session.wbuf when the machine starts, unless init_ec is set; an empty
+/// wbuf means "nothing to send, read the rest of a response" (a cursor). Requests left
+/// behind by dropped cursors, statements and transactions are sent first, each awaiting
+/// its response.
+template <class Proc>
+class exchange_machine final : public exchange_core {
+ public:
+  using result_type = typename Proc::result_type;
+
+  exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
+                   exchange_params params)
+      : exchange_core(s, init_ec, owns, params, interruptible(),
+                      requires { Proc::housekeeping_only; }),
+        proc_(std::move(proc)) {}
+
+  static constexpr bool interruptible() {
+    if constexpr (requires { Proc::interruptible; })
+      return Proc::interruptible;
+    else
+      return false;
+  }
+
+  Proc& proc() noexcept { return proc_; }
+  result_type take() {
+    if constexpr (!std::is_void_v<result_type>) return proc_.take();
+  }
+
+ private:
+  error_code on_frame(session_state& s, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) override {
+    return proc_.on_frame(s, h, body, done);
+  }
+  void on_failure(session_state& s) override {
+    if constexpr (requires { proc_.on_failure(s); }) proc_.on_failure(s);
+  }
+  bool holds() const override {
+    if constexpr (requires { proc_.holds(); })
+      return proc_.holds();
+    else
+      return false;
+  }
+  error_code map_error(session_state& s, error_code ec, bool sent) override {
+    if constexpr (requires { proc_.map_error(s, ec, sent); })
+      return proc_.map_error(s, ec, sent);
+    else
+      return ec;
+  }
+
+  Proc proc_;
 };
 
 }  // namespace dqlite::detail
@@ -5536,165 +5798,6 @@ struct wide_params_probe_proc {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/server_probe.hpp ----
-// ---- begin dqlite/detail/sql_text.hpp ----
-// What the client needs to know about an SQL text before sending it: how many statements it
-// holds, and whether one of them has a RETURNING clause. The text is split into tokens the
-// way SQLite's tokenizer does, so that a ';' or a word inside a string, a quoted identifier
-// or a comment is not taken for a separator or a keyword.
-
-#include <cstddef>
-#include <string_view>
-
-namespace dqlite::detail {
-
-/// The shape of an SQL text.
-struct sql_shape {
-  /// Statements holding at least one token. Whitespace, comments and ';' between, before
-  /// and after statements do not count ("SELECT 1;  -- done" is one statement).
-  std::size_t statements = 0;
-  /// Offset of the first byte after the end of the first statement (its ';', or the end of
-  /// the text); the text's size when it holds no statement.
-  std::size_t first_end = 0;
-  /// The keyword RETURNING appears as a token (not inside a string, a quoted identifier or
-  /// a comment) in some statement: the statement returns rows.
-  bool returning = false;
-};
-
-namespace sql_scan {
-
-inline bool is_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
-}
-/// Characters of an unquoted word (identifier, keyword or number); SQLite takes every byte
-/// of a multi-byte UTF-8 character as one.
-inline bool is_word_char(char c) noexcept {
-  const auto u = static_cast<unsigned char>(c);
-  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-         u == '_' || u == '$' || u >= 0x80;
-}
-inline bool word_is(std::string_view w, std::string_view keyword) noexcept {
-  if (w.size() != keyword.size()) return false;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    char c = w[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != keyword[i]) return false;
-  }
-  return true;
-}
-
-}  // namespace sql_scan
-
-/// Scans an SQL text as SQLite's tokenizer does:
-/// - '...' strings (a doubled '' inside), "..." and `...` identifiers (doubled quote
-///   inside), [...] identifiers, "-- ..." comments to the end of the line and "/* ... */"
-///   comments (an unterminated one runs to the end of the text) are single tokens or
-///   nothing; a ';' or a word inside them is not seen;
-/// - ';' ends a statement, except inside the body of CREATE [TEMP] TRIGGER ... BEGIN ...
-///   END, whose statements end with ';' too: there only a ';' right after the word END ends
-///   the statement (the rule of sqlite3_complete()), where an END that closes a CASE
-///   expression does not count.
-/// An unterminated string or quoted identifier runs to the end of the text (the server
-/// reports the syntax error).
-inline sql_shape scan_sql(std::string_view sql) noexcept {
-  using namespace sql_scan;
-  sql_shape out;
-  out.first_end = sql.size();
-  const std::size_t n = sql.size();
-  std::size_t i = 0;
-  // The statement being read.
-  std::size_t tokens = 0;     // tokens so far
-  std::size_t words = 0;      // leading words examined for CREATE [TEMP] TRIGGER
-  bool trigger = false;       // a CREATE TRIGGER statement: ';' ends it only after END
-  bool after_end = false;     // the last token was the word END
-  bool leading = true;        // still in the statement's leading words
-  std::size_t case_depth = 0;  // CASE expressions open (their END ends no trigger)
-  auto end_statement = [&](std::size_t at) {
-    if (tokens > 0) {
-      if (++out.statements == 1) out.first_end = at;
-    }
-    tokens = 0;
-    words = 0;
-    trigger = false;
-    after_end = false;
-    leading = true;
-    case_depth = 0;
-  };
-  auto token = [&](std::string_view word) {
-    ++tokens;
-    after_end = false;
-    if (!word.empty() && word_is(word, "CASE")) {
-      ++case_depth;
-    } else if (!word.empty() && word_is(word, "END")) {
-      if (case_depth > 0)
-        --case_depth;  // the END of a CASE expression
-      else
-        after_end = true;
-    }
-    if (!word.empty() && word_is(word, "RETURNING")) out.returning = true;
-    if (!leading) return;
-    // Leading words: [EXPLAIN [QUERY PLAN]] CREATE [TEMP | TEMPORARY] TRIGGER.
-    if (word.empty()) {
-      leading = false;
-      return;
-    }
-    ++words;
-    if (word_is(word, "EXPLAIN") || word_is(word, "QUERY") || word_is(word, "PLAN") ||
-        word_is(word, "CREATE") || word_is(word, "TEMP") || word_is(word, "TEMPORARY")) {
-      if (words > 6) leading = false;
-      return;
-    }
-    if (word_is(word, "TRIGGER")) trigger = true;
-    leading = false;
-  };
-  while (i < n) {
-    const char c = sql[i];
-    if (is_space(c)) {
-      ++i;
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') ++i;
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      i += 2;
-      while (i < n && !(sql[i] == '*' && i + 1 < n && sql[i + 1] == '/')) ++i;
-      i = i < n ? i + 2 : n;
-    } else if (c == ';') {
-      if (!trigger || after_end) end_statement(i + 1);
-      else after_end = false;
-      ++i;
-    } else if (c == '\'' || c == '"' || c == '`') {
-      // A quoted string or identifier: the quote doubled inside stands for itself.
-      ++i;
-      for (;;) {
-        if (i >= n) break;
-        if (sql[i] == c) {
-          if (i + 1 < n && sql[i + 1] == c) {
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        ++i;
-      }
-      token({});
-    } else if (c == '[') {
-      while (i < n && sql[i] != ']') ++i;
-      i = i < n ? i + 1 : n;
-      token({});
-    } else if (is_word_char(c)) {
-      const std::size_t start = i;
-      while (i < n && is_word_char(sql[i])) ++i;
-      token(sql.substr(start, i - start));
-    } else {
-      ++i;  // an operator or punctuation, a parameter marker...
-      token({});
-    }
-  }
-  end_statement(n);
-  return out;
-}
-
-}  // namespace dqlite::detail
-// ---- end dqlite/detail/sql_text.hpp ----
 // ---- begin dqlite/detail/token.hpp ----
 // Splitting "parameters..., completion token" argument lists.
 
@@ -6040,10 +6143,11 @@ struct request_spec {
   std::uint64_t holder = 0;      ///< the cursor that will hold the connection, if any
   bool read_only = false;        ///< a prepared statement that cannot write (is_read_only_sql)
   bool returning = false;        ///< the prepared statement has a RETURNING clause
+  tx_effect tx = tx_effect::none;  ///< what the prepared statement does to a transaction
 
   /// The shape of what the request runs (a prepared statement is one statement).
   sql_shape shape() const noexcept {
-    if (prepared) return sql_shape{1, 0, returning};
+    if (prepared) return sql_shape{1, 0, returning, tx};
     return scan_sql(sql);
   }
 
@@ -6256,9 +6360,11 @@ error_code encode_request(Impl& ci, const request_spec& spec, bool query, const 
 /// How a statement request runs: bounded by request_timeout, held by its cursor (if any),
 /// and whether it may write (its outcome is unknown once sent and its answer lost).
 template <class Impl>
-exchange_params statement_params(const Impl& c, const request_spec& spec, bool query) {
+exchange_params statement_params(const Impl& c, const request_spec& spec, const sql_shape& shape,
+                                 bool query) {
   const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
-  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only};
+  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only,
+                         shape.tx};
 }
 
 /// A request that needs the wide-parameter probe first (server_probe.hpp): the probe, then
@@ -6306,7 +6412,7 @@ struct probed_request_op {
           ci.wbuf = std::move(request);
           return {};
         },
-        statement_params(*c, spec, query));
+        statement_params(*c, spec, shape, query));
   }
 
   template <class Self>
@@ -6368,7 +6474,7 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
         c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-        statement_params(c, spec, query), ec, d);
+        statement_params(c, spec, spec.shape(), query), ec, d);
   }
 }
 
@@ -6406,7 +6512,7 @@ struct request_initiation {
           if (auto e = check_statement(ci, spec, shape, query, n)) return e;
           return encode_request_to(ci.wbuf, ci, spec, query, params...);
         },
-        statement_params(*c, spec, query));
+        statement_params(*c, spec, shape, query));
   }
 };
 
@@ -7266,12 +7372,12 @@ class basic_statement : public detail::request_api<Stream> {
   }
 
   /// For the library: a statement prepared on connection c (open: PREPARE succeeded;
-  /// read_only: it cannot change the database (detail::is_read_only_sql); returning: its
-  /// text has a RETURNING clause).
+  /// read_only: it cannot change the database (detail::is_read_only_sql); shape: what
+  /// detail::scan_sql found in its text).
   basic_statement(std::shared_ptr<impl_type> c, const wire::stmt_response& r, bool open,
-                  bool read_only = false, bool returning = false)
+                  bool read_only = false, const detail::sql_shape& shape = {})
       : base(c, detail::request_spec{true, {}, r.id, open ? c->generation : 0, 0, read_only,
-                                     returning}),
+                                     shape.returning, shape.tx}),
         params_(r.params), open_(open) {}
 
  private:
@@ -7338,19 +7444,19 @@ template <class Impl, class Statement>
 struct prepare_op {
   std::shared_ptr<Impl> c;
   std::string_view sql;
-  bool returning = false;
+  sql_shape shape{};
   bool read_only = false;
 
   template <class Self>
   void operator()(Self& self) {
-    returning = scan_sql(sql).returning;  // the text is only read while the op starts
+    shape = scan_sql(sql);  // the text is only read while the op starts
     read_only = is_read_only_sql(sql);
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
   template <class Self>
   void operator()(Self& self, error_code ec, wire::stmt_response r) {
-    self.complete(ec, Statement(c, r, !ec, read_only, returning));
+    self.complete(ec, Statement(c, r, !ec, read_only, shape));
   }
 };
 
@@ -7755,6 +7861,12 @@ class basic_connection {
   /// True while an operation runs (see errc::operation_in_progress; not to be confused
   /// with is_busy(ec), the server's SQLITE_BUSY).
   bool operation_in_progress() const noexcept { return impl_ && impl_->busy; }
+  /// True when a transaction may be open on the server: a transaction object is active,
+  /// or SQL text run on this connection opened one (BEGIN, SAVEPOINT, also inside a longer
+  /// text) and no COMMIT, END or ROLLBACK has closed it since, or a dropped transaction is
+  /// still to be rolled back. Conservative: a text that touched the transaction state and
+  /// failed, or a RELEASE, counts as "may be open". async_reset sends a ROLLBACK only then.
+  bool in_transaction() const noexcept { return impl_ && impl_->in_transaction(); }
   /// The text that goes with the last failed operation (server message or client detail).
   const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
   /// The error that closed the connection, if one did.
@@ -7886,7 +7998,8 @@ class basic_connection {
 
   /// Makes the connection as good as new for its next user: interrupts the rest of an
   /// abandoned cursor's result, finalizes statements dropped without async_close, and
-  /// rolls back any open transaction (also one started with a plain "BEGIN").
+  /// rolls back any open transaction (also one started with a plain "BEGIN"; see
+  /// in_transaction()). Sends nothing when there is nothing to undo.
   /// Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_reset(Token&& token = {}) {
@@ -7974,7 +8087,7 @@ class basic_connection {
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql), request_params(), ec, d);
           return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql),
-                                         detail::scan_sql(sql).returning);
+                                         detail::scan_sql(sql));
         },
         e...);
   }
@@ -8191,9 +8304,10 @@ class basic_connection {
     return detail::exchange_params{true, impl_->opts.request_timeout, 0};
   }
 
-  // Whatever is open is rolled back by the next request (async_reset, reset).
+  // A transaction that may be open is rolled back by the next request (async_reset, reset).
   void mark_for_reset() {
-    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0) {
+    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0 &&
+        impl_->in_transaction()) {
       impl_->tx = 0;
       impl_->rollback_pending = true;
     }
@@ -9862,6 +9976,10 @@ struct pool_stats {
   std::uint64_t opened = 0;     ///< connections opened since the pool was created
   std::uint64_t discarded = 0;  ///< connections dropped (broken, failed check, leader change)
   std::uint64_t leader_changes = 0;  ///< connection or leadership errors that emptied the pool
+  /// Connections given back that needed requests before their next use (a transaction
+  /// that may be open, a dropped cursor or statement); the others are given back without
+  /// sending anything.
+  std::uint64_t resets = 0;
 };
 
 }  // namespace dqlite
@@ -9907,7 +10025,9 @@ namespace detail {
 
 /// The state of a pool, independent of how connections are made. Conn needs is_open(),
 /// broken_by() and close(); Connector needs connect() -> awaitable<cluster_result<Conn>>,
-/// reset(Conn&) and ping(Conn&) -> awaitable<error_code>, and close(). Every member is
+/// reset(Conn&) and ping(Conn&) -> awaitable<error_code>, and close(); optionally
+/// needs_reset(const Conn&) -> bool (without it every connection given back is reset). Every
+/// member is
 /// used on `ex` only (a strand when the pool may be used from several threads).
 template <class Conn, class Connector>
 class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>> {
@@ -9942,6 +10062,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::uint64_t opened = 0;
   std::uint64_t discarded = 0;
   std::uint64_t leader_changes = 0;
+  std::uint64_t resets = 0;
   std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
   std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
@@ -9950,7 +10071,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::size_t total() const noexcept { return idle.size() + in_use + connecting; }
 
   pool_stats stats() const {
-    return {idle.size(), in_use, connecting, waiters.size(), opened, discarded, leader_changes};
+    return {idle.size(), in_use,         connecting, waiters.size(),
+            opened,      discarded,      leader_changes, resets};
   }
 
   /// errc::used_after_fork or errc::pool_closed when the pool cannot serve.
@@ -10197,20 +10319,26 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   /// A checked-out connection comes back (from any thread).
-  void give_back(Conn c, std::uint64_t gen, bool unusable) noexcept {
+  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false) noexcept {
     if (::getpid() != pid) return;  // the connection forgets its socket when destroyed
     try {
-      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, unusable),
-                            boost::asio::detached);
+      boost::asio::co_spawn(
+          ex, returned(this->shared_from_this(), std::move(c), gen, unusable, skip_reset),
+          boost::asio::detached);
     } catch (...) {
     }
   }
 
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
-                                               std::uint64_t gen, bool unusable) {
+                                               std::uint64_t gen, bool unusable,
+                                               bool skip_reset) {
     bool keep = !unusable && !s->closed && c.is_open() && gen == s->generation;
     if (!c.is_open()) s->note_error(c.broken_by());
-    if (keep) {
+    bool reset = keep && !skip_reset;
+    if constexpr (requires { s->connector.needs_reset(c); })
+      reset = keep && s->connector.needs_reset(c);
+    if (reset) {
+      ++s->resets;
       error_code ec;
       try {
         ec = co_await s->connector.reset(c);
@@ -10397,6 +10525,12 @@ struct cluster_connector {
     out.value.emplace(std::move(conn));
     co_return out;
   }
+  /// False for a connection that has nothing to undo (no transaction may be open, no
+  /// dropped cursor or statement left work): it goes back without a request.
+  static bool needs_reset(const connection_type& c) {
+    const auto& impl = connection_access::impl(c);
+    return !impl || impl->busy || impl->holder != 0 || impl->needs_reset();
+  }
   static boost::asio::awaitable<error_code> reset(connection_type& c) {
     auto [ec] = co_await c.async_reset(as_tuple_awaitable);
     co_return ec;
@@ -10457,8 +10591,10 @@ namespace dqlite {
 
 /// A connection checked out of a pool: use it through -> and *; it goes back to the pool
 /// when the handle is destroyed (or reset()). Move-only. On its way back a connection
-/// that is closed or broken is discarded; an open one is reset (an open transaction is
-/// rolled back, abandoned cursors and statements are cleaned up) before it is idle again.
+/// that is closed or broken is discarded; an open one is reset when it needs it (a
+/// transaction that may be open is rolled back, see connection::in_transaction();
+/// abandoned cursors and statements are cleaned up) before it is idle again. A connection
+/// with nothing to undo goes back without any request.
 template <class Conn, class Connector>
 class pooled_handle {
   using core_type = detail::pool_core<Conn, Connector>;
@@ -10499,12 +10635,22 @@ class pooled_handle {
   void mark_unusable() noexcept { unusable_ = true; }
 
   /// Gives the connection back to the pool now; the handle is empty afterwards.
-  void reset() noexcept {
-    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_);
+  void reset() noexcept { give_back(false); }
+
+  /// Gives the connection back without the reset: for a caller who knows that nothing is
+  /// left to undo, even where in_transaction() cannot tell (it is conservative). A
+  /// transaction left open this way is the next user's. The handle is empty afterwards.
+  void return_without_reset() noexcept { give_back(true); }
+
+ private:
+  void give_back(bool skip_reset) noexcept {
+    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset);
     conn_.reset();
     core_.reset();
     unusable_ = false;
   }
+
+ public:
 
  private:
   std::shared_ptr<core_type> core_;

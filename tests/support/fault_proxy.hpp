@@ -53,6 +53,10 @@ class fault_proxy {
   /// Number of connections cut so far.
   int cuts() const { return st_->cuts; }
 
+  /// Bytes the clients have sent to the proxy so far (counted before they are forwarded:
+  /// once the server has answered a request, the request is counted).
+  std::uint64_t client_bytes() const { return st_->client_bytes; }
+
   void stop() {
     boost::system::error_code ignored;
     st_->acceptor.close(ignored);
@@ -66,6 +70,7 @@ class fault_proxy {
     std::string needle;
     cut how = cut::after_forwarding;
     int cuts = 0;
+    std::uint64_t client_bytes = 0;
   };
   struct link {
     link(tcp::socket c, boost::asio::any_io_executor ex) : client(std::move(c)), server(ex) {}
@@ -112,6 +117,7 @@ class fault_proxy {
       if (ec) break;
       bool cut_now = from_client && !st->needle.empty() &&
                      std::string_view(buf.data(), n).find(st->needle) != std::string_view::npos;
+      if (from_client) st->client_bytes += n;
       if (cut_now && st->how == cut::before_forwarding) {
         ++st->cuts;
         break;

@@ -105,6 +105,31 @@ TEST_CASE("scan_sql finds a RETURNING clause outside strings, identifiers and co
   CHECK_FALSE(returning(""));
 }
 
+TEST_CASE("scan_sql reads what a text does to the transaction", "[sql_text]") {
+  using dqlite::detail::tx_effect;
+  auto tx = [](std::string_view sql) { return dqlite::detail::scan_sql(sql).tx; };
+  CHECK(tx("SELECT 1") == tx_effect::none);
+  CHECK(tx("INSERT INTO t VALUES ('BEGIN')") == tx_effect::none);
+  CHECK(tx("/* BEGIN */ SELECT 1 -- COMMIT") == tx_effect::none);
+  CHECK(tx("SELECT begin FROM t") == tx_effect::none);
+  CHECK(tx("BEGIN") == tx_effect::opens);
+  CHECK(tx("  begin immediate transaction;") == tx_effect::opens);
+  CHECK(tx("SAVEPOINT a") == tx_effect::opens);
+  CHECK(tx("RELEASE a") == tx_effect::opens);  // may leave one open: counted as open
+  CHECK(tx("COMMIT") == tx_effect::closes);
+  CHECK(tx("END TRANSACTION") == tx_effect::closes);
+  CHECK(tx("ROLLBACK") == tx_effect::closes);
+  CHECK(tx("rollback transaction;") == tx_effect::closes);
+  CHECK(tx("ROLLBACK TO a") == tx_effect::none);
+  CHECK(tx("ROLLBACK TRANSACTION TO SAVEPOINT a") == tx_effect::none);
+  // Statement by statement, the last one that says something wins.
+  CHECK(tx("BEGIN; INSERT INTO t VALUES (1); COMMIT") == tx_effect::closes);
+  CHECK(tx("COMMIT; BEGIN; INSERT INTO t VALUES (1)") == tx_effect::opens);
+  // A trigger's body is one statement: its BEGIN ... END open and close nothing.
+  CHECK(tx("CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET x = 1; END") ==
+        tx_effect::none);
+}
+
 TEST_CASE("a FAILURE with code 0 is an error", "[errors]") {
   auto ec = dqlite::make_server_error(0);
   CHECK(ec);

@@ -33,10 +33,11 @@ struct request_spec {
   std::uint64_t holder = 0;      ///< the cursor that will hold the connection, if any
   bool read_only = false;        ///< a prepared statement that cannot write (is_read_only_sql)
   bool returning = false;        ///< the prepared statement has a RETURNING clause
+  tx_effect tx = tx_effect::none;  ///< what the prepared statement does to a transaction
 
   /// The shape of what the request runs (a prepared statement is one statement).
   sql_shape shape() const noexcept {
-    if (prepared) return sql_shape{1, 0, returning};
+    if (prepared) return sql_shape{1, 0, returning, tx};
     return scan_sql(sql);
   }
 
@@ -249,9 +250,11 @@ error_code encode_request(Impl& ci, const request_spec& spec, bool query, const 
 /// How a statement request runs: bounded by request_timeout, held by its cursor (if any),
 /// and whether it may write (its outcome is unknown once sent and its answer lost).
 template <class Impl>
-exchange_params statement_params(const Impl& c, const request_spec& spec, bool query) {
+exchange_params statement_params(const Impl& c, const request_spec& spec, const sql_shape& shape,
+                                 bool query) {
   const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
-  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only};
+  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only,
+                         shape.tx};
 }
 
 /// A request that needs the wide-parameter probe first (server_probe.hpp): the probe, then
@@ -299,7 +302,7 @@ struct probed_request_op {
           ci.wbuf = std::move(request);
           return {};
         },
-        statement_params(*c, spec, query));
+        statement_params(*c, spec, shape, query));
   }
 
   template <class Self>
@@ -361,7 +364,7 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
         c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-        statement_params(c, spec, query), ec, d);
+        statement_params(c, spec, spec.shape(), query), ec, d);
   }
 }
 
@@ -399,7 +402,7 @@ struct request_initiation {
           if (auto e = check_statement(ci, spec, shape, query, n)) return e;
           return encode_request_to(ci.wbuf, ci, spec, query, params...);
         },
-        statement_params(*c, spec, query));
+        statement_params(*c, spec, shape, query));
   }
 };
 

@@ -5,9 +5,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace dqlite::detail {
+
+/// What an SQL text does to the connection's transaction, read from its statements' first
+/// words in order (the last one that says something wins): BEGIN or SAVEPOINT open one;
+/// COMMIT, END and ROLLBACK (not ROLLBACK ... TO, which stays inside) close it. RELEASE
+/// closes it only when it releases the outermost savepoint of a transaction that SAVEPOINT
+/// opened, which the text alone does not say: it counts as "opens" (may be open).
+enum class tx_effect : std::uint8_t { none, opens, closes };
 
 /// The shape of an SQL text.
 struct sql_shape {
@@ -20,6 +28,8 @@ struct sql_shape {
   /// The keyword RETURNING appears as a token (not inside a string, a quoted identifier or
   /// a comment) in some statement: the statement returns rows.
   bool returning = false;
+  /// What the text does to the connection's transaction.
+  tx_effect tx = tx_effect::none;
 };
 
 namespace sql_scan {
@@ -70,10 +80,14 @@ inline sql_shape scan_sql(std::string_view sql) noexcept {
   bool after_end = false;     // the last token was the word END
   bool leading = true;        // still in the statement's leading words
   std::size_t case_depth = 0;  // CASE expressions open (their END ends no trigger)
+  // Transaction control: 1 after a leading ROLLBACK, 2 after ROLLBACK TRANSACTION.
+  int rollback = 0;
   auto end_statement = [&](std::size_t at) {
     if (tokens > 0) {
       if (++out.statements == 1) out.first_end = at;
     }
+    if (rollback != 0) out.tx = tx_effect::closes;
+    rollback = 0;
     tokens = 0;
     words = 0;
     trigger = false;
@@ -84,6 +98,19 @@ inline sql_shape scan_sql(std::string_view sql) noexcept {
   auto token = [&](std::string_view word) {
     ++tokens;
     after_end = false;
+    if (tokens == 1 && !word.empty()) {
+      if (word_is(word, "BEGIN") || word_is(word, "SAVEPOINT") || word_is(word, "RELEASE"))
+        out.tx = tx_effect::opens;
+      else if (word_is(word, "COMMIT") || word_is(word, "END"))
+        out.tx = tx_effect::closes;
+      else if (word_is(word, "ROLLBACK"))
+        rollback = 1;
+    } else if (rollback != 0 && !word.empty()) {
+      if (word_is(word, "TO"))
+        rollback = 0;  // ROLLBACK [TRANSACTION] TO savepoint: the transaction stays open
+      else if (rollback == 1 && word_is(word, "TRANSACTION"))
+        rollback = 2;
+    }
     if (!word.empty() && word_is(word, "CASE")) {
       ++case_depth;
     } else if (!word.empty() && word_is(word, "END")) {

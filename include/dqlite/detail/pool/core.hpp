@@ -53,7 +53,9 @@ namespace detail {
 
 /// The state of a pool, independent of how connections are made. Conn needs is_open(),
 /// broken_by() and close(); Connector needs connect() -> awaitable<cluster_result<Conn>>,
-/// reset(Conn&) and ping(Conn&) -> awaitable<error_code>, and close(). Every member is
+/// reset(Conn&) and ping(Conn&) -> awaitable<error_code>, and close(); optionally
+/// needs_reset(const Conn&) -> bool (without it every connection given back is reset). Every
+/// member is
 /// used on `ex` only (a strand when the pool may be used from several threads).
 template <class Conn, class Connector>
 class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>> {
@@ -88,6 +90,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::uint64_t opened = 0;
   std::uint64_t discarded = 0;
   std::uint64_t leader_changes = 0;
+  std::uint64_t resets = 0;
   std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
   std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
@@ -96,7 +99,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::size_t total() const noexcept { return idle.size() + in_use + connecting; }
 
   pool_stats stats() const {
-    return {idle.size(), in_use, connecting, waiters.size(), opened, discarded, leader_changes};
+    return {idle.size(), in_use,         connecting, waiters.size(),
+            opened,      discarded,      leader_changes, resets};
   }
 
   /// errc::used_after_fork or errc::pool_closed when the pool cannot serve.
@@ -343,20 +347,26 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   /// A checked-out connection comes back (from any thread).
-  void give_back(Conn c, std::uint64_t gen, bool unusable) noexcept {
+  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false) noexcept {
     if (::getpid() != pid) return;  // the connection forgets its socket when destroyed
     try {
-      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, unusable),
-                            boost::asio::detached);
+      boost::asio::co_spawn(
+          ex, returned(this->shared_from_this(), std::move(c), gen, unusable, skip_reset),
+          boost::asio::detached);
     } catch (...) {
     }
   }
 
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
-                                               std::uint64_t gen, bool unusable) {
+                                               std::uint64_t gen, bool unusable,
+                                               bool skip_reset) {
     bool keep = !unusable && !s->closed && c.is_open() && gen == s->generation;
     if (!c.is_open()) s->note_error(c.broken_by());
-    if (keep) {
+    bool reset = keep && !skip_reset;
+    if constexpr (requires { s->connector.needs_reset(c); })
+      reset = keep && s->connector.needs_reset(c);
+    if (reset) {
+      ++s->resets;
       error_code ec;
       try {
         ec = co_await s->connector.reset(c);
@@ -542,6 +552,12 @@ struct cluster_connector {
     cluster_result<connection_type> out;
     out.value.emplace(std::move(conn));
     co_return out;
+  }
+  /// False for a connection that has nothing to undo (no transaction may be open, no
+  /// dropped cursor or statement left work): it goes back without a request.
+  static bool needs_reset(const connection_type& c) {
+    const auto& impl = connection_access::impl(c);
+    return !impl || impl->busy || impl->holder != 0 || impl->needs_reset();
   }
   static boost::asio::awaitable<error_code> reset(connection_type& c) {
     auto [ec] = co_await c.async_reset(as_tuple_awaitable);

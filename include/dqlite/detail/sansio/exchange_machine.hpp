@@ -47,41 +47,11 @@ inline bool answer_lost(const error_code& ec) noexcept {
   }
 }
 
-/// One request/response exchange over a session. Proc: the response processor, with
-///   using result_type = ...;
-///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
-///                       bool& done);
-///   result_type take();                         (absent when result_type is void)
-///   void on_failure(session_state&) {}          (optional: a FAILURE response arrived)
-///   bool holds() const;                         (optional: keep the connection claimed for
-///                                                the holder after completing: a cursor
-///                                                paused between frames)
-///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
-///                                                request and drain its response; the
-///                                                connection stays usable)
-///   error_code map_error(session_state&, error_code, bool sent);  (optional: rewrites a
-///                                                failure)
-///   static constexpr bool housekeeping_only = true; (optional: no request of its own)
-/// The request is in session.wbuf when the machine starts, unless init_ec is set; an empty
-/// wbuf means "nothing to send, read the rest of a response" (a cursor). Requests left
-/// behind by dropped cursors, statements and transactions are sent first, each awaiting
-/// its response.
-template <class Proc>
-class exchange_machine {
+/// What every request exchange does, whatever processes its response: housekeeping, the
+/// request, the response frames, INTERRUPT and drain, failure mapping. Compiled once (not
+/// once per response processor); exchange_machine<Proc> supplies the processor's hooks.
+class exchange_core {
  public:
-  using result_type = typename Proc::result_type;
-
-  exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
-                   exchange_params params)
-      : s_(&s), proc_(std::move(proc)), init_ec_(init_ec), owns_(owns), params_(params) {}
-
-  static constexpr bool interruptible() {
-    if constexpr (requires { Proc::interruptible; })
-      return Proc::interruptible;
-    else
-      return false;
-  }
-
   /// False once the request has been interrupted: from then on the operation runs to the
   /// end of the drain whatever is requested (the I/O loop disables cancellation).
   bool cancellable() const noexcept { return ph_ != phase::interrupt; }
@@ -92,10 +62,6 @@ class exchange_machine {
   const exchange_params& params() const noexcept { return params_; }
   /// The request was written whole.
   bool sent() const noexcept { return sent_; }
-  Proc& proc() noexcept { return proc_; }
-  result_type take() {
-    if constexpr (!std::is_void_v<result_type>) return proc_.take();
-  }
 
   io_action resume(const io_event& ev) {
     switch (ev.what) {
@@ -107,16 +73,16 @@ class exchange_machine {
         if (ev.ec) {
           // Cancelled once the whole request was out: it can still be interrupted.
           if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
-              interruptible() && ev.cancel_requested)
+              interruptible_ && ev.cancel_requested)
             return start_interrupt();
           return transport_failed(ev, "sending the request");
         }
-        if (ph_ == phase::main && interruptible() && ev.cancel_requested)
+        if (ph_ == phase::main && interruptible_ && ev.cancel_requested)
           return start_interrupt();
         break;
       case io_event::kind::read:
         if (ev.ec) {
-          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible() &&
+          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible_ &&
               ev.cancel_requested)
             return start_interrupt();
           return transport_failed(ev, "reading the response");
@@ -129,6 +95,28 @@ class exchange_machine {
     }
     return read_frames(ev.cancel_requested);
   }
+
+ protected:
+  exchange_core(session_state& s, error_code init_ec, bool owns, exchange_params params,
+                bool interruptible, bool housekeeping_only)
+      : s_(&s),
+        init_ec_(init_ec),
+        owns_(owns),
+        interruptible_(interruptible),
+        housekeeping_only_(housekeeping_only),
+        params_(params) {}
+  exchange_core(const exchange_core&) = default;
+  exchange_core(exchange_core&&) = default;
+  exchange_core& operator=(const exchange_core&) = default;
+  exchange_core& operator=(exchange_core&&) = default;
+  ~exchange_core() = default;
+
+  // The response processor's part (see exchange_machine).
+  virtual error_code on_frame(session_state& s, const wire::frame_header& h,
+                              wire::bytes_view body, bool& done) = 0;
+  virtual void on_failure(session_state&) {}
+  virtual bool holds() const { return false; }
+  virtual error_code map_error(session_state&, error_code ec, bool /*sent*/) { return ec; }
 
  private:
   /// What the frames being read answer.
@@ -167,6 +155,7 @@ class exchange_machine {
         s_->finalize_pending.pop_back();
       } else {
         s_->rollback_pending = false;
+        s_->may_tx = false;  // whatever its answer, no transaction is open after it
         ph_ = phase::rollback;
         wire::frame_mark m{};
         (void)wire::begin_sql_request(s_->hbuf, wire::request::exec_sql, s_->db_id, "ROLLBACK",
@@ -176,9 +165,7 @@ class exchange_machine {
       return io_action::write(wire::bytes_view(s_->hbuf));
     }
     ph_ = phase::main;
-    if constexpr (requires { Proc::housekeeping_only; }) {
-      return finish({});
-    }
+    if (housekeeping_only_) return finish({});
     if (s_->wbuf.empty()) {  // nothing to send: read on
       sent_ = true;
       return read_frames(false);
@@ -237,7 +224,7 @@ class exchange_machine {
       // A cancellation that arrived while a read was completing reached no operation:
       // act on it before reading on.
       if (cancel_requested && ph_ != phase::interrupt) {
-        if (ph_ == phase::main && interruptible()) return start_interrupt();
+        if (ph_ == phase::main && interruptible_) return start_interrupt();
         io_event aborted{io_event::kind::read,
                          error_code(ECANCELED, boost::system::system_category()), 0, true};
         return transport_failed(aborted, "reading the response");
@@ -247,8 +234,7 @@ class exchange_machine {
   }
 
   io_action finish_main() {
-    bool hold = false;
-    if constexpr (requires { proc_.holds(); }) hold = proc_.holds();
+    const bool hold = holds();
     // A processor that ended the response early left the rest to the housekeeping drain.
     if (!hold && !s_->rbuf.empty() && !s_->drain_pending) return stray_bytes();
     return finish({});
@@ -298,14 +284,14 @@ class exchange_machine {
     if (failure) {
       wire::failure_response f;
       if (auto e = wire::decode_failure(body, f)) return e;
-      if constexpr (requires { proc_.on_failure(*s_); }) proc_.on_failure(*s_);
+      on_failure(*s_);
       // The one place a server's message becomes the diagnostics: empty or misleading texts
       // ("not an error") are explained from the request that was sent.
       s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
       done = true;
       return make_server_error(f.code);
     }
-    error_code e = proc_.on_frame(*s_, h, body, done);
+    error_code e = on_frame(*s_, h, body, done);
     if (e == make_error_code(errc::unexpected_response) && s_->diag.empty())
       s_->diag.assign("unexpected response type " + std::to_string(h.type));
     return e;
@@ -353,14 +339,14 @@ class exchange_machine {
 
   io_action finish(error_code ec) {
     if (owns_) {
-      if constexpr (requires { proc_.map_error(*s_, ec, sent_); })
-        if (ec) ec = proc_.map_error(*s_, ec, sent_);
+      if (ec) ec = map_error(*s_, ec, sent_);
       if (ec && params_.may_write && sent_ && answer_lost(ec)) {
         s_->diag.assign("the request was sent but its answer was lost (" +
                         (s_->diag.empty() ? ec.message() : s_->diag.message()) +
                         "); it may or may not have been applied");
         ec = make_error_code(errc::outcome_unknown);
       }
+      s_->note_tx_effect(params_.tx, ec, sent_);
       if (ec && !init_ec_ && is_connection_error(ec)) {
         if (ec.category() == server_category())
           s_->diag.assign(s_->diag.message() +
@@ -370,8 +356,7 @@ class exchange_machine {
                                  "or statement any more, e.g. after a leadership change)"));
         s_->break_connection(ec);
       }
-      bool hold = false;
-      if constexpr (requires { proc_.holds(); }) hold = !ec && proc_.holds();
+      const bool hold = !ec && holds();
       if (hold)
         s_->holder = params_.holder;
       else if (params_.holder != 0 && s_->holder == params_.holder)
@@ -383,15 +368,82 @@ class exchange_machine {
   }
 
   session_state* s_;
-  Proc proc_;
   error_code init_ec_;  ///< failure found before anything was sent
   bool owns_;           ///< this exchange holds the connection's busy flag
+  bool interruptible_;  ///< on cancellation: INTERRUPT and drain, the connection stays usable
+  bool housekeeping_only_;  ///< no request of its own
   exchange_params params_;
   phase ph_ = phase::main;
   bool sent_ = false;  ///< the request has been written whole
   bool drain_bounded_ = false;
   std::size_t out_size_ = 0;
   std::chrono::milliseconds rearm_{0};
+};
+
+/// One request/response exchange over a session. Proc: the response processor, with
+///   using result_type = ...;
+///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
+///                       bool& done);
+///   result_type take();                         (absent when result_type is void)
+///   void on_failure(session_state&) {}          (optional: a FAILURE response arrived)
+///   bool holds() const;                         (optional: keep the connection claimed for
+///                                                the holder after completing: a cursor
+///                                                paused between frames)
+///   static constexpr bool interruptible = true; (optional: on cancellation, INTERRUPT the
+///                                                request and drain its response; the
+///                                                connection stays usable)
+///   error_code map_error(session_state&, error_code, bool sent);  (optional: rewrites a
+///                                                failure)
+///   static constexpr bool housekeeping_only = true; (optional: no request of its own)
+/// The request is in session.wbuf when the machine starts, unless init_ec is set; an empty
+/// wbuf means "nothing to send, read the rest of a response" (a cursor). Requests left
+/// behind by dropped cursors, statements and transactions are sent first, each awaiting
+/// its response.
+template <class Proc>
+class exchange_machine final : public exchange_core {
+ public:
+  using result_type = typename Proc::result_type;
+
+  exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
+                   exchange_params params)
+      : exchange_core(s, init_ec, owns, params, interruptible(),
+                      requires { Proc::housekeeping_only; }),
+        proc_(std::move(proc)) {}
+
+  static constexpr bool interruptible() {
+    if constexpr (requires { Proc::interruptible; })
+      return Proc::interruptible;
+    else
+      return false;
+  }
+
+  Proc& proc() noexcept { return proc_; }
+  result_type take() {
+    if constexpr (!std::is_void_v<result_type>) return proc_.take();
+  }
+
+ private:
+  error_code on_frame(session_state& s, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) override {
+    return proc_.on_frame(s, h, body, done);
+  }
+  void on_failure(session_state& s) override {
+    if constexpr (requires { proc_.on_failure(s); }) proc_.on_failure(s);
+  }
+  bool holds() const override {
+    if constexpr (requires { proc_.holds(); })
+      return proc_.holds();
+    else
+      return false;
+  }
+  error_code map_error(session_state& s, error_code ec, bool sent) override {
+    if constexpr (requires { proc_.map_error(s, ec, sent); })
+      return proc_.map_error(s, ec, sent);
+    else
+      return ec;
+  }
+
+  Proc proc_;
 };
 
 }  // namespace dqlite::detail

@@ -3,6 +3,7 @@
 // (what to do next). No Asio.
 #pragma once
 
+#include <dqlite/detail/sql_text.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/wire/decode.hpp>
 
@@ -59,6 +60,8 @@ struct exchange_params {
   /// The request may change the database or the cluster: once it is written, a failure
   /// before its answer leaves its outcome unknown (errc::outcome_unknown).
   bool may_write = false;
+  /// What the request does to the connection's transaction (see session_state::may_tx).
+  tx_effect tx = tx_effect::none;
 };
 
 }  // namespace dqlite::detail

@@ -143,6 +143,10 @@ struct session_state {
   std::uint64_t tx = 0;              ///< id of the open transaction object, 0 if none
   bool drain_pending = false;        ///< a dropped cursor left a result to interrupt
   bool rollback_pending = false;     ///< a dropped transaction left a transaction open
+  /// SQL text run on the connection may have left a transaction open (BEGIN, SAVEPOINT...;
+  /// see tx_effect): set when such a text was sent (whatever its answer, unless it was
+  /// answered with success and closed the transaction), cleared by COMMIT, END, ROLLBACK.
+  bool may_tx = false;
   std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
   wire::buffer hbuf;                 ///< housekeeping requests
 
@@ -207,9 +211,27 @@ struct session_state {
   void reset_session() {
     holder = 0;
     tx = 0;
+    may_tx = false;
     drain_pending = false;
     rollback_pending = false;
     finalize_pending.clear();
+  }
+
+  /// A transaction may be open on the server: one of a transaction object, one SQL text
+  /// opened, or one left to roll back.
+  bool in_transaction() const noexcept { return tx != 0 || may_tx || rollback_pending; }
+
+  /// What a connection given back to a pool needs before its next user: nothing, unless a
+  /// transaction may be open, or a dropped cursor, statement or transaction left work.
+  bool needs_reset() const noexcept { return in_transaction() || has_housekeeping(); }
+
+  /// After a request with transaction effect e ended with ec (sent: it was written whole).
+  void note_tx_effect(tx_effect e, const error_code& ec, bool sent) noexcept {
+    if (e == tx_effect::none || !sent) return;
+    if (ec || e == tx_effect::opens)
+      may_tx = true;  // on failure the server may have run part of the text
+    else
+      may_tx = false;
   }
 
   /// True when the next request must be preceded by housekeeping requests.
