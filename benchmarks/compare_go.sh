@@ -142,7 +142,8 @@ for attempt in 1 2 3 4 5; do
   node_pid=$!
   for ((i = 0; i < 200; i++)); do
     kill -0 "$node_pid" 2>/dev/null || break
-    if grep -q '^ready ' "$work/node.log" &&
+    # -s: the node's shell may not have created its log yet.
+    if grep -qs '^ready ' "$work/node.log" &&
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       address=127.0.0.1:$port
       break
