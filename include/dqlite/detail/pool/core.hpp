@@ -64,12 +64,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   using handle_type = pooled_handle<Conn, Connector>;
 
   pool_core(boost::asio::any_io_executor e, Connector c, const pool_options& o)
-      : ex(std::move(e)), connector(std::move(c)), opts(o), pid(::getpid()) {}
+      : ex(std::move(e)), connector(std::move(c)), opts(o), forks(fork_generation()) {}
 
   boost::asio::any_io_executor ex;
   Connector connector;
   pool_options opts;
-  ::pid_t pid;
+  std::uint64_t forks;  ///< fork generation the pool belongs to (no getpid() per call)
 
   struct idle_conn {
     Conn conn;
@@ -105,7 +105,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   /// errc::used_after_fork or errc::pool_closed when the pool cannot serve.
   error_code check_usable(std::string& diag) const {
-    if (::getpid() != pid) {
+    if (fork_generation() != forks) {
       diag = "the pool was created in another process (before fork()); create a new pool in "
              "this process";
       return make_error_code(errc::used_after_fork);
@@ -346,26 +346,40 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                                describe_counts() + ")");
   }
 
-  /// A checked-out connection comes back (from any thread).
+  /// A checked-out connection comes back (from any thread). One with nothing to undo
+  /// (Connector::needs_reset) is settled by a plain handler on the pool's executor; one
+  /// that needs a reset by a coroutine that runs it first.
   void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false) noexcept {
-    if (::getpid() != pid) return;  // the connection forgets its socket when destroyed
+    if (fork_generation() != forks) return;  // the connection forgets its socket when destroyed
     try {
-      boost::asio::co_spawn(
-          ex, returned(this->shared_from_this(), std::move(c), gen, unusable, skip_reset),
-          boost::asio::detached);
+      bool reset = !skip_reset && !unusable;
+      if constexpr (requires { connector.needs_reset(c); })
+        reset = reset && connector.needs_reset(c);
+      if (!reset) {
+        boost::asio::post(ex, [s = this->shared_from_this(), c = std::move(c), gen,
+                               unusable]() mutable {
+          const bool keep = s->keeps(c, gen, unusable);
+          s->settle(std::move(c), gen, keep);
+        });
+        return;
+      }
+      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen),
+                            boost::asio::detached);
     } catch (...) {
     }
   }
 
+  /// Whether a connection coming back may be kept (on the pool's executor).
+  bool keeps(const Conn& c, std::uint64_t gen, bool unusable) {
+    if (!c.is_open()) note_error(c.broken_by());
+    return !unusable && !closed && c.is_open() && gen == generation;
+  }
+
+  /// A connection that needs a reset comes back: the reset, then settle().
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
-                                               std::uint64_t gen, bool unusable,
-                                               bool skip_reset) {
-    bool keep = !unusable && !s->closed && c.is_open() && gen == s->generation;
-    if (!c.is_open()) s->note_error(c.broken_by());
-    bool reset = keep && !skip_reset;
-    if constexpr (requires { s->connector.needs_reset(c); })
-      reset = keep && s->connector.needs_reset(c);
-    if (reset) {
+                                               std::uint64_t gen) {
+    bool keep = s->keeps(c, gen, false);
+    if (keep) {
       ++s->resets;
       error_code ec;
       try {
@@ -378,13 +392,18 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         s->note_error(ec ? ec : c.broken_by());
       }
     }
-    --s->in_use;
-    if (keep && !s->closed && gen == s->generation)
-      s->deliver(std::move(c));
+    s->settle(std::move(c), gen, keep);
+  }
+
+  /// The connection is idle again (keep) or discarded; waiters and growth follow.
+  void settle(Conn c, std::uint64_t gen, bool keep) {
+    --in_use;
+    if (keep && !closed && gen == generation)
+      deliver(std::move(c));
     else
-      s->discard(c);
-    s->notify();
-    s->grow();
+      discard(c);
+    notify();
+    grow();
   }
 
   /// Opens connections until min_size are open, in parallel. Fails when none could be
