@@ -51,18 +51,20 @@ struct query_observer {
 
   void operator()(const dqlite::request_trace& t) noexcept {
     if (t.at != dqlite::request_trace::phase::end) return;
-    std::string key = !t.sql.empty()          ? std::string(t.sql)
-                      : t.statement_id != 0   ? std::string(t.request) + " #" + std::to_string(t.statement_id)
-                                              : std::string(t.request);
+    std::string key = !t.sql.empty() ? std::string(t.sql)
+                      : t.statement_id != 0
+                          ? std::string(t.request) + " #" + std::to_string(t.statement_id)
+                          : std::string(t.request);
     per_statement[key].add(t.duration);
     if (t.duration >= slow) {
       ++slow_queries;
-      std::printf("slow query: %.1f ms on %.*s, %zu parameter(s), %llu row(s), %llu bytes in%s%s: %s\n",
-                  std::chrono::duration<double, std::milli>(t.duration).count(),
-                  static_cast<int>(t.node.size()), t.node.data(), t.parameters,
-                  static_cast<unsigned long long>(t.rows),
-                  static_cast<unsigned long long>(t.bytes_received), t.error ? ", failed: " : "",
-                  t.error ? t.error.message().c_str() : "", key.c_str());
+      std::printf(
+          "slow query: %.1f ms on %.*s, %zu parameter(s), %llu row(s), %llu bytes in%s%s: %s\n",
+          std::chrono::duration<double, std::milli>(t.duration).count(),
+          static_cast<int>(t.node.size()), t.node.data(), t.parameters,
+          static_cast<unsigned long long>(t.rows),
+          static_cast<unsigned long long>(t.bytes_received), t.error ? ", failed: " : "",
+          t.error ? t.error.message().c_str() : "", key.c_str());
     }
   }
 
@@ -82,7 +84,8 @@ struct query_observer {
 };
 
 /// The logging hook: a plain function.
-void print_event(dqlite::log_level level, std::string_view event, std::string_view message) noexcept {
+void print_event(dqlite::log_level level, std::string_view event,
+                 std::string_view message) noexcept {
   std::printf("[%s] %.*s: %.*s\n", dqlite::to_string(level).data(), static_cast<int>(event.size()),
               event.data(), static_cast<int>(message.size()), message.data());
 }
@@ -96,7 +99,8 @@ asio::awaitable<void> run(std::string address, query_observer& observer) {
   opts.log_threshold = dqlite::log_level::debug;
   auto conn = co_await dqlite::async_connect(ex, address, opts);
 
-  co_await conn.async_execute("CREATE TABLE IF NOT EXISTS reading (id INTEGER PRIMARY KEY, v REAL)");
+  co_await conn.async_execute(
+      "CREATE TABLE IF NOT EXISTS reading (id INTEGER PRIMARY KEY, v REAL)");
   co_await conn.async_execute("DELETE FROM reading");
   auto insert = co_await conn.async_prepare("INSERT INTO reading (v) VALUES (?)");
   for (int i = 0; i < 200; ++i) co_await insert.async_execute(i * 0.5);

@@ -62,7 +62,8 @@ struct cluster_stats {
   std::uint64_t redirects_refused = 0;  ///< of those, the named node did not confirm it leads
   std::uint64_t leader_changes = 0;     ///< a discovery found another leader than the last one
   std::uint64_t retries = 0;      ///< pauses (backoff) between attempts to reach the leader
-  std::uint64_t connections = 0;  ///< connections to the leader handed out by async_connect
+  /// Connections to the leader made (async_connect, the pool, administration requests).
+  std::uint64_t connections = 0;
   std::string last_leader;        ///< address of the last leader found (empty: none yet)
   std::uint64_t last_leader_id = 0;  ///< its node id
 };

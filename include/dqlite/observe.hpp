@@ -44,36 +44,46 @@ class hook_ref {
 
   /// A plain function, or a lambda without captures (converted to a function pointer).
   template <class F>
-    requires std::is_convertible_v<F, fn_type> && (!std::is_same_v<std::decay_t<F>, hook_ref>)
-  constexpr hook_ref(F&& f) noexcept : fn_(static_cast<fn_type>(f)), thunk_(&call_fn) {}
+    requires std::is_convertible_v<F, fn_type> &&
+        (!std::is_same_v<std::decay_t<F>, hook_ref>)constexpr hook_ref(F&& f) noexcept
+        : fn_(static_cast<fn_type>(f)),
+          thunk_(&call_fn) {}
 
-  /// Any other callable, by reference: it must outlive every object the hook is given to.
-  template <class F>
-    requires(!std::is_convertible_v<F&, fn_type>) && (!std::is_same_v<std::remove_const_t<F>, hook_ref>) &&
-            std::is_invocable_v<F&, A...>
-  constexpr hook_ref(F& f) noexcept
-      : obj_(static_cast<const void*>(std::addressof(f))), thunk_(&call_obj<F>) {}
+    /// Any other callable, by reference: it must outlive every object the hook is given to.
+    template <class F>
+      requires(!std::is_convertible_v<F&, fn_type>)
+    &&(!std::is_same_v<std::remove_const_t<F>,
+                       hook_ref>)&&std::is_invocable_v<F&, A...> constexpr hook_ref(F& f) noexcept
+        : obj_(static_cast<const void*>(std::addressof(f))),
+    thunk_(&call_obj<F>) {}
 
-  /// A temporary callable with state would dangle: refused.
-  template <class F>
-    requires(!std::is_convertible_v<F, fn_type>) && (!std::is_lvalue_reference_v<F>) &&
-            (!std::is_same_v<std::decay_t<F>, hook_ref>) && std::is_invocable_v<F&, A...>
-  hook_ref(F&& f) = delete;
+    /// A temporary callable with state would dangle: refused.
+    template <class F>
+      requires(!std::is_convertible_v<F, fn_type>)
+    &&(!std::is_lvalue_reference_v<F>)&&(
+        !std::is_same_v<std::decay_t<F>, hook_ref>)&&std::is_invocable_v<F&, A...> hook_ref(F&& f) =
+        delete;
 
-  constexpr explicit operator bool() const noexcept { return thunk_ != nullptr; }
+    constexpr explicit operator bool() const noexcept {
+      return thunk_ != nullptr;
+    }
 
-  void operator()(A... a) const noexcept { thunk_(*this, a...); }
+    void operator()(A... a) const noexcept {
+      thunk_(*this, a...);
+    }
 
- private:
-  static void call_fn(const hook_ref& h, A... a) noexcept { h.fn_(a...); }
-  template <class F>
-  static void call_obj(const hook_ref& h, A... a) noexcept {
-    (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
-  }
+   private:
+    static void call_fn(const hook_ref& h, A... a) noexcept {
+      h.fn_(a...);
+    }
+    template <class F>
+    static void call_obj(const hook_ref& h, A... a) noexcept {
+      (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
+    }
 
-  fn_type fn_ = nullptr;
-  const void* obj_ = nullptr;
-  void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
+    fn_type fn_ = nullptr;
+    const void* obj_ = nullptr;
+    void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
 };
 
 }  // namespace detail

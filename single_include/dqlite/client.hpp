@@ -533,36 +533,46 @@ class hook_ref {
 
   /// A plain function, or a lambda without captures (converted to a function pointer).
   template <class F>
-    requires std::is_convertible_v<F, fn_type> && (!std::is_same_v<std::decay_t<F>, hook_ref>)
-  constexpr hook_ref(F&& f) noexcept : fn_(static_cast<fn_type>(f)), thunk_(&call_fn) {}
+    requires std::is_convertible_v<F, fn_type> &&
+        (!std::is_same_v<std::decay_t<F>, hook_ref>)constexpr hook_ref(F&& f) noexcept
+        : fn_(static_cast<fn_type>(f)),
+          thunk_(&call_fn) {}
 
-  /// Any other callable, by reference: it must outlive every object the hook is given to.
-  template <class F>
-    requires(!std::is_convertible_v<F&, fn_type>) && (!std::is_same_v<std::remove_const_t<F>, hook_ref>) &&
-            std::is_invocable_v<F&, A...>
-  constexpr hook_ref(F& f) noexcept
-      : obj_(static_cast<const void*>(std::addressof(f))), thunk_(&call_obj<F>) {}
+    /// Any other callable, by reference: it must outlive every object the hook is given to.
+    template <class F>
+      requires(!std::is_convertible_v<F&, fn_type>)
+    &&(!std::is_same_v<std::remove_const_t<F>,
+                       hook_ref>)&&std::is_invocable_v<F&, A...> constexpr hook_ref(F& f) noexcept
+        : obj_(static_cast<const void*>(std::addressof(f))),
+    thunk_(&call_obj<F>) {}
 
-  /// A temporary callable with state would dangle: refused.
-  template <class F>
-    requires(!std::is_convertible_v<F, fn_type>) && (!std::is_lvalue_reference_v<F>) &&
-            (!std::is_same_v<std::decay_t<F>, hook_ref>) && std::is_invocable_v<F&, A...>
-  hook_ref(F&& f) = delete;
+    /// A temporary callable with state would dangle: refused.
+    template <class F>
+      requires(!std::is_convertible_v<F, fn_type>)
+    &&(!std::is_lvalue_reference_v<F>)&&(
+        !std::is_same_v<std::decay_t<F>, hook_ref>)&&std::is_invocable_v<F&, A...> hook_ref(F&& f) =
+        delete;
 
-  constexpr explicit operator bool() const noexcept { return thunk_ != nullptr; }
+    constexpr explicit operator bool() const noexcept {
+      return thunk_ != nullptr;
+    }
 
-  void operator()(A... a) const noexcept { thunk_(*this, a...); }
+    void operator()(A... a) const noexcept {
+      thunk_(*this, a...);
+    }
 
- private:
-  static void call_fn(const hook_ref& h, A... a) noexcept { h.fn_(a...); }
-  template <class F>
-  static void call_obj(const hook_ref& h, A... a) noexcept {
-    (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
-  }
+   private:
+    static void call_fn(const hook_ref& h, A... a) noexcept {
+      h.fn_(a...);
+    }
+    template <class F>
+    static void call_obj(const hook_ref& h, A... a) noexcept {
+      (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
+    }
 
-  fn_type fn_ = nullptr;
-  const void* obj_ = nullptr;
-  void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
+    fn_type fn_ = nullptr;
+    const void* obj_ = nullptr;
+    void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
 };
 
 }  // namespace detail
@@ -901,7 +911,8 @@ struct cluster_stats {
   std::uint64_t redirects_refused = 0;  ///< of those, the named node did not confirm it leads
   std::uint64_t leader_changes = 0;     ///< a discovery found another leader than the last one
   std::uint64_t retries = 0;      ///< pauses (backoff) between attempts to reach the leader
-  std::uint64_t connections = 0;  ///< connections to the leader handed out by async_connect
+  /// Connections to the leader made (async_connect, the pool, administration requests).
+  std::uint64_t connections = 0;
   std::string last_leader;        ///< address of the last leader found (empty: none yet)
   std::uint64_t last_leader_id = 0;  ///< its node id
 };
@@ -2872,9 +2883,9 @@ namespace dqlite::detail {
 /// The name of a request type, as request_trace::request gives it.
 constexpr std::string_view request_name(std::uint8_t type) noexcept {
   constexpr std::string_view names[] = {
-      "LEADER",    "CLIENT",   "HEARTBEAT", "OPEN",     "PREPARE", "EXEC",   "QUERY",
-      "FINALIZE",  "EXEC_SQL", "QUERY_SQL", "INTERRUPT", "CONNECT", "ADD",   "ASSIGN",
-      "REMOVE",    "DUMP",     "CLUSTER",   "TRANSFER", "DESCRIBE", "WEIGHT"};
+      "LEADER",   "CLIENT",   "HEARTBEAT", "OPEN",      "PREPARE",  "EXEC",  "QUERY",
+      "FINALIZE", "EXEC_SQL", "QUERY_SQL", "INTERRUPT", "CONNECT",  "ADD",   "ASSIGN",
+      "REMOVE",   "DUMP",     "CLUSTER",   "TRANSFER",  "DESCRIBE", "WEIGHT"};
   return type < std::size(names) ? names[type] : std::string_view("UNKNOWN");
 }
 
@@ -3016,17 +3027,19 @@ inline void log_connect_start(const session_state& s, std::string_view address) 
   session_logger(s)(log_level::debug, "connect",
                     [&] { return "connecting to " + std::string(address); });
 }
-inline void log_connect_end(const session_state& s, std::string_view address, const error_code& ec) {
+inline void log_connect_end(const session_state& s, std::string_view address,
+                            const error_code& ec) {
   const logger log = session_logger(s);
   if (!ec)
     log(log_level::debug, "connected", [&] {
       return "connected to " + std::string(address) +
-             (s.database.empty() ? std::string(" (no database)") : " (database " + s.database + ")");
+             (s.database.empty() ? std::string(" (no database)")
+                                 : " (database " + s.database + ")");
     });
   else
     log(log_level::warning, "connect_failed", [&] {
-      return "connecting to " + std::string(address) + " failed: " +
-             (s.diag.empty() ? ec.message() : std::string(s.diag.message()));
+      return "connecting to " + std::string(address) +
+             " failed: " + (s.diag.empty() ? ec.message() : std::string(s.diag.message()));
     });
 }
 

@@ -25,7 +25,9 @@ using dqlite_test::fake_server;
 namespace {
 
 int plain_calls = 0;
-void plain_log(dqlite::log_level, std::string_view, std::string_view) noexcept { ++plain_calls; }
+void plain_log(dqlite::log_level, std::string_view, std::string_view) noexcept {
+  ++plain_calls;
+}
 
 /// Records what the hooks receive.
 struct recorder {
@@ -68,9 +70,14 @@ struct recorder {
 };
 
 bytes header(std::uint32_t words, std::uint8_t type) {
-  return {static_cast<unsigned char>(words), static_cast<unsigned char>(words >> 8),
-          static_cast<unsigned char>(words >> 16), static_cast<unsigned char>(words >> 24),
-          type, 0, 0, 0};
+  return {static_cast<unsigned char>(words),
+          static_cast<unsigned char>(words >> 8),
+          static_cast<unsigned char>(words >> 16),
+          static_cast<unsigned char>(words >> 24),
+          type,
+          0,
+          0,
+          0};
 }
 
 bytes frame(std::uint8_t type, const std::vector<std::byte>& body) {
@@ -270,6 +277,7 @@ TEST_CASE("observe: a connect failure is logged; no hook, no event", "[observe]"
   conn.connect(server.address(), ec, d);
   CHECK(ec);
   REQUIRE(r.events() == std::vector<std::string>{"connect_failed"});
-  CHECK_THAT(r.logs[0].message, Catch::StartsWith("connecting to " + server.address() + " failed: "));
+  CHECK_THAT(r.logs[0].message,
+             Catch::StartsWith("connecting to " + server.address() + " failed: "));
   CHECK(r.traces.empty());  // connecting is not a traced request
 }

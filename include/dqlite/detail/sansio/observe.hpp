@@ -22,9 +22,9 @@ namespace dqlite::detail {
 /// The name of a request type, as request_trace::request gives it.
 constexpr std::string_view request_name(std::uint8_t type) noexcept {
   constexpr std::string_view names[] = {
-      "LEADER",    "CLIENT",   "HEARTBEAT", "OPEN",     "PREPARE", "EXEC",   "QUERY",
-      "FINALIZE",  "EXEC_SQL", "QUERY_SQL", "INTERRUPT", "CONNECT", "ADD",   "ASSIGN",
-      "REMOVE",    "DUMP",     "CLUSTER",   "TRANSFER", "DESCRIBE", "WEIGHT"};
+      "LEADER",   "CLIENT",   "HEARTBEAT", "OPEN",      "PREPARE",  "EXEC",  "QUERY",
+      "FINALIZE", "EXEC_SQL", "QUERY_SQL", "INTERRUPT", "CONNECT",  "ADD",   "ASSIGN",
+      "REMOVE",   "DUMP",     "CLUSTER",   "TRANSFER",  "DESCRIBE", "WEIGHT"};
   return type < std::size(names) ? names[type] : std::string_view("UNKNOWN");
 }
 
@@ -166,17 +166,19 @@ inline void log_connect_start(const session_state& s, std::string_view address) 
   session_logger(s)(log_level::debug, "connect",
                     [&] { return "connecting to " + std::string(address); });
 }
-inline void log_connect_end(const session_state& s, std::string_view address, const error_code& ec) {
+inline void log_connect_end(const session_state& s, std::string_view address,
+                            const error_code& ec) {
   const logger log = session_logger(s);
   if (!ec)
     log(log_level::debug, "connected", [&] {
       return "connected to " + std::string(address) +
-             (s.database.empty() ? std::string(" (no database)") : " (database " + s.database + ")");
+             (s.database.empty() ? std::string(" (no database)")
+                                 : " (database " + s.database + ")");
     });
   else
     log(log_level::warning, "connect_failed", [&] {
-      return "connecting to " + std::string(address) + " failed: " +
-             (s.diag.empty() ? ec.message() : std::string(s.diag.message()));
+      return "connecting to " + std::string(address) +
+             " failed: " + (s.diag.empty() ? ec.message() : std::string(s.diag.message()));
     });
 }
 
