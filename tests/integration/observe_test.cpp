@@ -184,7 +184,7 @@ TEST_CASE("observe: a leader killed under a pool", "[observe][pool]") {
         auto pool = co_await dqlite::async_create_pool(ex, addrs, po);
         co_await pool.async_execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)");
         co_await pool.async_execute("INSERT INTO t (x) VALUES (1)");
-        co_await dqlite_test::sleep_for(50ms);  // the connection is back in the pool
+        co_await dqlite_test::detail::sleep_for(50ms);  // the connection is back in the pool
         REQUIRE(!r.logs.empty());
         CHECK(r.logs.front().event == "discovery_start");
         CHECK(r.logs.back().event == "pool_connection_opened");
@@ -198,7 +198,7 @@ TEST_CASE("observe: a leader killed under a pool", "[observe][pool]") {
 
         auto n = co_await pool.async_fetchval<std::int64_t>("SELECT count(*) FROM t");
         CHECK(n == 1);
-        co_await dqlite_test::sleep_for(50ms);
+        co_await dqlite_test::detail::sleep_for(50ms);
 
         expected = {"connection_broken", "pool_leader_change",
                     "read_retry",        "pool_connection_discarded",
@@ -278,9 +278,9 @@ TEST_CASE("observe: a query cancelled by a deadline is interrupted", "[observe]"
     conn.async_fetchval<std::int64_t>(
         slow_query(), asio::bind_cancellation_slot(
                           cancel.slot(), [&](dqlite::error_code ec, std::int64_t) { got = ec; }));
-    co_await dqlite_test::sleep_for(100ms);
+    co_await dqlite_test::detail::sleep_for(100ms);
     cancel.emit(asio::cancellation_type::terminal);
-    while (!got) co_await dqlite_test::sleep_for(10ms);
+    while (!got) co_await dqlite_test::detail::sleep_for(10ms);
     const bool interrupted = *got == dqlite::errc::interrupted;
     CHECK(interrupted);
     CHECK(conn.is_open());
