@@ -2263,7 +2263,7 @@ struct trace_span {
   bool active = false;
   bool blocking = false;
   std::string_view request;
-  std::string sql;
+  std::string_view sql;  ///< in the request (wbuf), which stays until the trace ends
   std::uint32_t stmt = 0;
   std::size_t params = 0;
   std::uint64_t seq = 0;
@@ -2411,7 +2411,9 @@ struct session_state {
   void release_buffers() {
     rbuf.shrink();
     constexpr std::size_t retain = read_buffer::retain_size;
-    if (wbuf.capacity() > retain) wire::buffer().swap(wbuf);
+    // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+    // gives the memory back then).
+    if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
     if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
     if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
   }
@@ -2905,7 +2907,7 @@ inline std::size_t tuple_count(wire::bytes_view f, std::size_t at, std::uint8_t 
 
 /// Fills the span's description of the request from its frame (as encoded in wbuf).
 inline void describe_request(wire::bytes_view f, trace_span& sp) {
-  sp.sql.clear();
+  sp.sql = {};
   sp.stmt = 0;
   sp.params = 0;
   if (f.size() < wire::header_size) {
@@ -2926,7 +2928,7 @@ inline void describe_request(wire::bytes_view f, trace_span& sp) {
       if (at >= f.size()) return;
       const char* text = reinterpret_cast<const char*>(f.data() + at);
       const std::size_t len = strnlen(text, f.size() - at);
-      sp.sql.assign(text, len);
+      sp.sql = std::string_view(text, len);
       const std::size_t after = at + ((len + 1 + 7) & ~std::size_t{7});
       if (type != static_cast<std::uint8_t>(request::prepare))
         sp.params = trace_detail::tuple_count(f, after, schema);
@@ -2968,12 +2970,12 @@ inline void trace_begin(session_state& s, bool blocking, bool early, bool contin
   sp.seq = s.op_seq;
   if (early) {
     sp.request = "NONE";
-    sp.sql.clear();
+    sp.sql = {};
     sp.stmt = 0;
     sp.params = 0;
   } else if (continuation) {
     sp.request = "ROWS";
-    sp.sql.clear();
+    sp.sql = {};
     sp.stmt = 0;
     sp.params = 0;
   } else {
@@ -2999,6 +3001,8 @@ inline void trace_end(session_state& s, const error_code& ec) {
   t.error = ec;
   if (ec) t.message = s.diag.message();
   s.opts.trace(t);
+  sp.sql = {};
+  if (s.wbuf.capacity() > read_buffer::retain_size) wire::buffer().swap(s.wbuf);
 }
 
 inline logger session_logger(const session_state& s) noexcept {

@@ -44,7 +44,7 @@ inline std::size_t tuple_count(wire::bytes_view f, std::size_t at, std::uint8_t 
 
 /// Fills the span's description of the request from its frame (as encoded in wbuf).
 inline void describe_request(wire::bytes_view f, trace_span& sp) {
-  sp.sql.clear();
+  sp.sql = {};
   sp.stmt = 0;
   sp.params = 0;
   if (f.size() < wire::header_size) {
@@ -65,7 +65,7 @@ inline void describe_request(wire::bytes_view f, trace_span& sp) {
       if (at >= f.size()) return;
       const char* text = reinterpret_cast<const char*>(f.data() + at);
       const std::size_t len = strnlen(text, f.size() - at);
-      sp.sql.assign(text, len);
+      sp.sql = std::string_view(text, len);
       const std::size_t after = at + ((len + 1 + 7) & ~std::size_t{7});
       if (type != static_cast<std::uint8_t>(request::prepare))
         sp.params = trace_detail::tuple_count(f, after, schema);
@@ -107,12 +107,12 @@ inline void trace_begin(session_state& s, bool blocking, bool early, bool contin
   sp.seq = s.op_seq;
   if (early) {
     sp.request = "NONE";
-    sp.sql.clear();
+    sp.sql = {};
     sp.stmt = 0;
     sp.params = 0;
   } else if (continuation) {
     sp.request = "ROWS";
-    sp.sql.clear();
+    sp.sql = {};
     sp.stmt = 0;
     sp.params = 0;
   } else {
@@ -138,6 +138,8 @@ inline void trace_end(session_state& s, const error_code& ec) {
   t.error = ec;
   if (ec) t.message = s.diag.message();
   s.opts.trace(t);
+  sp.sql = {};
+  if (s.wbuf.capacity() > read_buffer::retain_size) wire::buffer().swap(s.wbuf);
 }
 
 inline logger session_logger(const session_state& s) noexcept {

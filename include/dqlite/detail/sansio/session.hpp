@@ -119,7 +119,7 @@ struct trace_span {
   bool active = false;
   bool blocking = false;
   std::string_view request;
-  std::string sql;
+  std::string_view sql;  ///< in the request (wbuf), which stays until the trace ends
   std::uint32_t stmt = 0;
   std::size_t params = 0;
   std::uint64_t seq = 0;
@@ -267,7 +267,9 @@ struct session_state {
   void release_buffers() {
     rbuf.shrink();
     constexpr std::size_t retain = read_buffer::retain_size;
-    if (wbuf.capacity() > retain) wire::buffer().swap(wbuf);
+    // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+    // gives the memory back then).
+    if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
     if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
     if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
   }
