@@ -496,6 +496,7 @@ inline error_code parse_address(std::string_view address, host_port& out) {
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -2877,6 +2878,7 @@ class exchange_machine final : public exchange_core {
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <string_view>
 

@@ -4,6 +4,7 @@
 // driver only when a hook is set.
 #pragma once
 
+#include <dqlite/detail/sansio/io.hpp>
 #include <dqlite/detail/sansio/session.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/observe.hpp>
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <string_view>
 
