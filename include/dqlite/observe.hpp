@@ -112,8 +112,9 @@ struct request_trace {
   /// The request: "EXEC_SQL" or "QUERY_SQL" (SQL text), "EXEC" or "QUERY" (a prepared
   /// statement), "PREPARE", "FINALIZE", "OPEN", "LEADER", "CLUSTER", "ADD", "ASSIGN",
   /// "REMOVE", "TRANSFER", "DESCRIBE", "WEIGHT", "DUMP"; "ROWS" for the next batch of a
-  /// cursor (nothing is sent: more rows of the result are read); "NONE" when the request
-  /// failed before it could be encoded.
+  /// cursor (nothing is sent: more rows of the result are read); "HANDSHAKE" for
+  /// async_handshake over a stream connected by the caller (the protocol version and OPEN);
+  /// "NONE" when the request failed before it could be encoded.
   std::string_view request;
   /// The SQL text (EXEC_SQL, QUERY_SQL, PREPARE), empty otherwise.
   std::string_view sql;

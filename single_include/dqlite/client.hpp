@@ -601,8 +601,9 @@ struct request_trace {
   /// The request: "EXEC_SQL" or "QUERY_SQL" (SQL text), "EXEC" or "QUERY" (a prepared
   /// statement), "PREPARE", "FINALIZE", "OPEN", "LEADER", "CLUSTER", "ADD", "ASSIGN",
   /// "REMOVE", "TRANSFER", "DESCRIBE", "WEIGHT", "DUMP"; "ROWS" for the next batch of a
-  /// cursor (nothing is sent: more rows of the result are read); "NONE" when the request
-  /// failed before it could be encoded.
+  /// cursor (nothing is sent: more rows of the result are read); "HANDSHAKE" for
+  /// async_handshake over a stream connected by the caller (the protocol version and OPEN);
+  /// "NONE" when the request failed before it could be encoded.
   std::string_view request;
   /// The SQL text (EXEC_SQL, QUERY_SQL, PREPARE), empty otherwise.
   std::string_view sql;
@@ -2964,14 +2965,16 @@ inline request_trace make_trace(const session_state& s, request_trace::phase at)
 }
 
 /// The start of an exchange that holds the connection (its request, if any, in wbuf).
-/// early: the exchange failed before its request could be encoded.
-inline void trace_begin(session_state& s, bool blocking, bool early, bool continuation) {
+/// early: the exchange failed before its request could be encoded; handshake: the
+/// request is the protocol version and OPEN (async_handshake over a connected stream).
+inline void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
+                        bool handshake = false) {
   auto& sp = s.span;
   sp.active = true;
   sp.blocking = blocking;
   sp.seq = s.op_seq;
-  if (early) {
-    sp.request = "NONE";
+  if (early || handshake) {
+    sp.request = early ? "NONE" : "HANDSHAKE";
     sp.sql = {};
     sp.stmt = 0;
     sp.params = 0;
@@ -3296,7 +3299,7 @@ struct io_loop_op {
   void begin_trace() {
     if constexpr (is_exchange) {
       if (!m.owns() || m.housekeeping_only()) return;
-      trace_begin(*c, false, m.failed_early(), c->wbuf.empty());
+      trace_begin(*c, false, m.failed_early(), c->wbuf.empty(), !m.params().needs_open);
     }
   }
 

@@ -253,7 +253,7 @@ struct io_loop_op {
   void begin_trace() {
     if constexpr (is_exchange) {
       if (!m.owns() || m.housekeeping_only()) return;
-      trace_begin(*c, false, m.failed_early(), c->wbuf.empty());
+      trace_begin(*c, false, m.failed_early(), c->wbuf.empty(), !m.params().needs_open);
     }
   }
 

@@ -101,14 +101,16 @@ inline request_trace make_trace(const session_state& s, request_trace::phase at)
 }
 
 /// The start of an exchange that holds the connection (its request, if any, in wbuf).
-/// early: the exchange failed before its request could be encoded.
-inline void trace_begin(session_state& s, bool blocking, bool early, bool continuation) {
+/// early: the exchange failed before its request could be encoded; handshake: the
+/// request is the protocol version and OPEN (async_handshake over a connected stream).
+inline void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
+                        bool handshake = false) {
   auto& sp = s.span;
   sp.active = true;
   sp.blocking = blocking;
   sp.seq = s.op_seq;
-  if (early) {
-    sp.request = "NONE";
+  if (early || handshake) {
+    sp.request = early ? "NONE" : "HANDSHAKE";
     sp.sql = {};
     sp.stmt = 0;
     sp.params = 0;
