@@ -207,7 +207,7 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
-    trace_begin(c, true, m.failed_early(), c.wbuf.empty());
+    trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
   ec = run_blocking(c, m, params.timeout);
   if (c.span.active) [[unlikely]]
     trace_end(c, ec);
