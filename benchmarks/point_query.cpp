@@ -9,7 +9,10 @@
 //
 // With DQLITE_ADDRESS set (e.g. 127.0.0.1:9001) it uses that node instead of starting one.
 // COUNT defaults to 20000. MODE: "all" (default), "sql", "prepared", "blocking" (SQL text,
-// blocking) or "blocking-prepared". The client CPU
+// blocking), "blocking-prepared", or "hooks": the SQL-text query on three connections, one
+// without hooks, one with a tracing hook that does nothing, one with a logging hook whose
+// threshold filters every event; 15 rounds of COUNT queries each, interleaved (each
+// connection first in turn), the best round of each is reported (with the median). The client CPU
 // is this process's user + system time (getrusage) over the measured loop; the node runs
 // in a child process and is not counted. benchmarks/syscalls.sh runs this program under
 // strace to count system calls per query.
@@ -26,6 +29,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <string_view>
+#include <vector>
 #include <exception>
 #include <optional>
 #include <string>
@@ -80,10 +86,50 @@ asio::awaitable<figures> measure(long count, Query query) {
   co_return f;
 }
 
+void noop_trace(const dqlite::request_trace&) noexcept {}
+void noop_log(dqlite::log_level, std::string_view, std::string_view) noexcept {}
+
+asio::awaitable<void> bench_hooks(std::string address, long count) {
+  auto ex = co_await asio::this_coro::executor;
+  dqlite::connection_options plain{.database = "bench"};
+  dqlite::connection_options traced = plain;
+  traced.trace = noop_trace;
+  dqlite::connection_options logged = plain;
+  logged.log = noop_log;
+  logged.log_threshold = dqlite::log_level::off;
+  const char* names[3] = {"no hook", "no-op tracing hook", "logging hook, all filtered"};
+  std::vector<dqlite::connection> conns;
+  for (const auto* o : {&plain, &traced, &logged})
+    conns.push_back(co_await dqlite::async_connect(ex, address, *o));
+  constexpr int rounds = 15;
+  std::vector<std::vector<double>> cpu(3);
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t j = 0; j < 3; ++j) {
+      const std::size_t i = (j + static_cast<std::size_t>(round)) % 3;  // each goes first in turn
+      auto& conn = conns[i];
+      auto f = co_await measure(count, [&](std::int64_t k) {
+        return conn.async_fetchval<std::string>("SELECT v FROM kv WHERE k = ?", k);
+      });
+      cpu[i].push_back(f.cpu * 1e6 / static_cast<double>(count));
+    }
+  }
+  double base = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    std::sort(cpu[i].begin(), cpu[i].end());
+    if (i == 0) base = cpu[i].front();
+    std::printf("%-28s %8.3f us CPU/query (best of %d rounds; median %.3f) %+6.2f%%\n", names[i],
+                cpu[i].front(), rounds, cpu[i][rounds / 2], (cpu[i].front() / base - 1) * 100);
+  }
+}
+
 asio::awaitable<void> bench(std::string address, long count, std::string mode) {
   auto ex = co_await asio::this_coro::executor;
   auto conn = co_await dqlite::async_connect(ex, address, {.database = "bench"});
   co_await fill(conn);
+  if (mode == "hooks") {
+    co_await bench_hooks(address, count);
+    co_return;
+  }
   if (mode == "all" || mode == "sql") {
     auto f = co_await measure(count, [&](std::int64_t k) {
       return conn.async_fetchval<std::string>("SELECT v FROM kv WHERE k = ?", k);
@@ -140,8 +186,9 @@ int main(int argc, char** argv) {
   const long count = argc > 1 ? std::atol(argv[1]) : 20000;
   const std::string mode = argc > 2 ? argv[2] : "all";
   if (count <= 0 || (mode != "all" && mode != "sql" && mode != "prepared" &&
-                     mode != "blocking" && mode != "blocking-prepared")) {
-    std::fprintf(stderr, "usage: point_query [COUNT] [all|sql|prepared|blocking|blocking-prepared]\n");
+                     mode != "blocking" && mode != "blocking-prepared" && mode != "hooks")) {
+    std::fprintf(stderr,
+                 "usage: point_query [COUNT] [all|sql|prepared|blocking|blocking-prepared|hooks]\n");
     return 2;
   }
   std::string address;
@@ -164,7 +211,7 @@ int main(int argc, char** argv) {
     }
   });
   io.run();
-  if (status == 0 && mode != "sql" && mode != "prepared") {
+  if (status == 0 && mode != "sql" && mode != "prepared" && mode != "hooks") {
     try {
       bench_blocking(address, count, mode);
     } catch (const std::exception& x) {

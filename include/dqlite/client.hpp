@@ -9,6 +9,7 @@
 #include <dqlite/mapping.hpp>
 #include <dqlite/node_info.hpp>
 #include <dqlite/node_store.hpp>
+#include <dqlite/observe.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/params.hpp>
 #include <dqlite/pool.hpp>

@@ -117,6 +117,10 @@ class basic_cluster {
   const cluster_options& options() const noexcept { return s_->opts; }
   /// The node store.
   const std::shared_ptr<node_store>& store() const noexcept { return s_->store; }
+  /// A snapshot of the counters: discoveries, probes, redirects, leader changes, the last
+  /// leader. Read it on get_executor() (e.g. from a coroutine running there) when other
+  /// threads use the cluster.
+  cluster_stats stats() const { return s_->stats; }
   /// The text that goes with the last completed operation: for errc::no_leader, every
   /// node asked and why it did not lead to the leader. (For tokens that do not carry it,
   /// such as callbacks or as_tuple; read it in the completion handler, or once no other

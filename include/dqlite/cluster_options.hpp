@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 namespace dqlite {
 
@@ -38,6 +40,32 @@ struct cluster_options {
   /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
   /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
   bool refresh_store = false;
+  /// Logging hook for the cluster's events (discovery, probes, redirects, leader
+  /// changes, backoff: see docs/observability.md), called for those at or above
+  /// log_threshold, on the cluster's strand, never concurrently for one cluster. The
+  /// connections async_connect returns use connection.log (and its threshold) when set,
+  /// else this one. The connections that only ask a node for the leader log nothing of
+  /// their own: the cluster reports their probes.
+  log_function log{};
+  log_level log_threshold = log_level::info;
+  /// Tracing hook of the connections async_connect returns, when connection.trace is
+  /// not set (see request_trace).
+  trace_function trace{};
+};
+
+/// Counters of a cluster client (see basic_cluster::stats).
+struct cluster_stats {
+  std::uint64_t discoveries = 0;  ///< leader discoveries run (one shared by callers counts once)
+  std::uint64_t probes = 0;       ///< nodes asked for the leader (a redirect's target included)
+  std::uint64_t probe_failures = 0;  ///< nodes that could not be asked (connect, handshake, LEADER)
+  std::uint64_t redirects = 0;    ///< answers naming another node, followed
+  std::uint64_t redirects_refused = 0;  ///< of those, the named node did not confirm it leads
+  std::uint64_t leader_changes = 0;     ///< a discovery found another leader than the last one
+  std::uint64_t retries = 0;      ///< pauses (backoff) between attempts to reach the leader
+  /// Connections to the leader made (async_connect, the pool, administration requests).
+  std::uint64_t connections = 0;
+  std::string last_leader;        ///< address of the last leader found (empty: none yet)
+  std::uint64_t last_leader_id = 0;  ///< its node id
 };
 
 }  // namespace dqlite

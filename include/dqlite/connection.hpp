@@ -569,6 +569,8 @@ class basic_connection {
                         error_code& ec, dqlite::diagnostics& d) {
     using steps = detail::connect_steps<Stream>;
     detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
+    if (impl_->opts.log) [[unlikely]]
+      detail::log_connect_start(*impl_, address);
     ec = detail::run_blocking(*impl_, m, impl_->opts.connect_timeout,
                               [&](detail::blocking_transport<Stream>& t) -> detail::io_event {
                                 if (endpoint) return t.connect(std::array{*endpoint});
@@ -585,6 +587,8 @@ class basic_connection {
                                           make_error_code(errc::invalid_address), 0, false};
                                 }
                               });
+    if (impl_->opts.log) [[unlikely]]
+      detail::log_connect_end(*impl_, address, ec);
     d = ec ? impl_->diag : dqlite::diagnostics{};
   }
 

@@ -1,6 +1,7 @@
 // Options of a connection.
 #pragma once
 
+#include <dqlite/observe.hpp>
 #include <dqlite/wire/protocol.hpp>
 
 #include <chrono>
@@ -57,6 +58,18 @@ struct connection_options {
   /// Typed rows: a result column that matches no field of the row type is an error
   /// (errc::column_mismatch) instead of being ignored.
   bool reject_extra_columns = false;
+  /// Logging hook for the connection's events (connect, connected, connect_failed,
+  /// timeout, interrupted, connection_broken: see docs/observability.md), called for those
+  /// at or above log_threshold. Empty (the default): nothing is logged and no message is
+  /// built. Called on the connection's executor (in the calling thread for blocking
+  /// operations), never concurrently for one connection.
+  log_function log{};
+  log_level log_threshold = log_level::info;
+  /// Tracing hook: called at the start and at the end of every request (see
+  /// request_trace), on the connection's executor (in the calling thread for blocking
+  /// operations), never concurrently for one connection. Empty (the default): no clock is
+  /// read and nothing is recorded.
+  trace_function trace{};
 };
 
 }  // namespace dqlite

@@ -271,6 +271,11 @@ class basic_pool {
   static cluster_options cluster_opts(const pool_options& o) {
     cluster_options c = o.cluster;
     c.connection.database = o.database;
+    if (!c.log) {
+      c.log = o.log;
+      c.log_threshold = o.log_threshold;
+    }
+    if (!c.trace) c.trace = o.trace;
     return c;
   }
 
@@ -322,6 +327,12 @@ class basic_pool {
           [&](auto&... p) { return call(*pc, std::string_view(sql), p...); }, params);
       while (is_busy(std::get<0>(t)) && pc->is_open() && !s->closed &&
              core_type::clock::now() + pause < busy_deadline) {
+        ++s->busy_retries;
+        s->log()(log_level::debug, "busy_retry", [&] {
+          return "the statement was refused as busy (" +
+                 detail::error_text(std::get<0>(t), pc->diagnostics()) + "); running it again in " +
+                 std::to_string(pause.count()) + " ms";
+        });
         boost::asio::steady_timer timer(s->ex, pause);
         co_await timer.async_wait(detail::as_tuple_awaitable);
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
@@ -339,7 +350,13 @@ class basic_pool {
         pc.mark_unusable();
         s->note_error(ec);  // now, so that the retry does not take a stale idle connection
       }
-      if (read && s->opts.retry_reads && attempt == 0 && is_retryable(ec)) continue;
+      if (read && s->opts.retry_reads && attempt == 0 && is_retryable(ec)) {
+        ++s->read_retries;
+        s->log()(log_level::info, "read_retry", [&] {
+          return "a read failed (" + text + "); running it once more on a fresh connection";
+        });
+        continue;
+      }
       co_return result::fail(ec, std::move(text));
     }
   }

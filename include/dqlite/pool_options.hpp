@@ -45,6 +45,15 @@ struct pool_options {
   /// Leader discovery, retries and backoff of new connections, and the connections'
   /// own options (timeouts, caps).
   cluster_options cluster{};
+  /// Logging hook for the pool's events (connections opened, discarded and why, health
+  /// check failures, leader changes, busy and read retries: see docs/observability.md),
+  /// at or above log_threshold, on the pool's strand, never concurrently for one pool. The
+  /// cluster client (and its connections) use it too when cluster.log is not set.
+  log_function log{};
+  log_level log_threshold = log_level::info;
+  /// Tracing hook of the pool's connections, when neither cluster.trace nor
+  /// cluster.connection.trace is set (see request_trace).
+  trace_function trace{};
 };
 
 /// Counters of a pool (see basic_pool::stats).
@@ -60,6 +69,10 @@ struct pool_stats {
   /// that may be open, a dropped cursor or statement); the others are given back without
   /// sending anything.
   std::uint64_t resets = 0;
+  std::uint64_t connect_failures = 0;       ///< attempts to open a connection that failed
+  std::uint64_t health_check_failures = 0;  ///< idle connections that failed their check
+  std::uint64_t busy_retries = 0;  ///< statements run again after SQLITE_BUSY / SQLITE_LOCKED
+  std::uint64_t read_retries = 0;  ///< reads run again on a fresh connection (retry_reads)
 };
 
 }  // namespace dqlite

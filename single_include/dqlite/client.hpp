@@ -488,6 +488,182 @@ inline error_code parse_address(std::string_view address, host_port& out) {
 // ---- begin dqlite/options.hpp ----
 // Options of a connection.
 
+// ---- begin dqlite/observe.hpp ----
+// Logging and tracing hooks: what a connection, a cluster client and a pool say about
+// what they do (docs/observability.md lists every event).
+
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// Severity of a log event. A hook is called for the events at or above the threshold
+/// of the options that set it (log_threshold); `off` as a threshold silences every event.
+enum class log_level : std::uint8_t { debug = 0, info = 1, warning = 2, error = 3, off = 4 };
+
+/// "debug", "info", "warning", "error" or "off".
+constexpr std::string_view to_string(log_level l) noexcept {
+  switch (l) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warning: return "warning";
+    case log_level::error: return "error";
+    case log_level::off: return "off";
+  }
+  return "?";
+}
+
+namespace detail {
+
+/// A non-owning reference to a callable of signature R(A...), called through a noexcept
+/// thunk: an exception escaping the callable calls std::terminate. Trivially copyable, so
+/// that the options structs that hold one stay free of owning members.
+template <class... A>
+class hook_ref {
+  using fn_type = void (*)(A...);
+
+ public:
+  constexpr hook_ref() noexcept = default;
+  constexpr hook_ref(std::nullptr_t) noexcept {}
+
+  /// A plain function, or a lambda without captures (converted to a function pointer).
+  template <class F>
+    requires std::is_convertible_v<F, fn_type> &&
+        (!std::is_same_v<std::decay_t<F>, hook_ref>)constexpr hook_ref(F&& f) noexcept
+        : fn_(static_cast<fn_type>(f)),
+          thunk_(&call_fn) {}
+
+    /// Any other callable, by reference: it must outlive every object the hook is given to.
+    template <class F>
+      requires(!std::is_convertible_v<F&, fn_type>)
+    &&(!std::is_same_v<std::remove_const_t<F>,
+                       hook_ref>)&&std::is_invocable_v<F&, A...> constexpr hook_ref(F& f) noexcept
+        : obj_(static_cast<const void*>(std::addressof(f))),
+    thunk_(&call_obj<F>) {}
+
+    /// A temporary callable with state would dangle: refused.
+    template <class F>
+      requires(!std::is_convertible_v<F, fn_type>)
+    &&(!std::is_lvalue_reference_v<F>)&&(
+        !std::is_same_v<std::decay_t<F>, hook_ref>)&&std::is_invocable_v<F&, A...> hook_ref(F&& f) =
+        delete;
+
+    constexpr explicit operator bool() const noexcept {
+      return thunk_ != nullptr;
+    }
+
+    void operator()(A... a) const noexcept {
+      thunk_(*this, a...);
+    }
+
+   private:
+    static void call_fn(const hook_ref& h, A... a) noexcept {
+      h.fn_(a...);
+    }
+    template <class F>
+    static void call_obj(const hook_ref& h, A... a) noexcept {
+      (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
+    }
+
+    fn_type fn_ = nullptr;
+    const void* obj_ = nullptr;
+    void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
+};
+
+}  // namespace detail
+
+/// The logging hook: `void(log_level level, std::string_view event, std::string_view
+/// message)`. `event` is a short fixed name (the list is in docs/observability.md, e.g.
+/// "connect_failed", "redirect", "leader_changed"), `message` a sentence for people that
+/// names the node and the cause. Both views are valid during the call only.
+///
+/// It refers to the callable without owning it: a plain function or a lambda without
+/// captures is kept as a function pointer; any other callable is referred to, and must
+/// outlive every connection, cluster and pool whose options hold the hook (a temporary
+/// with state is refused at compile time). The library never throws through a hook: an
+/// exception escaping it calls std::terminate (make it noexcept).
+///
+/// When no hook is set, or the event's level is below the threshold, nothing is
+/// formatted: the message is built only for the events that are delivered.
+using log_function = detail::hook_ref<log_level, std::string_view, std::string_view>;
+
+/// What the tracing hook receives, twice per request: when it starts (phase::start) and
+/// when it ends (phase::end: the outcome fields are set).
+struct request_trace {
+  enum class phase : std::uint8_t { start, end };
+  phase at = phase::start;
+  /// The request: "EXEC_SQL" or "QUERY_SQL" (SQL text), "EXEC" or "QUERY" (a prepared
+  /// statement), "PREPARE", "FINALIZE", "OPEN", "LEADER", "CLUSTER", "ADD", "ASSIGN",
+  /// "REMOVE", "TRANSFER", "DESCRIBE", "WEIGHT", "DUMP"; "ROWS" for the next batch of a
+  /// cursor (nothing is sent: more rows of the result are read); "HANDSHAKE" for
+  /// async_handshake over a stream connected by the caller (the protocol version and OPEN);
+  /// "NONE" when the request failed before it could be encoded.
+  std::string_view request;
+  /// The SQL text (EXEC_SQL, QUERY_SQL, PREPARE), empty otherwise.
+  std::string_view sql;
+  /// The statement id (EXEC, QUERY, FINALIZE), 0 otherwise.
+  std::uint32_t statement_id = 0;
+  /// Parameters bound to the statement.
+  std::size_t parameters = 0;
+  /// The node ("host:port", "unix:path") and the database of the connection.
+  std::string_view node;
+  std::string_view database;
+  /// Identify the request across its two calls: the connection (an address, stable while
+  /// it lives) and the request's number on it (increasing).
+  const void* connection = nullptr;
+  std::uint64_t sequence = 0;
+  /// Run by a blocking call (in the calling thread) rather than an asynchronous one.
+  bool blocking = false;
+
+  // ---- set at phase::end ----
+  /// Time from the start of the request to its end (including requests the client sent
+  /// first to clean up after dropped objects, and the drain of an interrupted query).
+  std::chrono::nanoseconds duration{0};
+  /// Result rows received (kept or read past) by this request.
+  std::uint64_t rows = 0;
+  /// Bytes sent (the request) and received (frame headers included) by this request.
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  /// How it ended: a default error_code on success.
+  error_code error{};
+  /// The diagnostics text of a failure (the server's message or the client's
+  /// explanation), empty on success.
+  std::string_view message;
+};
+
+/// The tracing hook: `void(const request_trace&)`, called at the start and at the end of
+/// every request a connection runs (statements, prepared statement requests, cursor
+/// batches, administration requests, asynchronous and blocking). The trace and its views
+/// are valid during the call only. Same ownership and exception rules as log_function.
+using trace_function = detail::hook_ref<const request_trace&>;
+
+namespace detail {
+
+/// A log hook and its threshold; builds a message only for an event it delivers.
+struct logger {
+  log_function fn{};
+  log_level threshold = log_level::info;
+
+  bool on(log_level l) const noexcept { return fn && l >= threshold && l != log_level::off; }
+
+  /// Calls the hook with make() (a callable returning the message) if l passes.
+  template <class Make>
+  void operator()(log_level l, std::string_view event, Make&& make) const {
+    if (!on(l)) [[likely]]
+      return;
+    fn(l, event, std::string_view(make()));
+  }
+};
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/observe.hpp ----
 // ---- begin dqlite/wire/protocol.hpp ----
 // Constants of the dqlite wire protocol (version 1).
 
@@ -661,6 +837,18 @@ struct connection_options {
   /// Typed rows: a result column that matches no field of the row type is an error
   /// (errc::column_mismatch) instead of being ignored.
   bool reject_extra_columns = false;
+  /// Logging hook for the connection's events (connect, connected, connect_failed,
+  /// timeout, interrupted, connection_broken: see docs/observability.md), called for those
+  /// at or above log_threshold. Empty (the default): nothing is logged and no message is
+  /// built. Called on the connection's executor (in the calling thread for blocking
+  /// operations), never concurrently for one connection.
+  log_function log{};
+  log_level log_threshold = log_level::info;
+  /// Tracing hook: called at the start and at the end of every request (see
+  /// request_trace), on the connection's executor (in the calling thread for blocking
+  /// operations), never concurrently for one connection. Empty (the default): no clock is
+  /// read and nothing is recorded.
+  trace_function trace{};
 };
 
 }  // namespace dqlite
@@ -668,6 +856,8 @@ struct connection_options {
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 namespace dqlite {
 
@@ -701,6 +891,32 @@ struct cluster_options {
   /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
   /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
   bool refresh_store = false;
+  /// Logging hook for the cluster's events (discovery, probes, redirects, leader
+  /// changes, backoff: see docs/observability.md), called for those at or above
+  /// log_threshold, on the cluster's strand, never concurrently for one cluster. The
+  /// connections async_connect returns use connection.log (and its threshold) when set,
+  /// else this one. The connections that only ask a node for the leader log nothing of
+  /// their own: the cluster reports their probes.
+  log_function log{};
+  log_level log_threshold = log_level::info;
+  /// Tracing hook of the connections async_connect returns, when connection.trace is
+  /// not set (see request_trace).
+  trace_function trace{};
+};
+
+/// Counters of a cluster client (see basic_cluster::stats).
+struct cluster_stats {
+  std::uint64_t discoveries = 0;  ///< leader discoveries run (one shared by callers counts once)
+  std::uint64_t probes = 0;       ///< nodes asked for the leader (a redirect's target included)
+  std::uint64_t probe_failures = 0;  ///< nodes that could not be asked (connect, handshake, LEADER)
+  std::uint64_t redirects = 0;    ///< answers naming another node, followed
+  std::uint64_t redirects_refused = 0;  ///< of those, the named node did not confirm it leads
+  std::uint64_t leader_changes = 0;     ///< a discovery found another leader than the last one
+  std::uint64_t retries = 0;      ///< pauses (backoff) between attempts to reach the leader
+  /// Connections to the leader made (async_connect, the pool, administration requests).
+  std::uint64_t connections = 0;
+  std::string last_leader;        ///< address of the last leader found (empty: none yet)
+  std::uint64_t last_leader_id = 0;  ///< its node id
 };
 
 }  // namespace dqlite
@@ -1511,6 +1727,7 @@ class rows_reader {
     for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
       if (header[i] != std::byte{0}) return fail(errc::bad_padding);
     r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
+    ++rows_read_;
     return true;
   }
 
@@ -1535,7 +1752,11 @@ class rows_reader {
   /// Moves past a row read directly; p is the end of that row, within [row_data(), data_end()].
   void skip_row_to(const std::byte* p) noexcept {
     r_ = reader(bytes_view(p, static_cast<std::size_t>(data_end() - p)));
+    ++rows_read_;
   }
+
+  /// Rows read (by next() or directly) since the reader was made, across frames.
+  std::uint64_t rows_read() const noexcept { return rows_read_; }
 
   error_code error() const noexcept { return ec_; }
   rows_end end() const noexcept { return end_; }
@@ -1557,6 +1778,7 @@ class rows_reader {
   }
 
   std::size_t header_words_ = 0;
+  std::uint64_t rows_read_ = 0;
   std::size_t frame_size_ = 0;
   std::uint64_t announced_ = 0;
   rows_end end_ = rows_end::none;
@@ -1934,6 +2156,8 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 // ---- end dqlite/wire/encode.hpp ----
 
 #include <algorithm>
+#include <chrono>
+#include <string_view>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -2003,7 +2227,12 @@ class read_buffer {
     }
     return {buf_ + end_, cap_ - end_};
   }
-  void commit(std::size_t n) noexcept { end_ += n; }
+  void commit(std::size_t n) noexcept {
+    end_ += n;
+    received_ += n;
+  }
+  /// Bytes received into the buffer since it was made (for request traces).
+  std::uint64_t received() const noexcept { return received_; }
   void clear() noexcept { begin_ = end_ = 0; }
   /// Gives memory back once an operation needed an unusually large buffer.
   void shrink() {
@@ -2028,6 +2257,22 @@ class read_buffer {
   std::size_t cap_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::uint64_t received_ = 0;
+};
+
+/// The request in progress as a trace describes it (used only with a tracing hook).
+struct trace_span {
+  bool active = false;
+  bool blocking = false;
+  std::string_view request;
+  std::string_view sql;  ///< in the request (wbuf), which stays until the trace ends
+  std::uint32_t stmt = 0;
+  std::size_t params = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t rows0 = 0;
+  std::uint64_t bytes0 = 0;
+  std::chrono::steady_clock::time_point t0{};
 };
 
 enum class conn_state : std::uint8_t { closed, open, broken };
@@ -2073,6 +2318,7 @@ struct session_state {
   bool may_tx = false;
   std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
   wire::buffer hbuf;                 ///< housekeeping requests
+  trace_span span;                   ///< the request being traced (tracing hook only)
 
   /// True in a child process forked after the connection was made.
   bool forked() const noexcept { return forks != fork_generation(); }
@@ -2167,7 +2413,9 @@ struct session_state {
   void release_buffers() {
     rbuf.shrink();
     constexpr std::size_t retain = read_buffer::retain_size;
-    if (wbuf.capacity() > retain) wire::buffer().swap(wbuf);
+    // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+    // gives the memory back then).
+    if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
     if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
     if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
   }
@@ -2228,6 +2476,12 @@ class exchange_core {
   const exchange_params& params() const noexcept { return params_; }
   /// The request was written whole.
   bool sent() const noexcept { return sent_; }
+  /// The exchange holds the connection (else it was refused: another operation runs).
+  bool owns() const noexcept { return owns_; }
+  /// It failed before its request could be encoded.
+  bool failed_early() const noexcept { return static_cast<bool>(init_ec_); }
+  /// It sends no request of its own (housekeeping only).
+  bool housekeeping_only() const noexcept { return housekeeping_only_; }
 
   io_action resume(const io_event& ev) {
     switch (ev.what) {
@@ -2614,6 +2868,192 @@ class exchange_machine final : public exchange_core {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/sansio/exchange_machine.hpp ----
+// ---- begin dqlite/detail/sansio/observe.hpp ----
+// The connection's side of the logging and tracing hooks (dqlite/observe.hpp): the span
+// of the request in progress, what a request frame says about itself, and the events of
+// an exchange's or a connect's end. No Asio; called by the I/O loop and the blocking
+// driver only when a hook is set.
+
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+namespace dqlite::detail {
+
+/// The name of a request type, as request_trace::request gives it.
+constexpr std::string_view request_name(std::uint8_t type) noexcept {
+  constexpr std::string_view names[] = {
+      "LEADER",   "CLIENT",   "HEARTBEAT", "OPEN",      "PREPARE",  "EXEC",  "QUERY",
+      "FINALIZE", "EXEC_SQL", "QUERY_SQL", "INTERRUPT", "CONNECT",  "ADD",   "ASSIGN",
+      "REMOVE",   "DUMP",     "CLUSTER",   "TRANSFER",  "DESCRIBE", "WEIGHT"};
+  return type < std::size(names) ? names[type] : std::string_view("UNKNOWN");
+}
+
+namespace trace_detail {
+inline std::uint32_t load_u32(const std::byte* p) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<std::uint32_t>(p[i]);
+  return v;
+}
+// The parameter count of a tuple at `at` in a frame whose header says `schema`.
+inline std::size_t tuple_count(wire::bytes_view f, std::size_t at, std::uint8_t schema) noexcept {
+  if (at >= f.size()) return 0;
+  if (schema == 0) return static_cast<std::size_t>(f[at]);
+  return at + 4 <= f.size() ? load_u32(f.data() + at) : 0;
+}
+}  // namespace trace_detail
+
+/// Fills the span's description of the request from its frame (as encoded in wbuf).
+inline void describe_request(wire::bytes_view f, trace_span& sp) {
+  sp.sql = {};
+  sp.stmt = 0;
+  sp.params = 0;
+  if (f.size() < wire::header_size) {
+    sp.request = "NONE";
+    return;
+  }
+  const auto type = static_cast<std::uint8_t>(f[4]);
+  const auto schema = static_cast<std::uint8_t>(f[5]);
+  sp.request = request_name(type);
+  using wire::request;
+  const std::size_t body = wire::header_size;
+  switch (static_cast<request>(type)) {
+    case request::exec_sql:
+    case request::query_sql:
+    case request::prepare: {
+      // u64 db (u32 + padding for PREPARE), then the text, NUL-terminated, padded.
+      const std::size_t at = body + 8;
+      if (at >= f.size()) return;
+      const char* text = reinterpret_cast<const char*>(f.data() + at);
+      const std::size_t len = strnlen(text, f.size() - at);
+      sp.sql = std::string_view(text, len);
+      const std::size_t after = at + ((len + 1 + 7) & ~std::size_t{7});
+      if (type != static_cast<std::uint8_t>(request::prepare))
+        sp.params = trace_detail::tuple_count(f, after, schema);
+      return;
+    }
+    case request::exec:
+    case request::query:
+      if (f.size() >= body + 8) sp.stmt = trace_detail::load_u32(f.data() + body + 4);
+      sp.params = trace_detail::tuple_count(f, body + 8, schema);
+      return;
+    case request::finalize:
+      if (f.size() >= body + 8) sp.stmt = trace_detail::load_u32(f.data() + body + 4);
+      return;
+    default: return;
+  }
+}
+
+inline request_trace make_trace(const session_state& s, request_trace::phase at) {
+  request_trace t;
+  t.at = at;
+  t.request = s.span.request;
+  t.sql = s.span.sql;
+  t.statement_id = s.span.stmt;
+  t.parameters = s.span.params;
+  t.node = s.peer;
+  t.database = s.database;
+  t.connection = &s;
+  t.sequence = s.span.seq;
+  t.blocking = s.span.blocking;
+  return t;
+}
+
+/// The start of an exchange that holds the connection (its request, if any, in wbuf).
+/// early: the exchange failed before its request could be encoded; handshake: the
+/// request is the protocol version and OPEN (async_handshake over a connected stream).
+inline void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
+                        bool handshake = false) {
+  auto& sp = s.span;
+  sp.active = true;
+  sp.blocking = blocking;
+  sp.seq = s.op_seq;
+  if (early || handshake) {
+    sp.request = early ? "NONE" : "HANDSHAKE";
+    sp.sql = {};
+    sp.stmt = 0;
+    sp.params = 0;
+  } else if (continuation) {
+    sp.request = "ROWS";
+    sp.sql = {};
+    sp.stmt = 0;
+    sp.params = 0;
+  } else {
+    describe_request(wire::bytes_view(s.wbuf), sp);
+  }
+  sp.sent = early ? 0 : s.wbuf.size();
+  sp.rows0 = s.rows.rows_read();
+  sp.bytes0 = s.rbuf.received();
+  s.opts.trace(make_trace(s, request_trace::phase::start));
+  sp.t0 = std::chrono::steady_clock::now();
+}
+
+/// The end of the exchange trace_begin started.
+inline void trace_end(session_state& s, const error_code& ec) {
+  auto& sp = s.span;
+  if (!sp.active) return;
+  sp.active = false;
+  request_trace t = make_trace(s, request_trace::phase::end);
+  t.duration = std::chrono::steady_clock::now() - sp.t0;
+  t.rows = s.rows.rows_read() - sp.rows0;
+  t.bytes_sent = sp.sent;
+  t.bytes_received = s.rbuf.received() - sp.bytes0;
+  t.error = ec;
+  if (ec) t.message = s.diag.message();
+  s.opts.trace(t);
+  sp.sql = {};
+  if (s.wbuf.capacity() > read_buffer::retain_size) wire::buffer().swap(s.wbuf);
+}
+
+inline logger session_logger(const session_state& s) noexcept {
+  return logger{s.opts.log, s.opts.log_threshold};
+}
+
+/// Log events of an exchange that failed (ec set), holding the connection.
+inline void log_exchange_failure(const session_state& s, const error_code& ec) {
+  const logger log = session_logger(s);
+  if (ec == make_error_code(errc::timeout)) {
+    log(log_level::warning, "timeout", [&] { return std::string(s.diag.message()); });
+  } else if (ec == make_error_code(errc::interrupted)) {
+    log(log_level::info, "interrupted", [&] {
+      return "a query on " + s.peer + " was interrupted (cancelled); the connection remains usable";
+    });
+  } else if (s.state != conn_state::open && is_connection_error(ec)) {
+    log(log_level::warning, "connection_broken", [&] {
+      return "the connection to " + s.peer + " was closed after an error: " + ec.message() +
+             (s.diag.empty() ? std::string() : ": " + std::string(s.diag.message()));
+    });
+  }
+}
+
+/// Log events of opening a connection.
+inline void log_connect_start(const session_state& s, std::string_view address) {
+  session_logger(s)(log_level::debug, "connect",
+                    [&] { return "connecting to " + std::string(address); });
+}
+inline void log_connect_end(const session_state& s, std::string_view address,
+                            const error_code& ec) {
+  const logger log = session_logger(s);
+  if (!ec)
+    log(log_level::debug, "connected", [&] {
+      return "connected to " + std::string(address) +
+             (s.database.empty() ? std::string(" (no database)")
+                                 : " (database " + s.database + ")");
+    });
+  else
+    log(log_level::warning, "connect_failed", [&] {
+      return "connecting to " + std::string(address) +
+             " failed: " + (s.diag.empty() ? ec.message() : std::string(s.diag.message()));
+    });
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sansio/observe.hpp ----
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_state.hpp>
@@ -2809,6 +3249,14 @@ struct io_loop_op {
     started = true;
     if constexpr (Machine::interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
+    if constexpr (is_exchange) {
+      // With no hook set this is one test of a pointer: no clock is read.
+      if (c->opts.trace) [[unlikely]]
+        begin_trace();
+    } else if constexpr (is_connect) {
+      if (c->opts.log) [[unlikely]]
+        log_connect_start(*c, m.address());
+    }
     io_action a = m.resume(io_event{io_event::kind::start, {}, 0, false});
     if (a.what != io_action::kind::done) arm(timeout);
     perform(self, a);
@@ -2845,6 +3293,30 @@ struct io_loop_op {
   io_event::kind pending = io_event::kind::start;
 
  private:
+  static constexpr bool is_exchange = requires(Machine& x) { x.params(); x.owns(); };
+  static constexpr bool is_connect = requires(Machine& x) { x.address(); x.target(); };
+
+  void begin_trace() {
+    if constexpr (is_exchange) {
+      if (!m.owns() || m.housekeeping_only()) return;
+      trace_begin(*c, false, m.failed_early(), c->wbuf.empty(), !m.params().needs_open);
+    }
+  }
+
+  // The machine is done: the hooks' events of its end (before anything else can start
+  // on the connection).
+  void observe_end(const error_code& ec) {
+    if constexpr (is_exchange) {
+      if (c->span.active) [[unlikely]]
+        trace_end(*c, ec);
+      if (ec && c->opts.log && m.owns()) [[unlikely]]
+        log_exchange_failure(*c, ec);
+    } else if constexpr (is_connect) {
+      if (c->opts.log) [[unlikely]]
+        log_connect_end(*c, m.address(), ec);
+    }
+  }
+
   template <class Self>
   void perform(Self& self, const io_action& a) {
     if (cancellation_on && !m.cancellable()) {
@@ -2894,6 +3366,7 @@ struct io_loop_op {
         async_started = true;
         return steps.tls_handshake(*c, m, self);
       case io_action::kind::done:
+        observe_end(a.ec);
         if (!async_started) {
           // Never complete inside the initiating function: post to the handler's own
           // executor (after fork() the connection's may not be running).
@@ -3514,7 +3987,13 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
     if (!e && params.holder == 0) e = take_unasked(c);
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
+  if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
+    trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
   ec = run_blocking(c, m, params.timeout);
+  if (c.span.active) [[unlikely]]
+    trace_end(c, ec);
+  if (ec && owns && c.opts.log) [[unlikely]]
+    log_exchange_failure(c, ec);
   diag = ec ? c.diag : diagnostics{};
   using result = typename Proc::result_type;
   if constexpr (std::is_void_v<result>) {
@@ -8318,6 +8797,8 @@ class basic_connection {
                         error_code& ec, dqlite::diagnostics& d) {
     using steps = detail::connect_steps<Stream>;
     detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
+    if (impl_->opts.log) [[unlikely]]
+      detail::log_connect_start(*impl_, address);
     ec = detail::run_blocking(*impl_, m, impl_->opts.connect_timeout,
                               [&](detail::blocking_transport<Stream>& t) -> detail::io_event {
                                 if (endpoint) return t.connect(std::array{*endpoint});
@@ -8334,6 +8815,8 @@ class basic_connection {
                                           make_error_code(errc::invalid_address), 0, false};
                                 }
                               });
+    if (impl_->opts.log) [[unlikely]]
+      detail::log_connect_end(*impl_, address, ec);
     d = ec ? impl_->diag : dqlite::diagnostics{};
   }
 
@@ -8885,6 +9368,13 @@ struct cluster_state {
       : ex(std::move(e)), store(std::move(s)), opts(o), database(o.connection.database),
         rng(std::random_device{}()) {
     opts.connection.database = database;
+    // The connections handed out log and trace with the cluster's hooks unless they
+    // have their own.
+    if (!opts.connection.log) {
+      opts.connection.log = opts.log;
+      opts.connection.log_threshold = opts.log_threshold;
+    }
+    if (!opts.connection.trace) opts.connection.trace = opts.trace;
   }
 
   boost::asio::any_io_executor ex;  ///< a strand: every member is used on it only
@@ -8902,6 +9392,26 @@ struct cluster_state {
   diagnostics last_diag;  ///< the text of the last operation that completed
   error_code store_ec;     ///< the last automatic node store refresh failed (refresh_store)
   diagnostics store_diag;  ///< why
+  cluster_stats stats;     ///< counters (basic_cluster::stats)
+
+  /// The cluster's logging hook.
+  logger log() const noexcept { return logger{opts.log, opts.log_threshold}; }
+
+  /// A leader was found: counts and reports a change.
+  void note_leader(const std::string& address, std::uint64_t id) {
+    const logger lg = log();
+    lg(log_level::debug, "leader_found",
+       [&] { return address + " (id " + std::to_string(id) + ") is the leader"; });
+    if (!stats.last_leader.empty() && stats.last_leader != address) {
+      ++stats.leader_changes;
+      lg(log_level::info, "leader_changed", [&] {
+        return "the leader changed from " + stats.last_leader + " to " + address + " (id " +
+               std::to_string(id) + ")";
+      });
+    }
+    stats.last_leader = address;
+    stats.last_leader_id = id;
+  }
 
   template <class W>
   static void prune(std::vector<std::weak_ptr<W>>& v) {
@@ -8958,6 +9468,8 @@ struct cluster_state {
   connection_options probe_options(std::chrono::milliseconds timeout) const {
     connection_options o = opts.connection;
     o.database = {};
+    o.log = {};  // the cluster reports probes itself
+    o.trace = {};
     o.connect_timeout = timeout;
     o.request_timeout = timeout;
     return o;
@@ -8979,6 +9491,8 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
     std::chrono::milliseconds timeout,
     std::shared_ptr<typename cluster_state<Stream>::probe_round> round) {
   leader_answer<Stream> out;
+  ++s->stats.probes;
+  s->log()(log_level::debug, "probe", [&] { return "asking " + address + " for the leader"; });
   out.conn.emplace(s->probe_options(timeout), s->ex);
   auto& conn = *out.conn;
   s->track(connection_access::impl(conn));
@@ -8994,15 +9508,25 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
                       out.failure.substr(prefix.size());
     }
     out.conn.reset();
+    ++s->stats.probe_failures;
+    s->log()(log_level::warning, "probe_failed", [&] { return address + ": " + out.failure; });
     co_return out;
   }
   auto r2 = co_await conn.async_leader(as_tuple_awaitable);
   if (auto ec = std::get<0>(r2)) {
     out.failure = "asking for the leader: " + error_text(ec, conn.diagnostics());
     out.conn.reset();
+    ++s->stats.probe_failures;
+    s->log()(log_level::warning, "probe_failed", [&] { return address + ": " + out.failure; });
     co_return out;
   }
   out.leader = std::move(std::get<1>(r2));
+  s->log()(log_level::debug, "probe_answer", [&] {
+    return out.leader.address.empty()
+               ? address + " knows no leader"
+               : address + " names " + out.leader.address + " (id " +
+                     std::to_string(out.leader.id) + ") as the leader";
+  });
   co_return out;
 }
 
@@ -9059,14 +9583,22 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   // A redirect: the named node must confirm.
   a.conn->close();
   std::string target = a.leader.address;
+  ++s->stats.redirects;
+  s->log()(log_level::debug, "redirect", [&] {
+    return "following " + address + "'s answer: asking " + target + " whether it leads";
+  });
   auto b = co_await ask_leader<Stream>(s, target, s->time_left(deadline, s->opts.probe_timeout),
                                        round);
   if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
   std::string why = "names " + printable(target) + " as the leader, but that node ";
-  if (!b.failure.empty()) co_return result::fail(no, why + "failed: " + b.failure);
-  if (b.leader.address.empty()) co_return result::fail(no, why + "knows no leader");
-  if (b.leader.address != target)
-    co_return result::fail(no, why + "names " + printable(b.leader.address));
+  if (!b.failure.empty()) why += "failed: " + b.failure;
+  else if (b.leader.address.empty()) why += "knows no leader";
+  else if (b.leader.address != target) why += "names " + printable(b.leader.address);
+  if (!b.failure.empty() || b.leader.address != target) {
+    ++s->stats.redirects_refused;
+    s->log()(log_level::warning, "redirect_refused", [&] { return address + " " + why; });
+    co_return result::fail(no, why);
+  }
   result r;
   r.value.emplace();
   r.value->address = std::move(target);
@@ -9143,6 +9675,16 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
 
   std::optional<typename state::leader_conn> found;
   const std::string last = s->last_leader;
+  ++s->stats.discoveries;
+  s->log()(log_level::debug, "discovery_start", [&] {
+    std::size_t others = addresses.size();
+    if (!last.empty() && std::find(addresses.begin(), addresses.end(), last) != addresses.end())
+      --others;
+    return "finding the leader: " +
+           (last.empty() ? std::string("no leader known yet")
+                         : "asking the last known leader " + last + " first") +
+           ", then " + std::to_string(others) + " node(s) of the store";
+  });
   if (!last.empty()) {
     auto r = co_await probe_node<Stream>(s, last, deadline, nullptr);
     if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
@@ -9180,6 +9722,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
 
   s->last_leader = found->address;
   s->last_leader_id = found->id;
+  s->note_leader(found->address, found->id);
   if (s->opts.refresh_store) {
     // The leader is reached: a refresh that fails does not lose it. The failure is kept
     // for basic_cluster::store_error().
@@ -9312,6 +9855,14 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
         d.value->conn = std::move(a.conn);
       }
     }
+    if (!d.ec) {
+      // The leader's connection reports with the caller's hooks from now on (its opening
+      // of the database included).
+      auto& impl = *connection_access::impl(*d.value->conn);
+      impl.opts.log = o.connection.log;
+      impl.opts.log_threshold = o.connection.log_threshold;
+      impl.opts.trace = o.connection.trace;
+    }
     if (!d.ec && !database.empty()) {
       auto& conn = *d.value->conn;
       auto r = co_await conn.async_open_database(database, as_tuple_awaitable);
@@ -9331,6 +9882,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
       auto& impl = *connection_access::impl(*d.value->conn);
       impl.opts.connect_timeout = o.connection.connect_timeout;
       impl.opts.request_timeout = o.connection.request_timeout;
+      ++s->stats.connections;
       co_return d;
     }
     if (d.ec != make_error_code(errc::no_leader)) co_return d;  // not worth retrying
@@ -9347,12 +9899,18 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
         text += ": " + last_failure;
       else
         text += "; nodes asked: " + report.text();
+      s->log()(log_level::error, "no_leader", [&] { return text; });
       co_return result::fail(make_error_code(errc::no_leader), text);
     }
     auto pause = backoff_delay(o, attempt);
     if (o.backoff_jitter) pause = jittered(pause, s->rng);
     if (deadline != state::clock::time_point::max())
       pause = std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+    ++s->stats.retries;
+    s->log()(log_level::info, "backoff", [&] {
+      return "attempt " + std::to_string(attempt) + " did not reach the leader (" + last_failure +
+             "); next attempt in " + std::to_string(pause.count()) + " ms";
+    });
     if (pause.count() > 0) {
       auto timer = std::make_shared<boost::asio::steady_timer>(s->ex, pause);
       s->track(timer);
@@ -9617,6 +10175,10 @@ class basic_cluster {
   const cluster_options& options() const noexcept { return s_->opts; }
   /// The node store.
   const std::shared_ptr<node_store>& store() const noexcept { return s_->store; }
+  /// A snapshot of the counters: discoveries, probes, redirects, leader changes, the last
+  /// leader. Read it on get_executor() (e.g. from a coroutine running there) when other
+  /// threads use the cluster.
+  cluster_stats stats() const { return s_->stats; }
   /// The text that goes with the last completed operation: for errc::no_leader, every
   /// node asked and why it did not lead to the leader. (For tokens that do not carry it,
   /// such as callbacks or as_tuple; read it in the completion handler, or once no other
@@ -9965,6 +10527,15 @@ struct pool_options {
   /// Leader discovery, retries and backoff of new connections, and the connections'
   /// own options (timeouts, caps).
   cluster_options cluster{};
+  /// Logging hook for the pool's events (connections opened, discarded and why, health
+  /// check failures, leader changes, busy and read retries: see docs/observability.md),
+  /// at or above log_threshold, on the pool's strand, never concurrently for one pool. The
+  /// cluster client (and its connections) use it too when cluster.log is not set.
+  log_function log{};
+  log_level log_threshold = log_level::info;
+  /// Tracing hook of the pool's connections, when neither cluster.trace nor
+  /// cluster.connection.trace is set (see request_trace).
+  trace_function trace{};
 };
 
 /// Counters of a pool (see basic_pool::stats).
@@ -9980,6 +10551,10 @@ struct pool_stats {
   /// that may be open, a dropped cursor or statement); the others are given back without
   /// sending anything.
   std::uint64_t resets = 0;
+  std::uint64_t connect_failures = 0;       ///< attempts to open a connection that failed
+  std::uint64_t health_check_failures = 0;  ///< idle connections that failed their check
+  std::uint64_t busy_retries = 0;  ///< statements run again after SQLITE_BUSY / SQLITE_LOCKED
+  std::uint64_t read_retries = 0;  ///< reads run again on a fresh connection (retry_reads)
 };
 
 }  // namespace dqlite
@@ -10070,9 +10645,38 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   std::size_t total() const noexcept { return idle.size() + in_use + connecting; }
 
+  std::uint64_t connect_failures = 0;
+  std::uint64_t health_check_failures = 0;
+  std::uint64_t busy_retries = 0;
+  std::uint64_t read_retries = 0;
+
   pool_stats stats() const {
-    return {idle.size(), in_use,         connecting, waiters.size(),
-            opened,      discarded,      leader_changes, resets};
+    pool_stats st;
+    st.idle = idle.size();
+    st.in_use = in_use;
+    st.connecting = connecting;
+    st.waiting = waiters.size();
+    st.opened = opened;
+    st.discarded = discarded;
+    st.leader_changes = leader_changes;
+    st.resets = resets;
+    st.connect_failures = connect_failures;
+    st.health_check_failures = health_check_failures;
+    st.busy_retries = busy_retries;
+    st.read_retries = read_retries;
+    return st;
+  }
+
+  /// The pool's logging hook.
+  logger log() const noexcept { return logger{opts.log, opts.log_threshold}; }
+
+  /// A connection was opened.
+  void note_opened() {
+    ++opened;
+    log()(log_level::debug, "pool_connection_opened", [&] {
+      return "a connection was opened (" + std::to_string(opened) + " so far; " +
+             std::to_string(total() + 1) + " open or being opened)";
+    });
   }
 
   /// errc::used_after_fork or errc::pool_closed when the pool cannot serve.
@@ -10117,15 +10721,21 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       text.resize(wire::message_prefix(text, max_failure_text).size());
       text += " [... " + std::to_string(full - text.size()) + " more bytes]";
     }
+    ++connect_failures;
+    log()(log_level::warning, "pool_connect_failed",
+          [&] { return "opening a connection failed: " + text; });
     const bool timeout = ec == make_error_code(errc::timeout) ||
                          ec == make_error_code(boost::system::errc::timed_out);
     if (!timeout) connect_cause = text;
     last_connect_error = std::move(text);
   }
 
-  void discard(Conn& c) {
+  /// Closes a connection the pool will not use again; why: for the log.
+  void discard(Conn& c, const char* why) {
     c.close();
     ++discarded;
+    log()(log_level::info, "pool_connection_discarded",
+          [&] { return std::string("a connection was discarded: ") + why; });
   }
 
   /// A connection or leadership error was seen: the idle connections point at a node that
@@ -10137,7 +10747,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       return;
     ++generation;
     ++leader_changes;
-    for (auto& ic : idle) discard(ic.conn);
+    log()(log_level::warning, "pool_leader_change", [&] {
+      return "a connection failed (" + ec.message() + "): the leader may have changed; " +
+             std::to_string(idle.size()) + " idle connection(s) dropped";
+    });
+    for (auto& ic : idle) discard(ic.conn, "the leader may have changed");
     idle.clear();
     grow();
   }
@@ -10145,7 +10759,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// Hands a ready connection to the first waiter, or keeps it idle.
   void deliver(Conn c) {
     if (closed) {
-      discard(c);
+      discard(c, "the pool is closed");
       return;
     }
     while (!waiters.empty()) {
@@ -10196,7 +10810,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       r.emplace(co_await connect_safely(s));
       --s->connecting;
       if (!r->ec && r->value) {
-        ++s->opened;
+        s->note_opened();
         s->connect_cause.clear();  // a new run of failures has its own cause
         s->deliver(std::move(*r->value));
         s->notify();
@@ -10249,7 +10863,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       idle.pop_back();
       if (!ic.conn.is_open()) {
         note_error(ic.conn.broken_by());
-        discard(ic.conn);
+        discard(ic.conn, "it was closed while idle");
         continue;
       }
       ++in_use;
@@ -10267,9 +10881,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           --in_use;
           if (!ic.conn.is_open()) {
             note_error(ic.conn.broken_by());
-            discard(ic.conn);
+            discard(ic.conn, "its health check broke it");
           } else if (gen != generation) {
-            discard(ic.conn);  // from before a leader change
+            discard(ic.conn, "it is from before a leader change");
           } else if (!waiters.empty()) {
             deliver(std::move(ic.conn));  // a waiter that came meanwhile
           } else {
@@ -10281,7 +10895,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         }
         if (ec || !ic.conn.is_open() || closed) {
           --in_use;
-          discard(ic.conn);
+          if (!closed) {
+            ++health_check_failures;
+            log()(log_level::warning, "pool_health_check_failed", [&] {
+              return "an idle connection failed its health check: " +
+                     (ec ? ec.message() : std::string("the connection was closed"));
+            });
+          }
+          discard(ic.conn, closed ? "the pool is closed" : "it failed its health check");
           notify();
           if (closed) co_return result::fail(make_error_code(errc::pool_closed), "the pool was closed");
           if (is_connection_error(ec)) note_error(ec);
@@ -10331,7 +10952,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         boost::asio::post(ex, [s = this->shared_from_this(), c = std::move(c), gen,
                                unusable]() mutable {
           const bool keep = s->keeps(c, gen, unusable);
-          s->settle(std::move(c), gen, keep);
+          s->settle(std::move(c), gen, keep, unusable);
         });
         return;
       }
@@ -10343,7 +10964,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   /// Whether a connection coming back may be kept (on the pool's executor).
   bool keeps(const Conn& c, std::uint64_t gen, bool unusable) {
-    if (!c.is_open()) note_error(c.broken_by());
+    // A connection from before the last leader change tells nothing new.
+    if (!c.is_open() && gen == generation) note_error(c.broken_by());
     return !unusable && !closed && c.is_open() && gen == generation;
   }
 
@@ -10364,16 +10986,20 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         s->note_error(ec ? ec : c.broken_by());
       }
     }
-    s->settle(std::move(c), gen, keep);
+    s->settle(std::move(c), gen, keep, false);
   }
 
   /// The connection is idle again (keep) or discarded; waiters and growth follow.
-  void settle(Conn c, std::uint64_t gen, bool keep) {
+  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable) {
     --in_use;
     if (keep && !closed && gen == generation)
       deliver(std::move(c));
     else
-      discard(c);
+      discard(c, closed                 ? "the pool is closed"
+                 : !c.is_open()         ? "it was broken or closed"
+                 : unusable             ? "it was marked unusable"
+                 : gen != generation    ? "it is from before a leader change"
+                                        : "its reset failed");
     notify();
     grow();
   }
@@ -10401,7 +11027,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
             c.emplace(co_await connect_safely(s));
             --s->connecting;
             if (!c->ec && c->value) {
-              ++s->opened;
+              s->note_opened();
               ++r->ok;
               s->connect_cause.clear();
               s->deliver(std::move(*c->value));
@@ -10434,7 +11060,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   void shut() {
     if (closed) return;
     closed = true;
-    for (auto& ic : idle) discard(ic.conn);
+    for (auto& ic : idle) discard(ic.conn, "the pool is closed");
     idle.clear();
     for (auto& w : waiters) {
       w->closed = true;
@@ -10833,6 +11459,11 @@ class basic_pool {
   static cluster_options cluster_opts(const pool_options& o) {
     cluster_options c = o.cluster;
     c.connection.database = o.database;
+    if (!c.log) {
+      c.log = o.log;
+      c.log_threshold = o.log_threshold;
+    }
+    if (!c.trace) c.trace = o.trace;
     return c;
   }
 
@@ -10884,6 +11515,12 @@ class basic_pool {
           [&](auto&... p) { return call(*pc, std::string_view(sql), p...); }, params);
       while (is_busy(std::get<0>(t)) && pc->is_open() && !s->closed &&
              core_type::clock::now() + pause < busy_deadline) {
+        ++s->busy_retries;
+        s->log()(log_level::debug, "busy_retry", [&] {
+          return "the statement was refused as busy (" +
+                 detail::error_text(std::get<0>(t), pc->diagnostics()) + "); running it again in " +
+                 std::to_string(pause.count()) + " ms";
+        });
         boost::asio::steady_timer timer(s->ex, pause);
         co_await timer.async_wait(detail::as_tuple_awaitable);
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
@@ -10901,7 +11538,13 @@ class basic_pool {
         pc.mark_unusable();
         s->note_error(ec);  // now, so that the retry does not take a stale idle connection
       }
-      if (read && s->opts.retry_reads && attempt == 0 && is_retryable(ec)) continue;
+      if (read && s->opts.retry_reads && attempt == 0 && is_retryable(ec)) {
+        ++s->read_retries;
+        s->log()(log_level::info, "read_retry", [&] {
+          return "a read failed (" + text + "); running it once more on a fresh connection";
+        });
+        continue;
+      }
       co_return result::fail(ec, std::move(text));
     }
   }

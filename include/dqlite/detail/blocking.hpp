@@ -206,7 +206,13 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
     if (!e && params.holder == 0) e = take_unasked(c);
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
+  if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
+    trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
   ec = run_blocking(c, m, params.timeout);
+  if (c.span.active) [[unlikely]]
+    trace_end(c, ec);
+  if (ec && owns && c.opts.log) [[unlikely]]
+    log_exchange_failure(c, ec);
   diag = ec ? c.diag : diagnostics{};
   using result = typename Proc::result_type;
   if constexpr (std::is_void_v<result>) {

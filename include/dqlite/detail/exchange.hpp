@@ -4,6 +4,7 @@
 
 #include <dqlite/detail/sansio/exchange_machine.hpp>
 #include <dqlite/detail/sansio/io.hpp>
+#include <dqlite/detail/sansio/observe.hpp>
 #include <dqlite/detail/sansio/session.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/options.hpp>
@@ -202,6 +203,14 @@ struct io_loop_op {
     started = true;
     if constexpr (Machine::interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
+    if constexpr (is_exchange) {
+      // With no hook set this is one test of a pointer: no clock is read.
+      if (c->opts.trace) [[unlikely]]
+        begin_trace();
+    } else if constexpr (is_connect) {
+      if (c->opts.log) [[unlikely]]
+        log_connect_start(*c, m.address());
+    }
     io_action a = m.resume(io_event{io_event::kind::start, {}, 0, false});
     if (a.what != io_action::kind::done) arm(timeout);
     perform(self, a);
@@ -238,6 +247,30 @@ struct io_loop_op {
   io_event::kind pending = io_event::kind::start;
 
  private:
+  static constexpr bool is_exchange = requires(Machine& x) { x.params(); x.owns(); };
+  static constexpr bool is_connect = requires(Machine& x) { x.address(); x.target(); };
+
+  void begin_trace() {
+    if constexpr (is_exchange) {
+      if (!m.owns() || m.housekeeping_only()) return;
+      trace_begin(*c, false, m.failed_early(), c->wbuf.empty(), !m.params().needs_open);
+    }
+  }
+
+  // The machine is done: the hooks' events of its end (before anything else can start
+  // on the connection).
+  void observe_end(const error_code& ec) {
+    if constexpr (is_exchange) {
+      if (c->span.active) [[unlikely]]
+        trace_end(*c, ec);
+      if (ec && c->opts.log && m.owns()) [[unlikely]]
+        log_exchange_failure(*c, ec);
+    } else if constexpr (is_connect) {
+      if (c->opts.log) [[unlikely]]
+        log_connect_end(*c, m.address(), ec);
+    }
+  }
+
   template <class Self>
   void perform(Self& self, const io_action& a) {
     if (cancellation_on && !m.cancellable()) {
@@ -287,6 +320,7 @@ struct io_loop_op {
         async_started = true;
         return steps.tls_handshake(*c, m, self);
       case io_action::kind::done:
+        observe_end(a.ec);
         if (!async_started) {
           // Never complete inside the initiating function: post to the handler's own
           // executor (after fork() the connection's may not be running).

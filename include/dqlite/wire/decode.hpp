@@ -553,6 +553,7 @@ class rows_reader {
     for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
       if (header[i] != std::byte{0}) return fail(errc::bad_padding);
     r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
+    ++rows_read_;
     return true;
   }
 
@@ -577,7 +578,11 @@ class rows_reader {
   /// Moves past a row read directly; p is the end of that row, within [row_data(), data_end()].
   void skip_row_to(const std::byte* p) noexcept {
     r_ = reader(bytes_view(p, static_cast<std::size_t>(data_end() - p)));
+    ++rows_read_;
   }
+
+  /// Rows read (by next() or directly) since the reader was made, across frames.
+  std::uint64_t rows_read() const noexcept { return rows_read_; }
 
   error_code error() const noexcept { return ec_; }
   rows_end end() const noexcept { return end_; }
@@ -599,6 +604,7 @@ class rows_reader {
   }
 
   std::size_t header_words_ = 0;
+  std::uint64_t rows_read_ = 0;
   std::size_t frame_size_ = 0;
   std::uint64_t announced_ = 0;
   rows_end end_ = rows_end::none;

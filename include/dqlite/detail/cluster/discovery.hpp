@@ -10,6 +10,7 @@
 #include <dqlite/error.hpp>
 #include <dqlite/node_info.hpp>
 #include <dqlite/node_store.hpp>
+#include <dqlite/observe.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/wire/decode.hpp>
 #include <dqlite/with_diagnostics.hpp>
@@ -100,6 +101,13 @@ struct cluster_state {
       : ex(std::move(e)), store(std::move(s)), opts(o), database(o.connection.database),
         rng(std::random_device{}()) {
     opts.connection.database = database;
+    // The connections handed out log and trace with the cluster's hooks unless they
+    // have their own.
+    if (!opts.connection.log) {
+      opts.connection.log = opts.log;
+      opts.connection.log_threshold = opts.log_threshold;
+    }
+    if (!opts.connection.trace) opts.connection.trace = opts.trace;
   }
 
   boost::asio::any_io_executor ex;  ///< a strand: every member is used on it only
@@ -117,6 +125,26 @@ struct cluster_state {
   diagnostics last_diag;  ///< the text of the last operation that completed
   error_code store_ec;     ///< the last automatic node store refresh failed (refresh_store)
   diagnostics store_diag;  ///< why
+  cluster_stats stats;     ///< counters (basic_cluster::stats)
+
+  /// The cluster's logging hook.
+  logger log() const noexcept { return logger{opts.log, opts.log_threshold}; }
+
+  /// A leader was found: counts and reports a change.
+  void note_leader(const std::string& address, std::uint64_t id) {
+    const logger lg = log();
+    lg(log_level::debug, "leader_found",
+       [&] { return address + " (id " + std::to_string(id) + ") is the leader"; });
+    if (!stats.last_leader.empty() && stats.last_leader != address) {
+      ++stats.leader_changes;
+      lg(log_level::info, "leader_changed", [&] {
+        return "the leader changed from " + stats.last_leader + " to " + address + " (id " +
+               std::to_string(id) + ")";
+      });
+    }
+    stats.last_leader = address;
+    stats.last_leader_id = id;
+  }
 
   template <class W>
   static void prune(std::vector<std::weak_ptr<W>>& v) {
@@ -173,6 +201,8 @@ struct cluster_state {
   connection_options probe_options(std::chrono::milliseconds timeout) const {
     connection_options o = opts.connection;
     o.database = {};
+    o.log = {};  // the cluster reports probes itself
+    o.trace = {};
     o.connect_timeout = timeout;
     o.request_timeout = timeout;
     return o;
@@ -194,6 +224,8 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
     std::chrono::milliseconds timeout,
     std::shared_ptr<typename cluster_state<Stream>::probe_round> round) {
   leader_answer<Stream> out;
+  ++s->stats.probes;
+  s->log()(log_level::debug, "probe", [&] { return "asking " + address + " for the leader"; });
   out.conn.emplace(s->probe_options(timeout), s->ex);
   auto& conn = *out.conn;
   s->track(connection_access::impl(conn));
@@ -209,15 +241,25 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
                       out.failure.substr(prefix.size());
     }
     out.conn.reset();
+    ++s->stats.probe_failures;
+    s->log()(log_level::warning, "probe_failed", [&] { return address + ": " + out.failure; });
     co_return out;
   }
   auto r2 = co_await conn.async_leader(as_tuple_awaitable);
   if (auto ec = std::get<0>(r2)) {
     out.failure = "asking for the leader: " + error_text(ec, conn.diagnostics());
     out.conn.reset();
+    ++s->stats.probe_failures;
+    s->log()(log_level::warning, "probe_failed", [&] { return address + ": " + out.failure; });
     co_return out;
   }
   out.leader = std::move(std::get<1>(r2));
+  s->log()(log_level::debug, "probe_answer", [&] {
+    return out.leader.address.empty()
+               ? address + " knows no leader"
+               : address + " names " + out.leader.address + " (id " +
+                     std::to_string(out.leader.id) + ") as the leader";
+  });
   co_return out;
 }
 
@@ -274,14 +316,22 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   // A redirect: the named node must confirm.
   a.conn->close();
   std::string target = a.leader.address;
+  ++s->stats.redirects;
+  s->log()(log_level::debug, "redirect", [&] {
+    return "following " + address + "'s answer: asking " + target + " whether it leads";
+  });
   auto b = co_await ask_leader<Stream>(s, target, s->time_left(deadline, s->opts.probe_timeout),
                                        round);
   if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
   std::string why = "names " + printable(target) + " as the leader, but that node ";
-  if (!b.failure.empty()) co_return result::fail(no, why + "failed: " + b.failure);
-  if (b.leader.address.empty()) co_return result::fail(no, why + "knows no leader");
-  if (b.leader.address != target)
-    co_return result::fail(no, why + "names " + printable(b.leader.address));
+  if (!b.failure.empty()) why += "failed: " + b.failure;
+  else if (b.leader.address.empty()) why += "knows no leader";
+  else if (b.leader.address != target) why += "names " + printable(b.leader.address);
+  if (!b.failure.empty() || b.leader.address != target) {
+    ++s->stats.redirects_refused;
+    s->log()(log_level::warning, "redirect_refused", [&] { return address + " " + why; });
+    co_return result::fail(no, why);
+  }
   result r;
   r.value.emplace();
   r.value->address = std::move(target);
@@ -358,6 +408,16 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
 
   std::optional<typename state::leader_conn> found;
   const std::string last = s->last_leader;
+  ++s->stats.discoveries;
+  s->log()(log_level::debug, "discovery_start", [&] {
+    std::size_t others = addresses.size();
+    if (!last.empty() && std::find(addresses.begin(), addresses.end(), last) != addresses.end())
+      --others;
+    return "finding the leader: " +
+           (last.empty() ? std::string("no leader known yet")
+                         : "asking the last known leader " + last + " first") +
+           ", then " + std::to_string(others) + " node(s) of the store";
+  });
   if (!last.empty()) {
     auto r = co_await probe_node<Stream>(s, last, deadline, nullptr);
     if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
@@ -395,6 +455,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
 
   s->last_leader = found->address;
   s->last_leader_id = found->id;
+  s->note_leader(found->address, found->id);
   if (s->opts.refresh_store) {
     // The leader is reached: a refresh that fails does not lose it. The failure is kept
     // for basic_cluster::store_error().
@@ -527,6 +588,14 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
         d.value->conn = std::move(a.conn);
       }
     }
+    if (!d.ec) {
+      // The leader's connection reports with the caller's hooks from now on (its opening
+      // of the database included).
+      auto& impl = *connection_access::impl(*d.value->conn);
+      impl.opts.log = o.connection.log;
+      impl.opts.log_threshold = o.connection.log_threshold;
+      impl.opts.trace = o.connection.trace;
+    }
     if (!d.ec && !database.empty()) {
       auto& conn = *d.value->conn;
       auto r = co_await conn.async_open_database(database, as_tuple_awaitable);
@@ -546,6 +615,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
       auto& impl = *connection_access::impl(*d.value->conn);
       impl.opts.connect_timeout = o.connection.connect_timeout;
       impl.opts.request_timeout = o.connection.request_timeout;
+      ++s->stats.connections;
       co_return d;
     }
     if (d.ec != make_error_code(errc::no_leader)) co_return d;  // not worth retrying
@@ -562,12 +632,18 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
         text += ": " + last_failure;
       else
         text += "; nodes asked: " + report.text();
+      s->log()(log_level::error, "no_leader", [&] { return text; });
       co_return result::fail(make_error_code(errc::no_leader), text);
     }
     auto pause = backoff_delay(o, attempt);
     if (o.backoff_jitter) pause = jittered(pause, s->rng);
     if (deadline != state::clock::time_point::max())
       pause = std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+    ++s->stats.retries;
+    s->log()(log_level::info, "backoff", [&] {
+      return "attempt " + std::to_string(attempt) + " did not reach the leader (" + last_failure +
+             "); next attempt in " + std::to_string(pause.count()) + " ms";
+    });
     if (pause.count() > 0) {
       auto timer = std::make_shared<boost::asio::steady_timer>(s->ex, pause);
       s->track(timer);

@@ -9,6 +9,7 @@
 #include <dqlite/detail/token.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/node_store.hpp>
+#include <dqlite/observe.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/wire/decode.hpp>
 #include <dqlite/with_diagnostics.hpp>
@@ -98,9 +99,38 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   std::size_t total() const noexcept { return idle.size() + in_use + connecting; }
 
+  std::uint64_t connect_failures = 0;
+  std::uint64_t health_check_failures = 0;
+  std::uint64_t busy_retries = 0;
+  std::uint64_t read_retries = 0;
+
   pool_stats stats() const {
-    return {idle.size(), in_use,         connecting, waiters.size(),
-            opened,      discarded,      leader_changes, resets};
+    pool_stats st;
+    st.idle = idle.size();
+    st.in_use = in_use;
+    st.connecting = connecting;
+    st.waiting = waiters.size();
+    st.opened = opened;
+    st.discarded = discarded;
+    st.leader_changes = leader_changes;
+    st.resets = resets;
+    st.connect_failures = connect_failures;
+    st.health_check_failures = health_check_failures;
+    st.busy_retries = busy_retries;
+    st.read_retries = read_retries;
+    return st;
+  }
+
+  /// The pool's logging hook.
+  logger log() const noexcept { return logger{opts.log, opts.log_threshold}; }
+
+  /// A connection was opened.
+  void note_opened() {
+    ++opened;
+    log()(log_level::debug, "pool_connection_opened", [&] {
+      return "a connection was opened (" + std::to_string(opened) + " so far; " +
+             std::to_string(total() + 1) + " open or being opened)";
+    });
   }
 
   /// errc::used_after_fork or errc::pool_closed when the pool cannot serve.
@@ -145,15 +175,21 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       text.resize(wire::message_prefix(text, max_failure_text).size());
       text += " [... " + std::to_string(full - text.size()) + " more bytes]";
     }
+    ++connect_failures;
+    log()(log_level::warning, "pool_connect_failed",
+          [&] { return "opening a connection failed: " + text; });
     const bool timeout = ec == make_error_code(errc::timeout) ||
                          ec == make_error_code(boost::system::errc::timed_out);
     if (!timeout) connect_cause = text;
     last_connect_error = std::move(text);
   }
 
-  void discard(Conn& c) {
+  /// Closes a connection the pool will not use again; why: for the log.
+  void discard(Conn& c, const char* why) {
     c.close();
     ++discarded;
+    log()(log_level::info, "pool_connection_discarded",
+          [&] { return std::string("a connection was discarded: ") + why; });
   }
 
   /// A connection or leadership error was seen: the idle connections point at a node that
@@ -165,7 +201,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       return;
     ++generation;
     ++leader_changes;
-    for (auto& ic : idle) discard(ic.conn);
+    log()(log_level::warning, "pool_leader_change", [&] {
+      return "a connection failed (" + ec.message() + "): the leader may have changed; " +
+             std::to_string(idle.size()) + " idle connection(s) dropped";
+    });
+    for (auto& ic : idle) discard(ic.conn, "the leader may have changed");
     idle.clear();
     grow();
   }
@@ -173,7 +213,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// Hands a ready connection to the first waiter, or keeps it idle.
   void deliver(Conn c) {
     if (closed) {
-      discard(c);
+      discard(c, "the pool is closed");
       return;
     }
     while (!waiters.empty()) {
@@ -224,7 +264,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       r.emplace(co_await connect_safely(s));
       --s->connecting;
       if (!r->ec && r->value) {
-        ++s->opened;
+        s->note_opened();
         s->connect_cause.clear();  // a new run of failures has its own cause
         s->deliver(std::move(*r->value));
         s->notify();
@@ -277,7 +317,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       idle.pop_back();
       if (!ic.conn.is_open()) {
         note_error(ic.conn.broken_by());
-        discard(ic.conn);
+        discard(ic.conn, "it was closed while idle");
         continue;
       }
       ++in_use;
@@ -295,9 +335,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           --in_use;
           if (!ic.conn.is_open()) {
             note_error(ic.conn.broken_by());
-            discard(ic.conn);
+            discard(ic.conn, "its health check broke it");
           } else if (gen != generation) {
-            discard(ic.conn);  // from before a leader change
+            discard(ic.conn, "it is from before a leader change");
           } else if (!waiters.empty()) {
             deliver(std::move(ic.conn));  // a waiter that came meanwhile
           } else {
@@ -309,7 +349,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         }
         if (ec || !ic.conn.is_open() || closed) {
           --in_use;
-          discard(ic.conn);
+          if (!closed) {
+            ++health_check_failures;
+            log()(log_level::warning, "pool_health_check_failed", [&] {
+              return "an idle connection failed its health check: " +
+                     (ec ? ec.message() : std::string("the connection was closed"));
+            });
+          }
+          discard(ic.conn, closed ? "the pool is closed" : "it failed its health check");
           notify();
           if (closed) co_return result::fail(make_error_code(errc::pool_closed), "the pool was closed");
           if (is_connection_error(ec)) note_error(ec);
@@ -359,7 +406,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         boost::asio::post(ex, [s = this->shared_from_this(), c = std::move(c), gen,
                                unusable]() mutable {
           const bool keep = s->keeps(c, gen, unusable);
-          s->settle(std::move(c), gen, keep);
+          s->settle(std::move(c), gen, keep, unusable);
         });
         return;
       }
@@ -371,7 +418,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   /// Whether a connection coming back may be kept (on the pool's executor).
   bool keeps(const Conn& c, std::uint64_t gen, bool unusable) {
-    if (!c.is_open()) note_error(c.broken_by());
+    // A connection from before the last leader change tells nothing new.
+    if (!c.is_open() && gen == generation) note_error(c.broken_by());
     return !unusable && !closed && c.is_open() && gen == generation;
   }
 
@@ -392,16 +440,20 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         s->note_error(ec ? ec : c.broken_by());
       }
     }
-    s->settle(std::move(c), gen, keep);
+    s->settle(std::move(c), gen, keep, false);
   }
 
   /// The connection is idle again (keep) or discarded; waiters and growth follow.
-  void settle(Conn c, std::uint64_t gen, bool keep) {
+  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable) {
     --in_use;
     if (keep && !closed && gen == generation)
       deliver(std::move(c));
     else
-      discard(c);
+      discard(c, closed                 ? "the pool is closed"
+                 : !c.is_open()         ? "it was broken or closed"
+                 : unusable             ? "it was marked unusable"
+                 : gen != generation    ? "it is from before a leader change"
+                                        : "its reset failed");
     notify();
     grow();
   }
@@ -429,7 +481,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
             c.emplace(co_await connect_safely(s));
             --s->connecting;
             if (!c->ec && c->value) {
-              ++s->opened;
+              s->note_opened();
               ++r->ok;
               s->connect_cause.clear();
               s->deliver(std::move(*c->value));
@@ -462,7 +514,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   void shut() {
     if (closed) return;
     closed = true;
-    for (auto& ic : idle) discard(ic.conn);
+    for (auto& ic : idle) discard(ic.conn, "the pool is closed");
     idle.clear();
     for (auto& w : waiters) {
       w->closed = true;

@@ -62,6 +62,12 @@ class exchange_core {
   const exchange_params& params() const noexcept { return params_; }
   /// The request was written whole.
   bool sent() const noexcept { return sent_; }
+  /// The exchange holds the connection (else it was refused: another operation runs).
+  bool owns() const noexcept { return owns_; }
+  /// It failed before its request could be encoded.
+  bool failed_early() const noexcept { return static_cast<bool>(init_ec_); }
+  /// It sends no request of its own (housekeeping only).
+  bool housekeeping_only() const noexcept { return housekeeping_only_; }
 
   io_action resume(const io_event& ev) {
     switch (ev.what) {

@@ -10,6 +10,8 @@
 #include <dqlite/wire/encode.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <string_view>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -79,7 +81,12 @@ class read_buffer {
     }
     return {buf_ + end_, cap_ - end_};
   }
-  void commit(std::size_t n) noexcept { end_ += n; }
+  void commit(std::size_t n) noexcept {
+    end_ += n;
+    received_ += n;
+  }
+  /// Bytes received into the buffer since it was made (for request traces).
+  std::uint64_t received() const noexcept { return received_; }
   void clear() noexcept { begin_ = end_ = 0; }
   /// Gives memory back once an operation needed an unusually large buffer.
   void shrink() {
@@ -104,6 +111,22 @@ class read_buffer {
   std::size_t cap_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::uint64_t received_ = 0;
+};
+
+/// The request in progress as a trace describes it (used only with a tracing hook).
+struct trace_span {
+  bool active = false;
+  bool blocking = false;
+  std::string_view request;
+  std::string_view sql;  ///< in the request (wbuf), which stays until the trace ends
+  std::uint32_t stmt = 0;
+  std::size_t params = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t rows0 = 0;
+  std::uint64_t bytes0 = 0;
+  std::chrono::steady_clock::time_point t0{};
 };
 
 enum class conn_state : std::uint8_t { closed, open, broken };
@@ -149,6 +172,7 @@ struct session_state {
   bool may_tx = false;
   std::vector<std::uint32_t> finalize_pending;  ///< statements dropped without close
   wire::buffer hbuf;                 ///< housekeeping requests
+  trace_span span;                   ///< the request being traced (tracing hook only)
 
   /// True in a child process forked after the connection was made.
   bool forked() const noexcept { return forks != fork_generation(); }
@@ -243,7 +267,9 @@ struct session_state {
   void release_buffers() {
     rbuf.shrink();
     constexpr std::size_t retain = read_buffer::retain_size;
-    if (wbuf.capacity() > retain) wire::buffer().swap(wbuf);
+    // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+    // gives the memory back then).
+    if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
     if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
     if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
   }
