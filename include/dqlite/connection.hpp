@@ -354,7 +354,8 @@ class basic_connection {
                                              ec, d);
           if (ec) return total;
           const std::uint64_t gen = impl_->generation;
-          detail::request_spec spec{true, {}, r.id, gen, 0};
+          detail::request_spec spec{true, {}, r.id, gen, 0, false, false,
+                                    detail::scan_sql(sql).tx};
           std::size_t index = 0;
           for (const auto& set : sets) {
             auto one = detail::with_set(set, [&](const auto& p) {

@@ -65,9 +65,9 @@ struct pool_stats {
   std::uint64_t opened = 0;     ///< connections opened since the pool was created
   std::uint64_t discarded = 0;  ///< connections dropped (broken, failed check, leader change)
   std::uint64_t leader_changes = 0;  ///< connection or leadership errors that emptied the pool
-  /// Connections given back that needed requests before their next use (a transaction
-  /// that may be open, a dropped cursor or statement); the others are given back without
-  /// sending anything.
+  /// Connections given back that went through a reset before their next use (a
+  /// transaction that may be open, a dropped cursor or statement, or an operation still
+  /// running); the others are given back without sending anything.
   std::uint64_t resets = 0;
   std::uint64_t connect_failures = 0;       ///< attempts to open a connection that failed
   std::uint64_t health_check_failures = 0;  ///< idle connections that failed their check

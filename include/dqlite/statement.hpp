@@ -208,10 +208,12 @@ struct executemany_op {
   std::size_t index = 0;
   exec_result total{};
   error_code failed{};
+  tx_effect tx = tx_effect::none;  ///< what the text does to a transaction, per EXEC
   enum class step : std::uint8_t { prepare, exec, finalize } st = step::prepare;
 
   template <class Self>
   void operator()(Self& self) {
+    tx = scan_sql(sql).tx;  // the text is only read while the op starts
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql, true),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
@@ -255,7 +257,7 @@ struct executemany_op {
       return;
     }
     const auto& set = *it;
-    request_spec spec{true, {}, stmt, gen, 0};
+    request_spec spec{true, {}, stmt, gen, 0, false, false, tx};
     using E = std::remove_cvref_t<decltype(set)>;
     if constexpr (param_arg<E>) {
       request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, set);

@@ -2695,7 +2695,21 @@ class exchange_core {
         }
         return unexpected(h, "FINALIZE");
       case phase::rollback:
-        if (failure || h.type == static_cast<std::uint8_t>(response::result)) {
+        if (failure) {
+          // "no transaction is active" is the expected refusal; any other leaves the
+          // transaction's state unknown: the connection cannot be handed on.
+          wire::failure_response f;
+          if (auto e = wire::decode_failure(body, f)) return e;
+          const std::string text = wire::failure_text(f);
+          done = true;
+          if (text.find("no transaction is active") != std::string::npos) return {};
+          s_->diag.assign("the ROLLBACK of a transaction left open failed (" +
+                          text + "); the connection was closed");
+          error_code e = make_server_error(f.code);
+          s_->break_connection(e);
+          return e;
+        }
+        if (h.type == static_cast<std::uint8_t>(response::result)) {
           done = true;
           return {};
         }
@@ -6583,15 +6597,21 @@ auto with_token(F&& f, Args&&... args) {
   if constexpr (sizeof...(Args) == 0) {
     return f(Default{});
   } else if constexpr (param_arg<last_t<Args...>>) {
-    check_params<Args...>();
-    return f(Default{}, std::forward<Args>(args)...);
+    // Only with valid parameters is the operation instantiated: one error, the library's.
+    if constexpr ((param_arg<Args> && ...))
+      return f(Default{}, std::forward<Args>(args)...);
+    else
+      check_params<Args...>();
   } else if constexpr (!boost::asio::completion_token_for<last_t<Args...>, Sig>) {
     check_params<Args...>();  // fails: the last argument is neither a parameter nor a token
   } else {
     auto all = std::forward_as_tuple(std::forward<Args>(args)...);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
-      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+      using params = std::tuple<std::tuple_element_t<I, std::tuple<Args...>>...>;
+      if constexpr ((param_arg<std::tuple_element_t<I, params>> && ...))
+        return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+      else
+        check_params<std::tuple_element_t<I, params>...>();
     }(std::make_index_sequence<sizeof...(Args) - 1>{});
   }
 }
@@ -7953,10 +7973,12 @@ struct executemany_op {
   std::size_t index = 0;
   exec_result total{};
   error_code failed{};
+  tx_effect tx = tx_effect::none;  ///< what the text does to a transaction, per EXEC
   enum class step : std::uint8_t { prepare, exec, finalize } st = step::prepare;
 
   template <class Self>
   void operator()(Self& self) {
+    tx = scan_sql(sql).tx;  // the text is only read while the op starts
     encoded_initiation<Impl>{c}(std::move(self), prepare_proc{}, prepare_request(sql, true),
                                 exchange_params{true, c->opts.request_timeout, 0});
   }
@@ -8000,7 +8022,7 @@ struct executemany_op {
       return;
     }
     const auto& set = *it;
-    request_spec spec{true, {}, stmt, gen, 0};
+    request_spec spec{true, {}, stmt, gen, 0, false, false, tx};
     using E = std::remove_cvref_t<decltype(set)>;
     if constexpr (param_arg<E>) {
       request_initiation<Impl>{c}(std::move(self), exec_proc{}, spec, false, set);
@@ -8582,7 +8604,8 @@ class basic_connection {
                                              ec, d);
           if (ec) return total;
           const std::uint64_t gen = impl_->generation;
-          detail::request_spec spec{true, {}, r.id, gen, 0};
+          detail::request_spec spec{true, {}, r.id, gen, 0, false, false,
+                                    detail::scan_sql(sql).tx};
           std::size_t index = 0;
           for (const auto& set : sets) {
             auto one = detail::with_set(set, [&](const auto& p) {
@@ -10547,9 +10570,9 @@ struct pool_stats {
   std::uint64_t opened = 0;     ///< connections opened since the pool was created
   std::uint64_t discarded = 0;  ///< connections dropped (broken, failed check, leader change)
   std::uint64_t leader_changes = 0;  ///< connection or leadership errors that emptied the pool
-  /// Connections given back that needed requests before their next use (a transaction
-  /// that may be open, a dropped cursor or statement); the others are given back without
-  /// sending anything.
+  /// Connections given back that went through a reset before their next use (a
+  /// transaction that may be open, a dropped cursor or statement, or an operation still
+  /// running); the others are given back without sending anything.
   std::uint64_t resets = 0;
   std::uint64_t connect_failures = 0;       ///< attempts to open a connection that failed
   std::uint64_t health_check_failures = 0;  ///< idle connections that failed their check

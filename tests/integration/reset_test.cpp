@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -89,6 +90,18 @@ TEST_CASE("connection: in_transaction follows BEGIN, COMMIT, ROLLBACK and SAVEPO
     CHECK(conn.in_transaction());
     co_await commit.async_execute();
     CHECK_FALSE(conn.in_transaction());
+    // executemany of a text that opens one.
+    std::vector<std::tuple<>> once(1);
+    co_await conn.async_executemany("SAVEPOINT m", once);
+    CHECK(conn.in_transaction());
+    co_await conn.async_reset();
+    CHECK_FALSE(conn.in_transaction());
+    conn.executemany("BEGIN", once);  // the blocking form
+    CHECK(conn.in_transaction());
+    co_await conn.async_reset();
+    auto [bec, br] = co_await conn.async_execute("BEGIN", asio::as_tuple(asio::use_awaitable));
+    CHECK_FALSE(bec);  // the reset closed the executemany's transaction
+    co_await conn.async_execute("ROLLBACK");
     // A transaction object.
     auto tx = co_await conn.async_begin();
     CHECK(conn.in_transaction());

@@ -34,15 +34,21 @@ auto with_token(F&& f, Args&&... args) {
   if constexpr (sizeof...(Args) == 0) {
     return f(Default{});
   } else if constexpr (param_arg<last_t<Args...>>) {
-    check_params<Args...>();
-    return f(Default{}, std::forward<Args>(args)...);
+    // Only with valid parameters is the operation instantiated: one error, the library's.
+    if constexpr ((param_arg<Args> && ...))
+      return f(Default{}, std::forward<Args>(args)...);
+    else
+      check_params<Args...>();
   } else if constexpr (!boost::asio::completion_token_for<last_t<Args...>, Sig>) {
     check_params<Args...>();  // fails: the last argument is neither a parameter nor a token
   } else {
     auto all = std::forward_as_tuple(std::forward<Args>(args)...);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      check_params<std::tuple_element_t<I, std::tuple<Args...>>...>();
-      return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+      using params = std::tuple<std::tuple_element_t<I, std::tuple<Args...>>...>;
+      if constexpr ((param_arg<std::tuple_element_t<I, params>> && ...))
+        return f(std::get<sizeof...(Args) - 1>(std::move(all)), std::get<I>(std::move(all))...);
+      else
+        check_params<std::tuple_element_t<I, params>...>();
     }(std::make_index_sequence<sizeof...(Args) - 1>{});
   }
 }

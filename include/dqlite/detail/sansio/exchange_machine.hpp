@@ -281,7 +281,21 @@ class exchange_core {
         }
         return unexpected(h, "FINALIZE");
       case phase::rollback:
-        if (failure || h.type == static_cast<std::uint8_t>(response::result)) {
+        if (failure) {
+          // "no transaction is active" is the expected refusal; any other leaves the
+          // transaction's state unknown: the connection cannot be handed on.
+          wire::failure_response f;
+          if (auto e = wire::decode_failure(body, f)) return e;
+          const std::string text = wire::failure_text(f);
+          done = true;
+          if (text.find("no transaction is active") != std::string::npos) return {};
+          s_->diag.assign("the ROLLBACK of a transaction left open failed (" +
+                          text + "); the connection was closed");
+          error_code e = make_server_error(f.code);
+          s_->break_connection(e);
+          return e;
+        }
+        if (h.type == static_cast<std::uint8_t>(response::result)) {
           done = true;
           return {};
         }

@@ -4,6 +4,7 @@
 // the connection adds the stream and its timer (detail/exchange.hpp).
 #pragma once
 
+#include <dqlite/detail/sql_text.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/options.hpp>
 #include <dqlite/wire/decode.hpp>
