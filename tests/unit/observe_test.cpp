@@ -266,7 +266,8 @@ TEST_CASE("observe: blocking requests are traced too", "[observe]") {
   CHECK(r.traces[1].request == "QUERY_SQL");
 }
 
-TEST_CASE("observe: a connect failure is logged; no hook, no event", "[observe]") {
+TEST_CASE("observe: a connect failure is logged, and without a hook there is no event",
+          "[observe]") {
   recorder r;
   fake_server server([](fake_peer& peer) { (void)peer; });  // closes at once
   auto o = hooked(r);

@@ -22,6 +22,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -394,8 +395,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   /// A checked-out connection comes back (from any thread). One with nothing to undo
-  /// (Connector::needs_reset) is settled by a plain handler on the pool's executor; one
-  /// that needs a reset by a coroutine that runs it first.
+  /// (Connector::needs_reset) is settled by a plain handler on the pool's executor (at
+  /// once when the caller already runs there, so that the connection is idle before the
+  /// caller's next acquire); one that needs a reset by a coroutine that runs it first.
   void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false) noexcept {
     if (fork_generation() != forks) return;  // the connection forgets its socket when destroyed
     try {
@@ -403,8 +405,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       if constexpr (requires { connector.needs_reset(c); })
         reset = reset && connector.needs_reset(c);
       if (!reset) {
-        boost::asio::post(ex, [s = this->shared_from_this(), c = std::move(c), gen,
-                               unusable]() mutable {
+        boost::asio::dispatch(ex, [s = this->shared_from_this(), c = std::move(c), gen,
+                                   unusable]() mutable {
           const bool keep = s->keeps(c, gen, unusable);
           s->settle(std::move(c), gen, keep, unusable);
         });
