@@ -10,6 +10,7 @@
 #include <dqlite/detail/cluster/result.hpp>
 #include <dqlite/address.hpp>
 #include <dqlite/connection.hpp>
+#include <dqlite/connector.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/node_info.hpp>
 #include <dqlite/node_store.hpp>
@@ -70,8 +71,10 @@ namespace dqlite {
 /// on for them). A connection that async_connect returned is the caller's: it keeps
 /// working after the cluster is closed or destroyed.
 ///
-/// Stream: the stream of the connections, which must support
-/// basic_connection<Stream>::async_connect(address) (today: TCP sockets).
+/// Stream: the stream of the connections. The connector (dqlite/connector.hpp) makes them
+/// and connects them to the nodes: TCP by default (dqlite::cluster), unix_cluster with
+/// unix_connector, tls_cluster (dqlite/tls.hpp) with tls_connector, or a connector of the
+/// caller's (address mapping, proxies, custom sockets).
 template <class Stream>
 class basic_cluster {
   using state_type = detail::cluster_state<Stream>;
@@ -80,24 +83,44 @@ class basic_cluster {
   using connection_type = basic_connection<Stream>;
   using executor_type = boost::asio::any_io_executor;
 
-  /// A cluster whose nodes are in `store`. Throws dqlite::error (errc::invalid_argument)
-  /// for options that cannot work.
-  basic_cluster(const executor_type& ex, std::shared_ptr<node_store> store,
-                const cluster_options& opts = {})
-      : s_(make_state(ex, std::move(store), opts)) {}
+  /// A cluster whose nodes are in `store`, reached through `connector` (see
+  /// dqlite/connector.hpp: tcp_connector, unix_connector, tls_connector, or the caller's
+  /// own). Throws dqlite::error (errc::invalid_argument) for options that cannot work and
+  /// for a connector without make or connect.
+  basic_cluster(const executor_type& ex, basic_connector<Stream> connector,
+                std::shared_ptr<node_store> store, const cluster_options& opts = {})
+      : s_(make_state(ex, std::move(connector), std::move(store), opts)) {}
 
   /// A cluster whose nodes are in any node_store_like object.
   template <node_store_like S>
     requires(!std::is_base_of_v<node_store, S>)
-  basic_cluster(const executor_type& ex, std::shared_ptr<S> store, const cluster_options& opts = {})
-      : basic_cluster(ex, make_node_store(std::move(store)), opts) {}
+  basic_cluster(const executor_type& ex, basic_connector<Stream> connector,
+                std::shared_ptr<S> store, const cluster_options& opts = {})
+      : basic_cluster(ex, std::move(connector), make_node_store(std::move(store)), opts) {}
 
-  /// A cluster whose nodes are at `addresses` ("host:port", "[ipv6]:port"), kept in a
-  /// memory_node_store. Throws dqlite::error (errc::invalid_address) naming a malformed
-  /// address, or for an empty list.
+  /// A cluster whose nodes are at `addresses` (as the nodes advertise them: "host:port" or
+  /// "[ipv6]:port" for TCP and TLS), kept in a memory_node_store. Throws dqlite::error
+  /// (errc::invalid_address) naming an address the connector refuses, or for an empty list.
+  basic_cluster(const executor_type& ex, basic_connector<Stream> connector,
+                const std::vector<std::string>& addresses, const cluster_options& opts = {})
+      : basic_cluster(ex, connector, make_address_store(connector, addresses), opts) {}
+
+  /// The same over plain TCP (tcp_connector()).
+  basic_cluster(const executor_type& ex, std::shared_ptr<node_store> store,
+                const cluster_options& opts = {})
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_cluster(ex, tcp_connector(), std::move(store), opts) {}
+
+  template <node_store_like S>
+    requires(!std::is_base_of_v<node_store, S> &&
+             std::is_same_v<Stream, boost::asio::ip::tcp::socket>)
+  basic_cluster(const executor_type& ex, std::shared_ptr<S> store, const cluster_options& opts = {})
+      : basic_cluster(ex, tcp_connector(), make_node_store(std::move(store)), opts) {}
+
   basic_cluster(const executor_type& ex, const std::vector<std::string>& addresses,
                 const cluster_options& opts = {})
-      : basic_cluster(ex, make_address_store(addresses), opts) {}
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_cluster(ex, tcp_connector(), addresses, opts) {}
 
   basic_cluster(basic_cluster&&) noexcept = default;
   basic_cluster& operator=(basic_cluster&& other) noexcept {
@@ -266,27 +289,28 @@ class basic_cluster {
   using clock = std::chrono::steady_clock;
 
   static std::shared_ptr<state_type> make_state(const executor_type& ex,
+                                                basic_connector<Stream> connector,
                                                 std::shared_ptr<node_store> store,
                                                 const cluster_options& opts) {
+    detail::check_connector(connector);
     auto bad = [](const std::string& what) {
       return error(make_error_code(errc::invalid_argument), dqlite::diagnostics("cluster_options: " + what));
     };
     if (!store) throw error(make_error_code(errc::invalid_argument), dqlite::diagnostics("the node store is null"));
     if (opts.probe_timeout.count() <= 0) throw bad("probe_timeout must be positive");
     if (opts.max_concurrent_probes == 0) throw bad("max_concurrent_probes must be at least 1");
-    return std::make_shared<state_type>(boost::asio::make_strand(ex), std::move(store), opts);
+    return std::make_shared<state_type>(boost::asio::make_strand(ex), std::move(store), opts,
+                                        std::move(connector));
   }
 
-  static std::shared_ptr<node_store> make_address_store(const std::vector<std::string>& addresses) {
+  static std::shared_ptr<node_store> make_address_store(const basic_connector<Stream>& connector,
+                                                        const std::vector<std::string>& addresses) {
     if (addresses.empty())
       throw error(make_error_code(errc::invalid_address), dqlite::diagnostics("the list of node addresses is empty"));
-    for (const auto& a : addresses) {
-      host_port hp;
-      if (parse_address(a, hp))
-        throw error(make_error_code(errc::invalid_address),
-                    dqlite::diagnostics("invalid node address '" + detail::printable(a) +
-                                "'"));
-    }
+    if (connector.check_address)
+      for (const auto& a : addresses)
+        if (auto why = connector.check_address(a); !why.empty())
+          throw error(make_error_code(errc::invalid_address), dqlite::diagnostics(why));
     return std::make_shared<memory_node_store>(addresses);
   }
 
@@ -411,5 +435,7 @@ class basic_cluster {
 
 /// A cluster client over TCP.
 using cluster = basic_cluster<boost::asio::ip::tcp::socket>;
+/// A cluster client over unix sockets (constructed with a unix_connector).
+using unix_cluster = basic_cluster<boost::asio::local::stream_protocol::socket>;
 
 }  // namespace dqlite

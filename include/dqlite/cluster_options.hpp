@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace dqlite {
 
@@ -40,6 +42,13 @@ struct cluster_options {
   /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
   /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
   bool refresh_store = false;
+  /// Which addresses a node's answer may lead to. When set, a node that names another node
+  /// as the leader (or, knowing no leader, lists members to ask) is followed only to the
+  /// addresses for which it returns true; the others are refused (counted in
+  /// cluster_stats::redirects_refused, named in the errc::no_leader text) and discovery
+  /// goes on with the nodes of the node store. Empty: every address is followed. The
+  /// nodes of the node store itself are always asked. Called on the cluster's strand.
+  std::function<bool(std::string_view address)> follow_redirect{};
   /// Logging hook for the cluster's events (discovery, probes, redirects, leader
   /// changes, backoff: see docs/observability.md), called for those at or above
   /// log_threshold, on the cluster's strand, never concurrently for one cluster. The

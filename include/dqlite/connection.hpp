@@ -427,7 +427,8 @@ class basic_connection {
     return admin_request(detail::servers_proc{}, detail::cluster_request(), token);
   }
 
-  /// Adds node `id` advertised at `address` ("host:port") to the cluster as a spare; make
+  /// Adds node `id` advertised at `address` ("host:port", or "@name" / "/path" for a node
+  /// on a unix socket) to the cluster as a spare; make
   /// it a voter or stand-by with async_assign. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_add(std::uint64_t id, std::string_view address, Token&& token = {}) {

@@ -58,6 +58,13 @@ struct connection_options {
   /// Typed rows: a result column that matches no field of the row type is an error
   /// (errc::column_mismatch) instead of being ignored.
   bool reject_extra_columns = false;
+  /// TCP keepalive of the connection's socket (TCP and TLS over TCP): when positive,
+  /// SO_KEEPALIVE is set and the kernel sends the first probe after this much idle time
+  /// and the next ones this far apart (TCP_KEEPIDLE, TCP_KEEPINTVL, whole seconds, at least
+  /// 1), so that a peer that vanished without closing (a powered-off host, a dropped NAT
+  /// entry) is noticed by an idle connection too. Zero (the default): the system's setting
+  /// (usually off). As net.Dialer.KeepAlive in Go.
+  std::chrono::seconds tcp_keepalive{0};
   /// Logging hook for the connection's events (connect, connected, connect_failed,
   /// timeout, interrupted, connection_broken: see docs/observability.md), called for those
   /// at or above log_threshold. Empty (the default): nothing is logged and no message is

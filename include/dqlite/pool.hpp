@@ -155,19 +155,33 @@ class basic_pool {
   /// An empty pool (every operation fails with errc::pool_closed).
   basic_pool() = default;
 
-  /// A pool over the nodes of `store`. Opens no connection: async_create_pool also warms
-  /// it up to min_size (or call async_warm_up). Throws dqlite::error (errc::invalid_argument)
-  /// for options that cannot work.
-  basic_pool(const executor_type& ex, std::shared_ptr<node_store> store, const pool_options& opts)
-      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, std::move(store),
+  /// A pool over the nodes of `store`, reached through `connector` (dqlite/connector.hpp:
+  /// tcp_connector, unix_connector, tls_connector, or the caller's own). Opens no
+  /// connection: async_create_pool also warms it up to min_size (or call async_warm_up).
+  /// Throws dqlite::error (errc::invalid_argument) for options that cannot work and for a
+  /// connector without make or connect.
+  basic_pool(const executor_type& ex, basic_connector<Stream> connector,
+             std::shared_ptr<node_store> store, const pool_options& opts)
+      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, std::move(connector),
+                                                             std::move(store), cluster_opts(opts)),
+                     opts)) {}
+
+  /// A pool over the nodes at `addresses` (as the nodes advertise them).
+  basic_pool(const executor_type& ex, basic_connector<Stream> connector,
+             const std::vector<std::string>& addresses, const pool_options& opts)
+      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, std::move(connector), addresses,
                                                              cluster_opts(opts)),
                      opts)) {}
 
-  /// A pool over the nodes at `addresses` ("host:port").
+  /// The same over plain TCP (tcp_connector()); addresses are "host:port".
+  basic_pool(const executor_type& ex, std::shared_ptr<node_store> store, const pool_options& opts)
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_pool(ex, tcp_connector(), std::move(store), opts) {}
+
   basic_pool(const executor_type& ex, const std::vector<std::string>& addresses,
              const pool_options& opts)
-      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, addresses, cluster_opts(opts)),
-                     opts)) {}
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_pool(ex, tcp_connector(), addresses, opts) {}
 
   basic_pool(basic_pool&&) noexcept = default;
   basic_pool& operator=(basic_pool&& other) noexcept {
@@ -376,6 +390,10 @@ class basic_pool {
 using pool = basic_pool<boost::asio::ip::tcp::socket>;
 /// A connection checked out of a dqlite::pool.
 using pooled_connection = basic_pooled_connection<boost::asio::ip::tcp::socket>;
+/// A pool over unix sockets (constructed with a unix_connector).
+using unix_pool = basic_pool<boost::asio::local::stream_protocol::socket>;
+/// A connection checked out of a dqlite::unix_pool.
+using unix_pooled_connection = basic_pooled_connection<boost::asio::local::stream_protocol::socket>;
 
 namespace detail {
 
@@ -409,11 +427,12 @@ struct create_pool_initiation {
   std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
 
   template <class Handler, class Executor, class Nodes>
-  void operator()(Handler&& h, Executor ex, Nodes nodes, pool_options opts) {
+  void operator()(Handler&& h, Executor ex, basic_connector<Stream> connector, Nodes nodes,
+                  pool_options opts) {
     std::shared_ptr<basic_pool<Stream>> p;
     error_code failed;
     try {
-      p = std::make_shared<basic_pool<Stream>>(ex, std::move(nodes), opts);
+      p = std::make_shared<basic_pool<Stream>>(ex, std::move(connector), std::move(nodes), opts);
     } catch (const error& e) {
       failed = e.code();
       diag->assign(e.get_diagnostics().message());
@@ -450,7 +469,7 @@ auto async_create_pool(const Executor& ex, const std::vector<std::string>& addre
   using Stream = boost::asio::ip::tcp::socket;
   return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
       detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
-      addresses, opts);
+      tcp_connector(), addresses, opts);
 }
 
 /// Same, over the nodes of a node store.
@@ -460,7 +479,28 @@ auto async_create_pool(const Executor& ex, std::shared_ptr<node_store> store,
   using Stream = boost::asio::ip::tcp::socket;
   return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
       detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
-      std::move(store), opts);
+      tcp_connector(), std::move(store), opts);
+}
+
+/// Same, reaching the nodes (at `addresses`, as they advertise them) through `connector`.
+/// Signature: void(error_code, basic_pool<Stream>).
+template <class Executor, class Stream, class Token = default_token_t>
+auto async_create_pool(const Executor& ex, basic_connector<Stream> connector,
+                       const std::vector<std::string>& addresses, const pool_options& opts = {},
+                       Token&& token = {}) {
+  return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
+      detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
+      std::move(connector), addresses, opts);
+}
+
+/// Same, over the nodes of a node store, through `connector`.
+template <class Executor, class Stream, class Token = default_token_t>
+auto async_create_pool(const Executor& ex, basic_connector<Stream> connector,
+                       std::shared_ptr<node_store> store, const pool_options& opts = {},
+                       Token&& token = {}) {
+  return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
+      detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
+      std::move(connector), std::move(store), opts);
 }
 
 }  // namespace dqlite

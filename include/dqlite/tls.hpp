@@ -10,6 +10,8 @@
 #pragma once
 
 #include <dqlite/connection.hpp>
+#include <dqlite/connector.hpp>
+#include <dqlite/detail/cluster/result.hpp>
 #include <dqlite/detail/connect_op.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -137,6 +139,17 @@ std::string tls_verify_failure(const boost::asio::ssl::stream<Next>& s,
 
 namespace detail {
 
+/// After a failed TLS connect to address: a handshake refused on the certificate gets the
+/// reason (tls_verify_failure) added to the connection's diagnostics.
+inline void add_verify_failure(tls_connection& conn, const std::string& address, error_code ec) {
+  if (!ec || ec.category() != boost::asio::error::get_ssl_category()) return;
+  host_port hp;
+  std::string host = parse_address(address, hp) ? std::string() : hp.host;
+  auto why = tls_verify_failure(conn.stream(), host);
+  if (!why.empty())
+    connection_access::impl(conn)->diag.assign(conn.diagnostics().message() + ": " + why);
+}
+
 /// Connects a new TLS connection; a handshake that failed on the certificate gets the
 /// reason (tls_verify_failure) added to its diagnostics.
 struct tls_connect_op {
@@ -152,13 +165,7 @@ struct tls_connect_op {
       c.async_connect(address, std::move(self));
       return;
     }
-    if (ec && ec.category() == boost::asio::error::get_ssl_category()) {
-      host_port hp;
-      std::string host = parse_address(address, hp) ? std::string() : hp.host;
-      auto why = tls_verify_failure(conn->stream(), host);
-      if (!why.empty())
-        connection_access::impl(*conn)->diag.assign(conn->diagnostics().message() + ": " + why);
-    }
+    add_verify_failure(*conn, address, ec);
     self.complete(ec, std::move(*conn));
   }
 };
@@ -192,5 +199,45 @@ auto async_connect_tls(const Executor& ex, boost::asio::ssl::context& ctx, std::
       detail::tls_connect_initiation{std::make_shared<tls_connection>(opts, ex, ctx)}, token,
       std::string(address));
 }
+
+/// TLS over TCP for basic_cluster and basic_pool: each connection is made with `ctx`
+/// (which must outlive the cluster or pool) and verifies the node's certificate against the
+/// host name (or IP address) of the address it dials, as async_connect_tls does; the
+/// diagnostics of a refused certificate say which check failed. With `map`, the node that
+/// advertises an address is dialled at map(address) (a TLS terminator in front of each
+/// node: the certificate must then name the mapped host). Node addresses must be
+/// "host:port".
+///
+///   boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
+///   ctx.load_verify_file("ca.pem");
+///   dqlite::tls_pool pool(ex, dqlite::tls_connector(ctx), {"db1.example:9001"},
+///                         {.database = "app"});
+inline basic_connector<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_connector(
+    boost::asio::ssl::context& ctx, address_map map = {}) {
+  basic_connector<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> c;
+  c.make = [ctx = &ctx](const connection_options& o, const boost::asio::any_io_executor& ex) {
+    return tls_connection(o, ex, *ctx);
+  };
+  c.connect = [map = std::move(map)](tls_connection& conn,
+                                     std::string address) -> boost::asio::awaitable<error_code> {
+    std::string target = detail::mapped(map, std::move(address));
+    auto [ec] = co_await conn.async_connect(target, detail::as_tuple_awaitable);
+    detail::add_verify_failure(conn, target, ec);
+    co_return ec;
+  };
+  c.check_address = detail::host_port_problem;
+  return c;
+}
+
+template <class Stream>
+class basic_cluster;
+template <class Stream>
+class basic_pool;
+
+/// A cluster client over TLS (constructed with a tls_connector; include dqlite/cluster.hpp).
+using tls_cluster = basic_cluster<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>>;
+/// A pool over TLS (constructed with a tls_connector; include dqlite/pool.hpp). Its
+/// connections: tls_pool::pooled_connection_type.
+using tls_pool = basic_pool<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>>;
 
 }  // namespace dqlite

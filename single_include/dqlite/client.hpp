@@ -837,6 +837,13 @@ struct connection_options {
   /// Typed rows: a result column that matches no field of the row type is an error
   /// (errc::column_mismatch) instead of being ignored.
   bool reject_extra_columns = false;
+  /// TCP keepalive of the connection's socket (TCP and TLS over TCP): when positive,
+  /// SO_KEEPALIVE is set and the kernel sends the first probe after this much idle time
+  /// and the next ones this far apart (TCP_KEEPIDLE, TCP_KEEPINTVL, whole seconds, at least
+  /// 1), so that a peer that vanished without closing (a powered-off host, a dropped NAT
+  /// entry) is noticed by an idle connection too. Zero (the default): the system's setting
+  /// (usually off). As net.Dialer.KeepAlive in Go.
+  std::chrono::seconds tcp_keepalive{0};
   /// Logging hook for the connection's events (connect, connected, connect_failed,
   /// timeout, interrupted, connection_broken: see docs/observability.md), called for those
   /// at or above log_threshold. Empty (the default): nothing is logged and no message is
@@ -857,7 +864,9 @@ struct connection_options {
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace dqlite {
 
@@ -891,6 +900,13 @@ struct cluster_options {
   /// leader's list of members (as async_refresh_store does). A refresh that fails (a store
   /// that cannot be written) does not fail the discovery: see basic_cluster::store_error().
   bool refresh_store = false;
+  /// Which addresses a node's answer may lead to. When set, a node that names another node
+  /// as the leader (or, knowing no leader, lists members to ask) is followed only to the
+  /// addresses for which it returns true; the others are refused (counted in
+  /// cluster_stats::redirects_refused, named in the errc::no_leader text) and discovery
+  /// goes on with the nodes of the node store. Empty: every address is followed. The
+  /// nodes of the node store itself are always asked. Called on the cluster's strand.
+  std::function<bool(std::string_view address)> follow_redirect{};
   /// Logging hook for the cluster's events (discovery, probes, redirects, leader
   /// changes, backoff: see docs/observability.md), called for those at or above
   /// log_threshold, on the cluster's strand, never concurrently for one cluster. The
@@ -3714,8 +3730,12 @@ inline auto add_request(std::uint64_t id, std::string_view address) {
   return [id, address = std::string(address)](session_state& c) -> error_code {
     if (auto e = check_node_id(c, id)) return e;
     host_port hp;
-    if (!wire::is_valid_text(address) || parse_address(address, hp)) {
-      c.diag.assign("invalid node address '" + printable(address) + "'");
+    // Nodes listen on TCP ("host:port") or on a unix socket ("@name" abstract, "/path").
+    const bool unix_socket =
+        address.size() > 1 && (address.front() == '@' || address.front() == '/');
+    if (!wire::is_valid_text(address) || (!unix_socket && parse_address(address, hp))) {
+      c.diag.assign("invalid node address '" + printable(address) +
+                    "' (expected host:port, [ipv6]:port, @name or /path)");
       return make_error_code(errc::invalid_address);
     }
     return wire::encode_add(c.wbuf, id, address);
@@ -4243,6 +4263,11 @@ class connect_machine {
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -4337,13 +4362,24 @@ struct connect_steps {
   }
 };
 
-/// After the transport connect: TCP_NODELAY on TCP sockets.
+/// After the transport connect: TCP_NODELAY on TCP sockets, and TCP keepalive when
+/// connection_options::tcp_keepalive asks for it.
 template <class Stream>
-void tune_socket(Stream& stream) {
+void tune_socket(Stream& stream, const connection_options& opts) {
   using socket_type = std::remove_cvref_t<decltype(stream.lowest_layer())>;
   if constexpr (std::is_same_v<typename socket_type::protocol_type, boost::asio::ip::tcp>) {
     error_code ignored;
-    stream.lowest_layer().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+    auto& sock = stream.lowest_layer();
+    sock.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+    if (opts.tcp_keepalive.count() > 0) {
+      sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
+      const auto secs = static_cast<int>(
+          std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
+      using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+      using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+      sock.set_option(idle(secs), ignored);
+      sock.set_option(interval(secs), ignored);
+    }
   }
 }
 
@@ -4356,7 +4392,7 @@ class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls>
   stream_connect_machine(connection_impl<Stream>& c, std::string address, bool resolve)
       : base(c, std::move(address), resolve), c_(&c) {}
   io_action resume(const io_event& ev) {
-    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream);
+    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream, c_->opts);
     return base::resume(ev);
   }
 
@@ -8677,7 +8713,8 @@ class basic_connection {
     return admin_request(detail::servers_proc{}, detail::cluster_request(), token);
   }
 
-  /// Adds node `id` advertised at `address` ("host:port") to the cluster as a spare; make
+  /// Adds node `id` advertised at `address` ("host:port", or "@name" / "/path" for a node
+  /// on a unix socket) to the cluster as a spare; make
   /// it a voter or stand-by with async_assign. Leader only. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_add(std::uint64_t id, std::string_view address, Token&& token = {}) {
@@ -9304,6 +9341,141 @@ inline std::string error_text(const error_code& ec, const diagnostics& d) {
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/cluster/result.hpp ----
 
+// ---- begin dqlite/connector.hpp ----
+// How a cluster client and a pool reach their nodes: a connector makes a connection and
+// connects it to the node behind an advertised address. TCP is the default; unix sockets
+// here, TLS in dqlite/tls.hpp, and any user function (address mapping, proxies, custom
+// sockets) through basic_connector's two members.
+
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite {
+
+/// Maps a node's advertised address (as the node store and the LEADER and CLUSTER answers
+/// give it) to the address to dial: for clusters behind TLS terminators, NAT or a proxy.
+using address_map = std::function<std::string(std::string_view advertised)>;
+
+/// How basic_cluster<Stream> and basic_pool<Stream> reach a node.
+///
+/// make(opts, ex): a new connection, not connected, with options opts, doing its I/O on ex
+/// (the cluster's strand). connect(conn, address): connects conn to the node that
+/// advertises `address` (transport, TLS handshake if any, the dqlite handshake, opening
+/// conn.options().database) and gives the error, with its text left in
+/// conn.diagnostics(); a user function usually ends with conn.async_connect(...) or
+/// conn.async_handshake(...). check_address(address): why an address given to the cluster
+/// can never be dialled ("" when it can); empty: every address is accepted.
+///
+/// connect runs as a coroutine on the cluster's strand; both are called for every new
+/// connection (probes, the leader, administration), so they must not block. Connections
+/// are made rarely, so the functions are type-erased: one cluster type per stream type.
+template <class Stream>
+struct basic_connector {
+  using stream_type = Stream;
+  using connection_type = basic_connection<Stream>;
+
+  std::function<connection_type(const connection_options& opts,
+                                const boost::asio::any_io_executor& ex)>
+      make;
+  std::function<boost::asio::awaitable<error_code>(connection_type& conn, std::string address)>
+      connect;
+  std::function<std::string(std::string_view address)> check_address;
+};
+
+namespace detail {
+
+/// Why address is not "host:port" ("" when it is).
+inline std::string host_port_problem(std::string_view address) {
+  host_port hp;
+  if (parse_address(address, hp))
+    return "invalid node address '" + printable(address) + "' (expected host:port)";
+  return {};
+}
+
+inline std::string mapped(const address_map& map, std::string address) {
+  return map ? map(address) : address;
+}
+
+}  // namespace detail
+
+/// Plain TCP (the default of dqlite::cluster and dqlite::pool). With `map`, each advertised
+/// address is dialled at map(address). Node addresses must be "host:port".
+inline basic_connector<boost::asio::ip::tcp::socket> tcp_connector(address_map map = {}) {
+  using conn_t = basic_connection<boost::asio::ip::tcp::socket>;
+  basic_connector<boost::asio::ip::tcp::socket> c;
+  c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
+    return conn_t(o, ex);
+  };
+  c.connect = [map = std::move(map)](conn_t& conn,
+                                     std::string address) -> boost::asio::awaitable<error_code> {
+    auto [ec] = co_await conn.async_connect(detail::mapped(map, std::move(address)),
+                                            detail::as_tuple_awaitable);
+    co_return ec;
+  };
+  c.check_address = detail::host_port_problem;
+  return c;
+}
+
+/// Unix sockets: the node that advertises `address` listens at path_of(address), a file
+/// system path or "@name" for an abstract socket (Linux). Without path_of, the advertised
+/// address is the path (nodes whose address is "@name" or "/path", as a node bound to a
+/// unix socket advertises). Any non-empty address is accepted.
+inline basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(
+    address_map path_of = {}) {
+  using conn_t = basic_connection<boost::asio::local::stream_protocol::socket>;
+  basic_connector<boost::asio::local::stream_protocol::socket> c;
+  c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
+    return conn_t(o, ex);
+  };
+  c.connect = [path_of = std::move(path_of)](
+                  conn_t& conn, std::string address) -> boost::asio::awaitable<error_code> {
+    auto [ec] = co_await conn.async_connect(
+        detail::unix_endpoint(detail::mapped(path_of, std::move(address))),
+        detail::as_tuple_awaitable);
+    co_return ec;
+  };
+  c.check_address = [](std::string_view a) -> std::string {
+    return a.empty() ? "a node address is empty" : std::string();
+  };
+  return c;
+}
+
+namespace detail {
+
+/// The connector a cluster of Stream uses when none is given: TCP for TCP sockets. Other
+/// streams need one (unix_connector, tls_connector, or the user's).
+template <class Stream>
+basic_connector<Stream> default_connector() {
+  if constexpr (std::is_same_v<Stream, boost::asio::ip::tcp::socket>) {
+    return tcp_connector();
+  } else {
+    return {};
+  }
+}
+
+/// Whether c can be used: both functions are set.
+template <class Stream>
+void check_connector(const basic_connector<Stream>& c) {
+  if (!c.make || !c.connect)
+    throw error(make_error_code(errc::invalid_argument),
+                diagnostics("the connector has no make or no connect function (streams other "
+                            "than TCP need a connector: unix_connector, tls_connector, or one "
+                            "of the caller's)"));
+}
+
+}  // namespace detail
+}  // namespace dqlite
+// ---- end dqlite/connector.hpp ----
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -9387,9 +9559,10 @@ struct cluster_state {
     boost::asio::steady_timer wake;
   };
 
-  cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o)
-      : ex(std::move(e)), store(std::move(s)), opts(o), database(o.connection.database),
-        rng(std::random_device{}()) {
+  cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o,
+                basic_connector<Stream> c)
+      : ex(std::move(e)), store(std::move(s)), opts(std::move(o)), connector(std::move(c)),
+        database(opts.connection.database), rng(std::random_device{}()) {
     opts.connection.database = database;
     // The connections handed out log and trace with the cluster's hooks unless they
     // have their own.
@@ -9403,6 +9576,7 @@ struct cluster_state {
   boost::asio::any_io_executor ex;  ///< a strand: every member is used on it only
   std::shared_ptr<node_store> store;
   cluster_options opts;
+  basic_connector<Stream> connector;  ///< how nodes are reached
   std::string database;  ///< owns opts.connection.database
   std::string last_leader;
   std::uint64_t last_leader_id = 0;
@@ -9488,6 +9662,40 @@ struct cluster_state {
     return std::max(std::chrono::milliseconds(1), std::min(left, cap));
   }
 
+  /// Whether a node's answer naming `address` (as the leader, or as a member to ask) may
+  /// be followed (cluster_options::follow_redirect).
+  bool may_follow(std::string_view address) const {
+    return !opts.follow_redirect || opts.follow_redirect(address);
+  }
+
+  /// A new connection made by the connector, tracked so that close() ends its I/O.
+  connection_type make_connection(const connection_options& o) {
+    connection_type c = connector.make(o, ex);
+    track(connection_access::impl(c));
+    return c;
+  }
+
+  /// Connects c to the node that advertises address, through the connector. A connector
+  /// that throws fails the connection with errc::invalid_argument and the exception's text.
+  boost::asio::awaitable<error_code> connect(connection_type& c, std::string address) {
+    error_code ec;
+    std::string thrown;
+    try {
+      ec = co_await connector.connect(c, std::move(address));
+    } catch (const std::exception& e) {
+      thrown = e.what();
+      if (thrown.empty()) thrown = "an exception";
+    } catch (...) {
+      thrown = "an exception";
+    }
+    if (!thrown.empty()) {
+      c.close();
+      ec = make_error_code(errc::invalid_argument);
+      connection_access::impl(c)->diag.assign("the connector failed: " + thrown);
+    }
+    co_return ec;
+  }
+
   connection_options probe_options(std::chrono::milliseconds timeout) const {
     connection_options o = opts.connection;
     o.database = {};
@@ -9516,12 +9724,10 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
   leader_answer<Stream> out;
   ++s->stats.probes;
   s->log()(log_level::debug, "probe", [&] { return "asking " + address + " for the leader"; });
-  out.conn.emplace(s->probe_options(timeout), s->ex);
+  out.conn.emplace(s->make_connection(s->probe_options(timeout)));
   auto& conn = *out.conn;
-  s->track(connection_access::impl(conn));
   if (round) round->conns.push_back(connection_access::impl(conn));
-  auto r1 = co_await conn.async_connect(address, as_tuple_awaitable);
-  if (auto ec = std::get<0>(r1)) {
+  if (auto ec = co_await s->connect(conn, address)) {
     out.failure = error_text(ec, conn.diagnostics());
     // The report names the node already.
     for (std::string_view step : {"connecting to ", "resolving "}) {
@@ -9580,7 +9786,12 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
       return static_cast<int>(x.role) < static_cast<int>(y.role);
     });
     std::size_t added = 0;
+    std::size_t refused = 0;
     for (const auto& n : members) {
+      if (!n.address.empty() && !s->may_follow(n.address)) {
+        ++refused;
+        continue;
+      }
       if (n.address.empty() || n.role == node_role::spare ||
           std::find(round->addresses.begin(), round->addresses.end(), n.address) !=
               round->addresses.end())
@@ -9590,10 +9801,13 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
       round->asked.push_back(false);
       ++added;
     }
-    co_return result::fail(
-        no, added == 0 ? std::string("knows no leader")
-                       : "knows no leader; asking the " + std::to_string(added) +
-                             " other member(s) it lists");
+    std::string why = added == 0 ? std::string("knows no leader")
+                                 : "knows no leader; asking the " + std::to_string(added) +
+                                       " other member(s) it lists";
+    if (refused > 0)
+      why += " (" + std::to_string(refused) +
+             " member(s) it lists are not followed: refused by follow_redirect)";
+    co_return result::fail(no, why);
   }
   if (a.leader.address == address) {
     result r;
@@ -9606,6 +9820,13 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   // A redirect: the named node must confirm.
   a.conn->close();
   std::string target = a.leader.address;
+  if (!s->may_follow(target)) {
+    ++s->stats.redirects_refused;
+    std::string why = "names " + printable(target) +
+                      " as the leader, which is not followed: refused by follow_redirect";
+    s->log()(log_level::warning, "redirect_refused", [&] { return address + " " + why; });
+    co_return result::fail(no, why);
+  }
   ++s->stats.redirects;
   s->log()(log_level::debug, "redirect", [&] {
     return "following " + address + "'s answer: asking " + target + " whether it leads";
@@ -10034,10 +10255,9 @@ boost::asio::awaitable<cluster_result<T>> on_node(std::shared_ptr<cluster_state<
                                                   std::string address, Request request) {
   auto opts = s->opts.connection;
   opts.database = {};
-  basic_connection<Stream> conn(opts, s->ex);
-  s->track(connection_access::impl(conn));
-  auto c = co_await conn.async_connect(address, as_tuple_awaitable);
-  if (auto ec = std::get<0>(c)) co_return cluster_result<T>::fail(ec, error_text(ec, conn.diagnostics()));
+  basic_connection<Stream> conn = s->make_connection(opts);
+  if (auto ec = co_await s->connect(conn, address))
+    co_return cluster_result<T>::fail(ec, error_text(ec, conn.diagnostics()));
   auto t = co_await request(conn);
   if (auto ec = std::get<0>(t))
     co_return cluster_result<T>::fail(ec, printable(address) + ": " + error_text(ec, conn.diagnostics()));
@@ -10074,7 +10294,7 @@ struct cluster_op {
         self.complete(r.ec, std::move(*r.value));
       }
       else
-        self.complete(r.ec, basic_connection<Stream>(s->opts.connection, s->ex));
+        self.complete(r.ec, s->connector.make(s->opts.connection, s->ex));
     } else {
       self.complete(r.ec, r.value ? std::move(*r.value) : T{});
     }
@@ -10151,8 +10371,10 @@ namespace dqlite {
 /// on for them). A connection that async_connect returned is the caller's: it keeps
 /// working after the cluster is closed or destroyed.
 ///
-/// Stream: the stream of the connections, which must support
-/// basic_connection<Stream>::async_connect(address) (today: TCP sockets).
+/// Stream: the stream of the connections. The connector (dqlite/connector.hpp) makes them
+/// and connects them to the nodes: TCP by default (dqlite::cluster), unix_cluster with
+/// unix_connector, tls_cluster (dqlite/tls.hpp) with tls_connector, or a connector of the
+/// caller's (address mapping, proxies, custom sockets).
 template <class Stream>
 class basic_cluster {
   using state_type = detail::cluster_state<Stream>;
@@ -10161,24 +10383,44 @@ class basic_cluster {
   using connection_type = basic_connection<Stream>;
   using executor_type = boost::asio::any_io_executor;
 
-  /// A cluster whose nodes are in `store`. Throws dqlite::error (errc::invalid_argument)
-  /// for options that cannot work.
-  basic_cluster(const executor_type& ex, std::shared_ptr<node_store> store,
-                const cluster_options& opts = {})
-      : s_(make_state(ex, std::move(store), opts)) {}
+  /// A cluster whose nodes are in `store`, reached through `connector` (see
+  /// dqlite/connector.hpp: tcp_connector, unix_connector, tls_connector, or the caller's
+  /// own). Throws dqlite::error (errc::invalid_argument) for options that cannot work and
+  /// for a connector without make or connect.
+  basic_cluster(const executor_type& ex, basic_connector<Stream> connector,
+                std::shared_ptr<node_store> store, const cluster_options& opts = {})
+      : s_(make_state(ex, std::move(connector), std::move(store), opts)) {}
 
   /// A cluster whose nodes are in any node_store_like object.
   template <node_store_like S>
     requires(!std::is_base_of_v<node_store, S>)
-  basic_cluster(const executor_type& ex, std::shared_ptr<S> store, const cluster_options& opts = {})
-      : basic_cluster(ex, make_node_store(std::move(store)), opts) {}
+  basic_cluster(const executor_type& ex, basic_connector<Stream> connector,
+                std::shared_ptr<S> store, const cluster_options& opts = {})
+      : basic_cluster(ex, std::move(connector), make_node_store(std::move(store)), opts) {}
 
-  /// A cluster whose nodes are at `addresses` ("host:port", "[ipv6]:port"), kept in a
-  /// memory_node_store. Throws dqlite::error (errc::invalid_address) naming a malformed
-  /// address, or for an empty list.
+  /// A cluster whose nodes are at `addresses` (as the nodes advertise them: "host:port" or
+  /// "[ipv6]:port" for TCP and TLS), kept in a memory_node_store. Throws dqlite::error
+  /// (errc::invalid_address) naming an address the connector refuses, or for an empty list.
+  basic_cluster(const executor_type& ex, basic_connector<Stream> connector,
+                const std::vector<std::string>& addresses, const cluster_options& opts = {})
+      : basic_cluster(ex, connector, make_address_store(connector, addresses), opts) {}
+
+  /// The same over plain TCP (tcp_connector()).
+  basic_cluster(const executor_type& ex, std::shared_ptr<node_store> store,
+                const cluster_options& opts = {})
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_cluster(ex, tcp_connector(), std::move(store), opts) {}
+
+  template <node_store_like S>
+    requires(!std::is_base_of_v<node_store, S> &&
+             std::is_same_v<Stream, boost::asio::ip::tcp::socket>)
+  basic_cluster(const executor_type& ex, std::shared_ptr<S> store, const cluster_options& opts = {})
+      : basic_cluster(ex, tcp_connector(), make_node_store(std::move(store)), opts) {}
+
   basic_cluster(const executor_type& ex, const std::vector<std::string>& addresses,
                 const cluster_options& opts = {})
-      : basic_cluster(ex, make_address_store(addresses), opts) {}
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_cluster(ex, tcp_connector(), addresses, opts) {}
 
   basic_cluster(basic_cluster&&) noexcept = default;
   basic_cluster& operator=(basic_cluster&& other) noexcept {
@@ -10347,27 +10589,28 @@ class basic_cluster {
   using clock = std::chrono::steady_clock;
 
   static std::shared_ptr<state_type> make_state(const executor_type& ex,
+                                                basic_connector<Stream> connector,
                                                 std::shared_ptr<node_store> store,
                                                 const cluster_options& opts) {
+    detail::check_connector(connector);
     auto bad = [](const std::string& what) {
       return error(make_error_code(errc::invalid_argument), dqlite::diagnostics("cluster_options: " + what));
     };
     if (!store) throw error(make_error_code(errc::invalid_argument), dqlite::diagnostics("the node store is null"));
     if (opts.probe_timeout.count() <= 0) throw bad("probe_timeout must be positive");
     if (opts.max_concurrent_probes == 0) throw bad("max_concurrent_probes must be at least 1");
-    return std::make_shared<state_type>(boost::asio::make_strand(ex), std::move(store), opts);
+    return std::make_shared<state_type>(boost::asio::make_strand(ex), std::move(store), opts,
+                                        std::move(connector));
   }
 
-  static std::shared_ptr<node_store> make_address_store(const std::vector<std::string>& addresses) {
+  static std::shared_ptr<node_store> make_address_store(const basic_connector<Stream>& connector,
+                                                        const std::vector<std::string>& addresses) {
     if (addresses.empty())
       throw error(make_error_code(errc::invalid_address), dqlite::diagnostics("the list of node addresses is empty"));
-    for (const auto& a : addresses) {
-      host_port hp;
-      if (parse_address(a, hp))
-        throw error(make_error_code(errc::invalid_address),
-                    dqlite::diagnostics("invalid node address '" + detail::printable(a) +
-                                "'"));
-    }
+    if (connector.check_address)
+      for (const auto& a : addresses)
+        if (auto why = connector.check_address(a); !why.empty())
+          throw error(make_error_code(errc::invalid_address), dqlite::diagnostics(why));
     return std::make_shared<memory_node_store>(addresses);
   }
 
@@ -10492,6 +10735,8 @@ class basic_cluster {
 
 /// A cluster client over TCP.
 using cluster = basic_cluster<boost::asio::ip::tcp::socket>;
+/// A cluster client over unix sockets (constructed with a unix_connector).
+using unix_cluster = basic_cluster<boost::asio::local::stream_protocol::socket>;
 
 }  // namespace dqlite
 // ---- end dqlite/cluster.hpp ----
@@ -11368,19 +11613,33 @@ class basic_pool {
   /// An empty pool (every operation fails with errc::pool_closed).
   basic_pool() = default;
 
-  /// A pool over the nodes of `store`. Opens no connection: async_create_pool also warms
-  /// it up to min_size (or call async_warm_up). Throws dqlite::error (errc::invalid_argument)
-  /// for options that cannot work.
-  basic_pool(const executor_type& ex, std::shared_ptr<node_store> store, const pool_options& opts)
-      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, std::move(store),
+  /// A pool over the nodes of `store`, reached through `connector` (dqlite/connector.hpp:
+  /// tcp_connector, unix_connector, tls_connector, or the caller's own). Opens no
+  /// connection: async_create_pool also warms it up to min_size (or call async_warm_up).
+  /// Throws dqlite::error (errc::invalid_argument) for options that cannot work and for a
+  /// connector without make or connect.
+  basic_pool(const executor_type& ex, basic_connector<Stream> connector,
+             std::shared_ptr<node_store> store, const pool_options& opts)
+      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, std::move(connector),
+                                                             std::move(store), cluster_opts(opts)),
+                     opts)) {}
+
+  /// A pool over the nodes at `addresses` (as the nodes advertise them).
+  basic_pool(const executor_type& ex, basic_connector<Stream> connector,
+             const std::vector<std::string>& addresses, const pool_options& opts)
+      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, std::move(connector), addresses,
                                                              cluster_opts(opts)),
                      opts)) {}
 
-  /// A pool over the nodes at `addresses` ("host:port").
+  /// The same over plain TCP (tcp_connector()); addresses are "host:port".
+  basic_pool(const executor_type& ex, std::shared_ptr<node_store> store, const pool_options& opts)
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_pool(ex, tcp_connector(), std::move(store), opts) {}
+
   basic_pool(const executor_type& ex, const std::vector<std::string>& addresses,
              const pool_options& opts)
-      : s_(make_core(std::make_shared<basic_cluster<Stream>>(ex, addresses, cluster_opts(opts)),
-                     opts)) {}
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
+      : basic_pool(ex, tcp_connector(), addresses, opts) {}
 
   basic_pool(basic_pool&&) noexcept = default;
   basic_pool& operator=(basic_pool&& other) noexcept {
@@ -11589,6 +11848,10 @@ class basic_pool {
 using pool = basic_pool<boost::asio::ip::tcp::socket>;
 /// A connection checked out of a dqlite::pool.
 using pooled_connection = basic_pooled_connection<boost::asio::ip::tcp::socket>;
+/// A pool over unix sockets (constructed with a unix_connector).
+using unix_pool = basic_pool<boost::asio::local::stream_protocol::socket>;
+/// A connection checked out of a dqlite::unix_pool.
+using unix_pooled_connection = basic_pooled_connection<boost::asio::local::stream_protocol::socket>;
 
 namespace detail {
 
@@ -11622,11 +11885,12 @@ struct create_pool_initiation {
   std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
 
   template <class Handler, class Executor, class Nodes>
-  void operator()(Handler&& h, Executor ex, Nodes nodes, pool_options opts) {
+  void operator()(Handler&& h, Executor ex, basic_connector<Stream> connector, Nodes nodes,
+                  pool_options opts) {
     std::shared_ptr<basic_pool<Stream>> p;
     error_code failed;
     try {
-      p = std::make_shared<basic_pool<Stream>>(ex, std::move(nodes), opts);
+      p = std::make_shared<basic_pool<Stream>>(ex, std::move(connector), std::move(nodes), opts);
     } catch (const error& e) {
       failed = e.code();
       diag->assign(e.get_diagnostics().message());
@@ -11663,7 +11927,7 @@ auto async_create_pool(const Executor& ex, const std::vector<std::string>& addre
   using Stream = boost::asio::ip::tcp::socket;
   return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
       detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
-      addresses, opts);
+      tcp_connector(), addresses, opts);
 }
 
 /// Same, over the nodes of a node store.
@@ -11673,7 +11937,28 @@ auto async_create_pool(const Executor& ex, std::shared_ptr<node_store> store,
   using Stream = boost::asio::ip::tcp::socket;
   return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
       detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
-      std::move(store), opts);
+      tcp_connector(), std::move(store), opts);
+}
+
+/// Same, reaching the nodes (at `addresses`, as they advertise them) through `connector`.
+/// Signature: void(error_code, basic_pool<Stream>).
+template <class Executor, class Stream, class Token = default_token_t>
+auto async_create_pool(const Executor& ex, basic_connector<Stream> connector,
+                       const std::vector<std::string>& addresses, const pool_options& opts = {},
+                       Token&& token = {}) {
+  return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
+      detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
+      std::move(connector), addresses, opts);
+}
+
+/// Same, over the nodes of a node store, through `connector`.
+template <class Executor, class Stream, class Token = default_token_t>
+auto async_create_pool(const Executor& ex, basic_connector<Stream> connector,
+                       std::shared_ptr<node_store> store, const pool_options& opts = {},
+                       Token&& token = {}) {
+  return boost::asio::async_initiate<Token, void(error_code, basic_pool<Stream>)>(
+      detail::create_pool_initiation<Stream>{}, token, boost::asio::any_io_executor(ex),
+      std::move(connector), std::move(store), opts);
 }
 
 }  // namespace dqlite

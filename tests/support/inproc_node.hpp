@@ -6,6 +6,7 @@ extern "C" {  // dqlite.h declares C functions without extern "C"
 #include <dqlite.h>
 }
 
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -18,12 +19,12 @@ namespace dqlite_test {
 class inproc_node {
  public:
   /// name: the abstract socket name, without the leading '@'.
-  explicit inproc_node(const std::string& name) : address_("@" + name) {
+  explicit inproc_node(const std::string& name, std::uint64_t id = 1) : address_("@" + name) {
     ::signal(SIGPIPE, SIG_IGN);
     char tmpl[] = "/tmp/dqlite-inproc-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
-    int rv = dqlite_node_create(1, address_.c_str(), dir_.c_str(), &node_);
+    int rv = dqlite_node_create(id, address_.c_str(), dir_.c_str(), &node_);
     if (rv == 0) rv = dqlite_node_set_bind_address(node_, address_.c_str());
     if (rv == 0) rv = dqlite_node_start(node_);
     if (rv != 0) {

@@ -162,8 +162,12 @@ inline auto add_request(std::uint64_t id, std::string_view address) {
   return [id, address = std::string(address)](session_state& c) -> error_code {
     if (auto e = check_node_id(c, id)) return e;
     host_port hp;
-    if (!wire::is_valid_text(address) || parse_address(address, hp)) {
-      c.diag.assign("invalid node address '" + printable(address) + "'");
+    // Nodes listen on TCP ("host:port") or on a unix socket ("@name" abstract, "/path").
+    const bool unix_socket =
+        address.size() > 1 && (address.front() == '@' || address.front() == '/');
+    if (!wire::is_valid_text(address) || (!unix_socket && parse_address(address, hp))) {
+      c.diag.assign("invalid node address '" + printable(address) +
+                    "' (expected host:port, [ipv6]:port, @name or /path)");
       return make_error_code(errc::invalid_address);
     }
     return wire::encode_add(c.wbuf, id, address);

@@ -13,6 +13,11 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -107,13 +112,24 @@ struct connect_steps {
   }
 };
 
-/// After the transport connect: TCP_NODELAY on TCP sockets.
+/// After the transport connect: TCP_NODELAY on TCP sockets, and TCP keepalive when
+/// connection_options::tcp_keepalive asks for it.
 template <class Stream>
-void tune_socket(Stream& stream) {
+void tune_socket(Stream& stream, const connection_options& opts) {
   using socket_type = std::remove_cvref_t<decltype(stream.lowest_layer())>;
   if constexpr (std::is_same_v<typename socket_type::protocol_type, boost::asio::ip::tcp>) {
     error_code ignored;
-    stream.lowest_layer().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+    auto& sock = stream.lowest_layer();
+    sock.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+    if (opts.tcp_keepalive.count() > 0) {
+      sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
+      const auto secs = static_cast<int>(
+          std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
+      using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+      using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+      sock.set_option(idle(secs), ignored);
+      sock.set_option(interval(secs), ignored);
+    }
   }
 }
 
@@ -126,7 +142,7 @@ class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls>
   stream_connect_machine(connection_impl<Stream>& c, std::string address, bool resolve)
       : base(c, std::move(address), resolve), c_(&c) {}
   io_action resume(const io_event& ev) {
-    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream);
+    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream, c_->opts);
     return base::resume(ev);
   }
 

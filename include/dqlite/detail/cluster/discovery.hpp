@@ -7,6 +7,7 @@
 
 #include <dqlite/address.hpp>
 #include <dqlite/connection.hpp>
+#include <dqlite/connector.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/node_info.hpp>
 #include <dqlite/node_store.hpp>
@@ -97,9 +98,10 @@ struct cluster_state {
     boost::asio::steady_timer wake;
   };
 
-  cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o)
-      : ex(std::move(e)), store(std::move(s)), opts(o), database(o.connection.database),
-        rng(std::random_device{}()) {
+  cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o,
+                basic_connector<Stream> c)
+      : ex(std::move(e)), store(std::move(s)), opts(std::move(o)), connector(std::move(c)),
+        database(opts.connection.database), rng(std::random_device{}()) {
     opts.connection.database = database;
     // The connections handed out log and trace with the cluster's hooks unless they
     // have their own.
@@ -113,6 +115,7 @@ struct cluster_state {
   boost::asio::any_io_executor ex;  ///< a strand: every member is used on it only
   std::shared_ptr<node_store> store;
   cluster_options opts;
+  basic_connector<Stream> connector;  ///< how nodes are reached
   std::string database;  ///< owns opts.connection.database
   std::string last_leader;
   std::uint64_t last_leader_id = 0;
@@ -198,6 +201,40 @@ struct cluster_state {
     return std::max(std::chrono::milliseconds(1), std::min(left, cap));
   }
 
+  /// Whether a node's answer naming `address` (as the leader, or as a member to ask) may
+  /// be followed (cluster_options::follow_redirect).
+  bool may_follow(std::string_view address) const {
+    return !opts.follow_redirect || opts.follow_redirect(address);
+  }
+
+  /// A new connection made by the connector, tracked so that close() ends its I/O.
+  connection_type make_connection(const connection_options& o) {
+    connection_type c = connector.make(o, ex);
+    track(connection_access::impl(c));
+    return c;
+  }
+
+  /// Connects c to the node that advertises address, through the connector. A connector
+  /// that throws fails the connection with errc::invalid_argument and the exception's text.
+  boost::asio::awaitable<error_code> connect(connection_type& c, std::string address) {
+    error_code ec;
+    std::string thrown;
+    try {
+      ec = co_await connector.connect(c, std::move(address));
+    } catch (const std::exception& e) {
+      thrown = e.what();
+      if (thrown.empty()) thrown = "an exception";
+    } catch (...) {
+      thrown = "an exception";
+    }
+    if (!thrown.empty()) {
+      c.close();
+      ec = make_error_code(errc::invalid_argument);
+      connection_access::impl(c)->diag.assign("the connector failed: " + thrown);
+    }
+    co_return ec;
+  }
+
   connection_options probe_options(std::chrono::milliseconds timeout) const {
     connection_options o = opts.connection;
     o.database = {};
@@ -226,12 +263,10 @@ boost::asio::awaitable<leader_answer<Stream>> ask_leader(
   leader_answer<Stream> out;
   ++s->stats.probes;
   s->log()(log_level::debug, "probe", [&] { return "asking " + address + " for the leader"; });
-  out.conn.emplace(s->probe_options(timeout), s->ex);
+  out.conn.emplace(s->make_connection(s->probe_options(timeout)));
   auto& conn = *out.conn;
-  s->track(connection_access::impl(conn));
   if (round) round->conns.push_back(connection_access::impl(conn));
-  auto r1 = co_await conn.async_connect(address, as_tuple_awaitable);
-  if (auto ec = std::get<0>(r1)) {
+  if (auto ec = co_await s->connect(conn, address)) {
     out.failure = error_text(ec, conn.diagnostics());
     // The report names the node already.
     for (std::string_view step : {"connecting to ", "resolving "}) {
@@ -290,7 +325,12 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
       return static_cast<int>(x.role) < static_cast<int>(y.role);
     });
     std::size_t added = 0;
+    std::size_t refused = 0;
     for (const auto& n : members) {
+      if (!n.address.empty() && !s->may_follow(n.address)) {
+        ++refused;
+        continue;
+      }
       if (n.address.empty() || n.role == node_role::spare ||
           std::find(round->addresses.begin(), round->addresses.end(), n.address) !=
               round->addresses.end())
@@ -300,10 +340,13 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
       round->asked.push_back(false);
       ++added;
     }
-    co_return result::fail(
-        no, added == 0 ? std::string("knows no leader")
-                       : "knows no leader; asking the " + std::to_string(added) +
-                             " other member(s) it lists");
+    std::string why = added == 0 ? std::string("knows no leader")
+                                 : "knows no leader; asking the " + std::to_string(added) +
+                                       " other member(s) it lists";
+    if (refused > 0)
+      why += " (" + std::to_string(refused) +
+             " member(s) it lists are not followed: refused by follow_redirect)";
+    co_return result::fail(no, why);
   }
   if (a.leader.address == address) {
     result r;
@@ -316,6 +359,13 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   // A redirect: the named node must confirm.
   a.conn->close();
   std::string target = a.leader.address;
+  if (!s->may_follow(target)) {
+    ++s->stats.redirects_refused;
+    std::string why = "names " + printable(target) +
+                      " as the leader, which is not followed: refused by follow_redirect";
+    s->log()(log_level::warning, "redirect_refused", [&] { return address + " " + why; });
+    co_return result::fail(no, why);
+  }
   ++s->stats.redirects;
   s->log()(log_level::debug, "redirect", [&] {
     return "following " + address + "'s answer: asking " + target + " whether it leads";

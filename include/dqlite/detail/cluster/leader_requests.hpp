@@ -95,10 +95,9 @@ boost::asio::awaitable<cluster_result<T>> on_node(std::shared_ptr<cluster_state<
                                                   std::string address, Request request) {
   auto opts = s->opts.connection;
   opts.database = {};
-  basic_connection<Stream> conn(opts, s->ex);
-  s->track(connection_access::impl(conn));
-  auto c = co_await conn.async_connect(address, as_tuple_awaitable);
-  if (auto ec = std::get<0>(c)) co_return cluster_result<T>::fail(ec, error_text(ec, conn.diagnostics()));
+  basic_connection<Stream> conn = s->make_connection(opts);
+  if (auto ec = co_await s->connect(conn, address))
+    co_return cluster_result<T>::fail(ec, error_text(ec, conn.diagnostics()));
   auto t = co_await request(conn);
   if (auto ec = std::get<0>(t))
     co_return cluster_result<T>::fail(ec, printable(address) + ": " + error_text(ec, conn.diagnostics()));
@@ -135,7 +134,7 @@ struct cluster_op {
         self.complete(r.ec, std::move(*r.value));
       }
       else
-        self.complete(r.ec, basic_connection<Stream>(s->opts.connection, s->ex));
+        self.complete(r.ec, s->connector.make(s->opts.connection, s->ex));
     } else {
       self.complete(r.ec, r.value ? std::move(*r.value) : T{});
     }
