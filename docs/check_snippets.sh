@@ -53,9 +53,11 @@ cat >>"$all" <<'END'
 #include <exception>
 #include <future>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>

@@ -6,11 +6,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 
 namespace dqlite {
+
+/// A predicate on node addresses, `bool(std::string_view address)`, held by reference (see
+/// cluster_options::follow_redirect).
+using address_filter = detail::basic_hook_ref<bool, std::string_view>;
 
 /// How a cluster client finds the leader and retries. Designated initialisers:
 ///   dqlite::cluster c(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
@@ -48,7 +51,10 @@ struct cluster_options {
   /// cluster_stats::redirects_refused, named in the errc::no_leader text) and discovery
   /// goes on with the nodes of the node store. Empty: every address is followed. The
   /// nodes of the node store itself are always asked. Called on the cluster's strand.
-  std::function<bool(std::string_view address)> follow_redirect{};
+  /// Non-owning, with the rules of log_function: a plain function or a lambda without
+  /// captures is kept as a function pointer, any other callable must outlive the cluster
+  /// (or pool), and an exception escaping it calls std::terminate.
+  address_filter follow_redirect{};
   /// Logging hook for the cluster's events (discovery, probes, redirects, leader
   /// changes, backoff: see docs/observability.md), called for those at or above
   /// log_threshold, on the cluster's strand, never concurrently for one cluster. The

@@ -35,57 +35,54 @@ namespace detail {
 /// A non-owning reference to a callable of signature R(A...), called through a noexcept
 /// thunk: an exception escaping the callable calls std::terminate. Trivially copyable, so
 /// that the options structs that hold one stay free of owning members.
-template <class... A>
-class hook_ref {
-  using fn_type = void (*)(A...);
+template <class R, class... A>
+class basic_hook_ref {
+  using fn_type = R (*)(A...);
 
  public:
-  constexpr hook_ref() noexcept = default;
-  constexpr hook_ref(std::nullptr_t) noexcept {}
+  constexpr basic_hook_ref() noexcept = default;
+  constexpr basic_hook_ref(std::nullptr_t) noexcept {}
 
   /// A plain function, or a lambda without captures (converted to a function pointer).
   template <class F>
     requires std::is_convertible_v<F, fn_type> &&
-        (!std::is_same_v<std::decay_t<F>, hook_ref>)constexpr hook_ref(F&& f) noexcept
-        : fn_(static_cast<fn_type>(f)),
-          thunk_(&call_fn) {}
+             (!std::is_same_v<std::decay_t<F>, basic_hook_ref>)
+  constexpr basic_hook_ref(F&& f) noexcept : fn_(static_cast<fn_type>(f)), thunk_(&call_fn) {}
 
-    /// Any other callable, by reference: it must outlive every object the hook is given to.
-    template <class F>
-      requires(!std::is_convertible_v<F&, fn_type>)
-    &&(!std::is_same_v<std::remove_const_t<F>,
-                       hook_ref>)&&std::is_invocable_v<F&, A...> constexpr hook_ref(F& f) noexcept
-        : obj_(static_cast<const void*>(std::addressof(f))),
-    thunk_(&call_obj<F>) {}
+  /// Any other callable, by reference: it must outlive every object the hook is given to.
+  template <class F>
+    requires(!std::is_convertible_v<F&, fn_type>) &&
+            (!std::is_same_v<std::remove_const_t<F>, basic_hook_ref>) &&
+            std::is_invocable_r_v<R, F&, A...>
+  constexpr basic_hook_ref(F& f) noexcept
+      : obj_(static_cast<const void*>(std::addressof(f))), thunk_(&call_obj<F>) {}
 
-    /// A temporary callable with state would dangle: refused.
-    template <class F>
-      requires(!std::is_convertible_v<F, fn_type>)
-    &&(!std::is_lvalue_reference_v<F>)&&(
-        !std::is_same_v<std::decay_t<F>, hook_ref>)&&std::is_invocable_v<F&, A...> hook_ref(F&& f) =
-        delete;
+  /// A temporary callable with state would dangle: refused.
+  template <class F>
+    requires(!std::is_convertible_v<F, fn_type>) && (!std::is_lvalue_reference_v<F>) &&
+            (!std::is_same_v<std::decay_t<F>, basic_hook_ref>) &&
+            std::is_invocable_r_v<R, F&, A...>
+  basic_hook_ref(F&& f) = delete;
 
-    constexpr explicit operator bool() const noexcept {
-      return thunk_ != nullptr;
-    }
+  constexpr explicit operator bool() const noexcept { return thunk_ != nullptr; }
 
-    void operator()(A... a) const noexcept {
-      thunk_(*this, a...);
-    }
+  R operator()(A... a) const noexcept { return thunk_(*this, a...); }
 
-   private:
-    static void call_fn(const hook_ref& h, A... a) noexcept {
-      h.fn_(a...);
-    }
-    template <class F>
-    static void call_obj(const hook_ref& h, A... a) noexcept {
-      (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
-    }
+ private:
+  static R call_fn(const basic_hook_ref& h, A... a) noexcept { return h.fn_(a...); }
+  template <class F>
+  static R call_obj(const basic_hook_ref& h, A... a) noexcept {
+    return (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
+  }
 
-    fn_type fn_ = nullptr;
-    const void* obj_ = nullptr;
-    void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
+  fn_type fn_ = nullptr;
+  const void* obj_ = nullptr;
+  R (*thunk_)(const basic_hook_ref&, A...) noexcept = nullptr;
 };
+
+/// A hook that returns nothing.
+template <class... A>
+using hook_ref = basic_hook_ref<void, A...>;
 
 }  // namespace detail
 

@@ -339,7 +339,8 @@ TEST_CASE("follow_redirect: a node naming a leader outside the policy is not fol
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     auto opts = quick_cluster("redirects");
     opts.max_attempts = 1;
-    opts.follow_redirect = [&](std::string_view a) { return a == follower; };
+    auto only_follower = [&](std::string_view a) { return a == follower; };
+    opts.follow_redirect = only_follower;
     dqlite::cluster refused(ex, {follower}, opts);
     auto [ec, none] = co_await refused.async_connect(tok);
     CHECK(ec == dqlite::errc::no_leader);
@@ -348,7 +349,10 @@ TEST_CASE("follow_redirect: a node naming a leader outside the policy is not fol
     CHECK(refused.stats().redirects_refused >= 1);
 
     // The leader inside the policy: followed.
-    opts.follow_redirect = [&](std::string_view a) { return a == follower || a == nodes[leader]; };
+    auto follower_or_leader = [&](std::string_view a) {
+      return a == follower || a == nodes[leader];
+    };
+    opts.follow_redirect = follower_or_leader;
     dqlite::cluster allowed(ex, {follower}, opts);
     auto conn = co_await allowed.async_connect();
     CHECK(conn.is_open());
