@@ -5,7 +5,6 @@
 
 #include <boost/asio.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <string>
@@ -24,22 +23,13 @@ asio::awaitable<void> worker(dqlite::pool& pool, int id) {
     // One statement on a borrowed connection.
     co_await pool.async_execute("INSERT INTO orders (worker, amount) VALUES (?, ?)", id, 1.5 * i);
   }
-  // Several statements on one connection: check it out. A transaction left open when the
-  // handle goes out of scope is rolled back before the connection is reused. A transaction
-  // refused as busy (another connection is writing) is tried again, here up to 100 times.
-  for (int attempt = 1;; ++attempt) {
-    auto conn = co_await pool.async_acquire();
-    try {
-      auto tx = co_await conn->async_begin();
-      co_await conn->async_execute("UPDATE orders SET amount = amount + 1 WHERE worker = ?", id);
-      co_await tx.async_commit();
-      co_return;
-    } catch (const dqlite::error& e) {
-      if (!dqlite::is_busy(e.code()) || attempt == 100) throw;
-    }
-    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(attempt));
-    co_await pause.async_wait(asio::use_awaitable);
-  }
+  // Several statements in one transaction on a pooled connection. A transaction refused
+  // as busy (another connection is writing), or lost with a leader change before its
+  // COMMIT was sent, is run again (up to transaction_retry::max_attempts); one whose
+  // outcome is unknown never is.
+  co_await pool.async_transaction([&](dqlite::connection& c) -> asio::awaitable<void> {
+    co_await c.async_execute("UPDATE orders SET amount = amount + 1 WHERE worker = ?", id);
+  });
 }
 
 asio::awaitable<void> run(std::vector<std::string> addresses) {

@@ -36,6 +36,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -59,8 +60,9 @@ class pooled_handle {
  public:
   /// An empty handle.
   pooled_handle() = default;
-  pooled_handle(std::shared_ptr<core_type> core, Conn c, std::uint64_t gen)
-      : core_(std::move(core)), conn_(std::move(c)), gen_(gen) {}
+  pooled_handle(std::shared_ptr<core_type> core, Conn c, std::uint64_t gen,
+                std::chrono::steady_clock::time_point born = {})
+      : core_(std::move(core)), conn_(std::move(c)), gen_(gen), born_(born) {}
   pooled_handle(pooled_handle&&) noexcept = default;
   pooled_handle& operator=(pooled_handle&& other) noexcept {
     if (this != &other) {
@@ -69,6 +71,7 @@ class pooled_handle {
       conn_ = std::move(other.conn_);
       other.conn_.reset();
       gen_ = other.gen_;
+      born_ = other.born_;
       unusable_ = other.unusable_;
     }
     return *this;
@@ -101,7 +104,7 @@ class pooled_handle {
 
  private:
   void give_back(bool skip_reset) noexcept {
-    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset);
+    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset, born_);
     conn_.reset();
     core_.reset();
     unusable_ = false;
@@ -113,6 +116,7 @@ class pooled_handle {
   std::shared_ptr<core_type> core_;
   std::optional<Conn> conn_;
   std::uint64_t gen_ = 0;
+  std::chrono::steady_clock::time_point born_{};  ///< when the connection was opened
   bool unusable_ = false;
 };
 
@@ -241,6 +245,99 @@ class basic_pool {
                                           [](std::shared_ptr<core_type> s) { return s->close(); });
   }
 
+  // ---- a transaction on a borrowed connection, run again when that is safe ----
+
+  /// Runs `body(conn)` (a callable returning boost::asio::awaitable<R>) in a transaction on
+  /// a pooled connection: BEGIN, the body, COMMIT. Returns what the body returns. When an
+  /// attempt fails in a way that leaves nothing applied, the whole transaction runs again
+  /// (the body is called again, on a connection acquired anew) after a pause (backoff
+  /// with jitter), within retry.max_attempts and retry.timeout, in two cases. The server
+  /// refused a statement or the COMMIT as busy (SQLITE_BUSY, SQLITE_LOCKED: another
+  /// connection holds the write lock). Or the node was not (or no longer) the leader, or
+  /// the connection failed, before the COMMIT was sent (the transaction was lost with the
+  /// connection).
+  /// Never after an unknown outcome (errc::outcome_unknown, leadership lost during the
+  /// COMMIT): the error says the transaction may have been applied and was not run again.
+  /// An exception that is not a dqlite::error (thrown by the body) rolls the transaction
+  /// back and propagates at once. Throws dqlite::error: the last attempt's error, its text
+  /// saying how many attempts were made; an acquire that fails (errc::timeout after
+  /// acquire_timeout, errc::pool_closed) ends it at once. Coroutines only (as
+  /// dqlite::async_transaction); the body may run more than once, so it must not have
+  /// effects outside the database that cannot be repeated.
+  ///
+  ///   dqlite::pool pool(ex, std::vector<std::string>{"127.0.0.1:9001"}, {.database = "bank"});
+  ///   auto id = co_await pool.async_transaction([&](dqlite::connection& c)
+  ///                                                 -> asio::awaitable<std::int64_t> {
+  ///     co_await c.async_execute("UPDATE account SET balance = balance - 10 WHERE id = 1");
+  ///     auto r = co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')");
+  ///     co_return r.last_insert_id;
+  ///   });
+  template <class Body>
+  auto async_transaction(Body body, transaction_retry retry = {})
+      -> boost::asio::awaitable<
+          typename std::invoke_result_t<Body&, connection_type&>::value_type> {
+    using R = typename std::invoke_result_t<Body&, connection_type&>::value_type;
+    const auto start = std::chrono::steady_clock::now();
+    const unsigned attempts = std::max(retry.max_attempts, 1u);
+    cluster_options pauses;
+    pauses.backoff_base = retry.backoff_base;
+    pauses.backoff_cap = retry.backoff_cap;
+    pauses.backoff_factor = 2;
+    std::minstd_rand rng(std::random_device{}());
+    for (unsigned attempt = 1;; ++attempt) {
+      enum class step { acquire, begin, body, commit } at = step::acquire;
+      error_code ec;
+      std::string text;
+      try {
+        auto pc = co_await async_acquire();
+        at = step::begin;
+        auto tx = co_await pc->async_begin();
+        at = step::body;
+        if constexpr (std::is_void_v<R>) {
+          co_await body(*pc);
+          at = step::commit;
+          co_await tx.async_commit();
+          co_return;
+        } else {
+          R out = co_await body(*pc);
+          at = step::commit;
+          co_await tx.async_commit();
+          co_return out;
+        }
+      } catch (const error& e) {
+        ec = e.code();
+        text = e.get_diagnostics().message();
+        if (text.empty()) text = ec.message();
+      }
+      // (The transaction object, dropped above, is rolled back when the connection goes
+      // back to the pool.)
+      const bool unknown = is_outcome_unknown(ec);
+      const bool again = at != step::acquire && !unknown && !is_cancelled(ec) &&
+                         ec != make_error_code(errc::used_after_fork) &&
+                         (is_busy(ec) || is_connection_error(ec));
+      const auto pause = detail::jittered(detail::backoff_delay(pauses, attempt), rng);
+      const bool in_time = retry.timeout.count() <= 0 ||
+                           std::chrono::steady_clock::now() + pause - start < retry.timeout;
+      if (!again || attempt >= attempts || !in_time) {
+        std::string why;
+        if (unknown)
+          why = "the transaction may have been applied (its outcome is unknown), so it was "
+                "not run again";
+        else if (again)
+          why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
+                (attempt >= attempts ? "no attempt is left (max_attempts " +
+                                           std::to_string(attempts) + ")"
+                                     : std::string("retry.timeout has passed"));
+        else
+          why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
+        throw error(ec, dqlite::diagnostics(why + ": " + text));
+      }
+      if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
+      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
+      co_await t.async_wait(detail::as_tuple_awaitable);
+    }
+  }
+
   // ---- one statement on a borrowed connection ----
   //
   // SQL text, parameters, then an optional completion token, as on basic_connection.
@@ -307,6 +404,7 @@ class basic_pool {
     auto ex = cl->get_executor();  // the cluster's strand: pool and cluster share it
     auto s = std::make_shared<core_type>(ex, connector_type{std::move(cl)}, opts);
     s->opts.database = s->connector.cluster->options().connection.database;  // owned there
+    s->start_maintenance();
     return s;
   }
 

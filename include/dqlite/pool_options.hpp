@@ -31,6 +31,21 @@ struct pool_options {
   /// An idle connection unused for longer than this is checked with `SELECT 1` before it
   /// is handed out (a dead one is discarded and the next one tried).
   std::chrono::milliseconds health_check_after{1'000};
+  /// Connections older than this (since they were opened) are closed instead of being
+  /// handed out again: when they come back, and when found idle; the pool refills to
+  /// min_size. For load balancers, credentials or servers that should see connections
+  /// renewed. Zero (the default): no limit. As database/sql's SetConnMaxLifetime.
+  std::chrono::milliseconds max_lifetime{0};
+  /// Idle connections unused for this long are closed, down to min_size. Zero (the
+  /// default): kept. As database/sql's SetConnMaxIdleTime.
+  std::chrono::milliseconds max_idle_time{0};
+  /// When positive, a background pass runs at this interval: idle connections unused for
+  /// health_check_after are checked with `SELECT 1` one at a time (a failed one is
+  /// discarded, and a connection error empties the pool as any leader change does), and
+  /// those past max_lifetime or max_idle_time are closed. Zero (the default): idle
+  /// connections are checked only when handed out; a pass still runs for max_lifetime and
+  /// max_idle_time (at a quarter of the shorter one, at least 10 ms) when they are set.
+  std::chrono::milliseconds health_check_interval{0};
   /// How long async_close waits for checked-out connections to come back.
   std::chrono::milliseconds close_timeout{5'000};
   /// The convenience reads (async_fetch, async_fetchval, async_fetchone) are run once more
@@ -56,6 +71,19 @@ struct pool_options {
   trace_function trace{};
 };
 
+/// How basic_pool::async_transaction runs a transaction again after a failure that left
+/// nothing applied (busy, or a leader change before COMMIT was sent).
+struct transaction_retry {
+  /// Attempts in all, the first included (at least 1).
+  unsigned max_attempts = 5;
+  /// No attempt starts later than this after the call. Zero or less: max_attempts only.
+  std::chrono::milliseconds timeout{10'000};
+  /// Pause before attempt n + 1: backoff_base * 2^(n - 1), at most backoff_cap, each a
+  /// random duration between half of that and all of it.
+  std::chrono::milliseconds backoff_base{20};
+  std::chrono::milliseconds backoff_cap{500};
+};
+
 /// Counters of a pool (see basic_pool::stats).
 struct pool_stats {
   std::size_t idle = 0;         ///< open connections waiting in the pool
@@ -73,6 +101,13 @@ struct pool_stats {
   std::uint64_t health_check_failures = 0;  ///< idle connections that failed their check
   std::uint64_t busy_retries = 0;  ///< statements run again after SQLITE_BUSY / SQLITE_LOCKED
   std::uint64_t read_retries = 0;  ///< reads run again on a fresh connection (retry_reads)
+  std::uint64_t acquires = 0;         ///< connections handed out (acquires that succeeded)
+  std::uint64_t waits = 0;            ///< acquires that had to wait (no idle connection)
+  std::chrono::microseconds wait_time{0};  ///< total time those waited
+  std::uint64_t acquire_timeouts = 0;      ///< acquires that failed with errc::timeout
+  std::uint64_t expired = 0;  ///< connections closed for max_lifetime or max_idle_time
+  std::uint64_t background_checks = 0;  ///< idle connections checked by the background pass
+  std::uint64_t transaction_retries = 0;  ///< transactions run again (async_transaction)
 };
 
 }  // namespace dqlite

@@ -524,57 +524,54 @@ namespace detail {
 /// A non-owning reference to a callable of signature R(A...), called through a noexcept
 /// thunk: an exception escaping the callable calls std::terminate. Trivially copyable, so
 /// that the options structs that hold one stay free of owning members.
-template <class... A>
-class hook_ref {
-  using fn_type = void (*)(A...);
+template <class R, class... A>
+class basic_hook_ref {
+  using fn_type = R (*)(A...);
 
  public:
-  constexpr hook_ref() noexcept = default;
-  constexpr hook_ref(std::nullptr_t) noexcept {}
+  constexpr basic_hook_ref() noexcept = default;
+  constexpr basic_hook_ref(std::nullptr_t) noexcept {}
 
   /// A plain function, or a lambda without captures (converted to a function pointer).
   template <class F>
     requires std::is_convertible_v<F, fn_type> &&
-        (!std::is_same_v<std::decay_t<F>, hook_ref>)constexpr hook_ref(F&& f) noexcept
-        : fn_(static_cast<fn_type>(f)),
-          thunk_(&call_fn) {}
+             (!std::is_same_v<std::decay_t<F>, basic_hook_ref>)
+  constexpr basic_hook_ref(F&& f) noexcept : fn_(static_cast<fn_type>(f)), thunk_(&call_fn) {}
 
-    /// Any other callable, by reference: it must outlive every object the hook is given to.
-    template <class F>
-      requires(!std::is_convertible_v<F&, fn_type>)
-    &&(!std::is_same_v<std::remove_const_t<F>,
-                       hook_ref>)&&std::is_invocable_v<F&, A...> constexpr hook_ref(F& f) noexcept
-        : obj_(static_cast<const void*>(std::addressof(f))),
-    thunk_(&call_obj<F>) {}
+  /// Any other callable, by reference: it must outlive every object the hook is given to.
+  template <class F>
+    requires(!std::is_convertible_v<F&, fn_type>) &&
+            (!std::is_same_v<std::remove_const_t<F>, basic_hook_ref>) &&
+            std::is_invocable_r_v<R, F&, A...>
+  constexpr basic_hook_ref(F& f) noexcept
+      : obj_(static_cast<const void*>(std::addressof(f))), thunk_(&call_obj<F>) {}
 
-    /// A temporary callable with state would dangle: refused.
-    template <class F>
-      requires(!std::is_convertible_v<F, fn_type>)
-    &&(!std::is_lvalue_reference_v<F>)&&(
-        !std::is_same_v<std::decay_t<F>, hook_ref>)&&std::is_invocable_v<F&, A...> hook_ref(F&& f) =
-        delete;
+  /// A temporary callable with state would dangle: refused.
+  template <class F>
+    requires(!std::is_convertible_v<F, fn_type>) && (!std::is_lvalue_reference_v<F>) &&
+            (!std::is_same_v<std::decay_t<F>, basic_hook_ref>) &&
+            std::is_invocable_r_v<R, F&, A...>
+  basic_hook_ref(F&& f) = delete;
 
-    constexpr explicit operator bool() const noexcept {
-      return thunk_ != nullptr;
-    }
+  constexpr explicit operator bool() const noexcept { return thunk_ != nullptr; }
 
-    void operator()(A... a) const noexcept {
-      thunk_(*this, a...);
-    }
+  R operator()(A... a) const noexcept { return thunk_(*this, a...); }
 
-   private:
-    static void call_fn(const hook_ref& h, A... a) noexcept {
-      h.fn_(a...);
-    }
-    template <class F>
-    static void call_obj(const hook_ref& h, A... a) noexcept {
-      (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
-    }
+ private:
+  static R call_fn(const basic_hook_ref& h, A... a) noexcept { return h.fn_(a...); }
+  template <class F>
+  static R call_obj(const basic_hook_ref& h, A... a) noexcept {
+    return (*static_cast<F*>(const_cast<void*>(h.obj_)))(a...);
+  }
 
-    fn_type fn_ = nullptr;
-    const void* obj_ = nullptr;
-    void (*thunk_)(const hook_ref&, A...) noexcept = nullptr;
+  fn_type fn_ = nullptr;
+  const void* obj_ = nullptr;
+  R (*thunk_)(const basic_hook_ref&, A...) noexcept = nullptr;
 };
+
+/// A hook that returns nothing.
+template <class... A>
+using hook_ref = basic_hook_ref<void, A...>;
 
 }  // namespace detail
 
@@ -864,11 +861,14 @@ struct connection_options {
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 
 namespace dqlite {
+
+/// A predicate on node addresses, `bool(std::string_view address)`, held by reference (see
+/// cluster_options::follow_redirect).
+using address_filter = detail::basic_hook_ref<bool, std::string_view>;
 
 /// How a cluster client finds the leader and retries. Designated initialisers:
 ///   dqlite::cluster c(ex, {"10.0.0.1:9001", "10.0.0.2:9001"},
@@ -906,7 +906,10 @@ struct cluster_options {
   /// cluster_stats::redirects_refused, named in the errc::no_leader text) and discovery
   /// goes on with the nodes of the node store. Empty: every address is followed. The
   /// nodes of the node store itself are always asked. Called on the cluster's strand.
-  std::function<bool(std::string_view address)> follow_redirect{};
+  /// Non-owning, with the rules of log_function: a plain function or a lambda without
+  /// captures is kept as a function pointer, any other callable must outlive the cluster
+  /// (or pool), and an exception escaping it calls std::terminate.
+  address_filter follow_redirect{};
   /// Logging hook for the cluster's events (discovery, probes, redirects, leader
   /// changes, backoff: see docs/observability.md), called for those at or above
   /// log_threshold, on the cluster's strand, never concurrently for one cluster. The
@@ -10781,6 +10784,21 @@ struct pool_options {
   /// An idle connection unused for longer than this is checked with `SELECT 1` before it
   /// is handed out (a dead one is discarded and the next one tried).
   std::chrono::milliseconds health_check_after{1'000};
+  /// Connections older than this (since they were opened) are closed instead of being
+  /// handed out again: when they come back, and when found idle; the pool refills to
+  /// min_size. For load balancers, credentials or servers that should see connections
+  /// renewed. Zero (the default): no limit. As database/sql's SetConnMaxLifetime.
+  std::chrono::milliseconds max_lifetime{0};
+  /// Idle connections unused for this long are closed, down to min_size. Zero (the
+  /// default): kept. As database/sql's SetConnMaxIdleTime.
+  std::chrono::milliseconds max_idle_time{0};
+  /// When positive, a background pass runs at this interval: idle connections unused for
+  /// health_check_after are checked with `SELECT 1` one at a time (a failed one is
+  /// discarded, and a connection error empties the pool as any leader change does), and
+  /// those past max_lifetime or max_idle_time are closed. Zero (the default): idle
+  /// connections are checked only when handed out; a pass still runs for max_lifetime and
+  /// max_idle_time (at a quarter of the shorter one, at least 10 ms) when they are set.
+  std::chrono::milliseconds health_check_interval{0};
   /// How long async_close waits for checked-out connections to come back.
   std::chrono::milliseconds close_timeout{5'000};
   /// The convenience reads (async_fetch, async_fetchval, async_fetchone) are run once more
@@ -10806,6 +10824,19 @@ struct pool_options {
   trace_function trace{};
 };
 
+/// How basic_pool::async_transaction runs a transaction again after a failure that left
+/// nothing applied (busy, or a leader change before COMMIT was sent).
+struct transaction_retry {
+  /// Attempts in all, the first included (at least 1).
+  unsigned max_attempts = 5;
+  /// No attempt starts later than this after the call. Zero or less: max_attempts only.
+  std::chrono::milliseconds timeout{10'000};
+  /// Pause before attempt n + 1: backoff_base * 2^(n - 1), at most backoff_cap, each a
+  /// random duration between half of that and all of it.
+  std::chrono::milliseconds backoff_base{20};
+  std::chrono::milliseconds backoff_cap{500};
+};
+
 /// Counters of a pool (see basic_pool::stats).
 struct pool_stats {
   std::size_t idle = 0;         ///< open connections waiting in the pool
@@ -10823,6 +10854,13 @@ struct pool_stats {
   std::uint64_t health_check_failures = 0;  ///< idle connections that failed their check
   std::uint64_t busy_retries = 0;  ///< statements run again after SQLITE_BUSY / SQLITE_LOCKED
   std::uint64_t read_retries = 0;  ///< reads run again on a fresh connection (retry_reads)
+  std::uint64_t acquires = 0;         ///< connections handed out (acquires that succeeded)
+  std::uint64_t waits = 0;            ///< acquires that had to wait (no idle connection)
+  std::chrono::microseconds wait_time{0};  ///< total time those waited
+  std::uint64_t acquire_timeouts = 0;      ///< acquires that failed with errc::timeout
+  std::uint64_t expired = 0;  ///< connections closed for max_lifetime or max_idle_time
+  std::uint64_t background_checks = 0;  ///< idle connections checked by the background pass
+  std::uint64_t transaction_retries = 0;  ///< transactions run again (async_transaction)
 };
 
 }  // namespace dqlite
@@ -10889,12 +10927,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   struct idle_conn {
     Conn conn;
-    clock::time_point since;
+    clock::time_point since;  ///< idle (or last checked) since
+    clock::time_point born;   ///< opened at
   };
   struct waiter {
     explicit waiter(const boost::asio::any_io_executor& e) : timer(e, clock::time_point::max()) {}
     boost::asio::steady_timer timer;
     std::optional<Conn> conn;
+    clock::time_point born;
     bool closed = false;
   };
 
@@ -10918,6 +10958,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::uint64_t health_check_failures = 0;
   std::uint64_t busy_retries = 0;
   std::uint64_t read_retries = 0;
+  std::uint64_t acquires = 0;
+  std::uint64_t waits = 0;
+  clock::duration wait_time{};
+  std::uint64_t acquire_timeouts = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t background_checks = 0;
+  std::uint64_t transaction_retries = 0;
+  std::shared_ptr<boost::asio::steady_timer> maintenance;  ///< the background sweep's timer
 
   pool_stats stats() const {
     pool_stats st;
@@ -10933,6 +10981,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     st.health_check_failures = health_check_failures;
     st.busy_retries = busy_retries;
     st.read_retries = read_retries;
+    st.acquires = acquires;
+    st.waits = waits;
+    st.wait_time = std::chrono::duration_cast<std::chrono::microseconds>(wait_time);
+    st.acquire_timeouts = acquire_timeouts;
+    st.expired = expired;
+    st.background_checks = background_checks;
+    st.transaction_retries = transaction_retries;
     return st;
   }
 
@@ -11025,8 +11080,24 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     grow();
   }
 
+  /// Whether a connection opened at `born` has outlived max_lifetime.
+  bool too_old(clock::time_point born, clock::time_point now) const {
+    return opts.max_lifetime.count() > 0 && now - born >= opts.max_lifetime;
+  }
+  /// Whether an idle connection has been idle for max_idle_time, and the pool may close it
+  /// (it keeps min_size connections).
+  bool idle_too_long(const idle_conn& ic, clock::time_point now) const {
+    return opts.max_idle_time.count() > 0 && now - ic.since >= opts.max_idle_time &&
+           total() > opts.min_size;
+  }
+  /// Closes a connection that outlived max_lifetime or max_idle_time.
+  void expire(Conn& c, const char* why) {
+    ++expired;
+    discard(c, why);
+  }
+
   /// Hands a ready connection to the first waiter, or keeps it idle.
-  void deliver(Conn c) {
+  void deliver(Conn c, clock::time_point born) {
     if (closed) {
       discard(c, "the pool is closed");
       return;
@@ -11036,11 +11107,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       waiters.pop_front();
       if (w->conn || w->closed) continue;
       w->conn.emplace(std::move(c));
+      w->born = born;
       ++in_use;
       w->timer.cancel();
       return;
     }
-    idle.push_back(idle_conn{std::move(c), clock::now()});
+    idle.push_back(idle_conn{std::move(c), clock::now(), born});
   }
 
   bool wants_more() const {
@@ -11081,7 +11153,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       if (!r->ec && r->value) {
         s->note_opened();
         s->connect_cause.clear();  // a new run of failures has its own cause
-        s->deliver(std::move(*r->value));
+        s->deliver(std::move(*r->value), clock::now());
         s->notify();
         co_return;
       }
@@ -11135,6 +11207,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         discard(ic.conn, "it was closed while idle");
         continue;
       }
+      if (const auto now = clock::now(); too_old(ic.born, now) || idle_too_long(ic, now)) {
+        expire(ic.conn, too_old(ic.born, now) ? "it reached max_lifetime"
+                                              : "it was idle for max_idle_time");
+        continue;
+      }
       ++in_use;
       if (clock::now() - ic.since > opts.health_check_after) {
         const auto gen = generation;
@@ -11154,7 +11231,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           } else if (gen != generation) {
             discard(ic.conn, "it is from before a leader change");
           } else if (!waiters.empty()) {
-            deliver(std::move(ic.conn));  // a waiter that came meanwhile
+            deliver(std::move(ic.conn), ic.born);  // a waiter that came meanwhile
           } else {
             idle.push_back(std::move(ic));
           }
@@ -11179,8 +11256,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           continue;
         }
       }
+      ++acquires;
       result r;
-      r.value.emplace(self, std::move(ic.conn), generation);
+      r.value.emplace(self, std::move(ic.conn), generation, ic.born);
       co_return r;
     }
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
@@ -11191,10 +11269,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     // (grow() may have delivered a connection already.) Nothing between the check of the
     // cancellation above and this wait suspends, so the wait itself sees a cancellation:
     // it ends, and the waiter leaves the queue below.
+    ++waits;
     if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
+    wait_time += clock::now() - start;
     if (w->conn) {
+      ++acquires;
       result r;
-      r.value.emplace(self, std::move(*w->conn), generation);
+      r.value.emplace(self, std::move(*w->conn), generation, w->born);
       co_return r;
     }
     std::erase(waiters, w);
@@ -11202,6 +11283,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       co_return result::fail(make_error_code(errc::pool_closed),
                              "the pool was closed while waiting for a connection");
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
+    ++acquire_timeouts;
     co_return result::fail(make_error_code(errc::timeout),
                            "no connection became available within " +
                                std::to_string(opts.acquire_timeout.count()) + " ms (" +
@@ -11212,7 +11294,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// (Connector::needs_reset) is settled by a plain handler on the pool's executor (at
   /// once when the caller already runs there, so that the connection is idle before the
   /// caller's next acquire); one that needs a reset by a coroutine that runs it first.
-  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false) noexcept {
+  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false,
+                 clock::time_point born = {}) noexcept {
     if (fork_generation() != forks) return;  // the connection forgets its socket when destroyed
     try {
       bool reset = !skip_reset && !unusable;
@@ -11220,13 +11303,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         reset = reset && connector.needs_reset(c);
       if (!reset) {
         boost::asio::dispatch(ex, [s = this->shared_from_this(), c = std::move(c), gen,
-                                   unusable]() mutable {
+                                   unusable, born]() mutable {
           const bool keep = s->keeps(c, gen, unusable);
-          s->settle(std::move(c), gen, keep, unusable);
+          s->settle(std::move(c), gen, keep, unusable, born);
         });
         return;
       }
-      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen),
+      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, born),
                             boost::asio::detached);
     } catch (...) {
     }
@@ -11241,8 +11324,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   /// A connection that needs a reset comes back: the reset, then settle().
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
-                                               std::uint64_t gen) {
-    bool keep = s->keeps(c, gen, false);
+                                               std::uint64_t gen, clock::time_point born) {
+    bool keep = s->keeps(c, gen, false) && !s->too_old(born, clock::now());
     if (keep) {
       ++s->resets;
       error_code ec;
@@ -11256,14 +11339,17 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         s->note_error(ec ? ec : c.broken_by());
       }
     }
-    s->settle(std::move(c), gen, keep, false);
+    s->settle(std::move(c), gen, keep, false, born);
   }
 
   /// The connection is idle again (keep) or discarded; waiters and growth follow.
-  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable) {
+  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable, clock::time_point born) {
     --in_use;
-    if (keep && !closed && gen == generation)
-      deliver(std::move(c));
+    const bool old = too_old(born, clock::now());
+    if (keep && !closed && gen == generation && !old)
+      deliver(std::move(c), born);
+    else if (keep && old && !closed && gen == generation)
+      expire(c, "it reached max_lifetime");
     else
       discard(c, closed                 ? "the pool is closed"
                  : !c.is_open()         ? "it was broken or closed"
@@ -11271,6 +11357,95 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                  : gen != generation    ? "it is from before a leader change"
                                         : "its reset failed");
     notify();
+    grow();
+  }
+
+  /// How often the background sweep runs: health_check_interval, else a quarter of the
+  /// shortest of max_idle_time and max_lifetime (at least 10 ms); zero: no sweep.
+  std::chrono::milliseconds sweep_period() const {
+    using ms = std::chrono::milliseconds;
+    if (opts.health_check_interval.count() > 0) return opts.health_check_interval;
+    ms p{0};
+    for (ms d : {opts.max_idle_time, opts.max_lifetime})
+      if (d.count() > 0) p = p.count() > 0 ? std::min(p, d) : d;
+    return p.count() > 0 ? std::max(p / 4, ms(10)) : ms(0);
+  }
+
+  /// Starts the background sweep when the options ask for one (see sweep_period). It holds
+  /// the pool weakly, and ends when the pool is shut.
+  void start_maintenance() {
+    const auto period = sweep_period();
+    if (period.count() <= 0 || maintenance) return;
+    maintenance = std::make_shared<boost::asio::steady_timer>(ex);
+    boost::asio::co_spawn(ex, maintain(this->weak_from_this(), maintenance, period),
+                          boost::asio::detached);
+  }
+
+  static boost::asio::awaitable<void> maintain(std::weak_ptr<pool_core> weak,
+                                               std::shared_ptr<boost::asio::steady_timer> t,
+                                               std::chrono::milliseconds period) {
+    for (;;) {
+      t->expires_after(period);
+      auto [ec] = co_await t->async_wait(as_tuple_awaitable);
+      auto s = weak.lock();
+      if (!s || s->closed || ec) co_return;
+      co_await s->sweep();
+    }
+  }
+
+  /// One background pass over the idle connections: those past max_lifetime or
+  /// max_idle_time are closed; with health_check_interval, those idle (unchecked) for at
+  /// least health_check_after are checked, one at a time, and a failed one discarded.
+  /// Afterwards the pool refills to min_size.
+  boost::asio::awaitable<void> sweep() {
+    auto self = this->shared_from_this();
+    auto now = clock::now();
+    for (std::size_t i = 0; i < idle.size();) {
+      if (too_old(idle[i].born, now) || idle_too_long(idle[i], now)) {
+        expire(idle[i].conn, too_old(idle[i].born, now) ? "it reached max_lifetime"
+                                                        : "it was idle for max_idle_time");
+        idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    if (opts.health_check_interval.count() > 0) {
+      // Oldest first (the front); each is taken out while it is checked.
+      for (std::size_t n = idle.size(); n > 0 && !closed; --n) {
+        auto it = std::find_if(idle.begin(), idle.end(), [&](const idle_conn& ic) {
+          return clock::now() - ic.since >= opts.health_check_after;
+        });
+        if (it == idle.end()) break;
+        idle_conn ic = std::move(*it);
+        idle.erase(it);
+        ++in_use;
+        ++background_checks;
+        const auto gen = generation;
+        error_code ec;
+        try {
+          ec = co_await connector.ping(ic.conn);
+        } catch (...) {
+          ec = make_error_code(errc::not_connected);
+        }
+        --in_use;
+        if (ec || !ic.conn.is_open()) {
+          if (!closed) {
+            ++health_check_failures;
+            log()(log_level::warning, "pool_health_check_failed", [&] {
+              return "an idle connection failed its background check: " +
+                     (ec ? ec.message() : std::string("the connection was closed"));
+            });
+          }
+          discard(ic.conn, closed ? "the pool is closed" : "it failed its health check");
+          if (!closed && is_connection_error(ec)) note_error(ec);
+        } else if (closed || gen != generation) {
+          discard(ic.conn, closed ? "the pool is closed" : "it is from before a leader change");
+        } else {
+          deliver(std::move(ic.conn), ic.born);  // checked: idle since now
+        }
+        notify();
+      }
+    }
     grow();
   }
 
@@ -11300,7 +11475,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
               s->note_opened();
               ++r->ok;
               s->connect_cause.clear();
-              s->deliver(std::move(*c->value));
+              s->deliver(std::move(*c->value), clock::now());
             } else {
               s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
@@ -11330,6 +11505,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   void shut() {
     if (closed) return;
     closed = true;
+    if (maintenance) maintenance->cancel();
     for (auto& ic : idle) discard(ic.conn, "the pool is closed");
     idle.clear();
     for (auto& w : waiters) {
@@ -11494,6 +11670,7 @@ using owned_param_t =
 #include <exception>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -11517,8 +11694,9 @@ class pooled_handle {
  public:
   /// An empty handle.
   pooled_handle() = default;
-  pooled_handle(std::shared_ptr<core_type> core, Conn c, std::uint64_t gen)
-      : core_(std::move(core)), conn_(std::move(c)), gen_(gen) {}
+  pooled_handle(std::shared_ptr<core_type> core, Conn c, std::uint64_t gen,
+                std::chrono::steady_clock::time_point born = {})
+      : core_(std::move(core)), conn_(std::move(c)), gen_(gen), born_(born) {}
   pooled_handle(pooled_handle&&) noexcept = default;
   pooled_handle& operator=(pooled_handle&& other) noexcept {
     if (this != &other) {
@@ -11527,6 +11705,7 @@ class pooled_handle {
       conn_ = std::move(other.conn_);
       other.conn_.reset();
       gen_ = other.gen_;
+      born_ = other.born_;
       unusable_ = other.unusable_;
     }
     return *this;
@@ -11559,7 +11738,7 @@ class pooled_handle {
 
  private:
   void give_back(bool skip_reset) noexcept {
-    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset);
+    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset, born_);
     conn_.reset();
     core_.reset();
     unusable_ = false;
@@ -11571,6 +11750,7 @@ class pooled_handle {
   std::shared_ptr<core_type> core_;
   std::optional<Conn> conn_;
   std::uint64_t gen_ = 0;
+  std::chrono::steady_clock::time_point born_{};  ///< when the connection was opened
   bool unusable_ = false;
 };
 
@@ -11699,6 +11879,99 @@ class basic_pool {
                                           [](std::shared_ptr<core_type> s) { return s->close(); });
   }
 
+  // ---- a transaction on a borrowed connection, run again when that is safe ----
+
+  /// Runs `body(conn)` (a callable returning boost::asio::awaitable<R>) in a transaction on
+  /// a pooled connection: BEGIN, the body, COMMIT. Returns what the body returns. When an
+  /// attempt fails in a way that leaves nothing applied, the whole transaction runs again
+  /// (the body is called again, on a connection acquired anew) after a pause (backoff
+  /// with jitter), within retry.max_attempts and retry.timeout, in two cases. The server
+  /// refused a statement or the COMMIT as busy (SQLITE_BUSY, SQLITE_LOCKED: another
+  /// connection holds the write lock). Or the node was not (or no longer) the leader, or
+  /// the connection failed, before the COMMIT was sent (the transaction was lost with the
+  /// connection).
+  /// Never after an unknown outcome (errc::outcome_unknown, leadership lost during the
+  /// COMMIT): the error says the transaction may have been applied and was not run again.
+  /// An exception that is not a dqlite::error (thrown by the body) rolls the transaction
+  /// back and propagates at once. Throws dqlite::error: the last attempt's error, its text
+  /// saying how many attempts were made; an acquire that fails (errc::timeout after
+  /// acquire_timeout, errc::pool_closed) ends it at once. Coroutines only (as
+  /// dqlite::async_transaction); the body may run more than once, so it must not have
+  /// effects outside the database that cannot be repeated.
+  ///
+  ///   dqlite::pool pool(ex, std::vector<std::string>{"127.0.0.1:9001"}, {.database = "bank"});
+  ///   auto id = co_await pool.async_transaction([&](dqlite::connection& c)
+  ///                                                 -> asio::awaitable<std::int64_t> {
+  ///     co_await c.async_execute("UPDATE account SET balance = balance - 10 WHERE id = 1");
+  ///     auto r = co_await c.async_execute("INSERT INTO log (what) VALUES ('paid')");
+  ///     co_return r.last_insert_id;
+  ///   });
+  template <class Body>
+  auto async_transaction(Body body, transaction_retry retry = {})
+      -> boost::asio::awaitable<
+          typename std::invoke_result_t<Body&, connection_type&>::value_type> {
+    using R = typename std::invoke_result_t<Body&, connection_type&>::value_type;
+    const auto start = std::chrono::steady_clock::now();
+    const unsigned attempts = std::max(retry.max_attempts, 1u);
+    cluster_options pauses;
+    pauses.backoff_base = retry.backoff_base;
+    pauses.backoff_cap = retry.backoff_cap;
+    pauses.backoff_factor = 2;
+    std::minstd_rand rng(std::random_device{}());
+    for (unsigned attempt = 1;; ++attempt) {
+      enum class step { acquire, begin, body, commit } at = step::acquire;
+      error_code ec;
+      std::string text;
+      try {
+        auto pc = co_await async_acquire();
+        at = step::begin;
+        auto tx = co_await pc->async_begin();
+        at = step::body;
+        if constexpr (std::is_void_v<R>) {
+          co_await body(*pc);
+          at = step::commit;
+          co_await tx.async_commit();
+          co_return;
+        } else {
+          R out = co_await body(*pc);
+          at = step::commit;
+          co_await tx.async_commit();
+          co_return out;
+        }
+      } catch (const error& e) {
+        ec = e.code();
+        text = e.get_diagnostics().message();
+        if (text.empty()) text = ec.message();
+      }
+      // (The transaction object, dropped above, is rolled back when the connection goes
+      // back to the pool.)
+      const bool unknown = is_outcome_unknown(ec);
+      const bool again = at != step::acquire && !unknown && !is_cancelled(ec) &&
+                         ec != make_error_code(errc::used_after_fork) &&
+                         (is_busy(ec) || is_connection_error(ec));
+      const auto pause = detail::jittered(detail::backoff_delay(pauses, attempt), rng);
+      const bool in_time = retry.timeout.count() <= 0 ||
+                           std::chrono::steady_clock::now() + pause - start < retry.timeout;
+      if (!again || attempt >= attempts || !in_time) {
+        std::string why;
+        if (unknown)
+          why = "the transaction may have been applied (its outcome is unknown), so it was "
+                "not run again";
+        else if (again)
+          why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
+                (attempt >= attempts ? "no attempt is left (max_attempts " +
+                                           std::to_string(attempts) + ")"
+                                     : std::string("retry.timeout has passed"));
+        else
+          why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
+        throw error(ec, dqlite::diagnostics(why + ": " + text));
+      }
+      if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
+      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
+      co_await t.async_wait(detail::as_tuple_awaitable);
+    }
+  }
+
   // ---- one statement on a borrowed connection ----
   //
   // SQL text, parameters, then an optional completion token, as on basic_connection.
@@ -11765,6 +12038,7 @@ class basic_pool {
     auto ex = cl->get_executor();  // the cluster's strand: pool and cluster share it
     auto s = std::make_shared<core_type>(ex, connector_type{std::move(cl)}, opts);
     s->opts.database = s->connector.cluster->options().connection.database;  // owned there
+    s->start_maintenance();
     return s;
   }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -224,5 +225,127 @@ TEST_CASE("pool: cancelled acquires and statements lose no connection", "[pool]"
     CHECK(s.opened == 1);  // the same connection all along
     CHECK(s.discarded == 0);
     CHECK(s.leader_changes == 0);
+  });
+}
+
+TEST_CASE("pool: async_transaction runs a transaction refused as busy again, and nothing else",
+          "[pool][transaction]") {
+  dqlite_test::node_process node;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    const std::vector<std::string> addresses{node.address()};
+    auto pool = co_await dqlite::async_create_pool(ex, addresses, pool_opts("pooltx", 1, 4));
+    co_await pool.async_execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, v INTEGER)");
+    dqlite::connection_options lo;
+    lo.database = "pooltx";
+    auto locker = co_await dqlite::async_connect(ex, node.address(), lo);
+
+    // Another connection holds the write lock until the transaction has been refused once.
+    auto lock = co_await locker.async_begin();
+    co_await locker.async_execute("INSERT INTO acct VALUES (100, 0)");
+    int calls = 0;
+    bool released = false;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          for (int i = 0; i < 2000 && calls < 2; ++i) co_await sleep_for(5ms);
+          co_await lock.async_commit();
+          released = true;
+        },
+        asio::detached);
+    dqlite::transaction_retry patient;
+    patient.max_attempts = 1000;
+    patient.timeout = 60s;
+    patient.backoff_cap = 50ms;
+    auto id = co_await pool.async_transaction(
+        [&](dqlite::connection& c) -> asio::awaitable<std::int64_t> {
+          ++calls;
+          auto r = co_await c.async_execute("INSERT INTO acct (v) VALUES (?)", 1);
+          co_return r.last_insert_id;
+        },
+        patient);
+    CHECK(calls >= 2);
+    CHECK(released);
+    CHECK(id > 0);
+    co_await sleep_for(5ms);
+    CHECK(pool.stats().transaction_retries >= 1);
+    auto n = co_await pool.async_fetchval<std::int64_t>("SELECT count(*) FROM acct WHERE v = 1");
+    CHECK(n == 1);  // applied once
+
+    // A constraint violation is not run again.
+    calls = 0;
+    bool threw = false;
+    try {
+      co_await pool.async_transaction([&](dqlite::connection& c) -> asio::awaitable<void> {
+        ++calls;
+        co_await c.async_execute("INSERT INTO acct VALUES (100, 2)");
+      });
+    } catch (const dqlite::error& e) {
+      threw = true;
+      CHECK(dqlite::is_constraint(e.code()));
+      CHECK_THAT(std::string(e.what()), Catch::Contains("attempt 1"));
+    }
+    CHECK(threw);
+    CHECK(calls == 1);
+
+    // Nor is an exception of the body's own; its changes are rolled back.
+    calls = 0;
+    threw = false;
+    try {
+      co_await pool.async_transaction([&](dqlite::connection& c) -> asio::awaitable<void> {
+        ++calls;
+        co_await c.async_execute("INSERT INTO acct VALUES (200, 3)");
+        throw std::runtime_error("changed my mind");
+      });
+    } catch (const std::runtime_error& e) {
+      threw = std::string(e.what()) == "changed my mind";
+    }
+    CHECK(threw);
+    CHECK(calls == 1);
+    auto gone = co_await pool.async_fetchval<std::int64_t>("SELECT count(*) FROM acct WHERE id = 200");
+    CHECK(gone == 0);
+
+    // Busy on every attempt: max_attempts ends it with the server's error.
+    auto lock2 = co_await locker.async_begin();
+    co_await locker.async_execute("INSERT INTO acct VALUES (300, 0)");
+    calls = 0;
+    dqlite::transaction_retry few;
+    few.max_attempts = 3;
+    few.backoff_base = 5ms;
+    threw = false;
+    try {
+      co_await pool.async_transaction(
+          [&](dqlite::connection& c) -> asio::awaitable<void> {
+            ++calls;
+            co_await c.async_execute("INSERT INTO acct (v) VALUES (4)");
+          },
+          few);
+    } catch (const dqlite::error& e) {
+      threw = true;
+      CHECK(dqlite::is_busy(e.code()));
+      CHECK_THAT(std::string(e.what()), Catch::Contains("no attempt is left"));
+    }
+    CHECK(threw);
+    CHECK(calls == 3);
+    co_await lock2.async_rollback();
+    co_await pool.async_close();
+  });
+}
+
+TEST_CASE("pool: max_lifetime renews connections to a real node", "[pool]") {
+  dqlite_test::node_process node;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    const std::vector<std::string> addresses{node.address()};
+    auto opts = pool_opts("poollife", 1, 2);
+    opts.max_lifetime = 200ms;
+    auto pool = co_await dqlite::async_create_pool(ex, addresses, opts);
+    auto one = co_await pool.async_fetchval<std::int64_t>("SELECT 1");
+    CHECK(one == 1);
+    for (int i = 0; i < 300 && pool.stats().expired == 0; ++i) co_await sleep_for(10ms);
+    auto again = co_await pool.async_fetchval<std::int64_t>("SELECT 2");
+    CHECK(again == 2);
+    auto s = pool.stats();
+    CHECK(s.expired >= 1);
+    CHECK(s.opened >= 2);
+    co_await pool.async_close();
   });
 }

@@ -524,3 +524,92 @@ TEST_CASE("pool: after fork() the child's operations fail with used_after_fork",
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("pool: a connection past max_lifetime is not handed out again", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 2, .max_lifetime = 300ms});
+    const auto born = std::chrono::steady_clock::now();
+    { auto h = co_await take(p); }
+    co_await sleep_for(1ms);
+    {
+      auto h = co_await take(p);
+      // Reused while young (only checked when the machine was quick enough to tell).
+      if (std::chrono::steady_clock::now() - born < 250ms) CHECK(h->id == 1);
+    }
+    co_await sleep_for(400ms);
+    auto h = co_await take(p);  // older than max_lifetime: closed, a new one opened
+    CHECK(h->id != 1);
+    CHECK(p->stats().expired >= 1);
+    // One that outlives max_lifetime while checked out is closed when it comes back.
+    const int id = h->id;
+    co_await sleep_for(400ms);
+    h.reset();
+    co_await sleep_for(5ms);
+    CHECK(p->stats().idle == 0);
+    auto h2 = co_await take(p);
+    CHECK(h2->id != id);
+  });
+}
+
+TEST_CASE("pool: the background pass closes connections idle for max_idle_time, down to "
+          "min_size",
+          "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.min_size = 1, .max_size = 3, .max_idle_time = 100ms});
+    p->start_maintenance();
+    {
+      auto a = co_await take(p);
+      auto b = co_await take(p);
+      auto c = co_await take(p);
+    }
+    co_await sleep_for(5ms);
+    CHECK(p->stats().idle + p->stats().in_use <= 3);
+    // Without any acquire, the pass closes the idle ones but min_size.
+    for (int i = 0; i < 200 && p->stats().idle > 1; ++i) co_await sleep_for(10ms);
+    auto s = p->stats();
+    CHECK(s.idle == 1);
+    CHECK(s.expired == 2);
+    p->shut();  // ends the pass: run() returns
+  });
+}
+
+TEST_CASE("pool: the background pass checks idle connections and drops a dead one", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv,
+                       {.max_size = 2, .health_check_after = 20ms, .health_check_interval = 30ms});
+    p->start_maintenance();
+    { auto h = co_await take(p); }
+    for (int i = 0; i < 300 && srv->pings == 0; ++i) co_await sleep_for(5ms);
+    CHECK(srv->pings >= 1);
+    CHECK(p->stats().idle == 1);  // it passed: idle again
+    srv->ping_fails = true;
+    for (int i = 0; i < 300 && p->stats().idle > 0; ++i) co_await sleep_for(5ms);
+    auto s = p->stats();
+    CHECK(s.idle == 0);
+    CHECK(s.health_check_failures >= 1);
+    CHECK(s.background_checks >= 2);
+    CHECK(s.leader_changes >= 1);  // a connection error empties the pool
+    p->shut();
+  });
+}
+
+TEST_CASE("pool: stats count acquires, waits, their time and timeouts", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 1, .acquire_timeout = 50ms});
+    auto h = co_await take(p);  // opened for this acquire: it waited
+    auto r = co_await p->acquire();  // none free: times out
+    CHECK(r.ec == dqlite::errc::timeout);
+    h.reset();
+    co_await sleep_for(2ms);
+    auto h2 = co_await take(p);  // idle: no wait
+    auto s = p->stats();
+    CHECK(s.acquires == 2);
+    CHECK(s.waits == 2);
+    CHECK(s.acquire_timeouts == 1);
+    CHECK(s.wait_time >= std::chrono::microseconds(50'000));
+  });
+}

@@ -75,12 +75,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   struct idle_conn {
     Conn conn;
-    clock::time_point since;
+    clock::time_point since;  ///< idle (or last checked) since
+    clock::time_point born;   ///< opened at
   };
   struct waiter {
     explicit waiter(const boost::asio::any_io_executor& e) : timer(e, clock::time_point::max()) {}
     boost::asio::steady_timer timer;
     std::optional<Conn> conn;
+    clock::time_point born;
     bool closed = false;
   };
 
@@ -104,6 +106,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::uint64_t health_check_failures = 0;
   std::uint64_t busy_retries = 0;
   std::uint64_t read_retries = 0;
+  std::uint64_t acquires = 0;
+  std::uint64_t waits = 0;
+  clock::duration wait_time{};
+  std::uint64_t acquire_timeouts = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t background_checks = 0;
+  std::uint64_t transaction_retries = 0;
+  std::shared_ptr<boost::asio::steady_timer> maintenance;  ///< the background sweep's timer
 
   pool_stats stats() const {
     pool_stats st;
@@ -119,6 +129,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     st.health_check_failures = health_check_failures;
     st.busy_retries = busy_retries;
     st.read_retries = read_retries;
+    st.acquires = acquires;
+    st.waits = waits;
+    st.wait_time = std::chrono::duration_cast<std::chrono::microseconds>(wait_time);
+    st.acquire_timeouts = acquire_timeouts;
+    st.expired = expired;
+    st.background_checks = background_checks;
+    st.transaction_retries = transaction_retries;
     return st;
   }
 
@@ -211,8 +228,24 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     grow();
   }
 
+  /// Whether a connection opened at `born` has outlived max_lifetime.
+  bool too_old(clock::time_point born, clock::time_point now) const {
+    return opts.max_lifetime.count() > 0 && now - born >= opts.max_lifetime;
+  }
+  /// Whether an idle connection has been idle for max_idle_time, and the pool may close it
+  /// (it keeps min_size connections).
+  bool idle_too_long(const idle_conn& ic, clock::time_point now) const {
+    return opts.max_idle_time.count() > 0 && now - ic.since >= opts.max_idle_time &&
+           total() > opts.min_size;
+  }
+  /// Closes a connection that outlived max_lifetime or max_idle_time.
+  void expire(Conn& c, const char* why) {
+    ++expired;
+    discard(c, why);
+  }
+
   /// Hands a ready connection to the first waiter, or keeps it idle.
-  void deliver(Conn c) {
+  void deliver(Conn c, clock::time_point born) {
     if (closed) {
       discard(c, "the pool is closed");
       return;
@@ -222,11 +255,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       waiters.pop_front();
       if (w->conn || w->closed) continue;
       w->conn.emplace(std::move(c));
+      w->born = born;
       ++in_use;
       w->timer.cancel();
       return;
     }
-    idle.push_back(idle_conn{std::move(c), clock::now()});
+    idle.push_back(idle_conn{std::move(c), clock::now(), born});
   }
 
   bool wants_more() const {
@@ -267,7 +301,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       if (!r->ec && r->value) {
         s->note_opened();
         s->connect_cause.clear();  // a new run of failures has its own cause
-        s->deliver(std::move(*r->value));
+        s->deliver(std::move(*r->value), clock::now());
         s->notify();
         co_return;
       }
@@ -321,6 +355,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         discard(ic.conn, "it was closed while idle");
         continue;
       }
+      if (const auto now = clock::now(); too_old(ic.born, now) || idle_too_long(ic, now)) {
+        expire(ic.conn, too_old(ic.born, now) ? "it reached max_lifetime"
+                                              : "it was idle for max_idle_time");
+        continue;
+      }
       ++in_use;
       if (clock::now() - ic.since > opts.health_check_after) {
         const auto gen = generation;
@@ -340,7 +379,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           } else if (gen != generation) {
             discard(ic.conn, "it is from before a leader change");
           } else if (!waiters.empty()) {
-            deliver(std::move(ic.conn));  // a waiter that came meanwhile
+            deliver(std::move(ic.conn), ic.born);  // a waiter that came meanwhile
           } else {
             idle.push_back(std::move(ic));
           }
@@ -365,8 +404,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           continue;
         }
       }
+      ++acquires;
       result r;
-      r.value.emplace(self, std::move(ic.conn), generation);
+      r.value.emplace(self, std::move(ic.conn), generation, ic.born);
       co_return r;
     }
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
@@ -377,10 +417,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     // (grow() may have delivered a connection already.) Nothing between the check of the
     // cancellation above and this wait suspends, so the wait itself sees a cancellation:
     // it ends, and the waiter leaves the queue below.
+    ++waits;
     if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
+    wait_time += clock::now() - start;
     if (w->conn) {
+      ++acquires;
       result r;
-      r.value.emplace(self, std::move(*w->conn), generation);
+      r.value.emplace(self, std::move(*w->conn), generation, w->born);
       co_return r;
     }
     std::erase(waiters, w);
@@ -388,6 +431,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       co_return result::fail(make_error_code(errc::pool_closed),
                              "the pool was closed while waiting for a connection");
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
+    ++acquire_timeouts;
     co_return result::fail(make_error_code(errc::timeout),
                            "no connection became available within " +
                                std::to_string(opts.acquire_timeout.count()) + " ms (" +
@@ -398,7 +442,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// (Connector::needs_reset) is settled by a plain handler on the pool's executor (at
   /// once when the caller already runs there, so that the connection is idle before the
   /// caller's next acquire); one that needs a reset by a coroutine that runs it first.
-  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false) noexcept {
+  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false,
+                 clock::time_point born = {}) noexcept {
     if (fork_generation() != forks) return;  // the connection forgets its socket when destroyed
     try {
       bool reset = !skip_reset && !unusable;
@@ -406,13 +451,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         reset = reset && connector.needs_reset(c);
       if (!reset) {
         boost::asio::dispatch(ex, [s = this->shared_from_this(), c = std::move(c), gen,
-                                   unusable]() mutable {
+                                   unusable, born]() mutable {
           const bool keep = s->keeps(c, gen, unusable);
-          s->settle(std::move(c), gen, keep, unusable);
+          s->settle(std::move(c), gen, keep, unusable, born);
         });
         return;
       }
-      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen),
+      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, born),
                             boost::asio::detached);
     } catch (...) {
     }
@@ -427,8 +472,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   /// A connection that needs a reset comes back: the reset, then settle().
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
-                                               std::uint64_t gen) {
-    bool keep = s->keeps(c, gen, false);
+                                               std::uint64_t gen, clock::time_point born) {
+    bool keep = s->keeps(c, gen, false) && !s->too_old(born, clock::now());
     if (keep) {
       ++s->resets;
       error_code ec;
@@ -442,14 +487,17 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         s->note_error(ec ? ec : c.broken_by());
       }
     }
-    s->settle(std::move(c), gen, keep, false);
+    s->settle(std::move(c), gen, keep, false, born);
   }
 
   /// The connection is idle again (keep) or discarded; waiters and growth follow.
-  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable) {
+  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable, clock::time_point born) {
     --in_use;
-    if (keep && !closed && gen == generation)
-      deliver(std::move(c));
+    const bool old = too_old(born, clock::now());
+    if (keep && !closed && gen == generation && !old)
+      deliver(std::move(c), born);
+    else if (keep && old && !closed && gen == generation)
+      expire(c, "it reached max_lifetime");
     else
       discard(c, closed                 ? "the pool is closed"
                  : !c.is_open()         ? "it was broken or closed"
@@ -457,6 +505,95 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                  : gen != generation    ? "it is from before a leader change"
                                         : "its reset failed");
     notify();
+    grow();
+  }
+
+  /// How often the background sweep runs: health_check_interval, else a quarter of the
+  /// shortest of max_idle_time and max_lifetime (at least 10 ms); zero: no sweep.
+  std::chrono::milliseconds sweep_period() const {
+    using ms = std::chrono::milliseconds;
+    if (opts.health_check_interval.count() > 0) return opts.health_check_interval;
+    ms p{0};
+    for (ms d : {opts.max_idle_time, opts.max_lifetime})
+      if (d.count() > 0) p = p.count() > 0 ? std::min(p, d) : d;
+    return p.count() > 0 ? std::max(p / 4, ms(10)) : ms(0);
+  }
+
+  /// Starts the background sweep when the options ask for one (see sweep_period). It holds
+  /// the pool weakly, and ends when the pool is shut.
+  void start_maintenance() {
+    const auto period = sweep_period();
+    if (period.count() <= 0 || maintenance) return;
+    maintenance = std::make_shared<boost::asio::steady_timer>(ex);
+    boost::asio::co_spawn(ex, maintain(this->weak_from_this(), maintenance, period),
+                          boost::asio::detached);
+  }
+
+  static boost::asio::awaitable<void> maintain(std::weak_ptr<pool_core> weak,
+                                               std::shared_ptr<boost::asio::steady_timer> t,
+                                               std::chrono::milliseconds period) {
+    for (;;) {
+      t->expires_after(period);
+      auto [ec] = co_await t->async_wait(as_tuple_awaitable);
+      auto s = weak.lock();
+      if (!s || s->closed || ec) co_return;
+      co_await s->sweep();
+    }
+  }
+
+  /// One background pass over the idle connections: those past max_lifetime or
+  /// max_idle_time are closed; with health_check_interval, those idle (unchecked) for at
+  /// least health_check_after are checked, one at a time, and a failed one discarded.
+  /// Afterwards the pool refills to min_size.
+  boost::asio::awaitable<void> sweep() {
+    auto self = this->shared_from_this();
+    auto now = clock::now();
+    for (std::size_t i = 0; i < idle.size();) {
+      if (too_old(idle[i].born, now) || idle_too_long(idle[i], now)) {
+        expire(idle[i].conn, too_old(idle[i].born, now) ? "it reached max_lifetime"
+                                                        : "it was idle for max_idle_time");
+        idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    if (opts.health_check_interval.count() > 0) {
+      // Oldest first (the front); each is taken out while it is checked.
+      for (std::size_t n = idle.size(); n > 0 && !closed; --n) {
+        auto it = std::find_if(idle.begin(), idle.end(), [&](const idle_conn& ic) {
+          return clock::now() - ic.since >= opts.health_check_after;
+        });
+        if (it == idle.end()) break;
+        idle_conn ic = std::move(*it);
+        idle.erase(it);
+        ++in_use;
+        ++background_checks;
+        const auto gen = generation;
+        error_code ec;
+        try {
+          ec = co_await connector.ping(ic.conn);
+        } catch (...) {
+          ec = make_error_code(errc::not_connected);
+        }
+        --in_use;
+        if (ec || !ic.conn.is_open()) {
+          if (!closed) {
+            ++health_check_failures;
+            log()(log_level::warning, "pool_health_check_failed", [&] {
+              return "an idle connection failed its background check: " +
+                     (ec ? ec.message() : std::string("the connection was closed"));
+            });
+          }
+          discard(ic.conn, closed ? "the pool is closed" : "it failed its health check");
+          if (!closed && is_connection_error(ec)) note_error(ec);
+        } else if (closed || gen != generation) {
+          discard(ic.conn, closed ? "the pool is closed" : "it is from before a leader change");
+        } else {
+          deliver(std::move(ic.conn), ic.born);  // checked: idle since now
+        }
+        notify();
+      }
+    }
     grow();
   }
 
@@ -486,7 +623,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
               s->note_opened();
               ++r->ok;
               s->connect_cause.clear();
-              s->deliver(std::move(*c->value));
+              s->deliver(std::move(*c->value), clock::now());
             } else {
               s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
@@ -516,6 +653,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   void shut() {
     if (closed) return;
     closed = true;
+    if (maintenance) maintenance->cancel();
     for (auto& ic : idle) discard(ic.conn, "the pool is closed");
     idle.clear();
     for (auto& w : waiters) {
