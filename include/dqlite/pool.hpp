@@ -61,8 +61,8 @@ class pooled_handle {
   /// An empty handle.
   pooled_handle() = default;
   pooled_handle(std::shared_ptr<core_type> core, Conn c, std::uint64_t gen,
-                std::chrono::steady_clock::time_point born = {})
-      : core_(std::move(core)), conn_(std::move(c)), gen_(gen), born_(born) {}
+                detail::slot_table::id_type slot)
+      : core_(std::move(core)), conn_(std::move(c)), gen_(gen), slot_(slot) {}
   pooled_handle(pooled_handle&&) noexcept = default;
   pooled_handle& operator=(pooled_handle&& other) noexcept {
     if (this != &other) {
@@ -71,7 +71,7 @@ class pooled_handle {
       conn_ = std::move(other.conn_);
       other.conn_.reset();
       gen_ = other.gen_;
-      born_ = other.born_;
+      slot_ = other.slot_;
       unusable_ = other.unusable_;
     }
     return *this;
@@ -104,7 +104,7 @@ class pooled_handle {
 
  private:
   void give_back(bool skip_reset) noexcept {
-    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset, born_);
+    if (conn_ && core_) core_->give_back(std::move(*conn_), gen_, unusable_, skip_reset, slot_);
     conn_.reset();
     core_.reset();
     unusable_ = false;
@@ -116,7 +116,7 @@ class pooled_handle {
   std::shared_ptr<core_type> core_;
   std::optional<Conn> conn_;
   std::uint64_t gen_ = 0;
-  std::chrono::steady_clock::time_point born_{};  ///< when the connection was opened
+  detail::slot_table::id_type slot_ = 0;  ///< the connection's slot in the pool
   bool unusable_ = false;
 };
 

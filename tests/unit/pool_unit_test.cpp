@@ -22,7 +22,9 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -611,5 +613,94 @@ TEST_CASE("pool: stats count acquires, waits, their time and timeouts", "[pool]"
     CHECK(s.waits == 2);
     CHECK(s.acquire_timeouts == 1);
     CHECK(s.wait_time >= std::chrono::microseconds(50'000));
+  });
+}
+
+TEST_CASE("pool slots: the allowed transitions, and the counts that follow them", "[pool]") {
+  using dqlite::detail::slot_state;
+  using dqlite::detail::slot_table;
+  using dqlite::detail::slot_transition_allowed;
+  const slot_state all[] = {slot_state::connecting, slot_state::retry_wait, slot_state::idle,
+                            slot_state::checking,   slot_state::in_use,     slot_state::resetting};
+  // The whole table: what is allowed, and nothing else.
+  std::set<std::pair<slot_state, slot_state>> allowed{
+      {slot_state::connecting, slot_state::idle},    {slot_state::connecting, slot_state::in_use},
+      {slot_state::connecting, slot_state::retry_wait}, {slot_state::retry_wait, slot_state::connecting},
+      {slot_state::idle, slot_state::checking},      {slot_state::idle, slot_state::in_use},
+      {slot_state::checking, slot_state::in_use},    {slot_state::checking, slot_state::idle},
+      {slot_state::in_use, slot_state::resetting},   {slot_state::in_use, slot_state::idle},
+      {slot_state::in_use, slot_state::in_use},      {slot_state::resetting, slot_state::idle},
+      {slot_state::resetting, slot_state::in_use}};
+  for (auto from : all)
+    for (auto to : all) {
+      INFO(dqlite::detail::to_string(from) << " -> " << dqlite::detail::to_string(to));
+      CHECK(slot_transition_allowed(from, to) == (allowed.count({from, to}) == 1));
+    }
+
+  slot_table t;
+  const auto t0 = slot_table::clock::time_point{} + std::chrono::seconds(100);
+  auto a = t.open(t0);
+  auto b = t.open(t0);
+  CHECK(t.opening() == 2);
+  CHECK(t.total() == 2);
+  t.move(a, slot_state::connecting, slot_state::retry_wait, t0 + 1s);
+  CHECK(t.count(slot_state::retry_wait) == 1);
+  CHECK(t.opening() == 2);
+  t.move(a, slot_state::retry_wait, slot_state::connecting, t0 + 2s);
+  t.move(a, slot_state::connecting, slot_state::idle, t0 + 3s);
+  CHECK(t.get(a).born == t0 + 3s);  // opened when it left connecting
+  t.move(a, slot_state::idle, slot_state::checking, t0 + 4s);
+  t.move(a, slot_state::checking, slot_state::in_use, t0 + 5s);
+  t.move(b, slot_state::connecting, slot_state::in_use, t0 + 6s);
+  CHECK(t.busy() == 2);
+  CHECK(t.opening() == 0);
+  t.move(a, slot_state::in_use, slot_state::resetting, t0 + 7s);
+  t.move(a, slot_state::resetting, slot_state::idle, t0 + 8s);
+  CHECK(t.get(a).since == t0 + 8s);
+  CHECK(t.get(a).born == t0 + 3s);
+  CHECK(t.count(slot_state::idle) == 1);
+  // A transition the table forbids, or from a state the slot is not in: a bug, refused
+  // without changing anything.
+  CHECK_THROWS_WITH(t.move(a, slot_state::idle, slot_state::resetting, t0),
+                    Catch::Contains("cannot go from idle to resetting"));
+  CHECK_THROWS_WITH(t.move(b, slot_state::idle, slot_state::in_use, t0),
+                    Catch::Contains("is in_use, not idle"));
+  CHECK(t.count(slot_state::idle) == 1);
+  CHECK(t.busy() == 1);
+  t.end(b, slot_state::in_use);
+  CHECK_FALSE(t.contains(b));
+  CHECK_THROWS(t.end(b, slot_state::in_use));
+  CHECK(t.total() == 1);
+}
+
+TEST_CASE("pool: every connection is in one state; none is left when all are closed",
+          "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv, {.max_size = 3});
+    auto h1 = co_await take(p);
+    auto h2 = co_await take(p);
+    using dqlite::detail::slot_state;
+    CHECK(p->slots.count(slot_state::in_use) == 2);
+    h1.reset();  // reset (the fake connector always resets): resetting, then idle
+    CHECK(p->slots.count(slot_state::resetting) + p->slots.count(slot_state::idle) +
+              p->slots.count(slot_state::in_use) ==
+          2);
+    co_await sleep_for(2ms);
+    CHECK(p->slots.count(slot_state::idle) == 1);
+    CHECK(p->slots.count(slot_state::in_use) == 1);
+    // A failed open for a waiter: retry_wait, then connecting again, then in use.
+    srv->connect_failures.push_back(make_error_code(dqlite::errc::no_leader));
+    auto h3 = co_await take(p);  // the idle one
+    auto h4 = co_await take(p);  // a new one: fails once, then opens
+    CHECK(srv->connects >= 3);
+    CHECK(p->slots.count(slot_state::in_use) == 3);
+    CHECK(p->slots.opening() == 0);
+    p->shut();
+    h2.reset();
+    h3.reset();
+    h4.reset();
+    co_await sleep_for(2ms);
+    CHECK(p->slots.total() == 0);
   });
 }

@@ -6,6 +6,7 @@
 #include <dqlite/pool_options.hpp>
 #include <dqlite/cluster.hpp>
 #include <dqlite/connection.hpp>
+#include <dqlite/detail/pool/slots.hpp>
 #include <dqlite/detail/token.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/node_store.hpp>
@@ -73,23 +74,22 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   pool_options opts;
   std::uint64_t forks;  ///< fork generation the pool belongs to (no getpid() per call)
 
+  using slot_id = slot_table::id_type;
   struct idle_conn {
     Conn conn;
-    clock::time_point since;  ///< idle (or last checked) since
-    clock::time_point born;   ///< opened at
+    slot_id slot;
   };
   struct waiter {
     explicit waiter(const boost::asio::any_io_executor& e) : timer(e, clock::time_point::max()) {}
     boost::asio::steady_timer timer;
     std::optional<Conn> conn;
-    clock::time_point born;
+    slot_id slot = 0;
     bool closed = false;
   };
 
   std::vector<idle_conn> idle;  ///< the back is the most recently returned
   std::deque<std::shared_ptr<waiter>> waiters;
-  std::size_t in_use = 0;
-  std::size_t connecting = 0;
+  slot_table slots;  ///< every connection's state (idle ones are also in `idle`)
   std::uint64_t generation = 0;  ///< bumped by each leader change
   std::uint64_t opened = 0;
   std::uint64_t discarded = 0;
@@ -98,9 +98,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
   std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
-  std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when in_use drops
+  std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when a slot settles
 
-  std::size_t total() const noexcept { return idle.size() + in_use + connecting; }
+  std::size_t total() const noexcept { return slots.total(); }
 
   std::uint64_t connect_failures = 0;
   std::uint64_t health_check_failures = 0;
@@ -118,8 +118,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   pool_stats stats() const {
     pool_stats st;
     st.idle = idle.size();
-    st.in_use = in_use;
-    st.connecting = connecting;
+    st.in_use = slots.busy();
+    st.connecting = slots.opening();
     st.waiting = waiters.size();
     st.opened = opened;
     st.discarded = discarded;
@@ -166,8 +166,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   std::string describe_counts() const {
-    std::string s = "in use: " + std::to_string(in_use) + ", idle: " + std::to_string(idle.size()) +
-                    ", connecting: " + std::to_string(connecting) +
+    std::string s = "in use: " + std::to_string(slots.busy()) +
+                    ", idle: " + std::to_string(idle.size()) +
+                    ", connecting: " + std::to_string(slots.opening()) +
                     ", waiting: " + std::to_string(waiters.size()) +
                     ", max_size: " + std::to_string(opts.max_size);
     if (last_connect_error.empty())
@@ -202,8 +203,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     last_connect_error = std::move(text);
   }
 
-  /// Closes a connection the pool will not use again; why: for the log.
-  void discard(Conn& c, const char* why) {
+  /// Closes a connection the pool will not use again, and ends its slot (in state
+  /// `from`); why: for the log.
+  void discard(Conn& c, slot_id slot, slot_state from, const char* why) {
+    slots.end(slot, from);
     c.close();
     ++discarded;
     log()(log_level::info, "pool_connection_discarded",
@@ -223,7 +226,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       return "a connection failed (" + ec.message() + "): the leader may have changed; " +
              std::to_string(idle.size()) + " idle connection(s) dropped";
     });
-    for (auto& ic : idle) discard(ic.conn, "the leader may have changed");
+    for (auto& ic : idle) discard(ic.conn, ic.slot, slot_state::idle, "the leader may have changed");
     idle.clear();
     grow();
   }
@@ -235,19 +238,29 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// Whether an idle connection has been idle for max_idle_time, and the pool may close it
   /// (it keeps min_size connections).
   bool idle_too_long(const idle_conn& ic, clock::time_point now) const {
-    return opts.max_idle_time.count() > 0 && now - ic.since >= opts.max_idle_time &&
+    return opts.max_idle_time.count() > 0 && now - slots.get(ic.slot).since >= opts.max_idle_time &&
            total() > opts.min_size;
   }
+  clock::time_point born(slot_id slot) const { return slots.get(slot).born; }
   /// Closes a connection that outlived max_lifetime or max_idle_time.
-  void expire(Conn& c, const char* why) {
+  void expire(Conn& c, slot_id slot, slot_state from, const char* why) {
     ++expired;
-    discard(c, why);
+    discard(c, slot, from, why);
+  }
+  /// Closes an idle connection past max_lifetime or max_idle_time; false when it is kept.
+  bool expire_if_due(idle_conn& ic, clock::time_point now) {
+    const bool old = too_old(born(ic.slot), now);
+    if (!old && !idle_too_long(ic, now)) return false;
+    expire(ic.conn, ic.slot, slot_state::idle,
+           old ? "it reached max_lifetime" : "it was idle for max_idle_time");
+    return true;
   }
 
-  /// Hands a ready connection to the first waiter, or keeps it idle.
-  void deliver(Conn c, clock::time_point born) {
+  /// Hands a ready connection (its slot in state `from`) to the first waiter, or keeps it
+  /// idle.
+  void deliver(Conn c, slot_id slot, slot_state from) {
     if (closed) {
-      discard(c, "the pool is closed");
+      discard(c, slot, from, "the pool is closed");
       return;
     }
     while (!waiters.empty()) {
@@ -255,28 +268,33 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       waiters.pop_front();
       if (w->conn || w->closed) continue;
       w->conn.emplace(std::move(c));
-      w->born = born;
-      ++in_use;
+      w->slot = slot;
+      slots.move(slot, from, slot_state::in_use, clock::now());
       w->timer.cancel();
       return;
     }
-    idle.push_back(idle_conn{std::move(c), clock::now(), born});
+    slots.move(slot, from, slot_state::idle, clock::now());
+    idle.push_back(idle_conn{std::move(c), slot});
   }
 
-  bool wants_more() const {
+  /// Whether one more connection is wanted (for a waiter, or up to min_size), counting
+  /// `except` slots fewer (a slot being opened that asks whether it is still needed).
+  bool wants_more(std::size_t except = 0) const {
     if (closed) return false;
-    if (total() >= opts.max_size) return false;
-    return waiters.size() > connecting || total() < opts.min_size;
+    const std::size_t all = total() - except;
+    if (all >= opts.max_size) return false;
+    return waiters.size() > slots.opening() - except || all < opts.min_size;
   }
 
   /// Starts opening connections for the waiters and up to min_size.
   void grow() {
     while (wants_more()) {
-      ++connecting;
+      const slot_id slot = slots.open(clock::now());
       try {
-        boost::asio::co_spawn(ex, connect_one(this->shared_from_this()), boost::asio::detached);
+        boost::asio::co_spawn(ex, connect_one(this->shared_from_this(), slot),
+                              boost::asio::detached);
       } catch (...) {
-        --connecting;
+        slots.end(slot, slot_state::connecting);
         return;
       }
     }
@@ -293,42 +311,37 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     co_return cluster_result<Conn>::from_exception(ep);
   }
 
-  static boost::asio::awaitable<void> connect_one(std::shared_ptr<pool_core> s) {
+  /// Opens the connection of `slot` (connecting), and again after a pause (retry_wait)
+  /// while it is still wanted.
+  static boost::asio::awaitable<void> connect_one(std::shared_ptr<pool_core> s, slot_id slot) {
     for (;;) {
       std::optional<cluster_result<Conn>> r;
       r.emplace(co_await connect_safely(s));
-      --s->connecting;
       if (!r->ec && r->value) {
         s->note_opened();
         s->connect_cause.clear();  // a new run of failures has its own cause
-        s->deliver(std::move(*r->value), clock::now());
+        s->deliver(std::move(*r->value), slot, slot_state::connecting);
         s->notify();
         co_return;
       }
       s->note_connect_failure(r->ec, r->diag);
-      if (!s->wants_more()) {
+      if (!s->wants_more(1)) {
+        s->slots.end(slot, slot_state::connecting);
         s->notify();
         co_return;
       }
       // Still needed: try again after a pause (the cluster client retried already).
-      ++s->connecting;
+      s->slots.move(slot, slot_state::connecting, slot_state::retry_wait, clock::now());
       auto pause = std::max(s->opts.cluster.backoff_base, std::chrono::milliseconds(20));
       boost::asio::steady_timer t(s->ex, pause);
       co_await t.async_wait(as_tuple_awaitable);
-      if (!s->wants_more_after_pause()) {
-        --s->connecting;
+      if (!s->wants_more(1)) {
+        s->slots.end(slot, slot_state::retry_wait);
         s->notify();
         co_return;
       }
+      s->slots.move(slot, slot_state::retry_wait, slot_state::connecting, clock::now());
     }
-  }
-
-  bool wants_more_after_pause() {
-    // This coroutine is counted in `connecting`: uncount it to ask.
-    --connecting;
-    bool more = wants_more();
-    ++connecting;
-    return more;
   }
 
   void notify() {
@@ -352,16 +365,15 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       idle.pop_back();
       if (!ic.conn.is_open()) {
         note_error(ic.conn.broken_by());
-        discard(ic.conn, "it was closed while idle");
+        discard(ic.conn, ic.slot, slot_state::idle, "it was closed while idle");
         continue;
       }
-      if (const auto now = clock::now(); too_old(ic.born, now) || idle_too_long(ic, now)) {
-        expire(ic.conn, too_old(ic.born, now) ? "it reached max_lifetime"
-                                              : "it was idle for max_idle_time");
-        continue;
-      }
-      ++in_use;
-      if (clock::now() - ic.since > opts.health_check_after) {
+      if (expire_if_due(ic, clock::now())) continue;
+      const auto idle_since = slots.get(ic.slot).since;
+      if (clock::now() - idle_since <= opts.health_check_after) {
+        slots.move(ic.slot, slot_state::idle, slot_state::in_use, clock::now());
+      } else {
+        slots.move(ic.slot, slot_state::idle, slot_state::checking, clock::now());
         const auto gen = generation;
         error_code ec;
         try {
@@ -372,15 +384,16 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         if (was_cancelled(cs) && !closed) {
           // The check was cut short (an interrupted check leaves the connection open): the
           // connection goes back unchecked, to be checked by the next acquire.
-          --in_use;
           if (!ic.conn.is_open()) {
             note_error(ic.conn.broken_by());
-            discard(ic.conn, "its health check broke it");
+            discard(ic.conn, ic.slot, slot_state::checking, "its health check broke it");
           } else if (gen != generation) {
-            discard(ic.conn, "it is from before a leader change");
+            discard(ic.conn, ic.slot, slot_state::checking, "it is from before a leader change");
           } else if (!waiters.empty()) {
-            deliver(std::move(ic.conn), ic.born);  // a waiter that came meanwhile
+            deliver(std::move(ic.conn), ic.slot, slot_state::checking);  // a waiter came
           } else {
+            // Idle again as it was: still unchecked.
+            slots.move(ic.slot, slot_state::checking, slot_state::idle, idle_since);
             idle.push_back(std::move(ic));
           }
           notify();
@@ -388,7 +401,6 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
           co_return cancelled_by_caller<handle_type>();
         }
         if (ec || !ic.conn.is_open() || closed) {
-          --in_use;
           if (!closed) {
             ++health_check_failures;
             log()(log_level::warning, "pool_health_check_failed", [&] {
@@ -396,17 +408,19 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                      (ec ? ec.message() : std::string("the connection was closed"));
             });
           }
-          discard(ic.conn, closed ? "the pool is closed" : "it failed its health check");
+          discard(ic.conn, ic.slot, slot_state::checking,
+                  closed ? "the pool is closed" : "it failed its health check");
           notify();
           if (closed) co_return result::fail(make_error_code(errc::pool_closed), "the pool was closed");
           if (is_connection_error(ec)) note_error(ec);
           grow();
           continue;
         }
+        slots.move(ic.slot, slot_state::checking, slot_state::in_use, clock::now());
       }
       ++acquires;
       result r;
-      r.value.emplace(self, std::move(ic.conn), generation, ic.born);
+      r.value.emplace(self, std::move(ic.conn), generation, ic.slot);
       co_return r;
     }
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
@@ -423,7 +437,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (w->conn) {
       ++acquires;
       result r;
-      r.value.emplace(self, std::move(*w->conn), generation, w->born);
+      r.value.emplace(self, std::move(*w->conn), generation, w->slot);
       co_return r;
     }
     std::erase(waiters, w);
@@ -442,8 +456,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// (Connector::needs_reset) is settled by a plain handler on the pool's executor (at
   /// once when the caller already runs there, so that the connection is idle before the
   /// caller's next acquire); one that needs a reset by a coroutine that runs it first.
-  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset = false,
-                 clock::time_point born = {}) noexcept {
+  void give_back(Conn c, std::uint64_t gen, bool unusable, bool skip_reset,
+                 slot_id slot) noexcept {
     if (fork_generation() != forks) return;  // the connection forgets its socket when destroyed
     try {
       bool reset = !skip_reset && !unusable;
@@ -451,13 +465,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         reset = reset && connector.needs_reset(c);
       if (!reset) {
         boost::asio::dispatch(ex, [s = this->shared_from_this(), c = std::move(c), gen,
-                                   unusable, born]() mutable {
+                                   unusable, slot]() mutable {
           const bool keep = s->keeps(c, gen, unusable);
-          s->settle(std::move(c), gen, keep, unusable, born);
+          s->settle(std::move(c), gen, keep, unusable, slot, slot_state::in_use);
         });
         return;
       }
-      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, born),
+      boost::asio::co_spawn(ex, returned(this->shared_from_this(), std::move(c), gen, slot),
                             boost::asio::detached);
     } catch (...) {
     }
@@ -472,9 +486,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
 
   /// A connection that needs a reset comes back: the reset, then settle().
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
-                                               std::uint64_t gen, clock::time_point born) {
-    bool keep = s->keeps(c, gen, false) && !s->too_old(born, clock::now());
+                                               std::uint64_t gen, slot_id slot) {
+    bool keep = s->keeps(c, gen, false) && !s->too_old(s->born(slot), clock::now());
+    slot_state at = slot_state::in_use;
     if (keep) {
+      s->slots.move(slot, slot_state::in_use, slot_state::resetting, clock::now());
+      at = slot_state::resetting;
       ++s->resets;
       error_code ec;
       try {
@@ -487,19 +504,21 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         s->note_error(ec ? ec : c.broken_by());
       }
     }
-    s->settle(std::move(c), gen, keep, false, born);
+    s->settle(std::move(c), gen, keep, false, slot, at);
   }
 
   /// The connection is idle again (keep) or discarded; waiters and growth follow.
-  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable, clock::time_point born) {
-    --in_use;
-    const bool old = too_old(born, clock::now());
+  /// (Its slot is in state `from`: in_use, or resetting.)
+  void settle(Conn c, std::uint64_t gen, bool keep, bool unusable, slot_id slot,
+              slot_state from) {
+    const bool old = too_old(born(slot), clock::now());
     if (keep && !closed && gen == generation && !old)
-      deliver(std::move(c), born);
+      deliver(std::move(c), slot, from);
     else if (keep && old && !closed && gen == generation)
-      expire(c, "it reached max_lifetime");
+      expire(c, slot, from, "it reached max_lifetime");
     else
-      discard(c, closed                 ? "the pool is closed"
+      discard(c, slot, from,
+                 closed                 ? "the pool is closed"
                  : !c.is_open()         ? "it was broken or closed"
                  : unusable             ? "it was marked unusable"
                  : gen != generation    ? "it is from before a leader change"
@@ -547,26 +566,23 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// Afterwards the pool refills to min_size.
   boost::asio::awaitable<void> sweep() {
     auto self = this->shared_from_this();
-    auto now = clock::now();
+    const auto now = clock::now();
     for (std::size_t i = 0; i < idle.size();) {
-      if (too_old(idle[i].born, now) || idle_too_long(idle[i], now)) {
-        expire(idle[i].conn, too_old(idle[i].born, now) ? "it reached max_lifetime"
-                                                        : "it was idle for max_idle_time");
+      if (expire_if_due(idle[i], now))
         idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
-      } else {
+      else
         ++i;
-      }
     }
     if (opts.health_check_interval.count() > 0) {
       // Oldest first (the front); each is taken out while it is checked.
       for (std::size_t n = idle.size(); n > 0 && !closed; --n) {
         auto it = std::find_if(idle.begin(), idle.end(), [&](const idle_conn& ic) {
-          return clock::now() - ic.since >= opts.health_check_after;
+          return clock::now() - slots.get(ic.slot).since >= opts.health_check_after;
         });
         if (it == idle.end()) break;
         idle_conn ic = std::move(*it);
         idle.erase(it);
-        ++in_use;
+        slots.move(ic.slot, slot_state::idle, slot_state::checking, clock::now());
         ++background_checks;
         const auto gen = generation;
         error_code ec;
@@ -575,7 +591,6 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         } catch (...) {
           ec = make_error_code(errc::not_connected);
         }
-        --in_use;
         if (ec || !ic.conn.is_open()) {
           if (!closed) {
             ++health_check_failures;
@@ -584,12 +599,14 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
                      (ec ? ec.message() : std::string("the connection was closed"));
             });
           }
-          discard(ic.conn, closed ? "the pool is closed" : "it failed its health check");
+          discard(ic.conn, ic.slot, slot_state::checking,
+                  closed ? "the pool is closed" : "it failed its health check");
           if (!closed && is_connection_error(ec)) note_error(ec);
         } else if (closed || gen != generation) {
-          discard(ic.conn, closed ? "the pool is closed" : "it is from before a leader change");
+          discard(ic.conn, ic.slot, slot_state::checking,
+                  closed ? "the pool is closed" : "it is from before a leader change");
         } else {
-          deliver(std::move(ic.conn), ic.born);  // checked: idle since now
+          deliver(std::move(ic.conn), ic.slot, slot_state::checking);  // idle since now
         }
         notify();
       }
@@ -611,25 +628,26 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     auto r = std::make_shared<round>(ex);
     const std::size_t want = opts.min_size > total() ? opts.min_size - total() : 0;
     for (std::size_t i = 0; i < want; ++i) {
-      ++connecting;
+      const slot_id slot = slots.open(clock::now());
       ++r->running;
       boost::asio::co_spawn(
           ex,
-          [](std::shared_ptr<pool_core> s, std::shared_ptr<round> r) -> boost::asio::awaitable<void> {
+          [](std::shared_ptr<pool_core> s, std::shared_ptr<round> r,
+             slot_id slot) -> boost::asio::awaitable<void> {
             std::optional<cluster_result<Conn>> c;
             c.emplace(co_await connect_safely(s));
-            --s->connecting;
             if (!c->ec && c->value) {
               s->note_opened();
               ++r->ok;
               s->connect_cause.clear();
-              s->deliver(std::move(*c->value), clock::now());
+              s->deliver(std::move(*c->value), slot, slot_state::connecting);
             } else {
+              s->slots.end(slot, slot_state::connecting);
               s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
             }
             if (--r->running == 0) r->done.cancel();
-          }(self, r),
+          }(self, r, slot),
           boost::asio::detached);
     }
     if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
@@ -654,7 +672,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (closed) return;
     closed = true;
     if (maintenance) maintenance->cancel();
-    for (auto& ic : idle) discard(ic.conn, "the pool is closed");
+    for (auto& ic : idle) discard(ic.conn, ic.slot, slot_state::idle, "the pool is closed");
     idle.clear();
     for (auto& w : waiters) {
       w->closed = true;
@@ -669,13 +687,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     shut();
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
-    while (in_use > 0 && clock::now() < deadline && !was_cancelled(cs)) {
+    while (slots.busy() > 0 && clock::now() < deadline && !was_cancelled(cs)) {
       auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
       drained = t;
       co_await t->async_wait(as_tuple_awaitable);
       drained.reset();
     }
-    const std::size_t left = in_use;
+    const std::size_t left = slots.busy();
     connector.close();
     if (left > 0 && was_cancelled(cs))
       co_return cancelled_by_caller<void>("the pool is closed; " + std::to_string(left) +
