@@ -7,6 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -123,6 +125,11 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   co_await t.async_wait(dqlite::detail::as_tuple_awaitable);
 }
 
+/// Lets every handler already queued on the executor run first.
+asio::awaitable<void> yield_now() {
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+}
+
 asio::awaitable<handle> take(std::shared_ptr<core> p) {
   auto r = co_await p->acquire();
   if (r.ec) throw dqlite::error(r.ec, dqlite::diagnostics(r.diag));
@@ -151,6 +158,7 @@ TEST_CASE("pool: connections are reused, reset on return", "[pool]") {
 }
 
 TEST_CASE("pool: waiters are served in FIFO order", "[pool]") {
+  // Ordered by the io_context's queue alone: no sleeps, no clock.
   auto srv = std::make_shared<fake_server>();
   std::vector<int> order;
   dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -163,15 +171,17 @@ TEST_CASE("pool: waiters are served in FIFO order", "[pool]") {
           [&, i]() -> asio::awaitable<void> {
             auto h = co_await take(p);
             order.push_back(i);
-            co_await sleep_for(1ms);
+            co_await yield_now();
             ++done;
           },
           asio::detached);
-      co_await sleep_for(1ms);  // queue them in a known order
+      // Let it run until it waits: the waiters queue in this order.
+      for (int k = 0; k < 4 && p->stats().waiting < static_cast<std::size_t>(i + 1); ++k)
+        co_await yield_now();
+      REQUIRE(p->stats().waiting == static_cast<std::size_t>(i + 1));
     }
-    CHECK(p->stats().waiting == 5);
     first.reset();
-    while (done < 5) co_await sleep_for(1ms);
+    while (done < 5) co_await yield_now();
     CHECK(srv->connects == 1);
   });
   CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
