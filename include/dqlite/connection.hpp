@@ -89,11 +89,14 @@ class basic_connection {
   explicit basic_connection(own_io_context_t, const connection_options& opts = {})
       : impl_(std::make_shared<impl_type>(own_io_context, opts)) {}
 
-  basic_connection(basic_connection&&) noexcept = default;
+  /// A moved-from connection keeps only its executor: its operations fail with
+  /// errc::not_connected (diagnostics say it was moved from), is_open() is false. It may be
+  /// assigned a connection again.
+  basic_connection(basic_connection&& other) noexcept { take(other); }
   basic_connection& operator=(basic_connection&& other) noexcept {
     if (this != &other) {
       shut();
-      impl_ = std::move(other.impl_);
+      take(other);
     }
     return *this;
   }
@@ -102,10 +105,15 @@ class basic_connection {
   /// Closes the transport; a running operation completes with an error.
   ~basic_connection() { shut(); }
 
-  executor_type get_executor() { return impl_->stream.get_executor(); }
+  executor_type get_executor() { return impl_ ? impl_->stream.get_executor() : *moved_ex_; }
+  /// The stream. Precondition: the connection was not moved from.
   Stream& stream() noexcept { return impl_->stream; }
   const Stream& stream() const noexcept { return impl_->stream; }
-  const connection_options& options() const noexcept { return impl_->opts; }
+  /// The options (default ones for a moved-from connection).
+  const connection_options& options() const noexcept {
+    static const connection_options none{};
+    return impl_ ? impl_->opts : none;
+  }
 
   /// True when the database is open and no error has broken the connection.
   bool is_open() const noexcept { return impl_ && impl_->state == detail::conn_state::open; }
@@ -119,9 +127,15 @@ class basic_connection {
   /// failed, or a RELEASE, counts as "may be open". async_reset sends a ROLLBACK only then.
   bool in_transaction() const noexcept { return impl_ && impl_->in_transaction(); }
   /// The text that goes with the last failed operation (server message or client detail).
-  const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
-  /// The error that closed the connection, if one did.
-  error_code broken_by() const noexcept { return impl_->broken_by; }
+  /// A moved-from connection has a fixed text that says so.
+  const dqlite::diagnostics& diagnostics() const noexcept {
+    return impl_ ? impl_->diag : *detail::moved_from_diagnostics();
+  }
+  /// The error that closed the connection, if one did (errc::not_connected for a
+  /// moved-from connection).
+  error_code broken_by() const noexcept {
+    return impl_ ? impl_->broken_by : make_error_code(errc::not_connected);
+  }
 
   // ---- opening ----
 
@@ -133,7 +147,7 @@ class basic_connection {
     requires detail::connect_steps<Stream>::is_tcp
   auto async_connect(std::string_view address, Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
-        connect_initiation{impl_}, token, std::string(address), std::nullopt);
+        connect_initiation{impl_, moved_ex_}, token, std::string(address), std::nullopt);
   }
 
   /// Connects to an endpoint of the stream's socket type (a unix socket path, a TCP
@@ -142,7 +156,7 @@ class basic_connection {
   auto async_connect(const typename detail::connect_steps<Stream>::endpoint_type& endpoint,
                      Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
-        connect_initiation{impl_}, token, detail::describe_endpoint(endpoint),
+        connect_initiation{impl_, moved_ex_}, token, detail::describe_endpoint(endpoint),
         std::optional(endpoint));
   }
 
@@ -150,7 +164,7 @@ class basic_connection {
   /// stream (for TLS or unix sockets). Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_handshake(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(error_code)>(handshake_initiation{impl_},
+    return boost::asio::async_initiate<Token, void(error_code)>(handshake_initiation{impl_, moved_ex_},
                                                                 token);
   }
 
@@ -256,7 +270,7 @@ class basic_connection {
   auto async_reset(Token&& token = {}) {
     mark_for_reset();
     return boost::asio::async_initiate<Token, void(error_code)>(
-        detail::encoded_initiation<impl_type>{impl_}, token, detail::flush_proc{},
+        detail::encoded_initiation<impl_type>{impl_, moved_ex_}, token, detail::flush_proc{},
         [](impl_type&) { return error_code{}; }, request_params());
   }
 
@@ -335,6 +349,10 @@ class basic_connection {
   basic_statement<Stream> prepare(std::string_view sql, E&... e) {
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return basic_statement<Stream>(detail::detached);
+          }
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql), request_params(), ec, d);
           return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql),
@@ -349,6 +367,10 @@ class basic_connection {
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
           exec_result total{};
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return total;
+          }
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql, true), request_params(),
                                              ec, d);
@@ -383,6 +405,10 @@ class basic_connection {
   basic_transaction<Stream> begin(E&... e) {
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return basic_transaction<Stream>(detail::detached);
+          }
           detail::blocking_exchange(*impl_, detail::exec_proc{}, detail::sql_request("BEGIN"),
                                     request_params(), ec, d);
           std::uint64_t id = 0;
@@ -397,6 +423,10 @@ class basic_connection {
   void reset(E&... e) {
     detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return;
+          }
           mark_for_reset();
           detail::blocking_exchange(*impl_, detail::flush_proc{},
                                     [](impl_type&) { return error_code{}; }, request_params(), ec,
@@ -544,22 +574,28 @@ class basic_connection {
  private:
   struct admin_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler, class Proc, class Encode>
     void operator()(Handler&& h, Proc proc, Encode encode, bool may_write) {
+      if (!c)
+        return detail::complete_moved_from<detail::completion_sig_t<typename Proc::result_type>>(
+            std::forward<Handler>(h), ex);
       detail::start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), true,
                              c->opts.request_timeout, may_write);
     }
   };
 
   detail::exchange_params request_params() const {
-    return detail::exchange_params{true, impl_->opts.request_timeout, 0};
+    return detail::exchange_params{true, options().request_timeout, 0};
   }
 
   // A transaction that may be open is rolled back by the next request (async_reset, reset).
   void mark_for_reset() {
-    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0 &&
+    if (impl_ && impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0 &&
         impl_->in_transaction()) {
       impl_->tx = 0;
       impl_->rollback_pending = true;
@@ -569,6 +605,10 @@ class basic_connection {
   void blocking_connect(std::string_view address,
                         const typename detail::connect_steps<Stream>::endpoint_type* endpoint,
                         error_code& ec, dqlite::diagnostics& d) {
+    if (!impl_) {
+      ec = detail::fail_moved_from(d);
+      return;
+    }
     using steps = detail::connect_steps<Stream>;
     detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
     if (impl_->opts.log) [[unlikely]]
@@ -600,6 +640,10 @@ class basic_connection {
                   "dqlite: the last arguments of a blocking call are (error_code&, diagnostics&)");
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return typename Proc::result_type{};
+          }
           return detail::blocking_exchange(
               *impl_, std::move(proc), std::move(encode),
               detail::exchange_params{true, impl_->opts.request_timeout, 0, may_write}, ec, d);
@@ -612,7 +656,7 @@ class basic_connection {
   template <class Proc, class Encode, class Token>
   auto admin_request(Proc proc, Encode encode, Token& token, bool may_write = false) {
     using sig = detail::completion_sig_t<typename Proc::result_type>;
-    return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_}, token,
+    return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_, moved_ex_}, token,
                                                    std::move(proc), std::move(encode), may_write);
   }
 
@@ -628,7 +672,7 @@ class basic_connection {
   /// Closes the connection; completes once closed. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_close(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(error_code)>(close_initiation{impl_}, token);
+    return boost::asio::async_initiate<Token, void(error_code)>(close_initiation{impl_, moved_ex_}, token);
   }
 
   /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
@@ -660,23 +704,38 @@ class basic_connection {
     }
   }
 
+  // Takes other's state; other keeps the executor, where its operations fail.
+  void take(basic_connection& other) noexcept {
+    impl_ = std::move(other.impl_);
+    if (impl_) {
+      moved_ex_.reset();
+      other.moved_ex_.emplace(impl_->stream.get_executor());
+    } else {
+      moved_ex_ = other.moved_ex_;
+    }
+  }
+
   detail::request_api<Stream> api(std::string_view sql) const {
-    return {impl_, detail::request_spec{false, sql, 0, 0, 0}};
+    return {impl_, detail::request_spec{false, sql, 0, 0, 0}, moved_ex_ ? &*moved_ex_ : nullptr};
   }
 
   // A composed operation whose failures carry the connection's diagnostics.
   template <class Sig, class Op, class Token>
   auto async_with_diag(Op op, Token& token) {
     return boost::asio::async_initiate<Token, Sig>(
-        detail::composed_initiation<impl_type, Op, Sig>{impl_, std::move(op)}, token);
+        detail::composed_initiation<impl_type, Op, Sig>{impl_, std::move(op), moved_ex_}, token);
   }
 
   struct handshake_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler>
     void operator()(Handler&& h) {
+      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
                              [](impl_type& ci) { return detail::encode_handshake(ci); }, false,
                              c->opts.connect_timeout);
@@ -685,10 +744,14 @@ class basic_connection {
 
   struct close_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler>
     void operator()(Handler&& h) {
+      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       c->close_transport();
       detail::failed_initiation<impl_type>{c}(std::forward<Handler>(h), error_code{},
                                               std::string());
@@ -697,10 +760,14 @@ class basic_connection {
 
   struct connect_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler, class Endpoint>
     void operator()(Handler&& h, std::string address, Endpoint endpoint) {
+      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       std::optional<typename detail::connect_steps<Stream>::endpoint_type> ep;
       if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) ep = std::move(endpoint);
       detail::start_connect(c, std::move(address), std::move(ep), std::forward<Handler>(h));
@@ -709,6 +776,7 @@ class basic_connection {
 
   friend struct detail::connection_access;
   std::shared_ptr<impl_type> impl_;
+  std::optional<executor_type> moved_ex_;  ///< set once moved from
 };
 
 /// A connection over TCP.

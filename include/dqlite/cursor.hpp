@@ -64,6 +64,10 @@ class basic_cursor {
     }
     return *this;
   }
+  /// For the library: a cursor that belongs to no connection (what an operation on a
+  /// moved-from connection completes with); it is done, and async_next fails with
+  /// errc::not_connected.
+  explicit basic_cursor(detail::detached_t) noexcept {}
   basic_cursor(const basic_cursor&) = delete;
   basic_cursor& operator=(const basic_cursor&) = delete;
   /// An unfinished cursor interrupts its query before the connection's next request.

@@ -57,6 +57,9 @@ class basic_statement : public detail::request_api<Stream> {
     }
     return *this;
   }
+  /// For the library: a statement that belongs to no connection (what an operation on a
+  /// moved-from connection completes with); its operations fail with errc::not_connected.
+  explicit basic_statement(detail::detached_t) noexcept : base(nullptr, detail::request_spec{}) {}
   basic_statement(const basic_statement&) = delete;
   basic_statement& operator=(const basic_statement&) = delete;
   ~basic_statement() { release(); }

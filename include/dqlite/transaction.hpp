@@ -51,6 +51,10 @@ class basic_transaction {
     }
     return *this;
   }
+  /// For the library: a transaction that belongs to no connection (what an operation on a
+  /// moved-from connection completes with); it is not active, and ending it fails with
+  /// errc::not_connected.
+  explicit basic_transaction(detail::detached_t) noexcept {}
   basic_transaction(const basic_transaction&) = delete;
   basic_transaction& operator=(const basic_transaction&) = delete;
   ~basic_transaction() { abandon(); }
@@ -93,6 +97,10 @@ class basic_transaction {
   // Why the transaction cannot end (it is not active), or nothing.
   error_code not_active(std::string& why) const {
     if (is_active()) return {};
+    if (!c_) {
+      why = detail::moved_from_diagnostics()->message();
+      return make_error_code(errc::not_connected);
+    }
     const bool closed = c_->state != detail::conn_state::open;
     why = closed ? "the transaction ended when its connection closed"
                  : "the transaction has already ended (committed, rolled back, or moved from)";

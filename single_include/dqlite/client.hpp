@@ -3135,6 +3135,8 @@ template <class Stream>
 struct connection_impl : owned_io_context,
                          session_state,
                          std::enable_shared_from_this<connection_impl<Stream>> {
+  using executor_type = typename Stream::executor_type;
+
   template <class... Args>
   explicit connection_impl(const connection_options& o, Args&&... args)
       : session_state(o), stream(std::forward<Args>(args)...), timer(stream.get_executor()) {}
@@ -6660,10 +6662,12 @@ auto with_token(F&& f, Args&&... args) {
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -7016,14 +7020,81 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
   }
 }
 
+/// Tag of the objects that belong to no connection: the statement, cursor or transaction
+/// an operation on a moved-from connection completes with. Their operations fail with
+/// errc::not_connected.
+struct detached_t {
+  explicit detached_t() = default;
+};
+inline constexpr detached_t detached{};
+
+/// The diagnostics of an operation on a moved-from connection (or on an object that
+/// belongs to none). One object for the whole program, never changed.
+inline const std::shared_ptr<const dqlite::diagnostics>& moved_from_diagnostics() {
+  static const auto d = std::make_shared<const dqlite::diagnostics>(
+      "the connection was moved from: it has no state and no stream left. Nothing was sent");
+  return d;
+}
+
+/// The failure of an operation on a moved-from connection: errc::not_connected, with
+/// moved_from_diagnostics() in diag.
+inline error_code fail_moved_from(dqlite::diagnostics& diag) {
+  diag = *moved_from_diagnostics();
+  return make_error_code(errc::not_connected);
+}
+
+/// The empty result a failed operation completes with: R{}, or for the library's objects
+/// that belong to a connection, one that belongs to none.
+template <class R>
+R empty_result() {
+  if constexpr (std::is_default_constructible_v<R>)
+    return R{};
+  else
+    return R(detached);
+}
+
+/// Completes h with errc::not_connected and empty results, for an operation started on a
+/// moved-from connection, which has no stream to run it on (Sig: void(error_code, R...)).
+/// Posted (never invoked inline) to the handler's associated executor; its default is ex,
+/// the executor the connection had, or the system executor when there is none.
+template <class Sig, class Handler, class Executor>
+void complete_moved_from(Handler&& h, const std::optional<Executor>& ex) {
+  [&]<class... R>(void (*)(error_code, R...)) {
+    auto op = [posted = false](auto& self) mutable {
+      if (!posted) {
+        posted = true;
+        boost::asio::post(std::move(self));
+        return;
+      }
+      self.complete(make_error_code(errc::not_connected), empty_result<R>()...);
+    };
+    if (ex)
+      boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
+    else
+      boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+  }(static_cast<Sig*>(nullptr));
+}
+
+/// The diagnostics an operation on connection c reports: c's, or for a moved-from
+/// connection (c null), moved_from_diagnostics().
+template <class Impl>
+std::shared_ptr<const dqlite::diagnostics> diagnostics_of_impl(const std::shared_ptr<Impl>& c) {
+  if (!c) return moved_from_diagnostics();
+  return {c, &c->diag};
+}
+
 /// Initiation of a statement request whose response goes to a Proc.
 template <class Impl>
 struct request_initiation {
   std::shared_ptr<Impl> c;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler, class Proc, class... P>
   void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
+    if (!c)
+      return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
+          std::forward<Handler>(h), ex);
     const sql_shape shape = spec.shape();
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
     // More than 255 parameters, or a query with RETURNING, on a connection whose server has
@@ -7035,11 +7106,10 @@ struct request_initiation {
       wire::buffer request;
       if (!encode_request_to(request, *c, spec, query, params...)) {
         using sig = completion_sig_t<typename Proc::result_type>;
-        auto ex = c->stream.get_executor();
         boost::asio::async_compose<Handler, sig>(
             probed_request_op<Impl, Proc>{c, std::move(proc), spec, shape, query, n,
                                           std::move(request), c->generation},
-            h, ex);
+            h, c->stream.get_executor());
         return;
       }
       c->diag.clear();  // the same error is found again below, and reported there
@@ -7058,10 +7128,14 @@ struct request_initiation {
 template <class Impl>
 struct encoded_initiation {
   std::shared_ptr<Impl> c;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler, class Proc, class Encode>
   void operator()(Handler&& h, Proc proc, Encode encode, exchange_params params) {
+    if (!c)
+      return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
+          std::forward<Handler>(h), ex);
     start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), params);
   }
 };
@@ -7071,12 +7145,13 @@ template <class Impl, class Op, class Sig>
 struct composed_initiation {
   std::shared_ptr<Impl> c;
   Op op;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler>
   void operator()(Handler&& h) {
-    auto ex = c->stream.get_executor();
-    boost::asio::async_compose<Handler, Sig>(std::move(op), h, ex);
+    if (!c) return complete_moved_from<Sig>(std::forward<Handler>(h), ex);
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h, c->stream.get_executor());
   }
 };
 
@@ -7085,12 +7160,13 @@ struct composed_initiation {
 template <class Impl>
 struct failed_initiation {
   std::shared_ptr<Impl> c;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler, class... R>
   void operator()(Handler&& h, error_code ec, std::string diag, R... results) {
+    if (!c) return complete_moved_from<void(error_code, R...)>(std::forward<Handler>(h), ex);
     if (!diag.empty()) c->diag.assign(diag);
-    auto ex = c->stream.get_executor();
     boost::asio::async_compose<Handler, void(error_code, R...)>(
         [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
           if (!posted) {
@@ -7100,9 +7176,10 @@ struct failed_initiation {
           }
           self.complete(ec, std::move(r)...);
         },
-        h, ex);
+        h, c->stream.get_executor());
   }
 };
+
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/request.hpp ----
@@ -7432,6 +7509,10 @@ class basic_cursor {
     }
     return *this;
   }
+  /// For the library: a cursor that belongs to no connection (what an operation on a
+  /// moved-from connection completes with); it is done, and async_next fails with
+  /// errc::not_connected.
+  explicit basic_cursor(detail::detached_t) noexcept {}
   basic_cursor(const basic_cursor&) = delete;
   basic_cursor& operator=(const basic_cursor&) = delete;
   /// An unfinished cursor interrupts its query before the connection's next request.
@@ -7620,7 +7701,10 @@ class request_api {
  public:
   using impl_type = connection_impl<Stream>;
 
-  request_api(std::shared_ptr<impl_type> c, request_spec spec) : c_(std::move(c)), spec_(spec) {}
+  /// ex: the executor of a moved-from connection (c null), where its failures complete.
+  request_api(std::shared_ptr<impl_type> c, request_spec spec,
+              const typename impl_type::executor_type* ex = nullptr)
+      : c_(std::move(c)), spec_(spec), ex_(ex) {}
 
   /// Runs a statement that returns no rows. Signature: void(error_code, exec_result).
   template <class... Args>
@@ -7673,7 +7757,7 @@ class request_api {
     return with_token<default_token_t, void(error_code, cursor)>(
         [this]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, void(error_code, cursor)>(
-              cursor_initiation<sink, cursor>{c_}, token, spec_, std::forward<P>(params)...);
+              cursor_initiation<sink, cursor>{c_, moved_ex()}, token, spec_, std::forward<P>(params)...);
         },
         std::forward<Args>(args)...);
   }
@@ -7739,6 +7823,10 @@ class request_api {
     using sink = typename cursor_sink<T>::type;
     return blocking_call(
         [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          if (!c_) {
+            ec = fail_moved_from(d);
+            return cursor_type(detached);
+          }
           request_spec spec = spec_;
           spec.holder = ++c_->next_id;
           auto st = std::make_shared<cursor_shared>();
@@ -7765,6 +7853,10 @@ class request_api {
   template <class Proc, class... P>
   auto blocking_request(Proc proc, bool is_query, error_code& ec, dqlite::diagnostics& d,
                         const P&... params) {
+    if (!c_) {
+      ec = fail_moved_from(d);
+      return typename Proc::result_type{};
+    }
     return blocking_statement(*c_, std::move(proc), spec_, is_query, ec, d, params...);
   }
 
@@ -7781,7 +7873,7 @@ class request_api {
   auto run(Proc proc, bool is_query, Args&&... args) {
     return with_token<default_token_t, Sig>(
         [&]<class Token, class... P>(Token&& token, P&&... params) {
-          return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_}, token,
+          return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_, moved_ex()}, token,
                                                          std::move(proc), spec_, is_query,
                                                          std::forward<P>(params)...);
         },
@@ -7791,23 +7883,32 @@ class request_api {
   template <class Sink, class Cursor>
   struct cursor_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<typename impl_type::executor_type> ex{};
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return diagnostics_of_impl(c);
+    }
 
     template <class Handler, class... P>
     void operator()(Handler&& h, request_spec spec, const P&... params) {
+      if (!c) return complete_moved_from<void(error_code, Cursor)>(std::forward<Handler>(h), ex);
       spec.holder = ++c->next_id;
       using op = open_cursor_op<impl_type, Sink, Cursor, std::tuple<const P&...>>;
-      auto ex = c->stream.get_executor();
       boost::asio::async_compose<Handler, void(error_code, Cursor)>(
           op{c, std::make_shared<cursor_shared>(), spec, std::tuple<const P&...>(params...)}, h,
-          ex);
+          c->stream.get_executor());
     }
   };
 
 
  protected:
+  std::optional<typename impl_type::executor_type> moved_ex() const {
+    if (ex_) return *ex_;
+    return std::nullopt;
+  }
+
   std::shared_ptr<impl_type> c_;
   request_spec spec_;
+  const typename impl_type::executor_type* ex_ = nullptr;
 };
 
 }  // namespace dqlite::detail
@@ -7861,6 +7962,9 @@ class basic_statement : public detail::request_api<Stream> {
     }
     return *this;
   }
+  /// For the library: a statement that belongs to no connection (what an operation on a
+  /// moved-from connection completes with); its operations fail with errc::not_connected.
+  explicit basic_statement(detail::detached_t) noexcept : base(nullptr, detail::request_spec{}) {}
   basic_statement(const basic_statement&) = delete;
   basic_statement& operator=(const basic_statement&) = delete;
   ~basic_statement() { release(); }
@@ -8123,6 +8227,10 @@ class basic_transaction {
     }
     return *this;
   }
+  /// For the library: a transaction that belongs to no connection (what an operation on a
+  /// moved-from connection completes with); it is not active, and ending it fails with
+  /// errc::not_connected.
+  explicit basic_transaction(detail::detached_t) noexcept {}
   basic_transaction(const basic_transaction&) = delete;
   basic_transaction& operator=(const basic_transaction&) = delete;
   ~basic_transaction() { abandon(); }
@@ -8165,6 +8273,10 @@ class basic_transaction {
   // Why the transaction cannot end (it is not active), or nothing.
   error_code not_active(std::string& why) const {
     if (is_active()) return {};
+    if (!c_) {
+      why = detail::moved_from_diagnostics()->message();
+      return make_error_code(errc::not_connected);
+    }
     const bool closed = c_->state != detail::conn_state::open;
     why = closed ? "the transaction ended when its connection closed"
                  : "the transaction has already ended (committed, rolled back, or moved from)";
@@ -8378,11 +8490,14 @@ class basic_connection {
   explicit basic_connection(own_io_context_t, const connection_options& opts = {})
       : impl_(std::make_shared<impl_type>(own_io_context, opts)) {}
 
-  basic_connection(basic_connection&&) noexcept = default;
+  /// A moved-from connection keeps only its executor: its operations fail with
+  /// errc::not_connected (diagnostics say it was moved from), is_open() is false. It may be
+  /// assigned a connection again.
+  basic_connection(basic_connection&& other) noexcept { take(other); }
   basic_connection& operator=(basic_connection&& other) noexcept {
     if (this != &other) {
       shut();
-      impl_ = std::move(other.impl_);
+      take(other);
     }
     return *this;
   }
@@ -8391,10 +8506,15 @@ class basic_connection {
   /// Closes the transport; a running operation completes with an error.
   ~basic_connection() { shut(); }
 
-  executor_type get_executor() { return impl_->stream.get_executor(); }
+  executor_type get_executor() { return impl_ ? impl_->stream.get_executor() : *moved_ex_; }
+  /// The stream. Precondition: the connection was not moved from.
   Stream& stream() noexcept { return impl_->stream; }
   const Stream& stream() const noexcept { return impl_->stream; }
-  const connection_options& options() const noexcept { return impl_->opts; }
+  /// The options (default ones for a moved-from connection).
+  const connection_options& options() const noexcept {
+    static const connection_options none{};
+    return impl_ ? impl_->opts : none;
+  }
 
   /// True when the database is open and no error has broken the connection.
   bool is_open() const noexcept { return impl_ && impl_->state == detail::conn_state::open; }
@@ -8408,9 +8528,15 @@ class basic_connection {
   /// failed, or a RELEASE, counts as "may be open". async_reset sends a ROLLBACK only then.
   bool in_transaction() const noexcept { return impl_ && impl_->in_transaction(); }
   /// The text that goes with the last failed operation (server message or client detail).
-  const dqlite::diagnostics& diagnostics() const noexcept { return impl_->diag; }
-  /// The error that closed the connection, if one did.
-  error_code broken_by() const noexcept { return impl_->broken_by; }
+  /// A moved-from connection has a fixed text that says so.
+  const dqlite::diagnostics& diagnostics() const noexcept {
+    return impl_ ? impl_->diag : *detail::moved_from_diagnostics();
+  }
+  /// The error that closed the connection, if one did (errc::not_connected for a
+  /// moved-from connection).
+  error_code broken_by() const noexcept {
+    return impl_ ? impl_->broken_by : make_error_code(errc::not_connected);
+  }
 
   // ---- opening ----
 
@@ -8422,7 +8548,7 @@ class basic_connection {
     requires detail::connect_steps<Stream>::is_tcp
   auto async_connect(std::string_view address, Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
-        connect_initiation{impl_}, token, std::string(address), std::nullopt);
+        connect_initiation{impl_, moved_ex_}, token, std::string(address), std::nullopt);
   }
 
   /// Connects to an endpoint of the stream's socket type (a unix socket path, a TCP
@@ -8431,7 +8557,7 @@ class basic_connection {
   auto async_connect(const typename detail::connect_steps<Stream>::endpoint_type& endpoint,
                      Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(error_code)>(
-        connect_initiation{impl_}, token, detail::describe_endpoint(endpoint),
+        connect_initiation{impl_, moved_ex_}, token, detail::describe_endpoint(endpoint),
         std::optional(endpoint));
   }
 
@@ -8439,7 +8565,7 @@ class basic_connection {
   /// stream (for TLS or unix sockets). Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_handshake(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(error_code)>(handshake_initiation{impl_},
+    return boost::asio::async_initiate<Token, void(error_code)>(handshake_initiation{impl_, moved_ex_},
                                                                 token);
   }
 
@@ -8545,7 +8671,7 @@ class basic_connection {
   auto async_reset(Token&& token = {}) {
     mark_for_reset();
     return boost::asio::async_initiate<Token, void(error_code)>(
-        detail::encoded_initiation<impl_type>{impl_}, token, detail::flush_proc{},
+        detail::encoded_initiation<impl_type>{impl_, moved_ex_}, token, detail::flush_proc{},
         [](impl_type&) { return error_code{}; }, request_params());
   }
 
@@ -8624,6 +8750,10 @@ class basic_connection {
   basic_statement<Stream> prepare(std::string_view sql, E&... e) {
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return basic_statement<Stream>(detail::detached);
+          }
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql), request_params(), ec, d);
           return basic_statement<Stream>(impl_, r, !ec, detail::is_read_only_sql(sql),
@@ -8638,6 +8768,10 @@ class basic_connection {
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
           exec_result total{};
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return total;
+          }
           auto r = detail::blocking_exchange(*impl_, detail::prepare_proc{},
                                              detail::prepare_request(sql, true), request_params(),
                                              ec, d);
@@ -8672,6 +8806,10 @@ class basic_connection {
   basic_transaction<Stream> begin(E&... e) {
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return basic_transaction<Stream>(detail::detached);
+          }
           detail::blocking_exchange(*impl_, detail::exec_proc{}, detail::sql_request("BEGIN"),
                                     request_params(), ec, d);
           std::uint64_t id = 0;
@@ -8686,6 +8824,10 @@ class basic_connection {
   void reset(E&... e) {
     detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return;
+          }
           mark_for_reset();
           detail::blocking_exchange(*impl_, detail::flush_proc{},
                                     [](impl_type&) { return error_code{}; }, request_params(), ec,
@@ -8833,22 +8975,28 @@ class basic_connection {
  private:
   struct admin_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler, class Proc, class Encode>
     void operator()(Handler&& h, Proc proc, Encode encode, bool may_write) {
+      if (!c)
+        return detail::complete_moved_from<detail::completion_sig_t<typename Proc::result_type>>(
+            std::forward<Handler>(h), ex);
       detail::start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), true,
                              c->opts.request_timeout, may_write);
     }
   };
 
   detail::exchange_params request_params() const {
-    return detail::exchange_params{true, impl_->opts.request_timeout, 0};
+    return detail::exchange_params{true, options().request_timeout, 0};
   }
 
   // A transaction that may be open is rolled back by the next request (async_reset, reset).
   void mark_for_reset() {
-    if (impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0 &&
+    if (impl_ && impl_->state == detail::conn_state::open && !impl_->busy && impl_->holder == 0 &&
         impl_->in_transaction()) {
       impl_->tx = 0;
       impl_->rollback_pending = true;
@@ -8858,6 +9006,10 @@ class basic_connection {
   void blocking_connect(std::string_view address,
                         const typename detail::connect_steps<Stream>::endpoint_type* endpoint,
                         error_code& ec, dqlite::diagnostics& d) {
+    if (!impl_) {
+      ec = detail::fail_moved_from(d);
+      return;
+    }
     using steps = detail::connect_steps<Stream>;
     detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
     if (impl_->opts.log) [[unlikely]]
@@ -8889,6 +9041,10 @@ class basic_connection {
                   "dqlite: the last arguments of a blocking call are (error_code&, diagnostics&)");
     return detail::blocking_call(
         [&](error_code& ec, dqlite::diagnostics& d) {
+          if (!impl_) {
+            ec = detail::fail_moved_from(d);
+            return typename Proc::result_type{};
+          }
           return detail::blocking_exchange(
               *impl_, std::move(proc), std::move(encode),
               detail::exchange_params{true, impl_->opts.request_timeout, 0, may_write}, ec, d);
@@ -8901,7 +9057,7 @@ class basic_connection {
   template <class Proc, class Encode, class Token>
   auto admin_request(Proc proc, Encode encode, Token& token, bool may_write = false) {
     using sig = detail::completion_sig_t<typename Proc::result_type>;
-    return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_}, token,
+    return boost::asio::async_initiate<Token, sig>(admin_initiation{impl_, moved_ex_}, token,
                                                    std::move(proc), std::move(encode), may_write);
   }
 
@@ -8917,7 +9073,7 @@ class basic_connection {
   /// Closes the connection; completes once closed. Signature: void(error_code).
   template <class Token = default_token_t>
   auto async_close(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(error_code)>(close_initiation{impl_}, token);
+    return boost::asio::async_initiate<Token, void(error_code)>(close_initiation{impl_, moved_ex_}, token);
   }
 
   /// Runs a query whose rows go to a Sink (see detail/procs.hpp). For extensions.
@@ -8949,23 +9105,38 @@ class basic_connection {
     }
   }
 
+  // Takes other's state; other keeps the executor, where its operations fail.
+  void take(basic_connection& other) noexcept {
+    impl_ = std::move(other.impl_);
+    if (impl_) {
+      moved_ex_.reset();
+      other.moved_ex_.emplace(impl_->stream.get_executor());
+    } else {
+      moved_ex_ = other.moved_ex_;
+    }
+  }
+
   detail::request_api<Stream> api(std::string_view sql) const {
-    return {impl_, detail::request_spec{false, sql, 0, 0, 0}};
+    return {impl_, detail::request_spec{false, sql, 0, 0, 0}, moved_ex_ ? &*moved_ex_ : nullptr};
   }
 
   // A composed operation whose failures carry the connection's diagnostics.
   template <class Sig, class Op, class Token>
   auto async_with_diag(Op op, Token& token) {
     return boost::asio::async_initiate<Token, Sig>(
-        detail::composed_initiation<impl_type, Op, Sig>{impl_, std::move(op)}, token);
+        detail::composed_initiation<impl_type, Op, Sig>{impl_, std::move(op), moved_ex_}, token);
   }
 
   struct handshake_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler>
     void operator()(Handler&& h) {
+      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
                              [](impl_type& ci) { return detail::encode_handshake(ci); }, false,
                              c->opts.connect_timeout);
@@ -8974,10 +9145,14 @@ class basic_connection {
 
   struct close_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler>
     void operator()(Handler&& h) {
+      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       c->close_transport();
       detail::failed_initiation<impl_type>{c}(std::forward<Handler>(h), error_code{},
                                               std::string());
@@ -8986,10 +9161,14 @@ class basic_connection {
 
   struct connect_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<executor_type> ex{};  // a moved-from connection's
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return detail::diagnostics_of_impl(c);
+    }
 
     template <class Handler, class Endpoint>
     void operator()(Handler&& h, std::string address, Endpoint endpoint) {
+      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       std::optional<typename detail::connect_steps<Stream>::endpoint_type> ep;
       if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) ep = std::move(endpoint);
       detail::start_connect(c, std::move(address), std::move(ep), std::forward<Handler>(h));
@@ -8998,6 +9177,7 @@ class basic_connection {
 
   friend struct detail::connection_access;
   std::shared_ptr<impl_type> impl_;
+  std::optional<executor_type> moved_ex_;  ///< set once moved from
 };
 
 /// A connection over TCP.

@@ -56,6 +56,8 @@ template <class Stream>
 struct connection_impl : owned_io_context,
                          session_state,
                          std::enable_shared_from_this<connection_impl<Stream>> {
+  using executor_type = typename Stream::executor_type;
+
   template <class... Args>
   explicit connection_impl(const connection_options& o, Args&&... args)
       : session_state(o), stream(std::forward<Args>(args)...), timer(stream.get_executor()) {}

@@ -12,10 +12,12 @@
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -368,14 +370,81 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
   }
 }
 
+/// Tag of the objects that belong to no connection: the statement, cursor or transaction
+/// an operation on a moved-from connection completes with. Their operations fail with
+/// errc::not_connected.
+struct detached_t {
+  explicit detached_t() = default;
+};
+inline constexpr detached_t detached{};
+
+/// The diagnostics of an operation on a moved-from connection (or on an object that
+/// belongs to none). One object for the whole program, never changed.
+inline const std::shared_ptr<const dqlite::diagnostics>& moved_from_diagnostics() {
+  static const auto d = std::make_shared<const dqlite::diagnostics>(
+      "the connection was moved from: it has no state and no stream left. Nothing was sent");
+  return d;
+}
+
+/// The failure of an operation on a moved-from connection: errc::not_connected, with
+/// moved_from_diagnostics() in diag.
+inline error_code fail_moved_from(dqlite::diagnostics& diag) {
+  diag = *moved_from_diagnostics();
+  return make_error_code(errc::not_connected);
+}
+
+/// The empty result a failed operation completes with: R{}, or for the library's objects
+/// that belong to a connection, one that belongs to none.
+template <class R>
+R empty_result() {
+  if constexpr (std::is_default_constructible_v<R>)
+    return R{};
+  else
+    return R(detached);
+}
+
+/// Completes h with errc::not_connected and empty results, for an operation started on a
+/// moved-from connection, which has no stream to run it on (Sig: void(error_code, R...)).
+/// Posted (never invoked inline) to the handler's associated executor; its default is ex,
+/// the executor the connection had, or the system executor when there is none.
+template <class Sig, class Handler, class Executor>
+void complete_moved_from(Handler&& h, const std::optional<Executor>& ex) {
+  [&]<class... R>(void (*)(error_code, R...)) {
+    auto op = [posted = false](auto& self) mutable {
+      if (!posted) {
+        posted = true;
+        boost::asio::post(std::move(self));
+        return;
+      }
+      self.complete(make_error_code(errc::not_connected), empty_result<R>()...);
+    };
+    if (ex)
+      boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
+    else
+      boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+  }(static_cast<Sig*>(nullptr));
+}
+
+/// The diagnostics an operation on connection c reports: c's, or for a moved-from
+/// connection (c null), moved_from_diagnostics().
+template <class Impl>
+std::shared_ptr<const dqlite::diagnostics> diagnostics_of_impl(const std::shared_ptr<Impl>& c) {
+  if (!c) return moved_from_diagnostics();
+  return {c, &c->diag};
+}
+
 /// Initiation of a statement request whose response goes to a Proc.
 template <class Impl>
 struct request_initiation {
   std::shared_ptr<Impl> c;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler, class Proc, class... P>
   void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
+    if (!c)
+      return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
+          std::forward<Handler>(h), ex);
     const sql_shape shape = spec.shape();
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
     // More than 255 parameters, or a query with RETURNING, on a connection whose server has
@@ -387,11 +456,10 @@ struct request_initiation {
       wire::buffer request;
       if (!encode_request_to(request, *c, spec, query, params...)) {
         using sig = completion_sig_t<typename Proc::result_type>;
-        auto ex = c->stream.get_executor();
         boost::asio::async_compose<Handler, sig>(
             probed_request_op<Impl, Proc>{c, std::move(proc), spec, shape, query, n,
                                           std::move(request), c->generation},
-            h, ex);
+            h, c->stream.get_executor());
         return;
       }
       c->diag.clear();  // the same error is found again below, and reported there
@@ -410,10 +478,14 @@ struct request_initiation {
 template <class Impl>
 struct encoded_initiation {
   std::shared_ptr<Impl> c;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler, class Proc, class Encode>
   void operator()(Handler&& h, Proc proc, Encode encode, exchange_params params) {
+    if (!c)
+      return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
+          std::forward<Handler>(h), ex);
     start_exchange(c, std::move(proc), std::forward<Handler>(h), std::move(encode), params);
   }
 };
@@ -423,12 +495,13 @@ template <class Impl, class Op, class Sig>
 struct composed_initiation {
   std::shared_ptr<Impl> c;
   Op op;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler>
   void operator()(Handler&& h) {
-    auto ex = c->stream.get_executor();
-    boost::asio::async_compose<Handler, Sig>(std::move(op), h, ex);
+    if (!c) return complete_moved_from<Sig>(std::forward<Handler>(h), ex);
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h, c->stream.get_executor());
   }
 };
 
@@ -437,12 +510,13 @@ struct composed_initiation {
 template <class Impl>
 struct failed_initiation {
   std::shared_ptr<Impl> c;
-  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+  std::optional<typename Impl::executor_type> ex{};  ///< a moved-from connection's executor
+  std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return diagnostics_of_impl(c); }
 
   template <class Handler, class... R>
   void operator()(Handler&& h, error_code ec, std::string diag, R... results) {
+    if (!c) return complete_moved_from<void(error_code, R...)>(std::forward<Handler>(h), ex);
     if (!diag.empty()) c->diag.assign(diag);
-    auto ex = c->stream.get_executor();
     boost::asio::async_compose<Handler, void(error_code, R...)>(
         [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
           if (!posted) {
@@ -452,8 +526,9 @@ struct failed_initiation {
           }
           self.complete(ec, std::move(r)...);
         },
-        h, ex);
+        h, c->stream.get_executor());
   }
 };
+
 
 }  // namespace dqlite::detail

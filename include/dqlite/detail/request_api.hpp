@@ -57,7 +57,10 @@ class request_api {
  public:
   using impl_type = connection_impl<Stream>;
 
-  request_api(std::shared_ptr<impl_type> c, request_spec spec) : c_(std::move(c)), spec_(spec) {}
+  /// ex: the executor of a moved-from connection (c null), where its failures complete.
+  request_api(std::shared_ptr<impl_type> c, request_spec spec,
+              const typename impl_type::executor_type* ex = nullptr)
+      : c_(std::move(c)), spec_(spec), ex_(ex) {}
 
   /// Runs a statement that returns no rows. Signature: void(error_code, exec_result).
   template <class... Args>
@@ -110,7 +113,7 @@ class request_api {
     return with_token<default_token_t, void(error_code, cursor)>(
         [this]<class Token, class... P>(Token&& token, P&&... params) {
           return boost::asio::async_initiate<Token, void(error_code, cursor)>(
-              cursor_initiation<sink, cursor>{c_}, token, spec_, std::forward<P>(params)...);
+              cursor_initiation<sink, cursor>{c_, moved_ex()}, token, spec_, std::forward<P>(params)...);
         },
         std::forward<Args>(args)...);
   }
@@ -176,6 +179,10 @@ class request_api {
     using sink = typename cursor_sink<T>::type;
     return blocking_call(
         [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
+          if (!c_) {
+            ec = fail_moved_from(d);
+            return cursor_type(detached);
+          }
           request_spec spec = spec_;
           spec.holder = ++c_->next_id;
           auto st = std::make_shared<cursor_shared>();
@@ -202,6 +209,10 @@ class request_api {
   template <class Proc, class... P>
   auto blocking_request(Proc proc, bool is_query, error_code& ec, dqlite::diagnostics& d,
                         const P&... params) {
+    if (!c_) {
+      ec = fail_moved_from(d);
+      return typename Proc::result_type{};
+    }
     return blocking_statement(*c_, std::move(proc), spec_, is_query, ec, d, params...);
   }
 
@@ -218,7 +229,7 @@ class request_api {
   auto run(Proc proc, bool is_query, Args&&... args) {
     return with_token<default_token_t, Sig>(
         [&]<class Token, class... P>(Token&& token, P&&... params) {
-          return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_}, token,
+          return boost::asio::async_initiate<Token, Sig>(request_initiation<impl_type>{c_, moved_ex()}, token,
                                                          std::move(proc), spec_, is_query,
                                                          std::forward<P>(params)...);
         },
@@ -228,23 +239,32 @@ class request_api {
   template <class Sink, class Cursor>
   struct cursor_initiation {
     std::shared_ptr<impl_type> c;
-    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const { return {c, &c->diag}; }
+    std::optional<typename impl_type::executor_type> ex{};
+    std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
+      return diagnostics_of_impl(c);
+    }
 
     template <class Handler, class... P>
     void operator()(Handler&& h, request_spec spec, const P&... params) {
+      if (!c) return complete_moved_from<void(error_code, Cursor)>(std::forward<Handler>(h), ex);
       spec.holder = ++c->next_id;
       using op = open_cursor_op<impl_type, Sink, Cursor, std::tuple<const P&...>>;
-      auto ex = c->stream.get_executor();
       boost::asio::async_compose<Handler, void(error_code, Cursor)>(
           op{c, std::make_shared<cursor_shared>(), spec, std::tuple<const P&...>(params...)}, h,
-          ex);
+          c->stream.get_executor());
     }
   };
 
 
  protected:
+  std::optional<typename impl_type::executor_type> moved_ex() const {
+    if (ex_) return *ex_;
+    return std::nullopt;
+  }
+
   std::shared_ptr<impl_type> c_;
   request_spec spec_;
+  const typename impl_type::executor_type* ex_ = nullptr;
 };
 
 }  // namespace dqlite::detail
