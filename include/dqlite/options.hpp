@@ -63,7 +63,9 @@ struct connection_options {
   /// and the next ones this far apart (TCP_KEEPIDLE, TCP_KEEPINTVL, whole seconds, at least
   /// 1), so that a peer that vanished without closing (a powered-off host, a dropped NAT
   /// entry) is noticed by an idle connection too. Zero (the default): the system's setting
-  /// (usually off). As net.Dialer.KeepAlive in Go.
+  /// (usually off). As net.Dialer.KeepAlive in Go. Applied when the library connects the
+  /// socket (async_connect, and the connectors built on it); a connector of the caller's
+  /// that connects the socket itself sets it itself.
   std::chrono::seconds tcp_keepalive{0};
   /// Logging hook for the connection's events (connect, connected, connect_failed,
   /// timeout, interrupted, connection_broken: see docs/observability.md), called for those

@@ -261,9 +261,10 @@ class basic_pool {
   /// An exception that is not a dqlite::error (thrown by the body) rolls the transaction
   /// back and propagates at once. Throws dqlite::error: the last attempt's error, its text
   /// saying how many attempts were made; an acquire that fails (errc::timeout after
-  /// acquire_timeout, errc::pool_closed) ends it at once. Coroutines only (as
-  /// dqlite::async_transaction); the body may run more than once, so it must not have
-  /// effects outside the database that cannot be repeated.
+  /// acquire_timeout, errc::pool_closed) ends it at once; a cancellation between attempts
+  /// throws errc::cancelled. Coroutines only (as dqlite::async_transaction); the pool must
+  /// outlive the call. The body may run more than once, so it must not have effects
+  /// outside the database that cannot be repeated.
   ///
   ///   dqlite::pool pool(ex, std::vector<std::string>{"127.0.0.1:9001"}, {.database = "bank"});
   ///   auto id = co_await pool.async_transaction([&](dqlite::connection& c)
@@ -334,7 +335,11 @@ class basic_pool {
       }
       if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
       boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
-      co_await t.async_wait(detail::as_tuple_awaitable);
+      auto [waited] = co_await t.async_wait(detail::as_tuple_awaitable);
+      if (waited)
+        throw error(make_error_code(errc::cancelled),
+                    dqlite::diagnostics("the transaction was cancelled while waiting to run "
+                                        "again (after: " + text + ")"));
     }
   }
 

@@ -39,12 +39,13 @@ struct pool_options {
   /// Idle connections unused for this long are closed, down to min_size. Zero (the
   /// default): kept. As database/sql's SetConnMaxIdleTime.
   std::chrono::milliseconds max_idle_time{0};
-  /// When positive, a background pass runs at this interval: idle connections unused for
-  /// health_check_after are checked with `SELECT 1` one at a time (a failed one is
-  /// discarded, and a connection error empties the pool as any leader change does), and
-  /// those past max_lifetime or max_idle_time are closed. Zero (the default): idle
-  /// connections are checked only when handed out; a pass still runs for max_lifetime and
-  /// max_idle_time (at a quarter of the shorter one, at least 10 ms) when they are set.
+  /// When positive, a background pass runs at this interval: idle connections neither used
+  /// nor checked for health_check_after are checked with `SELECT 1` one at a time (a
+  /// failed one is discarded, and a connection error empties the pool as any leader change
+  /// does; a check does not count as use for max_idle_time), and those past max_lifetime
+  /// or max_idle_time are closed. Zero (the default): idle connections are checked only
+  /// when handed out. With max_lifetime or max_idle_time set, the pass also runs at a
+  /// quarter of the shorter one (at least 10 ms) when that is more often.
   std::chrono::milliseconds health_check_interval{0};
   /// How long async_close waits for checked-out connections to come back.
   std::chrono::milliseconds close_timeout{5'000};

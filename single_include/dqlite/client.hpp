@@ -839,7 +839,9 @@ struct connection_options {
   /// and the next ones this far apart (TCP_KEEPIDLE, TCP_KEEPINTVL, whole seconds, at least
   /// 1), so that a peer that vanished without closing (a powered-off host, a dropped NAT
   /// entry) is noticed by an idle connection too. Zero (the default): the system's setting
-  /// (usually off). As net.Dialer.KeepAlive in Go.
+  /// (usually off). As net.Dialer.KeepAlive in Go. Applied when the library connects the
+  /// socket (async_connect, and the connectors built on it); a connector of the caller's
+  /// that connects the socket itself sets it itself.
   std::chrono::seconds tcp_keepalive{0};
   /// Logging hook for the connection's events (connect, connected, connect_failed,
   /// timeout, interrupted, connection_broken: see docs/observability.md), called for those
@@ -4380,10 +4382,14 @@ void tune_socket(Stream& stream, const connection_options& opts) {
       sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
       const auto secs = static_cast<int>(
           std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL)
       using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
       using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
       sock.set_option(idle(secs), ignored);
       sock.set_option(interval(secs), ignored);
+#else
+      (void)secs;  // the system's idle time and interval
+#endif
     }
   }
 }
@@ -9746,6 +9752,12 @@ struct cluster_state {
                 basic_connector<Stream> c)
       : ex(std::move(e)), store(std::move(s)), opts(std::move(o)), connector(std::move(c)),
         database(opts.connection.database), rng(std::random_device{}()) {
+    // A connection left empty by a move: what a failed async_connect completes with, made
+    // now so that a failure never calls the connector (whose resources, such as a TLS
+    // context, may be gone by the time a cancelled operation completes).
+    connection_type made = connector.make(opts.connection, ex);
+    connection_type taken(std::move(made));  // leaves `made` empty
+    empty.emplace(std::move(made));
     opts.connection.database = database;
     // The connections handed out log and trace with the cluster's hooks unless they
     // have their own.
@@ -9760,6 +9772,7 @@ struct cluster_state {
   std::shared_ptr<node_store> store;
   cluster_options opts;
   basic_connector<Stream> connector;  ///< how nodes are reached
+  std::optional<connection_type> empty;  ///< moved from: the value of a failed connect
   std::string database;  ///< owns opts.connection.database
   std::string last_leader;
   std::uint64_t last_leader_id = 0;
@@ -9851,12 +9864,16 @@ struct cluster_state {
     return !opts.follow_redirect || opts.follow_redirect(address);
   }
 
-  /// A new connection made by the connector, tracked so that close() ends its I/O.
+  /// A new connection made by the connector, tracked so that close() ends its I/O. (A
+  /// connector whose make throws fails the operation with that exception.)
   connection_type make_connection(const connection_options& o) {
     connection_type c = connector.make(o, ex);
-    track(connection_access::impl(c));
+    if (auto impl = connection_access::impl(c)) track(impl);
     return c;
   }
+
+  /// An empty connection (moved from: every operation fails with errc::not_connected).
+  connection_type empty_connection() { return connection_type(std::move(*empty)); }
 
   /// Connects c to the node that advertises address, through the connector. A connector
   /// that throws fails the connection with errc::invalid_argument and the exception's text.
@@ -9971,14 +9988,19 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     std::size_t added = 0;
     std::size_t refused = 0;
     for (const auto& n : members) {
-      if (!n.address.empty() && !s->may_follow(n.address)) {
-        ++refused;
-        continue;
-      }
       if (n.address.empty() || n.role == node_role::spare ||
           std::find(round->addresses.begin(), round->addresses.end(), n.address) !=
               round->addresses.end())
         continue;
+      if (!s->may_follow(n.address)) {
+        ++refused;
+        ++s->stats.redirects_refused;
+        s->log()(log_level::warning, "redirect_refused", [&] {
+          return address + " lists " + n.address + ", which is not asked: refused by "
+                 "follow_redirect";
+        });
+        continue;
+      }
       round->addresses.push_back(n.address);
       round->reasons.emplace_back();
       round->asked.push_back(false);
@@ -10477,7 +10499,7 @@ struct cluster_op {
         self.complete(r.ec, std::move(*r.value));
       }
       else
-        self.complete(r.ec, s->connector.make(s->opts.connection, s->ex));
+        self.complete(r.ec, s->empty_connection());
     } else {
       self.complete(r.ec, r.value ? std::move(*r.value) : T{});
     }
@@ -10972,12 +10994,13 @@ struct pool_options {
   /// Idle connections unused for this long are closed, down to min_size. Zero (the
   /// default): kept. As database/sql's SetConnMaxIdleTime.
   std::chrono::milliseconds max_idle_time{0};
-  /// When positive, a background pass runs at this interval: idle connections unused for
-  /// health_check_after are checked with `SELECT 1` one at a time (a failed one is
-  /// discarded, and a connection error empties the pool as any leader change does), and
-  /// those past max_lifetime or max_idle_time are closed. Zero (the default): idle
-  /// connections are checked only when handed out; a pass still runs for max_lifetime and
-  /// max_idle_time (at a quarter of the shorter one, at least 10 ms) when they are set.
+  /// When positive, a background pass runs at this interval: idle connections neither used
+  /// nor checked for health_check_after are checked with `SELECT 1` one at a time (a
+  /// failed one is discarded, and a connection error empties the pool as any leader change
+  /// does; a check does not count as use for max_idle_time), and those past max_lifetime
+  /// or max_idle_time are closed. Zero (the default): idle connections are checked only
+  /// when handed out. With max_lifetime or max_idle_time set, the pass also runs at a
+  /// quarter of the shorter one (at least 10 ms) when that is more often.
   std::chrono::milliseconds health_check_interval{0};
   /// How long async_close waits for checked-out connections to come back.
   std::chrono::milliseconds close_timeout{5'000};
@@ -11118,6 +11141,7 @@ class slot_table {
     slot_state state = slot_state::connecting;
     clock::time_point born{};   ///< when its connection was opened (set on leaving connecting)
     clock::time_point since{};  ///< when it entered its state
+    clock::time_point checked{};  ///< when it last passed a check while idle (or never)
   };
 
   /// A new slot, connecting.
@@ -11147,6 +11171,9 @@ class slot_table {
     --counts_[index(from)];
     slots_.erase(id);
   }
+
+  /// Slot `id` passed a check at `now` (its idle time goes on: `since` is kept).
+  void mark_checked(id_type id, clock::time_point now) { at(id, slot_state::checking).checked = now; }
 
   bool contains(id_type id) const { return slots_.count(id) != 0; }
   const slot& get(id_type id) const {
@@ -11319,7 +11346,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     ++opened;
     log()(log_level::debug, "pool_connection_opened", [&] {
       return "a connection was opened (" + std::to_string(opened) + " so far; " +
-             std::to_string(total() + 1) + " open or being opened)";
+             std::to_string(total()) + " open or being opened)";
     });
   }
 
@@ -11414,6 +11441,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
            total() > opts.min_size;
   }
   clock::time_point born(slot_id slot) const { return slots.get(slot).born; }
+  /// Since when an idle connection has gone without being used or checked.
+  clock::time_point unchecked_since(slot_id slot) const {
+    const auto& s = slots.get(slot);
+    return std::max(s.since, s.checked);
+  }
   /// Closes a connection that outlived max_lifetime or max_idle_time.
   void expire(Conn& c, slot_id slot, slot_state from, const char* why) {
     ++expired;
@@ -11542,7 +11574,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       }
       if (expire_if_due(ic, clock::now())) continue;
       const auto idle_since = slots.get(ic.slot).since;
-      if (clock::now() - idle_since <= opts.health_check_after) {
+      if (clock::now() - unchecked_since(ic.slot) <= opts.health_check_after) {
         slots.move(ic.slot, slot_state::idle, slot_state::in_use, clock::now());
       } else {
         slots.move(ic.slot, slot_state::idle, slot_state::checking, clock::now());
@@ -11659,9 +11691,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// A connection that needs a reset comes back: the reset, then settle().
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
                                                std::uint64_t gen, slot_id slot) {
-    bool keep = s->keeps(c, gen, false) && !s->too_old(s->born(slot), clock::now());
+    bool keep = s->keeps(c, gen, false);
     slot_state at = slot_state::in_use;
-    if (keep) {
+    // One past max_lifetime is closed by settle() without a reset first.
+    if (keep && !s->too_old(s->born(slot), clock::now())) {
       s->slots.move(slot, slot_state::in_use, slot_state::resetting, clock::now());
       at = slot_state::resetting;
       ++s->resets;
@@ -11703,11 +11736,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// shortest of max_idle_time and max_lifetime (at least 10 ms); zero: no sweep.
   std::chrono::milliseconds sweep_period() const {
     using ms = std::chrono::milliseconds;
-    if (opts.health_check_interval.count() > 0) return opts.health_check_interval;
     ms p{0};
     for (ms d : {opts.max_idle_time, opts.max_lifetime})
       if (d.count() > 0) p = p.count() > 0 ? std::min(p, d) : d;
-    return p.count() > 0 ? std::max(p / 4, ms(10)) : ms(0);
+    if (p.count() > 0) p = std::max(p / 4, ms(10));
+    if (opts.health_check_interval.count() > 0)
+      p = p.count() > 0 ? std::min(p, opts.health_check_interval) : opts.health_check_interval;
+    return p;
   }
 
   /// Starts the background sweep when the options ask for one (see sweep_period). It holds
@@ -11729,6 +11764,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       auto s = weak.lock();
       if (!s || s->closed || ec) co_return;
       co_await s->sweep();
+      if (s->closed) co_return;  // closed during the pass: no wait for another period
     }
   }
 
@@ -11749,11 +11785,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       // Oldest first (the front); each is taken out while it is checked.
       for (std::size_t n = idle.size(); n > 0 && !closed; --n) {
         auto it = std::find_if(idle.begin(), idle.end(), [&](const idle_conn& ic) {
-          return clock::now() - slots.get(ic.slot).since >= opts.health_check_after;
+          return clock::now() - unchecked_since(ic.slot) >= opts.health_check_after;
         });
         if (it == idle.end()) break;
         idle_conn ic = std::move(*it);
         idle.erase(it);
+        const auto idle_since = slots.get(ic.slot).since;
         slots.move(ic.slot, slot_state::idle, slot_state::checking, clock::now());
         ++background_checks;
         const auto gen = generation;
@@ -11777,8 +11814,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         } else if (closed || gen != generation) {
           discard(ic.conn, ic.slot, slot_state::checking,
                   closed ? "the pool is closed" : "it is from before a leader change");
+        } else if (!waiters.empty()) {
+          deliver(std::move(ic.conn), ic.slot, slot_state::checking);  // a waiter came
         } else {
-          deliver(std::move(ic.conn), ic.slot, slot_state::checking);  // idle since now
+          // Checked, and idle as long as before (max_idle_time counts from its last use).
+          slots.mark_checked(ic.slot, clock::now());
+          slots.move(ic.slot, slot_state::checking, slot_state::idle, idle_since);
+          idle.push_back(std::move(ic));
         }
         notify();
       }
@@ -12233,9 +12275,10 @@ class basic_pool {
   /// An exception that is not a dqlite::error (thrown by the body) rolls the transaction
   /// back and propagates at once. Throws dqlite::error: the last attempt's error, its text
   /// saying how many attempts were made; an acquire that fails (errc::timeout after
-  /// acquire_timeout, errc::pool_closed) ends it at once. Coroutines only (as
-  /// dqlite::async_transaction); the body may run more than once, so it must not have
-  /// effects outside the database that cannot be repeated.
+  /// acquire_timeout, errc::pool_closed) ends it at once; a cancellation between attempts
+  /// throws errc::cancelled. Coroutines only (as dqlite::async_transaction); the pool must
+  /// outlive the call. The body may run more than once, so it must not have effects
+  /// outside the database that cannot be repeated.
   ///
   ///   dqlite::pool pool(ex, std::vector<std::string>{"127.0.0.1:9001"}, {.database = "bank"});
   ///   auto id = co_await pool.async_transaction([&](dqlite::connection& c)
@@ -12306,7 +12349,11 @@ class basic_pool {
       }
       if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
       boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
-      co_await t.async_wait(detail::as_tuple_awaitable);
+      auto [waited] = co_await t.async_wait(detail::as_tuple_awaitable);
+      if (waited)
+        throw error(make_error_code(errc::cancelled),
+                    dqlite::diagnostics("the transaction was cancelled while waiting to run "
+                                        "again (after: " + text + ")"));
     }
   }
 

@@ -320,6 +320,19 @@ TEST_CASE("a connector of the caller's: dialling through a proxy, one that throw
     CHECK(ec == dqlite::errc::no_leader);
     CHECK_THAT(t.diagnostics().message(), Catch::Contains("the connector failed: no route to the rack"));
 
+    // A make that throws after the cluster was made: the operation fails, nothing crashes.
+    auto makes = std::make_shared<int>(0);
+    dqlite::basic_connector<asio::ip::tcp::socket> failing_make = via_proxy;
+    failing_make.make = [makes](const dqlite::connection_options& o, const asio::any_io_executor& e) {
+      if (++*makes > 1) throw std::runtime_error("out of sockets");
+      return dqlite::connection(o, e);
+    };
+    dqlite::cluster fm(ex, failing_make, {node.address()}, opts);
+    auto [ec3, c3] = co_await fm.async_connect(tok);
+    CHECK(ec3);
+    CHECK_FALSE(c3.is_open());
+    CHECK_THAT(fm.diagnostics().message(), Catch::Contains("out of sockets"));
+
     // A connector without functions is refused when the cluster is made.
     dqlite::basic_connector<asio::ip::tcp::socket> empty;
     CHECK_THROWS_AS(dqlite::cluster(ex, empty, {node.address()}), dqlite::error);

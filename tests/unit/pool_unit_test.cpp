@@ -553,12 +553,17 @@ TEST_CASE("pool: a connection past max_lifetime is not handed out again", "[pool
     auto h = co_await take(p);  // older than max_lifetime: closed, a new one opened
     CHECK(h->id != 1);
     CHECK(p->stats().expired >= 1);
-    // One that outlives max_lifetime while checked out is closed when it comes back.
+    // One that outlives max_lifetime while checked out is closed when it comes back,
+    // without a reset first.
     const int id = h->id;
     co_await sleep_for(400ms);
+    const int resets = srv->resets;
+    const auto expired = p->stats().expired;
     h.reset();
     co_await sleep_for(5ms);
     CHECK(p->stats().idle == 0);
+    CHECK(p->stats().expired == expired + 1);
+    CHECK(srv->resets == resets);
     auto h2 = co_await take(p);
     CHECK(h2->id != id);
   });
@@ -713,4 +718,28 @@ TEST_CASE("pool: every connection is in one state; none is left when all are clo
     co_await sleep_for(2ms);
     CHECK(p->slots.total() == 0);
   });
+}
+
+TEST_CASE("pool: background checks do not keep a connection from max_idle_time", "[pool]") {
+  auto srv = std::make_shared<fake_server>();
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = make_core(ex, srv,
+                       {.max_size = 2,
+                        .health_check_after = 10ms,
+                        .max_idle_time = 200ms,
+                        .health_check_interval = 20ms});
+    CHECK(p->sweep_period() == 20ms);
+    p->start_maintenance();
+    { auto h = co_await take(p); }
+    for (int i = 0; i < 500 && p->stats().expired == 0; ++i) co_await sleep_for(5ms);
+    CHECK(srv->pings >= 1);  // it was checked while it waited...
+    CHECK(p->stats().expired == 1);  // ...and closed for idleness all the same
+    CHECK(p->stats().idle == 0);
+    p->shut();
+  });
+  // The lifetimes make the pass run more often than a long interval.
+  asio::io_context io;
+  auto p2 = make_core(io.get_executor(), srv,
+                      {.max_lifetime = 400ms, .health_check_interval = 60'000ms});
+  CHECK(p2->sweep_period() == 100ms);
 }

@@ -125,10 +125,14 @@ void tune_socket(Stream& stream, const connection_options& opts) {
       sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
       const auto secs = static_cast<int>(
           std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL)
       using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
       using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
       sock.set_option(idle(secs), ignored);
       sock.set_option(interval(secs), ignored);
+#else
+      (void)secs;  // the system's idle time and interval
+#endif
     }
   }
 }

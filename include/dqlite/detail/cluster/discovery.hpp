@@ -102,6 +102,12 @@ struct cluster_state {
                 basic_connector<Stream> c)
       : ex(std::move(e)), store(std::move(s)), opts(std::move(o)), connector(std::move(c)),
         database(opts.connection.database), rng(std::random_device{}()) {
+    // A connection left empty by a move: what a failed async_connect completes with, made
+    // now so that a failure never calls the connector (whose resources, such as a TLS
+    // context, may be gone by the time a cancelled operation completes).
+    connection_type made = connector.make(opts.connection, ex);
+    connection_type taken(std::move(made));  // leaves `made` empty
+    empty.emplace(std::move(made));
     opts.connection.database = database;
     // The connections handed out log and trace with the cluster's hooks unless they
     // have their own.
@@ -116,6 +122,7 @@ struct cluster_state {
   std::shared_ptr<node_store> store;
   cluster_options opts;
   basic_connector<Stream> connector;  ///< how nodes are reached
+  std::optional<connection_type> empty;  ///< moved from: the value of a failed connect
   std::string database;  ///< owns opts.connection.database
   std::string last_leader;
   std::uint64_t last_leader_id = 0;
@@ -207,12 +214,16 @@ struct cluster_state {
     return !opts.follow_redirect || opts.follow_redirect(address);
   }
 
-  /// A new connection made by the connector, tracked so that close() ends its I/O.
+  /// A new connection made by the connector, tracked so that close() ends its I/O. (A
+  /// connector whose make throws fails the operation with that exception.)
   connection_type make_connection(const connection_options& o) {
     connection_type c = connector.make(o, ex);
-    track(connection_access::impl(c));
+    if (auto impl = connection_access::impl(c)) track(impl);
     return c;
   }
+
+  /// An empty connection (moved from: every operation fails with errc::not_connected).
+  connection_type empty_connection() { return connection_type(std::move(*empty)); }
 
   /// Connects c to the node that advertises address, through the connector. A connector
   /// that throws fails the connection with errc::invalid_argument and the exception's text.
@@ -327,14 +338,19 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     std::size_t added = 0;
     std::size_t refused = 0;
     for (const auto& n : members) {
-      if (!n.address.empty() && !s->may_follow(n.address)) {
-        ++refused;
-        continue;
-      }
       if (n.address.empty() || n.role == node_role::spare ||
           std::find(round->addresses.begin(), round->addresses.end(), n.address) !=
               round->addresses.end())
         continue;
+      if (!s->may_follow(n.address)) {
+        ++refused;
+        ++s->stats.redirects_refused;
+        s->log()(log_level::warning, "redirect_refused", [&] {
+          return address + " lists " + n.address + ", which is not asked: refused by "
+                 "follow_redirect";
+        });
+        continue;
+      }
       round->addresses.push_back(n.address);
       round->reasons.emplace_back();
       round->asked.push_back(false);

@@ -134,7 +134,7 @@ struct cluster_op {
         self.complete(r.ec, std::move(*r.value));
       }
       else
-        self.complete(r.ec, s->connector.make(s->opts.connection, s->ex));
+        self.complete(r.ec, s->empty_connection());
     } else {
       self.complete(r.ec, r.value ? std::move(*r.value) : T{});
     }

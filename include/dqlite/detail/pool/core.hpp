@@ -147,7 +147,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     ++opened;
     log()(log_level::debug, "pool_connection_opened", [&] {
       return "a connection was opened (" + std::to_string(opened) + " so far; " +
-             std::to_string(total() + 1) + " open or being opened)";
+             std::to_string(total()) + " open or being opened)";
     });
   }
 
@@ -242,6 +242,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
            total() > opts.min_size;
   }
   clock::time_point born(slot_id slot) const { return slots.get(slot).born; }
+  /// Since when an idle connection has gone without being used or checked.
+  clock::time_point unchecked_since(slot_id slot) const {
+    const auto& s = slots.get(slot);
+    return std::max(s.since, s.checked);
+  }
   /// Closes a connection that outlived max_lifetime or max_idle_time.
   void expire(Conn& c, slot_id slot, slot_state from, const char* why) {
     ++expired;
@@ -370,7 +375,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       }
       if (expire_if_due(ic, clock::now())) continue;
       const auto idle_since = slots.get(ic.slot).since;
-      if (clock::now() - idle_since <= opts.health_check_after) {
+      if (clock::now() - unchecked_since(ic.slot) <= opts.health_check_after) {
         slots.move(ic.slot, slot_state::idle, slot_state::in_use, clock::now());
       } else {
         slots.move(ic.slot, slot_state::idle, slot_state::checking, clock::now());
@@ -487,9 +492,10 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// A connection that needs a reset comes back: the reset, then settle().
   static boost::asio::awaitable<void> returned(std::shared_ptr<pool_core> s, Conn c,
                                                std::uint64_t gen, slot_id slot) {
-    bool keep = s->keeps(c, gen, false) && !s->too_old(s->born(slot), clock::now());
+    bool keep = s->keeps(c, gen, false);
     slot_state at = slot_state::in_use;
-    if (keep) {
+    // One past max_lifetime is closed by settle() without a reset first.
+    if (keep && !s->too_old(s->born(slot), clock::now())) {
       s->slots.move(slot, slot_state::in_use, slot_state::resetting, clock::now());
       at = slot_state::resetting;
       ++s->resets;
@@ -531,11 +537,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   /// shortest of max_idle_time and max_lifetime (at least 10 ms); zero: no sweep.
   std::chrono::milliseconds sweep_period() const {
     using ms = std::chrono::milliseconds;
-    if (opts.health_check_interval.count() > 0) return opts.health_check_interval;
     ms p{0};
     for (ms d : {opts.max_idle_time, opts.max_lifetime})
       if (d.count() > 0) p = p.count() > 0 ? std::min(p, d) : d;
-    return p.count() > 0 ? std::max(p / 4, ms(10)) : ms(0);
+    if (p.count() > 0) p = std::max(p / 4, ms(10));
+    if (opts.health_check_interval.count() > 0)
+      p = p.count() > 0 ? std::min(p, opts.health_check_interval) : opts.health_check_interval;
+    return p;
   }
 
   /// Starts the background sweep when the options ask for one (see sweep_period). It holds
@@ -557,6 +565,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       auto s = weak.lock();
       if (!s || s->closed || ec) co_return;
       co_await s->sweep();
+      if (s->closed) co_return;  // closed during the pass: no wait for another period
     }
   }
 
@@ -577,11 +586,12 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       // Oldest first (the front); each is taken out while it is checked.
       for (std::size_t n = idle.size(); n > 0 && !closed; --n) {
         auto it = std::find_if(idle.begin(), idle.end(), [&](const idle_conn& ic) {
-          return clock::now() - slots.get(ic.slot).since >= opts.health_check_after;
+          return clock::now() - unchecked_since(ic.slot) >= opts.health_check_after;
         });
         if (it == idle.end()) break;
         idle_conn ic = std::move(*it);
         idle.erase(it);
+        const auto idle_since = slots.get(ic.slot).since;
         slots.move(ic.slot, slot_state::idle, slot_state::checking, clock::now());
         ++background_checks;
         const auto gen = generation;
@@ -605,8 +615,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
         } else if (closed || gen != generation) {
           discard(ic.conn, ic.slot, slot_state::checking,
                   closed ? "the pool is closed" : "it is from before a leader change");
+        } else if (!waiters.empty()) {
+          deliver(std::move(ic.conn), ic.slot, slot_state::checking);  // a waiter came
         } else {
-          deliver(std::move(ic.conn), ic.slot, slot_state::checking);  // idle since now
+          // Checked, and idle as long as before (max_idle_time counts from its last use).
+          slots.mark_checked(ic.slot, clock::now());
+          slots.move(ic.slot, slot_state::checking, slot_state::idle, idle_since);
+          idle.push_back(std::move(ic));
         }
         notify();
       }

@@ -71,6 +71,7 @@ class slot_table {
     slot_state state = slot_state::connecting;
     clock::time_point born{};   ///< when its connection was opened (set on leaving connecting)
     clock::time_point since{};  ///< when it entered its state
+    clock::time_point checked{};  ///< when it last passed a check while idle (or never)
   };
 
   /// A new slot, connecting.
@@ -100,6 +101,9 @@ class slot_table {
     --counts_[index(from)];
     slots_.erase(id);
   }
+
+  /// Slot `id` passed a check at `now` (its idle time goes on: `since` is kept).
+  void mark_checked(id_type id, clock::time_point now) { at(id, slot_state::checking).checked = now; }
 
   bool contains(id_type id) const { return slots_.count(id) != 0; }
   const slot& get(id_type id) const {
