@@ -688,7 +688,7 @@ TEST_CASE("pool slots: the allowed transitions, and the counts that follow them"
   CHECK(t.total() == 1);
 }
 
-TEST_CASE("pool: every connection is in one state; none is left when all are closed",
+TEST_CASE("pool: every connection is in one state, and none is left when all are closed",
           "[pool]") {
   auto srv = std::make_shared<fake_server>();
   dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
