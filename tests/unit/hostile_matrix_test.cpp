@@ -435,3 +435,83 @@ TEST_CASE("closing a connection under a running operation completes it as cancel
   CHECK_FALSE(dqlite::is_retryable(r.ec));
   CHECK_THAT(r.diag, Catch::Contains("closed"));
 }
+
+// Requests that follow one another at once share one timer wait (it is not re-armed per
+// request); the deadline must still hold for the one the server never answers.
+TEST_CASE("a request that follows others at once still times out", "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    int statements = 0;
+    for (;;) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      if (type != 0 && type != 3 && type != 16 && ++statements > 3) break;
+      peer.write(good_answer(type, self));
+    }
+    fake_server::silent()(peer);
+  });
+  self = server.address();
+  auto r = dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<result> {
+    dqlite::connection conn(fast_opts(), ex);
+    co_await conn.async_connect(self);
+    for (int i = 0; i < 3; ++i) {
+      auto v = co_await conn.async_fetchval<std::int64_t>("SELECT v FROM t");
+      CHECK(v == 7);
+    }
+    auto start = std::chrono::steady_clock::now();
+    auto [ec, v] = co_await conn.async_fetchval<std::int64_t>("SELECT v FROM t",
+                                                              asio::as_tuple(asio::use_awaitable));
+    co_return result{ec, conn.diagnostics().message(), conn.is_open(),
+                     dqlite_test::elapsed_ms(start)};
+  });
+  CHECK(r.ec == dqlite::errc::timeout);
+  CHECK_FALSE(r.open_after);
+  CHECK(r.ms >= 1000);    // not ended by a wait armed for an earlier request
+  CHECK(r.ms < 60'000);   // a hang guard: the timeout is 1.5 s
+}
+
+// A connection holds no timer wait once its last operation has completed, so an
+// io_context with nothing else to do has no work left (run() returns at once).
+TEST_CASE("an idle connection leaves its io_context without work", "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    for (;;) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      peer.write(good_answer(req[4], self));
+    }
+  });
+  self = server.address();
+  asio::io_context io;
+  dqlite::connection conn(fast_opts(), io.get_executor());
+  int done = 0;
+  dqlite::error_code failure;
+  auto step = [&](int queries) {
+    asio::co_spawn(
+        io,
+        [&, queries]() -> asio::awaitable<void> {
+          if (!conn.is_open()) co_await conn.async_connect(self);
+          for (int i = 0; i < queries; ++i) {
+            auto [ec, v] = co_await conn.async_fetchval<std::int64_t>(
+                "SELECT v FROM t", asio::as_tuple(asio::use_awaitable));
+            if (ec) failure = ec;
+          }
+          ++done;
+        },
+        asio::detached);
+  };
+  for (int round = 1; round <= 3; ++round) {
+    INFO("round " << round);
+    io.restart();
+    step(round * 2);
+    while (done < round && !io.stopped()) io.run_one();
+    REQUIRE(done == round);
+    io.poll();  // the handlers already due (a cancelled wait's)
+    CHECK(io.stopped());
+  }
+  CHECK_FALSE(failure);
+  CHECK(conn.is_open());
+}
