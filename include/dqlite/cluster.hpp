@@ -293,12 +293,11 @@ class basic_cluster {
                                                 std::shared_ptr<node_store> store,
                                                 const cluster_options& opts) {
     detail::check_connector(connector);
-    auto bad = [](const std::string& what) {
-      return error(make_error_code(errc::invalid_argument), dqlite::diagnostics("cluster_options: " + what));
-    };
     if (!store) throw error(make_error_code(errc::invalid_argument), dqlite::diagnostics("the node store is null"));
-    if (opts.probe_timeout.count() <= 0) throw bad("probe_timeout must be positive");
-    if (opts.max_concurrent_probes == 0) throw bad("max_concurrent_probes must be at least 1");
+    detail::require_option(opts.probe_timeout.count() > 0, "cluster_options",
+                           "probe_timeout must be positive");
+    detail::require_option(opts.max_concurrent_probes > 0, "cluster_options",
+                           "max_concurrent_probes must be at least 1");
     return std::make_shared<state_type>(boost::asio::make_strand(ex), std::move(store), opts,
                                         std::move(connector));
   }
@@ -316,8 +315,8 @@ class basic_cluster {
 
   template <class T, class Token, class Body>
   auto initiate(Token& token, Body body) {
-    return boost::asio::async_initiate<Token, detail::completion_sig_t<T>>(
-        detail::cluster_initiation<Stream, T>{s_}, token, std::move(body));
+    return detail::initiate_coroutine_op<T, detail::cluster_op_hooks<Stream>>(s_, token,
+                                                                             std::move(body));
   }
 
   template <class T, class Token, class Request>
@@ -335,15 +334,9 @@ class basic_cluster {
     });
   }
 
-  template <class T>
-  static detail::cluster_result<T> cancelled() {
-    return detail::cluster_result<T>::fail(make_error_code(errc::cancelled),
-                                           "the cluster client was closed");
-  }
-
   static boost::asio::awaitable<detail::cluster_result<connection_type>> connect_body(
       std::shared_ptr<state_type> s) {
-    if (s->closed) co_return cancelled<connection_type>();
+    if (s->closed) co_return detail::cluster_result<connection_type>::cluster_closed();
     auto r = co_await detail::connect_leader<Stream>(s, s->database);
     detail::cluster_result<connection_type> out;
     out.ec = r.ec;
@@ -354,7 +347,7 @@ class basic_cluster {
 
   static boost::asio::awaitable<detail::cluster_result<node_info>> leader_body(
       std::shared_ptr<state_type> s) {
-    if (s->closed) co_return cancelled<node_info>();
+    if (s->closed) co_return detail::cluster_result<node_info>::cluster_closed();
     auto r = co_await detail::connect_leader<Stream>(s, std::string());
     if (r.ec) co_return detail::cluster_result<node_info>::fail(r.ec, std::move(r.diag));
     detail::cluster_result<node_info> out;
@@ -367,7 +360,7 @@ class basic_cluster {
   static boost::asio::awaitable<detail::cluster_result<std::vector<node_info>>> refresh_body(
       std::shared_ptr<state_type> s) {
     using result = detail::cluster_result<std::vector<node_info>>;
-    if (s->closed) co_return cancelled<std::vector<node_info>>();
+    if (s->closed) co_return detail::cluster_result<std::vector<node_info>>::cluster_closed();
     auto r = co_await detail::on_leader<Stream, std::vector<node_info>>(
         s, [](connection_type& c) { return c.async_cluster(detail::as_tuple_awaitable); }, true);
     if (r.ec) co_return r;
@@ -382,7 +375,7 @@ class basic_cluster {
 
   static boost::asio::awaitable<detail::cluster_result<void>> add_body(std::shared_ptr<state_type> s,
                                                                         node_info node) {
-    if (s->closed) co_return cancelled<void>();
+    if (s->closed) co_return detail::cluster_result<void>::cluster_closed();
     auto r = co_await detail::on_leader<Stream, void>(
         s,
         [&node](connection_type& c) {
@@ -419,7 +412,7 @@ class basic_cluster {
 
   static boost::asio::awaitable<detail::cluster_result<void>> transfer_body(
       std::shared_ptr<state_type> s, std::uint64_t id) {
-    if (s->closed) co_return cancelled<void>();
+    if (s->closed) co_return detail::cluster_result<void>::cluster_closed();
     auto r = co_await detail::on_leader<Stream, void>(
         s, [id](connection_type& c) { return c.async_transfer(id, detail::as_tuple_awaitable); },
         false);

@@ -239,6 +239,17 @@ class error : public boost::system::system_error {
 
 namespace detail {
 
+/// Refuses an option value that cannot work: unless `ok`, throws dqlite::error
+/// (errc::invalid_argument) whose text is "<options>: <what>", e.g.
+/// "pool_options: max_size must be at least 1".
+inline void require_option(bool ok, std::string_view options, std::string_view what) {
+  if (ok) return;
+  std::string text(options);
+  text += ": ";
+  text += what;
+  throw error(make_error_code(errc::invalid_argument), diagnostics(std::move(text)));
+}
+
 /// The name of a request type code (a frame header's type byte), for messages.
 inline const char* request_name(unsigned type) noexcept {
   switch (type) {

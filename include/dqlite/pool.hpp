@@ -397,15 +397,10 @@ class basic_pool {
 
   static std::shared_ptr<core_type> make_core(std::shared_ptr<basic_cluster<Stream>> cl,
                                               const pool_options& opts) {
-    if (opts.max_size == 0)
-      throw error(make_error_code(errc::invalid_argument),
-                  dqlite::diagnostics("pool_options: max_size must be at least 1"));
-    if (opts.min_size > opts.max_size)
-      throw error(make_error_code(errc::invalid_argument),
-                  dqlite::diagnostics("pool_options: min_size must not exceed max_size"));
-    if (opts.database.empty())
-      throw error(make_error_code(errc::invalid_argument),
-                  dqlite::diagnostics("pool_options: the database name is empty"));
+    detail::require_option(opts.max_size > 0, "pool_options", "max_size must be at least 1");
+    detail::require_option(opts.min_size <= opts.max_size, "pool_options",
+                           "min_size must not exceed max_size");
+    detail::require_option(!opts.database.empty(), "pool_options", "the database name is empty");
     auto ex = cl->get_executor();  // the cluster's strand: pool and cluster share it
     auto s = std::make_shared<core_type>(ex, connector_type{std::move(cl)}, opts);
     s->opts.database = s->connector.cluster->options().connection.database;  // owned there
@@ -543,19 +538,9 @@ struct create_pool_initiation {
       failed = make_error_code(errc::invalid_argument);
       diag->assign(e.what());
     }
-    if (failed) {
-      boost::asio::async_compose<Handler, void(error_code, basic_pool<Stream>)>(
-          [failed, ex, posted = false](auto& self) mutable {
-            if (!posted) {
-              posted = true;
-              boost::asio::post(ex, std::move(self));
-              return;
-            }
-            self.complete(failed, basic_pool<Stream>());
-          },
-          h, ex);
-      return;
-    }
+    if (failed)
+      return complete_posted<void(error_code, basic_pool<Stream>)>(
+          std::forward<Handler>(h), std::optional<Executor>(ex), failed, basic_pool<Stream>());
     auto ex2 = p->get_executor();
     boost::asio::async_compose<Handler, void(error_code, basic_pool<Stream>)>(
         create_pool_op<Stream>{std::move(p), diag}, h, ex2);

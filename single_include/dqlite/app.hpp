@@ -1299,9 +1299,6 @@ class app {
 
  private:
   static app_options validate(app_options o) {
-    auto bad = [](const std::string& what) {
-      return error(make_error_code(errc::invalid_argument), diagnostics("app_options: " + what));
-    };
     host_port hp;
     if (!o.address.empty() && parse_address(o.address, hp))
       throw error(make_error_code(errc::invalid_address),
@@ -1312,13 +1309,16 @@ class app {
         throw error(make_error_code(errc::invalid_address),
                     diagnostics("app_options: cluster address '" + detail::printable(a) +
                                 "' is not host:port or [ipv6]:port"));
-    if (o.network_latency.count() < 0 || o.network_latency.count() > 3'600'000)
-      throw bad("network_latency must be 0 (default) or 1..3600000 ms");
-    if (o.voters == 0) throw bad("voters must be at least 1");
-    if (o.probe_timeout.count() <= 0) throw bad("probe_timeout must be positive");
-    if (o.membership_check.count() <= 0) throw bad("membership_check must be positive");
-    if (o.join_timeout.count() <= 0) throw bad("join_timeout must be positive");
-    if (o.handover_timeout.count() <= 0) throw bad("handover_timeout must be positive");
+    auto require = [](bool ok, std::string_view what) {
+      detail::require_option(ok, "app_options", what);
+    };
+    require(o.network_latency.count() >= 0 && o.network_latency.count() <= 3'600'000,
+            "network_latency must be 0 (default) or 1..3600000 ms");
+    require(o.voters > 0, "voters must be at least 1");
+    require(o.probe_timeout.count() > 0, "probe_timeout must be positive");
+    require(o.membership_check.count() > 0, "membership_check must be positive");
+    require(o.join_timeout.count() > 0, "join_timeout must be positive");
+    require(o.handover_timeout.count() > 0, "handover_timeout must be positive");
     return o;
   }
 

@@ -257,6 +257,17 @@ class error : public boost::system::system_error {
 
 namespace detail {
 
+/// Refuses an option value that cannot work: unless `ok`, throws dqlite::error
+/// (errc::invalid_argument) whose text is "<options>: <what>", e.g.
+/// "pool_options: max_size must be at least 1".
+inline void require_option(bool ok, std::string_view options, std::string_view what) {
+  if (ok) return;
+  std::string text(options);
+  text += ": ";
+  text += what;
+  throw error(make_error_code(errc::invalid_argument), diagnostics(std::move(text)));
+}
+
 /// The name of a request type code (a frame header's type byte), for messages.
 inline const char* request_name(unsigned type) noexcept {
   switch (type) {
@@ -3156,42 +3167,54 @@ struct connection_impl : owned_io_context,
   boost::asio::steady_timer timer;
 
   // The deadline of the operation in progress, watched by one timer that is not re-armed
-  // for every request: a pending wait ends at most `tick` from when it was armed (or at
-  // the deadline, if sooner); when it ends, it checks the deadline and waits again while
-  // an operation runs. So a steady stream of requests costs no timer system call per
-  // request, and an idle connection holds no wait for longer than a tick (an io_context
-  // with nothing else to do returns from run() within a tick of the last operation).
-  static constexpr std::chrono::milliseconds tick{50};
+  // for every request. A wait ends at the deadline of the operation that armed it; an
+  // operation whose deadline is later (the next request, with the same request_timeout)
+  // leaves it pending, and when it ends early it waits again for the operation then
+  // running. When an operation's completion handler returns and no operation runs on the
+  // connection, the wait is cancelled (a timer cancel makes no system call): an idle
+  // connection holds no wait, and an io_context with nothing else to do returns from
+  // run() once the last operation has completed. So requests issued one after the other
+  // (each from the completion of the one before, as the next co_await of a coroutine)
+  // cost no timer system call.
   clock::time_point deadline = clock::time_point::max();
   clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
   std::uint64_t wait_id = 0;    ///< identifies the pending wait (0: none)
   std::uint64_t waits = 0;      ///< waits started so far
+  /// The completion handler of an operation on this connection is running: a request it
+  /// starts follows the previous answer at once (see take_unasked).
+  bool in_completion = false;
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
 
   /// The operation in progress must end within d from now.
   void set_deadline(std::chrono::milliseconds d) {
-    auto now = clock::now();
-    deadline = now + d;
-    if (wait_id == 0 || wait_until > deadline) watch(now);
+    deadline = clock::now() + d;
+    if (wait_id == 0 || wait_until > deadline) watch();
   }
 
-  /// The operation in progress ended: the pending wait, if any, ends by itself.
+  /// The operation in progress ended (a pending wait stays until the handler returns).
   void clear_deadline() {
     deadline = clock::time_point::max();
     timeout_hook = nullptr;
   }
 
-  void watch(clock::time_point now) {
-    wait_until = std::min(deadline, now + tick);
+  /// An operation's completion handler returned: without an operation running, the
+  /// pending wait is of no use.
+  void after_completion() {
+    if (busy || wait_id == 0) return;
+    wait_id = 0;
+    timer.cancel();
+  }
+
+  void watch() {
+    wait_until = deadline;
     wait_id = ++waits;
     timer.expires_at(wait_until);
     timer.async_wait([w = this->weak_from_this(), id = wait_id](error_code ec) {
       auto s = w.lock();
-      if (!s || s->wait_id != id) return;  // replaced by a newer wait
+      if (!s || s->wait_id != id) return;  // replaced by a newer wait, or cancelled
       s->wait_id = 0;
       if (ec || !s->busy || s->deadline == clock::time_point::max()) return;  // idle: stop
-      auto now = clock::now();
-      if (now < s->deadline) return s->watch(now);
+      if (clock::now() < s->deadline) return s->watch();  // a later operation's deadline
       s->timed_out = true;
       if (s->timeout_hook) s->timeout_hook();
       error_code ignored;
@@ -3443,6 +3466,16 @@ struct io_loop_op {
   void complete(Self& self, error_code ec) {
     if (armed_here) c->clear_deadline();
     c->apply_close_request();
+    // Marks the handler's run (restored even if it throws).
+    struct completion_mark {
+      std::shared_ptr<impl_type> conn;
+      bool outer;
+      ~completion_mark() {
+        if (!outer) return;
+        conn->in_completion = false;
+        conn->after_completion();
+      }
+    } mark{c, !std::exchange(c->in_completion, true)};
     if constexpr (std::is_void_v<result_type>) {
       m.take();
       self.complete(ec);
@@ -3459,11 +3492,15 @@ struct io_loop_op {
 /// A server that closed the connection while it was idle is found the same way: the
 /// request then fails with errc::connection_closed before anything is sent (so a write is
 /// known not to have been applied).
+/// Not done for a request started by the completion handler of the connection's previous
+/// operation (the next co_await of a coroutine that awaited it): that request follows the
+/// answer at once, the connection was not idle, and a busy connection would pay a system
+/// call per request for a look that finds nothing.
 template <class Stream>
 error_code take_unasked(connection_impl<Stream>& c) {
   if constexpr (is_plain_socket<Stream>) {
-    if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
-        !c.stream.is_open())
+    if (c.in_completion || c.state != conn_state::open || c.holder != 0 || c.drain_pending ||
+        !c.rbuf.empty() || !c.stream.is_open())
       return {};
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
@@ -7059,25 +7096,35 @@ R empty_result() {
     return R(detached);
 }
 
+/// Completes h with (ec, results...), posted (never invoked inline) to the handler's
+/// associated executor, whose default is ex, or the system executor when ex is empty.
+/// Sig: void(error_code, R...).
+template <class Sig, class Handler, class Executor, class... R>
+void complete_posted(Handler&& h, const std::optional<Executor>& ex, error_code ec,
+                     R... results) {
+  auto op = [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
+    if (!posted) {
+      posted = true;
+      boost::asio::post(std::move(self));
+      return;
+    }
+    self.complete(ec, std::move(r)...);
+  };
+  if (ex)
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
+  else
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+}
+
 /// Completes h with errc::not_connected and empty results, for an operation started on a
 /// moved-from connection, which has no stream to run it on (Sig: void(error_code, R...)).
-/// Posted (never invoked inline) to the handler's associated executor; its default is ex,
-/// the executor the connection had, or the system executor when there is none.
+/// Posted to the handler's associated executor; its default is ex, the executor the
+/// connection had, or the system executor when there is none.
 template <class Sig, class Handler, class Executor>
 void complete_moved_from(Handler&& h, const std::optional<Executor>& ex) {
   [&]<class... R>(void (*)(error_code, R...)) {
-    auto op = [posted = false](auto& self) mutable {
-      if (!posted) {
-        posted = true;
-        boost::asio::post(std::move(self));
-        return;
-      }
-      self.complete(make_error_code(errc::not_connected), empty_result<R>()...);
-    };
-    if (ex)
-      boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
-    else
-      boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+    complete_posted<Sig>(std::forward<Handler>(h), ex, make_error_code(errc::not_connected),
+                         empty_result<R>()...);
   }(static_cast<Sig*>(nullptr));
 }
 
@@ -7173,16 +7220,9 @@ struct failed_initiation {
   void operator()(Handler&& h, error_code ec, std::string diag, R... results) {
     if (!c) return complete_moved_from<void(error_code, R...)>(std::forward<Handler>(h), ex);
     if (!diag.empty()) c->diag.assign(diag);
-    boost::asio::async_compose<Handler, void(error_code, R...)>(
-        [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
-          if (!posted) {
-            posted = true;
-            boost::asio::post(std::move(self));
-            return;
-          }
-          self.complete(ec, std::move(r)...);
-        },
-        h, c->stream.get_executor());
+    complete_posted<void(error_code, R...)>(std::forward<Handler>(h),
+                                            std::optional(c->stream.get_executor()), ec,
+                                            std::move(results)...);
   }
 };
 
@@ -9431,6 +9471,11 @@ struct cluster_result {
     return r;
   }
 
+  /// An operation that the cluster client's close() ended: errc::cancelled.
+  static cluster_result cluster_closed() {
+    return fail(make_error_code(errc::cancelled), "the cluster client was closed");
+  }
+
   /// An exception that escaped an operation's coroutine, as a failure.
   static cluster_result from_exception(std::exception_ptr ep) {
     try {
@@ -9529,6 +9574,41 @@ inline std::string error_text(const error_code& ec, const diagnostics& d) {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/cluster/result.hpp ----
+// ---- begin dqlite/detail/event.hpp ----
+// A signal between coroutines that run on one executor (a strand), built on a timer.
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+
+namespace dqlite::detail {
+
+/// Waiters suspend in wait() until notify_all(), or until `until` (never, by default).
+/// It is a timer whose expiry is the longest wait: notify_all() cancels it, which wakes
+/// every current waiter at once and makes no system call. A wait ends the same way for a
+/// notification, the expiry, a cancellation of the waiter and a spurious wake-up: the
+/// waiter checks the state it waits for, in a loop. Use it on one executor only.
+class async_event : public boost::asio::steady_timer {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit async_event(const boost::asio::any_io_executor& ex,
+                       clock::time_point until = clock::time_point::max())
+      : boost::asio::steady_timer(ex, until) {}
+
+  /// Wakes every waiter now waiting; later waiters wait for the next call.
+  void notify_all() noexcept { cancel(); }
+
+  /// awaitable<std::tuple<error_code>>: ends at notify_all() or at the expiry; never
+  /// throws for either.
+  auto wait() { return async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)); }
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/event.hpp ----
 
 // ---- begin dqlite/connector.hpp ----
 // How a cluster client and a pool reach their nodes: a connector makes a connection and
@@ -9721,10 +9801,8 @@ struct cluster_state {
 
   /// A running discovery that other callers wait for.
   struct shared_discovery {
-    // Waiters wait on `done` until the runner cancels it (its expiry never comes).
-    explicit shared_discovery(const boost::asio::any_io_executor& ex)
-        : done(ex, clock::time_point::max()) {}
-    boost::asio::steady_timer done;
+    explicit shared_discovery(const boost::asio::any_io_executor& ex) : done(ex) {}
+    async_event done;  ///< notified when the runner has finished
     bool finished = false;
     error_code ec;
     std::string diag;
@@ -9745,7 +9823,7 @@ struct cluster_state {
     std::vector<bool> asked;
     std::optional<leader_conn> found;
     std::vector<std::weak_ptr<impl_type>> conns;
-    boost::asio::steady_timer wake;
+    async_event wake;  ///< notified when a worker ends
   };
 
   cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o,
@@ -9835,15 +9913,11 @@ struct cluster_state {
       if (auto c = w.lock()) c->close_transport();
     for (auto& w : live_timers)
       if (auto t = w.lock()) t->cancel();
-    if (running) running->done.cancel();
+    if (running) running->done.notify_all();
     live_conns.clear();
     live_timers.clear();
   }
 
-  static cluster_result<void> closed_error() {
-    return cluster_result<void>::fail(make_error_code(errc::cancelled),
-                                      "the cluster client was closed");
-  }
 
   /// Whether the time for retries has run out: a probe given the rest of it (whole
   /// milliseconds, rounded down) ends within a millisecond of the deadline.
@@ -9970,7 +10044,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   const auto no = make_error_code(errc::no_leader);
   auto a = co_await ask_leader<Stream>(s, address, s->time_left(deadline, s->opts.probe_timeout),
                                        round);
-  if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  if (s->closed) co_return result::cluster_closed();
   if (!a.failure.empty()) co_return result::fail(no, a.failure);
   if (a.leader.address.empty()) {
     // Stand-bys and spares know no leader (they answer LEADER with none), and neither does a
@@ -9978,7 +10052,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     // asked in turn: a client whose only known node is a stand-by reaches the voters.
     if (!round) co_return result::fail(no, "knows no leader");
     auto m = co_await a.conn->async_cluster(as_tuple_awaitable);
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    if (s->closed) co_return result::cluster_closed();
     a.conn->close();
     if (std::get<0>(m)) co_return result::fail(no, "knows no leader");
     auto members = std::move(std::get<1>(m));
@@ -10038,7 +10112,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   });
   auto b = co_await ask_leader<Stream>(s, target, s->time_left(deadline, s->opts.probe_timeout),
                                        round);
-  if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  if (s->closed) co_return result::cluster_closed();
   std::string why = "names " + printable(target) + " as the leader, but that node ";
   if (!b.failure.empty()) why += "failed: " + b.failure;
   else if (b.leader.address.empty()) why += "knows no leader";
@@ -10095,7 +10169,7 @@ boost::asio::awaitable<void> probe_worker(
       round->reasons[round->next - 1] = std::string("probe failed: ") + e.what();
   }
   --round->running;
-  round->wake.cancel();
+  round->wake.notify_all();
 }
 
 /// One discovery: the last known leader first, then every node of the store, voters
@@ -10136,7 +10210,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   });
   if (!last.empty()) {
     auto r = co_await probe_node<Stream>(s, last, deadline, nullptr);
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    if (s->closed) co_return result::cluster_closed();
     if (r.ec)
       report.note(last, "last known leader: " + r.diag, !state::out_of_time(deadline));
     else
@@ -10158,10 +10232,9 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     for (std::size_t w = 0; w < workers; ++w)
       boost::asio::co_spawn(s->ex, probe_worker<Stream>(s, round), boost::asio::detached);
     while (round->running > 0 && !round->found && !s->closed) {
-      round->wake.expires_at(state::clock::time_point::max());
-      co_await round->wake.async_wait(as_tuple_awaitable);
+      co_await round->wake.wait();
     }
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    if (s->closed) co_return result::cluster_closed();
     for (std::size_t i = 0; i < round->addresses.size(); ++i)  // with those learned
       if (!round->reasons[i].empty())
         report.note(round->addresses[i], round->reasons[i], round->asked[i]);
@@ -10227,7 +10300,7 @@ boost::asio::awaitable<void> run_discovery(
     run->conn = std::move(r.value->conn);  // for the first waiter that wakes up
   }
   if (s->running == run) s->running.reset();
-  run->done.cancel();
+  run->done.notify_all();
 }
 
 /// A discovery shared by concurrent callers: the first one starts it, all wait for its
@@ -10253,8 +10326,8 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   }
   // A cancellation of this caller ends the wait (and, at the next co_await, the caller's
   // operation); the discovery goes on for the others.
-  while (!run->finished && !s->closed) co_await run->done.async_wait(as_tuple_awaitable);
-  if (!run->finished) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  while (!run->finished && !s->closed) co_await run->done.wait();
+  if (!run->finished) co_return result::cluster_closed();
   report.merge(run->report);
   if (run->ec) co_return result::fail(run->ec, run->diag);
   result r;
@@ -10289,12 +10362,12 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
   for (;;) {
     ++attempt;
     auto d = co_await shared_discover<Stream>(s, deadline, report);
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+    if (s->closed) co_return result::cluster_closed();
     if (!d.ec && !d.value->conn) {
       // Found by another caller's discovery: confirm it and get a connection of our own.
       auto a = co_await ask_leader<Stream>(s, d.value->address,
                                            s->time_left(deadline, o.probe_timeout), nullptr);
-      if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+      if (s->closed) co_return result::cluster_closed();
       if (!a.failure.empty() || a.leader.address != d.value->address) {
         report.note(d.value->address,
                     "found as the leader, but " +
@@ -10315,7 +10388,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
     if (!d.ec && !database.empty()) {
       auto& conn = *d.value->conn;
       auto r = co_await conn.async_open_database(database, as_tuple_awaitable);
-      if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+      if (s->closed) co_return result::cluster_closed();
       if (auto ec = std::get<0>(r)) {
         std::string text = error_text(ec, conn.diagnostics());
         if (!is_retryable(ec))
@@ -10364,7 +10437,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
       auto timer = std::make_shared<boost::asio::steady_timer>(s->ex, pause);
       s->track(timer);
       co_await timer->async_wait(as_tuple_awaitable);
-      if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+      if (s->closed) co_return result::cluster_closed();
     }
   }
 }
@@ -10375,6 +10448,112 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
 // ---- begin dqlite/detail/cluster/leader_requests.hpp ----
 // Requests run on the leader (or on one node) by the cluster client, and the adapter that completes a cluster operation from its coroutine.
 
+// ---- begin dqlite/detail/coroutine_op.hpp ----
+// The asynchronous operations of the cluster client and the pool: a coroutine run on the
+// object's strand, whose cluster_result completes the caller's handler.
+
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+
+#include <exception>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
+
+/// The parts in which the cluster client's and the pool's operations differ:
+///   static constexpr bool keeps_state;  the operation holds the state until it completes
+///                                       (else the coroutine alone holds it while it runs)
+///   static error_code absent(diagnostics&);  the state is null (a moved-from object);
+///                                            optional: without it, it never is
+///   static void finished(State*, const diagnostics&);  after each operation (the state
+///                                                      is null unless keeps_state)
+///   static T value(State*, cluster_result<T>&);  the value handed to the handler, also
+///                                                on failure
+struct default_op_hooks {
+  static constexpr bool keeps_state = false;
+  template <class State>
+  static void finished(State*, const diagnostics&) {}
+  template <class T, class State>
+  static T value(State*, cluster_result<T>& r) {
+    return r.value ? std::move(*r.value) : T{};
+  }
+};
+
+/// Completes the caller's handler, with the signature completion_sig_t<T>, from `body(s)`:
+/// a coroutine returning awaitable<cluster_result<T>>, spawned on the state's executor
+/// `s->ex`. An exception escaping it and the caller's cancellation are settled as
+/// settle_cancelled says; the text goes to `diag`.
+template <class State, class T, class Body, class Hooks>
+struct coroutine_op {
+  std::shared_ptr<State> s;
+  std::shared_ptr<diagnostics> diag;
+  Body body;
+
+  template <class Self>
+  void operator()(Self& self) {
+    if constexpr (requires(diagnostics& d) { Hooks::absent(d); }) {
+      if (!s) {
+        error_code ec = Hooks::absent(*diag);
+        if constexpr (std::is_void_v<T>)
+          self.complete(ec);
+        else
+          self.complete(ec, T{});
+        return;
+      }
+    }
+    auto ex = s->ex;
+    if constexpr (Hooks::keeps_state)
+      boost::asio::co_spawn(ex, body(s), std::move(self));
+    else
+      boost::asio::co_spawn(ex, body(std::move(s)), std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
+    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
+    diag->assign(r.diag);
+    Hooks::finished(s.get(), *diag);
+    if constexpr (std::is_void_v<T>)
+      self.complete(r.ec);
+    else
+      self.complete(r.ec, Hooks::template value<T>(s.get(), r));
+  }
+};
+
+/// The initiation of a coroutine_op: runs on the state's executor (or, for a null state,
+/// completes on the handler's).
+template <class State, class T, class Hooks>
+struct coroutine_initiation {
+  std::shared_ptr<State> s;
+  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
+  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
+
+  template <class Handler, class Body>
+  void operator()(Handler&& h, Body body) {
+    using sig = completion_sig_t<T>;
+    using op = coroutine_op<State, T, Body, Hooks>;
+    if (s) {
+      auto ex = s->ex;
+      boost::asio::async_compose<Handler, sig>(op{s, diag, std::move(body)}, h, ex);
+    } else {
+      boost::asio::async_compose<Handler, sig>(op{s, diag, std::move(body)}, h);
+    }
+  }
+};
+
+/// Runs `body(state)` for `token` as an operation with the signature completion_sig_t<T>.
+template <class T, class Hooks, class State, class Token, class Body>
+auto initiate_coroutine_op(std::shared_ptr<State> s, Token& token, Body body) {
+  return boost::asio::async_initiate<Token, completion_sig_t<T>>(
+      coroutine_initiation<State, T, Hooks>{std::move(s)}, token, std::move(body));
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/coroutine_op.hpp ----
 
 
 #include <boost/asio/any_io_executor.hpp>
@@ -10429,10 +10608,7 @@ boost::asio::awaitable<cluster_result<T>> on_leader(std::shared_ptr<cluster_stat
       conn = std::move(r.value->conn);
     }
     auto t = co_await request(*conn);
-    if (s->closed) {
-      auto c = state::closed_error();
-      co_return cluster_result<T>::fail(c.ec, c.diag);
-    }
+    if (s->closed) co_return cluster_result<T>::cluster_closed();
     error_code ec = std::get<0>(t);
     if (!ec) {
       if (!s->admin && conn->is_open()) s->admin = std::move(conn);
@@ -10474,49 +10650,22 @@ boost::asio::awaitable<cluster_result<T>> on_node(std::shared_ptr<cluster_state<
   co_return out;
 }
 
-/// Completes an operation of the cluster from the result of its coroutine.
-template <class Stream, class T, class Body>
-struct cluster_op {
-  std::shared_ptr<cluster_state<Stream>> s;
-  std::shared_ptr<diagnostics> diag;
-  Body body;
-
-  template <class Self>
-  void operator()(Self& self) {
-    boost::asio::co_spawn(s->ex, body(s), std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
-    diag->assign(r.diag);
-    s->last_diag = *diag;
-    if constexpr (std::is_void_v<T>) {
-      self.complete(r.ec);
-    } else if constexpr (std::is_same_v<T, basic_connection<Stream>>) {
-      if (r.value) {
-        s->untrack(connection_access::impl(*r.value).get());  // the caller's from now on
-        self.complete(r.ec, std::move(*r.value));
-      }
-      else
-        self.complete(r.ec, s->empty_connection());
+/// The cluster client's part of its operations (coroutine_op): the state is kept, each
+/// operation's text is the client's last diagnostics, and a connection handed to the
+/// caller is the caller's (a failure hands over the empty one made at construction).
+template <class Stream>
+struct cluster_op_hooks : default_op_hooks {
+  static constexpr bool keeps_state = true;
+  static void finished(cluster_state<Stream>* s, const diagnostics& d) { s->last_diag = d; }
+  template <class T>
+  static T value(cluster_state<Stream>* s, cluster_result<T>& r) {
+    if constexpr (std::is_same_v<T, basic_connection<Stream>>) {
+      if (!r.value) return s->empty_connection();
+      s->untrack(connection_access::impl(*r.value).get());  // the caller's from now on
+      return std::move(*r.value);
     } else {
-      self.complete(r.ec, r.value ? std::move(*r.value) : T{});
+      return default_op_hooks::value<T>(s, r);
     }
-  }
-};
-
-template <class Stream, class T>
-struct cluster_initiation {
-  std::shared_ptr<cluster_state<Stream>> s;
-  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
-  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
-
-  template <class Handler, class Body>
-  void operator()(Handler&& h, Body body) {
-    using sig = completion_sig_t<T>;
-    boost::asio::async_compose<Handler, sig>(cluster_op<Stream, T, Body>{s, diag, std::move(body)},
-                                             h, s->ex);
   }
 };
 
@@ -10798,12 +10947,11 @@ class basic_cluster {
                                                 std::shared_ptr<node_store> store,
                                                 const cluster_options& opts) {
     detail::check_connector(connector);
-    auto bad = [](const std::string& what) {
-      return error(make_error_code(errc::invalid_argument), dqlite::diagnostics("cluster_options: " + what));
-    };
     if (!store) throw error(make_error_code(errc::invalid_argument), dqlite::diagnostics("the node store is null"));
-    if (opts.probe_timeout.count() <= 0) throw bad("probe_timeout must be positive");
-    if (opts.max_concurrent_probes == 0) throw bad("max_concurrent_probes must be at least 1");
+    detail::require_option(opts.probe_timeout.count() > 0, "cluster_options",
+                           "probe_timeout must be positive");
+    detail::require_option(opts.max_concurrent_probes > 0, "cluster_options",
+                           "max_concurrent_probes must be at least 1");
     return std::make_shared<state_type>(boost::asio::make_strand(ex), std::move(store), opts,
                                         std::move(connector));
   }
@@ -10821,8 +10969,8 @@ class basic_cluster {
 
   template <class T, class Token, class Body>
   auto initiate(Token& token, Body body) {
-    return boost::asio::async_initiate<Token, detail::completion_sig_t<T>>(
-        detail::cluster_initiation<Stream, T>{s_}, token, std::move(body));
+    return detail::initiate_coroutine_op<T, detail::cluster_op_hooks<Stream>>(s_, token,
+                                                                             std::move(body));
   }
 
   template <class T, class Token, class Request>
@@ -10840,15 +10988,9 @@ class basic_cluster {
     });
   }
 
-  template <class T>
-  static detail::cluster_result<T> cancelled() {
-    return detail::cluster_result<T>::fail(make_error_code(errc::cancelled),
-                                           "the cluster client was closed");
-  }
-
   static boost::asio::awaitable<detail::cluster_result<connection_type>> connect_body(
       std::shared_ptr<state_type> s) {
-    if (s->closed) co_return cancelled<connection_type>();
+    if (s->closed) co_return detail::cluster_result<connection_type>::cluster_closed();
     auto r = co_await detail::connect_leader<Stream>(s, s->database);
     detail::cluster_result<connection_type> out;
     out.ec = r.ec;
@@ -10859,7 +11001,7 @@ class basic_cluster {
 
   static boost::asio::awaitable<detail::cluster_result<node_info>> leader_body(
       std::shared_ptr<state_type> s) {
-    if (s->closed) co_return cancelled<node_info>();
+    if (s->closed) co_return detail::cluster_result<node_info>::cluster_closed();
     auto r = co_await detail::connect_leader<Stream>(s, std::string());
     if (r.ec) co_return detail::cluster_result<node_info>::fail(r.ec, std::move(r.diag));
     detail::cluster_result<node_info> out;
@@ -10872,7 +11014,7 @@ class basic_cluster {
   static boost::asio::awaitable<detail::cluster_result<std::vector<node_info>>> refresh_body(
       std::shared_ptr<state_type> s) {
     using result = detail::cluster_result<std::vector<node_info>>;
-    if (s->closed) co_return cancelled<std::vector<node_info>>();
+    if (s->closed) co_return detail::cluster_result<std::vector<node_info>>::cluster_closed();
     auto r = co_await detail::on_leader<Stream, std::vector<node_info>>(
         s, [](connection_type& c) { return c.async_cluster(detail::as_tuple_awaitable); }, true);
     if (r.ec) co_return r;
@@ -10887,7 +11029,7 @@ class basic_cluster {
 
   static boost::asio::awaitable<detail::cluster_result<void>> add_body(std::shared_ptr<state_type> s,
                                                                         node_info node) {
-    if (s->closed) co_return cancelled<void>();
+    if (s->closed) co_return detail::cluster_result<void>::cluster_closed();
     auto r = co_await detail::on_leader<Stream, void>(
         s,
         [&node](connection_type& c) {
@@ -10924,7 +11066,7 @@ class basic_cluster {
 
   static boost::asio::awaitable<detail::cluster_result<void>> transfer_body(
       std::shared_ptr<state_type> s, std::uint64_t id) {
-    if (s->closed) co_return cancelled<void>();
+    if (s->closed) co_return detail::cluster_result<void>::cluster_closed();
     auto r = co_await detail::on_leader<Stream, void>(
         s, [id](connection_type& c) { return c.async_transfer(id, detail::as_tuple_awaitable); },
         false);
@@ -11279,8 +11421,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     slot_id slot;
   };
   struct waiter {
-    explicit waiter(const boost::asio::any_io_executor& e) : timer(e, clock::time_point::max()) {}
-    boost::asio::steady_timer timer;
+    explicit waiter(const boost::asio::any_io_executor& e) : ready(e) {}
+    async_event ready;  ///< notified when a connection is handed over or the pool closes
     std::optional<Conn> conn;
     slot_id slot = 0;
     bool closed = false;
@@ -11297,7 +11439,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
   std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
-  std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when a slot settles
+  std::shared_ptr<async_event> drained;  ///< notified when a slot settles
 
   std::size_t total() const noexcept { return slots.total(); }
 
@@ -11474,7 +11616,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       w->conn.emplace(std::move(c));
       w->slot = slot;
       slots.move(slot, from, slot_state::in_use, clock::now());
-      w->timer.cancel();
+      w->ready.notify_all();
       return;
     }
     slots.move(slot, from, slot_state::idle, clock::now());
@@ -11549,7 +11691,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   void notify() {
-    if (drained) drained->cancel();
+    if (drained) drained->notify_all();
   }
 
   /// Checks out a connection: an idle one (checked first), or the next one that comes
@@ -11630,13 +11772,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
     auto w = std::make_shared<waiter>(ex);
     waiters.push_back(w);
-    if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
+    if (opts.acquire_timeout.count() > 0) w->ready.expires_at(start + opts.acquire_timeout);
     grow();
     // (grow() may have delivered a connection already.) Nothing between the check of the
     // cancellation above and this wait suspends, so the wait itself sees a cancellation:
     // it ends, and the waiter leaves the queue below.
     ++waits;
-    if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
+    if (!w->conn && !w->closed) co_await w->ready.wait();
     wait_time += clock::now() - start;
     if (w->conn) {
       ++acquires;
@@ -11833,8 +11975,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   boost::asio::awaitable<cluster_result<void>> warm_up() {
     auto self = this->shared_from_this();
     struct round {
-      explicit round(const boost::asio::any_io_executor& e) : done(e, clock::time_point::max()) {}
-      boost::asio::steady_timer done;
+      explicit round(const boost::asio::any_io_executor& e) : done(e) {}
+      async_event done;
       std::size_t running = 0;
       std::size_t ok = 0;
       std::string failure;
@@ -11860,11 +12002,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
               s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
             }
-            if (--r->running == 0) r->done.cancel();
+            if (--r->running == 0) r->done.notify_all();
           }(self, r, slot),
           boost::asio::detached);
     }
-    if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
+    if (r->running > 0) co_await r->done.wait();
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
     if (r->running > 0 && was_cancelled(cs)) {
       grow();  // the connections being opened stay in the pool; the rest come later
@@ -11890,7 +12032,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     idle.clear();
     for (auto& w : waiters) {
       w->closed = true;
-      w->timer.cancel();
+      w->ready.notify_all();
     }
     waiters.clear();
   }
@@ -11902,9 +12044,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
     while (slots.busy() > 0 && clock::now() < deadline && !was_cancelled(cs)) {
-      auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
+      auto t = std::make_shared<async_event>(ex, deadline);
       drained = t;
-      co_await t->async_wait(as_tuple_awaitable);
+      co_await t->wait();
       drained.reset();
     }
     const std::size_t left = slots.busy();
@@ -11923,63 +12065,18 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 };
 
-/// Completes a pool operation from the result of its coroutine.
-template <class Core, class T, class Body>
-struct pool_op {
-  std::shared_ptr<Core> s;
-  std::shared_ptr<diagnostics> diag;
-  Body body;
-
-  template <class Self>
-  void operator()(Self& self) {
-    if (!s) {
-      diag->assign("the pool is empty (moved from, or its creation failed)");
-      if constexpr (std::is_void_v<T>)
-        self.complete(make_error_code(errc::pool_closed));
-      else
-        self.complete(make_error_code(errc::pool_closed), T{});
-      return;
-    }
-    auto ex = s->ex;
-    boost::asio::co_spawn(ex, body(std::move(s)), std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
-    diag->assign(r.diag);
-    if constexpr (std::is_void_v<T>)
-      self.complete(r.ec);
-    else
-      self.complete(r.ec, r.value ? std::move(*r.value) : T{});
-  }
-};
-
-template <class Core, class T>
-struct pool_initiation {
-  std::shared_ptr<Core> s;
-  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
-  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
-
-  template <class Handler, class Body>
-  void operator()(Handler&& h, Body body) {
-    using sig = completion_sig_t<T>;
-    if (s) {
-      auto ex = s->ex;
-      boost::asio::async_compose<Handler, sig>(pool_op<Core, T, Body>{s, diag, std::move(body)}, h,
-                                               ex);
-    } else {
-      boost::asio::async_compose<Handler, sig>(pool_op<Core, T, Body>{s, diag, std::move(body)},
-                                               h);
-    }
+/// The pool's part of its operations (coroutine_op): a moved-from pool fails them.
+struct pool_op_hooks : default_op_hooks {
+  static error_code absent(diagnostics& d) {
+    d.assign("the pool is empty (moved from, or its creation failed)");
+    return make_error_code(errc::pool_closed);
   }
 };
 
 /// Runs pool operation `body(core)` (a coroutine returning cluster_result<T>) for `token`.
 template <class T, class Core, class Token, class Body>
 auto initiate_pool_op(std::shared_ptr<Core> s, Token& token, Body body) {
-  return boost::asio::async_initiate<Token, completion_sig_t<T>>(pool_initiation<Core, T>{std::move(s)},
-                                                                 token, std::move(body));
+  return initiate_coroutine_op<T, pool_op_hooks>(std::move(s), token, std::move(body));
 }
 
 /// Opens the pool's connections to the leader through a cluster client.
@@ -12411,15 +12508,10 @@ class basic_pool {
 
   static std::shared_ptr<core_type> make_core(std::shared_ptr<basic_cluster<Stream>> cl,
                                               const pool_options& opts) {
-    if (opts.max_size == 0)
-      throw error(make_error_code(errc::invalid_argument),
-                  dqlite::diagnostics("pool_options: max_size must be at least 1"));
-    if (opts.min_size > opts.max_size)
-      throw error(make_error_code(errc::invalid_argument),
-                  dqlite::diagnostics("pool_options: min_size must not exceed max_size"));
-    if (opts.database.empty())
-      throw error(make_error_code(errc::invalid_argument),
-                  dqlite::diagnostics("pool_options: the database name is empty"));
+    detail::require_option(opts.max_size > 0, "pool_options", "max_size must be at least 1");
+    detail::require_option(opts.min_size <= opts.max_size, "pool_options",
+                           "min_size must not exceed max_size");
+    detail::require_option(!opts.database.empty(), "pool_options", "the database name is empty");
     auto ex = cl->get_executor();  // the cluster's strand: pool and cluster share it
     auto s = std::make_shared<core_type>(ex, connector_type{std::move(cl)}, opts);
     s->opts.database = s->connector.cluster->options().connection.database;  // owned there
@@ -12557,19 +12649,9 @@ struct create_pool_initiation {
       failed = make_error_code(errc::invalid_argument);
       diag->assign(e.what());
     }
-    if (failed) {
-      boost::asio::async_compose<Handler, void(error_code, basic_pool<Stream>)>(
-          [failed, ex, posted = false](auto& self) mutable {
-            if (!posted) {
-              posted = true;
-              boost::asio::post(ex, std::move(self));
-              return;
-            }
-            self.complete(failed, basic_pool<Stream>());
-          },
-          h, ex);
-      return;
-    }
+    if (failed)
+      return complete_posted<void(error_code, basic_pool<Stream>)>(
+          std::forward<Handler>(h), std::optional<Executor>(ex), failed, basic_pool<Stream>());
     auto ex2 = p->get_executor();
     boost::asio::async_compose<Handler, void(error_code, basic_pool<Stream>)>(
         create_pool_op<Stream>{std::move(p), diag}, h, ex2);

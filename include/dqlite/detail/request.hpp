@@ -403,25 +403,35 @@ R empty_result() {
     return R(detached);
 }
 
+/// Completes h with (ec, results...), posted (never invoked inline) to the handler's
+/// associated executor, whose default is ex, or the system executor when ex is empty.
+/// Sig: void(error_code, R...).
+template <class Sig, class Handler, class Executor, class... R>
+void complete_posted(Handler&& h, const std::optional<Executor>& ex, error_code ec,
+                     R... results) {
+  auto op = [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
+    if (!posted) {
+      posted = true;
+      boost::asio::post(std::move(self));
+      return;
+    }
+    self.complete(ec, std::move(r)...);
+  };
+  if (ex)
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
+  else
+    boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+}
+
 /// Completes h with errc::not_connected and empty results, for an operation started on a
 /// moved-from connection, which has no stream to run it on (Sig: void(error_code, R...)).
-/// Posted (never invoked inline) to the handler's associated executor; its default is ex,
-/// the executor the connection had, or the system executor when there is none.
+/// Posted to the handler's associated executor; its default is ex, the executor the
+/// connection had, or the system executor when there is none.
 template <class Sig, class Handler, class Executor>
 void complete_moved_from(Handler&& h, const std::optional<Executor>& ex) {
   [&]<class... R>(void (*)(error_code, R...)) {
-    auto op = [posted = false](auto& self) mutable {
-      if (!posted) {
-        posted = true;
-        boost::asio::post(std::move(self));
-        return;
-      }
-      self.complete(make_error_code(errc::not_connected), empty_result<R>()...);
-    };
-    if (ex)
-      boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
-    else
-      boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+    complete_posted<Sig>(std::forward<Handler>(h), ex, make_error_code(errc::not_connected),
+                         empty_result<R>()...);
   }(static_cast<Sig*>(nullptr));
 }
 
@@ -517,16 +527,9 @@ struct failed_initiation {
   void operator()(Handler&& h, error_code ec, std::string diag, R... results) {
     if (!c) return complete_moved_from<void(error_code, R...)>(std::forward<Handler>(h), ex);
     if (!diag.empty()) c->diag.assign(diag);
-    boost::asio::async_compose<Handler, void(error_code, R...)>(
-        [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
-          if (!posted) {
-            posted = true;
-            boost::asio::post(std::move(self));
-            return;
-          }
-          self.complete(ec, std::move(r)...);
-        },
-        h, c->stream.get_executor());
+    complete_posted<void(error_code, R...)>(std::forward<Handler>(h),
+                                            std::optional(c->stream.get_executor()), ec,
+                                            std::move(results)...);
   }
 };
 

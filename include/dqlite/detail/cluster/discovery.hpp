@@ -4,6 +4,7 @@
 #include <dqlite/cluster_options.hpp>
 #include <dqlite/detail/cluster/backoff.hpp>
 #include <dqlite/detail/cluster/result.hpp>
+#include <dqlite/detail/event.hpp>
 
 #include <dqlite/address.hpp>
 #include <dqlite/connection.hpp>
@@ -71,10 +72,8 @@ struct cluster_state {
 
   /// A running discovery that other callers wait for.
   struct shared_discovery {
-    // Waiters wait on `done` until the runner cancels it (its expiry never comes).
-    explicit shared_discovery(const boost::asio::any_io_executor& ex)
-        : done(ex, clock::time_point::max()) {}
-    boost::asio::steady_timer done;
+    explicit shared_discovery(const boost::asio::any_io_executor& ex) : done(ex) {}
+    async_event done;  ///< notified when the runner has finished
     bool finished = false;
     error_code ec;
     std::string diag;
@@ -95,7 +94,7 @@ struct cluster_state {
     std::vector<bool> asked;
     std::optional<leader_conn> found;
     std::vector<std::weak_ptr<impl_type>> conns;
-    boost::asio::steady_timer wake;
+    async_event wake;  ///< notified when a worker ends
   };
 
   cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o,
@@ -185,15 +184,11 @@ struct cluster_state {
       if (auto c = w.lock()) c->close_transport();
     for (auto& w : live_timers)
       if (auto t = w.lock()) t->cancel();
-    if (running) running->done.cancel();
+    if (running) running->done.notify_all();
     live_conns.clear();
     live_timers.clear();
   }
 
-  static cluster_result<void> closed_error() {
-    return cluster_result<void>::fail(make_error_code(errc::cancelled),
-                                      "the cluster client was closed");
-  }
 
   /// Whether the time for retries has run out: a probe given the rest of it (whole
   /// milliseconds, rounded down) ends within a millisecond of the deadline.
@@ -320,7 +315,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   const auto no = make_error_code(errc::no_leader);
   auto a = co_await ask_leader<Stream>(s, address, s->time_left(deadline, s->opts.probe_timeout),
                                        round);
-  if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  if (s->closed) co_return result::cluster_closed();
   if (!a.failure.empty()) co_return result::fail(no, a.failure);
   if (a.leader.address.empty()) {
     // Stand-bys and spares know no leader (they answer LEADER with none), and neither does a
@@ -328,7 +323,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     // asked in turn: a client whose only known node is a stand-by reaches the voters.
     if (!round) co_return result::fail(no, "knows no leader");
     auto m = co_await a.conn->async_cluster(as_tuple_awaitable);
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    if (s->closed) co_return result::cluster_closed();
     a.conn->close();
     if (std::get<0>(m)) co_return result::fail(no, "knows no leader");
     auto members = std::move(std::get<1>(m));
@@ -388,7 +383,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   });
   auto b = co_await ask_leader<Stream>(s, target, s->time_left(deadline, s->opts.probe_timeout),
                                        round);
-  if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  if (s->closed) co_return result::cluster_closed();
   std::string why = "names " + printable(target) + " as the leader, but that node ";
   if (!b.failure.empty()) why += "failed: " + b.failure;
   else if (b.leader.address.empty()) why += "knows no leader";
@@ -445,7 +440,7 @@ boost::asio::awaitable<void> probe_worker(
       round->reasons[round->next - 1] = std::string("probe failed: ") + e.what();
   }
   --round->running;
-  round->wake.cancel();
+  round->wake.notify_all();
 }
 
 /// One discovery: the last known leader first, then every node of the store, voters
@@ -486,7 +481,7 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
   });
   if (!last.empty()) {
     auto r = co_await probe_node<Stream>(s, last, deadline, nullptr);
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    if (s->closed) co_return result::cluster_closed();
     if (r.ec)
       report.note(last, "last known leader: " + r.diag, !state::out_of_time(deadline));
     else
@@ -508,10 +503,9 @@ boost::asio::awaitable<cluster_result<typename cluster_state<Stream>::leader_con
     for (std::size_t w = 0; w < workers; ++w)
       boost::asio::co_spawn(s->ex, probe_worker<Stream>(s, round), boost::asio::detached);
     while (round->running > 0 && !round->found && !s->closed) {
-      round->wake.expires_at(state::clock::time_point::max());
-      co_await round->wake.async_wait(as_tuple_awaitable);
+      co_await round->wake.wait();
     }
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "closed");
+    if (s->closed) co_return result::cluster_closed();
     for (std::size_t i = 0; i < round->addresses.size(); ++i)  // with those learned
       if (!round->reasons[i].empty())
         report.note(round->addresses[i], round->reasons[i], round->asked[i]);
@@ -577,7 +571,7 @@ boost::asio::awaitable<void> run_discovery(
     run->conn = std::move(r.value->conn);  // for the first waiter that wakes up
   }
   if (s->running == run) s->running.reset();
-  run->done.cancel();
+  run->done.notify_all();
 }
 
 /// A discovery shared by concurrent callers: the first one starts it, all wait for its
@@ -603,8 +597,8 @@ shared_discover(std::shared_ptr<cluster_state<Stream>> s,
   }
   // A cancellation of this caller ends the wait (and, at the next co_await, the caller's
   // operation); the discovery goes on for the others.
-  while (!run->finished && !s->closed) co_await run->done.async_wait(as_tuple_awaitable);
-  if (!run->finished) co_return result::fail(make_error_code(errc::cancelled), "closed");
+  while (!run->finished && !s->closed) co_await run->done.wait();
+  if (!run->finished) co_return result::cluster_closed();
   report.merge(run->report);
   if (run->ec) co_return result::fail(run->ec, run->diag);
   result r;
@@ -639,12 +633,12 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
   for (;;) {
     ++attempt;
     auto d = co_await shared_discover<Stream>(s, deadline, report);
-    if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+    if (s->closed) co_return result::cluster_closed();
     if (!d.ec && !d.value->conn) {
       // Found by another caller's discovery: confirm it and get a connection of our own.
       auto a = co_await ask_leader<Stream>(s, d.value->address,
                                            s->time_left(deadline, o.probe_timeout), nullptr);
-      if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+      if (s->closed) co_return result::cluster_closed();
       if (!a.failure.empty() || a.leader.address != d.value->address) {
         report.note(d.value->address,
                     "found as the leader, but " +
@@ -665,7 +659,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
     if (!d.ec && !database.empty()) {
       auto& conn = *d.value->conn;
       auto r = co_await conn.async_open_database(database, as_tuple_awaitable);
-      if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+      if (s->closed) co_return result::cluster_closed();
       if (auto ec = std::get<0>(r)) {
         std::string text = error_text(ec, conn.diagnostics());
         if (!is_retryable(ec))
@@ -714,7 +708,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
       auto timer = std::make_shared<boost::asio::steady_timer>(s->ex, pause);
       s->track(timer);
       co_await timer->async_wait(as_tuple_awaitable);
-      if (s->closed) co_return result::fail(make_error_code(errc::cancelled), "the cluster client was closed");
+      if (s->closed) co_return result::cluster_closed();
     }
   }
 }

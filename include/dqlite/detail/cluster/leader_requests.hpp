@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dqlite/detail/cluster/discovery.hpp>
+#include <dqlite/detail/coroutine_op.hpp>
 
 #include <dqlite/address.hpp>
 #include <dqlite/connection.hpp>
@@ -64,10 +65,7 @@ boost::asio::awaitable<cluster_result<T>> on_leader(std::shared_ptr<cluster_stat
       conn = std::move(r.value->conn);
     }
     auto t = co_await request(*conn);
-    if (s->closed) {
-      auto c = state::closed_error();
-      co_return cluster_result<T>::fail(c.ec, c.diag);
-    }
+    if (s->closed) co_return cluster_result<T>::cluster_closed();
     error_code ec = std::get<0>(t);
     if (!ec) {
       if (!s->admin && conn->is_open()) s->admin = std::move(conn);
@@ -109,49 +107,22 @@ boost::asio::awaitable<cluster_result<T>> on_node(std::shared_ptr<cluster_state<
   co_return out;
 }
 
-/// Completes an operation of the cluster from the result of its coroutine.
-template <class Stream, class T, class Body>
-struct cluster_op {
-  std::shared_ptr<cluster_state<Stream>> s;
-  std::shared_ptr<diagnostics> diag;
-  Body body;
-
-  template <class Self>
-  void operator()(Self& self) {
-    boost::asio::co_spawn(s->ex, body(s), std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
-    diag->assign(r.diag);
-    s->last_diag = *diag;
-    if constexpr (std::is_void_v<T>) {
-      self.complete(r.ec);
-    } else if constexpr (std::is_same_v<T, basic_connection<Stream>>) {
-      if (r.value) {
-        s->untrack(connection_access::impl(*r.value).get());  // the caller's from now on
-        self.complete(r.ec, std::move(*r.value));
-      }
-      else
-        self.complete(r.ec, s->empty_connection());
+/// The cluster client's part of its operations (coroutine_op): the state is kept, each
+/// operation's text is the client's last diagnostics, and a connection handed to the
+/// caller is the caller's (a failure hands over the empty one made at construction).
+template <class Stream>
+struct cluster_op_hooks : default_op_hooks {
+  static constexpr bool keeps_state = true;
+  static void finished(cluster_state<Stream>* s, const diagnostics& d) { s->last_diag = d; }
+  template <class T>
+  static T value(cluster_state<Stream>* s, cluster_result<T>& r) {
+    if constexpr (std::is_same_v<T, basic_connection<Stream>>) {
+      if (!r.value) return s->empty_connection();
+      s->untrack(connection_access::impl(*r.value).get());  // the caller's from now on
+      return std::move(*r.value);
     } else {
-      self.complete(r.ec, r.value ? std::move(*r.value) : T{});
+      return default_op_hooks::value<T>(s, r);
     }
-  }
-};
-
-template <class Stream, class T>
-struct cluster_initiation {
-  std::shared_ptr<cluster_state<Stream>> s;
-  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
-  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
-
-  template <class Handler, class Body>
-  void operator()(Handler&& h, Body body) {
-    using sig = completion_sig_t<T>;
-    boost::asio::async_compose<Handler, sig>(cluster_op<Stream, T, Body>{s, diag, std::move(body)},
-                                             h, s->ex);
   }
 };
 

@@ -62,6 +62,11 @@ struct cluster_result {
     return r;
   }
 
+  /// An operation that the cluster client's close() ended: errc::cancelled.
+  static cluster_result cluster_closed() {
+    return fail(make_error_code(errc::cancelled), "the cluster client was closed");
+  }
+
   /// An exception that escaped an operation's coroutine, as a failure.
   static cluster_result from_exception(std::exception_ptr ep) {
     try {

@@ -6,6 +6,8 @@
 #include <dqlite/pool_options.hpp>
 #include <dqlite/cluster.hpp>
 #include <dqlite/connection.hpp>
+#include <dqlite/detail/coroutine_op.hpp>
+#include <dqlite/detail/event.hpp>
 #include <dqlite/detail/pool/slots.hpp>
 #include <dqlite/detail/token.hpp>
 #include <dqlite/error.hpp>
@@ -80,8 +82,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     slot_id slot;
   };
   struct waiter {
-    explicit waiter(const boost::asio::any_io_executor& e) : timer(e, clock::time_point::max()) {}
-    boost::asio::steady_timer timer;
+    explicit waiter(const boost::asio::any_io_executor& e) : ready(e) {}
+    async_event ready;  ///< notified when a connection is handed over or the pool closes
     std::optional<Conn> conn;
     slot_id slot = 0;
     bool closed = false;
@@ -98,7 +100,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   std::string last_connect_error;  ///< the latest failure to open a connection (bounded)
   std::string connect_cause;       ///< the latest such failure that was not a timeout
   bool closed = false;
-  std::shared_ptr<boost::asio::steady_timer> drained;  ///< cancelled when a slot settles
+  std::shared_ptr<async_event> drained;  ///< notified when a slot settles
 
   std::size_t total() const noexcept { return slots.total(); }
 
@@ -275,7 +277,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       w->conn.emplace(std::move(c));
       w->slot = slot;
       slots.move(slot, from, slot_state::in_use, clock::now());
-      w->timer.cancel();
+      w->ready.notify_all();
       return;
     }
     slots.move(slot, from, slot_state::idle, clock::now());
@@ -350,7 +352,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   void notify() {
-    if (drained) drained->cancel();
+    if (drained) drained->notify_all();
   }
 
   /// Checks out a connection: an idle one (checked first), or the next one that comes
@@ -431,13 +433,13 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     if (was_cancelled(cs)) co_return cancelled_by_caller<handle_type>();
     auto w = std::make_shared<waiter>(ex);
     waiters.push_back(w);
-    if (opts.acquire_timeout.count() > 0) w->timer.expires_at(start + opts.acquire_timeout);
+    if (opts.acquire_timeout.count() > 0) w->ready.expires_at(start + opts.acquire_timeout);
     grow();
     // (grow() may have delivered a connection already.) Nothing between the check of the
     // cancellation above and this wait suspends, so the wait itself sees a cancellation:
     // it ends, and the waiter leaves the queue below.
     ++waits;
-    if (!w->conn && !w->closed) co_await w->timer.async_wait(as_tuple_awaitable);
+    if (!w->conn && !w->closed) co_await w->ready.wait();
     wait_time += clock::now() - start;
     if (w->conn) {
       ++acquires;
@@ -634,8 +636,8 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   boost::asio::awaitable<cluster_result<void>> warm_up() {
     auto self = this->shared_from_this();
     struct round {
-      explicit round(const boost::asio::any_io_executor& e) : done(e, clock::time_point::max()) {}
-      boost::asio::steady_timer done;
+      explicit round(const boost::asio::any_io_executor& e) : done(e) {}
+      async_event done;
       std::size_t running = 0;
       std::size_t ok = 0;
       std::string failure;
@@ -661,11 +663,11 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
               s->note_connect_failure(c->ec, c->diag);
               r->failure = s->last_connect_error;
             }
-            if (--r->running == 0) r->done.cancel();
+            if (--r->running == 0) r->done.notify_all();
           }(self, r, slot),
           boost::asio::detached);
     }
-    if (r->running > 0) co_await r->done.async_wait(as_tuple_awaitable);
+    if (r->running > 0) co_await r->done.wait();
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
     if (r->running > 0 && was_cancelled(cs)) {
       grow();  // the connections being opened stay in the pool; the rest come later
@@ -691,7 +693,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     idle.clear();
     for (auto& w : waiters) {
       w->closed = true;
-      w->timer.cancel();
+      w->ready.notify_all();
     }
     waiters.clear();
   }
@@ -703,9 +705,9 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
     const auto deadline = clock::now() + std::max(opts.close_timeout, std::chrono::milliseconds(0));
     const auto cs = co_await boost::asio::this_coro::cancellation_state;
     while (slots.busy() > 0 && clock::now() < deadline && !was_cancelled(cs)) {
-      auto t = std::make_shared<boost::asio::steady_timer>(ex, deadline);
+      auto t = std::make_shared<async_event>(ex, deadline);
       drained = t;
-      co_await t->async_wait(as_tuple_awaitable);
+      co_await t->wait();
       drained.reset();
     }
     const std::size_t left = slots.busy();
@@ -724,63 +726,18 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 };
 
-/// Completes a pool operation from the result of its coroutine.
-template <class Core, class T, class Body>
-struct pool_op {
-  std::shared_ptr<Core> s;
-  std::shared_ptr<diagnostics> diag;
-  Body body;
-
-  template <class Self>
-  void operator()(Self& self) {
-    if (!s) {
-      diag->assign("the pool is empty (moved from, or its creation failed)");
-      if constexpr (std::is_void_v<T>)
-        self.complete(make_error_code(errc::pool_closed));
-      else
-        self.complete(make_error_code(errc::pool_closed), T{});
-      return;
-    }
-    auto ex = s->ex;
-    boost::asio::co_spawn(ex, body(std::move(s)), std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, std::exception_ptr ep, cluster_result<T> r) {
-    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
-    diag->assign(r.diag);
-    if constexpr (std::is_void_v<T>)
-      self.complete(r.ec);
-    else
-      self.complete(r.ec, r.value ? std::move(*r.value) : T{});
-  }
-};
-
-template <class Core, class T>
-struct pool_initiation {
-  std::shared_ptr<Core> s;
-  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
-  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
-
-  template <class Handler, class Body>
-  void operator()(Handler&& h, Body body) {
-    using sig = completion_sig_t<T>;
-    if (s) {
-      auto ex = s->ex;
-      boost::asio::async_compose<Handler, sig>(pool_op<Core, T, Body>{s, diag, std::move(body)}, h,
-                                               ex);
-    } else {
-      boost::asio::async_compose<Handler, sig>(pool_op<Core, T, Body>{s, diag, std::move(body)},
-                                               h);
-    }
+/// The pool's part of its operations (coroutine_op): a moved-from pool fails them.
+struct pool_op_hooks : default_op_hooks {
+  static error_code absent(diagnostics& d) {
+    d.assign("the pool is empty (moved from, or its creation failed)");
+    return make_error_code(errc::pool_closed);
   }
 };
 
 /// Runs pool operation `body(core)` (a coroutine returning cluster_result<T>) for `token`.
 template <class T, class Core, class Token, class Body>
 auto initiate_pool_op(std::shared_ptr<Core> s, Token& token, Body body) {
-  return boost::asio::async_initiate<Token, completion_sig_t<T>>(pool_initiation<Core, T>{std::move(s)},
-                                                                 token, std::move(body));
+  return initiate_coroutine_op<T, pool_op_hooks>(std::move(s), token, std::move(body));
 }
 
 /// Opens the pool's connections to the leader through a cluster client.

@@ -1,0 +1,34 @@
+// A signal between coroutines that run on one executor (a strand), built on a timer.
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+
+namespace dqlite::detail {
+
+/// Waiters suspend in wait() until notify_all(), or until `until` (never, by default).
+/// It is a timer whose expiry is the longest wait: notify_all() cancels it, which wakes
+/// every current waiter at once and makes no system call. A wait ends the same way for a
+/// notification, the expiry, a cancellation of the waiter and a spurious wake-up: the
+/// waiter checks the state it waits for, in a loop. Use it on one executor only.
+class async_event : public boost::asio::steady_timer {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit async_event(const boost::asio::any_io_executor& ex,
+                       clock::time_point until = clock::time_point::max())
+      : boost::asio::steady_timer(ex, until) {}
+
+  /// Wakes every waiter now waiting; later waiters wait for the next call.
+  void notify_all() noexcept { cancel(); }
+
+  /// awaitable<std::tuple<error_code>>: ends at notify_all() or at the expiry; never
+  /// throws for either.
+  auto wait() { return async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)); }
+};
+
+}  // namespace dqlite::detail
