@@ -22,6 +22,8 @@
 #include <dqlite/connection.hpp>
 #include <dqlite/detail/app/files.hpp>
 #include <dqlite/detail/app/roles.hpp>
+#include <dqlite/detail/coroutine_op.hpp>
+#include <dqlite/detail/event.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/node_info.hpp>
 #include <dqlite/node_store.hpp>
@@ -179,7 +181,7 @@ struct app_state {
   phase ph = phase::idle;
   bool ready = false;
   std::string not_ready_reason = "the node was not started";
-  std::vector<std::weak_ptr<boost::asio::steady_timer>> waiters;
+  std::vector<std::weak_ptr<async_event>> waiters;  ///< async_ready's
   std::shared_ptr<boost::asio::steady_timer> loop_timer;
   std::vector<node_info> members;
   std::vector<node_info> adjusted_for;
@@ -197,7 +199,7 @@ struct app_state {
   /// Wakes every async_ready waiter.
   void notify() {
     for (auto& w : waiters)
-      if (auto t = w.lock()) t->cancel();
+      if (auto t = w.lock()) t->notify_all();
     waiters.clear();
   }
   bool active() const { return ph == phase::running || ph == phase::handing_over; }
@@ -419,11 +421,10 @@ inline boost::asio::awaitable<member_health> probe_member(std::shared_ptr<app_st
 }
 
 struct probe_batch {
-  explicit probe_batch(const boost::asio::any_io_executor& ex)
-      : done(ex, app_clock::time_point::max()) {}
+  explicit probe_batch(const boost::asio::any_io_executor& ex) : done(ex) {}
   std::vector<member_health> results;
   std::size_t left = 0;
-  boost::asio::steady_timer done;
+  async_event done;  ///< notified when the last probe ends
 };
 
 inline boost::asio::awaitable<void> probe_into(std::shared_ptr<app_state> s,
@@ -433,7 +434,7 @@ inline boost::asio::awaitable<void> probe_into(std::shared_ptr<app_state> s,
   } catch (...) {
     b->results[i].online = false;
   }
-  if (--b->left == 0) b->done.cancel();
+  if (--b->left == 0) b->done.notify_all();
 }
 
 /// Probes every member at once; each within probe_timeout.
@@ -445,7 +446,7 @@ inline boost::asio::awaitable<std::vector<member_health>> probe_members(
   b->left = members.size();
   for (std::size_t i = 0; i < members.size(); ++i)
     boost::asio::co_spawn(s->ex, probe_into(s, b, i), boost::asio::detached);
-  while (b->left > 0) co_await b->done.async_wait(as_tuple_awaitable);
+  while (b->left > 0) co_await b->done.wait();
   co_return std::move(b->results);
 }
 
@@ -738,9 +739,9 @@ inline boost::asio::awaitable<app_result> ready_body(std::shared_ptr<app_state> 
       co_return app_result::fail(make_error_code(errc::timeout),
                                  "the node is not ready after " + std::to_string(bound.count()) +
                                      " ms: " + s->not_ready_reason);
-    auto t = std::make_shared<boost::asio::steady_timer>(s->ex, deadline);
+    auto t = std::make_shared<async_event>(s->ex, deadline);
     s->waiters.push_back(t);
-    co_await t->async_wait(as_tuple_awaitable);
+    co_await t->wait();
   }
   co_return app_result{};
 }
@@ -860,35 +861,9 @@ inline boost::asio::awaitable<app_result> handover_body(std::shared_ptr<app_stat
   co_return co_await stop_body(s);
 }
 
-/// Completes an app operation from the result of its coroutine.
-template <class Body>
-struct app_op {
-  std::shared_ptr<app_state> s;
-  std::shared_ptr<diagnostics> diag;
-  Body body;
-
-  template <class Self>
-  void operator()(Self& self) {
-    boost::asio::co_spawn(s->ex, body(s), std::move(self));
-  }
-  template <class Self>
-  void operator()(Self& self, std::exception_ptr ep, app_result r) {
-    settle_cancelled(r, ep, self.get_cancellation_state().cancelled());
-    diag->assign(r.diag);
-    self.complete(r.ec);
-  }
-};
-
-struct app_initiation {
-  std::shared_ptr<app_state> s;
-  std::shared_ptr<diagnostics> diag = std::make_shared<diagnostics>();
-  std::shared_ptr<const diagnostics> diagnostics_ptr() const { return diag; }
-
-  template <class Handler, class Body>
-  void operator()(Handler&& h, Body body) {
-    boost::asio::async_compose<Handler, void(error_code)>(app_op<Body>{s, diag, std::move(body)}, h,
-                                                          s->ex);
-  }
+/// The app's part of its operations (coroutine_op): the state is kept while they run.
+struct app_op_hooks : default_op_hooks {
+  static constexpr bool keeps_state = true;
 };
 
 }  // namespace detail
@@ -1023,8 +998,7 @@ class app {
 
   template <class Token, class Body>
   auto initiate(Token& token, Body body) {
-    return boost::asio::async_initiate<Token, void(error_code)>(detail::app_initiation{s_}, token,
-                                                                std::move(body));
+    return detail::initiate_coroutine_op<void, detail::app_op_hooks>(s_, token, std::move(body));
   }
 
   detail::app_state& state() const {

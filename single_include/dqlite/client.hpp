@@ -3167,54 +3167,42 @@ struct connection_impl : owned_io_context,
   boost::asio::steady_timer timer;
 
   // The deadline of the operation in progress, watched by one timer that is not re-armed
-  // for every request. A wait ends at the deadline of the operation that armed it; an
-  // operation whose deadline is later (the next request, with the same request_timeout)
-  // leaves it pending, and when it ends early it waits again for the operation then
-  // running. When an operation's completion handler returns and no operation runs on the
-  // connection, the wait is cancelled (a timer cancel makes no system call): an idle
-  // connection holds no wait, and an io_context with nothing else to do returns from
-  // run() once the last operation has completed. So requests issued one after the other
-  // (each from the completion of the one before, as the next co_await of a coroutine)
-  // cost no timer system call.
+  // for every request: a pending wait ends at most `tick` from when it was armed (or at
+  // the deadline, if sooner); when it ends, it checks the deadline and waits again while
+  // an operation runs. So a steady stream of requests costs no timer system call per
+  // request, and an idle connection holds no wait for longer than a tick (an io_context
+  // with nothing else to do returns from run() within a tick of the last operation).
+  static constexpr std::chrono::milliseconds tick{50};
   clock::time_point deadline = clock::time_point::max();
   clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
   std::uint64_t wait_id = 0;    ///< identifies the pending wait (0: none)
   std::uint64_t waits = 0;      ///< waits started so far
-  /// The completion handler of an operation on this connection is running: a request it
-  /// starts follows the previous answer at once (see take_unasked).
-  bool in_completion = false;
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
 
   /// The operation in progress must end within d from now.
   void set_deadline(std::chrono::milliseconds d) {
-    deadline = clock::now() + d;
-    if (wait_id == 0 || wait_until > deadline) watch();
+    auto now = clock::now();
+    deadline = now + d;
+    if (wait_id == 0 || wait_until > deadline) watch(now);
   }
 
-  /// The operation in progress ended (a pending wait stays until the handler returns).
+  /// The operation in progress ended: the pending wait, if any, ends by itself.
   void clear_deadline() {
     deadline = clock::time_point::max();
     timeout_hook = nullptr;
   }
 
-  /// An operation's completion handler returned: without an operation running, the
-  /// pending wait is of no use.
-  void after_completion() {
-    if (busy || wait_id == 0) return;
-    wait_id = 0;
-    timer.cancel();
-  }
-
-  void watch() {
-    wait_until = deadline;
+  void watch(clock::time_point now) {
+    wait_until = std::min(deadline, now + tick);
     wait_id = ++waits;
     timer.expires_at(wait_until);
     timer.async_wait([w = this->weak_from_this(), id = wait_id](error_code ec) {
       auto s = w.lock();
-      if (!s || s->wait_id != id) return;  // replaced by a newer wait, or cancelled
+      if (!s || s->wait_id != id) return;  // replaced by a newer wait
       s->wait_id = 0;
       if (ec || !s->busy || s->deadline == clock::time_point::max()) return;  // idle: stop
-      if (clock::now() < s->deadline) return s->watch();  // a later operation's deadline
+      auto now = clock::now();
+      if (now < s->deadline) return s->watch(now);
       s->timed_out = true;
       if (s->timeout_hook) s->timeout_hook();
       error_code ignored;
@@ -3262,6 +3250,17 @@ struct connection_impl : owned_io_context,
     state = conn_state::closed;
   }
 };
+
+/// The completion handler of an operation on connection `conn` is running on this thread
+/// (the innermost one, if they nest): see take_unasked. Only the thread that runs the
+/// handler reads it; the connection itself is not touched once its handler is called
+/// (the handler may hand the connection to another thread, as a future does).
+struct completion_scope {
+  const void* conn = nullptr;
+  std::chrono::steady_clock::time_point answered;  ///< when the operation completed
+  completion_scope* outer = nullptr;
+};
+inline thread_local completion_scope* current_completion = nullptr;
 
 /// True for the streams whose socket the client reads and writes directly: Asio stream
 /// sockets (TCP, unix), not TLS streams.
@@ -3466,16 +3465,13 @@ struct io_loop_op {
   void complete(Self& self, error_code ec) {
     if (armed_here) c->clear_deadline();
     c->apply_close_request();
-    // Marks the handler's run (restored even if it throws).
-    struct completion_mark {
-      std::shared_ptr<impl_type> conn;
-      bool outer;
-      ~completion_mark() {
-        if (!outer) return;
-        conn->in_completion = false;
-        conn->after_completion();
-      }
-    } mark{c, !std::exchange(c->in_completion, true)};
+    // While the handler runs, a request it starts on this connection can tell that it
+    // follows this answer at once (restored even if the handler throws).
+    struct scope_guard {
+      completion_scope scope;
+      ~scope_guard() { current_completion = scope.outer; }
+    } guard{{c.get(), connection_impl<Stream>::clock::now(), current_completion}};
+    current_completion = &guard.scope;
     if constexpr (std::is_void_v<result_type>) {
       m.take();
       self.complete(ec);
@@ -3492,15 +3488,22 @@ struct io_loop_op {
 /// A server that closed the connection while it was idle is found the same way: the
 /// request then fails with errc::connection_closed before anything is sent (so a write is
 /// known not to have been applied).
-/// Not done for a request started by the completion handler of the connection's previous
-/// operation (the next co_await of a coroutine that awaited it): that request follows the
-/// answer at once, the connection was not idle, and a busy connection would pay a system
-/// call per request for a look that finds nothing.
+/// Not done for a request that follows the previous answer at once: started by the
+/// completion handler of the connection's previous operation (the next co_await of a
+/// coroutine that awaited it), on the same thread, within follow_on_window of that
+/// completion. A connection in such a loop is not idle, and the look would cost a system
+/// call per request for nothing.
+inline constexpr std::chrono::microseconds follow_on_window{1000};
+
 template <class Stream>
 error_code take_unasked(connection_impl<Stream>& c) {
   if constexpr (is_plain_socket<Stream>) {
-    if (c.in_completion || c.state != conn_state::open || c.holder != 0 || c.drain_pending ||
-        !c.rbuf.empty() || !c.stream.is_open())
+    if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
+        !c.stream.is_open())
+      return {};
+    if (const completion_scope* s = current_completion;
+        s && s->conn == &c &&
+        connection_impl<Stream>::clock::now() - s->answered < follow_on_window)
       return {};
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
