@@ -3251,16 +3251,15 @@ struct connection_impl : owned_io_context,
   }
 };
 
-/// The completion handler of an operation on connection `conn` is running on this thread
-/// (the innermost one, if they nest): see take_unasked. Only the thread that runs the
-/// handler reads it; the connection itself is not touched once its handler is called
-/// (the handler may hand the connection to another thread, as a future does).
-struct completion_scope {
+/// The completion handler of a request on connection `conn` is running on this thread
+/// (the innermost one, if they nest), after its answer was read: see take_unasked. Only
+/// the thread that runs the handler reads it; it is kept by value (saved and restored
+/// around each handler call), so it never points into a stack frame.
+struct completion_mark {
   const void* conn = nullptr;
-  std::chrono::steady_clock::time_point answered;  ///< when the operation completed
-  completion_scope* outer = nullptr;
+  std::chrono::steady_clock::time_point answered{};  ///< when the answer was taken in
 };
-inline thread_local completion_scope* current_completion = nullptr;
+inline thread_local completion_mark current_completion{};
 
 /// True for the streams whose socket the client reads and writes directly: Asio stream
 /// sockets (TCP, unix), not TLS streams.
@@ -3466,12 +3465,16 @@ struct io_loop_op {
     if (armed_here) c->clear_deadline();
     c->apply_close_request();
     // While the handler runs, a request it starts on this connection can tell that it
-    // follows this answer at once (restored even if the handler throws).
-    struct scope_guard {
-      completion_scope scope;
-      ~scope_guard() { current_completion = scope.outer; }
-    } guard{{c.get(), connection_impl<Stream>::clock::now(), current_completion}};
-    current_completion = &guard.scope;
+    // follows this answer at once (restored even if the handler throws). Only after an
+    // answer was read: not for a failure found before anything was sent, nor for a
+    // connect.
+    struct mark_guard {
+      completion_mark saved;
+      ~mark_guard() { current_completion = saved; }
+    } guard{current_completion};
+    if constexpr (is_plain_socket<Stream> && is_exchange) {
+      if (async_started && !ec) current_completion = {c.get(), connection_impl<Stream>::clock::now()};
+    }
     if constexpr (std::is_void_v<result_type>) {
       m.take();
       self.complete(ec);
@@ -3488,22 +3491,23 @@ struct io_loop_op {
 /// A server that closed the connection while it was idle is found the same way: the
 /// request then fails with errc::connection_closed before anything is sent (so a write is
 /// known not to have been applied).
-/// Not done for a request that follows the previous answer at once: started by the
-/// completion handler of the connection's previous operation (the next co_await of a
-/// coroutine that awaited it), on the same thread, within follow_on_window of that
-/// completion. A connection in such a loop is not idle, and the look would cost a system
-/// call per request for nothing.
+/// Not done for a read-only request that follows the previous answer at once: started by
+/// the completion handler of the connection's previous request, after its answer (the
+/// next co_await of a coroutine that awaited it), on the same thread, within
+/// follow_on_window of that answer. A connection in such a loop is not idle, and the look
+/// would cost a system call per request. A request that may write always looks: a close
+/// found then makes it fail as connection_closed (nothing sent), not outcome_unknown.
 inline constexpr std::chrono::microseconds follow_on_window{1000};
 
 template <class Stream>
-error_code take_unasked(connection_impl<Stream>& c) {
+error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
   if constexpr (is_plain_socket<Stream>) {
     if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
         !c.stream.is_open())
       return {};
-    if (const completion_scope* s = current_completion;
-        s && s->conn == &c &&
-        connection_impl<Stream>::clock::now() - s->answered < follow_on_window)
+    if (const completion_mark& m = current_completion;
+        !may_write && m.conn == &c &&
+        connection_impl<Stream>::clock::now() - m.answered < follow_on_window)
       return {};
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
@@ -3518,6 +3522,7 @@ error_code take_unasked(connection_impl<Stream>& c) {
     return {};
   } else {
     (void)c;
+    (void)may_write;
     return {};
   }
 }
@@ -3532,7 +3537,7 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   if (!ec) {
     ec = encode(*c);
     if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
-    if (!ec && params.holder == 0) ec = take_unasked(*c);
+    if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
   }
   using machine = exchange_machine<Proc>;
   using sig = completion_sig_t<typename Proc::result_type>;
@@ -4065,7 +4070,7 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (!e) {
     e = encode(c);
     if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
-    if (!e && params.holder == 0) e = take_unasked(c);
+    if (!e && params.holder == 0) e = take_unasked(c, params.may_write);
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]

@@ -203,7 +203,7 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (!e) {
     e = encode(c);
     if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
-    if (!e && params.holder == 0) e = take_unasked(c);
+    if (!e && params.holder == 0) e = take_unasked(c, params.may_write);
   }
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
