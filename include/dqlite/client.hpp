@@ -2,6 +2,8 @@
 #pragma once
 
 #include <dqlite/address.hpp>
+#include <dqlite/blocking_cluster.hpp>
+#include <dqlite/blocking_pool.hpp>
 #include <dqlite/cluster.hpp>
 #include <dqlite/connection.hpp>
 #include <dqlite/error.hpp>

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dqlite/detail/pool/core.hpp>
+#include <dqlite/detail/pool/transaction_retry.hpp>
 #include <dqlite/pool_options.hpp>
 #include <dqlite/cluster.hpp>
 #include <dqlite/connection.hpp>
@@ -46,6 +47,8 @@
 #include <vector>
 
 namespace dqlite {
+
+class blocking_pool;
 
 /// A connection checked out of a pool: use it through -> and *; it goes back to the pool
 /// when the handle is destroyed (or reset()). Move-only. On its way back a connection
@@ -278,68 +281,35 @@ class basic_pool {
       -> boost::asio::awaitable<
           typename std::invoke_result_t<Body&, connection_type&>::value_type> {
     using R = typename std::invoke_result_t<Body&, connection_type&>::value_type;
-    const auto start = std::chrono::steady_clock::now();
-    const unsigned attempts = std::max(retry.max_attempts, 1u);
-    cluster_options pauses;
-    pauses.backoff_base = retry.backoff_base;
-    pauses.backoff_cap = retry.backoff_cap;
-    pauses.backoff_factor = 2;
-    std::minstd_rand rng(std::random_device{}());
+    detail::transaction_attempts tries(retry);
     for (unsigned attempt = 1;; ++attempt) {
-      enum class step { acquire, begin, body, commit } at = step::acquire;
+      bool acquired = false;
       error_code ec;
       std::string text;
       try {
         auto pc = co_await async_acquire();
-        at = step::begin;
+        acquired = true;
         auto tx = co_await pc->async_begin();
-        at = step::body;
         if constexpr (std::is_void_v<R>) {
           co_await body(*pc);
-          at = step::commit;
           co_await tx.async_commit();
           co_return;
         } else {
           R out = co_await body(*pc);
-          at = step::commit;
           co_await tx.async_commit();
           co_return out;
         }
       } catch (const error& e) {
         ec = e.code();
         text = e.get_diagnostics().message();
-        if (text.empty()) text = ec.message();
       }
       // (The transaction object, dropped above, is rolled back when the connection goes
       // back to the pool.)
-      const bool unknown = is_outcome_unknown(ec);
-      const bool again = at != step::acquire && !unknown && !is_cancelled(ec) &&
-                         ec != make_error_code(errc::used_after_fork) &&
-                         (is_busy(ec) || is_connection_error(ec));
-      const auto pause = detail::jittered(detail::backoff_delay(pauses, attempt), rng);
-      const bool in_time = retry.timeout.count() <= 0 ||
-                           std::chrono::steady_clock::now() + pause - start < retry.timeout;
-      if (!again || attempt >= attempts || !in_time) {
-        std::string why;
-        if (unknown)
-          why = "the transaction may have been applied (its outcome is unknown), so it was "
-                "not run again";
-        else if (again)
-          why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
-                (attempt >= attempts ? "no attempt is left (max_attempts " +
-                                           std::to_string(attempts) + ")"
-                                     : std::string("retry.timeout has passed"));
-        else
-          why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
-        throw error(ec, dqlite::diagnostics(why + ": " + text));
-      }
-      if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
+      const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
+      note_transaction_retry();
       boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
       auto [waited] = co_await t.async_wait(detail::as_tuple_awaitable);
-      if (waited)
-        throw error(make_error_code(errc::cancelled),
-                    dqlite::diagnostics("the transaction was cancelled while waiting to run "
-                                        "again (after: " + text + ")"));
+      if (waited) throw tries.cancelled();
     }
   }
 
@@ -479,8 +449,14 @@ class basic_pool {
     return *s_;
   }
 
+  // Counts a transaction run again (on the pool's strand).
+  void note_transaction_retry() {
+    if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
+  }
+
   template <class S>
   friend struct detail::create_pool_op;
+  friend class blocking_pool;
   std::shared_ptr<core_type> s_;
 };
 

@@ -20,6 +20,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -48,6 +49,9 @@ namespace dqlite::detail {
 /// An io_context a connection owns (connections for blocking use need no executor).
 struct owned_io_context {
   std::unique_ptr<boost::asio::io_context> io;
+  /// What else must outlive the stream: the state (and io_context) of the blocking cluster
+  /// client whose io_context the stream is registered with.
+  std::shared_ptr<void> keep_alive;
 };
 
 /// A connection: its session state, its stream and its timer, shared with the
@@ -64,7 +68,7 @@ struct connection_impl : owned_io_context,
 
   /// With an io_context of its own (constructed before the stream that uses it).
   connection_impl(own_io_context_t, const connection_options& o)
-      : owned_io_context{std::make_unique<boost::asio::io_context>()},
+      : owned_io_context{std::make_unique<boost::asio::io_context>(), nullptr},
         session_state(o),
         stream(io->get_executor()),
         timer(stream.get_executor()) {}
@@ -83,7 +87,10 @@ struct connection_impl : owned_io_context,
   static constexpr std::chrono::milliseconds tick{50};
   clock::time_point deadline = clock::time_point::max();
   clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
-  std::uint64_t wait_id = 0;    ///< identifies the pending wait (0: none)
+  /// Identifies the pending wait (0: none). Atomic because the wait's handler may read it on
+  /// the executor's thread after release_timer() while another thread uses the blocking
+  /// forms (which only ever store 0, in close_transport); relaxed: it orders nothing else.
+  std::atomic<std::uint64_t> wait_id{0};
   std::uint64_t waits = 0;      ///< waits started so far
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
 
@@ -91,7 +98,7 @@ struct connection_impl : owned_io_context,
   void set_deadline(std::chrono::milliseconds d) {
     auto now = clock::now();
     deadline = now + d;
-    if (wait_id == 0 || wait_until > deadline) watch(now);
+    if (wait_id.load(std::memory_order_relaxed) == 0 || wait_until > deadline) watch(now);
   }
 
   /// The operation in progress ended: the pending wait, if any, ends by itself.
@@ -102,12 +109,13 @@ struct connection_impl : owned_io_context,
 
   void watch(clock::time_point now) {
     wait_until = std::min(deadline, now + tick);
-    wait_id = ++waits;
+    const auto id = ++waits;
+    wait_id.store(id, std::memory_order_relaxed);
     timer.expires_at(wait_until);
-    timer.async_wait([w = this->weak_from_this(), id = wait_id](error_code ec) {
+    timer.async_wait([w = this->weak_from_this(), id](error_code ec) {
       auto s = w.lock();
-      if (!s || s->wait_id != id) return;  // replaced by a newer wait
-      s->wait_id = 0;
+      if (!s || s->wait_id.load(std::memory_order_relaxed) != id) return;  // replaced, released
+      s->wait_id.store(0, std::memory_order_relaxed);
       if (ec || !s->busy || s->deadline == clock::time_point::max()) return;  // idle: stop
       auto now = clock::now();
       if (now < s->deadline) return s->watch(now);
@@ -118,12 +126,21 @@ struct connection_impl : owned_io_context,
     });
   }
 
+  /// Called on the executor's thread before the connection is handed to a thread that uses
+  /// only its blocking forms: the pending wait, if any, ends without reading the
+  /// connection again (its handler finds wait_id changed), and no later one is armed
+  /// until an asynchronous operation starts.
+  void release_timer() {
+    wait_id.store(0, std::memory_order_relaxed);
+    timer.cancel();
+  }
+
   /// Closes the transport now; the session is gone with it.
   void close_transport() {
     if (forked()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
-    wait_id = 0;
+    wait_id.store(0, std::memory_order_relaxed);
     timer.cancel();
     close_requested = false;
     state = conn_state::closed;

@@ -1,0 +1,220 @@
+// dqlite::blocking_cluster: the cluster client (leader discovery, administration through
+// the leader) for programs without an event loop of their own.
+#pragma once
+
+#include <dqlite/cluster.hpp>
+#include <dqlite/detail/blocking.hpp>
+#include <dqlite/detail/io_driver.hpp>
+#include <dqlite/node_info.hpp>
+#include <dqlite/node_store.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// The blocking form of dqlite::cluster (TCP): every operation runs in the calling thread
+/// and returns when it has completed. It owns an io_context, which the threads calling
+/// its operations run themselves while they wait, one at a time (no thread is started):
+/// discovery asks the nodes in parallel and its timeouts hold as in the asynchronous
+/// client (cluster_options). One object may be used from several threads at once.
+///
+/// Each operation has two forms, as the blocking forms of a connection: without more
+/// arguments a failure throws dqlite::error (code and text); with a trailing
+/// `error_code&, diagnostics&` it is reported there and the result is empty. The errors
+/// are those of the asynchronous operation of the same name (errc::no_leader with every
+/// node asked and why, errc::timeout, errc::cancelled after close(), ...).
+///
+///   dqlite::blocking_cluster cluster({"127.0.0.1:9001", "127.0.0.1:9002"},
+///                                    {.connection = {.database = "app"}});
+///   dqlite::connection conn = cluster.connect();  // to the leader, "app" open
+///   conn.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)");
+///   auto leader = cluster.leader();
+///
+/// connect() returns a connection for blocking use (its asynchronous forms would need
+/// the cluster's io_context to run: do not use them). It keeps the cluster's io_context
+/// alive and may outlive the blocking_cluster. The object itself must outlive the calls
+/// made on it.
+class blocking_cluster {
+ public:
+  using connection_type = connection;
+
+  /// A client of the nodes at `addresses` ("host:port"); asks nothing yet.
+  explicit blocking_cluster(const std::vector<std::string>& addresses,
+                            const cluster_options& opts = {})
+      : s_(std::make_shared<state>()) {
+    s_->c.emplace(s_->driver.get_executor(), addresses, opts);
+  }
+
+  /// A client of the nodes in `store` (which it updates with cluster_options::refresh_store).
+  explicit blocking_cluster(std::shared_ptr<node_store> store, const cluster_options& opts = {})
+      : s_(std::make_shared<state>()) {
+    s_->c.emplace(s_->driver.get_executor(), std::move(store), opts);
+  }
+
+  blocking_cluster(blocking_cluster&&) noexcept = default;
+  blocking_cluster& operator=(blocking_cluster&&) noexcept = default;
+
+  const cluster_options& options() const { return cl().options(); }
+  const std::shared_ptr<node_store>& store() const { return cl().store(); }
+  /// A snapshot of the counters (see cluster_stats).
+  cluster_stats stats() const {
+    return s_->driver.call([s = s_] { return s->c->stats(); });
+  }
+
+  /// Makes every later operation fail with errc::cancelled. Returns once done.
+  void close() {
+    if (s_) s_->driver.call([s = s_] { s->c->close(); });
+  }
+
+  /// Finds the leader and returns a connection to it with options().connection.database
+  /// open (see basic_cluster::async_connect).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  connection connect(E&... e) {
+    return call_or<connection>([s = s_](auto token) {
+      auto h = std::move(token.token);
+      s->c->async_connect(with_diagnostics(
+          [s, h = std::move(h)](std::exception_ptr ep, connection c) mutable {
+            if (!ep) {
+              // From here on the connection is used through its blocking forms only.
+              const auto& impl = detail::connection_access::impl(c);
+              impl->keep_alive = s;
+              impl->release_timer();
+            }
+            std::move(h)(std::move(ep), std::move(c));
+          }));
+    }, [] { return connection(own_io_context, connection_options{}); }, e...);
+  }
+
+  /// The leader: its id and address.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  node_info leader(E&... e) {
+    return call<node_info>([s = s_](auto token) { s->c->async_leader(std::move(token)); }, e...);
+  }
+
+  /// Replaces the store's content with the leader's list of members; returns the list.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  std::vector<node_info> refresh_store(E&... e) {
+    return call<std::vector<node_info>>(
+        [s = s_](auto token) { s->c->async_refresh_store(std::move(token)); }, e...);
+  }
+
+  /// The members of the cluster, as the leader knows them.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  std::vector<node_info> cluster(E&... e) {
+    return call<std::vector<node_info>>(
+        [s = s_](auto token) { s->c->async_cluster(std::move(token)); }, e...);
+  }
+
+  /// Adds a running node, then assigns its role unless that is spare.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void add(const node_info& node, E&... e) {
+    call<void>([s = s_, node](auto token) { s->c->async_add(node, std::move(token)); }, e...);
+  }
+
+  /// Same as add(node_info{id, address, role}).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void add(std::uint64_t id, std::string_view address, node_role role, E&... e) {
+    add(node_info{id, std::string(address), role}, e...);
+  }
+
+  /// Same as add(node_info{id, address, node_role::voter}).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void add(std::uint64_t id, std::string_view address, E&... e) {
+    add(node_info{id, std::string(address), node_role::voter}, e...);
+  }
+
+  /// Gives node `id` a new role.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void assign(std::uint64_t id, node_role role, E&... e) {
+    call<void>([s = s_, id, role](auto token) { s->c->async_assign(id, role, std::move(token)); },
+               e...);
+  }
+
+  /// Removes node `id` from the cluster.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void remove(std::uint64_t id, E&... e) {
+    call<void>([s = s_, id](auto token) { s->c->async_remove(id, std::move(token)); }, e...);
+  }
+
+  /// Hands leadership over to voter `id` (0: raft chooses).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void transfer(std::uint64_t id, E&... e) {
+    call<void>([s = s_, id](auto token) { s->c->async_transfer(id, std::move(token)); }, e...);
+  }
+
+  /// A copy of database `name` from the leader.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  std::vector<dump_file> dump(std::string_view name, E&... e) {
+    return call<std::vector<dump_file>>(
+        [s = s_, name = std::string(name)](auto token) { s->c->async_dump(name, std::move(token)); },
+        e...);
+  }
+
+  /// The failure domain and weight of the node at `address`.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  node_metadata describe(std::string_view address, E&... e) {
+    return call<node_metadata>([s = s_, a = std::string(address)](auto token) {
+      s->c->async_describe(a, std::move(token));
+    }, e...);
+  }
+
+  /// Sets the weight of the node at `address`.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void weight(std::string_view address, std::uint64_t w, E&... e) {
+    call<void>([s = s_, a = std::string(address), w](auto token) {
+      s->c->async_weight(a, w, std::move(token));
+    }, e...);
+  }
+
+ private:
+  struct state {
+    detail::io_driver driver;         // destroyed last: the io_context outlives the client
+    std::optional<dqlite::cluster> c;
+    ~state() {
+      if (c) c->close();
+    }
+  };
+
+  const dqlite::cluster& cl() const {
+    if (!s_) throw std::logic_error("dqlite: use of a moved-from blocking_cluster");
+    return *s_->c;
+  }
+
+  template <class R, class Start, class... E>
+  R call(Start start, E&... e) {
+    return call_or<R>(std::move(start), detail::value_of<R>{}, e...);
+  }
+
+  // empty(): what a failed call returns.
+  template <class R, class Start, class Empty, class... E>
+  R call_or(Start start, Empty empty, E&... e) {
+    cl();
+    return detail::blocking_call(
+        [&](error_code& ec, diagnostics& d) {
+          return s_->driver.run<R>(std::move(start), ec, d, empty);
+        },
+        e...);
+  }
+
+  std::shared_ptr<state> s_;
+};
+
+}  // namespace dqlite

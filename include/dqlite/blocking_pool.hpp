@@ -1,0 +1,311 @@
+// dqlite::blocking_pool: a pool of connections to the leader for programs without an
+// event loop of their own, usable from many threads at once.
+#pragma once
+
+#include <dqlite/detail/blocking.hpp>
+#include <dqlite/detail/io_driver.hpp>
+
+#include <dqlite/pool.hpp>
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// A connection checked out of a blocking_pool: use it through -> and * with the blocking
+/// forms of dqlite::connection (not the asynchronous ones: they would need the pool's
+/// io_context to run). It goes back to the pool when the handle is destroyed or reset(),
+/// from any thread; as with basic_pooled_connection, a broken one is discarded and an
+/// open one is reset when it needs it. It keeps the pool's io_context alive, so it may
+/// outlive the blocking_pool (it is then closed when it comes back). Move-only; one
+/// thread at a time.
+class blocking_pooled_connection {
+ public:
+  blocking_pooled_connection() = default;
+  blocking_pooled_connection(blocking_pooled_connection&&) noexcept = default;
+  blocking_pooled_connection& operator=(blocking_pooled_connection&& o) noexcept {
+    if (this != &o) {
+      reset();
+      handle_ = std::move(o.handle_);
+      keep_ = std::move(o.keep_);
+    }
+    return *this;
+  }
+  ~blocking_pooled_connection() { reset(); }
+
+  /// True when the handle holds a connection.
+  bool valid() const noexcept { return handle_.valid(); }
+  explicit operator bool() const noexcept { return valid(); }
+
+  connection& get() noexcept { return handle_.get(); }
+  const connection& get() const noexcept { return handle_.get(); }
+  connection* operator->() noexcept { return &handle_.get(); }
+  const connection* operator->() const noexcept { return &handle_.get(); }
+  connection& operator*() noexcept { return handle_.get(); }
+  const connection& operator*() const noexcept { return handle_.get(); }
+
+  /// Makes the pool close the connection instead of keeping it when it comes back.
+  void mark_unusable() noexcept { handle_.mark_unusable(); }
+  /// Gives the connection back now (it is reset first when it needs it).
+  void reset() noexcept {
+    handle_.reset();
+    keep_.reset();  // after the connection has been given back
+  }
+  /// Gives the connection back without the reset (see basic_pooled_connection).
+  void return_without_reset() noexcept {
+    handle_.return_without_reset();
+    keep_.reset();
+  }
+
+ private:
+  friend class blocking_pool;
+  blocking_pooled_connection(std::shared_ptr<void> keep, pooled_connection h)
+      : handle_(std::move(h)), keep_(std::move(keep)) {}
+
+  pooled_connection handle_;
+  std::shared_ptr<void> keep_;  // the pool's state and io_context
+};
+
+/// The blocking form of dqlite::pool (TCP): connections to the leader, opened through
+/// leader discovery and kept for reuse, with every operation running in the calling
+/// thread. One pool may be used from many threads at once: it owns an io_context, which
+/// the threads calling its operations run themselves while they wait, one at a time (no
+/// thread is started). So the pool's background work (refilling to min_size, health
+/// checks, max_idle_time and max_lifetime, the reset of a connection that came back) runs
+/// while some thread waits in one of the calls below: acquire, the statement calls,
+/// warm_up, close, stats.
+///
+/// Each operation has two forms, as the blocking forms of a connection: without more
+/// arguments a failure throws dqlite::error (code and text); with a trailing
+/// `error_code&, diagnostics&` it is reported there and the result is empty. The errors
+/// and the retry rules are those of the asynchronous pool (basic_pool): an acquire fails
+/// with errc::timeout after pool_options::acquire_timeout, errc::pool_closed after close;
+/// a statement refused as busy is run again within busy_timeout, a read that met a
+/// connection error once more on a fresh connection, and a write never.
+///
+///   auto pool = dqlite::create_pool({"127.0.0.1:9001"}, {.database = "app", .max_size = 8});
+///   pool.execute("CREATE TABLE IF NOT EXISTS item (name TEXT)");
+///   pool.execute("INSERT INTO item (name) VALUES (?)", "apple");
+///   auto n = pool.fetchval<std::int64_t>("SELECT count(*) FROM item");
+///   {
+///     auto conn = pool.acquire();  // one connection, for several statements
+///     auto tx = conn->begin();
+///     conn->execute("DELETE FROM item");
+///     tx.commit();
+///   }  // back to the pool
+///
+/// The object must outlive the calls made on it; destroying it closes the pool without
+/// waiting (checked-out connections are closed when they come back).
+class blocking_pool {
+ public:
+  /// A pool over the nodes at `addresses` ("host:port"). Opens no connection (see
+  /// create_pool and warm_up). Throws std::invalid_argument for invalid options.
+  blocking_pool(const std::vector<std::string>& addresses, const pool_options& opts)
+      : s_(std::make_shared<state>()) {
+    s_->p.emplace(s_->driver.get_executor(), addresses, opts);
+  }
+
+  /// A pool over the nodes in `store`.
+  blocking_pool(std::shared_ptr<node_store> store, const pool_options& opts)
+      : s_(std::make_shared<state>()) {
+    s_->p.emplace(s_->driver.get_executor(), std::move(store), opts);
+  }
+
+  blocking_pool(blocking_pool&&) noexcept = default;
+  blocking_pool& operator=(blocking_pool&&) noexcept = default;
+
+  const pool_options& options() const { return p().options(); }
+
+  /// A snapshot of the counters (see pool_stats).
+  pool_stats stats() const {
+    p();
+    return s_->driver.call([s = s_] { return s->p->stats(); });
+  }
+
+  /// Opens connections until min_size are open.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void warm_up(E&... e) {
+    call<void>([s = s_](auto token) { s->p->async_warm_up(std::move(token)); }, e...);
+  }
+
+  /// Checks out a connection (see basic_pool::async_acquire).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  blocking_pooled_connection acquire(E&... e) {
+    auto h = call<pooled_connection>([s = s_](auto token) {
+      auto done = std::move(token.token);
+      s->p->async_acquire(with_diagnostics(
+          [done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
+            // From here on the connection is used through its blocking forms only.
+            if (!ep && c) detail::connection_access::impl(*c)->release_timer();
+            std::move(done)(std::move(ep), std::move(c));
+          }));
+    }, e...);
+    if (!h) return {};
+    return blocking_pooled_connection(s_, std::move(h));
+  }
+
+  /// Closes the idle connections, fails waiting acquires with errc::pool_closed, then
+  /// waits up to close_timeout for checked-out connections (errc::timeout if some stay
+  /// out: a connection this thread holds stays out).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void close(E&... e) {
+    call<void>([s = s_](auto token) { s->p->async_close(std::move(token)); }, e...);
+  }
+
+  // ---- one statement on a borrowed connection ----
+  //
+  // SQL text, parameters, then optionally `error_code&, diagnostics&`, as the blocking
+  // forms of a connection.
+
+  /// Runs a statement that returns no rows.
+  template <class... Args>
+  exec_result execute(std::string_view sql, Args&&... args) {
+    return statement<exec_result>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.async_execute(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// All rows as std::vector<T> (T = void: dqlite::rows).
+  template <class T = void, class... Args>
+  auto fetch(std::string_view sql, Args&&... args) {
+    using A = decltype(std::declval<connection&>().template async_fetch<T>(
+        std::string_view(), detail::as_tuple_awaitable));
+    using R = std::tuple_element_t<1, typename A::value_type>;
+    return statement<R>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.template async_fetch<T>(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row (errc::no_rows without rows, unless T is an
+  /// optional).
+  template <class T, class... Args>
+  T fetchval(std::string_view sql, Args&&... args) {
+    return statement<T>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.template async_fetchval<T>(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// The first row, or an empty optional.
+  template <class T = row, class... Args>
+  std::optional<T> fetchone(std::string_view sql, Args&&... args) {
+    return statement<std::optional<T>>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.template async_fetchone<T>(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// Runs `body(conn)` (a callable taking dqlite::connection& and using its blocking
+  /// forms) in a transaction on a pooled connection: BEGIN, the body, COMMIT; returns
+  /// what the body returns. Run again, on a connection acquired anew and after a pause,
+  /// when an attempt failed leaving nothing applied, exactly as
+  /// basic_pool::async_transaction: busy, or a connection or leadership error before the
+  /// COMMIT was sent; never after errc::outcome_unknown. An exception that is not a
+  /// dqlite::error rolls the transaction back and propagates at once. Throws dqlite::error
+  /// (the last attempt's error, its text saying how many attempts were made). The body
+  /// may run more than once.
+  ///
+  ///   auto id = pool.transaction([](dqlite::connection& c) {
+  ///     c.execute("UPDATE account SET balance = balance - 10 WHERE id = 1");
+  ///     return c.execute("INSERT INTO log (what) VALUES ('paid')").last_insert_id;
+  ///   });
+  template <class Body>
+  auto transaction(Body body, transaction_retry retry = {})
+      -> std::invoke_result_t<Body&, connection&> {
+    using R = std::invoke_result_t<Body&, connection&>;
+    detail::transaction_attempts tries(retry);
+    for (unsigned attempt = 1;; ++attempt) {
+      bool acquired = false;
+      error_code ec;
+      std::string text;
+      try {
+        auto pc = acquire();
+        acquired = true;
+        auto tx = pc->begin();
+        if constexpr (std::is_void_v<R>) {
+          body(*pc);
+          tx.commit();
+          return;
+        } else {
+          R out = body(*pc);
+          tx.commit();
+          return out;
+        }
+      } catch (const error& e) {
+        ec = e.code();
+        text = e.get_diagnostics().message();
+      }
+      // (The dropped transaction is rolled back when its connection goes back.)
+      const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
+      
+      std::this_thread::sleep_for(pause);
+    }
+  }
+
+ private:
+  struct state {
+    detail::io_driver driver;  // destroyed last: the io_context outlives the pool
+    std::optional<dqlite::pool> p;
+    ~state() {
+      if (p) p->close();
+    }
+  };
+
+  const dqlite::pool& p() const {
+    if (!s_ || !s_->p) throw std::logic_error("dqlite: use of a moved-from blocking_pool");
+    return *s_->p;
+  }
+
+  template <class R, class Start, class... E>
+  R call(Start start, E&... e) {
+    p();
+    return detail::blocking_call(
+        [&](error_code& ec, diagnostics& d) { return s_->driver.run<R>(std::move(start), ec, d); },
+        e...);
+  }
+
+  // f(pool, sql, token, params...) starts the pool's statement call.
+  template <class R, class F, class... Args>
+  R statement(F f, std::string_view sql, Args&&... args) {
+    p();
+    return detail::blocking_call(
+        [&](error_code& ec, diagnostics& d, auto&&... a) {
+          return s_->driver.run<R>(
+              [&](auto token) { f(*s_->p, sql, std::move(token), a...); }, ec, d);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  std::shared_ptr<state> s_;
+};
+
+/// Creates a blocking pool over the nodes at `addresses` and opens min_size connections to
+/// the leader (as async_create_pool). Throws dqlite::error when they cannot be opened, or
+/// std::invalid_argument for invalid options.
+inline blocking_pool create_pool(const std::vector<std::string>& addresses,
+                                 const pool_options& opts) {
+  blocking_pool p(addresses, opts);
+  p.warm_up();
+  return p;
+}
+
+/// The same, reporting a failure in ec and d (the pool is returned either way).
+inline blocking_pool create_pool(const std::vector<std::string>& addresses,
+                                 const pool_options& opts, error_code& ec, diagnostics& d) {
+  blocking_pool p(addresses, opts);
+  p.warm_up(ec, d);
+  return p;
+}
+
+}  // namespace dqlite
