@@ -4,7 +4,7 @@
 
 #include <dqlite/detail/blocking.hpp>
 #include <dqlite/detail/io_driver.hpp>
-
+#include <dqlite/detail/pool/transaction_retry.hpp>
 #include <dqlite/pool.hpp>
 
 #include <chrono>
@@ -248,7 +248,7 @@ class blocking_pool {
       }
       // (The dropped transaction is rolled back when its connection goes back.)
       const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
-      
+      s_->p->note_transaction_retry();  // (posted to the pool's strand)
       std::this_thread::sleep_for(pause);
     }
   }

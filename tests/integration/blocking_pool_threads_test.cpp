@@ -16,6 +16,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -249,4 +250,77 @@ TEST_CASE("blocking pool: threads share the connections; acquire waits, then tim
   }
   CHECK(b->fetchval<std::int64_t>("SELECT count(*) FROM t") == threads * ops);
   b.reset();
+}
+
+TEST_CASE("blocking pool: a transaction refused as busy runs again; max_attempts ends it",
+          "[pool][blocking][tx]") {
+  dqlite_test::node_process node;
+  dqlite::pool_options o;
+  o.database = "blocking_tx";
+  o.max_size = 2;
+  auto pool = dqlite::create_pool({node.address()}, o);
+  pool.execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, v INTEGER)");
+  dqlite::connection_options lo;
+  lo.database = "blocking_tx";
+  auto locker = dqlite::connect(node.address(), lo);
+
+  // Another connection holds the write lock until the transaction has been refused once.
+  auto lock = locker.begin();
+  locker.execute("INSERT INTO acct VALUES (100, 0)");
+  std::atomic<int> calls{0};
+  std::atomic<bool> released{false};
+  std::thread releaser([&] {
+    for (int i = 0; i < 20000 && calls.load() < 2; ++i) std::this_thread::sleep_for(1ms);
+    lock.commit();
+    released = true;
+  });
+  dqlite::transaction_retry patient;
+  patient.max_attempts = 1000;
+  patient.timeout = 60s;
+  patient.backoff_cap = 50ms;
+  auto id = pool.transaction(
+      [&](dqlite::connection& c) {
+        ++calls;
+        return c.execute("INSERT INTO acct (v) VALUES (?)", 1).last_insert_id;
+      },
+      patient);
+  releaser.join();
+  CHECK(calls >= 2);
+  CHECK(released);
+  CHECK(id > 0);
+  CHECK(pool.stats().transaction_retries >= 1);
+  CHECK(pool.fetchval<std::int64_t>("SELECT count(*) FROM acct WHERE v = 1") == 1);  // once
+
+  // With the lock held throughout, three attempts and the busy error.
+  auto lock2 = locker.begin();
+  locker.execute("INSERT INTO acct VALUES (200, 0)");
+  dqlite::transaction_retry three;
+  three.max_attempts = 3;
+  three.backoff_base = 1ms;
+  int tries = 0;
+  bool threw = false;
+  try {
+    pool.transaction([&](dqlite::connection& c) {
+      ++tries;
+      c.execute("INSERT INTO acct (v) VALUES (2)");
+    }, three);
+  } catch (const dqlite::error& e) {
+    threw = true;
+    CHECK(dqlite::is_busy(e.code()));
+    CHECK_THAT(std::string(e.what()), Catch::Contains("no attempt is left"));
+  }
+  CHECK(threw);
+  CHECK(tries == 3);
+  lock2.rollback();
+
+  // An exception of the body's own rolls back and propagates at once.
+  int body_runs = 0;
+  CHECK_THROWS_AS(pool.transaction([&](dqlite::connection& c) {
+    ++body_runs;
+    c.execute("INSERT INTO acct (v) VALUES (3)");
+    throw std::runtime_error("no");
+  }), std::runtime_error);
+  CHECK(body_runs == 1);
+  CHECK(pool.fetchval<std::int64_t>("SELECT count(*) FROM acct WHERE v = 3") == 0);
+  pool.close();
 }
