@@ -31,8 +31,8 @@ namespace dqlite {
 ///
 ///   dqlite::blocking_cluster cluster({"127.0.0.1:9001", "127.0.0.1:9002"},
 ///                                    {.connection = {.database = "app"}});
-///   dqlite::connection conn = cluster.connect();  // to the leader, "app" open
-///   conn.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)");
+///   dqlite::connection leader_conn = cluster.connect();  // to the leader, "app" open
+///   leader_conn.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)");
 ///   auto leader = cluster.leader();
 ///
 /// connect() returns a connection for blocking use (its asynchronous forms would need

@@ -97,6 +97,7 @@ class blocking_pooled_connection {
 ///   pool.execute("CREATE TABLE IF NOT EXISTS item (name TEXT)");
 ///   pool.execute("INSERT INTO item (name) VALUES (?)", "apple");
 ///   auto n = pool.fetchval<std::int64_t>("SELECT count(*) FROM item");
+///   (void)n;
 ///   {
 ///     auto conn = pool.acquire();  // one connection, for several statements
 ///     auto tx = conn->begin();
@@ -216,6 +217,7 @@ class blocking_pool {
   /// (the last attempt's error, its text saying how many attempts were made). The body
   /// may run more than once.
   ///
+  ///   auto pool = dqlite::create_pool({"127.0.0.1:9001"}, {.database = "bank"});
   ///   auto id = pool.transaction([](dqlite::connection& c) {
   ///     c.execute("UPDATE account SET balance = balance - 10 WHERE id = 1");
   ///     return c.execute("INSERT INTO log (what) VALUES ('paid')").last_insert_id;

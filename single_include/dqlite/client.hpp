@@ -488,6 +488,10 @@ inline error_code parse_address(std::string_view address, host_port& out) {
 
 }  // namespace dqlite
 // ---- end dqlite/address.hpp ----
+// ---- begin dqlite/blocking_cluster.hpp ----
+// dqlite::blocking_cluster: the cluster client (leader discovery, administration through
+// the leader) for programs without an event loop of their own.
+
 // ---- begin dqlite/cluster.hpp ----
 // The cluster client: leader discovery, connecting to the leader with retries, cluster
 // administration. Its parts: cluster_options.hpp, detail/cluster/ (backoff, results,
@@ -3112,6 +3116,7 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -3140,6 +3145,9 @@ namespace dqlite::detail {
 /// An io_context a connection owns (connections for blocking use need no executor).
 struct owned_io_context {
   std::unique_ptr<boost::asio::io_context> io;
+  /// What else must outlive the stream: the state (and io_context) of the blocking cluster
+  /// client whose io_context the stream is registered with.
+  std::shared_ptr<void> keep_alive;
 };
 
 /// A connection: its session state, its stream and its timer, shared with the
@@ -3156,7 +3164,7 @@ struct connection_impl : owned_io_context,
 
   /// With an io_context of its own (constructed before the stream that uses it).
   connection_impl(own_io_context_t, const connection_options& o)
-      : owned_io_context{std::make_unique<boost::asio::io_context>()},
+      : owned_io_context{std::make_unique<boost::asio::io_context>(), nullptr},
         session_state(o),
         stream(io->get_executor()),
         timer(stream.get_executor()) {}
@@ -3175,7 +3183,10 @@ struct connection_impl : owned_io_context,
   static constexpr std::chrono::milliseconds tick{50};
   clock::time_point deadline = clock::time_point::max();
   clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
-  std::uint64_t wait_id = 0;    ///< identifies the pending wait (0: none)
+  /// Identifies the pending wait (0: none). Atomic because the wait's handler may read it on
+  /// the executor's thread after release_timer() while another thread uses the blocking
+  /// forms (which only ever store 0, in close_transport); relaxed: it orders nothing else.
+  std::atomic<std::uint64_t> wait_id{0};
   std::uint64_t waits = 0;      ///< waits started so far
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
 
@@ -3183,7 +3194,7 @@ struct connection_impl : owned_io_context,
   void set_deadline(std::chrono::milliseconds d) {
     auto now = clock::now();
     deadline = now + d;
-    if (wait_id == 0 || wait_until > deadline) watch(now);
+    if (wait_id.load(std::memory_order_relaxed) == 0 || wait_until > deadline) watch(now);
   }
 
   /// The operation in progress ended: the pending wait, if any, ends by itself.
@@ -3194,12 +3205,13 @@ struct connection_impl : owned_io_context,
 
   void watch(clock::time_point now) {
     wait_until = std::min(deadline, now + tick);
-    wait_id = ++waits;
+    const auto id = ++waits;
+    wait_id.store(id, std::memory_order_relaxed);
     timer.expires_at(wait_until);
-    timer.async_wait([w = this->weak_from_this(), id = wait_id](error_code ec) {
+    timer.async_wait([w = this->weak_from_this(), id](error_code ec) {
       auto s = w.lock();
-      if (!s || s->wait_id != id) return;  // replaced by a newer wait
-      s->wait_id = 0;
+      if (!s || s->wait_id.load(std::memory_order_relaxed) != id) return;  // replaced, released
+      s->wait_id.store(0, std::memory_order_relaxed);
       if (ec || !s->busy || s->deadline == clock::time_point::max()) return;  // idle: stop
       auto now = clock::now();
       if (now < s->deadline) return s->watch(now);
@@ -3210,12 +3222,21 @@ struct connection_impl : owned_io_context,
     });
   }
 
+  /// Called on the executor's thread before the connection is handed to a thread that uses
+  /// only its blocking forms: the pending wait, if any, ends without reading the
+  /// connection again (its handler finds wait_id changed), and no later one is armed
+  /// until an asynchronous operation starts.
+  void release_timer() {
+    wait_id.store(0, std::memory_order_relaxed);
+    timer.cancel();
+  }
+
   /// Closes the transport now; the session is gone with it.
   void close_transport() {
     if (forked()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
-    wait_id = 0;
+    wait_id.store(0, std::memory_order_relaxed);
     timer.cancel();
     close_requested = false;
     state = conn_state::closed;
@@ -4103,6 +4124,11 @@ constexpr bool has_error_tail() {
            std::is_same_v<std::tuple_element_t<n - 1, all>, diagnostics&>;
   }
 }
+
+/// Nothing, or `error_code&, diagnostics&`: the optional tail of a blocking operation that
+/// takes no other variadic arguments.
+template <class... E>
+concept error_tail_of = sizeof...(E) == 0 || has_error_tail<E&...>();
 
 /// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
 /// (error_code&, diagnostics&) those are used; without them a failure is thrown as
@@ -7828,7 +7854,7 @@ class request_api {
   exec_result execute(Args&&... args) {
     return blocking_call(
         [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
-          return blocking_request(exec_proc{}, false, ec, d, p...);
+          return this->blocking_request(exec_proc{}, false, ec, d, p...);
         },
         std::forward<Args>(args)...);
   }
@@ -7918,7 +7944,7 @@ class request_api {
   auto blocking_query(Sink sink, Args&&... args) {
     return blocking_call(
         [this, &sink](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
-          return blocking_request(rows_proc<Sink>{std::move(sink)}, true, ec, d, p...);
+          return this->blocking_request(rows_proc<Sink>{std::move(sink)}, true, ec, d, p...);
         },
         std::forward<Args>(args)...);
   }
@@ -11095,14 +11121,380 @@ using unix_cluster = basic_cluster<boost::asio::local::stream_protocol::socket>;
 
 }  // namespace dqlite
 // ---- end dqlite/cluster.hpp ----
-// ---- begin dqlite/pool.hpp ----
-// A pool of connections to the leader of a dqlite cluster. Its parts: pool_options.hpp,
-// detail/pool/core.hpp (the pool's state and operations).
+// ---- begin dqlite/detail/io_driver.hpp ----
+// The event loop of a blocking cluster client or pool: an io_context of its own that the
+// threads calling the object's blocking operations run themselves, one thread at a time.
+// No thread is started. A thread that waits for its operation runs the io_context when no
+// other thread does (and so completes the operations of other threads too); otherwise it
+// sleeps on a condition variable until its own operation completes or the running thread
+// stops running the io_context, and then takes over.
 
-// ---- begin dqlite/detail/pool/core.hpp ----
-// The state of a pool (connections, waiters, limits, health, leader changes), independent
-// of how connections are made, and the adapter that completes a pool operation from its
-// coroutine.
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace dqlite::detail {
+
+template <class R>
+struct value_of {
+  R operator()() const { return R{}; }
+};
+
+class io_driver {
+ public:
+  io_driver() = default;
+  io_driver(const io_driver&) = delete;
+  io_driver& operator=(const io_driver&) = delete;
+
+  boost::asio::io_context& context() noexcept { return io_; }
+  boost::asio::io_context::executor_type get_executor() noexcept { return io_.get_executor(); }
+
+  /// Calls start(token) on the io_context (so every initiation runs where the object's
+  /// state lives), where token is a completion token for a void(error_code, R) operation
+  /// (void(error_code) when R is void), and returns once the operation has completed:
+  /// its result, or empty() (default: R{}) with ec and d set on failure.
+  template <class R, class Start, class Empty = value_of<R>>
+  R run(Start start, error_code& ec, diagnostics& d, Empty empty = {}) {
+    auto s = std::make_shared<slot<R>>();
+    boost::asio::post(io_, [this, s, start = std::move(start)]() mutable {
+      try {
+        start(with_diagnostics(handler<R>{this, s}));
+      } catch (...) {  // the initiation itself failed (a moved-from object, say)
+        handler<R>{this, s}.finish(std::current_exception());
+      }
+    });
+    wait_for(s->done);
+    if (s->failure) {
+      try {
+        std::rethrow_exception(s->failure);
+      } catch (const error& e) {
+        ec = e.code();
+        d = e.get_diagnostics();
+      }
+    } else {
+      ec = {};
+      d = {};
+    }
+    if constexpr (!std::is_void_v<R>) {
+      if (s->value) return std::move(*s->value);
+      return empty();
+    }
+  }
+
+  /// Runs f() on the io_context and returns what it returns.
+  template <class F>
+  auto call(F f) -> decltype(f()) {
+    using R = decltype(f());
+    error_code ec;
+    diagnostics d;
+    return run<R>(
+        [f = std::move(f)](auto token) mutable {
+          auto h = std::move(token.token);
+          if constexpr (std::is_void_v<R>) {
+            f();
+            h(std::exception_ptr());
+          } else {
+            h(std::exception_ptr(), f());
+          }
+        },
+        ec, d);
+  }
+
+ private:
+  template <class R>
+  struct slot {
+    bool done = false;  // guarded by the driver's mutex
+    std::exception_ptr failure;
+    std::optional<std::conditional_t<std::is_void_v<R>, char, R>> value;
+  };
+
+  template <class R>
+  struct handler {
+    io_driver* driver;
+    std::shared_ptr<slot<R>> s;
+
+    void operator()(std::exception_ptr ep) { finish(std::move(ep)); }
+    template <class V>
+    void operator()(std::exception_ptr ep, V&& v) {
+      if (!ep) s->value.emplace(std::forward<V>(v));
+      finish(std::move(ep));
+    }
+    void finish(std::exception_ptr ep) {
+      std::lock_guard<std::mutex> lk(driver->m_);
+      if (s->done) return;
+      s->failure = std::move(ep);
+      s->done = true;
+      driver->cv_.notify_all();
+    }
+  };
+
+  // Returns once `done` (guarded by m_) is true. An exception thrown by a handler while
+  // this thread ran the io_context (a user's log callback, say) is rethrown after that.
+  void wait_for(const bool& done) {
+    std::exception_ptr thrown;
+    std::unique_lock<std::mutex> lk(m_);
+    while (!done) {
+      if (running_) {
+        cv_.wait(lk);
+        continue;
+      }
+      running_ = true;
+      lk.unlock();
+      for (;;) {
+        try {
+          if (io_.run_one() == 0) io_.restart();
+        } catch (...) {
+          if (!thrown) thrown = std::current_exception();
+        }
+        std::lock_guard<std::mutex> g(m_);
+        if (done) break;
+      }
+      lk.lock();
+      running_ = false;
+      cv_.notify_all();  // another waiting thread takes over
+    }
+    lk.unlock();
+    if (thrown) std::rethrow_exception(thrown);
+  }
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
+      io_.get_executor()};
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool running_ = false;  // a thread runs io_ (guarded by m_)
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/io_driver.hpp ----
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// The blocking form of dqlite::cluster (TCP): every operation runs in the calling thread
+/// and returns when it has completed. It owns an io_context, which the threads calling
+/// its operations run themselves while they wait, one at a time (no thread is started):
+/// discovery asks the nodes in parallel and its timeouts hold as in the asynchronous
+/// client (cluster_options). One object may be used from several threads at once.
+///
+/// Each operation has two forms, as the blocking forms of a connection: without more
+/// arguments a failure throws dqlite::error (code and text); with a trailing
+/// `error_code&, diagnostics&` it is reported there and the result is empty. The errors
+/// are those of the asynchronous operation of the same name (errc::no_leader with every
+/// node asked and why, errc::timeout, errc::cancelled after close(), ...).
+///
+///   dqlite::blocking_cluster cluster({"127.0.0.1:9001", "127.0.0.1:9002"},
+///                                    {.connection = {.database = "app"}});
+///   dqlite::connection leader_conn = cluster.connect();  // to the leader, "app" open
+///   leader_conn.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)");
+///   auto leader = cluster.leader();
+///
+/// connect() returns a connection for blocking use (its asynchronous forms would need
+/// the cluster's io_context to run: do not use them). It keeps the cluster's io_context
+/// alive and may outlive the blocking_cluster. The object itself must outlive the calls
+/// made on it.
+class blocking_cluster {
+ public:
+  using connection_type = connection;
+
+  /// A client of the nodes at `addresses` ("host:port"); asks nothing yet.
+  explicit blocking_cluster(const std::vector<std::string>& addresses,
+                            const cluster_options& opts = {})
+      : s_(std::make_shared<state>()) {
+    s_->c.emplace(s_->driver.get_executor(), addresses, opts);
+  }
+
+  /// A client of the nodes in `store` (which it updates with cluster_options::refresh_store).
+  explicit blocking_cluster(std::shared_ptr<node_store> store, const cluster_options& opts = {})
+      : s_(std::make_shared<state>()) {
+    s_->c.emplace(s_->driver.get_executor(), std::move(store), opts);
+  }
+
+  blocking_cluster(blocking_cluster&&) noexcept = default;
+  blocking_cluster& operator=(blocking_cluster&&) noexcept = default;
+
+  const cluster_options& options() const { return cl().options(); }
+  const std::shared_ptr<node_store>& store() const { return cl().store(); }
+  /// A snapshot of the counters (see cluster_stats).
+  cluster_stats stats() const {
+    return s_->driver.call([s = s_] { return s->c->stats(); });
+  }
+
+  /// Makes every later operation fail with errc::cancelled. Returns once done.
+  void close() {
+    if (s_) s_->driver.call([s = s_] { s->c->close(); });
+  }
+
+  /// Finds the leader and returns a connection to it with options().connection.database
+  /// open (see basic_cluster::async_connect).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  connection connect(E&... e) {
+    return call_or<connection>([s = s_](auto token) {
+      auto h = std::move(token.token);
+      s->c->async_connect(with_diagnostics(
+          [s, h = std::move(h)](std::exception_ptr ep, connection c) mutable {
+            if (!ep) {
+              // From here on the connection is used through its blocking forms only.
+              const auto& impl = detail::connection_access::impl(c);
+              impl->keep_alive = s;
+              impl->release_timer();
+            }
+            std::move(h)(std::move(ep), std::move(c));
+          }));
+    }, [] { return connection(own_io_context, connection_options{}); }, e...);
+  }
+
+  /// The leader: its id and address.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  node_info leader(E&... e) {
+    return call<node_info>([s = s_](auto token) { s->c->async_leader(std::move(token)); }, e...);
+  }
+
+  /// Replaces the store's content with the leader's list of members; returns the list.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  std::vector<node_info> refresh_store(E&... e) {
+    return call<std::vector<node_info>>(
+        [s = s_](auto token) { s->c->async_refresh_store(std::move(token)); }, e...);
+  }
+
+  /// The members of the cluster, as the leader knows them.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  std::vector<node_info> cluster(E&... e) {
+    return call<std::vector<node_info>>(
+        [s = s_](auto token) { s->c->async_cluster(std::move(token)); }, e...);
+  }
+
+  /// Adds a running node, then assigns its role unless that is spare.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void add(const node_info& node, E&... e) {
+    call<void>([s = s_, node](auto token) { s->c->async_add(node, std::move(token)); }, e...);
+  }
+
+  /// Same as add(node_info{id, address, role}).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void add(std::uint64_t id, std::string_view address, node_role role, E&... e) {
+    add(node_info{id, std::string(address), role}, e...);
+  }
+
+  /// Same as add(node_info{id, address, node_role::voter}).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void add(std::uint64_t id, std::string_view address, E&... e) {
+    add(node_info{id, std::string(address), node_role::voter}, e...);
+  }
+
+  /// Gives node `id` a new role.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void assign(std::uint64_t id, node_role role, E&... e) {
+    call<void>([s = s_, id, role](auto token) { s->c->async_assign(id, role, std::move(token)); },
+               e...);
+  }
+
+  /// Removes node `id` from the cluster.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void remove(std::uint64_t id, E&... e) {
+    call<void>([s = s_, id](auto token) { s->c->async_remove(id, std::move(token)); }, e...);
+  }
+
+  /// Hands leadership over to voter `id` (0: raft chooses).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void transfer(std::uint64_t id, E&... e) {
+    call<void>([s = s_, id](auto token) { s->c->async_transfer(id, std::move(token)); }, e...);
+  }
+
+  /// A copy of database `name` from the leader.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  std::vector<dump_file> dump(std::string_view name, E&... e) {
+    return call<std::vector<dump_file>>(
+        [s = s_, name = std::string(name)](auto token) { s->c->async_dump(name, std::move(token)); },
+        e...);
+  }
+
+  /// The failure domain and weight of the node at `address`.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  node_metadata describe(std::string_view address, E&... e) {
+    return call<node_metadata>([s = s_, a = std::string(address)](auto token) {
+      s->c->async_describe(a, std::move(token));
+    }, e...);
+  }
+
+  /// Sets the weight of the node at `address`.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void weight(std::string_view address, std::uint64_t w, E&... e) {
+    call<void>([s = s_, a = std::string(address), w](auto token) {
+      s->c->async_weight(a, w, std::move(token));
+    }, e...);
+  }
+
+ private:
+  struct state {
+    detail::io_driver driver;         // destroyed last: the io_context outlives the client
+    std::optional<dqlite::cluster> c;
+    ~state() {
+      if (c) c->close();
+    }
+  };
+
+  const dqlite::cluster& cl() const {
+    if (!s_) throw std::logic_error("dqlite: use of a moved-from blocking_cluster");
+    return *s_->c;
+  }
+
+  template <class R, class Start, class... E>
+  R call(Start start, E&... e) {
+    return call_or<R>(std::move(start), detail::value_of<R>{}, e...);
+  }
+
+  // empty(): what a failed call returns.
+  template <class R, class Start, class Empty, class... E>
+  R call_or(Start start, Empty empty, E&... e) {
+    cl();
+    return detail::blocking_call(
+        [&](error_code& ec, diagnostics& d) {
+          return s_->driver.run<R>(std::move(start), ec, d, empty);
+        },
+        e...);
+  }
+
+  std::shared_ptr<state> s_;
+};
+
+}  // namespace dqlite
+// ---- end dqlite/blocking_cluster.hpp ----
+// ---- begin dqlite/blocking_pool.hpp ----
+// dqlite::blocking_pool: a pool of connections to the leader for programs without an
+// event loop of their own, usable from many threads at once.
+
+// ---- begin dqlite/detail/pool/transaction_retry.hpp ----
+// When a pooled transaction runs again: the one rule of basic_pool::async_transaction and
+// blocking_pool::transaction.
 
 // ---- begin dqlite/pool_options.hpp ----
 // Options and counters of the connection pool.
@@ -11218,6 +11610,84 @@ struct pool_stats {
 
 }  // namespace dqlite
 // ---- end dqlite/pool_options.hpp ----
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <string>
+
+namespace dqlite::detail {
+
+/// The attempts of one pooled transaction.
+class transaction_attempts {
+ public:
+  explicit transaction_attempts(const transaction_retry& r)
+      : retry_(r), attempts_(std::max(r.max_attempts, 1u)), rng_(std::random_device{}()) {
+    pauses_.backoff_base = r.backoff_base;
+    pauses_.backoff_cap = r.backoff_cap;
+    pauses_.backoff_factor = 2;
+  }
+
+  /// After attempt `attempt` (from 1) failed with `ec` (and the text `text`): the pause before the next attempt,
+  /// or throws the dqlite::error that ends the transaction. `acquired`: a connection had
+  /// been acquired (a failed acquire ends it at once). Runs again only after a failure
+  /// that left nothing applied: busy (SQLITE_BUSY, SQLITE_LOCKED), or a connection or
+  /// leadership error before the COMMIT was sent; never after errc::outcome_unknown.
+  std::chrono::milliseconds after_failure(unsigned attempt, bool acquired, error_code ec,
+                                          std::string text) {
+    if (text.empty()) text = ec.message();
+    const bool unknown = is_outcome_unknown(ec);
+    const bool again = acquired && !unknown && !is_cancelled(ec) &&
+                       ec != make_error_code(errc::used_after_fork) &&
+                       (is_busy(ec) || is_connection_error(ec));
+    const auto pause = jittered(backoff_delay(pauses_, attempt), rng_);
+    const bool in_time = retry_.timeout.count() <= 0 ||
+                         std::chrono::steady_clock::now() + pause - start_ < retry_.timeout;
+    if (again && attempt < attempts_ && in_time) {
+      last_text_ = std::move(text);
+      return pause;
+    }
+    std::string why;
+    if (unknown)
+      why = "the transaction may have been applied (its outcome is unknown), so it was "
+            "not run again";
+    else if (again)
+      why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
+            (attempt >= attempts_
+                 ? "no attempt is left (max_attempts " + std::to_string(attempts_) + ")"
+                 : std::string("retry.timeout has passed"));
+    else
+      why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
+    throw error(ec, diagnostics(why + ": " + text));
+  }
+
+  /// The error for a pause between attempts that was cancelled.
+  error cancelled() const {
+    return error(make_error_code(errc::cancelled),
+                 diagnostics("the transaction was cancelled while waiting to run again "
+                             "(after: " + last_text_ + ")"));
+  }
+
+ private:
+  transaction_retry retry_;
+  unsigned attempts_;
+  cluster_options pauses_;
+  std::minstd_rand rng_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::string last_text_;
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/pool/transaction_retry.hpp ----
+// ---- begin dqlite/pool.hpp ----
+// A pool of connections to the leader of a dqlite cluster. Its parts: pool_options.hpp,
+// detail/pool/core.hpp (the pool's state and operations).
+
+// ---- begin dqlite/detail/pool/core.hpp ----
+// The state of a pool (connections, waiters, limits, health, leader changes), independent
+// of how connections are made, and the adapter that completes a pool operation from its
+// coroutine.
+
 // ---- begin dqlite/detail/pool/slots.hpp ----
 // The pool's connections, one slot each, with an explicit state and the transitions that
 // are allowed between states. No I/O and no connection objects: the pool core moves a
@@ -12166,6 +12636,8 @@ using owned_param_t =
 
 namespace dqlite {
 
+class blocking_pool;
+
 /// A connection checked out of a pool: use it through -> and *; it goes back to the pool
 /// when the handle is destroyed (or reset()). Move-only. On its way back a connection
 /// that is closed or broken is discarded; an open one is reset when it needs it (a
@@ -12397,68 +12869,35 @@ class basic_pool {
       -> boost::asio::awaitable<
           typename std::invoke_result_t<Body&, connection_type&>::value_type> {
     using R = typename std::invoke_result_t<Body&, connection_type&>::value_type;
-    const auto start = std::chrono::steady_clock::now();
-    const unsigned attempts = std::max(retry.max_attempts, 1u);
-    cluster_options pauses;
-    pauses.backoff_base = retry.backoff_base;
-    pauses.backoff_cap = retry.backoff_cap;
-    pauses.backoff_factor = 2;
-    std::minstd_rand rng(std::random_device{}());
+    detail::transaction_attempts tries(retry);
     for (unsigned attempt = 1;; ++attempt) {
-      enum class step { acquire, begin, body, commit } at = step::acquire;
+      bool acquired = false;
       error_code ec;
       std::string text;
       try {
         auto pc = co_await async_acquire();
-        at = step::begin;
+        acquired = true;
         auto tx = co_await pc->async_begin();
-        at = step::body;
         if constexpr (std::is_void_v<R>) {
           co_await body(*pc);
-          at = step::commit;
           co_await tx.async_commit();
           co_return;
         } else {
           R out = co_await body(*pc);
-          at = step::commit;
           co_await tx.async_commit();
           co_return out;
         }
       } catch (const error& e) {
         ec = e.code();
         text = e.get_diagnostics().message();
-        if (text.empty()) text = ec.message();
       }
       // (The transaction object, dropped above, is rolled back when the connection goes
       // back to the pool.)
-      const bool unknown = is_outcome_unknown(ec);
-      const bool again = at != step::acquire && !unknown && !is_cancelled(ec) &&
-                         ec != make_error_code(errc::used_after_fork) &&
-                         (is_busy(ec) || is_connection_error(ec));
-      const auto pause = detail::jittered(detail::backoff_delay(pauses, attempt), rng);
-      const bool in_time = retry.timeout.count() <= 0 ||
-                           std::chrono::steady_clock::now() + pause - start < retry.timeout;
-      if (!again || attempt >= attempts || !in_time) {
-        std::string why;
-        if (unknown)
-          why = "the transaction may have been applied (its outcome is unknown), so it was "
-                "not run again";
-        else if (again)
-          why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
-                (attempt >= attempts ? "no attempt is left (max_attempts " +
-                                           std::to_string(attempts) + ")"
-                                     : std::string("retry.timeout has passed"));
-        else
-          why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
-        throw error(ec, dqlite::diagnostics(why + ": " + text));
-      }
-      if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
+      const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
+      note_transaction_retry();
       boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
       auto [waited] = co_await t.async_wait(detail::as_tuple_awaitable);
-      if (waited)
-        throw error(make_error_code(errc::cancelled),
-                    dqlite::diagnostics("the transaction was cancelled while waiting to run "
-                                        "again (after: " + text + ")"));
+      if (waited) throw tries.cancelled();
     }
   }
 
@@ -12598,8 +13037,14 @@ class basic_pool {
     return *s_;
   }
 
+  // Counts a transaction run again (on the pool's strand).
+  void note_transaction_retry() {
+    if (s_) boost::asio::post(s_->ex, [s = s_] { ++s->transaction_retries; });
+  }
+
   template <class S>
   friend struct detail::create_pool_op;
+  friend class blocking_pool;
   std::shared_ptr<core_type> s_;
 };
 
@@ -12712,6 +13157,312 @@ auto async_create_pool(const Executor& ex, basic_connector<Stream> connector,
 
 }  // namespace dqlite
 // ---- end dqlite/pool.hpp ----
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dqlite {
+
+/// A connection checked out of a blocking_pool: use it through -> and * with the blocking
+/// forms of dqlite::connection (not the asynchronous ones: they would need the pool's
+/// io_context to run). It goes back to the pool when the handle is destroyed or reset(),
+/// from any thread; as with basic_pooled_connection, a broken one is discarded and an
+/// open one is reset when it needs it. It keeps the pool's io_context alive, so it may
+/// outlive the blocking_pool (it is then closed when it comes back). Move-only; one
+/// thread at a time.
+class blocking_pooled_connection {
+ public:
+  blocking_pooled_connection() = default;
+  blocking_pooled_connection(blocking_pooled_connection&&) noexcept = default;
+  blocking_pooled_connection& operator=(blocking_pooled_connection&& o) noexcept {
+    if (this != &o) {
+      reset();
+      handle_ = std::move(o.handle_);
+      keep_ = std::move(o.keep_);
+    }
+    return *this;
+  }
+  ~blocking_pooled_connection() { reset(); }
+
+  /// True when the handle holds a connection.
+  bool valid() const noexcept { return handle_.valid(); }
+  explicit operator bool() const noexcept { return valid(); }
+
+  connection& get() noexcept { return handle_.get(); }
+  const connection& get() const noexcept { return handle_.get(); }
+  connection* operator->() noexcept { return &handle_.get(); }
+  const connection* operator->() const noexcept { return &handle_.get(); }
+  connection& operator*() noexcept { return handle_.get(); }
+  const connection& operator*() const noexcept { return handle_.get(); }
+
+  /// Makes the pool close the connection instead of keeping it when it comes back.
+  void mark_unusable() noexcept { handle_.mark_unusable(); }
+  /// Gives the connection back now (it is reset first when it needs it).
+  void reset() noexcept {
+    handle_.reset();
+    keep_.reset();  // after the connection has been given back
+  }
+  /// Gives the connection back without the reset (see basic_pooled_connection).
+  void return_without_reset() noexcept {
+    handle_.return_without_reset();
+    keep_.reset();
+  }
+
+ private:
+  friend class blocking_pool;
+  blocking_pooled_connection(std::shared_ptr<void> keep, pooled_connection h)
+      : handle_(std::move(h)), keep_(std::move(keep)) {}
+
+  pooled_connection handle_;
+  std::shared_ptr<void> keep_;  // the pool's state and io_context
+};
+
+/// The blocking form of dqlite::pool (TCP): connections to the leader, opened through
+/// leader discovery and kept for reuse, with every operation running in the calling
+/// thread. One pool may be used from many threads at once: it owns an io_context, which
+/// the threads calling its operations run themselves while they wait, one at a time (no
+/// thread is started). So the pool's background work (refilling to min_size, health
+/// checks, max_idle_time and max_lifetime, the reset of a connection that came back) runs
+/// while some thread waits in one of the calls below: acquire, the statement calls,
+/// warm_up, close, stats.
+///
+/// Each operation has two forms, as the blocking forms of a connection: without more
+/// arguments a failure throws dqlite::error (code and text); with a trailing
+/// `error_code&, diagnostics&` it is reported there and the result is empty. The errors
+/// and the retry rules are those of the asynchronous pool (basic_pool): an acquire fails
+/// with errc::timeout after pool_options::acquire_timeout, errc::pool_closed after close;
+/// a statement refused as busy is run again within busy_timeout, a read that met a
+/// connection error once more on a fresh connection, and a write never.
+///
+///   auto pool = dqlite::create_pool({"127.0.0.1:9001"}, {.database = "app", .max_size = 8});
+///   pool.execute("CREATE TABLE IF NOT EXISTS item (name TEXT)");
+///   pool.execute("INSERT INTO item (name) VALUES (?)", "apple");
+///   auto n = pool.fetchval<std::int64_t>("SELECT count(*) FROM item");
+///   (void)n;
+///   {
+///     auto conn = pool.acquire();  // one connection, for several statements
+///     auto tx = conn->begin();
+///     conn->execute("DELETE FROM item");
+///     tx.commit();
+///   }  // back to the pool
+///
+/// The object must outlive the calls made on it; destroying it closes the pool without
+/// waiting (checked-out connections are closed when they come back).
+class blocking_pool {
+ public:
+  /// A pool over the nodes at `addresses` ("host:port"). Opens no connection (see
+  /// create_pool and warm_up). Throws std::invalid_argument for invalid options.
+  blocking_pool(const std::vector<std::string>& addresses, const pool_options& opts)
+      : s_(std::make_shared<state>()) {
+    s_->p.emplace(s_->driver.get_executor(), addresses, opts);
+  }
+
+  /// A pool over the nodes in `store`.
+  blocking_pool(std::shared_ptr<node_store> store, const pool_options& opts)
+      : s_(std::make_shared<state>()) {
+    s_->p.emplace(s_->driver.get_executor(), std::move(store), opts);
+  }
+
+  blocking_pool(blocking_pool&&) noexcept = default;
+  blocking_pool& operator=(blocking_pool&&) noexcept = default;
+
+  const pool_options& options() const { return p().options(); }
+
+  /// A snapshot of the counters (see pool_stats).
+  pool_stats stats() const {
+    p();
+    return s_->driver.call([s = s_] { return s->p->stats(); });
+  }
+
+  /// Opens connections until min_size are open.
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void warm_up(E&... e) {
+    call<void>([s = s_](auto token) { s->p->async_warm_up(std::move(token)); }, e...);
+  }
+
+  /// Checks out a connection (see basic_pool::async_acquire).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  blocking_pooled_connection acquire(E&... e) {
+    auto h = call<pooled_connection>([s = s_](auto token) {
+      auto done = std::move(token.token);
+      s->p->async_acquire(with_diagnostics(
+          [done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
+            // From here on the connection is used through its blocking forms only.
+            if (!ep && c) detail::connection_access::impl(*c)->release_timer();
+            std::move(done)(std::move(ep), std::move(c));
+          }));
+    }, e...);
+    if (!h) return {};
+    return blocking_pooled_connection(s_, std::move(h));
+  }
+
+  /// Closes the idle connections, fails waiting acquires with errc::pool_closed, then
+  /// waits up to close_timeout for checked-out connections (errc::timeout if some stay
+  /// out: a connection this thread holds stays out).
+  template <class... E>
+    requires detail::error_tail_of<E...>
+  void close(E&... e) {
+    call<void>([s = s_](auto token) { s->p->async_close(std::move(token)); }, e...);
+  }
+
+  // ---- one statement on a borrowed connection ----
+  //
+  // SQL text, parameters, then optionally `error_code&, diagnostics&`, as the blocking
+  // forms of a connection.
+
+  /// Runs a statement that returns no rows.
+  template <class... Args>
+  exec_result execute(std::string_view sql, Args&&... args) {
+    return statement<exec_result>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.async_execute(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// All rows as std::vector<T> (T = void: dqlite::rows).
+  template <class T = void, class... Args>
+  auto fetch(std::string_view sql, Args&&... args) {
+    using A = decltype(std::declval<connection&>().template async_fetch<T>(
+        std::string_view(), detail::as_tuple_awaitable));
+    using R = std::tuple_element_t<1, typename A::value_type>;
+    return statement<R>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.template async_fetch<T>(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// The first column of the first row (errc::no_rows without rows, unless T is an
+  /// optional).
+  template <class T, class... Args>
+  T fetchval(std::string_view sql, Args&&... args) {
+    return statement<T>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.template async_fetchval<T>(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// The first row, or an empty optional.
+  template <class T = row, class... Args>
+  std::optional<T> fetchone(std::string_view sql, Args&&... args) {
+    return statement<std::optional<T>>([](pool& p, std::string_view q, auto token, auto&... a) {
+      p.template async_fetchone<T>(q, a..., std::move(token));
+    }, sql, std::forward<Args>(args)...);
+  }
+
+  /// Runs `body(conn)` (a callable taking dqlite::connection& and using its blocking
+  /// forms) in a transaction on a pooled connection: BEGIN, the body, COMMIT; returns
+  /// what the body returns. Run again, on a connection acquired anew and after a pause,
+  /// when an attempt failed leaving nothing applied, exactly as
+  /// basic_pool::async_transaction: busy, or a connection or leadership error before the
+  /// COMMIT was sent; never after errc::outcome_unknown. An exception that is not a
+  /// dqlite::error rolls the transaction back and propagates at once. Throws dqlite::error
+  /// (the last attempt's error, its text saying how many attempts were made). The body
+  /// may run more than once.
+  ///
+  ///   auto pool = dqlite::create_pool({"127.0.0.1:9001"}, {.database = "bank"});
+  ///   auto id = pool.transaction([](dqlite::connection& c) {
+  ///     c.execute("UPDATE account SET balance = balance - 10 WHERE id = 1");
+  ///     return c.execute("INSERT INTO log (what) VALUES ('paid')").last_insert_id;
+  ///   });
+  template <class Body>
+  auto transaction(Body body, transaction_retry retry = {})
+      -> std::invoke_result_t<Body&, connection&> {
+    using R = std::invoke_result_t<Body&, connection&>;
+    detail::transaction_attempts tries(retry);
+    for (unsigned attempt = 1;; ++attempt) {
+      bool acquired = false;
+      error_code ec;
+      std::string text;
+      try {
+        auto pc = acquire();
+        acquired = true;
+        auto tx = pc->begin();
+        if constexpr (std::is_void_v<R>) {
+          body(*pc);
+          tx.commit();
+          return;
+        } else {
+          R out = body(*pc);
+          tx.commit();
+          return out;
+        }
+      } catch (const error& e) {
+        ec = e.code();
+        text = e.get_diagnostics().message();
+      }
+      // (The dropped transaction is rolled back when its connection goes back.)
+      const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
+      s_->p->note_transaction_retry();  // (posted to the pool's strand)
+      std::this_thread::sleep_for(pause);
+    }
+  }
+
+ private:
+  struct state {
+    detail::io_driver driver;  // destroyed last: the io_context outlives the pool
+    std::optional<dqlite::pool> p;
+    ~state() {
+      if (p) p->close();
+    }
+  };
+
+  const dqlite::pool& p() const {
+    if (!s_ || !s_->p) throw std::logic_error("dqlite: use of a moved-from blocking_pool");
+    return *s_->p;
+  }
+
+  template <class R, class Start, class... E>
+  R call(Start start, E&... e) {
+    p();
+    return detail::blocking_call(
+        [&](error_code& ec, diagnostics& d) { return s_->driver.run<R>(std::move(start), ec, d); },
+        e...);
+  }
+
+  // f(pool, sql, token, params...) starts the pool's statement call.
+  template <class R, class F, class... Args>
+  R statement(F f, std::string_view sql, Args&&... args) {
+    p();
+    return detail::blocking_call(
+        [&](error_code& ec, diagnostics& d, auto&&... a) {
+          return s_->driver.run<R>(
+              [&](auto token) { f(*s_->p, sql, std::move(token), a...); }, ec, d);
+        },
+        std::forward<Args>(args)...);
+  }
+
+  std::shared_ptr<state> s_;
+};
+
+/// Creates a blocking pool over the nodes at `addresses` and opens min_size connections to
+/// the leader (as async_create_pool). Throws dqlite::error when they cannot be opened, or
+/// std::invalid_argument for invalid options.
+inline blocking_pool create_pool(const std::vector<std::string>& addresses,
+                                 const pool_options& opts) {
+  blocking_pool p(addresses, opts);
+  p.warm_up();
+  return p;
+}
+
+/// The same, reporting a failure in ec and d (the pool is returned either way).
+inline blocking_pool create_pool(const std::vector<std::string>& addresses,
+                                 const pool_options& opts, error_code& ec, diagnostics& d) {
+  blocking_pool p(addresses, opts);
+  p.warm_up(ec, d);
+  return p;
+}
+
+}  // namespace dqlite
+// ---- end dqlite/blocking_pool.hpp ----
 // ---- begin dqlite/version.hpp ----
 // Version of dqlite-client for C++.
 

@@ -130,7 +130,7 @@ class request_api {
   exec_result execute(Args&&... args) {
     return blocking_call(
         [this](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
-          return blocking_request(exec_proc{}, false, ec, d, p...);
+          return this->blocking_request(exec_proc{}, false, ec, d, p...);
         },
         std::forward<Args>(args)...);
   }
@@ -220,7 +220,7 @@ class request_api {
   auto blocking_query(Sink sink, Args&&... args) {
     return blocking_call(
         [this, &sink](error_code& ec, dqlite::diagnostics& d, const auto&... p) {
-          return blocking_request(rows_proc<Sink>{std::move(sink)}, true, ec, d, p...);
+          return this->blocking_request(rows_proc<Sink>{std::move(sink)}, true, ec, d, p...);
         },
         std::forward<Args>(args)...);
   }
