@@ -38,7 +38,9 @@ namespace dqlite {
 /// connect() returns a connection for blocking use (its asynchronous forms would need
 /// the cluster's io_context to run: do not use them). It keeps the cluster's io_context
 /// alive and may outlive the blocking_cluster. The object itself must outlive the calls
-/// made on it.
+/// made on it. The log and trace callbacks of the options run in whichever calling thread
+/// runs the io_context; a blocking call of the same object from inside one throws
+/// std::logic_error (it would wait for itself).
 class blocking_cluster {
  public:
   using connection_type = connection;
@@ -57,16 +59,28 @@ class blocking_cluster {
   }
 
   blocking_cluster(blocking_cluster&&) noexcept = default;
-  blocking_cluster& operator=(blocking_cluster&&) noexcept = default;
+  blocking_cluster& operator=(blocking_cluster&& o) noexcept {
+    if (this != &o) {
+      if (s_ && s_->c) s_->c->close();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  /// Closes the client (connections it returned stay open and usable).
+  ~blocking_cluster() {
+    if (s_ && s_->c) s_->c->close();  // posted to the client's strand; cannot fail
+  }
 
   const cluster_options& options() const { return cl().options(); }
   const std::shared_ptr<node_store>& store() const { return cl().store(); }
   /// A snapshot of the counters (see cluster_stats).
   cluster_stats stats() const {
+    cl();
     return s_->driver.call([s = s_] { return s->c->stats(); });
   }
 
-  /// Makes every later operation fail with errc::cancelled. Returns once done.
+  /// Makes every running operation complete with errc::cancelled and every later one fail
+  /// the same way (as basic_cluster::close). Returns without waiting for running ones.
   void close() {
     if (s_) s_->driver.call([s = s_] { s->c->close(); });
   }

@@ -56,21 +56,45 @@ class blocking_pooled_connection {
 
   /// Makes the pool close the connection instead of keeping it when it comes back.
   void mark_unusable() noexcept { handle_.mark_unusable(); }
-  /// Gives the connection back now (it is reset first when it needs it).
+  /// Gives the connection back now. One that needs it is reset first, here, in the calling
+  /// thread, with the blocking forms (a transaction that may be open is rolled back, so its
+  /// write lock is released before this returns); one whose reset fails is discarded.
   void reset() noexcept {
+    if (handle_.valid()) {
+      auto& c = handle_.get();
+      forget_pool(c);
+      if (c.is_open() && detail::cluster_connector<tcp_socket>::needs_reset(c)) {
+        error_code ec;
+        diagnostics d;
+        try {
+          c.reset(ec, d);
+        } catch (...) {
+          ec = make_error_code(errc::invalid_argument);
+        }
+        if (ec) handle_.mark_unusable();
+      }
+    }
     handle_.reset();
     keep_.reset();  // after the connection has been given back
   }
   /// Gives the connection back without the reset (see basic_pooled_connection).
   void return_without_reset() noexcept {
+    if (handle_.valid()) forget_pool(handle_.get());
     handle_.return_without_reset();
     keep_.reset();
   }
 
  private:
   friend class blocking_pool;
+  using tcp_socket = boost::asio::ip::tcp::socket;
   blocking_pooled_connection(std::shared_ptr<void> keep, pooled_connection h)
       : handle_(std::move(h)), keep_(std::move(keep)) {}
+
+  // The connection goes back: it no longer keeps the pool's state alive (an idle
+  // connection that did would keep the pool from ever being destroyed).
+  static void forget_pool(connection& c) noexcept {
+    if (const auto& impl = detail::connection_access::impl(c)) impl->keep_alive.reset();
+  }
 
   pooled_connection handle_;
   std::shared_ptr<void> keep_;  // the pool's state and io_context
@@ -110,7 +134,8 @@ class blocking_pooled_connection {
 class blocking_pool {
  public:
   /// A pool over the nodes at `addresses` ("host:port"). Opens no connection (see
-  /// create_pool and warm_up). Throws std::invalid_argument for invalid options.
+  /// create_pool and warm_up). Throws dqlite::error (errc::invalid_argument, the text
+  /// naming the option) for invalid options.
   blocking_pool(const std::vector<std::string>& addresses, const pool_options& opts)
       : s_(std::make_shared<state>()) {
     s_->p.emplace(s_->driver.get_executor(), addresses, opts);
@@ -123,9 +148,20 @@ class blocking_pool {
   }
 
   blocking_pool(blocking_pool&&) noexcept = default;
-  blocking_pool& operator=(blocking_pool&&) noexcept = default;
+  blocking_pool& operator=(blocking_pool&& o) noexcept {
+    if (this != &o) {
+      shut();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  /// Closes the pool without waiting (see the class comment).
+  ~blocking_pool() { shut(); }
 
   const pool_options& options() const { return p().options(); }
+  /// False for a moved-from pool, or the one create_pool(..., ec, d) returns for invalid
+  /// options.
+  bool valid() const noexcept { return s_ && s_->p; }
 
   /// A snapshot of the counters (see pool_stats).
   pool_stats stats() const {
@@ -147,9 +183,15 @@ class blocking_pool {
     auto h = call<pooled_connection>([s = s_](auto token) {
       auto done = std::move(token.token);
       s->p->async_acquire(with_diagnostics(
-          [done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
-            // From here on the connection is used through its blocking forms only.
-            if (!ep && c) detail::connection_access::impl(*c)->release_timer();
+          [s, done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
+            // From here on the connection is used through its blocking forms only, and it
+            // keeps the io_context its socket is registered with alive (also when it is
+            // moved out of the handle) until it goes back.
+            if (!ep && c) {
+              const auto& impl = detail::connection_access::impl(*c);
+              impl->release_timer();
+              impl->keep_alive = s;
+            }
             std::move(done)(std::move(ep), std::move(c));
           }));
     }, e...);
@@ -264,8 +306,17 @@ class blocking_pool {
     }
   };
 
+  blocking_pool() = default;  // empty: see create_pool
+
+  void shut() noexcept {
+    if (s_ && s_->p) s_->p->close();  // posted to the pool's strand; cannot fail
+  }
+  friend blocking_pool create_pool(const std::vector<std::string>&, const pool_options&,
+                                   error_code&, diagnostics&);
+
   const dqlite::pool& p() const {
-    if (!s_ || !s_->p) throw std::logic_error("dqlite: use of a moved-from blocking_pool");
+    if (!s_ || !s_->p)
+      throw std::logic_error("dqlite: use of a moved-from or empty (failed) blocking_pool");
     return *s_->p;
   }
 
@@ -294,7 +345,7 @@ class blocking_pool {
 
 /// Creates a blocking pool over the nodes at `addresses` and opens min_size connections to
 /// the leader (as async_create_pool). Throws dqlite::error when they cannot be opened, or
-/// std::invalid_argument for invalid options.
+/// with errc::invalid_argument for invalid options.
 inline blocking_pool create_pool(const std::vector<std::string>& addresses,
                                  const pool_options& opts) {
   blocking_pool p(addresses, opts);
@@ -302,12 +353,21 @@ inline blocking_pool create_pool(const std::vector<std::string>& addresses,
   return p;
 }
 
-/// The same, reporting a failure in ec and d (the pool is returned either way).
+/// The same, reporting a failure in ec and d. When the connections could not be opened the
+/// pool is returned anyway (its later calls try again); for invalid options
+/// (errc::invalid_argument) an empty pool is returned, whose every call throws
+/// std::logic_error.
 inline blocking_pool create_pool(const std::vector<std::string>& addresses,
                                  const pool_options& opts, error_code& ec, diagnostics& d) {
-  blocking_pool p(addresses, opts);
-  p.warm_up(ec, d);
-  return p;
+  try {
+    blocking_pool p(addresses, opts);
+    p.warm_up(ec, d);
+    return p;
+  } catch (const error& e) {
+    ec = e.code();
+    d = e.get_diagnostics();
+    return blocking_pool();
+  }
 }
 
 }  // namespace dqlite

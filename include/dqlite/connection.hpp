@@ -709,9 +709,12 @@ class basic_connection {
     impl_ = std::move(other.impl_);
     if (impl_) {
       moved_ex_.reset();
+      moved_keep_.reset();
       other.moved_ex_.emplace(impl_->stream.get_executor());
+      other.moved_keep_ = impl_->keep_alive;  // the io_context behind that executor
     } else {
       moved_ex_ = other.moved_ex_;
+      moved_keep_ = other.moved_keep_;
     }
   }
 
@@ -776,6 +779,9 @@ class basic_connection {
 
   friend struct detail::connection_access;
   std::shared_ptr<impl_type> impl_;
+  /// Once moved from: what keeps moved_ex_'s io_context alive (a blocking cluster's or
+  /// pool's state; declared first, so destroyed after moved_ex_).
+  std::shared_ptr<void> moved_keep_;
   std::optional<executor_type> moved_ex_;  ///< set once moved from
 };
 

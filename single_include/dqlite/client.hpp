@@ -4128,7 +4128,7 @@ constexpr bool has_error_tail() {
 /// Nothing, or `error_code&, diagnostics&`: the optional tail of a blocking operation that
 /// takes no other variadic arguments.
 template <class... E>
-concept error_tail_of = sizeof...(E) == 0 || has_error_tail<E&...>();
+concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tail<E&...>());
 
 /// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
 /// (error_code&, diagnostics&) those are used; without them a failure is thrown as
@@ -9190,9 +9190,12 @@ class basic_connection {
     impl_ = std::move(other.impl_);
     if (impl_) {
       moved_ex_.reset();
+      moved_keep_.reset();
       other.moved_ex_.emplace(impl_->stream.get_executor());
+      other.moved_keep_ = impl_->keep_alive;  // the io_context behind that executor
     } else {
       moved_ex_ = other.moved_ex_;
+      moved_keep_ = other.moved_keep_;
     }
   }
 
@@ -9257,6 +9260,9 @@ class basic_connection {
 
   friend struct detail::connection_access;
   std::shared_ptr<impl_type> impl_;
+  /// Once moved from: what keeps moved_ex_'s io_context alive (a blocking cluster's or
+  /// pool's state; declared first, so destroyed after moved_ex_).
+  std::shared_ptr<void> moved_keep_;
   std::optional<executor_type> moved_ex_;  ///< set once moved from
 };
 
@@ -11139,6 +11145,7 @@ using unix_cluster = basic_cluster<boost::asio::local::stream_protocol::socket>;
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -11164,6 +11171,10 @@ class io_driver {
   /// its result, or empty() (default: R{}) with ec and d set on failure.
   template <class R, class Start, class Empty = value_of<R>>
   R run(Start start, error_code& ec, diagnostics& d, Empty empty = {}) {
+    if (io_.get_executor().running_in_this_thread())
+      throw std::logic_error(
+          "dqlite: a blocking call of a blocking_pool or blocking_cluster from inside one of "
+          "its own callbacks (a log or trace function) would wait for itself");
     auto s = std::make_shared<slot<R>>();
     boost::asio::post(io_, [this, s, start = std::move(start)]() mutable {
       try {
@@ -11190,10 +11201,12 @@ class io_driver {
     }
   }
 
-  /// Runs f() on the io_context and returns what it returns.
+  /// Runs f() on the io_context and returns what it returns (at once when the calling
+  /// thread is the one running it).
   template <class F>
   auto call(F f) -> decltype(f()) {
     using R = decltype(f());
+    if (io_.get_executor().running_in_this_thread()) return f();
     error_code ec;
     diagnostics d;
     return run<R>(
@@ -11225,12 +11238,17 @@ class io_driver {
     void operator()(std::exception_ptr ep) { finish(std::move(ep)); }
     template <class V>
     void operator()(std::exception_ptr ep, V&& v) {
+      std::lock_guard<std::mutex> lk(driver->m_);
+      if (s->done) return;  // (after an initiation that threw)
       if (!ep) s->value.emplace(std::forward<V>(v));
-      finish(std::move(ep));
+      settle(std::move(ep));
     }
     void finish(std::exception_ptr ep) {
       std::lock_guard<std::mutex> lk(driver->m_);
       if (s->done) return;
+      settle(std::move(ep));
+    }
+    void settle(std::exception_ptr ep) {  // with m_ held
       s->failure = std::move(ep);
       s->done = true;
       driver->cv_.notify_all();
@@ -11307,7 +11325,9 @@ namespace dqlite {
 /// connect() returns a connection for blocking use (its asynchronous forms would need
 /// the cluster's io_context to run: do not use them). It keeps the cluster's io_context
 /// alive and may outlive the blocking_cluster. The object itself must outlive the calls
-/// made on it.
+/// made on it. The log and trace callbacks of the options run in whichever calling thread
+/// runs the io_context; a blocking call of the same object from inside one throws
+/// std::logic_error (it would wait for itself).
 class blocking_cluster {
  public:
   using connection_type = connection;
@@ -11326,16 +11346,28 @@ class blocking_cluster {
   }
 
   blocking_cluster(blocking_cluster&&) noexcept = default;
-  blocking_cluster& operator=(blocking_cluster&&) noexcept = default;
+  blocking_cluster& operator=(blocking_cluster&& o) noexcept {
+    if (this != &o) {
+      if (s_ && s_->c) s_->c->close();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  /// Closes the client (connections it returned stay open and usable).
+  ~blocking_cluster() {
+    if (s_ && s_->c) s_->c->close();  // posted to the client's strand; cannot fail
+  }
 
   const cluster_options& options() const { return cl().options(); }
   const std::shared_ptr<node_store>& store() const { return cl().store(); }
   /// A snapshot of the counters (see cluster_stats).
   cluster_stats stats() const {
+    cl();
     return s_->driver.call([s = s_] { return s->c->stats(); });
   }
 
-  /// Makes every later operation fail with errc::cancelled. Returns once done.
+  /// Makes every running operation complete with errc::cancelled and every later one fail
+  /// the same way (as basic_cluster::close). Returns without waiting for running ones.
   void close() {
     if (s_) s_->driver.call([s = s_] { s->c->close(); });
   }
@@ -13207,21 +13239,45 @@ class blocking_pooled_connection {
 
   /// Makes the pool close the connection instead of keeping it when it comes back.
   void mark_unusable() noexcept { handle_.mark_unusable(); }
-  /// Gives the connection back now (it is reset first when it needs it).
+  /// Gives the connection back now. One that needs it is reset first, here, in the calling
+  /// thread, with the blocking forms (a transaction that may be open is rolled back, so its
+  /// write lock is released before this returns); one whose reset fails is discarded.
   void reset() noexcept {
+    if (handle_.valid()) {
+      auto& c = handle_.get();
+      forget_pool(c);
+      if (c.is_open() && detail::cluster_connector<tcp_socket>::needs_reset(c)) {
+        error_code ec;
+        diagnostics d;
+        try {
+          c.reset(ec, d);
+        } catch (...) {
+          ec = make_error_code(errc::invalid_argument);
+        }
+        if (ec) handle_.mark_unusable();
+      }
+    }
     handle_.reset();
     keep_.reset();  // after the connection has been given back
   }
   /// Gives the connection back without the reset (see basic_pooled_connection).
   void return_without_reset() noexcept {
+    if (handle_.valid()) forget_pool(handle_.get());
     handle_.return_without_reset();
     keep_.reset();
   }
 
  private:
   friend class blocking_pool;
+  using tcp_socket = boost::asio::ip::tcp::socket;
   blocking_pooled_connection(std::shared_ptr<void> keep, pooled_connection h)
       : handle_(std::move(h)), keep_(std::move(keep)) {}
+
+  // The connection goes back: it no longer keeps the pool's state alive (an idle
+  // connection that did would keep the pool from ever being destroyed).
+  static void forget_pool(connection& c) noexcept {
+    if (const auto& impl = detail::connection_access::impl(c)) impl->keep_alive.reset();
+  }
 
   pooled_connection handle_;
   std::shared_ptr<void> keep_;  // the pool's state and io_context
@@ -13261,7 +13317,8 @@ class blocking_pooled_connection {
 class blocking_pool {
  public:
   /// A pool over the nodes at `addresses` ("host:port"). Opens no connection (see
-  /// create_pool and warm_up). Throws std::invalid_argument for invalid options.
+  /// create_pool and warm_up). Throws dqlite::error (errc::invalid_argument, the text
+  /// naming the option) for invalid options.
   blocking_pool(const std::vector<std::string>& addresses, const pool_options& opts)
       : s_(std::make_shared<state>()) {
     s_->p.emplace(s_->driver.get_executor(), addresses, opts);
@@ -13274,9 +13331,20 @@ class blocking_pool {
   }
 
   blocking_pool(blocking_pool&&) noexcept = default;
-  blocking_pool& operator=(blocking_pool&&) noexcept = default;
+  blocking_pool& operator=(blocking_pool&& o) noexcept {
+    if (this != &o) {
+      shut();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  /// Closes the pool without waiting (see the class comment).
+  ~blocking_pool() { shut(); }
 
   const pool_options& options() const { return p().options(); }
+  /// False for a moved-from pool, or the one create_pool(..., ec, d) returns for invalid
+  /// options.
+  bool valid() const noexcept { return s_ && s_->p; }
 
   /// A snapshot of the counters (see pool_stats).
   pool_stats stats() const {
@@ -13298,9 +13366,15 @@ class blocking_pool {
     auto h = call<pooled_connection>([s = s_](auto token) {
       auto done = std::move(token.token);
       s->p->async_acquire(with_diagnostics(
-          [done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
-            // From here on the connection is used through its blocking forms only.
-            if (!ep && c) detail::connection_access::impl(*c)->release_timer();
+          [s, done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
+            // From here on the connection is used through its blocking forms only, and it
+            // keeps the io_context its socket is registered with alive (also when it is
+            // moved out of the handle) until it goes back.
+            if (!ep && c) {
+              const auto& impl = detail::connection_access::impl(*c);
+              impl->release_timer();
+              impl->keep_alive = s;
+            }
             std::move(done)(std::move(ep), std::move(c));
           }));
     }, e...);
@@ -13415,8 +13489,17 @@ class blocking_pool {
     }
   };
 
+  blocking_pool() = default;  // empty: see create_pool
+
+  void shut() noexcept {
+    if (s_ && s_->p) s_->p->close();  // posted to the pool's strand; cannot fail
+  }
+  friend blocking_pool create_pool(const std::vector<std::string>&, const pool_options&,
+                                   error_code&, diagnostics&);
+
   const dqlite::pool& p() const {
-    if (!s_ || !s_->p) throw std::logic_error("dqlite: use of a moved-from blocking_pool");
+    if (!s_ || !s_->p)
+      throw std::logic_error("dqlite: use of a moved-from or empty (failed) blocking_pool");
     return *s_->p;
   }
 
@@ -13445,7 +13528,7 @@ class blocking_pool {
 
 /// Creates a blocking pool over the nodes at `addresses` and opens min_size connections to
 /// the leader (as async_create_pool). Throws dqlite::error when they cannot be opened, or
-/// std::invalid_argument for invalid options.
+/// with errc::invalid_argument for invalid options.
 inline blocking_pool create_pool(const std::vector<std::string>& addresses,
                                  const pool_options& opts) {
   blocking_pool p(addresses, opts);
@@ -13453,12 +13536,21 @@ inline blocking_pool create_pool(const std::vector<std::string>& addresses,
   return p;
 }
 
-/// The same, reporting a failure in ec and d (the pool is returned either way).
+/// The same, reporting a failure in ec and d. When the connections could not be opened the
+/// pool is returned anyway (its later calls try again); for invalid options
+/// (errc::invalid_argument) an empty pool is returned, whose every call throws
+/// std::logic_error.
 inline blocking_pool create_pool(const std::vector<std::string>& addresses,
                                  const pool_options& opts, error_code& ec, diagnostics& d) {
-  blocking_pool p(addresses, opts);
-  p.warm_up(ec, d);
-  return p;
+  try {
+    blocking_pool p(addresses, opts);
+    p.warm_up(ec, d);
+    return p;
+  } catch (const error& e) {
+    ec = e.code();
+    d = e.get_diagnostics();
+    return blocking_pool();
+  }
 }
 
 }  // namespace dqlite

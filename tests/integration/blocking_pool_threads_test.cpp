@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -321,6 +322,59 @@ TEST_CASE("blocking pool: a transaction refused as busy runs again; max_attempts
     throw std::runtime_error("no");
   }), std::runtime_error);
   CHECK(body_runs == 1);
+  // The rollback was made before the exception left transaction(): another connection
+  // writes at once, with no call of the pool in between.
+  locker.execute("INSERT INTO acct (v) VALUES (4)");
   CHECK(pool.fetchval<std::int64_t>("SELECT count(*) FROM acct WHERE v = 3") == 0);
+  // The same for a handle dropped with a transaction open.
+  {
+    auto pc = pool.acquire();
+    auto tx = pc->begin();
+    pc->execute("INSERT INTO acct (v) VALUES (5)");
+  }
+  locker.execute("INSERT INTO acct (v) VALUES (6)");
+  CHECK(pool.fetchval<std::int64_t>("SELECT count(*) FROM acct WHERE v = 5") == 0);
   pool.close();
+}
+
+TEST_CASE("blocking cluster and pool: connections outlive the objects that made them; "
+          "misuse is refused",
+          "[pool][cluster][blocking]") {
+  dqlite_test::node_process node;
+  std::optional<dqlite::connection> kept;
+  {
+    dqlite::cluster_options co;
+    co.connection.database = "blocking_outlive";
+    dqlite::blocking_cluster cl({node.address()}, co);
+    auto c = cl.connect();
+    kept.emplace(std::move(c));  // c is moved from, and outlives nothing it needs
+    auto moved = std::move(cl);
+    CHECK_THROWS_AS(cl.stats(), std::logic_error);  // NOLINT: use after move, on purpose
+    CHECK_THROWS_AS(cl.leader(), std::logic_error);
+  }
+  kept->execute("CREATE TABLE t (v INTEGER)");
+  CHECK(kept->fetchval<std::int64_t>("SELECT count(*) FROM t") == 0);
+  kept.reset();
+
+  dqlite::pool_options o;
+  o.database = "blocking_outlive";
+  std::optional<dqlite::connection> from_pool;
+  {
+    auto pool = dqlite::create_pool({node.address()}, o);
+    auto pc = pool.acquire();
+    from_pool.emplace(std::move(*pc));  // taken out of the pool for good
+  }
+  CHECK(from_pool->fetchval<std::int64_t>("SELECT count(*) FROM t") == 0);
+  from_pool.reset();
+
+  // Invalid options: an error code with the error-code form, an exception without.
+  o.max_size = 0;
+  dqlite::error_code ec;
+  dqlite::diagnostics d;
+  auto bad = dqlite::create_pool({node.address()}, o, ec, d);
+  CHECK(ec == dqlite::errc::invalid_argument);
+  CHECK_THAT(d.message(), Catch::Contains("max_size"));
+  CHECK_FALSE(bad.valid());
+  CHECK_THROWS_AS(bad.execute("SELECT 1"), std::logic_error);
+  CHECK_THROWS_AS(dqlite::create_pool({node.address()}, o), dqlite::error);
 }

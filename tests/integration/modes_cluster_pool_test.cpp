@@ -400,7 +400,7 @@ TEMPLATE_TEST_CASE("pool: statements, a checked-out connection, transactions and
     auto one = co_await M::template fetchone<std::tuple<std::int64_t, std::string>>(
         pool, "SELECT id, v FROM t WHERE v = ?", std::string("kept"));
     REQUIRE(one);
-    CHECK(std::get<0>(*one) == r.last_insert_id);
+    CHECK(std::get<0>(*one) == static_cast<std::int64_t>(r.last_insert_id));
     auto all = co_await M::template fetch<std::string>(pool, "SELECT v FROM t");
     CHECK(all == std::vector<std::string>{"kept"});
 
@@ -414,7 +414,7 @@ TEMPLATE_TEST_CASE("pool: statements, a checked-out connection, transactions and
     int runs = 0;
     auto id = co_await M::insert_in_transaction(pool, "in tx", runs);
     CHECK(runs == 1);
-    CHECK(id > r.last_insert_id);
+    CHECK(id > static_cast<std::int64_t>(r.last_insert_id));
     bool failed = false;
     try {
       co_await M::failing_transaction(pool);

@@ -240,7 +240,7 @@ constexpr bool has_error_tail() {
 /// Nothing, or `error_code&, diagnostics&`: the optional tail of a blocking operation that
 /// takes no other variadic arguments.
 template <class... E>
-concept error_tail_of = sizeof...(E) == 0 || has_error_tail<E&...>();
+concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tail<E&...>());
 
 /// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
 /// (error_code&, diagnostics&) those are used; without them a failure is thrown as

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -43,6 +44,10 @@ class io_driver {
   /// its result, or empty() (default: R{}) with ec and d set on failure.
   template <class R, class Start, class Empty = value_of<R>>
   R run(Start start, error_code& ec, diagnostics& d, Empty empty = {}) {
+    if (io_.get_executor().running_in_this_thread())
+      throw std::logic_error(
+          "dqlite: a blocking call of a blocking_pool or blocking_cluster from inside one of "
+          "its own callbacks (a log or trace function) would wait for itself");
     auto s = std::make_shared<slot<R>>();
     boost::asio::post(io_, [this, s, start = std::move(start)]() mutable {
       try {
@@ -69,10 +74,12 @@ class io_driver {
     }
   }
 
-  /// Runs f() on the io_context and returns what it returns.
+  /// Runs f() on the io_context and returns what it returns (at once when the calling
+  /// thread is the one running it).
   template <class F>
   auto call(F f) -> decltype(f()) {
     using R = decltype(f());
+    if (io_.get_executor().running_in_this_thread()) return f();
     error_code ec;
     diagnostics d;
     return run<R>(
@@ -104,12 +111,17 @@ class io_driver {
     void operator()(std::exception_ptr ep) { finish(std::move(ep)); }
     template <class V>
     void operator()(std::exception_ptr ep, V&& v) {
+      std::lock_guard<std::mutex> lk(driver->m_);
+      if (s->done) return;  // (after an initiation that threw)
       if (!ep) s->value.emplace(std::forward<V>(v));
-      finish(std::move(ep));
+      settle(std::move(ep));
     }
     void finish(std::exception_ptr ep) {
       std::lock_guard<std::mutex> lk(driver->m_);
       if (s->done) return;
+      settle(std::move(ep));
+    }
+    void settle(std::exception_ptr ep) {  // with m_ held
       s->failure = std::move(ep);
       s->done = true;
       driver->cv_.notify_all();
