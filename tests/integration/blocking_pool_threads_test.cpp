@@ -186,7 +186,7 @@ TEST_CASE("blocking pool: 8 threads through a leader kill keep every acknowledge
   pool.close();
 }
 
-TEST_CASE("blocking pool: threads share the connections; acquire waits, then times out",
+TEST_CASE("blocking pool: threads share the connections, acquire waits, then times out",
           "[pool][threads][blocking]") {
   dqlite_test::node_process node;
   dqlite::pool_options o;
@@ -253,7 +253,7 @@ TEST_CASE("blocking pool: threads share the connections; acquire waits, then tim
   b.reset();
 }
 
-TEST_CASE("blocking pool: a transaction refused as busy runs again; max_attempts ends it",
+TEST_CASE("blocking pool: a transaction refused as busy runs again, max_attempts ends it",
           "[pool][blocking][tx]") {
   dqlite_test::node_process node;
   dqlite::pool_options o;
@@ -337,7 +337,7 @@ TEST_CASE("blocking pool: a transaction refused as busy runs again; max_attempts
   pool.close();
 }
 
-TEST_CASE("blocking cluster and pool: connections outlive the objects that made them; "
+TEST_CASE("blocking cluster and pool: connections outlive the objects that made them, "
           "misuse is refused",
           "[pool][cluster][blocking]") {
   dqlite_test::node_process node;

@@ -93,7 +93,7 @@ TEST_CASE("io_driver: failures arrive as an error code and text, the result empt
   CHECK(s == "empty");
 }
 
-TEST_CASE("io_driver: an initiation that throws reaches its caller; the driver stays usable",
+TEST_CASE("io_driver: an initiation that throws reaches its caller, the driver stays usable",
           "[io_driver]") {
   io_driver d;
   dqlite::error_code ec;
