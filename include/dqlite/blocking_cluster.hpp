@@ -221,11 +221,7 @@ class blocking_cluster {
   template <class R, class Start, class Empty, class... E>
   R call_or(Start start, Empty empty, E&... e) {
     cl();
-    return detail::blocking_call(
-        [&](error_code& ec, diagnostics& d) {
-          return s_->driver.run<R>(std::move(start), ec, d, empty);
-        },
-        e...);
+    return s_->driver.run_for<R>(std::move(start), std::move(empty), e...);
   }
 
   std::shared_ptr<state> s_;

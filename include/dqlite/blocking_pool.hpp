@@ -323,9 +323,7 @@ class blocking_pool {
   template <class R, class Start, class... E>
   R call(Start start, E&... e) {
     p();
-    return detail::blocking_call(
-        [&](error_code& ec, diagnostics& d) { return s_->driver.run<R>(std::move(start), ec, d); },
-        e...);
+    return s_->driver.run_for<R>(std::move(start), detail::value_of<R>{}, e...);
   }
 
   // f(pool, sql, token, params...) starts the pool's statement call.

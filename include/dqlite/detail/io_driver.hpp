@@ -6,6 +6,7 @@
 // stops running the io_context, and then takes over.
 #pragma once
 
+#include <dqlite/detail/blocking.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/with_diagnostics.hpp>
 
@@ -37,6 +38,18 @@ class io_driver {
 
   boost::asio::io_context& context() noexcept { return io_; }
   boost::asio::io_context::executor_type get_executor() noexcept { return io_.get_executor(); }
+
+  /// run() for a blocking operation's optional error tail e (nothing, or error_code&,
+  /// diagnostics&): with the tail a failure is reported there, without it thrown as
+  /// dqlite::error.
+  template <class R, class Start, class Empty, class... E>
+  R run_for(Start start, Empty empty, E&... e) {
+    return blocking_call(
+        [&](error_code& ec, diagnostics& d) {
+          return run<R>(std::move(start), ec, d, std::move(empty));
+        },
+        e...);
+  }
 
   /// Calls start(token) on the io_context (so every initiation runs where the object's
   /// state lives), where token is a completion token for a void(error_code, R) operation
