@@ -3146,7 +3146,9 @@ namespace dqlite::detail {
 struct owned_io_context {
   std::unique_ptr<boost::asio::io_context> io;
   /// What else must outlive the stream: the state (and io_context) of the blocking cluster
-  /// client whose io_context the stream is registered with.
+  /// client or blocking pool whose io_context the stream is registered with (a connection
+  /// from blocking_cluster::connect(), or one checked out of a blocking_pool until it goes
+  /// back).
   std::shared_ptr<void> keep_alive;
 };
 
@@ -3185,7 +3187,7 @@ struct connection_impl : owned_io_context,
   clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
   /// Identifies the pending wait (0: none). Atomic because the wait's handler may read it on
   /// the executor's thread after release_timer() while another thread uses the blocking
-  /// forms (which only ever store 0, in close_transport); relaxed: it orders nothing else.
+  /// forms (which only ever store 0, in release_timer); relaxed: it orders nothing else.
   std::atomic<std::uint64_t> wait_id{0};
   std::uint64_t waits = 0;      ///< waits started so far
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
@@ -3236,8 +3238,7 @@ struct connection_impl : owned_io_context,
     if (forked()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
-    wait_id.store(0, std::memory_order_relaxed);
-    timer.cancel();
+    release_timer();
     close_requested = false;
     state = conn_state::closed;
     rbuf.clear();
@@ -3281,6 +3282,13 @@ struct completion_mark {
   std::chrono::steady_clock::time_point answered{};  ///< when the answer was taken in
 };
 inline thread_local completion_mark current_completion{};
+
+/// The last blocking exchange this thread completed with an answer read: the blocking
+/// twin of current_completion. A blocking call returns to its caller, so the mark stays
+/// after it; take_unasked honours it only for the same connection within
+/// follow_on_window (a caller's loop of blocking calls, as a coroutine's loop of
+/// co_awaits). The connection is only compared, never dereferenced.
+inline thread_local completion_mark last_blocking_answer{};
 
 /// True for the streams whose socket the client reads and writes directly: Asio stream
 /// sockets (TCP, unix), not TLS streams.
@@ -3514,8 +3522,8 @@ struct io_loop_op {
 /// known not to have been applied).
 /// Not done for a read-only request that follows the previous answer at once: started by
 /// the completion handler of the connection's previous request, after its answer (the
-/// next co_await of a coroutine that awaited it), on the same thread, within
-/// follow_on_window of that answer. A connection in such a loop is not idle, and the look
+/// next co_await of a coroutine that awaited it), or by the thread whose blocking call
+/// read that answer, on the same thread, within follow_on_window of that answer. A connection in such a loop is not idle, and the look
 /// would cost a system call per request. A request that may write always looks: a close
 /// found then makes it fail as connection_closed (nothing sent), not outcome_unknown.
 inline constexpr std::chrono::microseconds follow_on_window{1000};
@@ -3526,10 +3534,16 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
     if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
         !c.stream.is_open())
       return {};
-    if (const completion_mark& m = current_completion;
-        !may_write && m.conn == &c &&
-        connection_impl<Stream>::clock::now() - m.answered < follow_on_window)
-      return {};
+    if (!may_write) {
+      const completion_mark& a = current_completion;
+      const completion_mark& b = last_blocking_answer;
+      if (a.conn == &c || b.conn == &c) {
+        auto now = connection_impl<Stream>::clock::now();
+        if ((a.conn == &c && now - a.answered < follow_on_window) ||
+            (b.conn == &c && now - b.answered < follow_on_window))
+          return {};
+      }
+    }
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
     if (r > 0) c.rbuf.commit(static_cast<std::size_t>(r));
@@ -4097,6 +4111,10 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
     trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
   ec = run_blocking(c, m, params.timeout);
+  // An answer was read: a read-only request this thread makes next on c, at once, need
+  // not look for unasked bytes first (take_unasked).
+  if (!ec && owns && !m.housekeeping_only())
+    last_blocking_answer = {&c, connection_impl<Stream>::clock::now()};
   if (c.span.active) [[unlikely]]
     trace_end(c, ec);
   if (ec && owns && c.opts.log) [[unlikely]]
@@ -7058,9 +7076,8 @@ struct probed_request_op {
 /// (more than 255 parameters, or a query with RETURNING, on a server not probed yet).
 /// False when the probe itself failed (ec, diag say why).
 template <class Impl>
-bool blocking_probe(Impl& c, const request_spec& spec, bool query, std::size_t n, error_code& ec,
-                    dqlite::diagnostics& d) {
-  const sql_shape shape = spec.shape();
+bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, bool query,
+                    std::size_t n, error_code& ec, dqlite::diagnostics& d) {
   const bool wide = n > wire::max_schema0_params;
   if (!(wide || (query && shape.returning)) || c.state != conn_state::open || c.busy ||
       c.holder != 0 || known_wide_params(c) != wide_params::unknown ||
@@ -7090,10 +7107,11 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     return typename Proc::result_type{};
   } else {
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
-    if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
+    const sql_shape shape = spec.shape();  // scans SQL text once
+    if (!blocking_probe(c, spec, shape, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
         c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-        statement_params(c, spec, spec.shape(), query), ec, d);
+        statement_params(c, spec, shape, query), ec, d);
   }
 }
 
@@ -11165,6 +11183,18 @@ class io_driver {
   boost::asio::io_context& context() noexcept { return io_; }
   boost::asio::io_context::executor_type get_executor() noexcept { return io_.get_executor(); }
 
+  /// run() for a blocking operation's optional error tail e (nothing, or error_code&,
+  /// diagnostics&): with the tail a failure is reported there, without it thrown as
+  /// dqlite::error.
+  template <class R, class Start, class Empty, class... E>
+  R run_for(Start start, Empty empty, E&... e) {
+    return blocking_call(
+        [&](error_code& ec, diagnostics& d) {
+          return run<R>(std::move(start), ec, d, std::move(empty));
+        },
+        e...);
+  }
+
   /// Calls start(token) on the io_context (so every initiation runs where the object's
   /// state lives), where token is a completion token for a void(error_code, R) operation
   /// (void(error_code) when R is void), and returns once the operation has completed:
@@ -11508,11 +11538,7 @@ class blocking_cluster {
   template <class R, class Start, class Empty, class... E>
   R call_or(Start start, Empty empty, E&... e) {
     cl();
-    return detail::blocking_call(
-        [&](error_code& ec, diagnostics& d) {
-          return s_->driver.run<R>(std::move(start), ec, d, empty);
-        },
-        e...);
+    return s_->driver.run_for<R>(std::move(start), std::move(empty), e...);
   }
 
   std::shared_ptr<state> s_;
@@ -13506,9 +13532,7 @@ class blocking_pool {
   template <class R, class Start, class... E>
   R call(Start start, E&... e) {
     p();
-    return detail::blocking_call(
-        [&](error_code& ec, diagnostics& d) { return s_->driver.run<R>(std::move(start), ec, d); },
-        e...);
+    return s_->driver.run_for<R>(std::move(start), detail::value_of<R>{}, e...);
   }
 
   // f(pool, sql, token, params...) starts the pool's statement call.

@@ -503,3 +503,54 @@ TEST_CASE("a request after work in the previous completion finds a server that c
   CHECK(dqlite::is_retryable(r.ec));
   CHECK_THAT(r.diag, Catch::Contains("nothing was sent"));
 }
+
+// The blocking forms skip the look for bytes the server sent unasked (and so for a close
+// while the connection was idle) only for a read-only request that follows the previous
+// answer at once, as the asynchronous ones do; a write always looks, so that a close is
+// refused before anything is sent instead of ending as "outcome unknown". The server
+// answers the first query, then closes; the client waits until the close has arrived and
+// then makes the previous answer look recent (the mark the blocking driver sets).
+TEST_CASE("a blocking write that follows an answer at once still finds a server that closed",
+          "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    for (;;) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      peer.write(good_answer(type, self));
+      if (type == 9) return;  // the first query: answered, then the connection closed
+    }
+  });
+  self = server.address();
+  struct variant {
+    const char* name;
+    bool write;
+    bool at_once;
+    bool looks;  // the request must find the close before sending
+  };
+  for (const variant& v : {variant{"a write at once", true, true, true},
+                           variant{"a read after a pause", false, false, true},
+                           variant{"a read at once", false, true, false}}) {
+    INFO(v.name);
+    auto conn = dqlite::connect(self, fast_opts());
+    CHECK(conn.fetchval<std::int64_t>("SELECT v FROM t") == 7);
+    std::this_thread::sleep_for(300ms);  // the close arrives
+    if (v.at_once) dqlite::detail::last_blocking_answer.answered = std::chrono::steady_clock::now();
+    dqlite::error_code ec;
+    dqlite::diagnostics d;
+    if (v.write)
+      conn.execute("INSERT INTO t VALUES (2)", ec, d);
+    else
+      (void)conn.fetchval<std::int64_t>("SELECT v FROM t", ec, d);
+    REQUIRE(ec);
+    CHECK(dqlite::is_retryable(ec));
+    if (v.looks) {
+      CHECK(ec == dqlite::errc::connection_closed);
+      CHECK_THAT(d.message(), Catch::Contains("nothing was sent"));
+    } else {
+      CHECK_THAT(d.message(), !Catch::Contains("nothing was sent"));
+    }
+  }
+}

@@ -209,6 +209,10 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
     trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
   ec = run_blocking(c, m, params.timeout);
+  // An answer was read: a read-only request this thread makes next on c, at once, need
+  // not look for unasked bytes first (take_unasked).
+  if (!ec && owns && !m.housekeeping_only())
+    last_blocking_answer = {&c, connection_impl<Stream>::clock::now()};
   if (c.span.active) [[unlikely]]
     trace_end(c, ec);
   if (ec && owns && c.opts.log) [[unlikely]]

@@ -50,7 +50,9 @@ namespace dqlite::detail {
 struct owned_io_context {
   std::unique_ptr<boost::asio::io_context> io;
   /// What else must outlive the stream: the state (and io_context) of the blocking cluster
-  /// client whose io_context the stream is registered with.
+  /// client or blocking pool whose io_context the stream is registered with (a connection
+  /// from blocking_cluster::connect(), or one checked out of a blocking_pool until it goes
+  /// back).
   std::shared_ptr<void> keep_alive;
 };
 
@@ -89,7 +91,7 @@ struct connection_impl : owned_io_context,
   clock::time_point wait_until = clock::time_point::max();  ///< end of the pending wait
   /// Identifies the pending wait (0: none). Atomic because the wait's handler may read it on
   /// the executor's thread after release_timer() while another thread uses the blocking
-  /// forms (which only ever store 0, in close_transport); relaxed: it orders nothing else.
+  /// forms (which only ever store 0, in release_timer); relaxed: it orders nothing else.
   std::atomic<std::uint64_t> wait_id{0};
   std::uint64_t waits = 0;      ///< waits started so far
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
@@ -140,8 +142,7 @@ struct connection_impl : owned_io_context,
     if (forked()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
-    wait_id.store(0, std::memory_order_relaxed);
-    timer.cancel();
+    release_timer();
     close_requested = false;
     state = conn_state::closed;
     rbuf.clear();
@@ -185,6 +186,13 @@ struct completion_mark {
   std::chrono::steady_clock::time_point answered{};  ///< when the answer was taken in
 };
 inline thread_local completion_mark current_completion{};
+
+/// The last blocking exchange this thread completed with an answer read: the blocking
+/// twin of current_completion. A blocking call returns to its caller, so the mark stays
+/// after it; take_unasked honours it only for the same connection within
+/// follow_on_window (a caller's loop of blocking calls, as a coroutine's loop of
+/// co_awaits). The connection is only compared, never dereferenced.
+inline thread_local completion_mark last_blocking_answer{};
 
 /// True for the streams whose socket the client reads and writes directly: Asio stream
 /// sockets (TCP, unix), not TLS streams.
@@ -418,8 +426,8 @@ struct io_loop_op {
 /// known not to have been applied).
 /// Not done for a read-only request that follows the previous answer at once: started by
 /// the completion handler of the connection's previous request, after its answer (the
-/// next co_await of a coroutine that awaited it), on the same thread, within
-/// follow_on_window of that answer. A connection in such a loop is not idle, and the look
+/// next co_await of a coroutine that awaited it), or by the thread whose blocking call
+/// read that answer, on the same thread, within follow_on_window of that answer. A connection in such a loop is not idle, and the look
 /// would cost a system call per request. A request that may write always looks: a close
 /// found then makes it fail as connection_closed (nothing sent), not outcome_unknown.
 inline constexpr std::chrono::microseconds follow_on_window{1000};
@@ -430,10 +438,16 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
     if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
         !c.stream.is_open())
       return {};
-    if (const completion_mark& m = current_completion;
-        !may_write && m.conn == &c &&
-        connection_impl<Stream>::clock::now() - m.answered < follow_on_window)
-      return {};
+    if (!may_write) {
+      const completion_mark& a = current_completion;
+      const completion_mark& b = last_blocking_answer;
+      if (a.conn == &c || b.conn == &c) {
+        auto now = connection_impl<Stream>::clock::now();
+        if ((a.conn == &c && now - a.answered < follow_on_window) ||
+            (b.conn == &c && now - b.answered < follow_on_window))
+          return {};
+      }
+    }
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
     if (r > 0) c.rbuf.commit(static_cast<std::size_t>(r));

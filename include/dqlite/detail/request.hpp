@@ -331,9 +331,8 @@ struct probed_request_op {
 /// (more than 255 parameters, or a query with RETURNING, on a server not probed yet).
 /// False when the probe itself failed (ec, diag say why).
 template <class Impl>
-bool blocking_probe(Impl& c, const request_spec& spec, bool query, std::size_t n, error_code& ec,
-                    dqlite::diagnostics& d) {
-  const sql_shape shape = spec.shape();
+bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, bool query,
+                    std::size_t n, error_code& ec, dqlite::diagnostics& d) {
   const bool wide = n > wire::max_schema0_params;
   if (!(wide || (query && shape.returning)) || c.state != conn_state::open || c.busy ||
       c.holder != 0 || known_wide_params(c) != wide_params::unknown ||
@@ -363,10 +362,11 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     return typename Proc::result_type{};
   } else {
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
-    if (!blocking_probe(c, spec, query, n, ec, d)) return typename Proc::result_type{};
+    const sql_shape shape = spec.shape();  // scans SQL text once
+    if (!blocking_probe(c, spec, shape, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
         c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
-        statement_params(c, spec, spec.shape(), query), ec, d);
+        statement_params(c, spec, shape, query), ec, d);
   }
 }
 
