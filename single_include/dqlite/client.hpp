@@ -4064,9 +4064,11 @@ class blocking_transport {
 
 /// Runs machine m to completion with blocking I/O, within timeout (<= 0: none).
 /// `connect(transport) -> io_event` performs a connect action (the connect machine only).
+/// read_socket (optional): set when bytes were received from the socket (not only taken
+/// from what an earlier read left buffered).
 template <class Stream, class Machine, class Connect>
 error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
-                        Connect&& connect) {
+                        Connect&& connect, bool* read_socket = nullptr) {
   static_assert(is_plain_socket<Stream>,
                 "dqlite: blocking operations work on TCP and unix socket connections; use the "
                 "asynchronous operations (async_...) on TLS connections");
@@ -4079,7 +4081,10 @@ error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::mil
     switch (a.what) {
       case io_action::kind::done: c.apply_close_request(); return a.ec;
       case io_action::kind::write: ev = t.write(a.out); break;
-      case io_action::kind::read: ev = t.read(a.need); break;
+      case io_action::kind::read:
+        ev = t.read(a.need);
+        if (read_socket && !ev.ec && ev.n > 0) *read_socket = true;
+        break;
       case io_action::kind::connect: ev = connect(t); break;
       case io_action::kind::tls_handshake:
         ev = io_event{io_event::kind::handshaken, make_error_code(errc::invalid_argument), 0, false};
@@ -4089,10 +4094,15 @@ error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::mil
 }
 
 template <class Stream, class Machine>
-error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout) {
-  return run_blocking(c, m, timeout, [](auto&) {
-    return io_event{io_event::kind::connected, make_error_code(errc::invalid_argument), 0, false};
-  });
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
+                        bool* read_socket = nullptr) {
+  return run_blocking(
+      c, m, timeout,
+      [](auto&) {
+        return io_event{io_event::kind::connected, make_error_code(errc::invalid_argument), 0,
+                        false};
+      },
+      read_socket);
 }
 
 /// One blocking exchange, as start_exchange starts an asynchronous one. The result of the
@@ -4110,11 +4120,13 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
     trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
-  ec = run_blocking(c, m, params.timeout);
-  // An answer was read: a read-only request this thread makes next on c, at once, need
-  // not look for unasked bytes first (take_unasked).
-  if (!ec && owns && !m.housekeeping_only())
-    last_blocking_answer = {&c, connection_impl<Stream>::clock::now()};
+  bool read_socket = false;
+  ec = run_blocking(c, m, params.timeout, &read_socket);
+  // An answer was received from the socket just now: a read-only request this thread makes
+  // next on c, at once, need not look for unasked bytes first (take_unasked). Not when the
+  // answer came whole from bytes an earlier read left buffered (the socket may have been
+  // idle for long since), as the asynchronous path marks only after I/O it started.
+  if (!ec && read_socket) last_blocking_answer = {&c, connection_impl<Stream>::clock::now()};
   if (c.span.active) [[unlikely]]
     trace_end(c, ec);
   if (ec && owns && c.opts.log) [[unlikely]]
@@ -7107,7 +7119,7 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     return typename Proc::result_type{};
   } else {
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
-    const sql_shape shape = spec.shape();  // scans SQL text once
+    const sql_shape shape = spec.shape();  // for the probe and the exchange's parameters
     if (!blocking_probe(c, spec, shape, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
         c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },

@@ -362,7 +362,7 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     return typename Proc::result_type{};
   } else {
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
-    const sql_shape shape = spec.shape();  // scans SQL text once
+    const sql_shape shape = spec.shape();  // for the probe and the exchange's parameters
     if (!blocking_probe(c, spec, shape, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
         c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
