@@ -29,11 +29,14 @@ namespace dqlite {
 /// open one is reset when it needs it. It keeps the pool's io_context alive, so it may
 /// outlive the blocking_pool (it is then closed when it comes back). Move-only; one
 /// thread at a time.
-class blocking_pooled_connection {
+template <class Stream>
+class basic_blocking_pooled_connection {
  public:
-  blocking_pooled_connection() = default;
-  blocking_pooled_connection(blocking_pooled_connection&&) noexcept = default;
-  blocking_pooled_connection& operator=(blocking_pooled_connection&& o) noexcept {
+  using connection_type = basic_connection<Stream>;
+
+  basic_blocking_pooled_connection() = default;
+  basic_blocking_pooled_connection(basic_blocking_pooled_connection&&) noexcept = default;
+  basic_blocking_pooled_connection& operator=(basic_blocking_pooled_connection&& o) noexcept {
     if (this != &o) {
       reset();
       handle_ = std::move(o.handle_);
@@ -41,18 +44,18 @@ class blocking_pooled_connection {
     }
     return *this;
   }
-  ~blocking_pooled_connection() { reset(); }
+  ~basic_blocking_pooled_connection() { reset(); }
 
   /// True when the handle holds a connection.
   bool valid() const noexcept { return handle_.valid(); }
   explicit operator bool() const noexcept { return valid(); }
 
-  connection& get() noexcept { return handle_.get(); }
-  const connection& get() const noexcept { return handle_.get(); }
-  connection* operator->() noexcept { return &handle_.get(); }
-  const connection* operator->() const noexcept { return &handle_.get(); }
-  connection& operator*() noexcept { return handle_.get(); }
-  const connection& operator*() const noexcept { return handle_.get(); }
+  connection_type& get() noexcept { return handle_.get(); }
+  const connection_type& get() const noexcept { return handle_.get(); }
+  connection_type* operator->() noexcept { return &handle_.get(); }
+  const connection_type* operator->() const noexcept { return &handle_.get(); }
+  connection_type& operator*() noexcept { return handle_.get(); }
+  const connection_type& operator*() const noexcept { return handle_.get(); }
 
   /// Makes the pool close the connection instead of keeping it when it comes back.
   void mark_unusable() noexcept { handle_.mark_unusable(); }
@@ -63,7 +66,7 @@ class blocking_pooled_connection {
     if (handle_.valid()) {
       auto& c = handle_.get();
       forget_pool(c);
-      if (c.is_open() && detail::cluster_connector<tcp_socket>::needs_reset(c)) {
+      if (c.is_open() && detail::cluster_connector<Stream>::needs_reset(c)) {
         error_code ec;
         diagnostics d;
         try {
@@ -85,20 +88,25 @@ class blocking_pooled_connection {
   }
 
  private:
-  friend class blocking_pool;
-  using tcp_socket = boost::asio::ip::tcp::socket;
-  blocking_pooled_connection(std::shared_ptr<void> keep, pooled_connection h)
+  template <class>
+  friend class basic_blocking_pool;
+  basic_blocking_pooled_connection(std::shared_ptr<void> keep,
+                                   basic_pooled_connection<Stream> h)
       : handle_(std::move(h)), keep_(std::move(keep)) {}
 
   // The connection goes back: it no longer keeps the pool's state alive (an idle
   // connection that did would keep the pool from ever being destroyed).
-  static void forget_pool(connection& c) noexcept {
+  static void forget_pool(connection_type& c) noexcept {
     if (const auto& impl = detail::connection_access::impl(c)) impl->keep_alive.reset();
   }
 
-  pooled_connection handle_;
+  basic_pooled_connection<Stream> handle_;
   std::shared_ptr<void> keep_;  // the pool's state and io_context
 };
+
+/// The TCP form (the one create_pool returns).
+using blocking_pooled_connection =
+    basic_blocking_pooled_connection<boost::asio::ip::tcp::socket>;
 
 /// The blocking form of dqlite::pool (TCP): connections to the leader, opened through
 /// leader discovery and kept for reuse, with every operation running in the calling
@@ -131,24 +139,33 @@ class blocking_pooled_connection {
 ///
 /// The object must outlive the calls made on it; destroying it closes the pool without
 /// waiting (checked-out connections are closed when they come back).
-class blocking_pool {
+///
+/// basic_blocking_pool<Stream> is the class template; blocking_pool is its TCP form. (A
+/// class template, so a program that includes this header and uses no blocking pool
+/// compiles none of it.)
+template <class Stream>
+class basic_blocking_pool {
  public:
+  using pool_type = basic_pool<Stream>;
+  using connection_type = basic_connection<Stream>;
+  using pooled_connection_type = basic_blocking_pooled_connection<Stream>;
+
   /// A pool over the nodes at `addresses` ("host:port"). Opens no connection (see
   /// create_pool and warm_up). Throws dqlite::error (errc::invalid_argument, the text
   /// naming the option) for invalid options.
-  blocking_pool(const std::vector<std::string>& addresses, const pool_options& opts)
+  basic_blocking_pool(const std::vector<std::string>& addresses, const pool_options& opts)
       : s_(std::make_shared<state>()) {
     s_->p.emplace(s_->driver.get_executor(), addresses, opts);
   }
 
   /// A pool over the nodes in `store`.
-  blocking_pool(std::shared_ptr<node_store> store, const pool_options& opts)
+  basic_blocking_pool(std::shared_ptr<node_store> store, const pool_options& opts)
       : s_(std::make_shared<state>()) {
     s_->p.emplace(s_->driver.get_executor(), std::move(store), opts);
   }
 
-  blocking_pool(blocking_pool&&) noexcept = default;
-  blocking_pool& operator=(blocking_pool&& o) noexcept {
+  basic_blocking_pool(basic_blocking_pool&&) noexcept = default;
+  basic_blocking_pool& operator=(basic_blocking_pool&& o) noexcept {
     if (this != &o) {
       shut();
       s_ = std::move(o.s_);
@@ -156,7 +173,7 @@ class blocking_pool {
     return *this;
   }
   /// Closes the pool without waiting (see the class comment).
-  ~blocking_pool() { shut(); }
+  ~basic_blocking_pool() { shut(); }
 
   const pool_options& options() const { return p().options(); }
   /// False for a moved-from pool, or the one create_pool(..., ec, d) returns for invalid
@@ -179,11 +196,12 @@ class blocking_pool {
   /// Checks out a connection (see basic_pool::async_acquire).
   template <class... E>
     requires detail::error_tail_of<E...>
-  blocking_pooled_connection acquire(E&... e) {
-    auto h = call<pooled_connection>([s = s_](auto token) {
+  pooled_connection_type acquire(E&... e) {
+    using handle = basic_pooled_connection<Stream>;
+    auto h = call<handle>([s = s_](auto token) {
       auto done = std::move(token.token);
       s->p->async_acquire(with_diagnostics(
-          [s, done = std::move(done)](std::exception_ptr ep, pooled_connection c) mutable {
+          [s, done = std::move(done)](std::exception_ptr ep, handle c) mutable {
             // From here on the connection is used through its blocking forms only, and it
             // keeps the io_context its socket is registered with alive (also when it is
             // moved out of the handle) until it goes back.
@@ -196,7 +214,7 @@ class blocking_pool {
           }));
     }, e...);
     if (!h) return {};
-    return blocking_pooled_connection(s_, std::move(h));
+    return pooled_connection_type(s_, std::move(h));
   }
 
   /// Closes the idle connections, fails waiting acquires with errc::pool_closed, then
@@ -216,7 +234,7 @@ class blocking_pool {
   /// Runs a statement that returns no rows.
   template <class... Args>
   exec_result execute(std::string_view sql, Args&&... args) {
-    return statement<exec_result>([](pool& p, std::string_view q, auto token, auto&... a) {
+    return statement<exec_result>([](pool_type& p, std::string_view q, auto token, auto&... a) {
       p.async_execute(q, a..., std::move(token));
     }, sql, std::forward<Args>(args)...);
   }
@@ -224,10 +242,10 @@ class blocking_pool {
   /// All rows as std::vector<T> (T = void: dqlite::rows).
   template <class T = void, class... Args>
   auto fetch(std::string_view sql, Args&&... args) {
-    using A = decltype(std::declval<connection&>().template async_fetch<T>(
+    using A = decltype(std::declval<connection_type&>().template async_fetch<T>(
         std::string_view(), detail::as_tuple_awaitable));
     using R = std::tuple_element_t<1, typename A::value_type>;
-    return statement<R>([](pool& p, std::string_view q, auto token, auto&... a) {
+    return statement<R>([](pool_type& p, std::string_view q, auto token, auto&... a) {
       p.template async_fetch<T>(q, a..., std::move(token));
     }, sql, std::forward<Args>(args)...);
   }
@@ -236,7 +254,7 @@ class blocking_pool {
   /// optional).
   template <class T, class... Args>
   T fetchval(std::string_view sql, Args&&... args) {
-    return statement<T>([](pool& p, std::string_view q, auto token, auto&... a) {
+    return statement<T>([](pool_type& p, std::string_view q, auto token, auto&... a) {
       p.template async_fetchval<T>(q, a..., std::move(token));
     }, sql, std::forward<Args>(args)...);
   }
@@ -244,9 +262,11 @@ class blocking_pool {
   /// The first row, or an empty optional.
   template <class T = row, class... Args>
   std::optional<T> fetchone(std::string_view sql, Args&&... args) {
-    return statement<std::optional<T>>([](pool& p, std::string_view q, auto token, auto&... a) {
-      p.template async_fetchone<T>(q, a..., std::move(token));
-    }, sql, std::forward<Args>(args)...);
+    return statement<std::optional<T>>(
+        [](pool_type& p, std::string_view q, auto token, auto&... a) {
+          p.template async_fetchone<T>(q, a..., std::move(token));
+        },
+        sql, std::forward<Args>(args)...);
   }
 
   /// Runs `body(conn)` (a callable taking dqlite::connection& and using its blocking
@@ -266,8 +286,8 @@ class blocking_pool {
   ///   });
   template <class Body>
   auto transaction(Body body, transaction_retry retry = {})
-      -> std::invoke_result_t<Body&, connection&> {
-    using R = std::invoke_result_t<Body&, connection&>;
+      -> std::invoke_result_t<Body&, connection_type&> {
+    using R = std::invoke_result_t<Body&, connection_type&>;
     detail::transaction_attempts tries(retry);
     for (unsigned attempt = 1;; ++attempt) {
       bool acquired = false;
@@ -300,21 +320,22 @@ class blocking_pool {
  private:
   struct state {
     detail::io_driver driver;  // destroyed last: the io_context outlives the pool
-    std::optional<dqlite::pool> p;
+    std::optional<pool_type> p;
     ~state() {
       if (p) p->close();
     }
   };
 
-  blocking_pool() = default;  // empty: see create_pool
+  basic_blocking_pool() = default;  // empty: see create_pool
 
   void shut() noexcept {
     if (s_ && s_->p) s_->p->close();  // posted to the pool's strand; cannot fail
   }
-  friend blocking_pool create_pool(const std::vector<std::string>&, const pool_options&,
-                                   error_code&, diagnostics&);
+  template <class S>
+  friend basic_blocking_pool<S> create_pool(const std::vector<std::string>&,
+                                            const pool_options&, error_code&, diagnostics&);
 
-  const dqlite::pool& p() const {
+  const pool_type& p() const {
     if (!s_ || !s_->p)
       throw std::logic_error("dqlite: use of a moved-from or empty (failed) blocking_pool");
     return *s_->p;
@@ -323,7 +344,7 @@ class blocking_pool {
   template <class R, class Start, class... E>
   R call(Start start, E&... e) {
     p();
-    return s_->driver.run_for<R>(std::move(start), detail::value_of<R>{}, e...);
+    return s_->driver.template run_for<R>(std::move(start), detail::value_of<R>{}, e...);
   }
 
   // f(pool, sql, token, params...) starts the pool's statement call.
@@ -332,7 +353,7 @@ class blocking_pool {
     p();
     return detail::blocking_call(
         [&](error_code& ec, diagnostics& d, auto&&... a) {
-          return s_->driver.run<R>(
+          return s_->driver.template run<R>(
               [&](auto token) { f(*s_->p, sql, std::move(token), a...); }, ec, d);
         },
         std::forward<Args>(args)...);
@@ -341,12 +362,16 @@ class blocking_pool {
   std::shared_ptr<state> s_;
 };
 
+/// The TCP form.
+using blocking_pool = basic_blocking_pool<boost::asio::ip::tcp::socket>;
+
 /// Creates a blocking pool over the nodes at `addresses` and opens min_size connections to
 /// the leader (as async_create_pool). Throws dqlite::error when they cannot be opened, or
 /// with errc::invalid_argument for invalid options.
-inline blocking_pool create_pool(const std::vector<std::string>& addresses,
-                                 const pool_options& opts) {
-  blocking_pool p(addresses, opts);
+template <class Stream = boost::asio::ip::tcp::socket>
+basic_blocking_pool<Stream> create_pool(const std::vector<std::string>& addresses,
+                                        const pool_options& opts) {
+  basic_blocking_pool<Stream> p(addresses, opts);
   p.warm_up();
   return p;
 }
@@ -355,16 +380,18 @@ inline blocking_pool create_pool(const std::vector<std::string>& addresses,
 /// pool is returned anyway (its later calls try again); for invalid options
 /// (errc::invalid_argument) an empty pool is returned, whose every call throws
 /// std::logic_error.
-inline blocking_pool create_pool(const std::vector<std::string>& addresses,
-                                 const pool_options& opts, error_code& ec, diagnostics& d) {
+template <class Stream = boost::asio::ip::tcp::socket>
+basic_blocking_pool<Stream> create_pool(const std::vector<std::string>& addresses,
+                                        const pool_options& opts, error_code& ec,
+                                        diagnostics& d) {
   try {
-    blocking_pool p(addresses, opts);
+    basic_blocking_pool<Stream> p(addresses, opts);
     p.warm_up(ec, d);
     return p;
   } catch (const error& e) {
     ec = e.code();
     d = e.get_diagnostics();
-    return blocking_pool();
+    return basic_blocking_pool<Stream>();
   }
 }
 

@@ -48,7 +48,8 @@
 
 namespace dqlite {
 
-class blocking_pool;
+template <class Stream>
+class basic_blocking_pool;
 
 /// A connection checked out of a pool: use it through -> and *; it goes back to the pool
 /// when the handle is destroyed (or reset()). Move-only. On its way back a connection
@@ -456,7 +457,8 @@ class basic_pool {
 
   template <class S>
   friend struct detail::create_pool_op;
-  friend class blocking_pool;
+  template <class>
+  friend class basic_blocking_pool;
   std::shared_ptr<core_type> s_;
 };
 
