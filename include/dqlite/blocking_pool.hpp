@@ -104,7 +104,7 @@ class basic_blocking_pooled_connection {
   std::shared_ptr<void> keep_;  // the pool's state and io_context
 };
 
-/// The TCP form (the one create_pool returns).
+/// The connection blocking_pool::acquire returns.
 using blocking_pooled_connection =
     basic_blocking_pooled_connection<boost::asio::ip::tcp::socket>;
 
@@ -140,11 +140,14 @@ using blocking_pooled_connection =
 /// The object must outlive the calls made on it; destroying it closes the pool without
 /// waiting (checked-out connections are closed when they come back).
 ///
-/// basic_blocking_pool<Stream> is the class template; blocking_pool is its TCP form. (A
-/// class template, so a program that includes this header and uses no blocking pool
-/// compiles none of it.)
+/// blocking_pool is basic_blocking_pool<tcp::socket>, the one form there is: a class
+/// template only so that a program that includes this header and uses no blocking pool
+/// instantiates none of it.
 template <class Stream>
 class basic_blocking_pool {
+  static_assert(std::is_same_v<Stream, boost::asio::ip::tcp::socket>,
+                "dqlite: the blocking pool is over TCP only: use dqlite::blocking_pool");
+
  public:
   using pool_type = basic_pool<Stream>;
   using connection_type = basic_connection<Stream>;

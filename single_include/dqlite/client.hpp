@@ -3523,8 +3523,9 @@ struct io_loop_op {
 /// Not done for a read-only request that follows the previous answer at once: started by
 /// the completion handler of the connection's previous request, after its answer (the
 /// next co_await of a coroutine that awaited it), or by the thread whose blocking call
-/// read that answer, on the same thread, within follow_on_window of that answer. A connection in such a loop is not idle, and the look
-/// would cost a system call per request. A request that may write always looks: a close
+/// read that answer, on the same thread, within follow_on_window of that answer. A
+/// connection in such a loop is not idle, and the look would cost a system call per
+/// request. A request that may write always looks: a close
 /// found then makes it fail as connection_closed (nothing sent), not outcome_unknown.
 inline constexpr std::chrono::microseconds follow_on_window{1000};
 
@@ -3534,15 +3535,12 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
     if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
         !c.stream.is_open())
       return {};
-    if (!may_write) {
-      const completion_mark& a = current_completion;
-      const completion_mark& b = last_blocking_answer;
-      if (a.conn == &c || b.conn == &c) {
-        auto now = connection_impl<Stream>::clock::now();
-        if ((a.conn == &c && now - a.answered < follow_on_window) ||
-            (b.conn == &c && now - b.answered < follow_on_window))
-          return {};
-      }
+    if (!may_write && (current_completion.conn == &c || last_blocking_answer.conn == &c)) {
+      const auto now = connection_impl<Stream>::clock::now();
+      auto recent = [&](const completion_mark& m) {
+        return m.conn == &c && now - m.answered < follow_on_window;
+      };
+      if (recent(current_completion) || recent(last_blocking_answer)) return {};
     }
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
@@ -6997,11 +6995,11 @@ inline auto finalize_request(std::uint32_t id) {
   };
 }
 
-/// Checks (check_statement) and encodes the request into impl.wbuf.
+/// Checks (check_statement) and encodes the request into impl.wbuf. shape and n (the
+/// number of parameters) as the caller computed them: the SQL text is scanned once.
 template <class Impl, class... P>
-error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
-  const sql_shape shape = spec.shape();
-  const std::size_t n = (std::size_t{0} + ... + param_count(params));
+error_code encode_statement(Impl& ci, const request_spec& spec, const sql_shape& shape,
+                            bool query, std::size_t n, const P&... params) {
   if (auto e = check_statement(ci, spec, shape, query, n)) return e;
   return encode_request_to(ci.wbuf, ci, spec, query, params...);
 }
@@ -7122,7 +7120,8 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     const sql_shape shape = spec.shape();  // for the probe and the exchange's parameters
     if (!blocking_probe(c, spec, shape, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
-        c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+        c, std::move(proc),
+        [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
         statement_params(c, spec, shape, query), ec, d);
   }
 }
@@ -7233,10 +7232,7 @@ struct request_initiation {
     }
     start_exchange(
         c, std::move(proc), std::forward<Handler>(h),
-        [&](Impl& ci) -> error_code {
-          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
-          return encode_request_to(ci.wbuf, ci, spec, query, params...);
-        },
+        [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
         statement_params(*c, spec, shape, query));
   }
 };
@@ -13327,7 +13323,7 @@ class basic_blocking_pooled_connection {
   std::shared_ptr<void> keep_;  // the pool's state and io_context
 };
 
-/// The TCP form (the one create_pool returns).
+/// The connection blocking_pool::acquire returns.
 using blocking_pooled_connection =
     basic_blocking_pooled_connection<boost::asio::ip::tcp::socket>;
 
@@ -13363,11 +13359,14 @@ using blocking_pooled_connection =
 /// The object must outlive the calls made on it; destroying it closes the pool without
 /// waiting (checked-out connections are closed when they come back).
 ///
-/// basic_blocking_pool<Stream> is the class template; blocking_pool is its TCP form. (A
-/// class template, so a program that includes this header and uses no blocking pool
-/// compiles none of it.)
+/// blocking_pool is basic_blocking_pool<tcp::socket>, the one form there is: a class
+/// template only so that a program that includes this header and uses no blocking pool
+/// instantiates none of it.
 template <class Stream>
 class basic_blocking_pool {
+  static_assert(std::is_same_v<Stream, boost::asio::ip::tcp::socket>,
+                "dqlite: the blocking pool is over TCP only: use dqlite::blocking_pool");
+
  public:
   using pool_type = basic_pool<Stream>;
   using connection_type = basic_connection<Stream>;

@@ -427,8 +427,9 @@ struct io_loop_op {
 /// Not done for a read-only request that follows the previous answer at once: started by
 /// the completion handler of the connection's previous request, after its answer (the
 /// next co_await of a coroutine that awaited it), or by the thread whose blocking call
-/// read that answer, on the same thread, within follow_on_window of that answer. A connection in such a loop is not idle, and the look
-/// would cost a system call per request. A request that may write always looks: a close
+/// read that answer, on the same thread, within follow_on_window of that answer. A
+/// connection in such a loop is not idle, and the look would cost a system call per
+/// request. A request that may write always looks: a close
 /// found then makes it fail as connection_closed (nothing sent), not outcome_unknown.
 inline constexpr std::chrono::microseconds follow_on_window{1000};
 
@@ -438,15 +439,12 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
     if (c.state != conn_state::open || c.holder != 0 || c.drain_pending || !c.rbuf.empty() ||
         !c.stream.is_open())
       return {};
-    if (!may_write) {
-      const completion_mark& a = current_completion;
-      const completion_mark& b = last_blocking_answer;
-      if (a.conn == &c || b.conn == &c) {
-        auto now = connection_impl<Stream>::clock::now();
-        if ((a.conn == &c && now - a.answered < follow_on_window) ||
-            (b.conn == &c && now - b.answered < follow_on_window))
-          return {};
-      }
+    if (!may_write && (current_completion.conn == &c || last_blocking_answer.conn == &c)) {
+      const auto now = connection_impl<Stream>::clock::now();
+      auto recent = [&](const completion_mark& m) {
+        return m.conn == &c && now - m.answered < follow_on_window;
+      };
+      if (recent(current_completion) || recent(last_blocking_answer)) return {};
     }
     auto space = c.rbuf.prepare(1);
     ssize_t r = ::recv(c.stream.native_handle(), space.data(), space.size(), MSG_DONTWAIT);

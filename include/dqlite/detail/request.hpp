@@ -240,11 +240,11 @@ inline auto finalize_request(std::uint32_t id) {
   };
 }
 
-/// Checks (check_statement) and encodes the request into impl.wbuf.
+/// Checks (check_statement) and encodes the request into impl.wbuf. shape and n (the
+/// number of parameters) as the caller computed them: the SQL text is scanned once.
 template <class Impl, class... P>
-error_code encode_request(Impl& ci, const request_spec& spec, bool query, const P&... params) {
-  const sql_shape shape = spec.shape();
-  const std::size_t n = (std::size_t{0} + ... + param_count(params));
+error_code encode_statement(Impl& ci, const request_spec& spec, const sql_shape& shape,
+                            bool query, std::size_t n, const P&... params) {
   if (auto e = check_statement(ci, spec, shape, query, n)) return e;
   return encode_request_to(ci.wbuf, ci, spec, query, params...);
 }
@@ -365,7 +365,8 @@ auto blocking_statement(Impl& c, Proc proc, const request_spec& spec, bool query
     const sql_shape shape = spec.shape();  // for the probe and the exchange's parameters
     if (!blocking_probe(c, spec, shape, query, n, ec, d)) return typename Proc::result_type{};
     return blocking_exchange(
-        c, std::move(proc), [&](Impl& ci) { return encode_request(ci, spec, query, params...); },
+        c, std::move(proc),
+        [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
         statement_params(c, spec, shape, query), ec, d);
   }
 }
@@ -476,10 +477,7 @@ struct request_initiation {
     }
     start_exchange(
         c, std::move(proc), std::forward<Handler>(h),
-        [&](Impl& ci) -> error_code {
-          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
-          return encode_request_to(ci.wbuf, ci, spec, query, params...);
-        },
+        [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
         statement_params(*c, spec, shape, query));
   }
 };
