@@ -42,9 +42,9 @@ fi
 bash "$repo_root/tools/deps.sh"
 
 # Line tables only (-g1): backtraces keep file and line, and the build takes about 40%
-# less time than with full debug information. The test programs are built with -Og (about
-# a third less compile time than -O2; they spend their time waiting for servers); the
-# examples, which the tests run too, the benchmarks and the tools keep -O2.
+# less time than with full debug information. The test programs are built with -Og: about
+# a third less compile time than -O2. The examples (which the tests run too), the
+# benchmarks and the tools keep -O2.
 cmake -S "$repo_root" -B "$build_dir" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
