@@ -3525,8 +3525,8 @@ struct io_loop_op {
 /// next co_await of a coroutine that awaited it), or by the thread whose blocking call
 /// read that answer, on the same thread, within follow_on_window of that answer. A
 /// connection in such a loop is not idle, and the look would cost a system call per
-/// request. A request that may write always looks: a close
-/// found then makes it fail as connection_closed (nothing sent), not outcome_unknown.
+/// request. A request that may write always looks: a close found then makes it fail as
+/// connection_closed (nothing sent), not outcome_unknown.
 inline constexpr std::chrono::microseconds follow_on_window{1000};
 
 template <class Stream>
