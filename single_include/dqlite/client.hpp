@@ -9149,7 +9149,10 @@ class basic_connection {
         [&](error_code& ec, dqlite::diagnostics& d) {
           if (!impl_) {
             ec = detail::fail_moved_from(d);
-            return typename Proc::result_type{};
+            if constexpr (std::is_void_v<typename Proc::result_type>)
+              return;
+            else
+              return typename Proc::result_type{};
           }
           return detail::blocking_exchange(
               *impl_, std::move(proc), std::move(encode),

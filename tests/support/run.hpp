@@ -23,18 +23,16 @@ auto run(F&& f, std::chrono::seconds limit = std::chrono::seconds(120)) {
   using T = typename awaitable_t::value_type;
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> result;
-  auto done = [&](std::exception_ptr e, auto&&... v) {
-    error = e;
-    if constexpr (sizeof...(v) == 0)
-      result.emplace(true);
-    else
-      result.emplace(std::forward<decltype(v)>(v)...);
-  };
   if constexpr (std::is_void_v<T>)
-    boost::asio::co_spawn(io, f(io.get_executor()), [&](std::exception_ptr e) { done(e); });
+    boost::asio::co_spawn(io, f(io.get_executor()), [&](std::exception_ptr e) {
+      error = e;
+      result.emplace(true);
+    });
   else
-    boost::asio::co_spawn(io, f(io.get_executor()),
-                          [&](std::exception_ptr e, T v) { done(e, std::move(v)); });
+    boost::asio::co_spawn(io, f(io.get_executor()), [&](std::exception_ptr e, T v) {
+      error = e;
+      result.emplace(std::move(v));
+    });
   io.run_for(limit);
   if (!result && !error) throw std::runtime_error("the test coroutine did not finish in time");
   if (error) std::rethrow_exception(error);
