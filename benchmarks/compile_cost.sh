@@ -8,6 +8,9 @@
 #   plain_asio      a plain Boost.Asio coroutine program (resolve, connect, write, read)
 #   typed_fetch     one connect and one fetch<T> into a struct, <dqlite/client.hpp>
 #   typed_fetch/c   the same including only <dqlite/connection.hpp>
+#   typed_fetch/sep the same as typed_fetch with DQLITE_CLIENT_SEPARATE_COMPILATION
+#                   (the user's unit only: <dqlite/src.hpp> is compiled once, elsewhere)
+#   src.hpp         that one unit, <dqlite/src.hpp>, compiled once per program
 #   whole_api       connection, prepared statement, cursor, transaction, blocking calls,
 #                   cluster and pool in one unit
 # Each figure is the median of RUNS compilations (default 3); ratios are to plain_asio
@@ -61,5 +64,11 @@ for cxx in g++ clang++; do
   read -r c m < <(measure "$cxx" "$dir/typed_fetch.cpp"); row typed_fetch "$c" "$m"
   sed 's#<dqlite/client.hpp>#<dqlite/connection.hpp>#' "$dir/typed_fetch.cpp" >"$tmp/typed_fetch_c.cpp"
   read -r c m < <(measure "$cxx" "$tmp/typed_fetch_c.cpp"); row typed_fetch/c "$c" "$m"
+  read -r c m < <(measure "$cxx" "$dir/typed_fetch.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION)
+  row typed_fetch/sep "$c" "$m"
+  echo '#include <dqlite/src.hpp>' >"$tmp/src.cpp"
+  read -r c m < <(measure "$cxx" "$tmp/src.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION); row src.hpp "$c" "$m"
   read -r c m < <(measure "$cxx" "$dir/whole_api.cpp"); row whole_api "$c" "$m"
+  read -r c m < <(measure "$cxx" "$dir/whole_api.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION)
+  row whole_api/sep "$c" "$m"
 done

@@ -8,9 +8,10 @@ headers are dropped and one include guard wraps the whole result. Boost, standar
 and system includes are kept as they are.
 
 The optional parts that need other libraries (TLS: OpenSSL; the YAML node store:
-yaml-cpp; the embedded node: libdqlite) are not in client.hpp: each becomes an add-on
-header next to it (single_include/dqlite/tls.hpp, yaml_node_store.hpp, app.hpp) that
-includes "client.hpp" and holds only its own code.
+yaml-cpp; the embedded node: libdqlite), and the one unit of separate compilation
+(src.hpp), are not in client.hpp: each becomes an add-on header next to it
+(single_include/dqlite/tls.hpp, yaml_node_store.hpp, app.hpp, src.hpp) that includes
+"client.hpp" and holds only its own code.
 
     python3 tools/amalgamate.py                 # writes single_include/dqlite/*.hpp
     python3 tools/amalgamate.py --output FILE   # writes client.hpp as FILE, the add-ons
@@ -32,6 +33,9 @@ ADDONS = [
     ("yaml_node_store.hpp", "DQLITE_SINGLE_INCLUDE_YAML_NODE_STORE_HPP",
      "yaml-cpp (link -lyaml-cpp)"),
     ("app.hpp", "DQLITE_SINGLE_INCLUDE_APP_HPP", "libdqlite (link -ldqlite)"),
+    ("src.hpp", "DQLITE_SINGLE_INCLUDE_SRC_HPP",
+     "DQLITE_CLIENT_SEPARATE_COMPILATION defined in every unit of the program; "
+     "include it in one unit"),
 ]
 
 BANNER = """\

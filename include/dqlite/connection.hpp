@@ -609,28 +609,7 @@ class basic_connection {
       ec = detail::fail_moved_from(d);
       return;
     }
-    using steps = detail::connect_steps<Stream>;
-    detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
-    if (impl_->opts.log) [[unlikely]]
-      detail::log_connect_start(*impl_, address);
-    ec = detail::run_blocking(*impl_, m, impl_->opts.connect_timeout,
-                              [&](detail::blocking_transport<Stream>& t) -> detail::io_event {
-                                if (endpoint) return t.connect(std::array{*endpoint});
-                                if constexpr (steps::is_tcp) {
-                                  typename steps::tcp::resolver r(impl_->stream.get_executor());
-                                  error_code rec;
-                                  auto found = r.resolve(m.target().host,
-                                                         std::to_string(m.target().port), rec);
-                                  if (rec)
-                                    return {detail::io_event::kind::connected, rec, 0, false};
-                                  return t.connect(found);
-                                } else {
-                                  return {detail::io_event::kind::connected,
-                                          make_error_code(errc::invalid_address), 0, false};
-                                }
-                              });
-    if (impl_->opts.log) [[unlikely]]
-      detail::log_connect_end(*impl_, address, ec);
+    ec = detail::run_blocking_connect(*impl_, address, endpoint);
     d = ec ? impl_->diag : dqlite::diagnostics{};
   }
 

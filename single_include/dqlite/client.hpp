@@ -2516,6 +2516,9 @@ class exchange_core {
   bool owns() const noexcept { return owns_; }
   /// It failed before its request could be encoded.
   bool failed_early() const noexcept { return static_cast<bool>(init_ec_); }
+  /// On cancellation, it interrupts its request and drains the response (the connection
+  /// stays usable); else a cancellation closes the connection.
+  bool interruptible() const noexcept { return interruptible_; }
   /// It sends no request of its own (housekeeping only).
   bool housekeeping_only() const noexcept { return housekeeping_only_; }
 
@@ -2876,11 +2879,11 @@ class exchange_machine final : public exchange_core {
 
   exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
                    exchange_params params)
-      : exchange_core(s, init_ec, owns, params, interruptible(),
+      : exchange_core(s, init_ec, owns, params, proc_interruptible(),
                       requires { Proc::housekeeping_only; }),
         proc_(std::move(proc)) {}
 
-  static constexpr bool interruptible() {
+  static constexpr bool proc_interruptible() {
     if constexpr (requires { Proc::interruptible; })
       return Proc::interruptible;
     else
@@ -3105,12 +3108,18 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/sansio/observe.hpp ----
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/associator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -3306,35 +3315,33 @@ struct no_transport_steps {
 
 /// Drives Machine over the connection's stream until it is done. Machine:
 ///   io_action resume(const io_event&);
-///   static constexpr bool interruptible();  (true: total cancellation is enabled)
+///   bool interruptible() const;              (true: total cancellation is enabled)
 ///   bool cancellable() const;                (false: disable cancellation from now on)
 ///   std::chrono::milliseconds take_rearm();  (> 0: arm the timer for that long from now)
-///   result take();                           (the completion's second argument, if any)
+///   void take();                             (called once it is done)
 /// timeout: armed when the machine starts; on expiry the session's timed_out is set and
 /// the stream closed, which makes the pending I/O fail.
+/// Completes with (error_code, bool inline): inline is true when the machine was done
+/// before any asynchronous operation started, i.e. inside the initiating function; the
+/// handler (loop_handler) must then post the caller's completion, not call it.
 template <class Stream, class Machine, class Steps = no_transport_steps>
 struct io_loop_op {
   using impl_type = connection_impl<Stream>;
-  using result_type = decltype(std::declval<Machine&>().take());
-
   std::shared_ptr<impl_type> c;
   Machine m;
   std::chrono::milliseconds timeout{0};
   Steps steps{};
   bool started = false;
-  bool posted = false;
-  bool async_started = false;  ///< an asynchronous operation was started (else: posting)
+  bool async_started = false;  ///< an asynchronous operation was started
   bool cancellation_on = true;
   bool armed_here = false;
   std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
-  error_code final_ec{};
 
   template <class Self>
   void operator()(Self& self) {
-    if (posted) return complete(self, final_ec);
     if (started) return;
     started = true;
-    if constexpr (Machine::interruptible())
+    if (m.interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     if constexpr (is_exchange) {
       // With no hook set this is one test of a pointer: no clock is read.
@@ -3454,14 +3461,6 @@ struct io_loop_op {
         return steps.tls_handshake(*c, m, self);
       case io_action::kind::done:
         observe_end(a.ec);
-        if (!async_started) {
-          // Never complete inside the initiating function: post to the handler's own
-          // executor (after fork() the connection's may not be running).
-          posted = true;
-          final_ec = a.ec;
-          boost::asio::post(std::move(self));
-          return;
-        }
         return complete(self, a.ec);
     }
   }
@@ -3504,12 +3503,8 @@ struct io_loop_op {
     if constexpr (is_plain_socket<Stream> && is_exchange) {
       if (async_started && !ec) current_completion = {c.get(), connection_impl<Stream>::clock::now()};
     }
-    if constexpr (std::is_void_v<result_type>) {
-      m.take();
-      self.complete(ec);
-    } else {
-      self.complete(ec, m.take());
-    }
+    m.take();
+    self.complete(ec, !async_started);
   }
 };
 
@@ -3560,6 +3555,89 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
   }
 }
 
+/// The completion handler of the type-erased I/O loops (run_exchange, run_connect):
+/// (error_code, bool inline), see io_loop_op.
+using loop_handler = boost::asio::any_completion_handler<void(error_code, bool)>;
+
+/// Calls the caller's handler h with args; when the loop completed inside the initiating
+/// function (inline), posts it to the handler's own executor instead (never the
+/// connection's: after fork() that one may not be running), so that it is never called
+/// from inside the initiating function.
+template <class Handler, class Executor, class... Args>
+void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... args) {
+  if (!inline_done) return std::move(h)(std::forward<Args>(args)...);
+  auto ex = boost::asio::get_associated_executor(h, io_ex);
+  boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
+}
+
+/// The I/O loop's view of an exchange machine of any response processor: the exchange
+/// loop is compiled once per stream type, not once per processor and handler.
+struct exchange_ref {
+  exchange_core* m;
+  io_action resume(const io_event& ev) { return m->resume(ev); }
+  bool interruptible() const noexcept { return m->interruptible(); }
+  bool cancellable() const noexcept { return m->cancellable(); }
+  std::chrono::milliseconds take_rearm() noexcept { return m->take_rearm(); }
+  const exchange_params& params() const noexcept { return m->params(); }
+  bool owns() const noexcept { return m->owns(); }
+  bool failed_early() const noexcept { return m->failed_early(); }
+  bool housekeeping_only() const noexcept { return m->housekeeping_only(); }
+  void take() noexcept {}
+};
+
+/// Runs exchange machine m over connection c, bounded by timeout (0: none); h is called
+/// with the exchange's error code (and the inline flag, see io_loop_op). m must live until
+/// h is called (or destroyed).
+/// With DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled
+/// once, in the unit that includes <dqlite/src.hpp>.
+template <class Stream>
+void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_core& m,
+                  std::chrono::milliseconds timeout, loop_handler h) {
+  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
+      io_loop_op<Stream, exchange_ref>{c, exchange_ref{&m}, timeout}, h, c->stream);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>.
+extern template void run_exchange<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
+    std::chrono::milliseconds, loop_handler);
+extern template void run_exchange<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    exchange_core&, std::chrono::milliseconds, loop_handler);
+#endif
+
+/// The completion of a typed exchange: takes the processor's result out of the machine,
+/// frees the machine, and calls the caller's handler with (error_code[, result]). The
+/// handler's executor, allocator and cancellation slot are those of Handler.
+template <class Machine, class Handler, class Executor>
+struct exchange_completion {
+  std::unique_ptr<Machine> m;
+  Handler handler;
+  Executor io_ex;  ///< the connection's: the default for the handler's executor
+
+  void operator()(error_code ec, bool inline_done) {
+    if constexpr (std::is_void_v<typename Machine::result_type>) {
+      m.reset();
+      deliver(std::move(handler), io_ex, inline_done, ec);
+    } else {
+      auto r = m->take();
+      m.reset();
+      deliver(std::move(handler), io_ex, inline_done, ec, std::move(r));
+    }
+  }
+};
+
+/// The completion of an operation with no result of its own (opening a connection).
+template <class Handler, class Executor>
+struct plain_completion {
+  Handler handler;
+  Executor io_ex;
+  void operator()(error_code ec, bool inline_done) {
+    deliver(std::move(handler), io_ex, inline_done, ec);
+  }
+};
+
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
@@ -3573,11 +3651,12 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
     if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
   }
   using machine = exchange_machine<Proc>;
-  using sig = completion_sig_t<typename Proc::result_type>;
-  boost::asio::async_compose<Handler, sig>(
-      io_loop_op<Stream, machine>{c, machine(*c, std::move(proc), ec, owns, params),
-                                  params.timeout},
-      handler, c->stream);
+  auto m = std::make_unique<machine>(*c, std::move(proc), ec, owns, params);
+  exchange_core& core = *m;
+  using executor = typename Stream::executor_type;
+  run_exchange(c, core, params.timeout,
+               exchange_completion<machine, std::decay_t<Handler>, executor>{
+                   std::move(m), std::forward<Handler>(handler), c->stream.get_executor()});
 }
 
 /// Same, for a request that needs (or not) an open database, bounded by timeout.
@@ -3590,6 +3669,42 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
 }
 
 }  // namespace dqlite::detail
+
+namespace boost::asio {
+
+/// The completions of typed operations are associated with what their caller's handler is
+/// (the connection's executor being the default executor).
+template <template <class, class> class Associator, class Machine, class Handler, class Executor,
+          class DefaultCandidate>
+struct associator<Associator, dqlite::detail::exchange_completion<Machine, Handler, Executor>,
+                  DefaultCandidate> {
+  using type = typename Associator<Handler, DefaultCandidate>::type;
+  static type get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(h.handler);
+  }
+  static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h,
+                  const DefaultCandidate& c) noexcept
+      -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
+    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+  }
+};
+
+template <template <class, class> class Associator, class Handler, class Executor,
+          class DefaultCandidate>
+struct associator<Associator, dqlite::detail::plain_completion<Handler, Executor>,
+                  DefaultCandidate> {
+  using type = typename Associator<Handler, DefaultCandidate>::type;
+  static type get(const dqlite::detail::plain_completion<Handler, Executor>& h) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(h.handler);
+  }
+  static auto get(const dqlite::detail::plain_completion<Handler, Executor>& h,
+                  const DefaultCandidate& c) noexcept
+      -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
+    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+  }
+};
+
+}  // namespace boost::asio
 // ---- end dqlite/detail/exchange.hpp ----
 // ---- begin dqlite/node_info.hpp ----
 // What the cluster administration requests return: nodes, roles, metadata, dump files.
@@ -3908,283 +4023,6 @@ inline auto open_request(std::string_view name) {
 // is bounded by the operation's deadline with poll(2); no thread and no io_context is
 // involved. Plain sockets only (TCP and unix): a TLS stream has no blocking form.
 
-
-#include <boost/asio/error.hpp>
-
-#include <cerrno>
-#include <chrono>
-#include <cstddef>
-#include <tuple>
-#include <type_traits>
-#include <utility>
-
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-
-namespace dqlite::detail {
-
-/// Blocking reads and writes on a connection's socket, each bounded by `deadline`. A wait
-/// that reaches the deadline marks the session timed out and closes the socket, as the
-/// asynchronous loop's timer does.
-template <class Stream>
-class blocking_transport {
-  using clock = std::chrono::steady_clock;
-
- public:
-  explicit blocking_transport(connection_impl<Stream>& c) : c_(c) {}
-
-  /// From now on, every wait ends within d (d < 0: no bound; 0: unchanged).
-  void bound(std::chrono::milliseconds d) {
-    if (d.count() > 0) deadline_ = clock::now() + d;
-    if (d.count() < 0) deadline_ = clock::time_point::max();
-  }
-
-  io_event write(wire::bytes_view out) {
-    std::size_t done = 0;
-    while (done < out.size()) {
-      ssize_t r = ::send(fd(), out.data() + done, out.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (r > 0) {
-        done += static_cast<std::size_t>(r);
-        continue;
-      }
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        error_code ec;
-        int w = wait(POLLOUT, ec);
-        if (w == 0) return expired(io_event::kind::wrote, done);
-        if (w < 0) return {io_event::kind::wrote, ec, done, false};
-        continue;
-      }
-      return {io_event::kind::wrote, error_code(errno, boost::system::system_category()), done,
-              false};
-    }
-    fresh_request_ = true;
-    return {io_event::kind::wrote, {}, done, false};
-  }
-
-  io_event read(std::size_t need) {
-    auto space = c_.rbuf.prepare(need);
-    // Right after a request the answer is rarely there yet: wait first. In the middle of a
-    // response, more bytes usually are: read first.
-    bool wait_first = std::exchange(fresh_request_, false);
-    for (;;) {
-      if (wait_first) {
-        error_code ec;
-        int w = wait(POLLIN, ec);
-        if (w == 0) return expired(io_event::kind::read, 0);
-        if (w < 0) return {io_event::kind::read, ec, 0, false};
-      }
-      ssize_t r = ::recv(fd(), space.data(), space.size(), MSG_DONTWAIT);
-      if (r > 0) return {io_event::kind::read, {}, static_cast<std::size_t>(r), false};
-      if (r == 0) return {io_event::kind::read, boost::asio::error::eof, 0, false};
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        wait_first = true;
-        continue;
-      }
-      return {io_event::kind::read, error_code(errno, boost::system::system_category()), 0,
-              false};
-    }
-  }
-
-  /// Connects the socket to the first endpoint of `endpoints` that accepts.
-  template <class Endpoints>
-  io_event connect(const Endpoints& endpoints) {
-    error_code last = boost::asio::error::host_not_found;
-    auto& sock = c_.stream.lowest_layer();
-    for (const auto& entry : endpoints) {
-      auto ep = endpoint_of(entry);
-      error_code ec;
-      sock.close(ec);
-      sock.open(ep.protocol(), ec);
-      if (!ec) sock.non_blocking(true, ec);
-      if (ec) return {io_event::kind::connected, ec, 0, false};
-      if (::connect(fd(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
-        return {io_event::kind::connected, {}, 0, false};
-      if (errno != EINPROGRESS && errno != EINTR) {
-        last = error_code(errno, boost::system::system_category());
-        continue;
-      }
-      int w = wait(POLLOUT, ec);
-      if (w == 0) return expired(io_event::kind::connected, 0);
-      if (w < 0) return {io_event::kind::connected, ec, 0, false};
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      if (err == 0) return {io_event::kind::connected, {}, 0, false};
-      last = error_code(err, boost::system::system_category());
-    }
-    return {io_event::kind::connected, last, 0, false};
-  }
-
- private:
-  template <class Entry>
-  static auto endpoint_of(const Entry& e) {
-    if constexpr (requires { e.endpoint(); })
-      return e.endpoint();
-    else
-      return e;
-  }
-
-  int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
-
-  // 1: ready; 0: the deadline passed; -1: poll failed (ec).
-  int wait(short events, error_code& ec) {
-    for (;;) {
-      int ms = -1;
-      if (deadline_ != clock::time_point::max()) {
-        auto left = deadline_ - clock::now();
-        if (left <= clock::duration::zero()) return 0;
-        ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
-      }
-      pollfd p{fd(), events, 0};
-      int r = ::poll(&p, 1, ms);
-      if (r > 0) return 1;
-      if (r == 0) continue;  // re-checks the deadline
-      if (errno == EINTR) continue;
-      ec = error_code(errno, boost::system::system_category());
-      return -1;
-    }
-  }
-
-  io_event expired(io_event::kind k, std::size_t n) {
-    c_.timed_out = true;
-    error_code ignored;
-    c_.stream.lowest_layer().close(ignored);
-    return {k, error_code(ECANCELED, boost::system::system_category()), n, false};
-  }
-
-  connection_impl<Stream>& c_;
-  clock::time_point deadline_ = clock::time_point::max();
-  bool fresh_request_ = false;
-};
-
-/// Runs machine m to completion with blocking I/O, within timeout (<= 0: none).
-/// `connect(transport) -> io_event` performs a connect action (the connect machine only).
-/// read_socket (optional): set when bytes were received from the socket (not only taken
-/// from what an earlier read left buffered).
-template <class Stream, class Machine, class Connect>
-error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
-                        Connect&& connect, bool* read_socket = nullptr) {
-  static_assert(is_plain_socket<Stream>,
-                "dqlite: blocking operations work on TCP and unix socket connections; use the "
-                "asynchronous operations (async_...) on TLS connections");
-  blocking_transport<Stream> t(c);
-  if (timeout.count() > 0) t.bound(timeout);
-  io_event ev{io_event::kind::start, {}, 0, false};
-  for (;;) {
-    io_action a = m.resume(ev);
-    if (auto d = m.take_rearm(); d.count() != 0) t.bound(d);
-    switch (a.what) {
-      case io_action::kind::done: c.apply_close_request(); return a.ec;
-      case io_action::kind::write: ev = t.write(a.out); break;
-      case io_action::kind::read:
-        ev = t.read(a.need);
-        if (read_socket && !ev.ec && ev.n > 0) *read_socket = true;
-        break;
-      case io_action::kind::connect: ev = connect(t); break;
-      case io_action::kind::tls_handshake:
-        ev = io_event{io_event::kind::handshaken, make_error_code(errc::invalid_argument), 0, false};
-        break;
-    }
-  }
-}
-
-template <class Stream, class Machine>
-error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
-                        bool* read_socket = nullptr) {
-  return run_blocking(
-      c, m, timeout,
-      [](auto&) {
-        return io_event{io_event::kind::connected, make_error_code(errc::invalid_argument), 0,
-                        false};
-      },
-      read_socket);
-}
-
-/// One blocking exchange, as start_exchange starts an asynchronous one. The result of the
-/// processor (nothing for void); ec and diag tell how it ended.
-template <class Stream, class Proc, class Encode>
-auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
-                       exchange_params params, error_code& ec, diagnostics& diag) {
-  error_code e = c.begin_op(params.needs_open, params.holder);
-  bool owns = !e;
-  if (!e) {
-    e = encode(c);
-    if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
-    if (!e && params.holder == 0) e = take_unasked(c, params.may_write);
-  }
-  exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
-  if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
-    trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
-  bool read_socket = false;
-  ec = run_blocking(c, m, params.timeout, &read_socket);
-  // An answer was received from the socket just now: a read-only request this thread makes
-  // next on c, at once, need not look for unasked bytes first (take_unasked). Not when the
-  // answer came whole from bytes an earlier read left buffered (the socket may have been
-  // idle for long since), as the asynchronous path marks only after I/O it started.
-  if (!ec && read_socket) last_blocking_answer = {&c, connection_impl<Stream>::clock::now()};
-  if (c.span.active) [[unlikely]]
-    trace_end(c, ec);
-  if (ec && owns && c.opts.log) [[unlikely]]
-    log_exchange_failure(c, ec);
-  diag = ec ? c.diag : diagnostics{};
-  using result = typename Proc::result_type;
-  if constexpr (std::is_void_v<result>) {
-    return;
-  } else {
-    if (ec) return result{};  // a failed blocking call returns an empty result
-    return m.take();
-  }
-}
-
-/// True when the last two of Args are `error_code&` and `diagnostics&`: the caller wants
-/// the error reported there instead of an exception.
-template <class... Args>
-constexpr bool has_error_tail() {
-  constexpr std::size_t n = sizeof...(Args);
-  if constexpr (n < 2) {
-    return false;
-  } else {
-    using all = std::tuple<Args...>;
-    return std::is_same_v<std::tuple_element_t<n - 2, all>, error_code&> &&
-           std::is_same_v<std::tuple_element_t<n - 1, all>, diagnostics&>;
-  }
-}
-
-/// Nothing, or `error_code&, diagnostics&`: the optional tail of a blocking operation that
-/// takes no other variadic arguments.
-template <class... E>
-concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tail<E&...>());
-
-/// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
-/// (error_code&, diagnostics&) those are used; without them a failure is thrown as
-/// dqlite::error.
-template <class F, class... Args>
-decltype(auto) blocking_call(F&& f, Args&&... args) {
-  constexpr std::size_t n = sizeof...(Args);
-  if constexpr (has_error_tail<Args&&...>()) {
-    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-    return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
-      return f(std::get<n - 2>(all), std::get<n - 1>(all), std::get<I>(all)...);
-    }(std::make_index_sequence<n - 2>{});
-  } else {
-    error_code ec;
-    diagnostics diag;
-    if constexpr (std::is_void_v<decltype(f(ec, diag, std::forward<Args>(args)...))>) {
-      f(ec, diag, std::forward<Args>(args)...);
-      if (ec) throw error(ec, std::move(diag));
-    } else {
-      auto r = f(ec, diag, std::forward<Args>(args)...);
-      if (ec) throw error(ec, std::move(diag));
-      return r;
-    }
-  }
-}
-
-}  // namespace dqlite::detail
-// ---- end dqlite/detail/blocking.hpp ----
 // ---- begin dqlite/detail/connect_op.hpp ----
 // Opening a connection: the connect machine (sansio/connect_machine.hpp) driven by the
 // I/O loop, with the transport steps it needs (resolve, connect, TLS handshake).
@@ -4510,12 +4348,15 @@ class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls>
   connection_impl<Stream>* c_;
 };
 
-/// Starts opening connection c: to `address` ("host:port", resolved) or, when endpoint is
-/// set, to that endpoint (address is then only for messages).
-template <class Stream, class Handler>
-void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
-                   std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
-                   Handler&& handler) {
+/// Opens connection c: to `address` ("host:port", resolved) or, when endpoint is set, to
+/// that endpoint (address is then only for messages); h is called with the error code
+/// (and the inline flag, see io_loop_op).
+/// With DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled
+/// once, in the unit that includes <dqlite/src.hpp>.
+template <class Stream>
+void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                 std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                 loop_handler h) {
   using steps_type = connect_steps<Stream>;
   using machine = stream_connect_machine<Stream>;
   steps_type steps;
@@ -4524,14 +4365,374 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
   if constexpr (steps_type::is_tcp)
     if (resolve) steps.resolver = std::make_shared<typename steps_type::tcp::resolver>(c->stream.get_executor());
   auto timeout = c->opts.connect_timeout;
-  boost::asio::async_compose<Handler, void(error_code)>(
+  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
       io_loop_op<Stream, machine, steps_type>{c, machine(*c, std::move(address), resolve),
                                               timeout, std::move(steps)},
-      handler, c->stream);
+      h, c->stream);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>.
+extern template void run_connect<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, std::string,
+    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler);
+extern template void run_connect<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler);
+#endif
+
+/// Starts opening connection c (see run_connect); the handler's executor, allocator and
+/// cancellation slot are kept.
+template <class Stream, class Handler>
+void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                   std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                   Handler&& handler) {
+  using executor = typename Stream::executor_type;
+  run_connect(c, std::move(address), std::move(endpoint),
+              plain_completion<std::decay_t<Handler>, executor>{std::forward<Handler>(handler),
+                                                                 c->stream.get_executor()});
 }
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/connect_op.hpp ----
+
+#include <boost/asio/error.hpp>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+namespace dqlite::detail {
+
+/// Blocking reads and writes on a connection's socket, each bounded by `deadline`. A wait
+/// that reaches the deadline marks the session timed out and closes the socket, as the
+/// asynchronous loop's timer does.
+template <class Stream>
+class blocking_transport {
+  using clock = std::chrono::steady_clock;
+
+ public:
+  explicit blocking_transport(connection_impl<Stream>& c) : c_(c) {}
+
+  /// From now on, every wait ends within d (d < 0: no bound; 0: unchanged).
+  void bound(std::chrono::milliseconds d) {
+    if (d.count() > 0) deadline_ = clock::now() + d;
+    if (d.count() < 0) deadline_ = clock::time_point::max();
+  }
+
+  io_event write(wire::bytes_view out) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+      ssize_t r = ::send(fd(), out.data() + done, out.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0) {
+        done += static_cast<std::size_t>(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        error_code ec;
+        int w = wait(POLLOUT, ec);
+        if (w == 0) return expired(io_event::kind::wrote, done);
+        if (w < 0) return {io_event::kind::wrote, ec, done, false};
+        continue;
+      }
+      return {io_event::kind::wrote, error_code(errno, boost::system::system_category()), done,
+              false};
+    }
+    fresh_request_ = true;
+    return {io_event::kind::wrote, {}, done, false};
+  }
+
+  io_event read(std::size_t need) {
+    auto space = c_.rbuf.prepare(need);
+    // Right after a request the answer is rarely there yet: wait first. In the middle of a
+    // response, more bytes usually are: read first.
+    bool wait_first = std::exchange(fresh_request_, false);
+    for (;;) {
+      if (wait_first) {
+        error_code ec;
+        int w = wait(POLLIN, ec);
+        if (w == 0) return expired(io_event::kind::read, 0);
+        if (w < 0) return {io_event::kind::read, ec, 0, false};
+      }
+      ssize_t r = ::recv(fd(), space.data(), space.size(), MSG_DONTWAIT);
+      if (r > 0) return {io_event::kind::read, {}, static_cast<std::size_t>(r), false};
+      if (r == 0) return {io_event::kind::read, boost::asio::error::eof, 0, false};
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_first = true;
+        continue;
+      }
+      return {io_event::kind::read, error_code(errno, boost::system::system_category()), 0,
+              false};
+    }
+  }
+
+  /// Connects the socket to the first endpoint of `endpoints` that accepts.
+  template <class Endpoints>
+  io_event connect(const Endpoints& endpoints) {
+    error_code last = boost::asio::error::host_not_found;
+    auto& sock = c_.stream.lowest_layer();
+    for (const auto& entry : endpoints) {
+      auto ep = endpoint_of(entry);
+      error_code ec;
+      sock.close(ec);
+      sock.open(ep.protocol(), ec);
+      if (!ec) sock.non_blocking(true, ec);
+      if (ec) return {io_event::kind::connected, ec, 0, false};
+      if (::connect(fd(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
+        return {io_event::kind::connected, {}, 0, false};
+      if (errno != EINPROGRESS && errno != EINTR) {
+        last = error_code(errno, boost::system::system_category());
+        continue;
+      }
+      int w = wait(POLLOUT, ec);
+      if (w == 0) return expired(io_event::kind::connected, 0);
+      if (w < 0) return {io_event::kind::connected, ec, 0, false};
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0) return {io_event::kind::connected, {}, 0, false};
+      last = error_code(err, boost::system::system_category());
+    }
+    return {io_event::kind::connected, last, 0, false};
+  }
+
+ private:
+  template <class Entry>
+  static auto endpoint_of(const Entry& e) {
+    if constexpr (requires { e.endpoint(); })
+      return e.endpoint();
+    else
+      return e;
+  }
+
+  int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
+
+  // 1: ready; 0: the deadline passed; -1: poll failed (ec).
+  int wait(short events, error_code& ec) {
+    for (;;) {
+      int ms = -1;
+      if (deadline_ != clock::time_point::max()) {
+        auto left = deadline_ - clock::now();
+        if (left <= clock::duration::zero()) return 0;
+        ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      }
+      pollfd p{fd(), events, 0};
+      int r = ::poll(&p, 1, ms);
+      if (r > 0) return 1;
+      if (r == 0) continue;  // re-checks the deadline
+      if (errno == EINTR) continue;
+      ec = error_code(errno, boost::system::system_category());
+      return -1;
+    }
+  }
+
+  io_event expired(io_event::kind k, std::size_t n) {
+    c_.timed_out = true;
+    error_code ignored;
+    c_.stream.lowest_layer().close(ignored);
+    return {k, error_code(ECANCELED, boost::system::system_category()), n, false};
+  }
+
+  connection_impl<Stream>& c_;
+  clock::time_point deadline_ = clock::time_point::max();
+  bool fresh_request_ = false;
+};
+
+/// Runs machine m to completion with blocking I/O, within timeout (<= 0: none).
+/// `connect(transport) -> io_event` performs a connect action (the connect machine only).
+/// read_socket (optional): set when bytes were received from the socket (not only taken
+/// from what an earlier read left buffered).
+template <class Stream, class Machine, class Connect>
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
+                        Connect&& connect, bool* read_socket = nullptr) {
+  static_assert(is_plain_socket<Stream>,
+                "dqlite: blocking operations work on TCP and unix socket connections; use the "
+                "asynchronous operations (async_...) on TLS connections");
+  blocking_transport<Stream> t(c);
+  if (timeout.count() > 0) t.bound(timeout);
+  io_event ev{io_event::kind::start, {}, 0, false};
+  for (;;) {
+    io_action a = m.resume(ev);
+    if (auto d = m.take_rearm(); d.count() != 0) t.bound(d);
+    switch (a.what) {
+      case io_action::kind::done: c.apply_close_request(); return a.ec;
+      case io_action::kind::write: ev = t.write(a.out); break;
+      case io_action::kind::read:
+        ev = t.read(a.need);
+        if (read_socket && !ev.ec && ev.n > 0) *read_socket = true;
+        break;
+      case io_action::kind::connect: ev = connect(t); break;
+      case io_action::kind::tls_handshake:
+        ev = io_event{io_event::kind::handshaken, make_error_code(errc::invalid_argument), 0, false};
+        break;
+    }
+  }
+}
+
+template <class Stream, class Machine>
+error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::milliseconds timeout,
+                        bool* read_socket = nullptr) {
+  return run_blocking(
+      c, m, timeout,
+      [](auto&) {
+        return io_event{io_event::kind::connected, make_error_code(errc::invalid_argument), 0,
+                        false};
+      },
+      read_socket);
+}
+
+/// run_blocking for an exchange machine of any response processor: compiled once per
+/// stream type (with DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms in
+/// the unit that includes <dqlite/src.hpp>).
+template <class Stream>
+error_code run_blocking_exchange(connection_impl<Stream>& c, exchange_core& m,
+                                 std::chrono::milliseconds timeout, bool* read_socket) {
+  exchange_ref r{&m};
+  return run_blocking(c, r, timeout, read_socket);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+extern template error_code run_blocking_exchange<boost::asio::ip::tcp::socket>(
+    connection_impl<boost::asio::ip::tcp::socket>&, exchange_core&, std::chrono::milliseconds,
+    bool*);
+extern template error_code run_blocking_exchange<boost::asio::local::stream_protocol::socket>(
+    connection_impl<boost::asio::local::stream_protocol::socket>&, exchange_core&,
+    std::chrono::milliseconds, bool*);
+#endif
+
+/// Opens connection c with blocking I/O: to `address` ("host:port", resolved) or, when
+/// endpoint is not null, to *endpoint (address is then only for messages); within the
+/// connection's connect_timeout. Compiled once per stream type, as run_blocking_exchange.
+template <class Stream>
+error_code run_blocking_connect(connection_impl<Stream>& c, std::string_view address,
+                                const typename connect_steps<Stream>::endpoint_type* endpoint) {
+  using steps = connect_steps<Stream>;
+  stream_connect_machine<Stream> m(c, std::string(address), endpoint == nullptr);
+  if (c.opts.log) [[unlikely]]
+    log_connect_start(c, address);
+  error_code ec = run_blocking(c, m, c.opts.connect_timeout,
+                               [&](blocking_transport<Stream>& t) -> io_event {
+                                 if (endpoint) return t.connect(std::array{*endpoint});
+                                 if constexpr (steps::is_tcp) {
+                                   typename steps::tcp::resolver r(c.stream.get_executor());
+                                   error_code rec;
+                                   auto found = r.resolve(m.target().host,
+                                                          std::to_string(m.target().port), rec);
+                                   if (rec) return {io_event::kind::connected, rec, 0, false};
+                                   return t.connect(found);
+                                 } else {
+                                   return {io_event::kind::connected,
+                                           make_error_code(errc::invalid_address), 0, false};
+                                 }
+                               });
+  if (c.opts.log) [[unlikely]]
+    log_connect_end(c, address, ec);
+  return ec;
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+extern template error_code run_blocking_connect<boost::asio::ip::tcp::socket>(
+    connection_impl<boost::asio::ip::tcp::socket>&, std::string_view,
+    const boost::asio::ip::tcp::endpoint*);
+extern template error_code run_blocking_connect<boost::asio::local::stream_protocol::socket>(
+    connection_impl<boost::asio::local::stream_protocol::socket>&, std::string_view,
+    const boost::asio::local::stream_protocol::endpoint*);
+#endif
+
+/// One blocking exchange, as start_exchange starts an asynchronous one. The result of the
+/// processor (nothing for void); ec and diag tell how it ended.
+template <class Stream, class Proc, class Encode>
+auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
+                       exchange_params params, error_code& ec, diagnostics& diag) {
+  error_code e = c.begin_op(params.needs_open, params.holder);
+  bool owns = !e;
+  if (!e) {
+    e = encode(c);
+    if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
+    if (!e && params.holder == 0) e = take_unasked(c, params.may_write);
+  }
+  exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
+  if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
+    trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
+  bool read_socket = false;
+  ec = run_blocking_exchange(c, m, params.timeout, &read_socket);
+  // An answer was received from the socket just now: a read-only request this thread makes
+  // next on c, at once, need not look for unasked bytes first (take_unasked). Not when the
+  // answer came whole from bytes an earlier read left buffered (the socket may have been
+  // idle for long since), as the asynchronous path marks only after I/O it started.
+  if (!ec && read_socket) last_blocking_answer = {&c, connection_impl<Stream>::clock::now()};
+  if (c.span.active) [[unlikely]]
+    trace_end(c, ec);
+  if (ec && owns && c.opts.log) [[unlikely]]
+    log_exchange_failure(c, ec);
+  diag = ec ? c.diag : diagnostics{};
+  using result = typename Proc::result_type;
+  if constexpr (std::is_void_v<result>) {
+    return;
+  } else {
+    if (ec) return result{};  // a failed blocking call returns an empty result
+    return m.take();
+  }
+}
+
+/// True when the last two of Args are `error_code&` and `diagnostics&`: the caller wants
+/// the error reported there instead of an exception.
+template <class... Args>
+constexpr bool has_error_tail() {
+  constexpr std::size_t n = sizeof...(Args);
+  if constexpr (n < 2) {
+    return false;
+  } else {
+    using all = std::tuple<Args...>;
+    return std::is_same_v<std::tuple_element_t<n - 2, all>, error_code&> &&
+           std::is_same_v<std::tuple_element_t<n - 1, all>, diagnostics&>;
+  }
+}
+
+/// Nothing, or `error_code&, diagnostics&`: the optional tail of a blocking operation that
+/// takes no other variadic arguments.
+template <class... E>
+concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tail<E&...>());
+
+/// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
+/// (error_code&, diagnostics&) those are used; without them a failure is thrown as
+/// dqlite::error.
+template <class F, class... Args>
+decltype(auto) blocking_call(F&& f, Args&&... args) {
+  constexpr std::size_t n = sizeof...(Args);
+  if constexpr (has_error_tail<Args&&...>()) {
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
+      return f(std::get<n - 2>(all), std::get<n - 1>(all), std::get<I>(all)...);
+    }(std::make_index_sequence<n - 2>{});
+  } else {
+    error_code ec;
+    diagnostics diag;
+    if constexpr (std::is_void_v<decltype(f(ec, diag, std::forward<Args>(args)...))>) {
+      f(ec, diag, std::forward<Args>(args)...);
+      if (ec) throw error(ec, std::move(diag));
+    } else {
+      auto r = f(ec, diag, std::forward<Args>(args)...);
+      if (ec) throw error(ec, std::move(diag));
+      return r;
+    }
+  }
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/blocking.hpp ----
 // ---- begin dqlite/cursor.hpp ----
 // Reading a large result batch by batch.
 
@@ -9116,28 +9317,7 @@ class basic_connection {
       ec = detail::fail_moved_from(d);
       return;
     }
-    using steps = detail::connect_steps<Stream>;
-    detail::stream_connect_machine<Stream> m(*impl_, std::string(address), endpoint == nullptr);
-    if (impl_->opts.log) [[unlikely]]
-      detail::log_connect_start(*impl_, address);
-    ec = detail::run_blocking(*impl_, m, impl_->opts.connect_timeout,
-                              [&](detail::blocking_transport<Stream>& t) -> detail::io_event {
-                                if (endpoint) return t.connect(std::array{*endpoint});
-                                if constexpr (steps::is_tcp) {
-                                  typename steps::tcp::resolver r(impl_->stream.get_executor());
-                                  error_code rec;
-                                  auto found = r.resolve(m.target().host,
-                                                         std::to_string(m.target().port), rec);
-                                  if (rec)
-                                    return {detail::io_event::kind::connected, rec, 0, false};
-                                  return t.connect(found);
-                                } else {
-                                  return {detail::io_event::kind::connected,
-                                          make_error_code(errc::invalid_address), 0, false};
-                                }
-                              });
-    if (impl_->opts.log) [[unlikely]]
-      detail::log_connect_end(*impl_, address, ec);
+    ec = detail::run_blocking_connect(*impl_, address, endpoint);
     d = ec ? impl_->diag : dqlite::diagnostics{};
   }
 

@@ -9,7 +9,8 @@
 #                   CMAKE_PREFIX_PATH=PREFIX, and once more with the compiler flags of the
 #                   installed pkg-config file.
 # add_subdirectory  builds the consumer with add_subdirectory(SOURCE_DIR), then with
-#                   FetchContent (SOURCE_DIR).
+#                   FetchContent (SOURCE_DIR), then with add_subdirectory and the option
+#                   DQLITE_CLIENT_SEPARATE_COMPILATION=ON.
 # single_header     compiles the consumer with the compiler alone and single_include/.
 #
 # Environment (tests/package/CMakeLists.txt sets it): CMAKE_COMMAND, CXX, SOURCE_DIR
@@ -129,6 +130,14 @@ case $mode in
       "-DDQLITE_CLIENT_SOURCE_DIR=$SOURCE_DIR"
     build_consumer fetchcontent -DDQLITE_CONSUMER_MODE=fetchcontent \
       "-DDQLITE_CLIENT_SOURCE_DIR=$SOURCE_DIR"
+    # With the library's separate compilation option: dqlite::client defines the macro for
+    # the consumer and links the library's compiled part.
+    build_consumer separate -DDQLITE_CONSUMER_MODE=add_subdirectory \
+      "-DDQLITE_CLIENT_SOURCE_DIR=$SOURCE_DIR" -DDQLITE_CLIENT_SEPARATE_COMPILATION=ON
+    grep -q -- "-DDQLITE_CLIENT_SEPARATE_COMPILATION" "$WORK_DIR/separate/compile_commands.json" ||
+      fail "the consumer was not compiled with DQLITE_CLIENT_SEPARATE_COMPILATION"
+    [[ -f $WORK_DIR/separate/dqlite_client/libdqlite_client_compiled.a ]] ||
+      fail "the library's compiled part (libdqlite_client_compiled.a) was not built"
     ;;
 
   single_header)

@@ -267,7 +267,7 @@ operation make_op(std::string name, Proc proc, peer_script peer, bool may_write,
   operation op;
   op.name = std::move(name);
   op.may_write = may_write;
-  op.interruptible = exchange_machine<Proc>::interruptible();
+  op.interruptible = exchange_machine<Proc>::proc_interruptible();
   op.peer = peer;
   op.run = [proc, peer, may_write, encode](session_state& s, fault f, int at, std::size_t chunk) {
     error_code ec = s.begin_op(true);

@@ -4,6 +4,7 @@
 // involved. Plain sockets only (TCP and unix): a TLS stream has no blocking form.
 #pragma once
 
+#include <dqlite/detail/connect_op.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/sansio/exchange_machine.hpp>
 #include <dqlite/detail/sansio/io.hpp>
@@ -11,9 +12,12 @@
 
 #include <boost/asio/error.hpp>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -203,6 +207,64 @@ error_code run_blocking(connection_impl<Stream>& c, Machine& m, std::chrono::mil
       read_socket);
 }
 
+/// run_blocking for an exchange machine of any response processor: compiled once per
+/// stream type (with DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms in
+/// the unit that includes <dqlite/src.hpp>).
+template <class Stream>
+error_code run_blocking_exchange(connection_impl<Stream>& c, exchange_core& m,
+                                 std::chrono::milliseconds timeout, bool* read_socket) {
+  exchange_ref r{&m};
+  return run_blocking(c, r, timeout, read_socket);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+extern template error_code run_blocking_exchange<boost::asio::ip::tcp::socket>(
+    connection_impl<boost::asio::ip::tcp::socket>&, exchange_core&, std::chrono::milliseconds,
+    bool*);
+extern template error_code run_blocking_exchange<boost::asio::local::stream_protocol::socket>(
+    connection_impl<boost::asio::local::stream_protocol::socket>&, exchange_core&,
+    std::chrono::milliseconds, bool*);
+#endif
+
+/// Opens connection c with blocking I/O: to `address` ("host:port", resolved) or, when
+/// endpoint is not null, to *endpoint (address is then only for messages); within the
+/// connection's connect_timeout. Compiled once per stream type, as run_blocking_exchange.
+template <class Stream>
+error_code run_blocking_connect(connection_impl<Stream>& c, std::string_view address,
+                                const typename connect_steps<Stream>::endpoint_type* endpoint) {
+  using steps = connect_steps<Stream>;
+  stream_connect_machine<Stream> m(c, std::string(address), endpoint == nullptr);
+  if (c.opts.log) [[unlikely]]
+    log_connect_start(c, address);
+  error_code ec = run_blocking(c, m, c.opts.connect_timeout,
+                               [&](blocking_transport<Stream>& t) -> io_event {
+                                 if (endpoint) return t.connect(std::array{*endpoint});
+                                 if constexpr (steps::is_tcp) {
+                                   typename steps::tcp::resolver r(c.stream.get_executor());
+                                   error_code rec;
+                                   auto found = r.resolve(m.target().host,
+                                                          std::to_string(m.target().port), rec);
+                                   if (rec) return {io_event::kind::connected, rec, 0, false};
+                                   return t.connect(found);
+                                 } else {
+                                   return {io_event::kind::connected,
+                                           make_error_code(errc::invalid_address), 0, false};
+                                 }
+                               });
+  if (c.opts.log) [[unlikely]]
+    log_connect_end(c, address, ec);
+  return ec;
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+extern template error_code run_blocking_connect<boost::asio::ip::tcp::socket>(
+    connection_impl<boost::asio::ip::tcp::socket>&, std::string_view,
+    const boost::asio::ip::tcp::endpoint*);
+extern template error_code run_blocking_connect<boost::asio::local::stream_protocol::socket>(
+    connection_impl<boost::asio::local::stream_protocol::socket>&, std::string_view,
+    const boost::asio::local::stream_protocol::endpoint*);
+#endif
+
 /// One blocking exchange, as start_exchange starts an asynchronous one. The result of the
 /// processor (nothing for void); ec and diag tell how it ended.
 template <class Stream, class Proc, class Encode>
@@ -219,7 +281,7 @@ auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
     trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
   bool read_socket = false;
-  ec = run_blocking(c, m, params.timeout, &read_socket);
+  ec = run_blocking_exchange(c, m, params.timeout, &read_socket);
   // An answer was received from the socket just now: a read-only request this thread makes
   // next on c, at once, need not look for unasked bytes first (take_unasked). Not when the
   // answer came whole from bytes an earlier read left buffered (the socket may have been

@@ -154,12 +154,15 @@ class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls>
   connection_impl<Stream>* c_;
 };
 
-/// Starts opening connection c: to `address` ("host:port", resolved) or, when endpoint is
-/// set, to that endpoint (address is then only for messages).
-template <class Stream, class Handler>
-void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
-                   std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
-                   Handler&& handler) {
+/// Opens connection c: to `address` ("host:port", resolved) or, when endpoint is set, to
+/// that endpoint (address is then only for messages); h is called with the error code
+/// (and the inline flag, see io_loop_op).
+/// With DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled
+/// once, in the unit that includes <dqlite/src.hpp>.
+template <class Stream>
+void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                 std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                 loop_handler h) {
   using steps_type = connect_steps<Stream>;
   using machine = stream_connect_machine<Stream>;
   steps_type steps;
@@ -168,10 +171,32 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
   if constexpr (steps_type::is_tcp)
     if (resolve) steps.resolver = std::make_shared<typename steps_type::tcp::resolver>(c->stream.get_executor());
   auto timeout = c->opts.connect_timeout;
-  boost::asio::async_compose<Handler, void(error_code)>(
+  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
       io_loop_op<Stream, machine, steps_type>{c, machine(*c, std::move(address), resolve),
                                               timeout, std::move(steps)},
-      handler, c->stream);
+      h, c->stream);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>.
+extern template void run_connect<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, std::string,
+    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler);
+extern template void run_connect<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler);
+#endif
+
+/// Starts opening connection c (see run_connect); the handler's executor, allocator and
+/// cancellation slot are kept.
+template <class Stream, class Handler>
+void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                   std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                   Handler&& handler) {
+  using executor = typename Stream::executor_type;
+  run_connect(c, std::move(address), std::move(endpoint),
+              plain_completion<std::decay_t<Handler>, executor>{std::forward<Handler>(handler),
+                                                                 c->stream.get_executor()});
 }
 
 }  // namespace dqlite::detail

@@ -9,12 +9,18 @@
 #include <dqlite/error.hpp>
 #include <dqlite/options.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/associator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -210,35 +216,33 @@ struct no_transport_steps {
 
 /// Drives Machine over the connection's stream until it is done. Machine:
 ///   io_action resume(const io_event&);
-///   static constexpr bool interruptible();  (true: total cancellation is enabled)
+///   bool interruptible() const;              (true: total cancellation is enabled)
 ///   bool cancellable() const;                (false: disable cancellation from now on)
 ///   std::chrono::milliseconds take_rearm();  (> 0: arm the timer for that long from now)
-///   result take();                           (the completion's second argument, if any)
+///   void take();                             (called once it is done)
 /// timeout: armed when the machine starts; on expiry the session's timed_out is set and
 /// the stream closed, which makes the pending I/O fail.
+/// Completes with (error_code, bool inline): inline is true when the machine was done
+/// before any asynchronous operation started, i.e. inside the initiating function; the
+/// handler (loop_handler) must then post the caller's completion, not call it.
 template <class Stream, class Machine, class Steps = no_transport_steps>
 struct io_loop_op {
   using impl_type = connection_impl<Stream>;
-  using result_type = decltype(std::declval<Machine&>().take());
-
   std::shared_ptr<impl_type> c;
   Machine m;
   std::chrono::milliseconds timeout{0};
   Steps steps{};
   bool started = false;
-  bool posted = false;
-  bool async_started = false;  ///< an asynchronous operation was started (else: posting)
+  bool async_started = false;  ///< an asynchronous operation was started
   bool cancellation_on = true;
   bool armed_here = false;
   std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
-  error_code final_ec{};
 
   template <class Self>
   void operator()(Self& self) {
-    if (posted) return complete(self, final_ec);
     if (started) return;
     started = true;
-    if constexpr (Machine::interruptible())
+    if (m.interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     if constexpr (is_exchange) {
       // With no hook set this is one test of a pointer: no clock is read.
@@ -358,14 +362,6 @@ struct io_loop_op {
         return steps.tls_handshake(*c, m, self);
       case io_action::kind::done:
         observe_end(a.ec);
-        if (!async_started) {
-          // Never complete inside the initiating function: post to the handler's own
-          // executor (after fork() the connection's may not be running).
-          posted = true;
-          final_ec = a.ec;
-          boost::asio::post(std::move(self));
-          return;
-        }
         return complete(self, a.ec);
     }
   }
@@ -408,12 +404,8 @@ struct io_loop_op {
     if constexpr (is_plain_socket<Stream> && is_exchange) {
       if (async_started && !ec) current_completion = {c.get(), connection_impl<Stream>::clock::now()};
     }
-    if constexpr (std::is_void_v<result_type>) {
-      m.take();
-      self.complete(ec);
-    } else {
-      self.complete(ec, m.take());
-    }
+    m.take();
+    self.complete(ec, !async_started);
   }
 };
 
@@ -464,6 +456,89 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
   }
 }
 
+/// The completion handler of the type-erased I/O loops (run_exchange, run_connect):
+/// (error_code, bool inline), see io_loop_op.
+using loop_handler = boost::asio::any_completion_handler<void(error_code, bool)>;
+
+/// Calls the caller's handler h with args; when the loop completed inside the initiating
+/// function (inline), posts it to the handler's own executor instead (never the
+/// connection's: after fork() that one may not be running), so that it is never called
+/// from inside the initiating function.
+template <class Handler, class Executor, class... Args>
+void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... args) {
+  if (!inline_done) return std::move(h)(std::forward<Args>(args)...);
+  auto ex = boost::asio::get_associated_executor(h, io_ex);
+  boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
+}
+
+/// The I/O loop's view of an exchange machine of any response processor: the exchange
+/// loop is compiled once per stream type, not once per processor and handler.
+struct exchange_ref {
+  exchange_core* m;
+  io_action resume(const io_event& ev) { return m->resume(ev); }
+  bool interruptible() const noexcept { return m->interruptible(); }
+  bool cancellable() const noexcept { return m->cancellable(); }
+  std::chrono::milliseconds take_rearm() noexcept { return m->take_rearm(); }
+  const exchange_params& params() const noexcept { return m->params(); }
+  bool owns() const noexcept { return m->owns(); }
+  bool failed_early() const noexcept { return m->failed_early(); }
+  bool housekeeping_only() const noexcept { return m->housekeeping_only(); }
+  void take() noexcept {}
+};
+
+/// Runs exchange machine m over connection c, bounded by timeout (0: none); h is called
+/// with the exchange's error code (and the inline flag, see io_loop_op). m must live until
+/// h is called (or destroyed).
+/// With DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled
+/// once, in the unit that includes <dqlite/src.hpp>.
+template <class Stream>
+void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_core& m,
+                  std::chrono::milliseconds timeout, loop_handler h) {
+  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
+      io_loop_op<Stream, exchange_ref>{c, exchange_ref{&m}, timeout}, h, c->stream);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>.
+extern template void run_exchange<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
+    std::chrono::milliseconds, loop_handler);
+extern template void run_exchange<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    exchange_core&, std::chrono::milliseconds, loop_handler);
+#endif
+
+/// The completion of a typed exchange: takes the processor's result out of the machine,
+/// frees the machine, and calls the caller's handler with (error_code[, result]). The
+/// handler's executor, allocator and cancellation slot are those of Handler.
+template <class Machine, class Handler, class Executor>
+struct exchange_completion {
+  std::unique_ptr<Machine> m;
+  Handler handler;
+  Executor io_ex;  ///< the connection's: the default for the handler's executor
+
+  void operator()(error_code ec, bool inline_done) {
+    if constexpr (std::is_void_v<typename Machine::result_type>) {
+      m.reset();
+      deliver(std::move(handler), io_ex, inline_done, ec);
+    } else {
+      auto r = m->take();
+      m.reset();
+      deliver(std::move(handler), io_ex, inline_done, ec, std::move(r));
+    }
+  }
+};
+
+/// The completion of an operation with no result of its own (opening a connection).
+template <class Handler, class Executor>
+struct plain_completion {
+  Handler handler;
+  Executor io_ex;
+  void operator()(error_code ec, bool inline_done) {
+    deliver(std::move(handler), io_ex, inline_done, ec);
+  }
+};
+
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
@@ -477,11 +552,12 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
     if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
   }
   using machine = exchange_machine<Proc>;
-  using sig = completion_sig_t<typename Proc::result_type>;
-  boost::asio::async_compose<Handler, sig>(
-      io_loop_op<Stream, machine>{c, machine(*c, std::move(proc), ec, owns, params),
-                                  params.timeout},
-      handler, c->stream);
+  auto m = std::make_unique<machine>(*c, std::move(proc), ec, owns, params);
+  exchange_core& core = *m;
+  using executor = typename Stream::executor_type;
+  run_exchange(c, core, params.timeout,
+               exchange_completion<machine, std::decay_t<Handler>, executor>{
+                   std::move(m), std::forward<Handler>(handler), c->stream.get_executor()});
 }
 
 /// Same, for a request that needs (or not) an open database, bounded by timeout.
@@ -494,3 +570,39 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
 }
 
 }  // namespace dqlite::detail
+
+namespace boost::asio {
+
+/// The completions of typed operations are associated with what their caller's handler is
+/// (the connection's executor being the default executor).
+template <template <class, class> class Associator, class Machine, class Handler, class Executor,
+          class DefaultCandidate>
+struct associator<Associator, dqlite::detail::exchange_completion<Machine, Handler, Executor>,
+                  DefaultCandidate> {
+  using type = typename Associator<Handler, DefaultCandidate>::type;
+  static type get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(h.handler);
+  }
+  static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h,
+                  const DefaultCandidate& c) noexcept
+      -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
+    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+  }
+};
+
+template <template <class, class> class Associator, class Handler, class Executor,
+          class DefaultCandidate>
+struct associator<Associator, dqlite::detail::plain_completion<Handler, Executor>,
+                  DefaultCandidate> {
+  using type = typename Associator<Handler, DefaultCandidate>::type;
+  static type get(const dqlite::detail::plain_completion<Handler, Executor>& h) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(h.handler);
+  }
+  static auto get(const dqlite::detail::plain_completion<Handler, Executor>& h,
+                  const DefaultCandidate& c) noexcept
+      -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
+    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+  }
+};
+
+}  // namespace boost::asio

@@ -66,6 +66,9 @@ class exchange_core {
   bool owns() const noexcept { return owns_; }
   /// It failed before its request could be encoded.
   bool failed_early() const noexcept { return static_cast<bool>(init_ec_); }
+  /// On cancellation, it interrupts its request and drains the response (the connection
+  /// stays usable); else a cancellation closes the connection.
+  bool interruptible() const noexcept { return interruptible_; }
   /// It sends no request of its own (housekeeping only).
   bool housekeeping_only() const noexcept { return housekeeping_only_; }
 
@@ -426,11 +429,11 @@ class exchange_machine final : public exchange_core {
 
   exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
                    exchange_params params)
-      : exchange_core(s, init_ec, owns, params, interruptible(),
+      : exchange_core(s, init_ec, owns, params, proc_interruptible(),
                       requires { Proc::housekeeping_only; }),
         proc_(std::move(proc)) {}
 
-  static constexpr bool interruptible() {
+  static constexpr bool proc_interruptible() {
     if constexpr (requires { Proc::interruptible; })
       return Proc::interruptible;
     else

@@ -1,0 +1,51 @@
+// Separate compilation: the parts of the library that do not depend on the user's types,
+// compiled once. With DQLITE_CLIENT_SEPARATE_COMPILATION defined in every unit of a
+// program (e.g. on the compiler's command line), exactly one unit includes this header:
+//
+//     // dqlite_client.cpp
+//     #include <dqlite/src.hpp>
+//
+// The other units include <dqlite/client.hpp> (or the headers they need) as usual; they
+// declare these parts `extern` and do not compile them again.
+//
+// What is compiled here: the I/O loops that run every request exchange and every
+// connection opening (asynchronous and blocking), for TCP
+// (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
+// socket) with Asio's default executor. Other streams (TLS, a custom executor) are
+// compiled in the units that use them, as in header-only mode.
+#pragma once
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#error "<dqlite/src.hpp> is for separate compilation: define DQLITE_CLIENT_SEPARATE_COMPILATION in every unit of the program"
+#endif
+
+#include <dqlite/client.hpp>
+
+namespace dqlite::detail {
+
+template void run_exchange<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
+    std::chrono::milliseconds, loop_handler);
+template void run_exchange<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    exchange_core&, std::chrono::milliseconds, loop_handler);
+template void run_connect<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, std::string,
+    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler);
+template void run_connect<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler);
+template error_code run_blocking_exchange<boost::asio::ip::tcp::socket>(
+    connection_impl<boost::asio::ip::tcp::socket>&, exchange_core&, std::chrono::milliseconds,
+    bool*);
+template error_code run_blocking_exchange<boost::asio::local::stream_protocol::socket>(
+    connection_impl<boost::asio::local::stream_protocol::socket>&, exchange_core&,
+    std::chrono::milliseconds, bool*);
+template error_code run_blocking_connect<boost::asio::ip::tcp::socket>(
+    connection_impl<boost::asio::ip::tcp::socket>&, std::string_view,
+    const boost::asio::ip::tcp::endpoint*);
+template error_code run_blocking_connect<boost::asio::local::stream_protocol::socket>(
+    connection_impl<boost::asio::local::stream_protocol::socket>&, std::string_view,
+    const boost::asio::local::stream_protocol::endpoint*);
+
+}  // namespace dqlite::detail
