@@ -6,7 +6,9 @@
 # fragment of a coroutine body: it is compiled inside
 #   boost::asio::awaitable<void> f(dqlite::connection& conn) { auto ex = ...; <block> }
 # with the library, Boost.Asio and the common standard headers included and
-# `namespace asio = boost::asio;`. Compiler messages point at README.md lines.
+# `namespace asio = boost::asio;`. A block that includes <dqlite/src.hpp> is compiled with
+# DQLITE_CLIENT_SEPARATE_COMPILATION, as its recipe says. Compiler messages point at
+# README.md lines.
 #
 # Environment (tests/package/CMakeLists.txt sets it): CXX, SOURCE_DIR (repository root),
 # WORK_DIR (scratch, emptied first); optional: BOOST_CFLAGS.
@@ -62,8 +64,13 @@ END
 for ((i = 2; i <= count; i++)); do
   block=$WORK_DIR/block_$i.cpp
   if grep -q '^[[:space:]]*#[[:space:]]*include' "$block"; then
-    echo "+ $CXX ${flags[*]} block_$i.cpp" >&2
-    "$CXX" "${flags[@]}" -x c++ "$block"
+    # The separate compilation recipe's unit: compiled as its recipe says.
+    extra=()
+    if grep -q '#[[:space:]]*include <dqlite/src.hpp>' "$block"; then
+      extra=(-DDQLITE_CLIENT_SEPARATE_COMPILATION)
+    fi
+    echo "+ $CXX ${flags[*]} ${extra[*]} block_$i.cpp" >&2
+    "$CXX" "${flags[@]}" "${extra[@]}" -x c++ "$block"
     whole=$((whole + 1))
   else
     {
