@@ -3,8 +3,8 @@
 // are compiled once, in dqlite_client.cpp, instead of in every unit that uses them.
 // Every unit of the program is compiled with DQLITE_CLIENT_SEPARATE_COMPILATION defined:
 //
-//   g++ -std=c++20 -DDQLITE_CLIENT_SEPARATE_COMPILATION -c main.cpp
-//   g++ -std=c++20 -DDQLITE_CLIENT_SEPARATE_COMPILATION -c dqlite_client.cpp
+//   g++ -std=c++20 -DDQLITE_CLIENT_SEPARATE_COMPILATION -I ../../include -c main.cpp
+//   g++ -std=c++20 -DDQLITE_CLIENT_SEPARATE_COMPILATION -I ../../include -c dqlite_client.cpp
 //   g++ main.o dqlite_client.o -o separate_compilation -pthread
 //
 // (with CMake, -DDQLITE_CLIENT_SEPARATE_COMPILATION=ON does both for dqlite::client).

@@ -23,7 +23,9 @@
 //     #include <dqlite/src.hpp>
 //
 // The other units include <dqlite/client.hpp> (or the headers they need) as usual; they
-// declare these parts `extern` and do not compile them again.
+// declare these parts `extern` and do not compile them again. A program built with the
+// macro and without this unit fails to link with undefined references to
+// dqlite::detail::run_exchange, run_connect, run_blocking_exchange or run_blocking_connect.
 //
 // What is compiled here: the I/O loops that run every request exchange and every
 // connection opening (asynchronous and blocking), for TCP
