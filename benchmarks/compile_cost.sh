@@ -13,6 +13,7 @@
 #   src.hpp         that one unit, <dqlite/src.hpp>, compiled once per program
 #   whole_api       connection, prepared statement, cursor, transaction, blocking calls,
 #                   cluster and pool in one unit
+#   whole_api/sep   the same with DQLITE_CLIENT_SEPARATE_COMPILATION
 # Each figure is the median of RUNS compilations (default 3); ratios are to plain_asio
 # compiled by the same compiler. The machine's load changes the absolute figures; the
 # ratios, measured in one run, much less.

@@ -3110,6 +3110,7 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/associator.hpp>
 #include <boost/asio/buffer.hpp>
@@ -3121,6 +3122,7 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -3570,6 +3572,43 @@ void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... arg
   boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
 }
 
+/// True when a loop can complete Handler through loop_handler: its associated executor
+/// (Executor when it has none) is a standard executor. Handlers bound to the older
+/// Networking TS executors (io_context::strand, asio::executor) are not: their loop is
+/// compiled for them, as before the loops were erased.
+template <class Handler, class Executor>
+constexpr bool erasable_handler =
+    boost::asio::execution::is_executor<boost::asio::associated_executor_t<Handler, Executor>>::value;
+
+/// Frees a machine allocated with the caller's handler's allocator (Asio's recycling
+/// allocator when the handler has none), as Asio allocates an operation's memory.
+template <class Alloc>
+struct machine_deleter {
+  Alloc alloc;
+  template <class T>
+  void operator()(T* p) {
+    std::allocator_traits<Alloc>::destroy(alloc, p);
+    std::allocator_traits<Alloc>::deallocate(alloc, p, 1);
+  }
+};
+
+/// Allocates Machine(args...) with the handler's allocator.
+template <class Machine, class Handler, class... Args>
+auto allocate_machine(const Handler& h, Args&&... args) {
+  using handler_alloc =
+      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+  using alloc_t = typename std::allocator_traits<handler_alloc>::template rebind_alloc<Machine>;
+  alloc_t alloc(boost::asio::get_associated_allocator(h, boost::asio::recycling_allocator<void>()));
+  Machine* p = std::allocator_traits<alloc_t>::allocate(alloc, 1);
+  try {
+    std::allocator_traits<alloc_t>::construct(alloc, p, std::forward<Args>(args)...);
+  } catch (...) {
+    std::allocator_traits<alloc_t>::deallocate(alloc, p, 1);
+    throw;
+  }
+  return std::unique_ptr<Machine, machine_deleter<alloc_t>>(p, machine_deleter<alloc_t>{alloc});
+}
+
 /// The I/O loop's view of an exchange machine of any response processor: the exchange
 /// loop is compiled once per stream type, not once per processor and handler.
 struct exchange_ref {
@@ -3610,9 +3649,9 @@ extern template void run_exchange<boost::asio::local::stream_protocol::socket>(
 /// The completion of a typed exchange: takes the processor's result out of the machine,
 /// frees the machine, and calls the caller's handler with (error_code[, result]). The
 /// handler's executor, allocator and cancellation slot are those of Handler.
-template <class Machine, class Handler, class Executor>
+template <class Machine, class Handler, class Executor, class Deleter>
 struct exchange_completion {
-  std::unique_ptr<Machine> m;
+  std::unique_ptr<Machine, Deleter> m;
   Handler handler;
   Executor io_ex;  ///< the connection's: the default for the handler's executor
 
@@ -3651,12 +3690,18 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
     if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
   }
   using machine = exchange_machine<Proc>;
-  auto m = std::make_unique<machine>(*c, std::move(proc), ec, owns, params);
-  exchange_core& core = *m;
   using executor = typename Stream::executor_type;
-  run_exchange(c, core, params.timeout,
-               exchange_completion<machine, std::decay_t<Handler>, executor>{
-                   std::move(m), std::forward<Handler>(handler), c->stream.get_executor()});
+  auto m = allocate_machine<machine>(handler, *c, std::move(proc), ec, owns, params);
+  exchange_core& core = *m;
+  using completion = exchange_completion<machine, std::decay_t<Handler>, executor,
+                                         typename decltype(m)::deleter_type>;
+  completion done{std::move(m), std::forward<Handler>(handler), c->stream.get_executor()};
+  if constexpr (erasable_handler<completion, executor>) {
+    run_exchange(c, core, params.timeout, loop_handler(std::move(done)));
+  } else {
+    boost::asio::async_compose<completion, void(error_code, bool)>(
+        io_loop_op<Stream, exchange_ref>{c, exchange_ref{&core}, params.timeout}, done, c->stream);
+  }
 }
 
 /// Same, for a request that needs (or not) an open database, bounded by timeout.
@@ -3675,14 +3720,16 @@ namespace boost::asio {
 /// The completions of typed operations are associated with what their caller's handler is
 /// (the connection's executor being the default executor).
 template <template <class, class> class Associator, class Machine, class Handler, class Executor,
-          class DefaultCandidate>
-struct associator<Associator, dqlite::detail::exchange_completion<Machine, Handler, Executor>,
+          class Deleter, class DefaultCandidate>
+struct associator<Associator,
+                  dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>,
                   DefaultCandidate> {
   using type = typename Associator<Handler, DefaultCandidate>::type;
-  static type get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h) noexcept {
+  static type get(
+      const dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>& h) noexcept {
     return Associator<Handler, DefaultCandidate>::get(h.handler);
   }
-  static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h,
+  static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>& h,
                   const DefaultCandidate& c) noexcept
       -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
     return Associator<Handler, DefaultCandidate>::get(h.handler, c);
@@ -4351,12 +4398,10 @@ class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls>
 /// Opens connection c: to `address` ("host:port", resolved) or, when endpoint is set, to
 /// that endpoint (address is then only for messages); h is called with the error code
 /// (and the inline flag, see io_loop_op).
-/// With DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled
-/// once, in the unit that includes <dqlite/src.hpp>.
-template <class Stream>
-void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
-                 std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
-                 loop_handler h) {
+template <class Stream, class Handler>
+void connect_loop(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                  std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                  Handler h) {
   using steps_type = connect_steps<Stream>;
   using machine = stream_connect_machine<Stream>;
   steps_type steps;
@@ -4365,10 +4410,20 @@ void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string 
   if constexpr (steps_type::is_tcp)
     if (resolve) steps.resolver = std::make_shared<typename steps_type::tcp::resolver>(c->stream.get_executor());
   auto timeout = c->opts.connect_timeout;
-  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
+  boost::asio::async_compose<Handler, void(error_code, bool)>(
       io_loop_op<Stream, machine, steps_type>{c, machine(*c, std::move(address), resolve),
                                               timeout, std::move(steps)},
       h, c->stream);
+}
+
+/// connect_loop with the handler erased: compiled once per stream type. With
+/// DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled once, in
+/// the unit that includes <dqlite/src.hpp>.
+template <class Stream>
+void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                 std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                 loop_handler h) {
+  connect_loop(c, std::move(address), std::move(endpoint), std::move(h));
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
@@ -4388,9 +4443,13 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
                    std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
                    Handler&& handler) {
   using executor = typename Stream::executor_type;
-  run_connect(c, std::move(address), std::move(endpoint),
-              plain_completion<std::decay_t<Handler>, executor>{std::forward<Handler>(handler),
-                                                                 c->stream.get_executor()});
+  using completion = plain_completion<std::decay_t<Handler>, executor>;
+  completion done{std::forward<Handler>(handler), c->stream.get_executor()};
+  if constexpr (erasable_handler<completion, executor>) {
+    run_connect(c, std::move(address), std::move(endpoint), loop_handler(std::move(done)));
+  } else {
+    connect_loop(c, std::move(address), std::move(endpoint), std::move(done));
+  }
 }
 
 }  // namespace dqlite::detail

@@ -7,6 +7,7 @@
 #include "support/run.hpp"
 #include "support/test_node.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -272,6 +273,56 @@ TEST_CASE("every completion token works", "[connection]") {
   }
   guard.reset();
   t.join();
+}
+
+TEST_CASE("handlers bound to a strand, of either executor model, run in it", "[connection]") {
+  auto& node = shared_node();
+  asio::io_context io;
+  // The older Networking TS strand (its executor is not a standard executor, so its
+  // operations are not type-erased) and the standard one.
+  asio::io_context::strand legacy(io);
+  auto modern = asio::make_strand(io);
+  dqlite::connection conn(opts_for("strands"), io.get_executor());
+  std::vector<std::string> log;
+  bool initiating = true;
+  conn.async_connect(node.address(), asio::bind_executor(legacy, [&](dqlite::error_code ec) {
+    CHECK(!ec);
+    CHECK(legacy.running_in_this_thread());
+    log.push_back("connected");
+    conn.async_fetchval<std::int64_t>(
+        "SELECT ? + 1", 41, asio::bind_executor(legacy, [&](dqlite::error_code ec2, std::int64_t v) {
+          CHECK(!ec2);
+          CHECK(v == 42);
+          CHECK(legacy.running_in_this_thread());
+          log.push_back("legacy fetch");
+          conn.async_fetchval<std::int64_t>(
+              "SELECT 7", asio::bind_executor(modern, [&](dqlite::error_code ec3, std::int64_t w) {
+                CHECK(!ec3);
+                CHECK(w == 7);
+                CHECK(modern.running_in_this_thread());
+                log.push_back("modern fetch");
+              }));
+        }));
+  }));
+  // A failure found before any I/O completes later, in the handler's strand, never inside
+  // the initiating function.
+  dqlite::connection unopened(opts_for("strands"), io.get_executor());
+  unopened.async_execute("SELECT 1", asio::bind_executor(legacy, [&](dqlite::error_code ec, auto&&...) {
+    CHECK(ec == dqlite::errc::not_connected);
+    CHECK_FALSE(initiating);
+    CHECK(legacy.running_in_this_thread());
+    log.push_back("unopened");
+  }));
+  unopened.async_execute("SELECT 1", asio::bind_executor(modern, [&](dqlite::error_code ec, auto&&...) {
+    CHECK(ec == dqlite::errc::not_connected);
+    CHECK_FALSE(initiating);
+    CHECK(modern.running_in_this_thread());
+    log.push_back("unopened, modern");
+  }));
+  initiating = false;
+  io.run();
+  CHECK(log.size() == 5);
+  CHECK(std::count(log.begin(), log.end(), "modern fetch") == 1);
 }
 
 TEST_CASE("a second operation while one runs fails without disturbing the first", "[connection]") {

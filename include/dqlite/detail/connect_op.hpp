@@ -157,12 +157,10 @@ class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls>
 /// Opens connection c: to `address` ("host:port", resolved) or, when endpoint is set, to
 /// that endpoint (address is then only for messages); h is called with the error code
 /// (and the inline flag, see io_loop_op).
-/// With DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled
-/// once, in the unit that includes <dqlite/src.hpp>.
-template <class Stream>
-void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
-                 std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
-                 loop_handler h) {
+template <class Stream, class Handler>
+void connect_loop(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                  std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                  Handler h) {
   using steps_type = connect_steps<Stream>;
   using machine = stream_connect_machine<Stream>;
   steps_type steps;
@@ -171,10 +169,20 @@ void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string 
   if constexpr (steps_type::is_tcp)
     if (resolve) steps.resolver = std::make_shared<typename steps_type::tcp::resolver>(c->stream.get_executor());
   auto timeout = c->opts.connect_timeout;
-  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
+  boost::asio::async_compose<Handler, void(error_code, bool)>(
       io_loop_op<Stream, machine, steps_type>{c, machine(*c, std::move(address), resolve),
                                               timeout, std::move(steps)},
       h, c->stream);
+}
+
+/// connect_loop with the handler erased: compiled once per stream type. With
+/// DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms are compiled once, in
+/// the unit that includes <dqlite/src.hpp>.
+template <class Stream>
+void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
+                 std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
+                 loop_handler h) {
+  connect_loop(c, std::move(address), std::move(endpoint), std::move(h));
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
@@ -194,9 +202,13 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
                    std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
                    Handler&& handler) {
   using executor = typename Stream::executor_type;
-  run_connect(c, std::move(address), std::move(endpoint),
-              plain_completion<std::decay_t<Handler>, executor>{std::forward<Handler>(handler),
-                                                                 c->stream.get_executor()});
+  using completion = plain_completion<std::decay_t<Handler>, executor>;
+  completion done{std::forward<Handler>(handler), c->stream.get_executor()};
+  if constexpr (erasable_handler<completion, executor>) {
+    run_connect(c, std::move(address), std::move(endpoint), loop_handler(std::move(done)));
+  } else {
+    connect_loop(c, std::move(address), std::move(endpoint), std::move(done));
+  }
 }
 
 }  // namespace dqlite::detail

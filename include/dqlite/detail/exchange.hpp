@@ -11,6 +11,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/associator.hpp>
 #include <boost/asio/buffer.hpp>
@@ -22,6 +23,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -471,6 +473,43 @@ void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... arg
   boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
 }
 
+/// True when a loop can complete Handler through loop_handler: its associated executor
+/// (Executor when it has none) is a standard executor. Handlers bound to the older
+/// Networking TS executors (io_context::strand, asio::executor) are not: their loop is
+/// compiled for them, as before the loops were erased.
+template <class Handler, class Executor>
+constexpr bool erasable_handler =
+    boost::asio::execution::is_executor<boost::asio::associated_executor_t<Handler, Executor>>::value;
+
+/// Frees a machine allocated with the caller's handler's allocator (Asio's recycling
+/// allocator when the handler has none), as Asio allocates an operation's memory.
+template <class Alloc>
+struct machine_deleter {
+  Alloc alloc;
+  template <class T>
+  void operator()(T* p) {
+    std::allocator_traits<Alloc>::destroy(alloc, p);
+    std::allocator_traits<Alloc>::deallocate(alloc, p, 1);
+  }
+};
+
+/// Allocates Machine(args...) with the handler's allocator.
+template <class Machine, class Handler, class... Args>
+auto allocate_machine(const Handler& h, Args&&... args) {
+  using handler_alloc =
+      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+  using alloc_t = typename std::allocator_traits<handler_alloc>::template rebind_alloc<Machine>;
+  alloc_t alloc(boost::asio::get_associated_allocator(h, boost::asio::recycling_allocator<void>()));
+  Machine* p = std::allocator_traits<alloc_t>::allocate(alloc, 1);
+  try {
+    std::allocator_traits<alloc_t>::construct(alloc, p, std::forward<Args>(args)...);
+  } catch (...) {
+    std::allocator_traits<alloc_t>::deallocate(alloc, p, 1);
+    throw;
+  }
+  return std::unique_ptr<Machine, machine_deleter<alloc_t>>(p, machine_deleter<alloc_t>{alloc});
+}
+
 /// The I/O loop's view of an exchange machine of any response processor: the exchange
 /// loop is compiled once per stream type, not once per processor and handler.
 struct exchange_ref {
@@ -511,9 +550,9 @@ extern template void run_exchange<boost::asio::local::stream_protocol::socket>(
 /// The completion of a typed exchange: takes the processor's result out of the machine,
 /// frees the machine, and calls the caller's handler with (error_code[, result]). The
 /// handler's executor, allocator and cancellation slot are those of Handler.
-template <class Machine, class Handler, class Executor>
+template <class Machine, class Handler, class Executor, class Deleter>
 struct exchange_completion {
-  std::unique_ptr<Machine> m;
+  std::unique_ptr<Machine, Deleter> m;
   Handler handler;
   Executor io_ex;  ///< the connection's: the default for the handler's executor
 
@@ -552,12 +591,18 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
     if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
   }
   using machine = exchange_machine<Proc>;
-  auto m = std::make_unique<machine>(*c, std::move(proc), ec, owns, params);
-  exchange_core& core = *m;
   using executor = typename Stream::executor_type;
-  run_exchange(c, core, params.timeout,
-               exchange_completion<machine, std::decay_t<Handler>, executor>{
-                   std::move(m), std::forward<Handler>(handler), c->stream.get_executor()});
+  auto m = allocate_machine<machine>(handler, *c, std::move(proc), ec, owns, params);
+  exchange_core& core = *m;
+  using completion = exchange_completion<machine, std::decay_t<Handler>, executor,
+                                         typename decltype(m)::deleter_type>;
+  completion done{std::move(m), std::forward<Handler>(handler), c->stream.get_executor()};
+  if constexpr (erasable_handler<completion, executor>) {
+    run_exchange(c, core, params.timeout, loop_handler(std::move(done)));
+  } else {
+    boost::asio::async_compose<completion, void(error_code, bool)>(
+        io_loop_op<Stream, exchange_ref>{c, exchange_ref{&core}, params.timeout}, done, c->stream);
+  }
 }
 
 /// Same, for a request that needs (or not) an open database, bounded by timeout.
@@ -576,14 +621,16 @@ namespace boost::asio {
 /// The completions of typed operations are associated with what their caller's handler is
 /// (the connection's executor being the default executor).
 template <template <class, class> class Associator, class Machine, class Handler, class Executor,
-          class DefaultCandidate>
-struct associator<Associator, dqlite::detail::exchange_completion<Machine, Handler, Executor>,
+          class Deleter, class DefaultCandidate>
+struct associator<Associator,
+                  dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>,
                   DefaultCandidate> {
   using type = typename Associator<Handler, DefaultCandidate>::type;
-  static type get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h) noexcept {
+  static type get(
+      const dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>& h) noexcept {
     return Associator<Handler, DefaultCandidate>::get(h.handler);
   }
-  static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor>& h,
+  static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>& h,
                   const DefaultCandidate& c) noexcept
       -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
     return Associator<Handler, DefaultCandidate>::get(h.handler, c);
