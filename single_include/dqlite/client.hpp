@@ -3108,7 +3108,7 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/sansio/observe.hpp ----
 
-#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -3557,10 +3557,6 @@ error_code take_unasked(connection_impl<Stream>& c, bool may_write) {
   }
 }
 
-/// The completion handler of the type-erased I/O loops (run_exchange, run_connect):
-/// (error_code, bool inline), see io_loop_op.
-using loop_handler = boost::asio::any_completion_handler<void(error_code, bool)>;
-
 /// Calls the caller's handler h with args; when the loop completed inside the initiating
 /// function (inline), posts it to the handler's own executor instead (never the
 /// connection's: after fork() that one may not be running), so that it is never called
@@ -3572,13 +3568,145 @@ void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... arg
   boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
 }
 
-/// True when a loop can complete Handler through loop_handler: its associated executor
-/// (Executor when it has none) is a standard executor. Handlers bound to the older
-/// Networking TS executors (io_context::strand, asio::executor) are not: their loop is
-/// compiled for them, as before the loops were erased.
+/// What a loop_handler completes: the caller's handler, with what its completion needs
+/// (an exchange's machine), in one block from Asio's recycling allocator.
+template <class Executor>
+class loop_target {
+ public:
+  /// Frees the target, then calls the caller's handler (see deliver).
+  virtual void complete(error_code ec, bool inline_done) = 0;
+  /// Frees the target without calling the handler (the operation was abandoned).
+  virtual void destroy() noexcept = 0;
+  virtual Executor executor() const noexcept = 0;
+  virtual boost::asio::cancellation_slot slot() const noexcept = 0;
+
+ protected:
+  ~loop_target() = default;
+};
+
+/// The completion handler of the type-erased I/O loops (run_exchange, run_connect), with
+/// the signature void(error_code, bool inline) (see io_loop_op). It stands for a caller's
+/// handler whose associated executor is of the connection's executor type, with Asio's
+/// default allocator and the standard cancellation slot (erasable_handler); it forwards
+/// both, so the loop behaves as if it had the caller's handler. Other handlers get the
+/// loop compiled for them. Unlike any_completion_handler, it needs no type-erased executor
+/// (whose construction allocates for an any_io_executor).
+template <class Executor>
+class loop_handler {
+ public:
+  using executor_type = Executor;
+  using cancellation_slot_type = boost::asio::cancellation_slot;
+
+  explicit loop_handler(loop_target<Executor>* t) noexcept : t_(t) {}
+  loop_handler(loop_handler&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  loop_handler& operator=(loop_handler&&) = delete;
+  ~loop_handler() {
+    if (t_) t_->destroy();
+  }
+
+  executor_type get_executor() const noexcept { return t_->executor(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return t_->slot(); }
+  void operator()(error_code ec, bool inline_done) {
+    std::exchange(t_, nullptr)->complete(ec, inline_done);
+  }
+
+ private:
+  loop_target<Executor>* t_;
+};
+
+/// True when Handler can go through loop_handler<Executor> (see there).
 template <class Handler, class Executor>
 constexpr bool erasable_handler =
-    boost::asio::execution::is_executor<boost::asio::associated_executor_t<Handler, Executor>>::value;
+    std::is_same_v<boost::asio::associated_executor_t<Handler, Executor>, Executor> &&
+    std::is_same_v<boost::asio::associated_allocator_t<Handler>, std::allocator<void>> &&
+    std::is_same_v<boost::asio::associated_cancellation_slot_t<Handler>,
+                   boost::asio::cancellation_slot>;
+
+
+/// The part of a loop_target that holds the caller's handler: its allocation, its
+/// executor (the connection's when the handler has none) and its cancellation slot.
+template <class Derived, class Executor, class Handler>
+class loop_target_base : public loop_target<Executor> {
+ public:
+  template <class... Args>
+  static Derived* create(Args&&... args) {
+    boost::asio::recycling_allocator<Derived> alloc;
+    Derived* p = alloc.allocate(1);
+    try {
+      return ::new (static_cast<void*>(p)) Derived(std::forward<Args>(args)...);
+    } catch (...) {
+      alloc.deallocate(p, 1);
+      throw;
+    }
+  }
+  void destroy() noexcept final {
+    auto* d = static_cast<Derived*>(this);
+    d->~Derived();
+    boost::asio::recycling_allocator<Derived>().deallocate(d, 1);
+  }
+  Executor executor() const noexcept final {
+    return boost::asio::get_associated_executor(handler, io_ex);
+  }
+  boost::asio::cancellation_slot slot() const noexcept final {
+    return boost::asio::get_associated_cancellation_slot(handler);
+  }
+
+ protected:
+  template <class H>
+  loop_target_base(H&& h, const Executor& ex) : handler(std::forward<H>(h)), io_ex(ex) {}
+  ~loop_target_base() = default;
+
+  Handler handler;
+  Executor io_ex;
+};
+
+/// The target of an erased exchange: the machine and the caller's handler, completed with
+/// (error_code[, the processor's result]).
+template <class Executor, class Machine, class Handler>
+class exchange_target final
+    : public loop_target_base<exchange_target<Executor, Machine, Handler>, Executor, Handler> {
+  using base = loop_target_base<exchange_target, Executor, Handler>;
+
+ public:
+  template <class H, class... Args>
+  exchange_target(H&& h, const Executor& ex, Args&&... args)
+      : base(std::forward<H>(h), ex), m(std::forward<Args>(args)...) {}
+  ~exchange_target() = default;
+
+  void complete(error_code ec, bool inline_done) override {
+    Handler h(std::move(this->handler));
+    Executor ex(this->io_ex);
+    if constexpr (std::is_void_v<typename Machine::result_type>) {
+      this->destroy();
+      deliver(std::move(h), ex, inline_done, ec);
+    } else {
+      auto r = m.take();
+      this->destroy();
+      deliver(std::move(h), ex, inline_done, ec, std::move(r));
+    }
+  }
+
+  Machine m;
+};
+
+/// The target of an erased operation with no result of its own (opening a connection).
+template <class Executor, class Handler>
+class plain_target final
+    : public loop_target_base<plain_target<Executor, Handler>, Executor, Handler> {
+  using base = loop_target_base<plain_target, Executor, Handler>;
+
+ public:
+  template <class H>
+  plain_target(H&& h, const Executor& ex) : base(std::forward<H>(h), ex) {}
+  ~plain_target() = default;
+
+  void complete(error_code ec, bool inline_done) override {
+    Handler h(std::move(this->handler));
+    Executor ex(this->io_ex);
+    this->destroy();
+    deliver(std::move(h), ex, inline_done, ec);
+  }
+};
 
 /// Frees a machine allocated with the caller's handler's allocator (Asio's recycling
 /// allocator when the handler has none), as Asio allocates an operation's memory.
@@ -3631,8 +3759,10 @@ struct exchange_ref {
 /// once, in the unit that includes <dqlite/src.hpp>.
 template <class Stream>
 void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_core& m,
-                  std::chrono::milliseconds timeout, loop_handler h) {
-  boost::asio::async_compose<loop_handler, void(error_code, bool)>(
+                  std::chrono::milliseconds timeout,
+                  loop_handler<typename Stream::executor_type> h) {
+  using handler_type = loop_handler<typename Stream::executor_type>;
+  boost::asio::async_compose<handler_type, void(error_code, bool)>(
       io_loop_op<Stream, exchange_ref>{c, exchange_ref{&m}, timeout}, h, c->stream);
 }
 
@@ -3640,15 +3770,16 @@ void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_co
 // Compiled once, in the unit that includes <dqlite/src.hpp>.
 extern template void run_exchange<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
-    std::chrono::milliseconds, loop_handler);
+    std::chrono::milliseconds, loop_handler<boost::asio::any_io_executor>);
 extern template void run_exchange<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
-    exchange_core&, std::chrono::milliseconds, loop_handler);
+    exchange_core&, std::chrono::milliseconds, loop_handler<boost::asio::any_io_executor>);
 #endif
 
-/// The completion of a typed exchange: takes the processor's result out of the machine,
-/// frees the machine, and calls the caller's handler with (error_code[, result]). The
-/// handler's executor, allocator and cancellation slot are those of Handler.
+/// The completion of a typed exchange whose handler is not erasable (its loop is compiled
+/// for it): takes the processor's result out of the machine, frees the machine, and calls
+/// the caller's handler with (error_code[, result]). The handler's executor, allocator and
+/// cancellation slot are those of Handler.
 template <class Machine, class Handler, class Executor, class Deleter>
 struct exchange_completion {
   std::unique_ptr<Machine, Deleter> m;
@@ -3667,7 +3798,7 @@ struct exchange_completion {
   }
 };
 
-/// The completion of an operation with no result of its own (opening a connection).
+/// The same for an operation with no result of its own (opening a connection).
 template <class Handler, class Executor>
 struct plain_completion {
   Handler handler;
@@ -3691,14 +3822,19 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   }
   using machine = exchange_machine<Proc>;
   using executor = typename Stream::executor_type;
-  auto m = allocate_machine<machine>(handler, *c, std::move(proc), ec, owns, params);
-  exchange_core& core = *m;
-  using completion = exchange_completion<machine, std::decay_t<Handler>, executor,
-                                         typename decltype(m)::deleter_type>;
-  completion done{std::move(m), std::forward<Handler>(handler), c->stream.get_executor()};
-  if constexpr (erasable_handler<completion, executor>) {
-    run_exchange(c, core, params.timeout, loop_handler(std::move(done)));
+  using handler_type = std::decay_t<Handler>;
+  if constexpr (erasable_handler<handler_type, executor>) {
+    auto* t = exchange_target<executor, machine, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor(), *c, std::move(proc), ec, owns,
+        params);
+    exchange_core& core = t->m;
+    run_exchange(c, core, params.timeout, loop_handler<executor>(t));
   } else {
+    auto m = allocate_machine<machine>(handler, *c, std::move(proc), ec, owns, params);
+    exchange_core& core = *m;
+    using completion = exchange_completion<machine, handler_type, executor,
+                                           typename decltype(m)::deleter_type>;
+    completion done{std::move(m), std::forward<Handler>(handler), c->stream.get_executor()};
     boost::asio::async_compose<completion, void(error_code, bool)>(
         io_loop_op<Stream, exchange_ref>{c, exchange_ref{&core}, params.timeout}, done, c->stream);
   }
@@ -4422,7 +4558,7 @@ void connect_loop(const std::shared_ptr<connection_impl<Stream>>& c, std::string
 template <class Stream>
 void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
                  std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
-                 loop_handler h) {
+                 loop_handler<typename Stream::executor_type> h) {
   connect_loop(c, std::move(address), std::move(endpoint), std::move(h));
 }
 
@@ -4430,10 +4566,10 @@ void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string 
 // Compiled once, in the unit that includes <dqlite/src.hpp>.
 extern template void run_connect<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, std::string,
-    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler);
+    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler<boost::asio::any_io_executor>);
 extern template void run_connect<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
-    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler);
+    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler<boost::asio::any_io_executor>);
 #endif
 
 /// Starts opening connection c (see run_connect); the handler's executor, allocator and
@@ -4443,12 +4579,15 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
                    std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
                    Handler&& handler) {
   using executor = typename Stream::executor_type;
-  using completion = plain_completion<std::decay_t<Handler>, executor>;
-  completion done{std::forward<Handler>(handler), c->stream.get_executor()};
-  if constexpr (erasable_handler<completion, executor>) {
-    run_connect(c, std::move(address), std::move(endpoint), loop_handler(std::move(done)));
+  using handler_type = std::decay_t<Handler>;
+  if constexpr (erasable_handler<handler_type, executor>) {
+    auto* t = plain_target<executor, handler_type>::create(std::forward<Handler>(handler),
+                                                            c->stream.get_executor());
+    run_connect(c, std::move(address), std::move(endpoint), loop_handler<executor>(t));
   } else {
-    connect_loop(c, std::move(address), std::move(endpoint), std::move(done));
+    connect_loop(c, std::move(address), std::move(endpoint),
+                 plain_completion<handler_type, executor>{std::forward<Handler>(handler),
+                                                          c->stream.get_executor()});
   }
 }
 

@@ -42,16 +42,16 @@ namespace dqlite::detail {
 
 template void run_exchange<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
-    std::chrono::milliseconds, loop_handler);
+    std::chrono::milliseconds, loop_handler<boost::asio::any_io_executor>);
 template void run_exchange<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
-    exchange_core&, std::chrono::milliseconds, loop_handler);
+    exchange_core&, std::chrono::milliseconds, loop_handler<boost::asio::any_io_executor>);
 template void run_connect<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, std::string,
-    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler);
+    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler<boost::asio::any_io_executor>);
 template void run_connect<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
-    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler);
+    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler<boost::asio::any_io_executor>);
 template error_code run_blocking_exchange<boost::asio::ip::tcp::socket>(
     connection_impl<boost::asio::ip::tcp::socket>&, exchange_core&, std::chrono::milliseconds,
     bool*);

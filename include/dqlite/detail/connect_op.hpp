@@ -181,7 +181,7 @@ void connect_loop(const std::shared_ptr<connection_impl<Stream>>& c, std::string
 template <class Stream>
 void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string address,
                  std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
-                 loop_handler h) {
+                 loop_handler<typename Stream::executor_type> h) {
   connect_loop(c, std::move(address), std::move(endpoint), std::move(h));
 }
 
@@ -189,10 +189,10 @@ void run_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::string 
 // Compiled once, in the unit that includes <dqlite/src.hpp>.
 extern template void run_connect<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, std::string,
-    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler);
+    std::optional<boost::asio::ip::tcp::endpoint>, loop_handler<boost::asio::any_io_executor>);
 extern template void run_connect<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
-    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler);
+    std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler<boost::asio::any_io_executor>);
 #endif
 
 /// Starts opening connection c (see run_connect); the handler's executor, allocator and
@@ -202,12 +202,15 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
                    std::optional<typename connect_steps<Stream>::endpoint_type> endpoint,
                    Handler&& handler) {
   using executor = typename Stream::executor_type;
-  using completion = plain_completion<std::decay_t<Handler>, executor>;
-  completion done{std::forward<Handler>(handler), c->stream.get_executor()};
-  if constexpr (erasable_handler<completion, executor>) {
-    run_connect(c, std::move(address), std::move(endpoint), loop_handler(std::move(done)));
+  using handler_type = std::decay_t<Handler>;
+  if constexpr (erasable_handler<handler_type, executor>) {
+    auto* t = plain_target<executor, handler_type>::create(std::forward<Handler>(handler),
+                                                            c->stream.get_executor());
+    run_connect(c, std::move(address), std::move(endpoint), loop_handler<executor>(t));
   } else {
-    connect_loop(c, std::move(address), std::move(endpoint), std::move(done));
+    connect_loop(c, std::move(address), std::move(endpoint),
+                 plain_completion<handler_type, executor>{std::forward<Handler>(handler),
+                                                          c->stream.get_executor()});
   }
 }
 
