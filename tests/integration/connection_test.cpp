@@ -325,6 +325,51 @@ TEST_CASE("handlers bound to a strand, of either executor model, run in it", "[c
   CHECK(std::count(log.begin(), log.end(), "modern fetch") == 1);
 }
 
+namespace {
+/// Counts the allocations made through it.
+template <class T>
+struct counting_allocator {
+  using value_type = T;
+  std::size_t* count;
+  explicit counting_allocator(std::size_t* c) noexcept : count(c) {}
+  template <class U>
+  counting_allocator(const counting_allocator<U>& o) noexcept : count(o.count) {}
+  T* allocate(std::size_t n) {
+    ++*count;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  bool operator==(const counting_allocator<U>& o) const noexcept {
+    return count == o.count;
+  }
+};
+}  // namespace
+
+TEST_CASE("a handler's own allocator serves its operation's memory", "[connection]") {
+  auto& node = shared_node();
+  asio::io_context io;
+  dqlite::connection conn(opts_for("allocators"), io.get_executor());
+  std::size_t connect_allocs = 0, fetch_allocs = 0;
+  std::int64_t got = 0;
+  conn.async_connect(node.address(),
+                     asio::bind_allocator(counting_allocator<void>(&connect_allocs), [&](dqlite::error_code ec) {
+                       REQUIRE(!ec);
+                       conn.async_fetchval<std::int64_t>(
+                           "SELECT ? * 3", 5,
+                           asio::bind_allocator(counting_allocator<void>(&fetch_allocs),
+                                                [&](dqlite::error_code ec2, std::int64_t v) {
+                                                  CHECK(!ec2);
+                                                  got = v;
+                                                }));
+                     }));
+  io.run();
+  CHECK(got == 15);
+  // The request's machine and the pending reads and writes of each operation.
+  CHECK(connect_allocs > 0);
+  CHECK(fetch_allocs > 0);
+}
+
 TEST_CASE("a second operation while one runs fails without disturbing the first", "[connection]") {
   auto& node = shared_node();
   asio::io_context io;
