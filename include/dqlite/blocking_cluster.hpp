@@ -12,12 +12,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace dqlite {
 
-/// The blocking form of dqlite::cluster (TCP): every operation runs in the calling thread
+/// The blocking form of dqlite::basic_cluster: every operation runs in the calling thread
 /// and returns when it has completed. It owns an io_context, which the threads calling
 /// its operations run themselves while they wait, one at a time (no thread is started):
 /// discovery asks the nodes in parallel and its timeouts hold as in the asynchronous
@@ -41,25 +42,48 @@ namespace dqlite {
 /// made on it. The log and trace callbacks of the options run in whichever calling thread
 /// runs the io_context; a blocking call of the same object from inside one throws
 /// std::logic_error (it would wait for itself).
-class blocking_cluster {
+template <class Stream = boost::asio::ip::tcp::socket>
+class basic_blocking_cluster {
  public:
-  using connection_type = connection;
+  using cluster_type = basic_cluster<Stream>;
+  using connection_type = basic_connection<Stream>;
 
-  /// A client of the nodes at `addresses` ("host:port"); asks nothing yet.
-  explicit blocking_cluster(const std::vector<std::string>& addresses,
-                            const cluster_options& opts = {})
+  /// A client of the nodes in `store`, reached through `connector` (see
+  /// dqlite/connector.hpp: tcp_connector, unix_connector, tls_connector, or the caller's
+  /// own); asks nothing yet. Throws as the basic_cluster constructor of the same arguments.
+  basic_blocking_cluster(basic_connector<Stream> connector, std::shared_ptr<node_store> store,
+                         const cluster_options& opts = {})
+      : s_(std::make_shared<state>()) {
+    s_->c.emplace(s_->driver.get_executor(), std::move(connector), std::move(store), opts);
+  }
+
+  /// A client of the nodes at `addresses`, reached through `connector`.
+  basic_blocking_cluster(basic_connector<Stream> connector,
+                         const std::vector<std::string>& addresses,
+                         const cluster_options& opts = {})
+      : s_(std::make_shared<state>()) {
+    s_->c.emplace(s_->driver.get_executor(), std::move(connector), addresses, opts);
+  }
+
+  /// A client of the nodes at `addresses` ("host:port") over plain TCP; asks nothing yet.
+  explicit basic_blocking_cluster(const std::vector<std::string>& addresses,
+                                  const cluster_options& opts = {})
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
       : s_(std::make_shared<state>()) {
     s_->c.emplace(s_->driver.get_executor(), addresses, opts);
   }
 
-  /// A client of the nodes in `store` (which it updates with cluster_options::refresh_store).
-  explicit blocking_cluster(std::shared_ptr<node_store> store, const cluster_options& opts = {})
+  /// A client of the nodes in `store` over plain TCP (it updates the store with
+  /// cluster_options::refresh_store).
+  explicit basic_blocking_cluster(std::shared_ptr<node_store> store,
+                                  const cluster_options& opts = {})
+    requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>
       : s_(std::make_shared<state>()) {
     s_->c.emplace(s_->driver.get_executor(), std::move(store), opts);
   }
 
-  blocking_cluster(blocking_cluster&&) noexcept = default;
-  blocking_cluster& operator=(blocking_cluster&& o) noexcept {
+  basic_blocking_cluster(basic_blocking_cluster&&) noexcept = default;
+  basic_blocking_cluster& operator=(basic_blocking_cluster&& o) noexcept {
     if (this != &o) {
       if (s_ && s_->c) s_->c->close();
       s_ = std::move(o.s_);
@@ -67,7 +91,7 @@ class blocking_cluster {
     return *this;
   }
   /// Closes the client (connections it returned stay open and usable).
-  ~blocking_cluster() {
+  ~basic_blocking_cluster() {
     if (s_ && s_->c) s_->c->close();  // posted to the client's strand; cannot fail
   }
 
@@ -89,11 +113,11 @@ class blocking_cluster {
   /// open (see basic_cluster::async_connect).
   template <class... E>
     requires detail::error_tail_of<E...>
-  connection connect(E&... e) {
-    return call_or<connection>([s = s_](auto token) {
+  connection_type connect(E&... e) {
+    return call_or<connection_type>([s = s_](auto token) {
       auto h = std::move(token.token);
       s->c->async_connect(with_diagnostics(
-          [s, h = std::move(h)](std::exception_ptr ep, connection c) mutable {
+          [s, h = std::move(h)](std::exception_ptr ep, connection_type c) mutable {
             if (!ep) {
               // From here on the connection is used through its blocking forms only.
               const auto& impl = detail::connection_access::impl(c);
@@ -102,7 +126,7 @@ class blocking_cluster {
             }
             std::move(h)(std::move(ep), std::move(c));
           }));
-    }, [] { return connection(own_io_context, connection_options{}); }, e...);
+    }, [] { return connection_type(own_io_context, connection_options{}); }, e...);
   }
 
   /// The leader: its id and address.
@@ -201,13 +225,13 @@ class blocking_cluster {
  private:
   struct state {
     detail::io_driver driver;         // destroyed last: the io_context outlives the client
-    std::optional<dqlite::cluster> c;
+    std::optional<cluster_type> c;
     ~state() {
       if (c) c->close();
     }
   };
 
-  const dqlite::cluster& cl() const {
+  const cluster_type& cl() const {
     if (!s_) throw std::logic_error("dqlite: use of a moved-from blocking_cluster");
     return *s_->c;
   }
@@ -221,10 +245,16 @@ class blocking_cluster {
   template <class R, class Start, class Empty, class... E>
   R call_or(Start start, Empty empty, E&... e) {
     cl();
-    return s_->driver.run_for<R>(std::move(start), std::move(empty), e...);
+    return s_->driver.template run_for<R>(std::move(start), std::move(empty), e...);
   }
 
   std::shared_ptr<state> s_;
 };
+
+/// The TCP form.
+using blocking_cluster = basic_blocking_cluster<boost::asio::ip::tcp::socket>;
+
+/// The unix-socket form (nodes reached through unix_connector()).
+using unix_blocking_cluster = basic_blocking_cluster<boost::asio::local::stream_protocol::socket>;
 
 }  // namespace dqlite

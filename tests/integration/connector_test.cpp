@@ -280,6 +280,44 @@ TEST_CASE("a cluster of nodes in this process reached over unix sockets", "[conn
   });
 }
 
+TEST_CASE("the blocking cluster over unix sockets: leader, members, a connection, errors",
+          "[connector][unix][blocking]") {
+  const std::string base = "dqlite-client-ubc-" + std::to_string(::getpid());
+  dqlite_test::inproc_node n1(base + "-1", 1);
+  dqlite::unix_blocking_cluster c(dqlite::unix_connector(), std::vector<std::string>{n1.address()},
+                                  quick_cluster("unixblocking"));
+  CHECK(c.leader().address == n1.address());
+  auto members = c.cluster();
+  REQUIRE(members.size() == 1);
+  CHECK(members[0].id == 1);
+
+  auto conn = c.connect();
+  static_assert(std::is_same_v<decltype(conn), dqlite::unix_connection>);
+  conn.execute("CREATE TABLE t (n INTEGER)");
+  conn.execute("INSERT INTO t VALUES (?)", 41);
+  CHECK(conn.fetchval<std::int64_t>("SELECT n + 1 FROM t") == 42);
+
+  // The error form: a node id that is not a member.
+  dqlite::error_code ec;
+  dqlite::diagnostics d;
+  c.assign(99, dqlite::node_role::spare, ec, d);
+  CHECK(ec);
+  CHECK_FALSE(d.message().empty());
+
+  // No node behind the only address: the discovery's failure, naming the address.
+  auto opts = quick_cluster("unixblocking");
+  opts.max_attempts = 1;
+  dqlite::unix_blocking_cluster none(dqlite::unix_connector(),
+                                     std::vector<std::string>{"@" + base + "-nobody"}, opts);
+  try {
+    (void)none.leader();
+    FAIL("a leader was found behind no node");
+  } catch (const dqlite::error& e) {
+    CHECK(e.code() == dqlite::errc::no_leader);
+    CHECK_THAT(std::string(e.what()), Catch::Contains(base + "-nobody"));
+  }
+}
+
 TEST_CASE("a connector of the caller's: dialling through a proxy, one that throws, one that "
           "is empty",
           "[connector]") {
