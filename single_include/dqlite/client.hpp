@@ -11724,7 +11724,7 @@ class io_driver {
 
 namespace dqlite {
 
-/// The blocking form of dqlite::basic_cluster: every operation runs in the calling thread
+/// The blocking form of dqlite::basic_cluster over TCP or unix sockets: every operation runs in the calling thread
 /// and returns when it has completed. It owns an io_context, which the threads calling
 /// its operations run themselves while they wait, one at a time (no thread is started):
 /// discovery asks the nodes in parallel and its timeouts hold as in the asynchronous
@@ -11750,13 +11750,18 @@ namespace dqlite {
 /// std::logic_error (it would wait for itself).
 template <class Stream = boost::asio::ip::tcp::socket>
 class basic_blocking_cluster {
+  static_assert(detail::is_plain_socket<Stream>,
+                "dqlite: the blocking cluster client works on TCP and unix socket streams; over "
+                "TLS use the asynchronous basic_cluster (tls_cluster)");
+
  public:
   using cluster_type = basic_cluster<Stream>;
   using connection_type = basic_connection<Stream>;
 
   /// A client of the nodes in `store`, reached through `connector` (see
-  /// dqlite/connector.hpp: tcp_connector, unix_connector, tls_connector, or the caller's
-  /// own); asks nothing yet. Throws as the basic_cluster constructor of the same arguments.
+  /// dqlite/connector.hpp: tcp_connector, unix_connector, or the caller's own over a TCP or
+  /// unix socket); asks nothing yet. Throws as the basic_cluster constructor of the same
+  /// arguments.
   basic_blocking_cluster(basic_connector<Stream> connector, std::shared_ptr<node_store> store,
                          const cluster_options& opts = {})
       : s_(std::make_shared<state>()) {

@@ -304,11 +304,30 @@ TEST_CASE("the blocking cluster over unix sockets: leader, members, a connection
   CHECK(ec);
   CHECK_FALSE(d.message().empty());
 
+  // The same node through a node store.
+  auto store = std::make_shared<dqlite::memory_node_store>(
+      std::vector<dqlite::node_info>{{1, n1.address(), dqlite::node_role::voter}});
+  dqlite::unix_blocking_cluster from_store(dqlite::unix_connector(), store,
+                                           quick_cluster("unixblocking"));
+  auto conn2 = from_store.connect();
+  CHECK(conn2.fetchval<std::int64_t>("SELECT count(*) FROM t") == 1);
+  // The TCP-only constructors (addresses dialled as host:port) are not offered for unix.
+  static_assert(!std::is_constructible_v<dqlite::unix_blocking_cluster, std::vector<std::string>>);
+  static_assert(std::is_constructible_v<dqlite::blocking_cluster, std::vector<std::string>>);
+
   // No node behind the only address: the discovery's failure, naming the address.
   auto opts = quick_cluster("unixblocking");
   opts.max_attempts = 1;
   dqlite::unix_blocking_cluster none(dqlite::unix_connector(),
                                      std::vector<std::string>{"@" + base + "-nobody"}, opts);
+  {
+    dqlite::error_code nec;
+    dqlite::diagnostics nd;
+    auto nc = none.connect(nec, nd);
+    CHECK(nec == dqlite::errc::no_leader);
+    CHECK_FALSE(nc.is_open());
+    CHECK_THAT(nd.message(), Catch::Contains(base + "-nobody"));
+  }
   try {
     (void)none.leader();
     FAIL("a leader was found behind no node");
