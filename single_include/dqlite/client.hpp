@@ -3689,23 +3689,11 @@ class exchange_target final
   Machine m;
 };
 
-/// The target of an erased operation with no result of its own (opening a connection).
-template <class Executor, class Handler>
-class plain_target final
-    : public loop_target_base<plain_target<Executor, Handler>, Executor, Handler> {
-  using base = loop_target_base<plain_target, Executor, Handler>;
-
- public:
-  template <class H>
-  plain_target(H&& h, const Executor& ex) : base(std::forward<H>(h), ex) {}
-  ~plain_target() = default;
-
-  void complete(error_code ec, bool inline_done) override {
-    Handler h(std::move(this->handler));
-    Executor ex(this->io_ex);
-    this->destroy();
-    deliver(std::move(h), ex, inline_done, ec);
-  }
+/// The machine slot of an operation with no machine and no result of its own (opening a
+/// connection: its loop holds its state): exchange_target<Executor, no_machine, Handler> and
+/// exchange_completion<no_machine, ...> then only call the handler with the error code.
+struct no_machine {
+  using result_type = void;
 };
 
 /// Frees a machine allocated with the caller's handler's allocator (Asio's recycling
@@ -3798,16 +3786,6 @@ struct exchange_completion {
   }
 };
 
-/// The same for an operation with no result of its own (opening a connection).
-template <class Handler, class Executor>
-struct plain_completion {
-  Handler handler;
-  Executor io_ex;
-  void operator()(error_code ec, bool inline_done) {
-    deliver(std::move(handler), io_ex, inline_done, ec);
-  }
-};
-
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
@@ -3866,21 +3844,6 @@ struct associator<Associator,
     return Associator<Handler, DefaultCandidate>::get(h.handler);
   }
   static auto get(const dqlite::detail::exchange_completion<Machine, Handler, Executor, Deleter>& h,
-                  const DefaultCandidate& c) noexcept
-      -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
-    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
-  }
-};
-
-template <template <class, class> class Associator, class Handler, class Executor,
-          class DefaultCandidate>
-struct associator<Associator, dqlite::detail::plain_completion<Handler, Executor>,
-                  DefaultCandidate> {
-  using type = typename Associator<Handler, DefaultCandidate>::type;
-  static type get(const dqlite::detail::plain_completion<Handler, Executor>& h) noexcept {
-    return Associator<Handler, DefaultCandidate>::get(h.handler);
-  }
-  static auto get(const dqlite::detail::plain_completion<Handler, Executor>& h,
                   const DefaultCandidate& c) noexcept
       -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c)) {
     return Associator<Handler, DefaultCandidate>::get(h.handler, c);
@@ -4581,13 +4544,14 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
   using executor = typename Stream::executor_type;
   using handler_type = std::decay_t<Handler>;
   if constexpr (erasable_handler<handler_type, executor>) {
-    auto* t = plain_target<executor, handler_type>::create(std::forward<Handler>(handler),
-                                                            c->stream.get_executor());
+    auto* t = exchange_target<executor, no_machine, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor());
     run_connect(c, std::move(address), std::move(endpoint), loop_handler<executor>(t));
   } else {
+    using completion = exchange_completion<no_machine, handler_type, executor,
+                                           std::default_delete<no_machine>>;
     connect_loop(c, std::move(address), std::move(endpoint),
-                 plain_completion<handler_type, executor>{std::forward<Handler>(handler),
-                                                          c->stream.get_executor()});
+                 completion{nullptr, std::forward<Handler>(handler), c->stream.get_executor()});
   }
 }
 

@@ -204,13 +204,14 @@ void start_connect(const std::shared_ptr<connection_impl<Stream>>& c, std::strin
   using executor = typename Stream::executor_type;
   using handler_type = std::decay_t<Handler>;
   if constexpr (erasable_handler<handler_type, executor>) {
-    auto* t = plain_target<executor, handler_type>::create(std::forward<Handler>(handler),
-                                                            c->stream.get_executor());
+    auto* t = exchange_target<executor, no_machine, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor());
     run_connect(c, std::move(address), std::move(endpoint), loop_handler<executor>(t));
   } else {
+    using completion = exchange_completion<no_machine, handler_type, executor,
+                                           std::default_delete<no_machine>>;
     connect_loop(c, std::move(address), std::move(endpoint),
-                 plain_completion<handler_type, executor>{std::forward<Handler>(handler),
-                                                          c->stream.get_executor()});
+                 completion{nullptr, std::forward<Handler>(handler), c->stream.get_executor()});
   }
 }
 
