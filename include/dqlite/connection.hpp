@@ -278,7 +278,7 @@ class basic_connection {
   //
   // Each operation above has a blocking twin without the async_ prefix, for TCP and unix
   // socket connections: it runs the same state machines in the calling thread over
-  // blocking socket I/O (poll(2) bounds every wait by the same timeouts), without any
+  // blocking socket I/O (every wait is bounded by the same timeouts), without any
   // io_context. The arguments are those of the asynchronous form without the completion
   // token, then optionally `error_code& ec, diagnostics& diag`: with them a failure is
   // reported there and the result is empty; without them it throws dqlite::error (code +

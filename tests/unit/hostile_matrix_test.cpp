@@ -11,13 +11,18 @@
 #include "support/fake_server.hpp"
 #include "support/run.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
 
 namespace asio = boost::asio;
 using bytes = std::vector<unsigned char>;
@@ -552,4 +557,97 @@ TEST_CASE("a blocking write that follows an answer at once still finds a server 
       CHECK_THAT(d.message(), !Catch::Contains("nothing was sent"));
     }
   }
+}
+
+// The blocking forms wait for an answer inside recv(2), on a descriptor in blocking mode
+// under a receive timeout shorter than the time left; when that timeout passes, poll(2)
+// waits for the rest. A request the server never answers must still end exactly at its
+// deadline: not at the receive timeout, and not later than a hang guard.
+TEST_CASE("a blocking request that waits inside recv still ends at its deadline", "[hostile]") {
+  std::string self;
+  fake_server server([&self](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    int statements = 0;
+    for (;;) {
+      auto req = peer.read_frame();
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      if (type != 0 && type != 3 && type != 16 && ++statements > 3) break;
+      peer.write(good_answer(type, self));
+    }
+    fake_server::silent()(peer);
+  });
+  self = server.address();
+  auto conn = dqlite::connect(self, fast_opts());
+  for (int i = 0; i < 3; ++i) CHECK(conn.fetchval<std::int64_t>("SELECT v FROM t") == 7);
+  const int fd = static_cast<int>(conn.stream().native_handle());
+  CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);  // the waits are inside recv(2)
+  dqlite::error_code ec;
+  dqlite::diagnostics d;
+  auto start = std::chrono::steady_clock::now();
+  (void)conn.fetchval<std::int64_t>("SELECT v FROM t", ec, d);
+  auto ms = dqlite_test::elapsed_ms(start);
+  INFO(ec.message() << ": " << d.message() << " after " << ms << " ms");
+  CHECK(ec == dqlite::errc::timeout);
+  CHECK_FALSE(conn.is_open());
+  CHECK(ms >= 1400);    // the request timeout (1.5 s) decides, not the receive timeout
+  CHECK(ms < 60'000);   // a hang guard
+}
+
+// One connection used in turn by the blocking forms and by asynchronous operations: the
+// descriptor the blocking forms put in blocking mode must not block the io_context's thread
+// when an asynchronous operation follows (Asio makes it non-blocking again), and the
+// blocking forms must still read their answers after it, also when the descriptor was made
+// non-blocking behind their back. The server answers the asynchronous request only once a
+// timer on the same io_context has fired: if the io_context's thread were blocked in a read
+// of the socket, the timer could not fire before the answer came.
+TEST_CASE("blocking and asynchronous operations take turns on one connection", "[hostile]") {
+  std::string self;
+  std::promise<void> timer_fired;
+  auto fired = timer_fired.get_future();
+  std::atomic<bool> answered_after_timer{false};
+  fake_server server([&](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    int statements = 0;
+    for (;;) {
+      auto req = peer.read_frame(std::chrono::milliseconds(30'000));
+      if (req.size() < 8) return;
+      const std::uint8_t type = req[4];
+      if (type != 0 && type != 3 && type != 16 && ++statements == 2)
+        answered_after_timer =
+            fired.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+      peer.write(good_answer(type, self));
+    }
+  });
+  self = server.address();
+  auto o = fast_opts();
+  o.request_timeout = 30s;
+  asio::io_context io;
+  dqlite::connection conn(o, io.get_executor());
+  conn.connect(self);
+  CHECK(conn.fetchval<std::int64_t>("SELECT v FROM t") == 7);  // blocking: statement 1
+  const int fd = static_cast<int>(conn.stream().native_handle());
+  CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+
+  std::optional<std::int64_t> async_value;
+  dqlite::error_code async_ec;
+  asio::steady_timer timer(io, 20ms);
+  timer.async_wait([&](dqlite::error_code) { timer_fired.set_value(); });
+  conn.async_fetchval<std::int64_t>("SELECT v FROM t",  // statement 2
+                                    [&](dqlite::error_code e, std::int64_t v) {
+                                      async_ec = e;
+                                      if (!e) async_value = v;
+                                    });
+  io.run();
+  CHECK_FALSE(async_ec);
+  CHECK(async_value == 7);
+  CHECK(answered_after_timer);
+  CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);  // Asio's, for its operations
+
+  CHECK(conn.fetchval<std::int64_t>("SELECT v FROM t") == 7);  // blocking again: statement 3
+  CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+  conn.stream().non_blocking(true);  // behind the blocking forms' back
+  CHECK(conn.fetchval<std::int64_t>("SELECT v FROM t") == 7);  // found out, waits with poll
+  CHECK(conn.fetchval<std::int64_t>("SELECT v FROM t") == 7);
+  CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);  // and in recv(2) again after that
 }

@@ -1,7 +1,9 @@
 // The blocking driver: the same sans-io machines as the asynchronous operations, run with
 // blocking reads and writes on the connection's socket, in the calling thread. Every wait
-// is bounded by the operation's deadline with poll(2); no thread and no io_context is
-// involved. Plain sockets only (TCP and unix): a TLS stream has no blocking form.
+// is bounded by the operation's deadline: a wait for an answer inside recv(2), under the
+// socket's receive timeout, other waits (and the last few milliseconds) with poll(2). No
+// thread and no io_context is involved. Plain sockets only (TCP and unix): a TLS stream has
+// no blocking form.
 #pragma once
 
 #include <dqlite/detail/connect_op.hpp>
@@ -12,6 +14,7 @@
 
 #include <boost/asio/error.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -23,6 +26,7 @@
 #include <utility>
 
 #include <poll.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -69,21 +73,32 @@ class blocking_transport {
 
   io_event read(std::size_t need) {
     auto space = c_.rbuf.prepare(need);
-    // Right after a request the answer is rarely there yet: wait first. In the middle of a
-    // response, more bytes usually are: read first.
+    // Wait inside recv(2) when the descriptor can be made to (one system call per wait).
+    // Otherwise: right after a request the answer is rarely there yet, so wait with poll(2)
+    // first; in the middle of a response more bytes usually are, so read first.
     bool wait_first = std::exchange(fresh_request_, false);
+    bool may_block = true;
     for (;;) {
-      if (wait_first) {
+      int flags = MSG_DONTWAIT;
+      if (may_block && block_in_recv()) {
+        flags = 0;
+      } else if (wait_first) {
         error_code ec;
         int w = wait(POLLIN, ec);
         if (w == 0) return expired(io_event::kind::read, 0);
         if (w < 0) return {io_event::kind::read, ec, 0, false};
       }
-      ssize_t r = ::recv(fd(), space.data(), space.size(), MSG_DONTWAIT);
+      ssize_t r = ::recv(fd(), space.data(), space.size(), flags);
       if (r > 0) return {io_event::kind::read, {}, static_cast<std::size_t>(r), false};
       if (r == 0) return {io_event::kind::read, boost::asio::error::eof, 0, false};
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (flags == 0) {
+          // The receive timeout passed, or the descriptor was non-blocking after all (an
+          // asynchronous operation ran on it): poll(2) decides from here, to the deadline.
+          may_block = false;
+          c_.blocking_fd = -1;
+        }
         wait_first = true;
         continue;
       }
@@ -102,6 +117,7 @@ class blocking_transport {
       error_code ec;
       sock.close(ec);
       sock.open(ep.protocol(), ec);
+      c_.blocking_fd = -1;
       if (!ec) sock.non_blocking(true, ec);
       if (ec) return {io_event::kind::connected, ec, 0, false};
       if (::connect(fd(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
@@ -132,6 +148,50 @@ class blocking_transport {
   }
 
   int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
+
+  // Readies the descriptor for a wait inside recv(2): blocking mode (set once per descriptor)
+  // and a receive timeout that ends the wait before the deadline (set again only when the
+  // one set is too long for the time left, or shorter than half of it: a steady stream of
+  // requests with the same timeout costs no system call here). False when the wait must be
+  // done with poll(2): a deadline too close for the kernel's timer (which rounds a receive
+  // timeout up to its tick, at most 10 ms), or a failed system call.
+  bool block_in_recv() {
+    using std::chrono::microseconds;
+    const int s = fd();
+    const bool blocking = c_.blocking_fd == s;
+    microseconds want{0};  // no timeout
+    if (deadline_ != clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<microseconds>(deadline_ - clock::now());
+      if (left < min_recv_timeout) return false;
+      auto most = left - std::max(left / 8, microseconds(20000));
+      if (blocking && c_.recv_timeout.count() > 0 && c_.recv_timeout <= most &&
+          c_.recv_timeout >= most / 2)
+        return true;
+      want = most;
+    } else if (blocking && c_.recv_timeout.count() == 0) {
+      return true;
+    }
+    if (!blocking) {
+      error_code ec;
+      c_.stream.lowest_layer().non_blocking(false, ec);  // through Asio, which tracks it
+      if (ec) return false;
+      c_.blocking_fd = s;
+      c_.recv_timeout = microseconds(-1);  // unknown
+    }
+    if (c_.recv_timeout != want) {
+      timeval tv{};
+      tv.tv_sec = static_cast<decltype(tv.tv_sec)>(want.count() / 1000000);
+      tv.tv_usec = static_cast<decltype(tv.tv_usec)>(want.count() % 1000000);
+      if (::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        c_.blocking_fd = -1;
+        return false;
+      }
+      c_.recv_timeout = want;
+    }
+    return true;
+  }
+
+  static constexpr std::chrono::microseconds min_recv_timeout{40000};
 
   // 1: ready; 0: the deadline passed; -1: poll failed (ec).
   int wait(short events, error_code& ec) {

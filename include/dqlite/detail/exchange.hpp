@@ -104,6 +104,16 @@ struct connection_impl : owned_io_context,
   std::uint64_t waits = 0;      ///< waits started so far
   std::function<void()> timeout_hook;  ///< what else to stop on expiry (a resolver)
 
+  /// The blocking forms wait for an answer inside recv(2) on a descriptor in blocking mode,
+  /// bounded by its receive timeout (SO_RCVTIMEO): one system call where poll(2) and a read
+  /// take two. blocking_fd is the descriptor they switched to blocking mode (-1: none) and
+  /// recv_timeout the receive timeout they last set on it (zero: none). An asynchronous
+  /// operation makes the descriptor non-blocking again (Asio does), so each one resets
+  /// blocking_fd; if it is stale all the same, recv fails at once with EAGAIN and the
+  /// blocking forms wait with poll(2) instead.
+  int blocking_fd = -1;
+  std::chrono::microseconds recv_timeout{0};
+
   /// The operation in progress must end within d from now.
   void set_deadline(std::chrono::milliseconds d) {
     auto now = clock::now();
@@ -244,6 +254,7 @@ struct io_loop_op {
   void operator()(Self& self) {
     if (started) return;
     started = true;
+    c->blocking_fd = -1;
     if (m.interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     if constexpr (is_exchange) {
