@@ -375,10 +375,28 @@ constexpr bool has_error_tail() {
   }
 }
 
+/// True when the last of Args is an error_code or a diagnostics that does not end a whole
+/// (error_code&, diagnostics&) tail: `execute(sql, ec)`, say. blocking_call refuses it
+/// with one message of the library's (neither is a statement parameter).
+template <class... Args>
+constexpr bool has_broken_error_tail() {
+  if constexpr (sizeof...(Args) == 0 || has_error_tail<Args...>()) {
+    return false;
+  } else {
+    using last = std::remove_cvref_t<std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>>;
+    return std::is_same_v<last, error_code> || std::is_same_v<last, diagnostics>;
+  }
+}
+
 /// Nothing, or `error_code&, diagnostics&`: the optional tail of a blocking operation that
-/// takes no other variadic arguments.
+/// takes no other variadic arguments. A broken tail (an error_code alone, say) is let
+/// through, for blocking_call to refuse with its message instead of a failed constraint.
 template <class... E>
-concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tail<E&...>());
+concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tail<E&...>()) ||
+                        (sizeof...(E) <= 2 && has_broken_error_tail<E&...>());
+
+template <class>
+inline constexpr bool dependent_false = false;
 
 /// Calls f(ec, diag, params...) for a blocking operation's arguments: with a trailing
 /// (error_code&, diagnostics&) those are used; without them a failure is thrown as
@@ -386,7 +404,28 @@ concept error_tail_of = sizeof...(E) == 0 || (sizeof...(E) == 2 && has_error_tai
 template <class F, class... Args>
 decltype(auto) blocking_call(F&& f, Args&&... args) {
   constexpr std::size_t n = sizeof...(Args);
-  if constexpr (has_error_tail<Args&&...>()) {
+  if constexpr (has_broken_error_tail<Args&&...>()) {
+    static_assert(dependent_false<F>,
+                  "dqlite: the error form of a blocking operation ends with two arguments, "
+                  "dqlite::error_code& then dqlite::diagnostics& (without them, a failure "
+                  "throws dqlite::error)");
+    // The rest (without the error arguments at the end) as the throwing form, so that the
+    // caller's result type stays what it is: no second error after the message.
+    constexpr bool two = [] {
+      if constexpr (n < 2) {
+        return false;
+      } else {
+        using before = std::remove_cvref_t<std::tuple_element_t<n - 2, std::tuple<Args...>>>;
+        return std::is_same_v<before, error_code> || std::is_same_v<before, diagnostics>;
+      }
+    }();
+    error_code ec;
+    diagnostics diag;
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
+      return f(ec, diag, std::get<I>(all)...);
+    }(std::make_index_sequence<n - (two ? 2 : 1)>{});
+  } else if constexpr (has_error_tail<Args&&...>()) {
     auto all = std::forward_as_tuple(std::forward<Args>(args)...);
     return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
       return f(std::get<n - 2>(all), std::get<n - 1>(all), std::get<I>(all)...);
