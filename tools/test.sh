@@ -42,10 +42,10 @@ fi
 bash "$repo_root/tools/deps.sh"
 
 # Line tables only (-g1): backtraces keep file and line, and the build takes about 40%
-# less time than with full debug information. The test programs, and the examples, tools
-# and benchmarks (which the tests run, or only build), are built with -Og: about 40% less
-# compile time than -O2 (for figures, build the benchmarks in a build directory of their
-# own: built here, they say so when they start). Most of the test programs' files are compiled in a few
+# less time than with full debug information. The test programs are built with -Og (about
+# a third less compile time than -O2), and so are the examples, tools and benchmarks, which
+# the tests run or only build (about 40% less for them; for figures, build the benchmarks
+# in a build directory of their own: built here, they say so when they start). Most of the test programs' files are compiled in a few
 # unity groups (DQLITE_CLIENT_TEST_UNITY_BUILD, tests/CMakeLists.txt): about a third less
 # compile time for them.
 cmake -S "$repo_root" -B "$build_dir" \

@@ -3208,8 +3208,9 @@ struct connection_impl : owned_io_context,
   /// take two. blocking_fd is the descriptor they switched to blocking mode (-1: none) and
   /// recv_timeout the receive timeout they last set on it (zero: none). An asynchronous
   /// operation makes the descriptor non-blocking again (Asio does), so each one resets
-  /// blocking_fd; if it is stale all the same, recv fails at once with EAGAIN and the
-  /// blocking forms wait with poll(2) instead.
+  /// blocking_fd, as does every close and every opening of a socket by the blocking forms
+  /// (a new socket may get the same number); if it is stale all the same, recv fails at
+  /// once with EAGAIN and the blocking forms wait with poll(2) instead.
   int blocking_fd = -1;
   std::chrono::microseconds recv_timeout{0};
 
@@ -3259,6 +3260,7 @@ struct connection_impl : owned_io_context,
     if (forked()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
+    blocking_fd = -1;
     release_timer();
     close_requested = false;
     state = conn_state::closed;
@@ -3272,6 +3274,7 @@ struct connection_impl : owned_io_context,
     close_requested = false;
     error_code ignored;
     stream.lowest_layer().close(ignored);
+    blocking_fd = -1;
   }
 
   /// After fork() in the child: the socket is shared with the parent process. Point the
@@ -3290,6 +3293,7 @@ struct connection_impl : owned_io_context,
       error_code ignored;
       sock.close(ignored);
     }
+    blocking_fd = -1;
     state = conn_state::closed;
   }
 };
@@ -4709,11 +4713,15 @@ class blocking_transport {
   int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
 
   // Readies the descriptor for a wait inside recv(2): blocking mode (set once per descriptor)
-  // and a receive timeout that ends the wait before the deadline (set again only when the
-  // one set is too long for the time left, or shorter than half of it: a steady stream of
-  // requests with the same timeout costs no system call here). False when the wait must be
-  // done with poll(2): a deadline too close for the kernel's timer (which rounds a receive
-  // timeout up to its tick, at most 10 ms), or a failed system call.
+  // and a receive timeout that ends the wait well before the deadline: Linux may end a
+  // receive timeout later than asked, by the granularity of its timer wheel (up to about an
+  // eighth of the timeout, plus a tick or two), so the timeout is at most three quarters of
+  // the time left (less 20 ms for short ones). It is set again only when the one set is
+  // longer than that, or shorter than half of it; a new one is three quarters of that
+  // longest, so that the later reads of the same operation (less time left) and a steady
+  // stream of requests with the same timeout cost no system call here. False when the wait
+  // must be done with poll(2): a deadline too close for the kernel's timers, or a failed
+  // system call.
   bool block_in_recv() {
     using std::chrono::microseconds;
     const int s = fd();
@@ -4722,11 +4730,11 @@ class blocking_transport {
     if (deadline_ != clock::time_point::max()) {
       auto left = std::chrono::duration_cast<microseconds>(deadline_ - clock::now());
       if (left < min_recv_timeout) return false;
-      auto most = left - std::max(left / 8, microseconds(20000));
+      auto most = left - std::max(left / 4, microseconds(20000));
       if (blocking && c_.recv_timeout.count() > 0 && c_.recv_timeout <= most &&
           c_.recv_timeout >= most / 2)
         return true;
-      want = most;
+      want = most * 3 / 4;
     } else if (blocking && c_.recv_timeout.count() == 0) {
       return true;
     }
@@ -4775,6 +4783,7 @@ class blocking_transport {
     c_.timed_out = true;
     error_code ignored;
     c_.stream.lowest_layer().close(ignored);
+    c_.blocking_fd = -1;
     return {k, error_code(ECANCELED, boost::system::system_category()), n, false};
   }
 

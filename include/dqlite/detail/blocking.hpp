@@ -150,11 +150,15 @@ class blocking_transport {
   int fd() const { return static_cast<int>(c_.stream.lowest_layer().native_handle()); }
 
   // Readies the descriptor for a wait inside recv(2): blocking mode (set once per descriptor)
-  // and a receive timeout that ends the wait before the deadline (set again only when the
-  // one set is too long for the time left, or shorter than half of it: a steady stream of
-  // requests with the same timeout costs no system call here). False when the wait must be
-  // done with poll(2): a deadline too close for the kernel's timer (which rounds a receive
-  // timeout up to its tick, at most 10 ms), or a failed system call.
+  // and a receive timeout that ends the wait well before the deadline: Linux may end a
+  // receive timeout later than asked, by the granularity of its timer wheel (up to about an
+  // eighth of the timeout, plus a tick or two), so the timeout is at most three quarters of
+  // the time left (less 20 ms for short ones). It is set again only when the one set is
+  // longer than that, or shorter than half of it; a new one is three quarters of that
+  // longest, so that the later reads of the same operation (less time left) and a steady
+  // stream of requests with the same timeout cost no system call here. False when the wait
+  // must be done with poll(2): a deadline too close for the kernel's timers, or a failed
+  // system call.
   bool block_in_recv() {
     using std::chrono::microseconds;
     const int s = fd();
@@ -163,11 +167,11 @@ class blocking_transport {
     if (deadline_ != clock::time_point::max()) {
       auto left = std::chrono::duration_cast<microseconds>(deadline_ - clock::now());
       if (left < min_recv_timeout) return false;
-      auto most = left - std::max(left / 8, microseconds(20000));
+      auto most = left - std::max(left / 4, microseconds(20000));
       if (blocking && c_.recv_timeout.count() > 0 && c_.recv_timeout <= most &&
           c_.recv_timeout >= most / 2)
         return true;
-      want = most;
+      want = most * 3 / 4;
     } else if (blocking && c_.recv_timeout.count() == 0) {
       return true;
     }
@@ -216,6 +220,7 @@ class blocking_transport {
     c_.timed_out = true;
     error_code ignored;
     c_.stream.lowest_layer().close(ignored);
+    c_.blocking_fd = -1;
     return {k, error_code(ECANCELED, boost::system::system_category()), n, false};
   }
 

@@ -109,8 +109,9 @@ struct connection_impl : owned_io_context,
   /// take two. blocking_fd is the descriptor they switched to blocking mode (-1: none) and
   /// recv_timeout the receive timeout they last set on it (zero: none). An asynchronous
   /// operation makes the descriptor non-blocking again (Asio does), so each one resets
-  /// blocking_fd; if it is stale all the same, recv fails at once with EAGAIN and the
-  /// blocking forms wait with poll(2) instead.
+  /// blocking_fd, as does every close and every opening of a socket by the blocking forms
+  /// (a new socket may get the same number); if it is stale all the same, recv fails at
+  /// once with EAGAIN and the blocking forms wait with poll(2) instead.
   int blocking_fd = -1;
   std::chrono::microseconds recv_timeout{0};
 
@@ -160,6 +161,7 @@ struct connection_impl : owned_io_context,
     if (forked()) return forget_after_fork();
     error_code ignored;
     stream.lowest_layer().close(ignored);
+    blocking_fd = -1;
     release_timer();
     close_requested = false;
     state = conn_state::closed;
@@ -173,6 +175,7 @@ struct connection_impl : owned_io_context,
     close_requested = false;
     error_code ignored;
     stream.lowest_layer().close(ignored);
+    blocking_fd = -1;
   }
 
   /// After fork() in the child: the socket is shared with the parent process. Point the
@@ -191,6 +194,7 @@ struct connection_impl : owned_io_context,
       error_code ignored;
       sock.close(ignored);
     }
+    blocking_fd = -1;
     state = conn_state::closed;
   }
 };
