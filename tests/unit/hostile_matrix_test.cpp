@@ -93,6 +93,21 @@ bytes good_answer(std::uint8_t type, const std::string& self) {
   }
 }
 
+// Reads the handshake, then answers the requests of opening a connection (LEADER, OPEN,
+// CLUSTER) and the first n statements. True when the next statement has come and is left
+// unanswered; false when the client closed the connection first.
+bool answer_statements(fake_peer& peer, const std::string& self, int n) {
+  if (peer.read_exact(8).size() < 8) return false;
+  int statements = 0;
+  for (;;) {
+    auto req = peer.read_frame();
+    if (req.size() < 8) return false;
+    const std::uint8_t type = req[4];
+    if (type != 0 && type != 3 && type != 16 && ++statements > n) return true;
+    peer.write(good_answer(type, self));
+  }
+}
+
 // A server that answers every request until the first one of type `last`, which it
 // answers and then closes the connection. `self` is read when a LEADER request comes.
 std::function<void(fake_peer&)> close_after_first(std::uint8_t last, const std::string& self) {
@@ -462,16 +477,7 @@ TEST_CASE("closing a connection under a running operation completes it as cancel
 TEST_CASE("a request that follows others at once still times out", "[hostile]") {
   std::string self;
   fake_server server([&self](fake_peer& peer) {
-    if (peer.read_exact(8).size() < 8) return;
-    int statements = 0;
-    for (;;) {
-      auto req = peer.read_frame();
-      if (req.size() < 8) return;
-      const std::uint8_t type = req[4];
-      if (type != 0 && type != 3 && type != 16 && ++statements > 3) break;
-      peer.write(good_answer(type, self));
-    }
-    fake_server::silent()(peer);
+    if (answer_statements(peer, self, 3)) fake_server::silent()(peer);
   });
   self = server.address();
   auto r = dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<result> {
@@ -568,16 +574,7 @@ TEST_CASE("a blocking write that follows an answer at once still finds a server 
 TEST_CASE("a blocking request that waits inside recv still ends at its deadline", "[hostile]") {
   std::string self;
   fake_server server([&self](fake_peer& peer) {
-    if (peer.read_exact(8).size() < 8) return;
-    int statements = 0;
-    for (;;) {
-      auto req = peer.read_frame();
-      if (req.size() < 8) return;
-      const std::uint8_t type = req[4];
-      if (type != 0 && type != 3 && type != 16 && ++statements > 3) break;
-      peer.write(good_answer(type, self));
-    }
-    peer.wait_closed(10s);
+    if (answer_statements(peer, self, 3)) peer.wait_closed(10s);
   });
   self = server.address();
   auto conn = dqlite::connect(self, fast_opts());
