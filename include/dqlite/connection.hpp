@@ -26,6 +26,7 @@
 #include <dqlite/with_diagnostics.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
@@ -774,27 +775,20 @@ using unix_connection = basic_connection<boost::asio::local::stream_protocol::so
 
 namespace detail {
 
-template <class Conn, class Target>
-struct free_connect_op {
-  Conn conn;
-  Target target;
-  bool started = false;
+/// The handler of the connection's own async_connect inside a free async_connect:
+/// completes the caller's handler with the new connection. Its executor, allocator and
+/// cancellation slot are the caller's handler's (see the associator below).
+template <class Conn, class Handler>
+struct connected_handler {
+  Handler handler;
+  std::shared_ptr<Conn> holder;  ///< the new connection, until it is handed over
 
-  template <class Self>
-  void operator()(Self& self, error_code ec = {}) {
-    if (!started) {
-      started = true;
-      auto& c = conn;
-      c.async_connect(target, std::move(self));
-      return;
-    }
-    self.complete(ec, std::move(conn));
-  }
+  void operator()(error_code ec) { std::move(handler)(ec, std::move(*holder)); }
 };
 
 template <class Conn>
 struct free_connect_initiation {
-  std::shared_ptr<Conn> holder;  // keeps the connection until the op takes it
+  std::shared_ptr<Conn> holder;  // keeps the connection until the handler takes it
   std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
     const auto& c = connection_access::impl(*holder);
     return {c, &c->diag};
@@ -803,9 +797,8 @@ struct free_connect_initiation {
   template <class Handler, class Target>
   void operator()(Handler&& h, Target target) {
     auto& c = *holder;
-    auto ex = c.get_executor();
-    boost::asio::async_compose<Handler, void(error_code, Conn)>(
-        free_connect_op<Conn, Target>{std::move(c), std::move(target)}, h, ex);
+    c.async_connect(target, connected_handler<Conn, std::decay_t<Handler>>{
+                                std::forward<Handler>(h), std::move(holder)});
   }
 };
 
@@ -865,3 +858,21 @@ auto async_connect_unix(const Executor& ex, std::string_view path,
 }
 
 }  // namespace dqlite
+
+namespace boost::asio {
+
+/// A free async_connect's inner handler is associated with what the caller's handler is.
+template <template <class, class> class Associator, class Conn, class Handler, class Default>
+struct associator<Associator, ::dqlite::detail::connected_handler<Conn, Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const ::dqlite::detail::connected_handler<Conn, Handler>& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const ::dqlite::detail::connected_handler<Conn, Handler>& h,
+                  const Default& d) noexcept -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace boost::asio

@@ -2,6 +2,8 @@
 // detail/sansio/ over a connection's stream, and owns the connection's one timer.
 #pragma once
 
+#include <dqlite/address.hpp>
+#include <dqlite/detail/sansio/connect_machine.hpp>
 #include <dqlite/detail/sansio/exchange_machine.hpp>
 #include <dqlite/detail/sansio/io.hpp>
 #include <dqlite/detail/sansio/observe.hpp>
@@ -18,12 +20,14 @@
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -34,10 +38,14 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -221,38 +229,162 @@ inline thread_local completion_mark last_blocking_answer{};
 template <class Stream>
 constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
 
-/// What the I/O loop does for a machine's connect and TLS handshake actions; the
-/// exchanges have none (connect_op.hpp defines the one for opening a connection).
-struct no_transport_steps {
-  template <class Impl, class Machine, class Self>
-  void connect(Impl&, Machine&, Self&) {}
-  template <class Impl, class Machine, class Self>
-  void tls_handshake(Impl&, Machine&, Self&) {}
+/// Preparing a TLS stream before its handshake (server name, host name verification):
+/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
+template <class Stream>
+struct tls_setup {
+  static constexpr bool is_tls = false;
+  static error_code prepare(Stream&, const std::string&) { return {}; }
 };
 
-/// Drives Machine over the connection's stream until it is done. Machine:
+/// The transport steps of opening a connection over Stream: resolve "host:port" (TCP) or
+/// connect to a given endpoint, TCP_NODELAY, and the TLS handshake for TLS streams.
+template <class Stream>
+struct connect_steps {
+  using tcp = boost::asio::ip::tcp;
+  using socket_type = std::remove_cvref_t<decltype(std::declval<Stream&>().lowest_layer())>;
+  using endpoint_type = typename socket_type::endpoint_type;
+  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
+
+  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
+  std::shared_ptr<tcp::resolver> resolver{};
+
+  template <class Impl, class Machine, class Self>
+  void connect(Impl& c, Machine& m, Self& self) {
+    error_code ignored;
+    c.stream.lowest_layer().close(ignored);  // a connection may be opened again
+    if (endpoint) {
+      c.stream.lowest_layer().async_connect(*endpoint, std::move(self));
+      return;
+    }
+    if constexpr (is_tcp) {
+      const auto& hp = m.target();
+      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    }
+  }
+
+  /// The resolver's answer: connect to the first endpoint that accepts.
+  template <class Impl, class Machine, class Self>
+  void on_completion(Impl& c, Machine&, Self& self, error_code ec,
+                     const tcp::resolver::results_type& results) {
+    if (ec) return self(ec);
+    boost::asio::async_connect(c.stream.lowest_layer(), results, std::move(self));
+  }
+
+  /// Connected to one of the resolved endpoints.
+  template <class Impl, class Machine, class Self>
+  void on_completion(Impl&, Machine&, Self& self, error_code ec, const tcp::endpoint&) {
+    self(ec);
+  }
+
+  template <class Impl, class Machine, class Self>
+  void tls_handshake(Impl& c, Machine& m, Self& self) {
+    if constexpr (tls_setup<Stream>::is_tls) {
+      std::string host = endpoint ? m.address() : m.target().host;
+      // A failure is reported as a failed handshake (the op has already run I/O: this is
+      // not the initiating function).
+      if (auto e = tls_setup<Stream>::prepare(c.stream, host)) return self(e);
+      c.stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
+    }
+  }
+
+  auto timeout_hook() const {
+    return [r = resolver] {
+      if (r) r->cancel();
+    };
+  }
+};
+
+/// After the transport connect: TCP_NODELAY on TCP sockets, and TCP keepalive when
+/// connection_options::tcp_keepalive asks for it.
+template <class Stream>
+void tune_socket(Stream& stream, const connection_options& opts) {
+  using socket_type = std::remove_cvref_t<decltype(stream.lowest_layer())>;
+  if constexpr (std::is_same_v<typename socket_type::protocol_type, boost::asio::ip::tcp>) {
+    error_code ignored;
+    auto& sock = stream.lowest_layer();
+    sock.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+    if (opts.tcp_keepalive.count() > 0) {
+      sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
+      const auto secs = static_cast<int>(
+          std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL)
+      using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+      using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+      sock.set_option(idle(secs), ignored);
+      sock.set_option(interval(secs), ignored);
+#else
+      (void)secs;  // the system's idle time and interval
+#endif
+    }
+  }
+}
+
+/// The connect machine with TCP_NODELAY set once the transport is connected.
+template <class Stream>
+class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls> {
+  using base = connect_machine<tls_setup<Stream>::is_tls>;
+
+ public:
+  stream_connect_machine(connection_impl<Stream>& c, std::string address, bool resolve)
+      : base(c, std::move(address), resolve), c_(&c) {}
+  io_action resume(const io_event& ev) {
+    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream, c_->opts);
+    return base::resume(ev);
+  }
+
+ private:
+  connection_impl<Stream>* c_;
+};
+
+/// What an I/O loop drives: a request exchange (its machine's core, which the caller owns
+/// and keeps alive until the loop completes) or the opening of a connection (its machine
+/// and transport steps, held here). Both kinds run in one loop type per stream, so the
+/// Asio operations the loop starts (writes, reads, the connect steps) are compiled once
+/// per stream type, not once per kind.
+template <class Stream>
+struct loop_machine {
+  /// Opening a connection: allocated once per opening, so that an exchange's loop (which
+  /// Asio moves at each step) carries only a null pointer for it.
+  struct opening {
+    stream_connect_machine<Stream> m;
+    connect_steps<Stream> steps;
+  };
+
+  exchange_core* ex = nullptr;    ///< an exchange, or
+  std::unique_ptr<opening> conn;  ///< the opening of a connection
+
+  io_action resume(const io_event& ev) { return ex ? ex->resume(ev) : conn->m.resume(ev); }
+  bool interruptible() const noexcept { return ex ? ex->interruptible() : conn->m.interruptible(); }
+  bool cancellable() const noexcept { return ex ? ex->cancellable() : conn->m.cancellable(); }
+  std::chrono::milliseconds take_rearm() noexcept {
+    return ex ? ex->take_rearm() : conn->m.take_rearm();
+  }
+};
+
+/// Drives a loop_machine over the connection's stream until it is done. The machine
+/// answers:
 ///   io_action resume(const io_event&);
 ///   bool interruptible() const;              (true: total cancellation is enabled)
 ///   bool cancellable() const;                (false: disable cancellation from now on)
 ///   std::chrono::milliseconds take_rearm();  (> 0: arm the timer for that long from now)
-///   void take();                             (called once it is done)
 /// timeout: armed when the machine starts; on expiry the session's timed_out is set and
 /// the stream closed, which makes the pending I/O fail.
 /// Completes with (error_code, bool inline): inline is true when the machine was done
 /// before any asynchronous operation started, i.e. inside the initiating function; the
 /// handler (loop_handler) must then post the caller's completion, not call it.
-template <class Stream, class Machine, class Steps = no_transport_steps>
+template <class Stream>
 struct io_loop_op {
   using impl_type = connection_impl<Stream>;
   std::shared_ptr<impl_type> c;
-  Machine m;
+  loop_machine<Stream> m;
   std::chrono::milliseconds timeout{0};
-  Steps steps{};
   bool started = false;
   bool async_started = false;  ///< an asynchronous operation was started
   bool cancellation_on = true;
   bool armed_here = false;
-  std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
+  wire::bytes_view out{};    ///< the write in progress
+  std::size_t sent_now = 0;  ///< bytes of it already sent
 
   template <class Self>
   void operator()(Self& self) {
@@ -261,13 +393,12 @@ struct io_loop_op {
     c->blocking_fd = -1;
     if (m.interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
-    if constexpr (is_exchange) {
-      // With no hook set this is one test of a pointer: no clock is read.
+    // With no hook set this is one test of a pointer: no clock is read.
+    if (m.ex) {
       if (c->opts.trace) [[unlikely]]
         begin_trace();
-    } else if constexpr (is_connect) {
-      if (c->opts.log) [[unlikely]]
-        log_connect_start(*c, m.address());
+    } else if (c->opts.log) [[unlikely]] {
+      log_connect_start(*c, m.conn->m.address());
     }
     io_action a = m.resume(io_event{io_event::kind::start, {}, 0, false});
     if (a.what != io_action::kind::done) arm(timeout);
@@ -277,7 +408,11 @@ struct io_loop_op {
   // Writes and reads.
   template <class Self>
   void operator()(Self& self, error_code ec, std::size_t n) {
-    if (pending == io_event::kind::wrote) n += std::exchange(sent_now, 0);
+    if (pending == io_event::kind::wrote) {
+      sent_now += n;
+      if (!ec && sent_now < out.size()) return write_rest(self);
+      n = std::exchange(sent_now, 0);
+    }
     step(self, io_event{pending, ec, n, false});
   }
 
@@ -291,7 +426,7 @@ struct io_loop_op {
   template <class Self, class Arg>
     requires(!std::is_convertible_v<Arg, std::size_t>)
   void operator()(Self& self, error_code ec, Arg&& arg) {
-    steps.on_completion(*c, m, self, ec, std::forward<Arg>(arg));
+    m.conn->steps.on_completion(*c, m.conn->m, self, ec, std::forward<Arg>(arg));
   }
 
   /// Resumes the machine with ev (pending I/O just completed).
@@ -305,27 +440,21 @@ struct io_loop_op {
   io_event::kind pending = io_event::kind::start;
 
  private:
-  static constexpr bool is_exchange = requires(Machine& x) { x.params(); x.owns(); };
-  static constexpr bool is_connect = requires(Machine& x) { x.address(); x.target(); };
-
   void begin_trace() {
-    if constexpr (is_exchange) {
-      if (!m.owns() || m.housekeeping_only()) return;
-      trace_begin(*c, false, m.failed_early(), c->wbuf.empty(), !m.params().needs_open);
-    }
+    if (!m.ex->owns() || m.ex->housekeeping_only()) return;
+    trace_begin(*c, false, m.ex->failed_early(), c->wbuf.empty(), !m.ex->params().needs_open);
   }
 
   // The machine is done: the hooks' events of its end (before anything else can start
   // on the connection).
   void observe_end(const error_code& ec) {
-    if constexpr (is_exchange) {
+    if (m.ex) {
       if (c->span.active) [[unlikely]]
         trace_end(*c, ec);
-      if (ec && c->opts.log && m.owns()) [[unlikely]]
+      if (ec && c->opts.log && m.ex->owns()) [[unlikely]]
         log_exchange_failure(*c, ec);
-    } else if constexpr (is_connect) {
-      if (c->opts.log) [[unlikely]]
-        log_connect_end(*c, m.address(), ec);
+    } else if (c->opts.log) [[unlikely]] {
+      log_connect_end(*c, m.conn->m.address(), ec);
     }
   }
 
@@ -342,24 +471,17 @@ struct io_loop_op {
     switch (a.what) {
       case io_action::kind::write: {
         pending = io_event::kind::wrote;
+        out = a.out;
         // A plain socket usually takes a small request at once: write it without a trip
         // through the reactor (one send() instead of send() plus a posted completion), and
         // resume the machine right away. Whatever the socket does not take goes the
-        // asynchronous way.
-        std::size_t n = try_send_now(a.out);
-        if (n == a.out.size() && n > 0) return step(self, io_event{io_event::kind::wrote, {}, n, false});
-        if (n > 0) {
-          sent_now = n;
-          async_started = true;
-          auto rest = a.out.subspan(n);
-          boost::asio::async_write(c->stream, boost::asio::buffer(rest.data(), rest.size()),
-                                   std::move(self));
-          return;
-        }
+        // asynchronous way, one write_some at a time (what async_write would do, without
+        // its own composed operation to compile).
+        sent_now = try_send_now(a.out);
+        if (sent_now == a.out.size() && sent_now > 0)
+          return step(self, io_event{io_event::kind::wrote, {}, std::exchange(sent_now, 0), false});
         async_started = true;
-        boost::asio::async_write(c->stream, boost::asio::buffer(a.out.data(), a.out.size()),
-                                 std::move(self));
-        return;
+        return write_rest(self);
       }
       case io_action::kind::read: {
         pending = io_event::kind::read;
@@ -372,27 +494,43 @@ struct io_loop_op {
       case io_action::kind::connect:
         pending = io_event::kind::connected;
         async_started = true;
-        return steps.connect(*c, m, self);
+        if (!m.conn) return transport_step_misuse(self);
+        return m.conn->steps.connect(*c, m.conn->m, self);
       case io_action::kind::tls_handshake:
         pending = io_event::kind::handshaken;
         async_started = true;
-        return steps.tls_handshake(*c, m, self);
+        if (!m.conn) return transport_step_misuse(self);
+        return m.conn->steps.tls_handshake(*c, m.conn->m, self);
       case io_action::kind::done:
         observe_end(a.ec);
         return complete(self, a.ec);
     }
   }
 
+  template <class Self>
+  void write_rest(Self& self) {
+    auto rest = out.subspan(sent_now);
+    c->stream.async_write_some(boost::asio::buffer(rest.data(), rest.size()), std::move(self));
+  }
+
+  // An exchange machine asked for a transport step (a connect or a TLS handshake): a bug.
+  // It gets the step's failure, so that it ends as a failed step would.
+  template <class Self>
+  void transport_step_misuse(Self& self) {
+    c->diag.assign("internal error: a request exchange asked for a transport step");
+    step(self, io_event{pending, make_error_code(errc::invalid_argument), 0, false});
+  }
+
   // Sends what the socket takes without blocking (plain TCP and unix sockets only).
-  std::size_t try_send_now(wire::bytes_view out) {
+  std::size_t try_send_now(wire::bytes_view bytes) {
     if constexpr (is_plain_socket<Stream> &&
                   requires { c->stream.native_handle(); }) {
-      if (out.empty() || !c->stream.is_open()) return 0;
-      ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
+      if (bytes.empty() || !c->stream.is_open()) return 0;
+      ssize_t r = ::send(c->stream.native_handle(), bytes.data(), bytes.size(),
                          MSG_DONTWAIT | MSG_NOSIGNAL);
       return r > 0 ? static_cast<std::size_t>(r) : 0;
     } else {
-      (void)out;
+      (void)bytes;
       return 0;
     }
   }
@@ -401,7 +539,7 @@ struct io_loop_op {
     if (d.count() <= 0) return;
     if (!armed_here) {
       armed_here = true;
-      if constexpr (requires { steps.timeout_hook(); }) c->timeout_hook = steps.timeout_hook();
+      if (m.conn) c->timeout_hook = m.conn->steps.timeout_hook();
     }
     c->set_deadline(d);
   }
@@ -418,10 +556,10 @@ struct io_loop_op {
       completion_mark saved;
       ~mark_guard() { current_completion = saved; }
     } guard{current_completion};
-    if constexpr (is_plain_socket<Stream> && is_exchange) {
-      if (async_started && !ec) current_completion = {c.get(), connection_impl<Stream>::clock::now()};
+    if constexpr (is_plain_socket<Stream>) {
+      if (m.ex && async_started && !ec)
+        current_completion = {c.get(), connection_impl<Stream>::clock::now()};
     }
-    m.take();
     self.complete(ec, !async_started);
   }
 };
@@ -641,8 +779,8 @@ auto allocate_machine(const Handler& h, Args&&... args) {
   return std::unique_ptr<Machine, machine_deleter<alloc_t>>(p, machine_deleter<alloc_t>{alloc});
 }
 
-/// The I/O loop's view of an exchange machine of any response processor: the exchange
-/// loop is compiled once per stream type, not once per processor and handler.
+/// The blocking driver's view of an exchange machine of any response processor: its loop
+/// is compiled once per stream type, not once per processor.
 struct exchange_ref {
   exchange_core* m;
   io_action resume(const io_event& ev) { return m->resume(ev); }
@@ -667,7 +805,7 @@ void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_co
                   loop_handler<typename Stream::executor_type> h) {
   using handler_type = loop_handler<typename Stream::executor_type>;
   boost::asio::async_compose<handler_type, void(error_code, bool)>(
-      io_loop_op<Stream, exchange_ref>{c, exchange_ref{&m}, timeout}, h, c->stream);
+      io_loop_op<Stream>{c, loop_machine<Stream>{&m, nullptr}, timeout}, h, c->stream);
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
@@ -730,7 +868,7 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
                                            typename decltype(m)::deleter_type>;
     completion done{std::move(m), std::forward<Handler>(handler), c->stream.get_executor()};
     boost::asio::async_compose<completion, void(error_code, bool)>(
-        io_loop_op<Stream, exchange_ref>{c, exchange_ref{&core}, params.timeout}, done, c->stream);
+        io_loop_op<Stream>{c, loop_machine<Stream>{&core, nullptr}, params.timeout}, done, c->stream);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <dqlite/params.hpp>
 #include <dqlite/wire/encode.hpp>
 
+#include <boost/asio/associator.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/system_executor.hpp>
@@ -259,10 +260,15 @@ exchange_params statement_params(const Impl& c, const request_spec& spec, const 
                          shape.tx};
 }
 
-/// A request that needs the wide-parameter probe first (server_probe.hpp): the probe, then
-/// the request, encoded beforehand (its parameters are only referenced while it starts).
-template <class Impl, class Proc>
-struct probed_request_op {
+/// The completion of the wide-parameter probe (server_probe.hpp) that runs before a
+/// request that needs it: records what the server reads, then starts the request, encoded
+/// beforehand (its parameters are only referenced while it starts), with the caller's
+/// handler. A plain handler rather than a composed operation: its executor, allocator and
+/// cancellation slot are the caller's handler's (see the associator below), and the
+/// request's exchange is the one compiled for that handler anyway.
+template <class Impl, class Proc, class Handler>
+struct probe_then_request {
+  Handler handler;
   std::shared_ptr<Impl> c;
   Proc proc;
   request_spec spec;
@@ -273,28 +279,22 @@ struct probed_request_op {
   std::uint64_t generation;  ///< the opening the request was encoded for
   using result_type = typename Proc::result_type;
 
-  template <class Self>
-  void operator()(Self& self) {
-    auto conn = c;
-    start_exchange(
-        conn, wide_params_probe_proc{}, std::move(self),
-        [](Impl& ci) -> error_code {
-          if (auto e = check_database(ci)) return e;
-          return encode_wide_params_probe(ci.wbuf, ci.db_id);
-        },
-        exchange_params{true, c->opts.request_timeout, 0});
-  }
-
-  template <class Self>
-  void operator()(Self& self, error_code ec, wide_params_answer answer) {  // probed
+  /// Called as an exchange's handler is (never inside the initiating function).
+  void operator()(error_code ec, wide_params_answer answer) {
     const bool refused = ec.category() == server_category() ||
                          ec == make_error_code(errc::server_failure);
-    if (ec && !refused) return fail(self, ec);  // the connection failed: report that
+    if (ec && !refused) {  // the connection failed: report that
+      if constexpr (std::is_void_v<result_type>)
+        return std::move(handler)(ec);
+      else
+        return std::move(handler)(ec, result_type{});
+    }
     remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
                                                    : wide_params::unsupported);
-    auto conn = c;  // self (holding c) moves into the exchange
+    auto conn = c;
+    auto params_of_request = statement_params(*conn, spec, shape, query);
     start_exchange(
-        conn, std::move(proc), std::move(self),
+        conn, std::move(proc), std::move(handler),
         [this](Impl& ci) -> error_code {
           if (auto e = check_statement(ci, spec, shape, query, params)) return e;
           if (ci.generation != generation) {
@@ -304,26 +304,7 @@ struct probed_request_op {
           ci.wbuf = std::move(request);
           return {};
         },
-        statement_params(*c, spec, shape, query));
-  }
-
-  template <class Self>
-  void operator()(Self& self, error_code ec) {  // the request's completion (no result)
-    self.complete(ec);
-  }
-  template <class Self, class R>
-    requires(!std::is_same_v<std::remove_cvref_t<R>, wide_params_answer>)
-  void operator()(Self& self, error_code ec, R&& result) {  // the request's completion
-    self.complete(ec, std::forward<R>(result));
-  }
-
- private:
-  template <class Self>
-  void fail(Self& self, error_code ec) {
-    if constexpr (std::is_void_v<result_type>)
-      self.complete(ec);
-    else
-      self.complete(ec, result_type{});
+        params_of_request);
   }
 };
 
@@ -466,11 +447,18 @@ struct request_initiation {
         !check_statement(*c, spec, shape, query, n)) {
       wire::buffer request;
       if (!encode_request_to(request, *c, spec, query, params...)) {
-        using sig = completion_sig_t<typename Proc::result_type>;
-        boost::asio::async_compose<Handler, sig>(
-            probed_request_op<Impl, Proc>{c, std::move(proc), spec, shape, query, n,
-                                          std::move(request), c->generation},
-            h, c->stream.get_executor());
+        using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
+        auto conn = c;
+        const auto timeout = c->opts.request_timeout;
+        start_exchange(
+            conn, wide_params_probe_proc{},
+            then{std::forward<Handler>(h), c, std::move(proc), spec, shape, query, n,
+                 std::move(request), c->generation},
+            [](Impl& ci) -> error_code {
+              if (auto e = check_database(ci)) return e;
+              return encode_wide_params_probe(ci.wbuf, ci.db_id);
+            },
+            exchange_params{true, timeout, 0});
         return;
       }
       c->diag.clear();  // the same error is found again below, and reported there
@@ -531,5 +519,24 @@ struct failed_initiation {
   }
 };
 
-
 }  // namespace dqlite::detail
+
+namespace boost::asio {
+
+/// The probe's completion before a request is associated with what the caller's handler
+/// is.
+template <template <class, class> class Associator, class Impl, class Proc, class Handler,
+          class Default>
+struct associator<Associator, ::dqlite::detail::probe_then_request<Impl, Proc, Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const ::dqlite::detail::probe_then_request<Impl, Proc, Handler>& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const ::dqlite::detail::probe_then_request<Impl, Proc, Handler>& h,
+                  const Default& d) noexcept -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace boost::asio
