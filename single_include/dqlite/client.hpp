@@ -1013,6 +1013,12 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
 // The I/O loop: one small Asio composed operation that drives any sans-io machine of
 // detail/sansio/ over a connection's stream, and owns the connection's one timer.
 
+// ---- begin dqlite/detail/sansio/connect_machine.hpp ----
+// Opening a connection as a sans-io state machine: the transport connect (and the TLS
+// handshake for TLS streams), then the dqlite handshake and OPEN as one exchange. No Asio:
+// the I/O loop (detail/exchange.hpp) resolves, connects and runs the TLS handshake when
+// asked to.
+
 // ---- begin dqlite/detail/sansio/exchange_machine.hpp ----
 // The request exchange as a sans-io state machine: housekeeping requests left behind by
 // dropped objects, the request itself, its response frames, INTERRUPT and drain on
@@ -2460,6 +2466,7 @@ struct session_state {
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/sansio/session.hpp ----
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -2495,6 +2502,28 @@ inline bool answer_lost(const error_code& ec) noexcept {
     case errc::interrupted: return true;
     default: return is_protocol_error(ec);
   }
+}
+
+/// For the start of an answer that cannot be dqlite's (a header that is not, or bytes that
+/// end before a header): a hint, appended to the message, when those bytes look like
+/// another protocol's answer (text, such as an HTTP server's or proxy's, or a TLS alert);
+/// empty otherwise.
+inline std::string foreign_peer_hint(wire::bytes_view start) {
+  if (start.size() < 2) return {};
+  if (start[0] == std::byte{0x15} && start[1] == std::byte{0x03})
+    return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
+  std::string text;
+  for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
+    const auto c = static_cast<unsigned char>(b);
+    if (c == '\r' || c == '\n' || c == '\t')
+      text += ' ';
+    else if (c >= 0x20 && c < 0x7f)
+      text += static_cast<char>(c);
+    else
+      return {};
+  }
+  return "; the answer begins with the text \"" + text +
+         "\": the peer may not be a dqlite node";
 }
 
 /// What every request exchange does, whatever processes its response: housekeeping, the
@@ -2661,9 +2690,11 @@ class exchange_core {
           if (e == make_error_code(errc::frame_too_large))
             s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
                             " bytes exceeds max_frame_size (" +
-                            std::to_string(s_->opts.max_frame_size) + ")");
+                            std::to_string(s_->opts.max_frame_size) + ")" +
+                            foreign_peer_hint(avail));
           else
-            s_->diag.assign("response type " + std::to_string(h.type) + " is not defined");
+            s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
+                            foreign_peer_hint(avail));
           return finish(e);
         }
         need = wire::header_size + h.body_size();
@@ -2796,7 +2827,8 @@ class exchange_core {
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
-      s_->diag.assign("the server " + s_->peer + " closed the connection while " + during);
+      s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
+                      foreign_peer_hint(s_->rbuf.data()));
       return finish(make_error_code(errc::connection_closed));
     }
     s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
@@ -2921,6 +2953,179 @@ class exchange_machine final : public exchange_core {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/sansio/exchange_machine.hpp ----
+
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace dqlite::detail {
+
+/// Encodes the protocol version followed by OPEN(database): one write, one round trip.
+/// With an empty database name (a connection for cluster administration only) LEADER
+/// takes the place of OPEN, so that the handshake still waits for the node to answer.
+inline error_code encode_handshake(session_state& c) {
+  wire::encode_handshake(c.wbuf);
+  if (c.opts.database.empty()) {
+    wire::encode_leader(c.wbuf);
+    return {};
+  }
+  if (auto e = wire::encode_open(c.wbuf, c.opts.database)) {
+    c.diag.assign("the database name contains a NUL byte");
+    return e;
+  }
+  return {};
+}
+
+/// OPEN: the DB response opens the connection.
+struct open_proc {
+  using result_type = void;
+  error_code on_frame(session_state& c, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) {
+    if (h.type != static_cast<std::uint8_t>(wire::response::db))
+      return make_error_code(errc::unexpected_response);
+    wire::db_response r;
+    if (auto e = wire::decode_db(body, r)) return e;
+    c.db_id = r.id;
+    c.state = conn_state::open;
+    ++c.generation;
+    done = true;
+    return {};
+  }
+  void on_failure(session_state& c) {
+    c.close_session();  // no database is open: the connection is of no use
+  }
+};
+
+/// The response to encode_handshake: DB (see open_proc), or SERVER when no database is
+/// opened. Either one makes the connection open.
+struct handshake_proc {
+  using result_type = void;
+  error_code on_frame(session_state& c, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) {
+    if (!c.opts.database.empty()) return open_proc{}.on_frame(c, h, body, done);
+    if (h.type != static_cast<std::uint8_t>(wire::response::server))
+      return make_error_code(errc::unexpected_response);
+    wire::server_response r;
+    if (auto e = wire::decode_server(body, r)) return e;
+    c.state = conn_state::open;
+    done = true;
+    return {};
+  }
+  void on_failure(session_state& c) { c.close_session(); }
+};
+
+/// Transport connect, TLS handshake (when Tls), then the dqlite handshake + OPEN, all
+/// within connect_timeout (the I/O loop arms one timer for the whole operation).
+/// `resolve`: the address is "host:port" to parse and resolve (else the I/O loop has an
+/// endpoint to connect to).
+template <bool Tls>
+class connect_machine {
+ public:
+  using result_type = void;
+
+  connect_machine(session_state& s, std::string address, bool resolve)
+      : s_(&s), address_(std::move(address)), resolve_(resolve) {}
+
+  static constexpr bool interruptible() { return false; }
+  bool cancellable() const noexcept { return true; }
+  std::chrono::milliseconds take_rearm() noexcept {
+    return handshake_ ? handshake_->take_rearm() : std::chrono::milliseconds{0};
+  }
+  /// The host and port to resolve (valid once the machine asked to connect).
+  const host_port& target() const noexcept { return hp_; }
+  const std::string& address() const noexcept { return address_; }
+  void take() {}
+
+  io_action resume(const io_event& ev) {
+    switch (ev.what) {
+      case io_event::kind::start: return start();
+      case io_event::kind::connected:
+        if (ev.ec) return fail(ev.ec, "connecting to");
+        if constexpr (Tls) return io_action::tls_handshake();
+        return start_handshake();
+      case io_event::kind::handshaken:
+        if (ev.ec) return fail(ev.ec, "TLS handshake with");
+        return start_handshake();
+      case io_event::kind::wrote:
+      case io_event::kind::read:
+        if (!handshake_) break;
+        {
+          io_action a = handshake_->resume(ev);
+          if (a.what == io_action::kind::done) return handshake_done(a.ec);
+          return a;
+        }
+    }
+    s_->diag.assign("internal error: unexpected event while connecting");
+    return fail(make_error_code(errc::invalid_argument), "connecting to");
+  }
+
+ private:
+  io_action start() {
+    if (auto e = s_->begin_op(false)) return io_action::done(e);  // busy: not ours to undo
+    s_->state = conn_state::closed;
+    s_->rbuf.clear();
+    s_->reset_session();
+    s_->broken_by = {};
+    s_->peer = address_;
+    if (resolve_ && parse_address(address_, hp_)) {
+      s_->busy = false;
+      s_->diag.assign("invalid address '" + address_ + "': expected host:port or [ipv6]:port");
+      return io_action::done(make_error_code(errc::invalid_address));
+    }
+    return io_action::connect();
+  }
+
+  io_action start_handshake() {
+    s_->wbuf.clear();
+    error_code e = encode_handshake(*s_);
+    exchange_params p{false, s_->opts.connect_timeout, 0, false};
+    handshake_.emplace(*s_, handshake_proc{}, e, true, p);
+    io_action a = handshake_->resume(io_event{});
+    if (a.what == io_action::kind::done) return handshake_done(a.ec);
+    return a;
+  }
+
+  io_action handshake_done(error_code ec) {
+    if (ec && s_->state != conn_state::open) {
+      s_->state = conn_state::closed;
+      s_->request_close();
+    }
+    if (ec == make_error_code(errc::timeout)) {
+      // The transport was connected and the request sent (one write): the node took it in
+      // but did not answer.
+      std::string sent = s_->opts.database.empty()
+                             ? std::string("LEADER request")
+                             : "OPEN of database '" + std::string(s_->opts.database) + "'";
+      s_->diag.assign("connected to " + address_ + ", but no answer to the dqlite handshake and " +
+                      sent + " within " + std::to_string(s_->opts.connect_timeout.count()) +
+                      " ms (connect_timeout)");
+    }
+    return io_action::done(ec);
+  }
+
+  io_action fail(error_code ec, const char* during) {
+    s_->busy = false;
+    s_->state = conn_state::closed;
+    s_->request_close();
+    if (s_->timed_out) {
+      s_->diag.assign(std::string(during) + " " + address_ + " took longer than " +
+                      std::to_string(s_->opts.connect_timeout.count()) +
+                      " ms (connect_timeout)");
+      return io_action::done(make_error_code(errc::timeout));
+    }
+    s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
+    return io_action::done(ec);
+  }
+
+  session_state* s_;
+  std::string address_;
+  bool resolve_;
+  host_port hp_{};
+  std::optional<exchange_machine<handshake_proc>> handshake_;
+};
+
+}  // namespace dqlite::detail
+// ---- end dqlite/detail/sansio/connect_machine.hpp ----
 // ---- begin dqlite/detail/sansio/observe.hpp ----
 // The connection's side of the logging and tracing hooks (dqlite/observe.hpp): the span
 // of the request in progress, what a request frame says about itself, and the events of
@@ -3117,12 +3322,14 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -3133,10 +3340,14 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -3320,38 +3531,162 @@ inline thread_local completion_mark last_blocking_answer{};
 template <class Stream>
 constexpr bool is_plain_socket = std::is_base_of_v<typename Stream::lowest_layer_type, Stream>;
 
-/// What the I/O loop does for a machine's connect and TLS handshake actions; the
-/// exchanges have none (connect_op.hpp defines the one for opening a connection).
-struct no_transport_steps {
-  template <class Impl, class Machine, class Self>
-  void connect(Impl&, Machine&, Self&) {}
-  template <class Impl, class Machine, class Self>
-  void tls_handshake(Impl&, Machine&, Self&) {}
+/// Preparing a TLS stream before its handshake (server name, host name verification):
+/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
+template <class Stream>
+struct tls_setup {
+  static constexpr bool is_tls = false;
+  static error_code prepare(Stream&, const std::string&) { return {}; }
 };
 
-/// Drives Machine over the connection's stream until it is done. Machine:
+/// The transport steps of opening a connection over Stream: resolve "host:port" (TCP) or
+/// connect to a given endpoint, TCP_NODELAY, and the TLS handshake for TLS streams.
+template <class Stream>
+struct connect_steps {
+  using tcp = boost::asio::ip::tcp;
+  using socket_type = std::remove_cvref_t<decltype(std::declval<Stream&>().lowest_layer())>;
+  using endpoint_type = typename socket_type::endpoint_type;
+  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
+
+  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
+  std::shared_ptr<tcp::resolver> resolver{};
+
+  template <class Impl, class Machine, class Self>
+  void connect(Impl& c, Machine& m, Self& self) {
+    error_code ignored;
+    c.stream.lowest_layer().close(ignored);  // a connection may be opened again
+    if (endpoint) {
+      c.stream.lowest_layer().async_connect(*endpoint, std::move(self));
+      return;
+    }
+    if constexpr (is_tcp) {
+      const auto& hp = m.target();
+      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
+    }
+  }
+
+  /// The resolver's answer: connect to the first endpoint that accepts.
+  template <class Impl, class Machine, class Self>
+  void on_completion(Impl& c, Machine&, Self& self, error_code ec,
+                     const tcp::resolver::results_type& results) {
+    if (ec) return self(ec);
+    boost::asio::async_connect(c.stream.lowest_layer(), results, std::move(self));
+  }
+
+  /// Connected to one of the resolved endpoints.
+  template <class Impl, class Machine, class Self>
+  void on_completion(Impl&, Machine&, Self& self, error_code ec, const tcp::endpoint&) {
+    self(ec);
+  }
+
+  template <class Impl, class Machine, class Self>
+  void tls_handshake(Impl& c, Machine& m, Self& self) {
+    if constexpr (tls_setup<Stream>::is_tls) {
+      std::string host = endpoint ? m.address() : m.target().host;
+      // A failure is reported as a failed handshake (the op has already run I/O: this is
+      // not the initiating function).
+      if (auto e = tls_setup<Stream>::prepare(c.stream, host)) return self(e);
+      c.stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
+    }
+  }
+
+  auto timeout_hook() const {
+    return [r = resolver] {
+      if (r) r->cancel();
+    };
+  }
+};
+
+/// After the transport connect: TCP_NODELAY on TCP sockets, and TCP keepalive when
+/// connection_options::tcp_keepalive asks for it.
+template <class Stream>
+void tune_socket(Stream& stream, const connection_options& opts) {
+  using socket_type = std::remove_cvref_t<decltype(stream.lowest_layer())>;
+  if constexpr (std::is_same_v<typename socket_type::protocol_type, boost::asio::ip::tcp>) {
+    error_code ignored;
+    auto& sock = stream.lowest_layer();
+    sock.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+    if (opts.tcp_keepalive.count() > 0) {
+      sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
+      const auto secs = static_cast<int>(
+          std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL)
+      using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+      using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+      sock.set_option(idle(secs), ignored);
+      sock.set_option(interval(secs), ignored);
+#else
+      (void)secs;  // the system's idle time and interval
+#endif
+    }
+  }
+}
+
+/// The connect machine with TCP_NODELAY set once the transport is connected.
+template <class Stream>
+class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls> {
+  using base = connect_machine<tls_setup<Stream>::is_tls>;
+
+ public:
+  stream_connect_machine(connection_impl<Stream>& c, std::string address, bool resolve)
+      : base(c, std::move(address), resolve), c_(&c) {}
+  io_action resume(const io_event& ev) {
+    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream, c_->opts);
+    return base::resume(ev);
+  }
+
+ private:
+  connection_impl<Stream>* c_;
+};
+
+/// What an I/O loop drives: a request exchange (its machine's core, which the caller owns
+/// and keeps alive until the loop completes) or the opening of a connection (its machine
+/// and transport steps, held here). Both kinds run in one loop type per stream, so the
+/// Asio operations the loop starts (writes, reads, the connect steps) are compiled once
+/// per stream type, not once per kind.
+template <class Stream>
+struct loop_machine {
+  /// Opening a connection: allocated once per opening, so that an exchange's loop (which
+  /// Asio moves at each step) carries only a null pointer for it.
+  struct opening {
+    stream_connect_machine<Stream> m;
+    connect_steps<Stream> steps;
+  };
+
+  exchange_core* ex = nullptr;    ///< an exchange, or
+  std::unique_ptr<opening> conn;  ///< the opening of a connection
+
+  io_action resume(const io_event& ev) { return ex ? ex->resume(ev) : conn->m.resume(ev); }
+  bool interruptible() const noexcept { return ex ? ex->interruptible() : conn->m.interruptible(); }
+  bool cancellable() const noexcept { return ex ? ex->cancellable() : conn->m.cancellable(); }
+  std::chrono::milliseconds take_rearm() noexcept {
+    return ex ? ex->take_rearm() : conn->m.take_rearm();
+  }
+};
+
+/// Drives a loop_machine over the connection's stream until it is done. The machine
+/// answers:
 ///   io_action resume(const io_event&);
 ///   bool interruptible() const;              (true: total cancellation is enabled)
 ///   bool cancellable() const;                (false: disable cancellation from now on)
 ///   std::chrono::milliseconds take_rearm();  (> 0: arm the timer for that long from now)
-///   void take();                             (called once it is done)
 /// timeout: armed when the machine starts; on expiry the session's timed_out is set and
 /// the stream closed, which makes the pending I/O fail.
 /// Completes with (error_code, bool inline): inline is true when the machine was done
 /// before any asynchronous operation started, i.e. inside the initiating function; the
 /// handler (loop_handler) must then post the caller's completion, not call it.
-template <class Stream, class Machine, class Steps = no_transport_steps>
+template <class Stream>
 struct io_loop_op {
   using impl_type = connection_impl<Stream>;
   std::shared_ptr<impl_type> c;
-  Machine m;
+  loop_machine<Stream> m;
   std::chrono::milliseconds timeout{0};
-  Steps steps{};
   bool started = false;
   bool async_started = false;  ///< an asynchronous operation was started
   bool cancellation_on = true;
   bool armed_here = false;
-  std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
+  wire::bytes_view out{};    ///< the write in progress
+  std::size_t sent_now = 0;  ///< bytes of it already sent
 
   template <class Self>
   void operator()(Self& self) {
@@ -3360,13 +3695,12 @@ struct io_loop_op {
     c->blocking_fd = -1;
     if (m.interruptible())
       self.reset_cancellation_state(boost::asio::enable_total_cancellation());
-    if constexpr (is_exchange) {
-      // With no hook set this is one test of a pointer: no clock is read.
+    // With no hook set this is one test of a pointer: no clock is read.
+    if (m.ex) {
       if (c->opts.trace) [[unlikely]]
         begin_trace();
-    } else if constexpr (is_connect) {
-      if (c->opts.log) [[unlikely]]
-        log_connect_start(*c, m.address());
+    } else if (c->opts.log) [[unlikely]] {
+      log_connect_start(*c, m.conn->m.address());
     }
     io_action a = m.resume(io_event{io_event::kind::start, {}, 0, false});
     if (a.what != io_action::kind::done) arm(timeout);
@@ -3376,7 +3710,11 @@ struct io_loop_op {
   // Writes and reads.
   template <class Self>
   void operator()(Self& self, error_code ec, std::size_t n) {
-    if (pending == io_event::kind::wrote) n += std::exchange(sent_now, 0);
+    if (pending == io_event::kind::wrote) {
+      sent_now += n;
+      if (!ec && sent_now < out.size()) return write_rest(self);
+      n = std::exchange(sent_now, 0);
+    }
     step(self, io_event{pending, ec, n, false});
   }
 
@@ -3390,7 +3728,7 @@ struct io_loop_op {
   template <class Self, class Arg>
     requires(!std::is_convertible_v<Arg, std::size_t>)
   void operator()(Self& self, error_code ec, Arg&& arg) {
-    steps.on_completion(*c, m, self, ec, std::forward<Arg>(arg));
+    m.conn->steps.on_completion(*c, m.conn->m, self, ec, std::forward<Arg>(arg));
   }
 
   /// Resumes the machine with ev (pending I/O just completed).
@@ -3404,27 +3742,21 @@ struct io_loop_op {
   io_event::kind pending = io_event::kind::start;
 
  private:
-  static constexpr bool is_exchange = requires(Machine& x) { x.params(); x.owns(); };
-  static constexpr bool is_connect = requires(Machine& x) { x.address(); x.target(); };
-
   void begin_trace() {
-    if constexpr (is_exchange) {
-      if (!m.owns() || m.housekeeping_only()) return;
-      trace_begin(*c, false, m.failed_early(), c->wbuf.empty(), !m.params().needs_open);
-    }
+    if (!m.ex->owns() || m.ex->housekeeping_only()) return;
+    trace_begin(*c, false, m.ex->failed_early(), c->wbuf.empty(), !m.ex->params().needs_open);
   }
 
   // The machine is done: the hooks' events of its end (before anything else can start
   // on the connection).
   void observe_end(const error_code& ec) {
-    if constexpr (is_exchange) {
+    if (m.ex) {
       if (c->span.active) [[unlikely]]
         trace_end(*c, ec);
-      if (ec && c->opts.log && m.owns()) [[unlikely]]
+      if (ec && c->opts.log && m.ex->owns()) [[unlikely]]
         log_exchange_failure(*c, ec);
-    } else if constexpr (is_connect) {
-      if (c->opts.log) [[unlikely]]
-        log_connect_end(*c, m.address(), ec);
+    } else if (c->opts.log) [[unlikely]] {
+      log_connect_end(*c, m.conn->m.address(), ec);
     }
   }
 
@@ -3441,24 +3773,17 @@ struct io_loop_op {
     switch (a.what) {
       case io_action::kind::write: {
         pending = io_event::kind::wrote;
+        out = a.out;
         // A plain socket usually takes a small request at once: write it without a trip
         // through the reactor (one send() instead of send() plus a posted completion), and
         // resume the machine right away. Whatever the socket does not take goes the
-        // asynchronous way.
-        std::size_t n = try_send_now(a.out);
-        if (n == a.out.size() && n > 0) return step(self, io_event{io_event::kind::wrote, {}, n, false});
-        if (n > 0) {
-          sent_now = n;
-          async_started = true;
-          auto rest = a.out.subspan(n);
-          boost::asio::async_write(c->stream, boost::asio::buffer(rest.data(), rest.size()),
-                                   std::move(self));
-          return;
-        }
+        // asynchronous way, one write_some at a time (what async_write would do, without
+        // its own composed operation to compile).
+        sent_now = try_send_now(a.out);
+        if (sent_now == a.out.size() && sent_now > 0)
+          return step(self, io_event{io_event::kind::wrote, {}, std::exchange(sent_now, 0), false});
         async_started = true;
-        boost::asio::async_write(c->stream, boost::asio::buffer(a.out.data(), a.out.size()),
-                                 std::move(self));
-        return;
+        return write_rest(self);
       }
       case io_action::kind::read: {
         pending = io_event::kind::read;
@@ -3471,27 +3796,43 @@ struct io_loop_op {
       case io_action::kind::connect:
         pending = io_event::kind::connected;
         async_started = true;
-        return steps.connect(*c, m, self);
+        if (!m.conn) return transport_step_misuse(self);
+        return m.conn->steps.connect(*c, m.conn->m, self);
       case io_action::kind::tls_handshake:
         pending = io_event::kind::handshaken;
         async_started = true;
-        return steps.tls_handshake(*c, m, self);
+        if (!m.conn) return transport_step_misuse(self);
+        return m.conn->steps.tls_handshake(*c, m.conn->m, self);
       case io_action::kind::done:
         observe_end(a.ec);
         return complete(self, a.ec);
     }
   }
 
+  template <class Self>
+  void write_rest(Self& self) {
+    auto rest = out.subspan(sent_now);
+    c->stream.async_write_some(boost::asio::buffer(rest.data(), rest.size()), std::move(self));
+  }
+
+  // An exchange machine asked for a transport step (a connect or a TLS handshake): a bug.
+  // It gets the step's failure, so that it ends as a failed step would.
+  template <class Self>
+  void transport_step_misuse(Self& self) {
+    c->diag.assign("internal error: a request exchange asked for a transport step");
+    step(self, io_event{pending, make_error_code(errc::invalid_argument), 0, false});
+  }
+
   // Sends what the socket takes without blocking (plain TCP and unix sockets only).
-  std::size_t try_send_now(wire::bytes_view out) {
+  std::size_t try_send_now(wire::bytes_view bytes) {
     if constexpr (is_plain_socket<Stream> &&
                   requires { c->stream.native_handle(); }) {
-      if (out.empty() || !c->stream.is_open()) return 0;
-      ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
+      if (bytes.empty() || !c->stream.is_open()) return 0;
+      ssize_t r = ::send(c->stream.native_handle(), bytes.data(), bytes.size(),
                          MSG_DONTWAIT | MSG_NOSIGNAL);
       return r > 0 ? static_cast<std::size_t>(r) : 0;
     } else {
-      (void)out;
+      (void)bytes;
       return 0;
     }
   }
@@ -3500,7 +3841,7 @@ struct io_loop_op {
     if (d.count() <= 0) return;
     if (!armed_here) {
       armed_here = true;
-      if constexpr (requires { steps.timeout_hook(); }) c->timeout_hook = steps.timeout_hook();
+      if (m.conn) c->timeout_hook = m.conn->steps.timeout_hook();
     }
     c->set_deadline(d);
   }
@@ -3517,10 +3858,10 @@ struct io_loop_op {
       completion_mark saved;
       ~mark_guard() { current_completion = saved; }
     } guard{current_completion};
-    if constexpr (is_plain_socket<Stream> && is_exchange) {
-      if (async_started && !ec) current_completion = {c.get(), connection_impl<Stream>::clock::now()};
+    if constexpr (is_plain_socket<Stream>) {
+      if (m.ex && async_started && !ec)
+        current_completion = {c.get(), connection_impl<Stream>::clock::now()};
     }
-    m.take();
     self.complete(ec, !async_started);
   }
 };
@@ -3740,8 +4081,8 @@ auto allocate_machine(const Handler& h, Args&&... args) {
   return std::unique_ptr<Machine, machine_deleter<alloc_t>>(p, machine_deleter<alloc_t>{alloc});
 }
 
-/// The I/O loop's view of an exchange machine of any response processor: the exchange
-/// loop is compiled once per stream type, not once per processor and handler.
+/// The blocking driver's view of an exchange machine of any response processor: its loop
+/// is compiled once per stream type, not once per processor.
 struct exchange_ref {
   exchange_core* m;
   io_action resume(const io_event& ev) { return m->resume(ev); }
@@ -3766,7 +4107,7 @@ void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_co
                   loop_handler<typename Stream::executor_type> h) {
   using handler_type = loop_handler<typename Stream::executor_type>;
   boost::asio::async_compose<handler_type, void(error_code, bool)>(
-      io_loop_op<Stream, exchange_ref>{c, exchange_ref{&m}, timeout}, h, c->stream);
+      io_loop_op<Stream>{c, loop_machine<Stream>{&m, nullptr}, timeout}, h, c->stream);
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
@@ -3829,7 +4170,7 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
                                            typename decltype(m)::deleter_type>;
     completion done{std::move(m), std::forward<Handler>(handler), c->stream.get_executor()};
     boost::asio::async_compose<completion, void(error_code, bool)>(
-        io_loop_op<Stream, exchange_ref>{c, exchange_ref{&core}, params.timeout}, done, c->stream);
+        io_loop_op<Stream>{c, loop_machine<Stream>{&core, nullptr}, params.timeout}, done, c->stream);
   }
 }
 
@@ -4190,179 +4531,6 @@ inline auto open_request(std::string_view name) {
 // Opening a connection: the connect machine (sansio/connect_machine.hpp) driven by the
 // I/O loop, with the transport steps it needs (resolve, connect, TLS handshake).
 
-// ---- begin dqlite/detail/sansio/connect_machine.hpp ----
-// Opening a connection as a sans-io state machine: the transport connect (and the TLS
-// handshake for TLS streams), then the dqlite handshake and OPEN as one exchange. No Asio:
-// the I/O loop (detail/exchange.hpp) resolves, connects and runs the TLS handshake when
-// asked to.
-
-
-#include <optional>
-#include <string>
-#include <utility>
-
-namespace dqlite::detail {
-
-/// Encodes the protocol version followed by OPEN(database): one write, one round trip.
-/// With an empty database name (a connection for cluster administration only) LEADER
-/// takes the place of OPEN, so that the handshake still waits for the node to answer.
-inline error_code encode_handshake(session_state& c) {
-  wire::encode_handshake(c.wbuf);
-  if (c.opts.database.empty()) {
-    wire::encode_leader(c.wbuf);
-    return {};
-  }
-  if (auto e = wire::encode_open(c.wbuf, c.opts.database)) {
-    c.diag.assign("the database name contains a NUL byte");
-    return e;
-  }
-  return {};
-}
-
-/// OPEN: the DB response opens the connection.
-struct open_proc {
-  using result_type = void;
-  error_code on_frame(session_state& c, const wire::frame_header& h, wire::bytes_view body,
-                      bool& done) {
-    if (h.type != static_cast<std::uint8_t>(wire::response::db))
-      return make_error_code(errc::unexpected_response);
-    wire::db_response r;
-    if (auto e = wire::decode_db(body, r)) return e;
-    c.db_id = r.id;
-    c.state = conn_state::open;
-    ++c.generation;
-    done = true;
-    return {};
-  }
-  void on_failure(session_state& c) {
-    c.close_session();  // no database is open: the connection is of no use
-  }
-};
-
-/// The response to encode_handshake: DB (see open_proc), or SERVER when no database is
-/// opened. Either one makes the connection open.
-struct handshake_proc {
-  using result_type = void;
-  error_code on_frame(session_state& c, const wire::frame_header& h, wire::bytes_view body,
-                      bool& done) {
-    if (!c.opts.database.empty()) return open_proc{}.on_frame(c, h, body, done);
-    if (h.type != static_cast<std::uint8_t>(wire::response::server))
-      return make_error_code(errc::unexpected_response);
-    wire::server_response r;
-    if (auto e = wire::decode_server(body, r)) return e;
-    c.state = conn_state::open;
-    done = true;
-    return {};
-  }
-  void on_failure(session_state& c) { c.close_session(); }
-};
-
-/// Transport connect, TLS handshake (when Tls), then the dqlite handshake + OPEN, all
-/// within connect_timeout (the I/O loop arms one timer for the whole operation).
-/// `resolve`: the address is "host:port" to parse and resolve (else the I/O loop has an
-/// endpoint to connect to).
-template <bool Tls>
-class connect_machine {
- public:
-  using result_type = void;
-
-  connect_machine(session_state& s, std::string address, bool resolve)
-      : s_(&s), address_(std::move(address)), resolve_(resolve) {}
-
-  static constexpr bool interruptible() { return false; }
-  bool cancellable() const noexcept { return true; }
-  std::chrono::milliseconds take_rearm() noexcept {
-    return handshake_ ? handshake_->take_rearm() : std::chrono::milliseconds{0};
-  }
-  /// The host and port to resolve (valid once the machine asked to connect).
-  const host_port& target() const noexcept { return hp_; }
-  const std::string& address() const noexcept { return address_; }
-  void take() {}
-
-  io_action resume(const io_event& ev) {
-    switch (ev.what) {
-      case io_event::kind::start: return start();
-      case io_event::kind::connected:
-        if (ev.ec) return fail(ev.ec, "connecting to");
-        if constexpr (Tls) return io_action::tls_handshake();
-        return start_handshake();
-      case io_event::kind::handshaken:
-        if (ev.ec) return fail(ev.ec, "TLS handshake with");
-        return start_handshake();
-      case io_event::kind::wrote:
-      case io_event::kind::read:
-        if (!handshake_) break;
-        {
-          io_action a = handshake_->resume(ev);
-          if (a.what == io_action::kind::done) return handshake_done(a.ec);
-          return a;
-        }
-    }
-    s_->diag.assign("internal error: unexpected event while connecting");
-    return fail(make_error_code(errc::invalid_argument), "connecting to");
-  }
-
- private:
-  io_action start() {
-    if (auto e = s_->begin_op(false)) return io_action::done(e);  // busy: not ours to undo
-    s_->state = conn_state::closed;
-    s_->rbuf.clear();
-    s_->reset_session();
-    s_->broken_by = {};
-    s_->peer = address_;
-    if (resolve_ && parse_address(address_, hp_)) {
-      s_->busy = false;
-      s_->diag.assign("invalid address '" + address_ + "': expected host:port or [ipv6]:port");
-      return io_action::done(make_error_code(errc::invalid_address));
-    }
-    return io_action::connect();
-  }
-
-  io_action start_handshake() {
-    s_->wbuf.clear();
-    error_code e = encode_handshake(*s_);
-    exchange_params p{false, s_->opts.connect_timeout, 0, false};
-    handshake_.emplace(*s_, handshake_proc{}, e, true, p);
-    io_action a = handshake_->resume(io_event{});
-    if (a.what == io_action::kind::done) return handshake_done(a.ec);
-    return a;
-  }
-
-  io_action handshake_done(error_code ec) {
-    if (ec && s_->state != conn_state::open) {
-      s_->state = conn_state::closed;
-      s_->request_close();
-    }
-    if (ec == make_error_code(errc::timeout))
-      s_->diag.assign("no answer to the handshake from " + address_ + " within " +
-                      std::to_string(s_->opts.connect_timeout.count()) +
-                      " ms (connect_timeout)");
-    return io_action::done(ec);
-  }
-
-  io_action fail(error_code ec, const char* during) {
-    s_->busy = false;
-    s_->state = conn_state::closed;
-    s_->request_close();
-    if (s_->timed_out) {
-      s_->diag.assign(std::string(during) + " " + address_ + " took longer than " +
-                      std::to_string(s_->opts.connect_timeout.count()) +
-                      " ms (connect_timeout)");
-      return io_action::done(make_error_code(errc::timeout));
-    }
-    s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
-    return io_action::done(ec);
-  }
-
-  session_state* s_;
-  std::string address_;
-  bool resolve_;
-  host_port hp_{};
-  std::optional<exchange_machine<handshake_proc>> handshake_;
-};
-
-}  // namespace dqlite::detail
-// ---- end dqlite/detail/sansio/connect_machine.hpp ----
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
@@ -4403,114 +4571,6 @@ std::string describe_endpoint(const Endpoint& ep) {
   return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
 
-/// Preparing a TLS stream before its handshake (server name, host name verification):
-/// specialised in dqlite/tls.hpp. The primary template is for streams that are not TLS.
-template <class Stream>
-struct tls_setup {
-  static constexpr bool is_tls = false;
-  static error_code prepare(Stream&, const std::string&) { return {}; }
-};
-
-/// The transport steps of opening a connection over Stream: resolve "host:port" (TCP) or
-/// connect to a given endpoint, TCP_NODELAY, and the TLS handshake for TLS streams.
-template <class Stream>
-struct connect_steps {
-  using tcp = boost::asio::ip::tcp;
-  using socket_type = std::remove_cvref_t<decltype(std::declval<Stream&>().lowest_layer())>;
-  using endpoint_type = typename socket_type::endpoint_type;
-  static constexpr bool is_tcp = std::is_same_v<typename socket_type::protocol_type, tcp>;
-
-  std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
-  std::shared_ptr<tcp::resolver> resolver{};
-
-  template <class Impl, class Machine, class Self>
-  void connect(Impl& c, Machine& m, Self& self) {
-    error_code ignored;
-    c.stream.lowest_layer().close(ignored);  // a connection may be opened again
-    if (endpoint) {
-      c.stream.lowest_layer().async_connect(*endpoint, std::move(self));
-      return;
-    }
-    if constexpr (is_tcp) {
-      const auto& hp = m.target();
-      resolver->async_resolve(hp.host, std::to_string(hp.port), std::move(self));
-    }
-  }
-
-  /// The resolver's answer: connect to the first endpoint that accepts.
-  template <class Impl, class Machine, class Self>
-  void on_completion(Impl& c, Machine&, Self& self, error_code ec,
-                     const tcp::resolver::results_type& results) {
-    if (ec) return self(ec);
-    boost::asio::async_connect(c.stream.lowest_layer(), results, std::move(self));
-  }
-
-  /// Connected to one of the resolved endpoints.
-  template <class Impl, class Machine, class Self>
-  void on_completion(Impl&, Machine&, Self& self, error_code ec, const tcp::endpoint&) {
-    self(ec);
-  }
-
-  template <class Impl, class Machine, class Self>
-  void tls_handshake(Impl& c, Machine& m, Self& self) {
-    if constexpr (tls_setup<Stream>::is_tls) {
-      std::string host = endpoint ? m.address() : m.target().host;
-      // A failure is reported as a failed handshake (the op has already run I/O: this is
-      // not the initiating function).
-      if (auto e = tls_setup<Stream>::prepare(c.stream, host)) return self(e);
-      c.stream.async_handshake(boost::asio::ssl::stream_base::client, std::move(self));
-    }
-  }
-
-  auto timeout_hook() const {
-    return [r = resolver] {
-      if (r) r->cancel();
-    };
-  }
-};
-
-/// After the transport connect: TCP_NODELAY on TCP sockets, and TCP keepalive when
-/// connection_options::tcp_keepalive asks for it.
-template <class Stream>
-void tune_socket(Stream& stream, const connection_options& opts) {
-  using socket_type = std::remove_cvref_t<decltype(stream.lowest_layer())>;
-  if constexpr (std::is_same_v<typename socket_type::protocol_type, boost::asio::ip::tcp>) {
-    error_code ignored;
-    auto& sock = stream.lowest_layer();
-    sock.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-    if (opts.tcp_keepalive.count() > 0) {
-      sock.set_option(boost::asio::socket_base::keep_alive(true), ignored);
-      const auto secs = static_cast<int>(
-          std::min<std::chrono::seconds::rep>(opts.tcp_keepalive.count(), 32767));
-#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL)
-      using idle = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
-      using interval = boost::asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
-      sock.set_option(idle(secs), ignored);
-      sock.set_option(interval(secs), ignored);
-#else
-      (void)secs;  // the system's idle time and interval
-#endif
-    }
-  }
-}
-
-/// The connect machine with TCP_NODELAY set once the transport is connected.
-template <class Stream>
-class stream_connect_machine : public connect_machine<tls_setup<Stream>::is_tls> {
-  using base = connect_machine<tls_setup<Stream>::is_tls>;
-
- public:
-  stream_connect_machine(connection_impl<Stream>& c, std::string address, bool resolve)
-      : base(c, std::move(address), resolve), c_(&c) {}
-  io_action resume(const io_event& ev) {
-    if (ev.what == io_event::kind::connected && !ev.ec) tune_socket(c_->stream, c_->opts);
-    return base::resume(ev);
-  }
-
- private:
-  connection_impl<Stream>* c_;
-};
-
 /// Opens connection c: to `address` ("host:port", resolved) or, when endpoint is set, to
 /// that endpoint (address is then only for messages); h is called with the error code
 /// (and the inline flag, see io_loop_op).
@@ -4526,10 +4586,11 @@ void connect_loop(const std::shared_ptr<connection_impl<Stream>>& c, std::string
   if constexpr (steps_type::is_tcp)
     if (resolve) steps.resolver = std::make_shared<typename steps_type::tcp::resolver>(c->stream.get_executor());
   auto timeout = c->opts.connect_timeout;
+  loop_machine<Stream> m;
+  m.conn.reset(new typename loop_machine<Stream>::opening{machine(*c, std::move(address), resolve),
+                                                          std::move(steps)});
   boost::asio::async_compose<Handler, void(error_code, bool)>(
-      io_loop_op<Stream, machine, steps_type>{c, machine(*c, std::move(address), resolve),
-                                              timeout, std::move(steps)},
-      h, c->stream);
+      io_loop_op<Stream>{c, std::move(m), timeout}, h, c->stream);
 }
 
 /// connect_loop with the handler erased: compiled once per stream type. With
@@ -7247,6 +7308,7 @@ auto with_token(F&& f, Args&&... args) {
 }  // namespace dqlite::detail
 // ---- end dqlite/detail/token.hpp ----
 
+#include <boost/asio/associator.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/system_executor.hpp>
@@ -7496,10 +7558,15 @@ exchange_params statement_params(const Impl& c, const request_spec& spec, const 
                          shape.tx};
 }
 
-/// A request that needs the wide-parameter probe first (server_probe.hpp): the probe, then
-/// the request, encoded beforehand (its parameters are only referenced while it starts).
-template <class Impl, class Proc>
-struct probed_request_op {
+/// The completion of the wide-parameter probe (server_probe.hpp) that runs before a
+/// request that needs it: records what the server reads, then starts the request, encoded
+/// beforehand (its parameters are only referenced while it starts), with the caller's
+/// handler. A plain handler rather than a composed operation: its executor, allocator and
+/// cancellation slot are the caller's handler's (see the associator below), and the
+/// request's exchange is the one compiled for that handler anyway.
+template <class Impl, class Proc, class Handler>
+struct probe_then_request {
+  Handler handler;
   std::shared_ptr<Impl> c;
   Proc proc;
   request_spec spec;
@@ -7510,28 +7577,22 @@ struct probed_request_op {
   std::uint64_t generation;  ///< the opening the request was encoded for
   using result_type = typename Proc::result_type;
 
-  template <class Self>
-  void operator()(Self& self) {
-    auto conn = c;
-    start_exchange(
-        conn, wide_params_probe_proc{}, std::move(self),
-        [](Impl& ci) -> error_code {
-          if (auto e = check_database(ci)) return e;
-          return encode_wide_params_probe(ci.wbuf, ci.db_id);
-        },
-        exchange_params{true, c->opts.request_timeout, 0});
-  }
-
-  template <class Self>
-  void operator()(Self& self, error_code ec, wide_params_answer answer) {  // probed
+  /// Called as an exchange's handler is (never inside the initiating function).
+  void operator()(error_code ec, wide_params_answer answer) {
     const bool refused = ec.category() == server_category() ||
                          ec == make_error_code(errc::server_failure);
-    if (ec && !refused) return fail(self, ec);  // the connection failed: report that
+    if (ec && !refused) {  // the connection failed: report that
+      if constexpr (std::is_void_v<result_type>)
+        return std::move(handler)(ec);
+      else
+        return std::move(handler)(ec, result_type{});
+    }
     remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
                                                    : wide_params::unsupported);
-    auto conn = c;  // self (holding c) moves into the exchange
+    auto conn = c;
+    auto params_of_request = statement_params(*conn, spec, shape, query);
     start_exchange(
-        conn, std::move(proc), std::move(self),
+        conn, std::move(proc), std::move(handler),
         [this](Impl& ci) -> error_code {
           if (auto e = check_statement(ci, spec, shape, query, params)) return e;
           if (ci.generation != generation) {
@@ -7541,26 +7602,7 @@ struct probed_request_op {
           ci.wbuf = std::move(request);
           return {};
         },
-        statement_params(*c, spec, shape, query));
-  }
-
-  template <class Self>
-  void operator()(Self& self, error_code ec) {  // the request's completion (no result)
-    self.complete(ec);
-  }
-  template <class Self, class R>
-    requires(!std::is_same_v<std::remove_cvref_t<R>, wide_params_answer>)
-  void operator()(Self& self, error_code ec, R&& result) {  // the request's completion
-    self.complete(ec, std::forward<R>(result));
-  }
-
- private:
-  template <class Self>
-  void fail(Self& self, error_code ec) {
-    if constexpr (std::is_void_v<result_type>)
-      self.complete(ec);
-    else
-      self.complete(ec, result_type{});
+        params_of_request);
   }
 };
 
@@ -7703,11 +7745,18 @@ struct request_initiation {
         !check_statement(*c, spec, shape, query, n)) {
       wire::buffer request;
       if (!encode_request_to(request, *c, spec, query, params...)) {
-        using sig = completion_sig_t<typename Proc::result_type>;
-        boost::asio::async_compose<Handler, sig>(
-            probed_request_op<Impl, Proc>{c, std::move(proc), spec, shape, query, n,
-                                          std::move(request), c->generation},
-            h, c->stream.get_executor());
+        using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
+        auto conn = c;
+        const auto timeout = c->opts.request_timeout;
+        start_exchange(
+            conn, wide_params_probe_proc{},
+            then{std::forward<Handler>(h), c, std::move(proc), spec, shape, query, n,
+                 std::move(request), c->generation},
+            [](Impl& ci) -> error_code {
+              if (auto e = check_database(ci)) return e;
+              return encode_wide_params_probe(ci.wbuf, ci.db_id);
+            },
+            exchange_params{true, timeout, 0});
         return;
       }
       c->diag.clear();  // the same error is found again below, and reported there
@@ -7768,8 +7817,27 @@ struct failed_initiation {
   }
 };
 
-
 }  // namespace dqlite::detail
+
+namespace boost::asio {
+
+/// The probe's completion before a request is associated with what the caller's handler
+/// is.
+template <template <class, class> class Associator, class Impl, class Proc, class Handler,
+          class Default>
+struct associator<Associator, ::dqlite::detail::probe_then_request<Impl, Proc, Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const ::dqlite::detail::probe_then_request<Impl, Proc, Handler>& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const ::dqlite::detail::probe_then_request<Impl, Proc, Handler>& h,
+                  const Default& d) noexcept -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace boost::asio
 // ---- end dqlite/detail/request.hpp ----
 // ---- begin dqlite/detail/session_procs.hpp ----
 // Response processors for prepared statements, transactions and cursors.
@@ -9015,6 +9083,7 @@ auto transaction(Connection& conn, Body body) -> std::invoke_result_t<Body&, Con
 // ---- end dqlite/transaction.hpp ----
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
@@ -9763,27 +9832,20 @@ using unix_connection = basic_connection<boost::asio::local::stream_protocol::so
 
 namespace detail {
 
-template <class Conn, class Target>
-struct free_connect_op {
-  Conn conn;
-  Target target;
-  bool started = false;
+/// The handler of the connection's own async_connect inside a free async_connect:
+/// completes the caller's handler with the new connection. Its executor, allocator and
+/// cancellation slot are the caller's handler's (see the associator below).
+template <class Conn, class Handler>
+struct connected_handler {
+  Handler handler;
+  std::shared_ptr<Conn> holder;  ///< the new connection, until it is handed over
 
-  template <class Self>
-  void operator()(Self& self, error_code ec = {}) {
-    if (!started) {
-      started = true;
-      auto& c = conn;
-      c.async_connect(target, std::move(self));
-      return;
-    }
-    self.complete(ec, std::move(conn));
-  }
+  void operator()(error_code ec) { std::move(handler)(ec, std::move(*holder)); }
 };
 
 template <class Conn>
 struct free_connect_initiation {
-  std::shared_ptr<Conn> holder;  // keeps the connection until the op takes it
+  std::shared_ptr<Conn> holder;  // keeps the connection until the handler takes it
   std::shared_ptr<const dqlite::diagnostics> diagnostics_ptr() const {
     const auto& c = connection_access::impl(*holder);
     return {c, &c->diag};
@@ -9792,9 +9854,8 @@ struct free_connect_initiation {
   template <class Handler, class Target>
   void operator()(Handler&& h, Target target) {
     auto& c = *holder;
-    auto ex = c.get_executor();
-    boost::asio::async_compose<Handler, void(error_code, Conn)>(
-        free_connect_op<Conn, Target>{std::move(c), std::move(target)}, h, ex);
+    c.async_connect(target, connected_handler<Conn, std::decay_t<Handler>>{
+                                std::forward<Handler>(h), std::move(holder)});
   }
 };
 
@@ -9854,6 +9915,24 @@ auto async_connect_unix(const Executor& ex, std::string_view path,
 }
 
 }  // namespace dqlite
+
+namespace boost::asio {
+
+/// A free async_connect's inner handler is associated with what the caller's handler is.
+template <template <class, class> class Associator, class Conn, class Handler, class Default>
+struct associator<Associator, ::dqlite::detail::connected_handler<Conn, Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const ::dqlite::detail::connected_handler<Conn, Handler>& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const ::dqlite::detail::connected_handler<Conn, Handler>& h,
+                  const Default& d) noexcept -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace boost::asio
 // ---- end dqlite/connection.hpp ----
 // ---- begin dqlite/node_store.hpp ----
 // Node stores: where a cluster client keeps the nodes it may ask for the leader.

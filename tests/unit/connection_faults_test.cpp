@@ -86,11 +86,81 @@ TEST_CASE("a silent server ends the connect with a timeout", "[faults]") {
     FAIL("expected a timeout");
   } catch (const dqlite::error& e) {
     CHECK(e.code() == dqlite::errc::timeout);
-    CHECK_THAT(std::string(e.what()), Catch::Contains("connect_timeout"));
+    // The transport connected and the request went out: the message says what was left
+    // unanswered.
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains("connected to " + server.address() +
+                               ", but no answer to the dqlite handshake and OPEN of database "
+                               "'x' within 700 ms (connect_timeout)"));
   }
   auto ms = dqlite_test::elapsed_ms(start);
   CHECK(ms >= 600);
   CHECK(ms < 5000);
+}
+
+TEST_CASE("a peer that answers the handshake with text is named as perhaps not a dqlite node",
+          "[faults]") {
+  // An HTTP server (or a proxy) where a node was expected: its answer read as a frame header
+  // announces a frame of gigabytes.
+  fake_server server([](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    peer.read_frame();
+    const std::string answer = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    peer.write(bytes(answer.begin(), answer.end()));
+    fake_server::silent()(peer);
+  });
+  try {
+    dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      co_await dqlite::async_connect(ex, server.address(), fast_opts());
+    });
+    FAIL("expected the connect to fail");
+  } catch (const dqlite::error& e) {
+    CHECK(e.code() == dqlite::errc::frame_too_large);
+    // (As much of the text as was read with the header, up to 16 bytes.)
+    CHECK_THAT(std::string(e.what()), Catch::Contains("the answer begins with the text \"HTTP/1.1"));
+    CHECK_THAT(std::string(e.what()), Catch::Contains("\": the peer may not be a dqlite node"));
+  }
+}
+
+TEST_CASE("a peer that answers the handshake with a TLS alert is named as perhaps a TLS node",
+          "[faults]") {
+  // A TLS server that receives a plain handshake answers with an alert record and closes.
+  fake_server server([](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    peer.read_frame();
+    peer.write(bytes{0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46});
+    peer.close();
+  });
+  dqlite::error_code ec;
+  std::string message;
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dqlite::connection conn(fast_opts(), ex);
+    auto [e] = co_await conn.async_connect(server.address(), asio::as_tuple(asio::use_awaitable));
+    ec = e;
+    message = conn.diagnostics().message();
+  });
+  CHECK(ec == dqlite::errc::connection_closed);
+  CHECK_THAT(message, Catch::Contains("the answer is a TLS alert: the node may expect TLS"));
+}
+
+TEST_CASE("a dqlite frame cut short is not taken for another protocol", "[faults]") {
+  fake_server server([](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    peer.read_frame();
+    peer.write(bytes{0x01, 0x00, 0x00, 0x00, 0x04});  // the start of a DB response
+    peer.close();
+  });
+  dqlite::error_code ec;
+  std::string message;
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dqlite::connection conn(fast_opts(), ex);
+    auto [e] = co_await conn.async_connect(server.address(), asio::as_tuple(asio::use_awaitable));
+    ec = e;
+    message = conn.diagnostics().message();
+  });
+  CHECK(ec == dqlite::errc::connection_closed);
+  CHECK_THAT(message, Catch::Contains("closed the connection while reading the response"));
+  CHECK_THAT(message, !Catch::Contains("dqlite node") && !Catch::Contains("TLS"));
 }
 
 TEST_CASE("a server that stops answering after the handshake times the request out", "[faults]") {

@@ -148,10 +148,16 @@ class connect_machine {
       s_->state = conn_state::closed;
       s_->request_close();
     }
-    if (ec == make_error_code(errc::timeout))
-      s_->diag.assign("no answer to the handshake from " + address_ + " within " +
-                      std::to_string(s_->opts.connect_timeout.count()) +
+    if (ec == make_error_code(errc::timeout)) {
+      // The transport was connected and the request sent (one write): the node took it in
+      // but did not answer.
+      std::string sent = s_->opts.database.empty()
+                             ? std::string("LEADER request")
+                             : "OPEN of database '" + std::string(s_->opts.database) + "'";
+      s_->diag.assign("connected to " + address_ + ", but no answer to the dqlite handshake and " +
+                      sent + " within " + std::to_string(s_->opts.connect_timeout.count()) +
                       " ms (connect_timeout)");
+    }
     return io_action::done(ec);
   }
 

@@ -10,6 +10,7 @@
 #include <dqlite/wire/decode.hpp>
 #include <dqlite/wire/encode.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -45,6 +46,28 @@ inline bool answer_lost(const error_code& ec) noexcept {
     case errc::interrupted: return true;
     default: return is_protocol_error(ec);
   }
+}
+
+/// For the start of an answer that cannot be dqlite's (a header that is not, or bytes that
+/// end before a header): a hint, appended to the message, when those bytes look like
+/// another protocol's answer (text, such as an HTTP server's or proxy's, or a TLS alert);
+/// empty otherwise.
+inline std::string foreign_peer_hint(wire::bytes_view start) {
+  if (start.size() < 2) return {};
+  if (start[0] == std::byte{0x15} && start[1] == std::byte{0x03})
+    return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
+  std::string text;
+  for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
+    const auto c = static_cast<unsigned char>(b);
+    if (c == '\r' || c == '\n' || c == '\t')
+      text += ' ';
+    else if (c >= 0x20 && c < 0x7f)
+      text += static_cast<char>(c);
+    else
+      return {};
+  }
+  return "; the answer begins with the text \"" + text +
+         "\": the peer may not be a dqlite node";
 }
 
 /// What every request exchange does, whatever processes its response: housekeeping, the
@@ -211,9 +234,11 @@ class exchange_core {
           if (e == make_error_code(errc::frame_too_large))
             s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
                             " bytes exceeds max_frame_size (" +
-                            std::to_string(s_->opts.max_frame_size) + ")");
+                            std::to_string(s_->opts.max_frame_size) + ")" +
+                            foreign_peer_hint(avail));
           else
-            s_->diag.assign("response type " + std::to_string(h.type) + " is not defined");
+            s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
+                            foreign_peer_hint(avail));
           return finish(e);
         }
         need = wire::header_size + h.body_size();
@@ -346,7 +371,8 @@ class exchange_core {
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
-      s_->diag.assign("the server " + s_->peer + " closed the connection while " + during);
+      s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
+                      foreign_peer_hint(s_->rbuf.data()));
       return finish(make_error_code(errc::connection_closed));
     }
     s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
