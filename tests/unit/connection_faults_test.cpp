@@ -302,3 +302,86 @@ TEST_CASE("a server that closes at once", "[faults]") {
     CHECK(closed);
   }
 }
+
+namespace {
+
+using tcp = asio::ip::tcp;
+using tcp_steps = dqlite::detail::connect_steps<tcp::socket>;
+using tcp_impl = dqlite::detail::connection_impl<tcp::socket>;
+
+/// Stands for the I/O loop's composed operation around the connect steps: a failed
+/// connect goes back to the steps (as io_loop_op hands it to try_next), and the outcome
+/// that would resume the connect machine is recorded.
+struct steps_driver {
+  tcp_steps* steps;
+  tcp_impl* c;
+  std::vector<dqlite::error_code>* outcomes;
+  int* completions;
+  asio::cancellation_type cancelled() const noexcept { return asio::cancellation_type::none; }
+  void operator()(dqlite::error_code ec) {
+    ++*completions;
+    if (ec && steps->try_next(*c, *this, ec)) return;
+    outcomes->push_back(ec);
+  }
+};
+
+/// A loopback endpoint nothing listens on: a connect to it is refused at once.
+tcp::endpoint refusing_endpoint(asio::io_context& io) {
+  tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto ep = a.local_endpoint();
+  a.close();
+  return ep;
+}
+
+struct resolved_run {
+  std::vector<dqlite::error_code> outcomes;
+  int completions = 0;
+  tcp::endpoint connected_to{};
+};
+
+/// Hands `endpoints` to the connect steps as a resolver's answer for "multi", and runs.
+resolved_run connect_resolved(asio::io_context& io, const std::vector<tcp::endpoint>& endpoints) {
+  auto c = std::make_shared<tcp_impl>(fast_opts(), io.get_executor());
+  tcp_steps steps;
+  resolved_run r;
+  steps_driver self{&steps, c.get(), &r.outcomes, &r.completions};
+  int machine = 0;  // unused by this step
+  steps.on_completion(*c, machine, self, {},
+                      tcp::resolver::results_type::create(endpoints.begin(), endpoints.end(),
+                                                          "multi", "1"));
+  io.run();
+  dqlite::error_code ignored;
+  r.connected_to = c->stream.remote_endpoint(ignored);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a resolved name is connected through the first of its addresses that accepts",
+          "[faults]") {
+  asio::io_context io;
+  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto r = connect_resolved(io, {refusing_endpoint(io), refusing_endpoint(io),
+                                 listening.local_endpoint(), refusing_endpoint(io)});
+  CHECK(r.completions == 3);  // two refused, then connected; the fourth never tried
+  REQUIRE(r.outcomes.size() == 1);
+  CHECK_FALSE(r.outcomes[0]);
+  CHECK(r.connected_to == listening.local_endpoint());
+}
+
+TEST_CASE("a resolved name whose addresses all refuse fails with the last refusal",
+          "[faults]") {
+  asio::io_context io;
+  auto r = connect_resolved(io, {refusing_endpoint(io), refusing_endpoint(io)});
+  CHECK(r.completions == 2);
+  REQUIRE(r.outcomes.size() == 1);
+  CHECK(r.outcomes[0] == asio::error::connection_refused);
+}
+
+TEST_CASE("a resolver's empty answer fails as a host not found", "[faults]") {
+  asio::io_context io;
+  auto r = connect_resolved(io, {});
+  CHECK(r.completions == 1);
+  REQUIRE(r.outcomes.size() == 1);
+  CHECK(r.outcomes[0] == asio::error::host_not_found);
+}

@@ -20,7 +20,6 @@
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -248,6 +247,8 @@ struct connect_steps {
 
   std::optional<endpoint_type> endpoint{};  ///< given instead of an address to resolve
   std::shared_ptr<tcp::resolver> resolver{};
+  tcp::resolver::results_type resolved{};           ///< the resolver's answer
+  tcp::resolver::results_type::const_iterator next{};  ///< the resolved endpoint to try next
 
   template <class Impl, class Machine, class Self>
   void connect(Impl& c, Machine& m, Self& self) {
@@ -263,18 +264,39 @@ struct connect_steps {
     }
   }
 
-  /// The resolver's answer: connect to the first endpoint that accepts.
+  /// The resolver's answer: connect to its endpoints in turn, until one accepts (see
+  /// try_next), as asio::async_connect over a range does, with the connect operation the
+  /// loop already has for a given endpoint.
   template <class Impl, class Machine, class Self>
   void on_completion(Impl& c, Machine&, Self& self, error_code ec,
                      const tcp::resolver::results_type& results) {
     if (ec) return self(ec);
-    boost::asio::async_connect(c.stream.lowest_layer(), results, std::move(self));
+    resolved = results;
+    next = resolved.begin();
+    const auto none = make_error_code(boost::asio::error::host_not_found);
+    if (!try_next(c, self, none)) self(none);  // an empty answer
   }
 
-  /// Connected to one of the resolved endpoints.
-  template <class Impl, class Machine, class Self>
-  void on_completion(Impl&, Machine&, Self& self, error_code ec, const tcp::endpoint&) {
-    self(ec);
+  /// After a failed connect (ec) to a resolved endpoint: starts connecting to the next one
+  /// and returns true, unless none is left, or the failure was the operation's end (its
+  /// deadline passed, or it was cancelled).
+  template <class Impl, class Self>
+  bool try_next(Impl& c, Self& self, error_code ec) {
+    if constexpr (is_tcp) {
+      if (next == tcp::resolver::results_type::const_iterator{} || next == resolved.end())
+        return false;
+      if (ec == boost::asio::error::operation_aborted || c.timed_out ||
+          self.cancelled() != boost::asio::cancellation_type::none)
+        return false;
+      const tcp::endpoint ep = (next++)->endpoint();
+      error_code ignored;
+      c.stream.lowest_layer().close(ignored);
+      c.stream.lowest_layer().async_connect(ep, std::move(self));
+      return true;
+    } else {
+      (void)c, (void)self, (void)ec;
+      return false;
+    }
   }
 
   template <class Impl, class Machine, class Self>
@@ -416,9 +438,13 @@ struct io_loop_op {
     step(self, io_event{pending, ec, n, false});
   }
 
-  // Steps that complete with an error code alone (connect, TLS handshake).
+  // Steps that complete with an error code alone (connect, TLS handshake). A failed
+  // connect to one of the resolved endpoints moves on to the next one.
   template <class Self>
   void operator()(Self& self, error_code ec) {
+    if (ec && pending == io_event::kind::connected && m.conn &&
+        m.conn->steps.try_next(*c, self, ec))
+      return;
     step(self, io_event{pending, ec, 0, false});
   }
 

@@ -391,18 +391,17 @@ R empty_result() {
 template <class Sig, class Handler, class Executor, class... R>
 void complete_posted(Handler&& h, const std::optional<Executor>& ex, error_code ec,
                      R... results) {
-  auto op = [ec, posted = false, ... r = std::move(results)](auto& self) mutable {
-    if (!posted) {
-      posted = true;
-      boost::asio::post(std::move(self));
-      return;
-    }
-    self.complete(ec, std::move(r)...);
-  };
-  if (ex)
-    boost::asio::async_compose<Handler, Sig>(std::move(op), h, *ex);
-  else
-    boost::asio::async_compose<Handler, Sig>(std::move(op), h);
+  // A post (deliver's), not a composed operation: these completions are rare, and a
+  // composed operation per handler type is a lot of code to compile for them.
+  if constexpr (std::is_constructible_v<Executor, boost::asio::system_executor>) {
+    const Executor fallback = ex ? *ex : Executor(boost::asio::system_executor());
+    deliver(std::forward<Handler>(h), fallback, true, ec, std::move(results)...);
+  } else if (ex) {
+    deliver(std::forward<Handler>(h), *ex, true, ec, std::move(results)...);
+  } else {
+    deliver(std::forward<Handler>(h), boost::asio::system_executor(), true, ec,
+            std::move(results)...);
+  }
 }
 
 /// Completes h with errc::not_connected and empty results, for an operation started on a
