@@ -1,5 +1,6 @@
 // Opening a connection: the connect machine (sansio/connect_machine.hpp) driven by the
-// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake).
+// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake; both in
+// detail/exchange.hpp, where the loop that runs exchanges runs openings too).
 #pragma once
 
 #include <dqlite/address.hpp>
@@ -10,12 +11,7 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/ssl/stream_base.hpp>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
-#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
