@@ -1010,8 +1010,9 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
 // Proc interface).
 
 // ---- begin dqlite/detail/exchange.hpp ----
-// The I/O loop: one small Asio composed operation that drives any sans-io machine of
-// detail/sansio/ over a connection's stream, and owns the connection's one timer.
+// The I/O loop: one small Asio composed operation per stream type that drives the sans-io
+// machines of detail/sansio/ (a request exchange, or the opening of a connection with its
+// transport steps) over a connection's stream, and owns the connection's one timer.
 
 // ---- begin dqlite/detail/sansio/connect_machine.hpp ----
 // Opening a connection as a sans-io state machine: the transport connect (and the TLS
@@ -2504,13 +2505,14 @@ inline bool answer_lost(const error_code& ec) noexcept {
   }
 }
 
-/// For the start of an answer that cannot be dqlite's (a header that is not, or bytes that
-/// end before a header): a hint, appended to the message, when those bytes look like
-/// another protocol's answer (text, such as an HTTP server's or proxy's, or a TLS alert);
-/// empty otherwise.
+/// For the start of the first answer on a connection, when it cannot be dqlite's (a header
+/// that is not, or bytes that end before a header): a hint, appended to the message, when
+/// those bytes look like another protocol's answer (text, such as an HTTP server's or
+/// proxy's, or a TLS alert record: type 21, version 3.x, length 2); empty otherwise.
 inline std::string foreign_peer_hint(wire::bytes_view start) {
-  if (start.size() < 2) return {};
-  if (start[0] == std::byte{0x15} && start[1] == std::byte{0x03})
+  if (start.size() < 4) return {};
+  if (start.size() >= 5 && start[0] == std::byte{0x15} && start[1] == std::byte{0x03} &&
+      start[2] <= std::byte{0x04} && start[3] == std::byte{0x00} && start[4] == std::byte{0x02})
     return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
   std::string text;
   for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
@@ -2616,6 +2618,12 @@ class exchange_core {
     interrupt  ///< the request was interrupted: INTERRUPT sent, discard until EMPTY
   };
 
+  // foreign_peer_hint for an answer before the connection is open (to the handshake): a
+  // later answer comes from a peer that already spoke dqlite.
+  std::string peer_hint(wire::bytes_view start) const {
+    return s_->state == conn_state::open ? std::string() : foreign_peer_hint(start);
+  }
+
   static bool is_aborted(const error_code& ec) {
     return ec == boost::system::errc::operation_canceled;
   }
@@ -2691,10 +2699,10 @@ class exchange_core {
             s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
                             " bytes exceeds max_frame_size (" +
                             std::to_string(s_->opts.max_frame_size) + ")" +
-                            foreign_peer_hint(avail));
+                            peer_hint(avail));
           else
             s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
-                            foreign_peer_hint(avail));
+                            peer_hint(avail));
           return finish(e);
         }
         need = wire::header_size + h.body_size();
@@ -2828,7 +2836,7 @@ class exchange_core {
     }
     if (is_eof_or_reset(ev.ec)) {
       s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
-                      foreign_peer_hint(s_->rbuf.data()));
+                      peer_hint(s_->rbuf.data()));
       return finish(make_error_code(errc::connection_closed));
     }
     s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
@@ -3034,17 +3042,16 @@ class connect_machine {
   /// The host and port to resolve (valid once the machine asked to connect).
   const host_port& target() const noexcept { return hp_; }
   const std::string& address() const noexcept { return address_; }
-  void take() {}
 
   io_action resume(const io_event& ev) {
     switch (ev.what) {
       case io_event::kind::start: return start();
       case io_event::kind::connected:
-        if (ev.ec) return fail(ev.ec, "connecting to");
+        if (ev.ec) return fail(ev.ec, "connecting to", ev.cancel_requested);
         if constexpr (Tls) return io_action::tls_handshake();
         return start_handshake();
       case io_event::kind::handshaken:
-        if (ev.ec) return fail(ev.ec, "TLS handshake with");
+        if (ev.ec) return fail(ev.ec, "TLS handshake with", ev.cancel_requested);
         return start_handshake();
       case io_event::kind::wrote:
       case io_event::kind::read:
@@ -3091,8 +3098,8 @@ class connect_machine {
       s_->request_close();
     }
     if (ec == make_error_code(errc::timeout)) {
-      // The transport was connected and the request sent (one write): the node took it in
-      // but did not answer.
+      // The transport was connected, and the handshake and OPEN went out together (one
+      // write) or were on their way: no answer came.
       std::string sent = s_->opts.database.empty()
                              ? std::string("LEADER request")
                              : "OPEN of database '" + std::string(s_->opts.database) + "'";
@@ -3103,7 +3110,7 @@ class connect_machine {
     return io_action::done(ec);
   }
 
-  io_action fail(error_code ec, const char* during) {
+  io_action fail(error_code ec, const char* during, bool cancel_requested = false) {
     s_->busy = false;
     s_->state = conn_state::closed;
     s_->request_close();
@@ -3112,6 +3119,11 @@ class connect_machine {
                       std::to_string(s_->opts.connect_timeout.count()) +
                       " ms (connect_timeout)");
       return io_action::done(make_error_code(errc::timeout));
+    }
+    if (cancel_requested && ec == boost::system::errc::operation_canceled) {
+      s_->diag.assign("the operation was cancelled while " + std::string(during) + " " +
+                      address_ + "; the connection was closed");
+      return io_action::done(make_error_code(errc::cancelled));
     }
     s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
     return io_action::done(ec);
@@ -3573,30 +3585,36 @@ struct connect_steps {
   void on_completion(Impl& c, Machine&, Self& self, error_code ec,
                      const tcp::resolver::results_type& results) {
     if (ec) return self(ec);
+    if (results.empty()) return self(make_error_code(boost::asio::error::host_not_found));
     resolved = results;
     next = resolved.begin();
-    const auto none = make_error_code(boost::asio::error::host_not_found);
-    if (!try_next(c, self, none)) self(none);  // an empty answer
+    if (!try_next(c, self, ec, false)) self(ec);
   }
 
-  /// After a failed connect (ec) to a resolved endpoint: starts connecting to the next one
-  /// and returns true, unless none is left, or the failure was the operation's end (its
-  /// deadline passed, or it was cancelled).
+  /// Starts connecting to the next resolved endpoint and returns true, after a failed
+  /// connect (ec, after_failure) or for the first one. False when none is left (ec is then
+  /// the last failure), or when the operation must end: cancelled (a cancellation the
+  /// resolver could not take, or one that came with the failure), or its connection
+  /// closed (its deadline passed, or it was closed or destroyed meanwhile); ec is then
+  /// operation_aborted.
   template <class Impl, class Self>
-  bool try_next(Impl& c, Self& self, error_code ec) {
+  bool try_next(Impl& c, Self& self, error_code& ec, bool after_failure) {
     if constexpr (is_tcp) {
       if (next == tcp::resolver::results_type::const_iterator{} || next == resolved.end())
         return false;
       if (ec == boost::asio::error::operation_aborted || c.timed_out ||
-          self.cancelled() != boost::asio::cancellation_type::none)
+          (after_failure && !c.stream.lowest_layer().is_open()) ||
+          self.cancelled() != boost::asio::cancellation_type::none) {
+        ec = make_error_code(boost::asio::error::operation_aborted);
         return false;
+      }
       const tcp::endpoint ep = (next++)->endpoint();
       error_code ignored;
       c.stream.lowest_layer().close(ignored);
       c.stream.lowest_layer().async_connect(ep, std::move(self));
       return true;
     } else {
-      (void)c, (void)self, (void)ec;
+      (void)c, (void)self, (void)ec, (void)after_failure;
       return false;
     }
   }
@@ -3707,8 +3725,7 @@ struct io_loop_op {
   bool async_started = false;  ///< an asynchronous operation was started
   bool cancellation_on = true;
   bool armed_here = false;
-  wire::bytes_view out{};    ///< the write in progress
-  std::size_t sent_now = 0;  ///< bytes of it already sent
+  std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
 
   template <class Self>
   void operator()(Self& self) {
@@ -3732,11 +3749,7 @@ struct io_loop_op {
   // Writes and reads.
   template <class Self>
   void operator()(Self& self, error_code ec, std::size_t n) {
-    if (pending == io_event::kind::wrote) {
-      sent_now += n;
-      if (!ec && sent_now < out.size()) return write_rest(self);
-      n = std::exchange(sent_now, 0);
-    }
+    if (pending == io_event::kind::wrote) n += std::exchange(sent_now, 0);
     step(self, io_event{pending, ec, n, false});
   }
 
@@ -3745,7 +3758,7 @@ struct io_loop_op {
   template <class Self>
   void operator()(Self& self, error_code ec) {
     if (ec && pending == io_event::kind::connected && m.conn &&
-        m.conn->steps.try_next(*c, self, ec))
+        m.conn->steps.try_next(*c, self, ec, true))
       return;
     step(self, io_event{pending, ec, 0, false});
   }
@@ -3799,17 +3812,19 @@ struct io_loop_op {
     switch (a.what) {
       case io_action::kind::write: {
         pending = io_event::kind::wrote;
-        out = a.out;
         // A plain socket usually takes a small request at once: write it without a trip
         // through the reactor (one send() instead of send() plus a posted completion), and
         // resume the machine right away. Whatever the socket does not take goes the
-        // asynchronous way, one write_some at a time (what async_write would do, without
-        // its own composed operation to compile).
-        sent_now = try_send_now(a.out);
-        if (sent_now == a.out.size() && sent_now > 0)
-          return step(self, io_event{io_event::kind::wrote, {}, std::exchange(sent_now, 0), false});
+        // asynchronous way (async_write: only a terminal cancellation aborts a write, so a
+        // total one interrupts the request once it is out).
+        std::size_t n = try_send_now(a.out);
+        if (n == a.out.size() && n > 0) return step(self, io_event{io_event::kind::wrote, {}, n, false});
+        sent_now = n;
         async_started = true;
-        return write_rest(self);
+        auto rest = a.out.subspan(n);
+        boost::asio::async_write(c->stream, boost::asio::buffer(rest.data(), rest.size()),
+                                 std::move(self));
+        return;
       }
       case io_action::kind::read: {
         pending = io_event::kind::read;
@@ -3835,12 +3850,6 @@ struct io_loop_op {
     }
   }
 
-  template <class Self>
-  void write_rest(Self& self) {
-    auto rest = out.subspan(sent_now);
-    c->stream.async_write_some(boost::asio::buffer(rest.data(), rest.size()), std::move(self));
-  }
-
   // An exchange machine asked for a transport step (a connect or a TLS handshake): a bug.
   // It gets the step's failure, so that it ends as a failed step would.
   template <class Self>
@@ -3850,15 +3859,15 @@ struct io_loop_op {
   }
 
   // Sends what the socket takes without blocking (plain TCP and unix sockets only).
-  std::size_t try_send_now(wire::bytes_view bytes) {
+  std::size_t try_send_now(wire::bytes_view out) {
     if constexpr (is_plain_socket<Stream> &&
                   requires { c->stream.native_handle(); }) {
-      if (bytes.empty() || !c->stream.is_open()) return 0;
-      ssize_t r = ::send(c->stream.native_handle(), bytes.data(), bytes.size(),
+      if (out.empty() || !c->stream.is_open()) return 0;
+      ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
                          MSG_DONTWAIT | MSG_NOSIGNAL);
       return r > 0 ? static_cast<std::size_t>(r) : 0;
     } else {
-      (void)bytes;
+      (void)out;
       return 0;
     }
   }
@@ -4119,7 +4128,6 @@ struct exchange_ref {
   bool owns() const noexcept { return m->owns(); }
   bool failed_early() const noexcept { return m->failed_early(); }
   bool housekeeping_only() const noexcept { return m->housekeeping_only(); }
-  void take() noexcept {}
 };
 
 /// Runs exchange machine m over connection c, bounded by timeout (0: none); h is called
@@ -4555,8 +4563,8 @@ inline auto open_request(std::string_view name) {
 
 // ---- begin dqlite/detail/connect_op.hpp ----
 // Opening a connection: the connect machine (sansio/connect_machine.hpp) driven by the
-// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake; both in
-// detail/exchange.hpp, where the loop that runs exchanges runs openings too).
+// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake). The loop
+// and the steps are in detail/exchange.hpp: one loop type runs exchanges and openings.
 
 
 #include <boost/asio/compose.hpp>
@@ -7595,7 +7603,8 @@ struct probe_then_request {
   bool query;
   std::size_t params;
   wire::buffer request;
-  std::uint64_t generation;  ///< the opening the request was encoded for
+  std::uint64_t generation;   ///< the opening the request was encoded for
+  exchange_params exchange;   ///< the request's, found while it started (spec.sql is gone)
   using result_type = typename Proc::result_type;
 
   /// Called as an exchange's handler is (never inside the initiating function).
@@ -7611,7 +7620,6 @@ struct probe_then_request {
     remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
                                                    : wide_params::unsupported);
     auto conn = c;
-    auto params_of_request = statement_params(*conn, spec, shape, query);
     start_exchange(
         conn, std::move(proc), std::move(handler),
         [this](Impl& ci) -> error_code {
@@ -7623,7 +7631,7 @@ struct probe_then_request {
           ci.wbuf = std::move(request);
           return {};
         },
-        params_of_request);
+        exchange);
   }
 };
 
@@ -7768,10 +7776,15 @@ struct request_initiation {
         using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
         auto conn = c;
         const auto timeout = c->opts.request_timeout;
+        // The SQL text is only valid while the operation starts: what the request needs
+        // from it is found now (encoded request, shape, exchange parameters).
+        const exchange_params exchange = statement_params(*c, spec, shape, query);
+        request_spec kept = spec;
+        kept.sql = {};
         start_exchange(
             conn, wide_params_probe_proc{},
-            then{std::forward<Handler>(h), c, std::move(proc), spec, shape, query, n,
-                 std::move(request), c->generation},
+            then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
+                 std::move(request), c->generation, exchange},
             [](Impl& ci) -> error_code {
               if (auto e = check_database(ci)) return e;
               return encode_wide_params_probe(ci.wbuf, ci.db_id);

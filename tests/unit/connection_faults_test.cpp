@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -317,10 +318,13 @@ struct steps_driver {
   tcp_impl* c;
   std::vector<dqlite::error_code>* outcomes;
   int* completions;
-  asio::cancellation_type cancelled() const noexcept { return asio::cancellation_type::none; }
+  const asio::cancellation_type* cancel;  ///< what the operation's cancelled() says
+  std::function<void()> on_failure = {};  ///< runs when a connect has failed, before the next
+  asio::cancellation_type cancelled() const noexcept { return *cancel; }
   void operator()(dqlite::error_code ec) {
     ++*completions;
-    if (ec && steps->try_next(*c, *this, ec)) return;
+    if (ec && on_failure) on_failure();
+    if (ec && steps->try_next(*c, *this, ec, true)) return;
     outcomes->push_back(ec);
   }
 };
@@ -340,11 +344,20 @@ struct resolved_run {
 };
 
 /// Hands `endpoints` to the connect steps as a resolver's answer for "multi", and runs.
-resolved_run connect_resolved(asio::io_context& io, const std::vector<tcp::endpoint>& endpoints) {
+/// cancel: the operation's cancellation state; close_after_failure: the connection is
+/// closed (as by its deadline, or by close()) when a connect has failed.
+resolved_run connect_resolved(asio::io_context& io, const std::vector<tcp::endpoint>& endpoints,
+                              asio::cancellation_type cancel = asio::cancellation_type::none,
+                              bool close_after_failure = false) {
   auto c = std::make_shared<tcp_impl>(fast_opts(), io.get_executor());
   tcp_steps steps;
   resolved_run r;
-  steps_driver self{&steps, c.get(), &r.outcomes, &r.completions};
+  steps_driver self{&steps, c.get(), &r.outcomes, &r.completions, &cancel};
+  if (close_after_failure)
+    self.on_failure = [&] {
+      dqlite::error_code ignored;
+      c->stream.close(ignored);
+    };
   int machine = 0;  // unused by this step
   steps.on_completion(*c, machine, self, {},
                       tcp::resolver::results_type::create(endpoints.begin(), endpoints.end(),
@@ -376,6 +389,30 @@ TEST_CASE("a resolved name whose addresses all refuse fails with the last refusa
   CHECK(r.completions == 2);
   REQUIRE(r.outcomes.size() == 1);
   CHECK(r.outcomes[0] == asio::error::connection_refused);
+}
+
+TEST_CASE("a cancellation stops the walk over resolved addresses", "[faults]") {
+  // Cancelled while the name was resolved (which the resolver cannot take): no connect is
+  // tried, and the outcome is an abort, not a resolver's failure.
+  asio::io_context io;
+  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto r = connect_resolved(io, {listening.local_endpoint()}, asio::cancellation_type::terminal);
+  CHECK(r.completions == 1);
+  REQUIRE(r.outcomes.size() == 1);
+  CHECK(r.outcomes[0] == asio::error::operation_aborted);
+  CHECK(r.connected_to == tcp::endpoint{});
+}
+
+TEST_CASE("a connection closed during the walk over resolved addresses is not reopened",
+          "[faults]") {
+  asio::io_context io;
+  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto r = connect_resolved(io, {refusing_endpoint(io), listening.local_endpoint()},
+                            asio::cancellation_type::none, true);
+  CHECK(r.completions == 1);
+  REQUIRE(r.outcomes.size() == 1);
+  CHECK(r.outcomes[0] == asio::error::operation_aborted);
+  CHECK(r.connected_to == tcp::endpoint{});
 }
 
 TEST_CASE("a resolver's empty answer fails as a host not found", "[faults]") {

@@ -673,6 +673,38 @@ TEST_CASE("sansio connect: a bad address fails before any I/O", "[sansio]") {
   CHECK_FALSE(s.busy);
 }
 
+TEST_CASE("sansio connect: a cancelled transport step fails as cancelled, not as Asio's abort",
+          "[sansio]") {
+  const auto aborted = make_error_code(boost::system::errc::operation_canceled);
+  for (bool requested : {true, false}) {
+    session_state s(test_options());
+    connect_machine<true> m(s, "127.0.0.1:9001", true);
+    REQUIRE(m.resume(io_event{}).what == io_action::kind::connect);
+    io_action a = m.resume(io_event{io_event::kind::connected, {}, 0, false});
+    REQUIRE(a.what == io_action::kind::tls_handshake);
+    a = m.resume(io_event{io_event::kind::handshaken, aborted, 0, requested});
+    REQUIRE(a.what == io_action::kind::done);
+    INFO("cancellation requested: " << requested);
+    CHECK_FALSE(s.busy);
+    if (requested) {
+      CHECK(a.ec == make_error_code(errc::cancelled));
+      CHECK(s.diag.message() ==
+            "the operation was cancelled while TLS handshake with 127.0.0.1:9001; the "
+            "connection was closed");
+    } else {
+      // Aborted without a cancellation (the connection was closed meanwhile).
+      CHECK(a.ec == aborted);
+    }
+  }
+  session_state s(test_options());
+  connect_machine<false> m(s, "127.0.0.1:9001", true);
+  REQUIRE(m.resume(io_event{}).what == io_action::kind::connect);
+  io_action a = m.resume(io_event{io_event::kind::connected, aborted, 0, true});
+  REQUIRE(a.what == io_action::kind::done);
+  CHECK(a.ec == make_error_code(errc::cancelled));
+  CHECK_THAT(s.diag.message(), Catch::Contains("cancelled while connecting to 127.0.0.1:9001"));
+}
+
 TEST_CASE("sansio exchange: a FAILURE answer closes the connection only when it must",
           "[sansio]") {
   struct expect {

@@ -1,6 +1,6 @@
 // Opening a connection: the connect machine (sansio/connect_machine.hpp) driven by the
-// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake; both in
-// detail/exchange.hpp, where the loop that runs exchanges runs openings too).
+// I/O loop, with the transport steps it needs (resolve, connect, TLS handshake). The loop
+// and the steps are in detail/exchange.hpp: one loop type runs exchanges and openings.
 #pragma once
 
 #include <dqlite/address.hpp>

@@ -1,5 +1,6 @@
-// The I/O loop: one small Asio composed operation that drives any sans-io machine of
-// detail/sansio/ over a connection's stream, and owns the connection's one timer.
+// The I/O loop: one small Asio composed operation per stream type that drives the sans-io
+// machines of detail/sansio/ (a request exchange, or the opening of a connection with its
+// transport steps) over a connection's stream, and owns the connection's one timer.
 #pragma once
 
 #include <dqlite/address.hpp>
@@ -271,30 +272,36 @@ struct connect_steps {
   void on_completion(Impl& c, Machine&, Self& self, error_code ec,
                      const tcp::resolver::results_type& results) {
     if (ec) return self(ec);
+    if (results.empty()) return self(make_error_code(boost::asio::error::host_not_found));
     resolved = results;
     next = resolved.begin();
-    const auto none = make_error_code(boost::asio::error::host_not_found);
-    if (!try_next(c, self, none)) self(none);  // an empty answer
+    if (!try_next(c, self, ec, false)) self(ec);
   }
 
-  /// After a failed connect (ec) to a resolved endpoint: starts connecting to the next one
-  /// and returns true, unless none is left, or the failure was the operation's end (its
-  /// deadline passed, or it was cancelled).
+  /// Starts connecting to the next resolved endpoint and returns true, after a failed
+  /// connect (ec, after_failure) or for the first one. False when none is left (ec is then
+  /// the last failure), or when the operation must end: cancelled (a cancellation the
+  /// resolver could not take, or one that came with the failure), or its connection
+  /// closed (its deadline passed, or it was closed or destroyed meanwhile); ec is then
+  /// operation_aborted.
   template <class Impl, class Self>
-  bool try_next(Impl& c, Self& self, error_code ec) {
+  bool try_next(Impl& c, Self& self, error_code& ec, bool after_failure) {
     if constexpr (is_tcp) {
       if (next == tcp::resolver::results_type::const_iterator{} || next == resolved.end())
         return false;
       if (ec == boost::asio::error::operation_aborted || c.timed_out ||
-          self.cancelled() != boost::asio::cancellation_type::none)
+          (after_failure && !c.stream.lowest_layer().is_open()) ||
+          self.cancelled() != boost::asio::cancellation_type::none) {
+        ec = make_error_code(boost::asio::error::operation_aborted);
         return false;
+      }
       const tcp::endpoint ep = (next++)->endpoint();
       error_code ignored;
       c.stream.lowest_layer().close(ignored);
       c.stream.lowest_layer().async_connect(ep, std::move(self));
       return true;
     } else {
-      (void)c, (void)self, (void)ec;
+      (void)c, (void)self, (void)ec, (void)after_failure;
       return false;
     }
   }
@@ -405,8 +412,7 @@ struct io_loop_op {
   bool async_started = false;  ///< an asynchronous operation was started
   bool cancellation_on = true;
   bool armed_here = false;
-  wire::bytes_view out{};    ///< the write in progress
-  std::size_t sent_now = 0;  ///< bytes of it already sent
+  std::size_t sent_now = 0;  ///< bytes of the current write already sent synchronously
 
   template <class Self>
   void operator()(Self& self) {
@@ -430,11 +436,7 @@ struct io_loop_op {
   // Writes and reads.
   template <class Self>
   void operator()(Self& self, error_code ec, std::size_t n) {
-    if (pending == io_event::kind::wrote) {
-      sent_now += n;
-      if (!ec && sent_now < out.size()) return write_rest(self);
-      n = std::exchange(sent_now, 0);
-    }
+    if (pending == io_event::kind::wrote) n += std::exchange(sent_now, 0);
     step(self, io_event{pending, ec, n, false});
   }
 
@@ -443,7 +445,7 @@ struct io_loop_op {
   template <class Self>
   void operator()(Self& self, error_code ec) {
     if (ec && pending == io_event::kind::connected && m.conn &&
-        m.conn->steps.try_next(*c, self, ec))
+        m.conn->steps.try_next(*c, self, ec, true))
       return;
     step(self, io_event{pending, ec, 0, false});
   }
@@ -497,17 +499,19 @@ struct io_loop_op {
     switch (a.what) {
       case io_action::kind::write: {
         pending = io_event::kind::wrote;
-        out = a.out;
         // A plain socket usually takes a small request at once: write it without a trip
         // through the reactor (one send() instead of send() plus a posted completion), and
         // resume the machine right away. Whatever the socket does not take goes the
-        // asynchronous way, one write_some at a time (what async_write would do, without
-        // its own composed operation to compile).
-        sent_now = try_send_now(a.out);
-        if (sent_now == a.out.size() && sent_now > 0)
-          return step(self, io_event{io_event::kind::wrote, {}, std::exchange(sent_now, 0), false});
+        // asynchronous way (async_write: only a terminal cancellation aborts a write, so a
+        // total one interrupts the request once it is out).
+        std::size_t n = try_send_now(a.out);
+        if (n == a.out.size() && n > 0) return step(self, io_event{io_event::kind::wrote, {}, n, false});
+        sent_now = n;
         async_started = true;
-        return write_rest(self);
+        auto rest = a.out.subspan(n);
+        boost::asio::async_write(c->stream, boost::asio::buffer(rest.data(), rest.size()),
+                                 std::move(self));
+        return;
       }
       case io_action::kind::read: {
         pending = io_event::kind::read;
@@ -533,12 +537,6 @@ struct io_loop_op {
     }
   }
 
-  template <class Self>
-  void write_rest(Self& self) {
-    auto rest = out.subspan(sent_now);
-    c->stream.async_write_some(boost::asio::buffer(rest.data(), rest.size()), std::move(self));
-  }
-
   // An exchange machine asked for a transport step (a connect or a TLS handshake): a bug.
   // It gets the step's failure, so that it ends as a failed step would.
   template <class Self>
@@ -548,15 +546,15 @@ struct io_loop_op {
   }
 
   // Sends what the socket takes without blocking (plain TCP and unix sockets only).
-  std::size_t try_send_now(wire::bytes_view bytes) {
+  std::size_t try_send_now(wire::bytes_view out) {
     if constexpr (is_plain_socket<Stream> &&
                   requires { c->stream.native_handle(); }) {
-      if (bytes.empty() || !c->stream.is_open()) return 0;
-      ssize_t r = ::send(c->stream.native_handle(), bytes.data(), bytes.size(),
+      if (out.empty() || !c->stream.is_open()) return 0;
+      ssize_t r = ::send(c->stream.native_handle(), out.data(), out.size(),
                          MSG_DONTWAIT | MSG_NOSIGNAL);
       return r > 0 ? static_cast<std::size_t>(r) : 0;
     } else {
-      (void)bytes;
+      (void)out;
       return 0;
     }
   }
@@ -817,7 +815,6 @@ struct exchange_ref {
   bool owns() const noexcept { return m->owns(); }
   bool failed_early() const noexcept { return m->failed_early(); }
   bool housekeeping_only() const noexcept { return m->housekeeping_only(); }
-  void take() noexcept {}
 };
 
 /// Runs exchange machine m over connection c, bounded by timeout (0: none); h is called

@@ -276,7 +276,8 @@ struct probe_then_request {
   bool query;
   std::size_t params;
   wire::buffer request;
-  std::uint64_t generation;  ///< the opening the request was encoded for
+  std::uint64_t generation;   ///< the opening the request was encoded for
+  exchange_params exchange;   ///< the request's, found while it started (spec.sql is gone)
   using result_type = typename Proc::result_type;
 
   /// Called as an exchange's handler is (never inside the initiating function).
@@ -292,7 +293,6 @@ struct probe_then_request {
     remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
                                                    : wide_params::unsupported);
     auto conn = c;
-    auto params_of_request = statement_params(*conn, spec, shape, query);
     start_exchange(
         conn, std::move(proc), std::move(handler),
         [this](Impl& ci) -> error_code {
@@ -304,7 +304,7 @@ struct probe_then_request {
           ci.wbuf = std::move(request);
           return {};
         },
-        params_of_request);
+        exchange);
   }
 };
 
@@ -449,10 +449,15 @@ struct request_initiation {
         using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
         auto conn = c;
         const auto timeout = c->opts.request_timeout;
+        // The SQL text is only valid while the operation starts: what the request needs
+        // from it is found now (encoded request, shape, exchange parameters).
+        const exchange_params exchange = statement_params(*c, spec, shape, query);
+        request_spec kept = spec;
+        kept.sql = {};
         start_exchange(
             conn, wide_params_probe_proc{},
-            then{std::forward<Handler>(h), c, std::move(proc), spec, shape, query, n,
-                 std::move(request), c->generation},
+            then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
+                 std::move(request), c->generation, exchange},
             [](Impl& ci) -> error_code {
               if (auto e = check_database(ci)) return e;
               return encode_wide_params_probe(ci.wbuf, ci.db_id);

@@ -92,17 +92,16 @@ class connect_machine {
   /// The host and port to resolve (valid once the machine asked to connect).
   const host_port& target() const noexcept { return hp_; }
   const std::string& address() const noexcept { return address_; }
-  void take() {}
 
   io_action resume(const io_event& ev) {
     switch (ev.what) {
       case io_event::kind::start: return start();
       case io_event::kind::connected:
-        if (ev.ec) return fail(ev.ec, "connecting to");
+        if (ev.ec) return fail(ev.ec, "connecting to", ev.cancel_requested);
         if constexpr (Tls) return io_action::tls_handshake();
         return start_handshake();
       case io_event::kind::handshaken:
-        if (ev.ec) return fail(ev.ec, "TLS handshake with");
+        if (ev.ec) return fail(ev.ec, "TLS handshake with", ev.cancel_requested);
         return start_handshake();
       case io_event::kind::wrote:
       case io_event::kind::read:
@@ -149,8 +148,8 @@ class connect_machine {
       s_->request_close();
     }
     if (ec == make_error_code(errc::timeout)) {
-      // The transport was connected and the request sent (one write): the node took it in
-      // but did not answer.
+      // The transport was connected, and the handshake and OPEN went out together (one
+      // write) or were on their way: no answer came.
       std::string sent = s_->opts.database.empty()
                              ? std::string("LEADER request")
                              : "OPEN of database '" + std::string(s_->opts.database) + "'";
@@ -161,7 +160,7 @@ class connect_machine {
     return io_action::done(ec);
   }
 
-  io_action fail(error_code ec, const char* during) {
+  io_action fail(error_code ec, const char* during, bool cancel_requested = false) {
     s_->busy = false;
     s_->state = conn_state::closed;
     s_->request_close();
@@ -170,6 +169,11 @@ class connect_machine {
                       std::to_string(s_->opts.connect_timeout.count()) +
                       " ms (connect_timeout)");
       return io_action::done(make_error_code(errc::timeout));
+    }
+    if (cancel_requested && ec == boost::system::errc::operation_canceled) {
+      s_->diag.assign("the operation was cancelled while " + std::string(during) + " " +
+                      address_ + "; the connection was closed");
+      return io_action::done(make_error_code(errc::cancelled));
     }
     s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
     return io_action::done(ec);

@@ -48,13 +48,14 @@ inline bool answer_lost(const error_code& ec) noexcept {
   }
 }
 
-/// For the start of an answer that cannot be dqlite's (a header that is not, or bytes that
-/// end before a header): a hint, appended to the message, when those bytes look like
-/// another protocol's answer (text, such as an HTTP server's or proxy's, or a TLS alert);
-/// empty otherwise.
+/// For the start of the first answer on a connection, when it cannot be dqlite's (a header
+/// that is not, or bytes that end before a header): a hint, appended to the message, when
+/// those bytes look like another protocol's answer (text, such as an HTTP server's or
+/// proxy's, or a TLS alert record: type 21, version 3.x, length 2); empty otherwise.
 inline std::string foreign_peer_hint(wire::bytes_view start) {
-  if (start.size() < 2) return {};
-  if (start[0] == std::byte{0x15} && start[1] == std::byte{0x03})
+  if (start.size() < 4) return {};
+  if (start.size() >= 5 && start[0] == std::byte{0x15} && start[1] == std::byte{0x03} &&
+      start[2] <= std::byte{0x04} && start[3] == std::byte{0x00} && start[4] == std::byte{0x02})
     return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
   std::string text;
   for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
@@ -160,6 +161,12 @@ class exchange_core {
     interrupt  ///< the request was interrupted: INTERRUPT sent, discard until EMPTY
   };
 
+  // foreign_peer_hint for an answer before the connection is open (to the handshake): a
+  // later answer comes from a peer that already spoke dqlite.
+  std::string peer_hint(wire::bytes_view start) const {
+    return s_->state == conn_state::open ? std::string() : foreign_peer_hint(start);
+  }
+
   static bool is_aborted(const error_code& ec) {
     return ec == boost::system::errc::operation_canceled;
   }
@@ -235,10 +242,10 @@ class exchange_core {
             s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
                             " bytes exceeds max_frame_size (" +
                             std::to_string(s_->opts.max_frame_size) + ")" +
-                            foreign_peer_hint(avail));
+                            peer_hint(avail));
           else
             s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
-                            foreign_peer_hint(avail));
+                            peer_hint(avail));
           return finish(e);
         }
         need = wire::header_size + h.body_size();
@@ -372,7 +379,7 @@ class exchange_core {
     }
     if (is_eof_or_reset(ev.ec)) {
       s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
-                      foreign_peer_hint(s_->rbuf.data()));
+                      peer_hint(s_->rbuf.data()));
       return finish(make_error_code(errc::connection_closed));
     }
     s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
