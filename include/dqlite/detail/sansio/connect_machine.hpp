@@ -171,8 +171,8 @@ class connect_machine {
       return io_action::done(make_error_code(errc::timeout));
     }
     if (cancel_requested && ec == boost::system::errc::operation_canceled) {
-      s_->diag.assign("the operation was cancelled while " + std::string(during) + " " +
-                      address_ + "; the connection was closed");
+      s_->diag.assign("the operation was cancelled (" + std::string(during) + " " + address_ +
+                      "); the connection was closed");
       return io_action::done(make_error_code(errc::cancelled));
     }
     s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
