@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -123,42 +124,38 @@ TEST_CASE("a peer that answers the handshake with text is named as perhaps not a
   }
 }
 
-TEST_CASE("a peer that answers the handshake with a TLS alert is named as perhaps a TLS node",
-          "[faults]") {
-  // A TLS server that receives a plain handshake answers with an alert record and closes.
-  fake_server server([](fake_peer& peer) {
+namespace {
+
+/// Opens a connection to a peer that reads the handshake, answers `answer` and closes: the
+/// error and the connection's diagnostics.
+std::pair<dqlite::error_code, std::string> answer_handshake_and_close(bytes answer) {
+  fake_server server([answer](fake_peer& peer) {
     if (peer.read_exact(8).size() < 8) return;
     peer.read_frame();
-    peer.write(bytes{0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46});
+    peer.write(answer);
     peer.close();
   });
-  dqlite::error_code ec;
-  std::string message;
+  std::pair<dqlite::error_code, std::string> out;
   dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dqlite::connection conn(fast_opts(), ex);
     auto [e] = co_await conn.async_connect(server.address(), asio::as_tuple(asio::use_awaitable));
-    ec = e;
-    message = conn.diagnostics().message();
+    out = {e, conn.diagnostics().message()};
   });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a peer that answers the handshake with a TLS alert is named as perhaps a TLS node",
+          "[faults]") {
+  // A TLS server that receives a plain handshake answers with an alert record and closes.
+  auto [ec, message] = answer_handshake_and_close({0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46});
   CHECK(ec == dqlite::errc::connection_closed);
   CHECK_THAT(message, Catch::Contains("the answer is a TLS alert: the node may expect TLS"));
 }
 
 TEST_CASE("a dqlite frame cut short is not taken for another protocol", "[faults]") {
-  fake_server server([](fake_peer& peer) {
-    if (peer.read_exact(8).size() < 8) return;
-    peer.read_frame();
-    peer.write(bytes{0x01, 0x00, 0x00, 0x00, 0x04});  // the start of a DB response
-    peer.close();
-  });
-  dqlite::error_code ec;
-  std::string message;
-  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dqlite::connection conn(fast_opts(), ex);
-    auto [e] = co_await conn.async_connect(server.address(), asio::as_tuple(asio::use_awaitable));
-    ec = e;
-    message = conn.diagnostics().message();
-  });
+  auto [ec, message] = answer_handshake_and_close({0x01, 0x00, 0x00, 0x00, 0x04});  // a DB's start
   CHECK(ec == dqlite::errc::connection_closed);
   CHECK_THAT(message, Catch::Contains("closed the connection while reading the response"));
   CHECK_THAT(message, !Catch::Contains("dqlite node") && !Catch::Contains("TLS"));
