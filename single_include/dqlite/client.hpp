@@ -2696,8 +2696,8 @@ class exchange_core {
         if (auto e = wire::decode_header(avail.first(wire::header_size), h,
                                          s_->opts.max_frame_size)) {
           if (e == make_error_code(errc::frame_too_large))
-            s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
-                            " bytes exceeds max_frame_size (" +
+            s_->diag.assign("a frame of " + std::to_string(h.body_size()) + " bytes from " +
+                            s_->peer + " exceeds max_frame_size (" +
                             std::to_string(s_->opts.max_frame_size) + ")" +
                             peer_hint(avail));
           else
@@ -3105,7 +3105,9 @@ class connect_machine {
                              : "OPEN of database '" + std::string(s_->opts.database) + "'";
       s_->diag.assign("connected to " + address_ + ", but no answer to the dqlite handshake and " +
                       sent + " within " + std::to_string(s_->opts.connect_timeout.count()) +
-                      " ms (connect_timeout)");
+                      " ms (connect_timeout): the node may be stuck or overloaded, or the peer "
+                      "may not be a dqlite node (an HTTP server, for one, waits for a request "
+                      "line that never comes)");
     }
     return io_action::done(ec);
   }

@@ -155,7 +155,9 @@ class connect_machine {
                              : "OPEN of database '" + std::string(s_->opts.database) + "'";
       s_->diag.assign("connected to " + address_ + ", but no answer to the dqlite handshake and " +
                       sent + " within " + std::to_string(s_->opts.connect_timeout.count()) +
-                      " ms (connect_timeout)");
+                      " ms (connect_timeout): the node may be stuck or overloaded, or the peer "
+                      "may not be a dqlite node (an HTTP server, for one, waits for a request "
+                      "line that never comes)");
     }
     return io_action::done(ec);
   }

@@ -239,8 +239,8 @@ class exchange_core {
         if (auto e = wire::decode_header(avail.first(wire::header_size), h,
                                          s_->opts.max_frame_size)) {
           if (e == make_error_code(errc::frame_too_large))
-            s_->diag.assign("a frame of " + std::to_string(h.body_size()) +
-                            " bytes exceeds max_frame_size (" +
+            s_->diag.assign("a frame of " + std::to_string(h.body_size()) + " bytes from " +
+                            s_->peer + " exceeds max_frame_size (" +
                             std::to_string(s_->opts.max_frame_size) + ")" +
                             peer_hint(avail));
           else
