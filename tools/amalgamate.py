@@ -125,7 +125,9 @@ class Amalgamator:
         in_client = set(self.seen)
         for name, guard, needs in ADDONS:
             # Only the add-on's own code: what client.hpp has is included from there.
-            self.seen = set(in_client)
+            # The definitions of impl/*.ipp are left out of client.hpp with
+            # DQLITE_CLIENT_SEPARATE_COMPILATION: src.hpp has them again.
+            self.seen = {p for p in in_client if not p.endswith(".ipp")}
             addon = []
             self.expand(os.path.join(self.include_dir, "dqlite", name), addon)
             files[name] = (BANNER + "//\n// Add-on: <dqlite/%s>, which needs %s.\n" % (name, needs)

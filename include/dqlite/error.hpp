@@ -1,6 +1,8 @@
 // Error codes, diagnostics and the exception type of dqlite-client.
 #pragma once
 
+#include <dqlite/detail/config.hpp>
+
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -152,16 +154,10 @@ class server_category_impl final : public boost::system::error_category {
 }  // namespace detail
 
 /// The category of errc.
-inline const boost::system::error_category& client_category() noexcept {
-  static const detail::client_category_impl cat;
-  return cat;
-}
+DQLITE_DECL const boost::system::error_category& client_category() noexcept;
 
 /// The category of failures reported by the server: the value is the SQLite/dqlite code.
-inline const boost::system::error_category& server_category() noexcept {
-  static const detail::server_category_impl cat;
-  return cat;
-}
+DQLITE_DECL const boost::system::error_category& server_category() noexcept;
 
 inline error_code make_error_code(errc e) noexcept {
   return error_code(static_cast<int>(e), client_category());
@@ -218,20 +214,7 @@ class error : public boost::system::system_error {
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:
-  static std::string format(const error_code& ec, const diagnostics& d) {
-    std::string msg = ec.message();
-    std::string out = d.message();
-    if (out.empty())
-      out = msg;
-    else if (out.find(msg) == std::string::npos)
-      out += ": " + msg;
-    out += " [";
-    out += ec.category().name();
-    out += ':';
-    out += std::to_string(ec.value());
-    out += ']';
-    return out;
-  }
+  static std::string format(const error_code& ec, const diagnostics& d);
 
   diagnostics diag_;
   std::string what_;
@@ -288,42 +271,8 @@ inline const char* request_name(unsigned type) noexcept {
 ///   with code 1005 and "not an error" (or an empty message), when it is not mis-read;
 /// - a QUERY_SQL or PREPARE of a text without a statement fails with code 0 and
 ///   "empty statement".
-inline std::string describe_failure(std::uint64_t code, std::string_view message,
-                                    std::span<const std::byte> request) {
-  const bool has_request = request.size() >= 8;
-  const unsigned type = has_request ? static_cast<unsigned>(request[4]) : 256u;
-  const unsigned schema = has_request ? static_cast<unsigned>(request[5]) : 0u;
-  const char* name = request_name(type);
-  const std::string to = name != nullptr ? std::string(" to ") + name : std::string();
-  const bool is_query = type == 6 || type == 9;
-  const bool says_nothing = message.empty() || message == "not an error";
-  const std::string server_text =
-      message.empty() ? std::string("no message") : "\"" + std::string(message) + "\"";
-
-  if (code == 0 && message == "empty statement")
-    return "the SQL text holds no statement (the server answered" + to + ": empty statement)";
-  if (!says_nothing && code != 0) return std::string(message);
-  if (code == 1005) {
-    std::string out = "the server could not read the" + (name ? " " + std::string(name) : std::string()) +
-                      " request (code 1005, DQLITE_PARSE: unknown request type, schema or format; "
-                      "the server's text: " + server_text + ")";
-    if (schema == 1)
-      out += ": it does not understand the parameter encoding used for more than 255 "
-             "parameters (schema 1, understood from libdqlite 1.12; 1.11.1 does not); nothing "
-             "was applied";
-    return out;
-  }
-  if (code == 1 && is_query && message == "not an error")
-    return "the statement returns no rows, and this server version cannot run such a "
-           "statement as a query (libdqlite 1.11.1 answers so; 1.18 runs it): nothing was "
-           "applied; run it with execute";
-  if (code == 0)
-    return "the server reported a failure without an error code" + to + " (the server's text: " +
-           server_text + ")";
-  return "the server reported code " + std::to_string(code) + " (" +
-         server_category().message(static_cast<int>(code & 0x7fffffff)) + ")" + to +
-         " without an explanation (the server's text: " + server_text + ")";
-}
+DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
+                                         std::span<const std::byte> request);
 
 }  // namespace detail
 
@@ -422,3 +371,7 @@ namespace boost::system {
 template <>
 struct is_error_code_enum<::dqlite::errc> : std::true_type {};
 }  // namespace boost::system
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/error.ipp>
+#endif

@@ -11,6 +11,7 @@
 // a mismatch is one error whose diagnostics list every problem.
 #pragma once
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/detail/field_names.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/field.hpp>
@@ -158,7 +159,7 @@ constexpr bool check_row_type() {
   }
 }
 
-inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+DQLITE_DECL std::string quote(std::string_view s);
 
 template <class V>
 struct is_byte_vector : std::false_type {};
@@ -183,9 +184,112 @@ std::size_t field_heap_bytes(const F& f) noexcept {
     return 0;
 }
 
+/// The parts of a row_mapper that do not depend on the row type (column matching, the
+/// checks of direct reading, error messages): compiled once, not once per row type.
+class row_mapper_base {
+ public:
+  /// Whether columns are those map() was given (every frame of a result repeats them).
+  bool same_columns(const std::vector<std::string_view>& columns) const noexcept {
+    return std::equal(columns.begin(), columns.end(), saved_names_.begin(), saved_names_.end());
+  }
+
+ protected:
+  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
+
+  /// Problems of a single-value row type with `columns` columns ("" when none).
+  DQLITE_DECL static std::string match_scalar(std::size_t columns, bool reject_extra);
+
+  /// Matches fields named `names` to columns of the same name (col[i]: field i's column).
+  /// Problems, "; "-separated ("" when none).
+  DQLITE_DECL static std::string match_by_name(const std::vector<std::string_view>& columns,
+                                               std::span<const std::string_view> names,
+                                               std::span<std::size_t> col, bool reject_extra);
+
+  /// Matches `col.size()` fields to the first columns, in order.
+  DQLITE_DECL static std::string match_by_position(std::size_t columns, std::span<std::size_t> col,
+                                                   bool reject_extra);
+
+  /// Ends map(): fails with errc::column_mismatch when there are problems, else remembers
+  /// the columns and plans direct reading. col: the fields' columns (empty for a
+  /// single-value or dynamic row type); natural: the row type's natural_header().
+  DQLITE_DECL error_code finish_map(const std::vector<std::string_view>& columns,
+                                    const std::string& problems, diagnostics& diag,
+                                    std::span<const std::size_t> col, std::size_t field_count,
+                                    std::uint64_t natural);
+
+  /// The start of reading the row ahead of rr directly: false when it cannot be. Else
+  /// header is the row's header, p its first value, and natural whether every column
+  /// has its field's natural type (natural_header_). A header that is not natural has
+  /// been checked valid.
+  bool begin_direct(const wire::rows_reader& rr, const std::byte*& header, const std::byte*& p,
+                    bool& natural) {
+    if (!direct_ || rr.column_count() != columns_) return false;
+    p = rr.row_data();
+    const std::byte* const end = rr.data_end();
+    const std::size_t hw = rr.header_words();
+    if (static_cast<std::size_t>(end - p) < hw * 8) return false;
+    header = p;
+    p += hw * 8;
+    natural = false;
+    if (hw == 1) {
+      const std::uint64_t h = wire::load_u64(header);
+      // Every column has the wire type its field naturally reads: the types are known,
+      // the header is valid.
+      if (h == natural_header_) {
+        natural = true;
+        return true;
+      }
+      // Rows of a result mostly repeat one header: check it only when it changes.
+      if (h != valid_header_) {
+        if (!wire::row_header_valid(header, columns_, 1)) return false;
+        valid_header_ = h;
+      }
+    } else if (!std::equal(header, header + hw * 8, valid_headers_.begin(),
+                           valid_headers_.end())) {
+      if (!wire::row_header_valid(header, columns_, hw)) return false;
+      valid_headers_.assign(header, header + hw * 8);
+    }
+    return true;
+  }
+
+  /// Skips the values of columns [col, to), checking them as next() would.
+  static bool skip_columns(const std::byte* header, const std::byte*& p, const std::byte* end,
+                           std::size_t& col, std::size_t to) noexcept {
+    wire::value_view v;
+    for (; col < to; ++col)
+      if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
+    return true;
+  }
+
+  /// Whether the columns after the last field's are valid (when there are any).
+  bool skip_rest(const std::byte* header, const std::byte*& p, const std::byte* end,
+                 std::size_t col) const noexcept {
+    return col == columns_ || skip_columns(header, p, end, col, columns_);
+  }
+
+  /// The message of a value that field `field_index` (named `name`, or "" to name it by
+  /// its index), of type `type_name`, could not read from column `col`.
+  DQLITE_DECL std::string describe_value_error(const error_code& ec, std::size_t field_index,
+                                               std::string_view name, std::size_t col,
+                                               const std::string& type_name,
+                                               const wire::value_view& v) const;
+
+  /// Sets diag to the problems of row `row_index`.
+  DQLITE_DECL static void row_problems(diagnostics& diag, std::size_t row_index,
+                                       const std::string& problems);
+
+  std::vector<std::string> saved_names_;
+  // Direct reading (see finish_map): the column count, the last row header found valid.
+  bool direct_ = false;
+  std::size_t columns_ = 0;
+  std::uint64_t valid_header_ = no_header;
+  std::vector<std::byte> valid_headers_;
+  std::uint64_t natural_header_ = no_header;
+};
+
 /// Reads rows of one result into T (see the file comment).
 template <class T>
-class row_mapper {
+class row_mapper : public row_mapper_base {
  public:
   using object_type = typename stored_type<T>::type;
   static constexpr row_kind kind = kind_of<T>();
@@ -196,62 +300,21 @@ class row_mapper {
   error_code map(const std::vector<std::string_view>& columns, const connection_options& opts,
                  diagnostics& diag) {
     std::string problems;
-    auto problem = [&](const std::string& p) {
-      if (!problems.empty()) problems += "; ";
-      problems += p;
-    };
+    std::span<const std::size_t> col;
     if constexpr (kind == row_kind::dynamic) {
       names_ = std::make_shared<const column_names>(columns.begin(), columns.end());
     } else if constexpr (kind == row_kind::scalar) {
-      if (columns.empty()) problem("the statement returned no columns");
-      if (columns.size() > 1 && opts.reject_extra_columns)
-        problem("a single-value row type got " + std::to_string(columns.size()) + " columns");
+      problems = match_scalar(columns.size(), opts.reject_extra_columns);
+    } else if constexpr (kind == row_kind::aggregate_by_name) {
+      const auto& names = aggregate_field_names<object_type>();
+      problems = match_by_name(columns, names, col_, opts.reject_extra_columns);
+      field_names_ = names;
+      col = col_;
     } else {
-      using F = fields_of<object_type>;
-      if constexpr (kind == row_kind::aggregate_by_name) {
-        const auto& names = aggregate_field_names<object_type>();
-        std::vector<bool> used(columns.size(), false);
-        for (std::size_t i = 0; i < F::size; ++i) {
-          if (names[i].empty()) {
-            problem("the field names of this row type cannot be determined with this compiler; "
-                    "specialise dqlite::field_names<T> or use dqlite::by_position<T>");
-            break;
-          }
-          std::size_t found = columns.size();
-          for (std::size_t c = 0; c < columns.size(); ++c) {
-            if (columns[c] == names[i]) {
-              found = c;
-              break;
-            }
-          }
-          if (found == columns.size()) {
-            problem("field " + quote(names[i]) + " has no column of that name");
-          } else {
-            col_[i] = found;
-            used[found] = true;
-          }
-        }
-        if (opts.reject_extra_columns)
-          for (std::size_t c = 0; c < columns.size(); ++c)
-            if (!used[c]) problem("column " + quote(columns[c]) + " matches no field");
-        field_names_ = names;
-      } else {
-        if (columns.size() < F::size)
-          problem("the row type has " + std::to_string(F::size) + " fields but the result has " +
-                  std::to_string(columns.size()) + " columns");
-        else if (columns.size() > F::size && opts.reject_extra_columns)
-          problem("the result has " + std::to_string(columns.size()) +
-                  " columns but the row type only " + std::to_string(F::size) + " fields");
-        for (std::size_t i = 0; i < F::size; ++i) col_[i] = i;
-      }
+      problems = match_by_position(columns.size(), col_, opts.reject_extra_columns);
+      col = col_;
     }
-    if (!problems.empty()) {
-      diag.assign("the result does not match the row type: " + problems);
-      return make_error_code(errc::column_mismatch);
-    }
-    remember_column_names(columns);
-    plan_direct(columns.size());
-    return {};
+    return finish_map(columns, problems, diag, col, field_count(), natural_header());
   }
 
   /// Heap memory a row object holds (its fields' strings, blobs and values); the object's
@@ -270,11 +333,6 @@ class row_mapper {
     }
   }
 
-  /// Whether columns are those map() was given (every frame of a result repeats them).
-  bool same_columns(const std::vector<std::string_view>& columns) const noexcept {
-    return std::equal(columns.begin(), columns.end(), saved_names_.begin(), saved_names_.end());
-  }
-
   /// Reads the row ahead of rr (rr.at_row() was true) straight from the frame into out,
   /// without an intermediate value array, and moves rr past it. Returns false, leaving rr
   /// where it was, when it cannot: the row is then to be read with rr.next() and read(),
@@ -284,31 +342,15 @@ class row_mapper {
     if constexpr (kind == row_kind::dynamic) {
       return false;
     } else {
-      if (!direct_ || rr.column_count() != columns_) return false;
-      const std::byte* p = rr.row_data();
+      const std::byte* header = nullptr;
+      const std::byte* p = nullptr;
+      bool natural = false;
+      if (!begin_direct(rr, header, p, natural)) return false;
       const std::byte* const end = rr.data_end();
-      const std::size_t hw = rr.header_words();
-      if (static_cast<std::size_t>(end - p) < hw * 8) return false;
-      const std::byte* const header = p;
-      p += hw * 8;
-      if (hw == 1) {
-        const std::uint64_t h = wire::load_u64(header);
-        // Every column has the wire type its field naturally reads: the types are
-        // known, the header is valid.
-        if (h == natural_header_) {
-          if (!read_natural(p, end, out)) return false;
-          rr.skip_row_to(p);
-          return true;
-        }
-        // Rows of a result mostly repeat one header: check it only when it changes.
-        if (h != valid_header_) {
-          if (!wire::row_header_valid(header, columns_, 1)) return false;
-          valid_header_ = h;
-        }
-      } else if (!std::equal(header, header + hw * 8, valid_headers_.begin(),
-                             valid_headers_.end())) {
-        if (!wire::row_header_valid(header, columns_, hw)) return false;
-        valid_headers_.assign(header, header + hw * 8);
+      if (natural) {
+        if (!read_natural(p, end, out)) return false;
+        rr.skip_row_to(p);
+        return true;
       }
       std::size_t col = 0;
       bool ok;
@@ -322,7 +364,7 @@ class row_mapper {
                   ...);
         }(std::make_index_sequence<F::size>{});
       }
-      if (!ok || (col != columns_ && !skip_columns(header, p, end, col, columns_))) return false;
+      if (!ok || !skip_rest(header, p, end, col)) return false;
       rr.skip_row_to(p);
       return true;
     }
@@ -336,8 +378,9 @@ class row_mapper {
       return {};
     } else if constexpr (kind == row_kind::scalar) {
       auto ec = field_traits<T>::read(values[0], out);
-      if (ec) diag.assign("row " + std::to_string(row_index) + ": " +
-                          describe_value_error<T>(ec, 0, values[0]));
+      if (ec)
+        row_problems(diag, row_index,
+                     describe_value_error(ec, 0, {}, 0, field_type_name<T>(), values[0]));
       return ec;
     } else {
       using F = fields_of<object_type>;
@@ -346,7 +389,7 @@ class row_mapper {
       [&]<std::size_t... I>(std::index_sequence<I...>) {
         (read_field<I>(values, out, first, problems), ...);
       }(std::make_index_sequence<F::size>{});
-      if (first) diag.assign("row " + std::to_string(row_index) + ": " + problems);
+      if (first) row_problems(diag, row_index, problems);
       return first;
     }
   }
@@ -377,7 +420,6 @@ class row_mapper {
   /// The row header of a row whose every column has its field's natural type, when the
   /// fields read the columns in order, one each, and fit one header word; else a value no
   /// header has.
-  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
   static constexpr std::uint64_t natural_header() {
     if constexpr (kind == row_kind::scalar) {
       return natural_code<T>() != 0 ? natural_code<T>() : no_header;
@@ -399,22 +441,6 @@ class row_mapper {
         }(std::make_index_sequence<F::size>{});
       }
     }
-  }
-
-  // Direct reading needs the fields' columns in increasing order (true of by-position
-  // types and of most select lists): the values are read in column order.
-  void plan_direct(std::size_t columns) {
-    columns_ = columns;
-    valid_header_ = ~std::uint64_t{0};  // not a valid header: the first row is checked
-    valid_headers_.clear();
-    direct_ = columns > 0;
-    if constexpr (kind == row_kind::tuple || kind == row_kind::aggregate_by_name ||
-                  kind == row_kind::aggregate_by_position) {
-      for (std::size_t i = 0; i < col_.size(); ++i)
-        if (col_[i] >= columns || (i > 0 && col_[i] <= col_[i - 1])) direct_ = false;
-    }
-    // In order, one column per field, no other column: column i is field i.
-    natural_header_ = direct_ && columns == field_count() ? natural_header() : no_header;
   }
 
   /// Reads a row whose header is natural_header_ (its types are known at compile time).
@@ -447,15 +473,6 @@ class row_mapper {
     }
   }
 
-  /// Skips the values of columns [col, to), checking them as next() would.
-  static bool skip_columns(const std::byte* header, const std::byte*& p, const std::byte* end,
-                           std::size_t& col, std::size_t to) noexcept {
-    wire::value_view v;
-    for (; col < to; ++col)
-      if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
-    return true;
-  }
-
   /// Reads column `at` (skipping the columns before it) into a field.
   template <class FieldT>
   DQLITE_ALWAYS_INLINE static bool direct_field(const std::byte* header, const std::byte*& p,
@@ -477,40 +494,10 @@ class row_mapper {
     if (auto ec = field_traits<field_t>::read(v, F::template get<I>(out))) {
       if (!first) first = ec;
       if (!problems.empty()) problems += "; ";
-      problems += describe_value_error<field_t>(ec, I, v);
+      std::string_view name;
+      if constexpr (kind == row_kind::aggregate_by_name) name = field_names_[I];
+      problems += describe_value_error(ec, I, name, col_[I], field_type_name<field_t>(), v);
     }
-  }
-
-  template <class FieldT>
-  std::string describe_value_error(const error_code& ec, std::size_t field_index,
-                                   const wire::value_view& v) const {
-    std::string where;
-    std::size_t col = kind == row_kind::scalar ? 0 : col_[field_index];
-    if constexpr (kind == row_kind::aggregate_by_name)
-      where = "field " + quote(field_names_[field_index]) + " (" + field_type_name<FieldT>() +
-              ") from column " + quote(saved_names_[col]);
-    else
-      where = std::string("field ") + std::to_string(field_index) + " (" +
-              field_type_name<FieldT>() + ") from column " + quote(saved_names_[col]);
-    std::string what;
-    if (ec == make_error_code(errc::unexpected_null))
-      what = "is NULL (use std::optional for nullable columns)";
-    else if (ec == make_error_code(errc::out_of_range))
-      what = "value " +
-             (v.type == value_type::text || v.type == value_type::iso8601
-                  ? "'" + std::string(v.bytes) + "'"
-                  : std::to_string(v.integer)) +
-             " is out of range for " + field_type_name<FieldT>();
-    else if (ec == make_error_code(errc::invalid_time))
-      what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
-    else
-      what = std::string("has type ") + wire::to_string(v.type) + ", which cannot be read as " +
-             field_type_name<FieldT>();
-    return where + ": " + what;
-  }
-
-  void remember_column_names(const std::vector<std::string_view>& columns) {
-    saved_names_.assign(columns.begin(), columns.end());
   }
 
   static constexpr std::size_t field_count() {
@@ -523,15 +510,12 @@ class row_mapper {
 
   std::array<std::size_t, field_count()> col_{};
   std::array<std::string_view, field_count()> field_names_{};
-  std::vector<std::string> saved_names_;
   std::shared_ptr<const column_names> names_;
-  // Direct reading (see plan_direct): the column count, the last row header found valid.
-  bool direct_ = false;
-  std::size_t columns_ = 0;
-  std::uint64_t valid_header_ = ~std::uint64_t{0};
-  std::vector<std::byte> valid_headers_;
-  std::uint64_t natural_header_ = ~std::uint64_t{0};
 };
 
 }  // namespace detail
 }  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/mapping.ipp>
+#endif

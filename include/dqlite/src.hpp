@@ -6,12 +6,14 @@
 //     #include <dqlite/src.hpp>
 //
 // The other units include <dqlite/client.hpp> (or the headers they need) as usual; they
-// declare these parts `extern` and do not compile them again. A program built with the
-// macro and without this unit fails to link with undefined references to
-// dqlite::detail::run_exchange, run_connect, run_blocking_exchange or run_blocking_connect.
+// declare these parts and do not compile them again. A program built with the macro and
+// without this unit fails to link with undefined references to dqlite::detail::run_exchange,
+// run_connect, run_blocking_exchange or run_blocking_connect, dqlite::client_category...
 //
-// What is compiled here: the I/O loops that run every request exchange and every
-// connection opening (asynchronous and blocking), for TCP
+// What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
+// messages, SQL text scanning, frame encoding and decoding, column matching), and the I/O
+// loops that run every request exchange and every connection opening (asynchronous and
+// blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
 // socket) with Asio's default executor. Other streams (TLS, a custom executor) are
 // compiled in the units that use them, as in header-only mode.
@@ -22,6 +24,18 @@
 #endif
 
 #include <dqlite/client.hpp>
+
+// The library's functions that do not depend on the user's types (declared only in the
+// other units: detail/config.hpp).
+#include <dqlite/impl/error.ipp>
+#include <dqlite/impl/sql_text.ipp>
+#include <dqlite/impl/encode.ipp>
+#include <dqlite/impl/decode.ipp>
+#include <dqlite/impl/mapping.ipp>
+#include <dqlite/impl/procs.ipp>
+#include <dqlite/impl/request.ipp>
+#include <dqlite/impl/server_probe.ipp>
+#include <dqlite/impl/session.ipp>
 
 namespace dqlite::detail {
 

@@ -19,6 +19,23 @@
 // ---- begin dqlite/error.hpp ----
 // Error codes, diagnostics and the exception type of dqlite-client.
 
+// ---- begin dqlite/detail/config.hpp ----
+// How the library's functions that do not depend on the user's types are compiled.
+//
+// Header-only (the default): they are `inline`, defined in the headers (each header
+// includes its part of include/dqlite/impl/*.ipp at its end).
+//
+// With DQLITE_CLIENT_SEPARATE_COMPILATION: they are declared only, and defined once, in
+// the unit that includes <dqlite/src.hpp> (which includes every impl/*.ipp). The other
+// units neither parse nor compile their bodies.
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+#define DQLITE_DECL
+#else
+#define DQLITE_DECL inline
+#endif
+// ---- end dqlite/detail/config.hpp ----
+
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -170,16 +187,10 @@ class server_category_impl final : public boost::system::error_category {
 }  // namespace detail
 
 /// The category of errc.
-inline const boost::system::error_category& client_category() noexcept {
-  static const detail::client_category_impl cat;
-  return cat;
-}
+DQLITE_DECL const boost::system::error_category& client_category() noexcept;
 
 /// The category of failures reported by the server: the value is the SQLite/dqlite code.
-inline const boost::system::error_category& server_category() noexcept {
-  static const detail::server_category_impl cat;
-  return cat;
-}
+DQLITE_DECL const boost::system::error_category& server_category() noexcept;
 
 inline error_code make_error_code(errc e) noexcept {
   return error_code(static_cast<int>(e), client_category());
@@ -236,20 +247,7 @@ class error : public boost::system::system_error {
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:
-  static std::string format(const error_code& ec, const diagnostics& d) {
-    std::string msg = ec.message();
-    std::string out = d.message();
-    if (out.empty())
-      out = msg;
-    else if (out.find(msg) == std::string::npos)
-      out += ": " + msg;
-    out += " [";
-    out += ec.category().name();
-    out += ':';
-    out += std::to_string(ec.value());
-    out += ']';
-    return out;
-  }
+  static std::string format(const error_code& ec, const diagnostics& d);
 
   diagnostics diag_;
   std::string what_;
@@ -306,42 +304,8 @@ inline const char* request_name(unsigned type) noexcept {
 ///   with code 1005 and "not an error" (or an empty message), when it is not mis-read;
 /// - a QUERY_SQL or PREPARE of a text without a statement fails with code 0 and
 ///   "empty statement".
-inline std::string describe_failure(std::uint64_t code, std::string_view message,
-                                    std::span<const std::byte> request) {
-  const bool has_request = request.size() >= 8;
-  const unsigned type = has_request ? static_cast<unsigned>(request[4]) : 256u;
-  const unsigned schema = has_request ? static_cast<unsigned>(request[5]) : 0u;
-  const char* name = request_name(type);
-  const std::string to = name != nullptr ? std::string(" to ") + name : std::string();
-  const bool is_query = type == 6 || type == 9;
-  const bool says_nothing = message.empty() || message == "not an error";
-  const std::string server_text =
-      message.empty() ? std::string("no message") : "\"" + std::string(message) + "\"";
-
-  if (code == 0 && message == "empty statement")
-    return "the SQL text holds no statement (the server answered" + to + ": empty statement)";
-  if (!says_nothing && code != 0) return std::string(message);
-  if (code == 1005) {
-    std::string out = "the server could not read the" + (name ? " " + std::string(name) : std::string()) +
-                      " request (code 1005, DQLITE_PARSE: unknown request type, schema or format; "
-                      "the server's text: " + server_text + ")";
-    if (schema == 1)
-      out += ": it does not understand the parameter encoding used for more than 255 "
-             "parameters (schema 1, understood from libdqlite 1.12; 1.11.1 does not); nothing "
-             "was applied";
-    return out;
-  }
-  if (code == 1 && is_query && message == "not an error")
-    return "the statement returns no rows, and this server version cannot run such a "
-           "statement as a query (libdqlite 1.11.1 answers so; 1.18 runs it): nothing was "
-           "applied; run it with execute";
-  if (code == 0)
-    return "the server reported a failure without an error code" + to + " (the server's text: " +
-           server_text + ")";
-  return "the server reported code " + std::to_string(code) + " (" +
-         server_category().message(static_cast<int>(code & 0x7fffffff)) + ")" + to +
-         " without an explanation (the server's text: " + server_text + ")";
-}
+DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
+                                         std::span<const std::byte> request);
 
 }  // namespace detail
 
@@ -440,6 +404,83 @@ namespace boost::system {
 template <>
 struct is_error_code_enum<::dqlite::errc> : std::true_type {};
 }  // namespace boost::system
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/error.ipp ----
+// Definitions of error.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL const boost::system::error_category& client_category() noexcept {
+  static const detail::client_category_impl cat;
+  return cat;
+}
+
+DQLITE_DECL const boost::system::error_category& server_category() noexcept {
+  static const detail::server_category_impl cat;
+  return cat;
+}
+
+DQLITE_DECL std::string error::format(const error_code& ec, const diagnostics& d) {
+  std::string msg = ec.message();
+  std::string out = d.message();
+  if (out.empty())
+    out = msg;
+  else if (out.find(msg) == std::string::npos)
+    out += ": " + msg;
+  out += " [";
+  out += ec.category().name();
+  out += ':';
+  out += std::to_string(ec.value());
+  out += ']';
+  return out;
+}
+
+namespace detail {
+
+DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
+                                       std::span<const std::byte> request) {
+const bool has_request = request.size() >= 8;
+const unsigned type = has_request ? static_cast<unsigned>(request[4]) : 256u;
+const unsigned schema = has_request ? static_cast<unsigned>(request[5]) : 0u;
+const char* name = request_name(type);
+const std::string to = name != nullptr ? std::string(" to ") + name : std::string();
+const bool is_query = type == 6 || type == 9;
+const bool says_nothing = message.empty() || message == "not an error";
+const std::string server_text =
+    message.empty() ? std::string("no message") : "\"" + std::string(message) + "\"";
+
+if (code == 0 && message == "empty statement")
+  return "the SQL text holds no statement (the server answered" + to + ": empty statement)";
+if (!says_nothing && code != 0) return std::string(message);
+if (code == 1005) {
+  std::string out = "the server could not read the" + (name ? " " + std::string(name) : std::string()) +
+                    " request (code 1005, DQLITE_PARSE: unknown request type, schema or format; "
+                    "the server's text: " + server_text + ")";
+  if (schema == 1)
+    out += ": it does not understand the parameter encoding used for more than 255 "
+           "parameters (schema 1, understood from libdqlite 1.12; 1.11.1 does not); nothing "
+           "was applied";
+  return out;
+}
+if (code == 1 && is_query && message == "not an error")
+  return "the statement returns no rows, and this server version cannot run such a "
+         "statement as a query (libdqlite 1.11.1 answers so; 1.18 runs it): nothing was "
+         "applied; run it with execute";
+if (code == 0)
+  return "the server reported a failure without an error code" + to + " (the server's text: " +
+         server_text + ")";
+return "the server reported code " + std::to_string(code) + " (" +
+       server_category().message(static_cast<int>(code & 0x7fffffff)) + ")" + to +
+       " without an explanation (the server's text: " + server_text + ")";
+}
+
+}  // namespace detail
+
+}  // namespace dqlite
+// ---- end dqlite/impl/error.ipp ----
+#endif
 // ---- end dqlite/error.hpp ----
 
 #include <charconv>
@@ -1037,6 +1078,7 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
 // way SQLite's tokenizer does, so that a ';' or a word inside a string, a quoted identifier
 // or a comment is not taken for a separator or a keyword.
 
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -1100,7 +1142,25 @@ inline bool word_is(std::string_view w, std::string_view keyword) noexcept {
 ///   expression does not count.
 /// An unterminated string or quoted identifier runs to the end of the text (the server
 /// reports the syntax error).
-inline sql_shape scan_sql(std::string_view sql) noexcept {
+DQLITE_DECL sql_shape scan_sql(std::string_view sql) noexcept;
+
+/// True when SQL text is a statement that cannot change the database: its main keyword
+/// is SELECT, VALUES or EXPLAIN, after white space, comments and (for WITH) the common
+/// table expressions, whose bodies are skipped as balanced parentheses with strings,
+/// quoted identifiers and comments taken whole. Anything else may write (INSERT, UPDATE,
+/// DELETE, REPLACE, also after WITH; PRAGMA may set a value; BEGIN, COMMIT...).
+DQLITE_DECL bool is_read_only_sql(std::string_view sql) noexcept;
+
+}  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/sql_text.ipp ----
+// Definitions of detail/sql_text.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL sql_shape scan_sql(std::string_view sql) noexcept {
   using namespace sql_scan;
   sql_shape out;
   out.first_end = sql.size();
@@ -1215,7 +1275,78 @@ inline sql_shape scan_sql(std::string_view sql) noexcept {
   return out;
 }
 
+DQLITE_DECL bool is_read_only_sql(std::string_view sql) noexcept {
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  auto lower = [](char ch) { return static_cast<char>(ch | 0x20); };
+  auto is_word_char = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || static_cast<unsigned char>(ch) >= 0x80;
+  };
+  // Skips one token that is not a word: white space, a comment, a string or quoted
+  // identifier, or one punctuation character. False at the end or in an unclosed token.
+  auto skip_other = [&]() -> bool {
+    char ch = sql[i];
+    if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+      return true;
+    }
+    if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
+      auto end = sql.find("*/", i + 2);
+      if (end == std::string_view::npos) return false;
+      i = end + 2;
+      return true;
+    }
+    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
+      char close = ch == '[' ? ']' : ch;
+      for (++i; i < n; ++i) {
+        if (sql[i] != close) continue;
+        if (close != ']' && i + 1 < n && sql[i + 1] == close) {  // doubled quote
+          ++i;
+          continue;
+        }
+        ++i;
+        return true;
+      }
+      return false;
+    }
+    ++i;
+    return true;
+  };
+  int depth = 0;
+  bool first = true;
+  while (i < n) {
+    if (!is_word_char(sql[i])) {
+      char ch = sql[i];
+      if (!skip_other()) return false;
+      if (ch == '(') ++depth;
+      if (ch == ')') --depth;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < n && is_word_char(sql[j])) ++j;
+    auto word = sql.substr(i, j - i);
+    i = j;
+    if (depth != 0) continue;
+    auto is = [&](std::string_view kw) {
+      if (word.size() != kw.size()) return false;
+      for (std::size_t k = 0; k < kw.size(); ++k)
+        if (lower(word[k]) != kw[k]) return false;
+      return true;
+    };
+    if (is("select") || is("values") || (first && is("explain"))) return true;
+    if (!(first && is("with"))) {
+      // After WITH: the names, RECURSIVE, AS, MATERIALIZED... until the main keyword.
+      if (first || is("insert") || is("update") || is("delete") || is("replace")) return false;
+    }
+    first = false;
+  }
+  return false;
+}
+
 }  // namespace dqlite::detail
+// ---- end dqlite/impl/sql_text.ipp ----
+#endif
 // ---- end dqlite/detail/sql_text.hpp ----
 // ---- begin dqlite/wire/decode.hpp ----
 // Sans-io decoding of dqlite responses from byte spans.
@@ -1711,33 +1842,7 @@ class rows_reader {
   /// max_columns fails with errc::too_many_columns before anything is allocated for it
   /// (see announced_columns()); the names' memory is then at most 2 bytes per byte of the
   /// body (a 16-byte view per name of at least 8 bytes).
-  error_code start(bytes_view body, std::size_t max_columns = default_max_columns) {
-    r_ = reader(body);
-    frame_size_ = body.size();
-    end_ = rows_end::none;
-    ec_ = {};
-    names_.clear();
-    announced_ = 0;
-    std::uint64_t n = 0;
-    if (auto ec = r_.u64(n)) return ec_ = ec;
-    announced_ = n;
-    if (n > max_columns) return ec_ = make_error_code(errc::too_many_columns);
-    // Every name takes at least one word: refuse counts the body cannot hold.
-    if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
-    // A vector that held the names of a much wider frame gives its memory back.
-    if (names_.capacity() > 2 * n + 64) std::vector<std::string_view>().swap(names_);
-    names_.reserve(static_cast<std::size_t>(n));
-    for (std::uint64_t i = 0; i < n; ++i) {
-      std::string_view name;
-      if (auto ec = r_.text(name)) {
-        names_.clear();  // a frame that cannot be read has no columns
-        return ec_ = ec;
-      }
-      names_.push_back(name);
-    }
-    header_words_ = (names_.size() + 15) / 16;
-    return {};
-  }
+  DQLITE_DECL error_code start(bytes_view body, std::size_t max_columns = default_max_columns);
 
   std::size_t column_count() const noexcept { return names_.size(); }
   /// The column count the frame announced (also when start() refused it).
@@ -1747,32 +1852,7 @@ class rows_reader {
 
   /// Reads the next row into out (size must be column_count()). Returns false at the end
   /// marker or on error (see error() and end()).
-  bool next(std::span<value_view> out) noexcept {
-    if (ec_ || end_ != rows_end::none) return false;
-    const std::byte* p = r_.position();
-    const std::byte* const end = p + r_.remaining();
-    if (end - p < 8) return fail(errc::invalid_row_marker);
-    const std::uint64_t word = load_u64(p);
-    if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
-    const std::size_t n = names_.size();
-    if (n == 0) return fail(errc::invalid_row_marker);
-    if (out.size() < n) return fail(errc::truncated);
-    const std::size_t header_bytes = header_words_ * 8;
-    if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
-    const std::byte* const header = p;
-    p += header_bytes;
-    for (std::size_t i = 0; i < n; ++i)
-      if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
-        return fail(e);
-    // The unused nibble of an odd count and the bytes after the types must be zero.
-    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
-      return fail(errc::bad_padding);
-    for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
-      if (header[i] != std::byte{0}) return fail(errc::bad_padding);
-    r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
-    ++rows_read_;
-    return true;
-  }
+  DQLITE_DECL bool next(std::span<value_view> out) noexcept;
 
   /// Direct row access: true when a row may follow (read it from row_data(), or with
   /// next()). At an end marker, consumes it as next() does and returns false; false too
@@ -1829,6 +1909,72 @@ class rows_reader {
 };
 
 }  // namespace dqlite::wire
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/decode.ipp ----
+// Definitions of wire/decode.hpp (see detail/config.hpp).
+
+
+namespace dqlite::wire {
+
+DQLITE_DECL error_code rows_reader::start(bytes_view body, std::size_t max_columns) {
+  r_ = reader(body);
+  frame_size_ = body.size();
+  end_ = rows_end::none;
+  ec_ = {};
+  names_.clear();
+  announced_ = 0;
+  std::uint64_t n = 0;
+  if (auto ec = r_.u64(n)) return ec_ = ec;
+  announced_ = n;
+  if (n > max_columns) return ec_ = make_error_code(errc::too_many_columns);
+  // Every name takes at least one word: refuse counts the body cannot hold.
+  if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
+  // A vector that held the names of a much wider frame gives its memory back.
+  if (names_.capacity() > 2 * n + 64) std::vector<std::string_view>().swap(names_);
+  names_.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::string_view name;
+    if (auto ec = r_.text(name)) {
+      names_.clear();  // a frame that cannot be read has no columns
+      return ec_ = ec;
+    }
+    names_.push_back(name);
+  }
+  header_words_ = (names_.size() + 15) / 16;
+  return {};
+}
+
+DQLITE_DECL bool rows_reader::next(std::span<value_view> out) noexcept {
+  if (ec_ || end_ != rows_end::none) return false;
+  const std::byte* p = r_.position();
+  const std::byte* const end = p + r_.remaining();
+  if (end - p < 8) return fail(errc::invalid_row_marker);
+  const std::uint64_t word = load_u64(p);
+  if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
+  const std::size_t n = names_.size();
+  if (n == 0) return fail(errc::invalid_row_marker);
+  if (out.size() < n) return fail(errc::truncated);
+  const std::size_t header_bytes = header_words_ * 8;
+  if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
+  const std::byte* const header = p;
+  p += header_bytes;
+  for (std::size_t i = 0; i < n; ++i)
+    if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
+      return fail(e);
+  // The unused nibble of an odd count and the bytes after the types must be zero.
+  if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
+    return fail(errc::bad_padding);
+  for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
+    if (header[i] != std::byte{0}) return fail(errc::bad_padding);
+  r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
+  ++rows_read_;
+  return true;
+}
+
+}  // namespace dqlite::wire
+// ---- end dqlite/impl/decode.ipp ----
+#endif
 // ---- end dqlite/wire/decode.hpp ----
 
 #include <chrono>
@@ -1972,15 +2118,7 @@ struct frame_mark {
 };
 
 /// Starts a frame: reserves the header.
-inline frame_mark begin_frame(buffer& b, request type, std::uint8_t schema = 0) {
-  frame_mark m{b.size()};
-  put_u32(b, 0);
-  put_u8(b, static_cast<std::uint8_t>(type));
-  put_u8(b, schema);
-  put_u8(b, 0);
-  put_u8(b, 0);
-  return m;
-}
+DQLITE_DECL frame_mark begin_frame(buffer& b, request type, std::uint8_t schema = 0);
 
 /// Sets the schema byte of a frame begun with begin_frame.
 inline void set_frame_schema(buffer& b, frame_mark m, std::uint8_t schema) {
@@ -2196,6 +2334,27 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 }
 
 }  // namespace dqlite::wire
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/encode.ipp ----
+// Definitions of wire/encode.hpp (see detail/config.hpp).
+
+
+namespace dqlite::wire {
+
+DQLITE_DECL frame_mark begin_frame(buffer& b, request type, std::uint8_t schema) {
+  frame_mark m{b.size()};
+  put_u32(b, 0);
+  put_u8(b, static_cast<std::uint8_t>(type));
+  put_u8(b, schema);
+  put_u8(b, 0);
+  put_u8(b, 0);
+  return m;
+}
+
+}  // namespace dqlite::wire
+// ---- end dqlite/impl/encode.ipp ----
+#endif
 // ---- end dqlite/wire/encode.hpp ----
 
 #include <algorithm>
@@ -2368,35 +2527,7 @@ struct session_state {
 
   /// Checks that a new operation may start and claims the connection for it. `as_holder`:
   /// the id of the cursor that holds the connection, when the operation is that cursor's.
-  error_code begin_op(bool needs_open, std::uint64_t as_holder = 0) {
-    if (forked()) {
-      diag.assign("the connection was opened in another process (before fork()); open a new "
-                  "connection in this process");
-      return make_error_code(errc::used_after_fork);
-    }
-    if (busy) {
-      diag.assign("another operation is running on this connection; wait for it to complete "
-                  "(one operation at a time per connection)");
-      return make_error_code(errc::operation_in_progress);
-    }
-    if (holder != 0 && holder != as_holder) {
-      diag.assign("a cursor is reading a result on this connection; read it to the end or "
-                  "close it first");
-      return make_error_code(errc::operation_in_progress);
-    }
-    if (needs_open && state != conn_state::open) {
-      diag.assign(state == conn_state::broken
-                      ? "the connection was closed after an earlier error: " + broken_by.message()
-                      : std::string("the connection is not open"));
-      return make_error_code(errc::not_connected);
-    }
-    busy = true;
-    timed_out = false;
-    ++op_seq;
-    diag.clear();
-    wbuf.clear();
-    return {};
-  }
+  DQLITE_DECL error_code begin_op(bool needs_open, std::uint64_t as_holder = 0);
 
   /// The stream can no longer be trusted: the connection is broken and its transport must
   /// be closed.
@@ -2465,6 +2596,47 @@ struct session_state {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/session.ipp ----
+// Definitions of detail/sansio/session.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as_holder) {
+  if (forked()) {
+    diag.assign("the connection was opened in another process (before fork()); open a new "
+                "connection in this process");
+    return make_error_code(errc::used_after_fork);
+  }
+  if (busy) {
+    diag.assign("another operation is running on this connection; wait for it to complete "
+                "(one operation at a time per connection)");
+    return make_error_code(errc::operation_in_progress);
+  }
+  if (holder != 0 && holder != as_holder) {
+    diag.assign("a cursor is reading a result on this connection; read it to the end or "
+                "close it first");
+    return make_error_code(errc::operation_in_progress);
+  }
+  if (needs_open && state != conn_state::open) {
+    diag.assign(state == conn_state::broken
+                    ? "the connection was closed after an earlier error: " + broken_by.message()
+                    : std::string("the connection is not open"));
+    return make_error_code(errc::not_connected);
+  }
+  busy = true;
+  timed_out = false;
+  ++op_seq;
+  diag.clear();
+  wbuf.clear();
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/session.ipp ----
+#endif
 // ---- end dqlite/detail/sansio/session.hpp ----
 
 #include <algorithm>
@@ -6187,7 +6359,7 @@ constexpr bool check_row_type() {
   }
 }
 
-inline std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+DQLITE_DECL std::string quote(std::string_view s);
 
 template <class V>
 struct is_byte_vector : std::false_type {};
@@ -6212,9 +6384,112 @@ std::size_t field_heap_bytes(const F& f) noexcept {
     return 0;
 }
 
+/// The parts of a row_mapper that do not depend on the row type (column matching, the
+/// checks of direct reading, error messages): compiled once, not once per row type.
+class row_mapper_base {
+ public:
+  /// Whether columns are those map() was given (every frame of a result repeats them).
+  bool same_columns(const std::vector<std::string_view>& columns) const noexcept {
+    return std::equal(columns.begin(), columns.end(), saved_names_.begin(), saved_names_.end());
+  }
+
+ protected:
+  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
+
+  /// Problems of a single-value row type with `columns` columns ("" when none).
+  DQLITE_DECL static std::string match_scalar(std::size_t columns, bool reject_extra);
+
+  /// Matches fields named `names` to columns of the same name (col[i]: field i's column).
+  /// Problems, "; "-separated ("" when none).
+  DQLITE_DECL static std::string match_by_name(const std::vector<std::string_view>& columns,
+                                               std::span<const std::string_view> names,
+                                               std::span<std::size_t> col, bool reject_extra);
+
+  /// Matches `col.size()` fields to the first columns, in order.
+  DQLITE_DECL static std::string match_by_position(std::size_t columns, std::span<std::size_t> col,
+                                                   bool reject_extra);
+
+  /// Ends map(): fails with errc::column_mismatch when there are problems, else remembers
+  /// the columns and plans direct reading. col: the fields' columns (empty for a
+  /// single-value or dynamic row type); natural: the row type's natural_header().
+  DQLITE_DECL error_code finish_map(const std::vector<std::string_view>& columns,
+                                    const std::string& problems, diagnostics& diag,
+                                    std::span<const std::size_t> col, std::size_t field_count,
+                                    std::uint64_t natural);
+
+  /// The start of reading the row ahead of rr directly: false when it cannot be. Else
+  /// header is the row's header, p its first value, and natural whether every column
+  /// has its field's natural type (natural_header_). A header that is not natural has
+  /// been checked valid.
+  bool begin_direct(const wire::rows_reader& rr, const std::byte*& header, const std::byte*& p,
+                    bool& natural) {
+    if (!direct_ || rr.column_count() != columns_) return false;
+    p = rr.row_data();
+    const std::byte* const end = rr.data_end();
+    const std::size_t hw = rr.header_words();
+    if (static_cast<std::size_t>(end - p) < hw * 8) return false;
+    header = p;
+    p += hw * 8;
+    natural = false;
+    if (hw == 1) {
+      const std::uint64_t h = wire::load_u64(header);
+      // Every column has the wire type its field naturally reads: the types are known,
+      // the header is valid.
+      if (h == natural_header_) {
+        natural = true;
+        return true;
+      }
+      // Rows of a result mostly repeat one header: check it only when it changes.
+      if (h != valid_header_) {
+        if (!wire::row_header_valid(header, columns_, 1)) return false;
+        valid_header_ = h;
+      }
+    } else if (!std::equal(header, header + hw * 8, valid_headers_.begin(),
+                           valid_headers_.end())) {
+      if (!wire::row_header_valid(header, columns_, hw)) return false;
+      valid_headers_.assign(header, header + hw * 8);
+    }
+    return true;
+  }
+
+  /// Skips the values of columns [col, to), checking them as next() would.
+  static bool skip_columns(const std::byte* header, const std::byte*& p, const std::byte* end,
+                           std::size_t& col, std::size_t to) noexcept {
+    wire::value_view v;
+    for (; col < to; ++col)
+      if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
+    return true;
+  }
+
+  /// Whether the columns after the last field's are valid (when there are any).
+  bool skip_rest(const std::byte* header, const std::byte*& p, const std::byte* end,
+                 std::size_t col) const noexcept {
+    return col == columns_ || skip_columns(header, p, end, col, columns_);
+  }
+
+  /// The message of a value that field `field_index` (named `name`, or "" to name it by
+  /// its index), of type `type_name`, could not read from column `col`.
+  DQLITE_DECL std::string describe_value_error(const error_code& ec, std::size_t field_index,
+                                               std::string_view name, std::size_t col,
+                                               const std::string& type_name,
+                                               const wire::value_view& v) const;
+
+  /// Sets diag to the problems of row `row_index`.
+  DQLITE_DECL static void row_problems(diagnostics& diag, std::size_t row_index,
+                                       const std::string& problems);
+
+  std::vector<std::string> saved_names_;
+  // Direct reading (see finish_map): the column count, the last row header found valid.
+  bool direct_ = false;
+  std::size_t columns_ = 0;
+  std::uint64_t valid_header_ = no_header;
+  std::vector<std::byte> valid_headers_;
+  std::uint64_t natural_header_ = no_header;
+};
+
 /// Reads rows of one result into T (see the file comment).
 template <class T>
-class row_mapper {
+class row_mapper : public row_mapper_base {
  public:
   using object_type = typename stored_type<T>::type;
   static constexpr row_kind kind = kind_of<T>();
@@ -6225,62 +6500,21 @@ class row_mapper {
   error_code map(const std::vector<std::string_view>& columns, const connection_options& opts,
                  diagnostics& diag) {
     std::string problems;
-    auto problem = [&](const std::string& p) {
-      if (!problems.empty()) problems += "; ";
-      problems += p;
-    };
+    std::span<const std::size_t> col;
     if constexpr (kind == row_kind::dynamic) {
       names_ = std::make_shared<const column_names>(columns.begin(), columns.end());
     } else if constexpr (kind == row_kind::scalar) {
-      if (columns.empty()) problem("the statement returned no columns");
-      if (columns.size() > 1 && opts.reject_extra_columns)
-        problem("a single-value row type got " + std::to_string(columns.size()) + " columns");
+      problems = match_scalar(columns.size(), opts.reject_extra_columns);
+    } else if constexpr (kind == row_kind::aggregate_by_name) {
+      const auto& names = aggregate_field_names<object_type>();
+      problems = match_by_name(columns, names, col_, opts.reject_extra_columns);
+      field_names_ = names;
+      col = col_;
     } else {
-      using F = fields_of<object_type>;
-      if constexpr (kind == row_kind::aggregate_by_name) {
-        const auto& names = aggregate_field_names<object_type>();
-        std::vector<bool> used(columns.size(), false);
-        for (std::size_t i = 0; i < F::size; ++i) {
-          if (names[i].empty()) {
-            problem("the field names of this row type cannot be determined with this compiler; "
-                    "specialise dqlite::field_names<T> or use dqlite::by_position<T>");
-            break;
-          }
-          std::size_t found = columns.size();
-          for (std::size_t c = 0; c < columns.size(); ++c) {
-            if (columns[c] == names[i]) {
-              found = c;
-              break;
-            }
-          }
-          if (found == columns.size()) {
-            problem("field " + quote(names[i]) + " has no column of that name");
-          } else {
-            col_[i] = found;
-            used[found] = true;
-          }
-        }
-        if (opts.reject_extra_columns)
-          for (std::size_t c = 0; c < columns.size(); ++c)
-            if (!used[c]) problem("column " + quote(columns[c]) + " matches no field");
-        field_names_ = names;
-      } else {
-        if (columns.size() < F::size)
-          problem("the row type has " + std::to_string(F::size) + " fields but the result has " +
-                  std::to_string(columns.size()) + " columns");
-        else if (columns.size() > F::size && opts.reject_extra_columns)
-          problem("the result has " + std::to_string(columns.size()) +
-                  " columns but the row type only " + std::to_string(F::size) + " fields");
-        for (std::size_t i = 0; i < F::size; ++i) col_[i] = i;
-      }
+      problems = match_by_position(columns.size(), col_, opts.reject_extra_columns);
+      col = col_;
     }
-    if (!problems.empty()) {
-      diag.assign("the result does not match the row type: " + problems);
-      return make_error_code(errc::column_mismatch);
-    }
-    remember_column_names(columns);
-    plan_direct(columns.size());
-    return {};
+    return finish_map(columns, problems, diag, col, field_count(), natural_header());
   }
 
   /// Heap memory a row object holds (its fields' strings, blobs and values); the object's
@@ -6299,11 +6533,6 @@ class row_mapper {
     }
   }
 
-  /// Whether columns are those map() was given (every frame of a result repeats them).
-  bool same_columns(const std::vector<std::string_view>& columns) const noexcept {
-    return std::equal(columns.begin(), columns.end(), saved_names_.begin(), saved_names_.end());
-  }
-
   /// Reads the row ahead of rr (rr.at_row() was true) straight from the frame into out,
   /// without an intermediate value array, and moves rr past it. Returns false, leaving rr
   /// where it was, when it cannot: the row is then to be read with rr.next() and read(),
@@ -6313,31 +6542,15 @@ class row_mapper {
     if constexpr (kind == row_kind::dynamic) {
       return false;
     } else {
-      if (!direct_ || rr.column_count() != columns_) return false;
-      const std::byte* p = rr.row_data();
+      const std::byte* header = nullptr;
+      const std::byte* p = nullptr;
+      bool natural = false;
+      if (!begin_direct(rr, header, p, natural)) return false;
       const std::byte* const end = rr.data_end();
-      const std::size_t hw = rr.header_words();
-      if (static_cast<std::size_t>(end - p) < hw * 8) return false;
-      const std::byte* const header = p;
-      p += hw * 8;
-      if (hw == 1) {
-        const std::uint64_t h = wire::load_u64(header);
-        // Every column has the wire type its field naturally reads: the types are
-        // known, the header is valid.
-        if (h == natural_header_) {
-          if (!read_natural(p, end, out)) return false;
-          rr.skip_row_to(p);
-          return true;
-        }
-        // Rows of a result mostly repeat one header: check it only when it changes.
-        if (h != valid_header_) {
-          if (!wire::row_header_valid(header, columns_, 1)) return false;
-          valid_header_ = h;
-        }
-      } else if (!std::equal(header, header + hw * 8, valid_headers_.begin(),
-                             valid_headers_.end())) {
-        if (!wire::row_header_valid(header, columns_, hw)) return false;
-        valid_headers_.assign(header, header + hw * 8);
+      if (natural) {
+        if (!read_natural(p, end, out)) return false;
+        rr.skip_row_to(p);
+        return true;
       }
       std::size_t col = 0;
       bool ok;
@@ -6351,7 +6564,7 @@ class row_mapper {
                   ...);
         }(std::make_index_sequence<F::size>{});
       }
-      if (!ok || (col != columns_ && !skip_columns(header, p, end, col, columns_))) return false;
+      if (!ok || !skip_rest(header, p, end, col)) return false;
       rr.skip_row_to(p);
       return true;
     }
@@ -6365,8 +6578,9 @@ class row_mapper {
       return {};
     } else if constexpr (kind == row_kind::scalar) {
       auto ec = field_traits<T>::read(values[0], out);
-      if (ec) diag.assign("row " + std::to_string(row_index) + ": " +
-                          describe_value_error<T>(ec, 0, values[0]));
+      if (ec)
+        row_problems(diag, row_index,
+                     describe_value_error(ec, 0, {}, 0, field_type_name<T>(), values[0]));
       return ec;
     } else {
       using F = fields_of<object_type>;
@@ -6375,7 +6589,7 @@ class row_mapper {
       [&]<std::size_t... I>(std::index_sequence<I...>) {
         (read_field<I>(values, out, first, problems), ...);
       }(std::make_index_sequence<F::size>{});
-      if (first) diag.assign("row " + std::to_string(row_index) + ": " + problems);
+      if (first) row_problems(diag, row_index, problems);
       return first;
     }
   }
@@ -6406,7 +6620,6 @@ class row_mapper {
   /// The row header of a row whose every column has its field's natural type, when the
   /// fields read the columns in order, one each, and fit one header word; else a value no
   /// header has.
-  static constexpr std::uint64_t no_header = ~std::uint64_t{0};
   static constexpr std::uint64_t natural_header() {
     if constexpr (kind == row_kind::scalar) {
       return natural_code<T>() != 0 ? natural_code<T>() : no_header;
@@ -6428,22 +6641,6 @@ class row_mapper {
         }(std::make_index_sequence<F::size>{});
       }
     }
-  }
-
-  // Direct reading needs the fields' columns in increasing order (true of by-position
-  // types and of most select lists): the values are read in column order.
-  void plan_direct(std::size_t columns) {
-    columns_ = columns;
-    valid_header_ = ~std::uint64_t{0};  // not a valid header: the first row is checked
-    valid_headers_.clear();
-    direct_ = columns > 0;
-    if constexpr (kind == row_kind::tuple || kind == row_kind::aggregate_by_name ||
-                  kind == row_kind::aggregate_by_position) {
-      for (std::size_t i = 0; i < col_.size(); ++i)
-        if (col_[i] >= columns || (i > 0 && col_[i] <= col_[i - 1])) direct_ = false;
-    }
-    // In order, one column per field, no other column: column i is field i.
-    natural_header_ = direct_ && columns == field_count() ? natural_header() : no_header;
   }
 
   /// Reads a row whose header is natural_header_ (its types are known at compile time).
@@ -6476,15 +6673,6 @@ class row_mapper {
     }
   }
 
-  /// Skips the values of columns [col, to), checking them as next() would.
-  static bool skip_columns(const std::byte* header, const std::byte*& p, const std::byte* end,
-                           std::size_t& col, std::size_t to) noexcept {
-    wire::value_view v;
-    for (; col < to; ++col)
-      if (wire::decode_value(wire::row_type_code(header, col), p, end, v) != errc{}) return false;
-    return true;
-  }
-
   /// Reads column `at` (skipping the columns before it) into a field.
   template <class FieldT>
   DQLITE_ALWAYS_INLINE static bool direct_field(const std::byte* header, const std::byte*& p,
@@ -6506,40 +6694,10 @@ class row_mapper {
     if (auto ec = field_traits<field_t>::read(v, F::template get<I>(out))) {
       if (!first) first = ec;
       if (!problems.empty()) problems += "; ";
-      problems += describe_value_error<field_t>(ec, I, v);
+      std::string_view name;
+      if constexpr (kind == row_kind::aggregate_by_name) name = field_names_[I];
+      problems += describe_value_error(ec, I, name, col_[I], field_type_name<field_t>(), v);
     }
-  }
-
-  template <class FieldT>
-  std::string describe_value_error(const error_code& ec, std::size_t field_index,
-                                   const wire::value_view& v) const {
-    std::string where;
-    std::size_t col = kind == row_kind::scalar ? 0 : col_[field_index];
-    if constexpr (kind == row_kind::aggregate_by_name)
-      where = "field " + quote(field_names_[field_index]) + " (" + field_type_name<FieldT>() +
-              ") from column " + quote(saved_names_[col]);
-    else
-      where = std::string("field ") + std::to_string(field_index) + " (" +
-              field_type_name<FieldT>() + ") from column " + quote(saved_names_[col]);
-    std::string what;
-    if (ec == make_error_code(errc::unexpected_null))
-      what = "is NULL (use std::optional for nullable columns)";
-    else if (ec == make_error_code(errc::out_of_range))
-      what = "value " +
-             (v.type == value_type::text || v.type == value_type::iso8601
-                  ? "'" + std::string(v.bytes) + "'"
-                  : std::to_string(v.integer)) +
-             " is out of range for " + field_type_name<FieldT>();
-    else if (ec == make_error_code(errc::invalid_time))
-      what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
-    else
-      what = std::string("has type ") + wire::to_string(v.type) + ", which cannot be read as " +
-             field_type_name<FieldT>();
-    return where + ": " + what;
-  }
-
-  void remember_column_names(const std::vector<std::string_view>& columns) {
-    saved_names_.assign(columns.begin(), columns.end());
   }
 
   static constexpr std::size_t field_count() {
@@ -6552,18 +6710,130 @@ class row_mapper {
 
   std::array<std::size_t, field_count()> col_{};
   std::array<std::string_view, field_count()> field_names_{};
-  std::vector<std::string> saved_names_;
   std::shared_ptr<const column_names> names_;
-  // Direct reading (see plan_direct): the column count, the last row header found valid.
-  bool direct_ = false;
-  std::size_t columns_ = 0;
-  std::uint64_t valid_header_ = ~std::uint64_t{0};
-  std::vector<std::byte> valid_headers_;
-  std::uint64_t natural_header_ = ~std::uint64_t{0};
 };
 
 }  // namespace detail
 }  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/mapping.ipp ----
+// Definitions of mapping.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+DQLITE_DECL std::string row_mapper_base::match_scalar(std::size_t columns, bool reject_extra) {
+  if (columns == 0) return "the statement returned no columns";
+  if (columns > 1 && reject_extra)
+    return "a single-value row type got " + std::to_string(columns) + " columns";
+  return {};
+}
+
+DQLITE_DECL std::string row_mapper_base::match_by_name(
+  const std::vector<std::string_view>& columns, std::span<const std::string_view> names,
+  std::span<std::size_t> col, bool reject_extra) {
+  std::string problems;
+  auto problem = [&](const std::string& p) {
+    if (!problems.empty()) problems += "; ";
+    problems += p;
+  };
+  std::vector<bool> used(columns.size(), false);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) {
+      problem("the field names of this row type cannot be determined with this compiler; "
+              "specialise dqlite::field_names<T> or use dqlite::by_position<T>");
+      break;
+    }
+    std::size_t found = columns.size();
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      if (columns[c] == names[i]) {
+        found = c;
+        break;
+      }
+    }
+    if (found == columns.size()) {
+      problem("field " + quote(names[i]) + " has no column of that name");
+    } else {
+      col[i] = found;
+      used[found] = true;
+    }
+  }
+  if (reject_extra)
+    for (std::size_t c = 0; c < columns.size(); ++c)
+      if (!used[c]) problem("column " + quote(columns[c]) + " matches no field");
+  return problems;
+}
+
+DQLITE_DECL std::string row_mapper_base::match_by_position(std::size_t columns,
+                                                     std::span<std::size_t> col,
+                                                     bool reject_extra) {
+  const std::size_t fields = col.size();
+  for (std::size_t i = 0; i < fields; ++i) col[i] = i;
+  if (columns < fields)
+    return "the row type has " + std::to_string(fields) + " fields but the result has " +
+           std::to_string(columns) + " columns";
+  if (columns > fields && reject_extra)
+    return "the result has " + std::to_string(columns) + " columns but the row type only " +
+           std::to_string(fields) + " fields";
+  return {};
+}
+
+DQLITE_DECL error_code row_mapper_base::finish_map(const std::vector<std::string_view>& columns,
+                                              const std::string& problems, diagnostics& diag,
+                                              std::span<const std::size_t> col,
+                                              std::size_t field_count, std::uint64_t natural) {
+  if (!problems.empty()) {
+    diag.assign("the result does not match the row type: " + problems);
+    return make_error_code(errc::column_mismatch);
+  }
+  saved_names_.assign(columns.begin(), columns.end());
+  // Direct reading needs the fields' columns in increasing order (true of by-position
+  // types and of most select lists): the values are read in column order.
+  columns_ = columns.size();
+  valid_header_ = no_header;  // not a valid header: the first row is checked
+  valid_headers_.clear();
+  direct_ = columns_ > 0;
+  for (std::size_t i = 0; i < col.size(); ++i)
+    if (col[i] >= columns_ || (i > 0 && col[i] <= col[i - 1])) direct_ = false;
+  // In order, one column per field, no other column: column i is field i.
+  natural_header_ = direct_ && columns_ == field_count ? natural : no_header;
+  return {};
+}
+
+DQLITE_DECL std::string row_mapper_base::describe_value_error(
+  const error_code& ec, std::size_t field_index, std::string_view name, std::size_t col,
+  const std::string& type_name, const wire::value_view& v) const {
+  std::string where = name.empty() ? std::string("field ") + std::to_string(field_index)
+                                   : "field " + quote(name);
+  where += " (" + type_name + ") from column " + quote(saved_names_[col]);
+  std::string what;
+  if (ec == make_error_code(errc::unexpected_null))
+    what = "is NULL (use std::optional for nullable columns)";
+  else if (ec == make_error_code(errc::out_of_range))
+    what = "value " +
+           (v.type == value_type::text || v.type == value_type::iso8601
+                ? "'" + std::string(v.bytes) + "'"
+                : std::to_string(v.integer)) +
+           " is out of range for " + type_name;
+  else if (ec == make_error_code(errc::invalid_time))
+    what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
+  else
+    what = std::string("has type ") + wire::to_string(v.type) + ", which cannot be read as " +
+           type_name;
+  return where + ": " + what;
+}
+
+DQLITE_DECL void row_mapper_base::row_problems(diagnostics& diag, std::size_t row_index,
+                                             const std::string& problems) {
+  diag.assign("row " + std::to_string(row_index) + ": " + problems);
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/mapping.ipp ----
+#endif
 // ---- end dqlite/mapping.hpp ----
 
 #include <algorithm>
@@ -6603,18 +6873,7 @@ struct exec_proc {
 
 /// A ROWS frame the client cannot read: the diagnostics name the problem (replacing any
 /// text a sink set for an earlier, lesser error: a protocol error always wins).
-template <class Impl>
-error_code malformed_rows(Impl& c, error_code ec) {
-  if (ec == make_error_code(errc::too_many_columns))
-    c.diag.assign("a ROWS frame announces " + std::to_string(c.rows.announced_columns()) +
-                  " columns, more than max_result_columns (" +
-                  std::to_string(c.opts.max_result_columns) + ")");
-  else if (ec == make_error_code(errc::unexpected_response))
-    c.diag.assign("the columns changed between the frames of one result");
-  else
-    c.diag.assign("the server sent a ROWS frame that cannot be read: " + ec.message());
-  return ec;
-}
+DQLITE_DECL error_code malformed_rows(session_state& c, error_code ec);
 
 /// Starts reading a ROWS frame with the connection's column limit.
 template <class Impl>
@@ -6681,29 +6940,7 @@ struct result_budget {
   bool batch = false;       ///< a cursor's batch: only the bytes cap applies
 
   /// slots: bytes of the storage of the kept row objects.
-  template <class Impl>
-  error_code check(Impl& c, std::size_t slots) {
-    const auto& o = c.opts;
-    if (!batch && o.max_result_rows != 0 && rows > o.max_result_rows) {
-      c.diag.assign("the result has more than max_result_rows (" +
-                    std::to_string(o.max_result_rows) + ") rows" +
-                    (dropped != 0 ? "; fetchone and fetchval read the whole result: add LIMIT 1"
-                                  : "; raise the cap or narrow the query"));
-      return make_error_code(errc::result_too_large);
-    }
-    const std::size_t bytes = held + slots + dropped;
-    if (o.max_result_bytes != 0 && bytes > o.max_result_bytes) {
-      std::string what = batch ? "a batch of the cursor holds"
-                         : dropped != 0 ? "the result (the first row, and the rows read past "
-                                          "by their size) takes"
-                                        : "the rows of the result hold";
-      c.diag.assign(what + " more than max_result_bytes (" + std::to_string(o.max_result_bytes) +
-                    ") bytes; raise the cap or narrow the query" +
-                    (batch || dropped != 0 ? std::string() : std::string(", or use a cursor")));
-      return make_error_code(errc::result_too_large);
-    }
-    return {};
-  }
+  DQLITE_DECL error_code check(session_state& c, std::size_t slots);
 
   /// Slots of v counted for the rows kept: what it grew by since it held `base`, at least
   /// one per row kept.
@@ -6926,6 +7163,52 @@ struct value_sink {
 
 }  // namespace detail
 }  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/procs.ipp ----
+// Definitions of detail/procs.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code malformed_rows(session_state& c, error_code ec) {
+  if (ec == make_error_code(errc::too_many_columns))
+    c.diag.assign("a ROWS frame announces " + std::to_string(c.rows.announced_columns()) +
+                  " columns, more than max_result_columns (" +
+                  std::to_string(c.opts.max_result_columns) + ")");
+  else if (ec == make_error_code(errc::unexpected_response))
+    c.diag.assign("the columns changed between the frames of one result");
+  else
+    c.diag.assign("the server sent a ROWS frame that cannot be read: " + ec.message());
+  return ec;
+}
+
+DQLITE_DECL error_code result_budget::check(session_state& c, std::size_t slots) {
+  const auto& o = c.opts;
+  if (!batch && o.max_result_rows != 0 && rows > o.max_result_rows) {
+    c.diag.assign("the result has more than max_result_rows (" +
+                  std::to_string(o.max_result_rows) + ") rows" +
+                  (dropped != 0 ? "; fetchone and fetchval read the whole result: add LIMIT 1"
+                                : "; raise the cap or narrow the query"));
+    return make_error_code(errc::result_too_large);
+  }
+  const std::size_t bytes = held + slots + dropped;
+  if (o.max_result_bytes != 0 && bytes > o.max_result_bytes) {
+    std::string what = batch ? "a batch of the cursor holds"
+                       : dropped != 0 ? "the result (the first row, and the rows read past "
+                                        "by their size) takes"
+                                      : "the rows of the result hold";
+    c.diag.assign(what + " more than max_result_bytes (" + std::to_string(o.max_result_bytes) +
+                  ") bytes; raise the cap or narrow the query" +
+                  (batch || dropped != 0 ? std::string() : std::string(", or use a cursor")));
+    return make_error_code(errc::result_too_large);
+  }
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/procs.ipp ----
+#endif
 // ---- end dqlite/detail/procs.hpp ----
 // ---- begin dqlite/detail/request.hpp ----
 // Starting a statement request (SQL text or a prepared statement) with parameters.
@@ -6966,17 +7249,7 @@ void remember_wide_params(Impl& c, wide_params w) noexcept {
 inline constexpr std::int64_t wide_params_probe_value = 0x5c4e3a1f0d2b1907;
 
 /// Encodes the probe: QUERY_SQL "SELECT ?" with a schema-1 tuple holding one INTEGER.
-inline error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db) {
-  wire::frame_mark m{};
-  if (auto e = wire::begin_sql_request(b, wire::request::query_sql, db, "SELECT ?", m)) return e;
-  wire::put_u32(b, 1);                                                // count (schema 1: u32)
-  wire::put_u8(b, static_cast<std::uint8_t>(wire::value_type::integer));  // its type
-  wire::detail::pad_to_word(b);
-  wire::put_i64(b, wide_params_probe_value);
-  wire::set_frame_schema(b, m, 1);
-  wire::end_frame(b, m);
-  return {};
-}
+DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db);
 
 /// The probe's answer: true when the server sent the integer back.
 struct wide_params_answer {
@@ -7010,6 +7283,29 @@ struct wide_params_probe_proc {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/server_probe.ipp ----
+// Definitions of detail/server_probe.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db) {
+  wire::frame_mark m{};
+  if (auto e = wire::begin_sql_request(b, wire::request::query_sql, db, "SELECT ?", m)) return e;
+  wire::put_u32(b, 1);                                                // count (schema 1: u32)
+  wire::put_u8(b, static_cast<std::uint8_t>(wire::value_type::integer));  // its type
+  wire::detail::pad_to_word(b);
+  wire::put_i64(b, wide_params_probe_value);
+  wire::set_frame_schema(b, m, 1);
+  wire::end_frame(b, m);
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/server_probe.ipp ----
+#endif
 // ---- end dqlite/detail/server_probe.hpp ----
 // ---- begin dqlite/detail/token.hpp ----
 // Splitting "parameters..., completion token" argument lists.
@@ -7379,80 +7675,6 @@ struct request_spec {
   }
 };
 
-/// True when SQL text is a statement that cannot change the database: its main keyword
-/// is SELECT, VALUES or EXPLAIN, after white space, comments and (for WITH) the common
-/// table expressions, whose bodies are skipped as balanced parentheses with strings,
-/// quoted identifiers and comments taken whole. Anything else may write (INSERT, UPDATE,
-/// DELETE, REPLACE, also after WITH; PRAGMA may set a value; BEGIN, COMMIT...).
-inline bool is_read_only_sql(std::string_view sql) noexcept {
-  const std::size_t n = sql.size();
-  std::size_t i = 0;
-  auto lower = [](char ch) { return static_cast<char>(ch | 0x20); };
-  auto is_word_char = [](char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || static_cast<unsigned char>(ch) >= 0x80;
-  };
-  // Skips one token that is not a word: white space, a comment, a string or quoted
-  // identifier, or one punctuation character. False at the end or in an unclosed token.
-  auto skip_other = [&]() -> bool {
-    char ch = sql[i];
-    if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') ++i;
-      return true;
-    }
-    if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
-      auto end = sql.find("*/", i + 2);
-      if (end == std::string_view::npos) return false;
-      i = end + 2;
-      return true;
-    }
-    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
-      char close = ch == '[' ? ']' : ch;
-      for (++i; i < n; ++i) {
-        if (sql[i] != close) continue;
-        if (close != ']' && i + 1 < n && sql[i + 1] == close) {  // doubled quote
-          ++i;
-          continue;
-        }
-        ++i;
-        return true;
-      }
-      return false;
-    }
-    ++i;
-    return true;
-  };
-  int depth = 0;
-  bool first = true;
-  while (i < n) {
-    if (!is_word_char(sql[i])) {
-      char ch = sql[i];
-      if (!skip_other()) return false;
-      if (ch == '(') ++depth;
-      if (ch == ')') --depth;
-      continue;
-    }
-    std::size_t j = i;
-    while (j < n && is_word_char(sql[j])) ++j;
-    auto word = sql.substr(i, j - i);
-    i = j;
-    if (depth != 0) continue;
-    auto is = [&](std::string_view kw) {
-      if (word.size() != kw.size()) return false;
-      for (std::size_t k = 0; k < kw.size(); ++k)
-        if (lower(word[k]) != kw[k]) return false;
-      return true;
-    };
-    if (is("select") || is("values") || (first && is("explain"))) return true;
-    if (!(first && is("with"))) {
-      // After WITH: the names, RECURSIVE, AS, MATERIALIZED... until the main keyword.
-      if (first || is("insert") || is("update") || is("delete") || is("replace")) return false;
-    }
-    first = false;
-  }
-  return false;
-}
-
 /// Encodes the request into impl.wbuf.
 /// Statements need a database: a connection made without one (an empty
 /// connection_options::database, for administration) has none until async_open_database.
@@ -7477,47 +7699,8 @@ inline constexpr const char* query_operations =
 /// - on a server found not to read the parameter encoding for more than 255 parameters
 ///   (server_probe.hpp: libdqlite before 1.12), more than 255 parameters, which would be
 ///   bound wrong, and a query with a RETURNING clause, whose changes 1.11.1 does not store.
-template <class Impl>
-error_code check_statement(Impl& ci, const request_spec& spec, const sql_shape& shape, bool query,
-                           std::size_t params) {
-  if (query && !spec.prepared && shape.statements != 1) {
-    if (shape.statements == 0)
-      ci.diag.assign("the SQL text holds no statement");
-    else
-      ci.diag.assign("the SQL text holds " + std::to_string(shape.statements) +
-                     " statements, and a query (" + query_operations +
-                     ") runs exactly one (the first ends at byte " +
-                     std::to_string(shape.first_end) +
-                     "); run each on its own (execute runs several statements that return no "
-                     "rows). Nothing was sent");
-    return make_error_code(errc::invalid_argument);
-  }
-  if (!query && shape.returning) {
-    ci.diag.assign(std::string("the statement has a RETURNING clause, so it returns rows: run it "
-                               "as a query (") + query_operations +
-                   "). execute refuses it because libdqlite aborts on such a statement sent "
-                   "as EXEC/EXEC_SQL (1.11.1 on any RETURNING, 1.18.6 when it returns two rows "
-                   "or more). Nothing was sent");
-    return make_error_code(errc::invalid_argument);
-  }
-  if (known_wide_params(ci) == wide_params::unsupported) {
-    if (params > wire::max_schema0_params) {
-      ci.diag.assign("the statement has " + std::to_string(params) +
-                     " parameters, and this server reads at most 255 per statement (it does not "
-                     "understand the encoding for more, which libdqlite reads from 1.12 on: "
-                     "it would bind wrong values). Nothing was sent");
-      return make_error_code(errc::too_many_parameters);
-    }
-    if (query && shape.returning) {
-      ci.diag.assign("this server (older than libdqlite 1.12) returns the rows of a statement "
-                     "with a RETURNING clause run as a query, but does not store its changes "
-                     "(libdqlite 1.11.1): run the statement without RETURNING through execute, "
-                     "then query what it wrote. Nothing was sent");
-      return make_error_code(errc::unsupported);
-    }
-  }
-  return {};
-}
+DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& spec,
+                                        const sql_shape& shape, bool query, std::size_t params);
 
 /// Encodes the request into out (the connection's wbuf, or a buffer of its own while the
 /// server is probed first).
@@ -7853,6 +8036,58 @@ struct failed_initiation {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/request.ipp ----
+// Definitions of detail/request.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& spec,
+                                        const sql_shape& shape, bool query, std::size_t params) {
+  if (query && !spec.prepared && shape.statements != 1) {
+    if (shape.statements == 0)
+      ci.diag.assign("the SQL text holds no statement");
+    else
+      ci.diag.assign("the SQL text holds " + std::to_string(shape.statements) +
+                     " statements, and a query (" + query_operations +
+                     ") runs exactly one (the first ends at byte " +
+                     std::to_string(shape.first_end) +
+                     "); run each on its own (execute runs several statements that return no "
+                     "rows). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (!query && shape.returning) {
+    ci.diag.assign(std::string("the statement has a RETURNING clause, so it returns rows: run it "
+                               "as a query (") + query_operations +
+                   "). execute refuses it because libdqlite aborts on such a statement sent "
+                   "as EXEC/EXEC_SQL (1.11.1 on any RETURNING, 1.18.6 when it returns two rows "
+                   "or more). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (known_wide_params(ci) == wide_params::unsupported) {
+    if (params > wire::max_schema0_params) {
+      ci.diag.assign("the statement has " + std::to_string(params) +
+                     " parameters, and this server reads at most 255 per statement (it does not "
+                     "understand the encoding for more, which libdqlite reads from 1.12 on: "
+                     "it would bind wrong values). Nothing was sent");
+      return make_error_code(errc::too_many_parameters);
+    }
+    if (query && shape.returning) {
+      ci.diag.assign("this server (older than libdqlite 1.12) returns the rows of a statement "
+                     "with a RETURNING clause run as a query, but does not store its changes "
+                     "(libdqlite 1.11.1): run the statement without RETURNING through execute, "
+                     "then query what it wrote. Nothing was sent");
+      return make_error_code(errc::unsupported);
+    }
+  }
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/request.ipp ----
+#endif
 
 namespace boost::asio {
 

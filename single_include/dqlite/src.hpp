@@ -23,12 +23,14 @@
 //     #include <dqlite/src.hpp>
 //
 // The other units include <dqlite/client.hpp> (or the headers they need) as usual; they
-// declare these parts `extern` and do not compile them again. A program built with the
-// macro and without this unit fails to link with undefined references to
-// dqlite::detail::run_exchange, run_connect, run_blocking_exchange or run_blocking_connect.
+// declare these parts and do not compile them again. A program built with the macro and
+// without this unit fails to link with undefined references to dqlite::detail::run_exchange,
+// run_connect, run_blocking_exchange or run_blocking_connect, dqlite::client_category...
 //
-// What is compiled here: the I/O loops that run every request exchange and every
-// connection opening (asynchronous and blocking), for TCP
+// What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
+// messages, SQL text scanning, frame encoding and decoding, column matching), and the I/O
+// loops that run every request exchange and every connection opening (asynchronous and
+// blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
 // socket) with Asio's default executor. Other streams (TLS, a custom executor) are
 // compiled in the units that use them, as in header-only mode.
@@ -37,6 +39,622 @@
 #error "<dqlite/src.hpp> is for separate compilation: define DQLITE_CLIENT_SEPARATE_COMPILATION in every unit of the program"
 #endif
 
+
+// The library's functions that do not depend on the user's types (declared only in the
+// other units: detail/config.hpp).
+// ---- begin dqlite/impl/error.ipp ----
+// Definitions of error.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL const boost::system::error_category& client_category() noexcept {
+  static const detail::client_category_impl cat;
+  return cat;
+}
+
+DQLITE_DECL const boost::system::error_category& server_category() noexcept {
+  static const detail::server_category_impl cat;
+  return cat;
+}
+
+DQLITE_DECL std::string error::format(const error_code& ec, const diagnostics& d) {
+  std::string msg = ec.message();
+  std::string out = d.message();
+  if (out.empty())
+    out = msg;
+  else if (out.find(msg) == std::string::npos)
+    out += ": " + msg;
+  out += " [";
+  out += ec.category().name();
+  out += ':';
+  out += std::to_string(ec.value());
+  out += ']';
+  return out;
+}
+
+namespace detail {
+
+DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
+                                       std::span<const std::byte> request) {
+const bool has_request = request.size() >= 8;
+const unsigned type = has_request ? static_cast<unsigned>(request[4]) : 256u;
+const unsigned schema = has_request ? static_cast<unsigned>(request[5]) : 0u;
+const char* name = request_name(type);
+const std::string to = name != nullptr ? std::string(" to ") + name : std::string();
+const bool is_query = type == 6 || type == 9;
+const bool says_nothing = message.empty() || message == "not an error";
+const std::string server_text =
+    message.empty() ? std::string("no message") : "\"" + std::string(message) + "\"";
+
+if (code == 0 && message == "empty statement")
+  return "the SQL text holds no statement (the server answered" + to + ": empty statement)";
+if (!says_nothing && code != 0) return std::string(message);
+if (code == 1005) {
+  std::string out = "the server could not read the" + (name ? " " + std::string(name) : std::string()) +
+                    " request (code 1005, DQLITE_PARSE: unknown request type, schema or format; "
+                    "the server's text: " + server_text + ")";
+  if (schema == 1)
+    out += ": it does not understand the parameter encoding used for more than 255 "
+           "parameters (schema 1, understood from libdqlite 1.12; 1.11.1 does not); nothing "
+           "was applied";
+  return out;
+}
+if (code == 1 && is_query && message == "not an error")
+  return "the statement returns no rows, and this server version cannot run such a "
+         "statement as a query (libdqlite 1.11.1 answers so; 1.18 runs it): nothing was "
+         "applied; run it with execute";
+if (code == 0)
+  return "the server reported a failure without an error code" + to + " (the server's text: " +
+         server_text + ")";
+return "the server reported code " + std::to_string(code) + " (" +
+       server_category().message(static_cast<int>(code & 0x7fffffff)) + ")" + to +
+       " without an explanation (the server's text: " + server_text + ")";
+}
+
+}  // namespace detail
+
+}  // namespace dqlite
+// ---- end dqlite/impl/error.ipp ----
+// ---- begin dqlite/impl/sql_text.ipp ----
+// Definitions of detail/sql_text.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL sql_shape scan_sql(std::string_view sql) noexcept {
+  using namespace sql_scan;
+  sql_shape out;
+  out.first_end = sql.size();
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  // The statement being read.
+  std::size_t tokens = 0;     // tokens so far
+  std::size_t words = 0;      // leading words examined for CREATE [TEMP] TRIGGER
+  bool trigger = false;       // a CREATE TRIGGER statement: ';' ends it only after END
+  bool after_end = false;     // the last token was the word END
+  bool leading = true;        // still in the statement's leading words
+  std::size_t case_depth = 0;  // CASE expressions open (their END ends no trigger)
+  // Transaction control: 1 after a leading ROLLBACK, 2 after ROLLBACK TRANSACTION.
+  int rollback = 0;
+  auto end_statement = [&](std::size_t at) {
+    if (tokens > 0) {
+      if (++out.statements == 1) out.first_end = at;
+    }
+    if (rollback != 0) out.tx = tx_effect::closes;
+    rollback = 0;
+    tokens = 0;
+    words = 0;
+    trigger = false;
+    after_end = false;
+    leading = true;
+    case_depth = 0;
+  };
+  auto token = [&](std::string_view word) {
+    ++tokens;
+    after_end = false;
+    if (tokens == 1 && !word.empty()) {
+      if (word_is(word, "BEGIN") || word_is(word, "SAVEPOINT") || word_is(word, "RELEASE"))
+        out.tx = tx_effect::opens;
+      else if (word_is(word, "COMMIT") || word_is(word, "END"))
+        out.tx = tx_effect::closes;
+      else if (word_is(word, "ROLLBACK"))
+        rollback = 1;
+    } else if (rollback != 0 && !word.empty()) {
+      if (word_is(word, "TO"))
+        rollback = 0;  // ROLLBACK [TRANSACTION] TO savepoint: the transaction stays open
+      else if (rollback == 1 && word_is(word, "TRANSACTION"))
+        rollback = 2;
+    }
+    if (!word.empty() && word_is(word, "CASE")) {
+      ++case_depth;
+    } else if (!word.empty() && word_is(word, "END")) {
+      if (case_depth > 0)
+        --case_depth;  // the END of a CASE expression
+      else
+        after_end = true;
+    }
+    if (!word.empty() && word_is(word, "RETURNING")) out.returning = true;
+    if (!leading) return;
+    // Leading words: [EXPLAIN [QUERY PLAN]] CREATE [TEMP | TEMPORARY] TRIGGER.
+    if (word.empty()) {
+      leading = false;
+      return;
+    }
+    ++words;
+    if (word_is(word, "EXPLAIN") || word_is(word, "QUERY") || word_is(word, "PLAN") ||
+        word_is(word, "CREATE") || word_is(word, "TEMP") || word_is(word, "TEMPORARY")) {
+      if (words > 6) leading = false;
+      return;
+    }
+    if (word_is(word, "TRIGGER")) trigger = true;
+    leading = false;
+  };
+  while (i < n) {
+    const char c = sql[i];
+    if (is_space(c)) {
+      ++i;
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      i += 2;
+      while (i < n && !(sql[i] == '*' && i + 1 < n && sql[i + 1] == '/')) ++i;
+      i = i < n ? i + 2 : n;
+    } else if (c == ';') {
+      if (!trigger || after_end) end_statement(i + 1);
+      else after_end = false;
+      ++i;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      // A quoted string or identifier: the quote doubled inside stands for itself.
+      ++i;
+      for (;;) {
+        if (i >= n) break;
+        if (sql[i] == c) {
+          if (i + 1 < n && sql[i + 1] == c) {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+      token({});
+    } else if (c == '[') {
+      while (i < n && sql[i] != ']') ++i;
+      i = i < n ? i + 1 : n;
+      token({});
+    } else if (is_word_char(c)) {
+      const std::size_t start = i;
+      while (i < n && is_word_char(sql[i])) ++i;
+      token(sql.substr(start, i - start));
+    } else {
+      ++i;  // an operator or punctuation, a parameter marker...
+      token({});
+    }
+  }
+  end_statement(n);
+  return out;
+}
+
+DQLITE_DECL bool is_read_only_sql(std::string_view sql) noexcept {
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  auto lower = [](char ch) { return static_cast<char>(ch | 0x20); };
+  auto is_word_char = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || static_cast<unsigned char>(ch) >= 0x80;
+  };
+  // Skips one token that is not a word: white space, a comment, a string or quoted
+  // identifier, or one punctuation character. False at the end or in an unclosed token.
+  auto skip_other = [&]() -> bool {
+    char ch = sql[i];
+    if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+      return true;
+    }
+    if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
+      auto end = sql.find("*/", i + 2);
+      if (end == std::string_view::npos) return false;
+      i = end + 2;
+      return true;
+    }
+    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
+      char close = ch == '[' ? ']' : ch;
+      for (++i; i < n; ++i) {
+        if (sql[i] != close) continue;
+        if (close != ']' && i + 1 < n && sql[i + 1] == close) {  // doubled quote
+          ++i;
+          continue;
+        }
+        ++i;
+        return true;
+      }
+      return false;
+    }
+    ++i;
+    return true;
+  };
+  int depth = 0;
+  bool first = true;
+  while (i < n) {
+    if (!is_word_char(sql[i])) {
+      char ch = sql[i];
+      if (!skip_other()) return false;
+      if (ch == '(') ++depth;
+      if (ch == ')') --depth;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < n && is_word_char(sql[j])) ++j;
+    auto word = sql.substr(i, j - i);
+    i = j;
+    if (depth != 0) continue;
+    auto is = [&](std::string_view kw) {
+      if (word.size() != kw.size()) return false;
+      for (std::size_t k = 0; k < kw.size(); ++k)
+        if (lower(word[k]) != kw[k]) return false;
+      return true;
+    };
+    if (is("select") || is("values") || (first && is("explain"))) return true;
+    if (!(first && is("with"))) {
+      // After WITH: the names, RECURSIVE, AS, MATERIALIZED... until the main keyword.
+      if (first || is("insert") || is("update") || is("delete") || is("replace")) return false;
+    }
+    first = false;
+  }
+  return false;
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/sql_text.ipp ----
+// ---- begin dqlite/impl/encode.ipp ----
+// Definitions of wire/encode.hpp (see detail/config.hpp).
+
+
+namespace dqlite::wire {
+
+DQLITE_DECL frame_mark begin_frame(buffer& b, request type, std::uint8_t schema) {
+  frame_mark m{b.size()};
+  put_u32(b, 0);
+  put_u8(b, static_cast<std::uint8_t>(type));
+  put_u8(b, schema);
+  put_u8(b, 0);
+  put_u8(b, 0);
+  return m;
+}
+
+}  // namespace dqlite::wire
+// ---- end dqlite/impl/encode.ipp ----
+// ---- begin dqlite/impl/decode.ipp ----
+// Definitions of wire/decode.hpp (see detail/config.hpp).
+
+
+namespace dqlite::wire {
+
+DQLITE_DECL error_code rows_reader::start(bytes_view body, std::size_t max_columns) {
+  r_ = reader(body);
+  frame_size_ = body.size();
+  end_ = rows_end::none;
+  ec_ = {};
+  names_.clear();
+  announced_ = 0;
+  std::uint64_t n = 0;
+  if (auto ec = r_.u64(n)) return ec_ = ec;
+  announced_ = n;
+  if (n > max_columns) return ec_ = make_error_code(errc::too_many_columns);
+  // Every name takes at least one word: refuse counts the body cannot hold.
+  if (n > r_.remaining() / 8) return ec_ = make_error_code(errc::truncated);
+  // A vector that held the names of a much wider frame gives its memory back.
+  if (names_.capacity() > 2 * n + 64) std::vector<std::string_view>().swap(names_);
+  names_.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::string_view name;
+    if (auto ec = r_.text(name)) {
+      names_.clear();  // a frame that cannot be read has no columns
+      return ec_ = ec;
+    }
+    names_.push_back(name);
+  }
+  header_words_ = (names_.size() + 15) / 16;
+  return {};
+}
+
+DQLITE_DECL bool rows_reader::next(std::span<value_view> out) noexcept {
+  if (ec_ || end_ != rows_end::none) return false;
+  const std::byte* p = r_.position();
+  const std::byte* const end = p + r_.remaining();
+  if (end - p < 8) return fail(errc::invalid_row_marker);
+  const std::uint64_t word = load_u64(p);
+  if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
+  const std::size_t n = names_.size();
+  if (n == 0) return fail(errc::invalid_row_marker);
+  if (out.size() < n) return fail(errc::truncated);
+  const std::size_t header_bytes = header_words_ * 8;
+  if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
+  const std::byte* const header = p;
+  p += header_bytes;
+  for (std::size_t i = 0; i < n; ++i)
+    if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
+      return fail(e);
+  // The unused nibble of an odd count and the bytes after the types must be zero.
+  if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
+    return fail(errc::bad_padding);
+  for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
+    if (header[i] != std::byte{0}) return fail(errc::bad_padding);
+  r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
+  ++rows_read_;
+  return true;
+}
+
+}  // namespace dqlite::wire
+// ---- end dqlite/impl/decode.ipp ----
+// ---- begin dqlite/impl/mapping.ipp ----
+// Definitions of mapping.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+DQLITE_DECL std::string row_mapper_base::match_scalar(std::size_t columns, bool reject_extra) {
+  if (columns == 0) return "the statement returned no columns";
+  if (columns > 1 && reject_extra)
+    return "a single-value row type got " + std::to_string(columns) + " columns";
+  return {};
+}
+
+DQLITE_DECL std::string row_mapper_base::match_by_name(
+  const std::vector<std::string_view>& columns, std::span<const std::string_view> names,
+  std::span<std::size_t> col, bool reject_extra) {
+  std::string problems;
+  auto problem = [&](const std::string& p) {
+    if (!problems.empty()) problems += "; ";
+    problems += p;
+  };
+  std::vector<bool> used(columns.size(), false);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) {
+      problem("the field names of this row type cannot be determined with this compiler; "
+              "specialise dqlite::field_names<T> or use dqlite::by_position<T>");
+      break;
+    }
+    std::size_t found = columns.size();
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      if (columns[c] == names[i]) {
+        found = c;
+        break;
+      }
+    }
+    if (found == columns.size()) {
+      problem("field " + quote(names[i]) + " has no column of that name");
+    } else {
+      col[i] = found;
+      used[found] = true;
+    }
+  }
+  if (reject_extra)
+    for (std::size_t c = 0; c < columns.size(); ++c)
+      if (!used[c]) problem("column " + quote(columns[c]) + " matches no field");
+  return problems;
+}
+
+DQLITE_DECL std::string row_mapper_base::match_by_position(std::size_t columns,
+                                                     std::span<std::size_t> col,
+                                                     bool reject_extra) {
+  const std::size_t fields = col.size();
+  for (std::size_t i = 0; i < fields; ++i) col[i] = i;
+  if (columns < fields)
+    return "the row type has " + std::to_string(fields) + " fields but the result has " +
+           std::to_string(columns) + " columns";
+  if (columns > fields && reject_extra)
+    return "the result has " + std::to_string(columns) + " columns but the row type only " +
+           std::to_string(fields) + " fields";
+  return {};
+}
+
+DQLITE_DECL error_code row_mapper_base::finish_map(const std::vector<std::string_view>& columns,
+                                              const std::string& problems, diagnostics& diag,
+                                              std::span<const std::size_t> col,
+                                              std::size_t field_count, std::uint64_t natural) {
+  if (!problems.empty()) {
+    diag.assign("the result does not match the row type: " + problems);
+    return make_error_code(errc::column_mismatch);
+  }
+  saved_names_.assign(columns.begin(), columns.end());
+  // Direct reading needs the fields' columns in increasing order (true of by-position
+  // types and of most select lists): the values are read in column order.
+  columns_ = columns.size();
+  valid_header_ = no_header;  // not a valid header: the first row is checked
+  valid_headers_.clear();
+  direct_ = columns_ > 0;
+  for (std::size_t i = 0; i < col.size(); ++i)
+    if (col[i] >= columns_ || (i > 0 && col[i] <= col[i - 1])) direct_ = false;
+  // In order, one column per field, no other column: column i is field i.
+  natural_header_ = direct_ && columns_ == field_count ? natural : no_header;
+  return {};
+}
+
+DQLITE_DECL std::string row_mapper_base::describe_value_error(
+  const error_code& ec, std::size_t field_index, std::string_view name, std::size_t col,
+  const std::string& type_name, const wire::value_view& v) const {
+  std::string where = name.empty() ? std::string("field ") + std::to_string(field_index)
+                                   : "field " + quote(name);
+  where += " (" + type_name + ") from column " + quote(saved_names_[col]);
+  std::string what;
+  if (ec == make_error_code(errc::unexpected_null))
+    what = "is NULL (use std::optional for nullable columns)";
+  else if (ec == make_error_code(errc::out_of_range))
+    what = "value " +
+           (v.type == value_type::text || v.type == value_type::iso8601
+                ? "'" + std::string(v.bytes) + "'"
+                : std::to_string(v.integer)) +
+           " is out of range for " + type_name;
+  else if (ec == make_error_code(errc::invalid_time))
+    what = "value '" + std::string(v.bytes) + "' is not a valid date/time";
+  else
+    what = std::string("has type ") + wire::to_string(v.type) + ", which cannot be read as " +
+           type_name;
+  return where + ": " + what;
+}
+
+DQLITE_DECL void row_mapper_base::row_problems(diagnostics& diag, std::size_t row_index,
+                                             const std::string& problems) {
+  diag.assign("row " + std::to_string(row_index) + ": " + problems);
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/mapping.ipp ----
+// ---- begin dqlite/impl/procs.ipp ----
+// Definitions of detail/procs.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code malformed_rows(session_state& c, error_code ec) {
+  if (ec == make_error_code(errc::too_many_columns))
+    c.diag.assign("a ROWS frame announces " + std::to_string(c.rows.announced_columns()) +
+                  " columns, more than max_result_columns (" +
+                  std::to_string(c.opts.max_result_columns) + ")");
+  else if (ec == make_error_code(errc::unexpected_response))
+    c.diag.assign("the columns changed between the frames of one result");
+  else
+    c.diag.assign("the server sent a ROWS frame that cannot be read: " + ec.message());
+  return ec;
+}
+
+DQLITE_DECL error_code result_budget::check(session_state& c, std::size_t slots) {
+  const auto& o = c.opts;
+  if (!batch && o.max_result_rows != 0 && rows > o.max_result_rows) {
+    c.diag.assign("the result has more than max_result_rows (" +
+                  std::to_string(o.max_result_rows) + ") rows" +
+                  (dropped != 0 ? "; fetchone and fetchval read the whole result: add LIMIT 1"
+                                : "; raise the cap or narrow the query"));
+    return make_error_code(errc::result_too_large);
+  }
+  const std::size_t bytes = held + slots + dropped;
+  if (o.max_result_bytes != 0 && bytes > o.max_result_bytes) {
+    std::string what = batch ? "a batch of the cursor holds"
+                       : dropped != 0 ? "the result (the first row, and the rows read past "
+                                        "by their size) takes"
+                                      : "the rows of the result hold";
+    c.diag.assign(what + " more than max_result_bytes (" + std::to_string(o.max_result_bytes) +
+                  ") bytes; raise the cap or narrow the query" +
+                  (batch || dropped != 0 ? std::string() : std::string(", or use a cursor")));
+    return make_error_code(errc::result_too_large);
+  }
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/procs.ipp ----
+// ---- begin dqlite/impl/request.ipp ----
+// Definitions of detail/request.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& spec,
+                                        const sql_shape& shape, bool query, std::size_t params) {
+  if (query && !spec.prepared && shape.statements != 1) {
+    if (shape.statements == 0)
+      ci.diag.assign("the SQL text holds no statement");
+    else
+      ci.diag.assign("the SQL text holds " + std::to_string(shape.statements) +
+                     " statements, and a query (" + query_operations +
+                     ") runs exactly one (the first ends at byte " +
+                     std::to_string(shape.first_end) +
+                     "); run each on its own (execute runs several statements that return no "
+                     "rows). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (!query && shape.returning) {
+    ci.diag.assign(std::string("the statement has a RETURNING clause, so it returns rows: run it "
+                               "as a query (") + query_operations +
+                   "). execute refuses it because libdqlite aborts on such a statement sent "
+                   "as EXEC/EXEC_SQL (1.11.1 on any RETURNING, 1.18.6 when it returns two rows "
+                   "or more). Nothing was sent");
+    return make_error_code(errc::invalid_argument);
+  }
+  if (known_wide_params(ci) == wide_params::unsupported) {
+    if (params > wire::max_schema0_params) {
+      ci.diag.assign("the statement has " + std::to_string(params) +
+                     " parameters, and this server reads at most 255 per statement (it does not "
+                     "understand the encoding for more, which libdqlite reads from 1.12 on: "
+                     "it would bind wrong values). Nothing was sent");
+      return make_error_code(errc::too_many_parameters);
+    }
+    if (query && shape.returning) {
+      ci.diag.assign("this server (older than libdqlite 1.12) returns the rows of a statement "
+                     "with a RETURNING clause run as a query, but does not store its changes "
+                     "(libdqlite 1.11.1): run the statement without RETURNING through execute, "
+                     "then query what it wrote. Nothing was sent");
+      return make_error_code(errc::unsupported);
+    }
+  }
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/request.ipp ----
+// ---- begin dqlite/impl/server_probe.ipp ----
+// Definitions of detail/server_probe.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db) {
+  wire::frame_mark m{};
+  if (auto e = wire::begin_sql_request(b, wire::request::query_sql, db, "SELECT ?", m)) return e;
+  wire::put_u32(b, 1);                                                // count (schema 1: u32)
+  wire::put_u8(b, static_cast<std::uint8_t>(wire::value_type::integer));  // its type
+  wire::detail::pad_to_word(b);
+  wire::put_i64(b, wide_params_probe_value);
+  wire::set_frame_schema(b, m, 1);
+  wire::end_frame(b, m);
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/server_probe.ipp ----
+// ---- begin dqlite/impl/session.ipp ----
+// Definitions of detail/sansio/session.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as_holder) {
+  if (forked()) {
+    diag.assign("the connection was opened in another process (before fork()); open a new "
+                "connection in this process");
+    return make_error_code(errc::used_after_fork);
+  }
+  if (busy) {
+    diag.assign("another operation is running on this connection; wait for it to complete "
+                "(one operation at a time per connection)");
+    return make_error_code(errc::operation_in_progress);
+  }
+  if (holder != 0 && holder != as_holder) {
+    diag.assign("a cursor is reading a result on this connection; read it to the end or "
+                "close it first");
+    return make_error_code(errc::operation_in_progress);
+  }
+  if (needs_open && state != conn_state::open) {
+    diag.assign(state == conn_state::broken
+                    ? "the connection was closed after an earlier error: " + broken_by.message()
+                    : std::string("the connection is not open"));
+    return make_error_code(errc::not_connected);
+  }
+  busy = true;
+  timed_out = false;
+  ++op_seq;
+  diag.clear();
+  wbuf.clear();
+  return {};
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/session.ipp ----
 
 namespace dqlite::detail {
 

@@ -14,13 +14,10 @@
 
 namespace dqlite_test {
 
-/// What a response processor and a result sink need of a connection.
-struct sink_context {
-  std::vector<dqlite::wire::value_view> scratch;
-  dqlite::connection_options opts;
-  dqlite::diagnostics diag;
-  dqlite::wire::rows_reader rows;
-  bool drain_pending = false;  ///< set when the rest of a result is to be interrupted
+/// What a response processor and a result sink need of a connection: its session state,
+/// with the default options.
+struct sink_context : dqlite::detail::session_state {
+  sink_context() : session_state(dqlite::connection_options{}) {}
 };
 
 /// Builds the bodies of ROWS frames: rows are added one by one; a frame is closed (PART)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dqlite/detail/blocking.hpp>
+#include <dqlite/detail/config.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/server_probe.hpp>
 #include <dqlite/detail/sql_text.hpp>
@@ -50,80 +51,6 @@ struct request_spec {
   }
 };
 
-/// True when SQL text is a statement that cannot change the database: its main keyword
-/// is SELECT, VALUES or EXPLAIN, after white space, comments and (for WITH) the common
-/// table expressions, whose bodies are skipped as balanced parentheses with strings,
-/// quoted identifiers and comments taken whole. Anything else may write (INSERT, UPDATE,
-/// DELETE, REPLACE, also after WITH; PRAGMA may set a value; BEGIN, COMMIT...).
-inline bool is_read_only_sql(std::string_view sql) noexcept {
-  const std::size_t n = sql.size();
-  std::size_t i = 0;
-  auto lower = [](char ch) { return static_cast<char>(ch | 0x20); };
-  auto is_word_char = [](char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || static_cast<unsigned char>(ch) >= 0x80;
-  };
-  // Skips one token that is not a word: white space, a comment, a string or quoted
-  // identifier, or one punctuation character. False at the end or in an unclosed token.
-  auto skip_other = [&]() -> bool {
-    char ch = sql[i];
-    if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') ++i;
-      return true;
-    }
-    if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
-      auto end = sql.find("*/", i + 2);
-      if (end == std::string_view::npos) return false;
-      i = end + 2;
-      return true;
-    }
-    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
-      char close = ch == '[' ? ']' : ch;
-      for (++i; i < n; ++i) {
-        if (sql[i] != close) continue;
-        if (close != ']' && i + 1 < n && sql[i + 1] == close) {  // doubled quote
-          ++i;
-          continue;
-        }
-        ++i;
-        return true;
-      }
-      return false;
-    }
-    ++i;
-    return true;
-  };
-  int depth = 0;
-  bool first = true;
-  while (i < n) {
-    if (!is_word_char(sql[i])) {
-      char ch = sql[i];
-      if (!skip_other()) return false;
-      if (ch == '(') ++depth;
-      if (ch == ')') --depth;
-      continue;
-    }
-    std::size_t j = i;
-    while (j < n && is_word_char(sql[j])) ++j;
-    auto word = sql.substr(i, j - i);
-    i = j;
-    if (depth != 0) continue;
-    auto is = [&](std::string_view kw) {
-      if (word.size() != kw.size()) return false;
-      for (std::size_t k = 0; k < kw.size(); ++k)
-        if (lower(word[k]) != kw[k]) return false;
-      return true;
-    };
-    if (is("select") || is("values") || (first && is("explain"))) return true;
-    if (!(first && is("with"))) {
-      // After WITH: the names, RECURSIVE, AS, MATERIALIZED... until the main keyword.
-      if (first || is("insert") || is("update") || is("delete") || is("replace")) return false;
-    }
-    first = false;
-  }
-  return false;
-}
-
 /// Encodes the request into impl.wbuf.
 /// Statements need a database: a connection made without one (an empty
 /// connection_options::database, for administration) has none until async_open_database.
@@ -148,47 +75,8 @@ inline constexpr const char* query_operations =
 /// - on a server found not to read the parameter encoding for more than 255 parameters
 ///   (server_probe.hpp: libdqlite before 1.12), more than 255 parameters, which would be
 ///   bound wrong, and a query with a RETURNING clause, whose changes 1.11.1 does not store.
-template <class Impl>
-error_code check_statement(Impl& ci, const request_spec& spec, const sql_shape& shape, bool query,
-                           std::size_t params) {
-  if (query && !spec.prepared && shape.statements != 1) {
-    if (shape.statements == 0)
-      ci.diag.assign("the SQL text holds no statement");
-    else
-      ci.diag.assign("the SQL text holds " + std::to_string(shape.statements) +
-                     " statements, and a query (" + query_operations +
-                     ") runs exactly one (the first ends at byte " +
-                     std::to_string(shape.first_end) +
-                     "); run each on its own (execute runs several statements that return no "
-                     "rows). Nothing was sent");
-    return make_error_code(errc::invalid_argument);
-  }
-  if (!query && shape.returning) {
-    ci.diag.assign(std::string("the statement has a RETURNING clause, so it returns rows: run it "
-                               "as a query (") + query_operations +
-                   "). execute refuses it because libdqlite aborts on such a statement sent "
-                   "as EXEC/EXEC_SQL (1.11.1 on any RETURNING, 1.18.6 when it returns two rows "
-                   "or more). Nothing was sent");
-    return make_error_code(errc::invalid_argument);
-  }
-  if (known_wide_params(ci) == wide_params::unsupported) {
-    if (params > wire::max_schema0_params) {
-      ci.diag.assign("the statement has " + std::to_string(params) +
-                     " parameters, and this server reads at most 255 per statement (it does not "
-                     "understand the encoding for more, which libdqlite reads from 1.12 on: "
-                     "it would bind wrong values). Nothing was sent");
-      return make_error_code(errc::too_many_parameters);
-    }
-    if (query && shape.returning) {
-      ci.diag.assign("this server (older than libdqlite 1.12) returns the rows of a statement "
-                     "with a RETURNING clause run as a query, but does not store its changes "
-                     "(libdqlite 1.11.1): run the statement without RETURNING through execute, "
-                     "then query what it wrote. Nothing was sent");
-      return make_error_code(errc::unsupported);
-    }
-  }
-  return {};
-}
+DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& spec,
+                                        const sql_shape& shape, bool query, std::size_t params);
 
 /// Encodes the request into out (the connection's wbuf, or a buffer of its own while the
 /// server is probed first).
@@ -524,6 +412,10 @@ struct failed_initiation {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/request.ipp>
+#endif
 
 namespace boost::asio {
 

@@ -9,6 +9,7 @@
 // answers FAILURE 1005 "not an error" (and the connection stays usable).
 #pragma once
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/wire/decode.hpp>
@@ -38,17 +39,7 @@ void remember_wide_params(Impl& c, wide_params w) noexcept {
 inline constexpr std::int64_t wide_params_probe_value = 0x5c4e3a1f0d2b1907;
 
 /// Encodes the probe: QUERY_SQL "SELECT ?" with a schema-1 tuple holding one INTEGER.
-inline error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db) {
-  wire::frame_mark m{};
-  if (auto e = wire::begin_sql_request(b, wire::request::query_sql, db, "SELECT ?", m)) return e;
-  wire::put_u32(b, 1);                                                // count (schema 1: u32)
-  wire::put_u8(b, static_cast<std::uint8_t>(wire::value_type::integer));  // its type
-  wire::detail::pad_to_word(b);
-  wire::put_i64(b, wide_params_probe_value);
-  wire::set_frame_schema(b, m, 1);
-  wire::end_frame(b, m);
-  return {};
-}
+DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t db);
 
 /// The probe's answer: true when the server sent the integer back.
 struct wide_params_answer {
@@ -82,3 +73,7 @@ struct wide_params_probe_proc {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/server_probe.ipp>
+#endif

@@ -7,6 +7,7 @@
 // buffer unchanged.
 #pragma once
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/wire/protocol.hpp>
 
@@ -76,15 +77,7 @@ struct frame_mark {
 };
 
 /// Starts a frame: reserves the header.
-inline frame_mark begin_frame(buffer& b, request type, std::uint8_t schema = 0) {
-  frame_mark m{b.size()};
-  put_u32(b, 0);
-  put_u8(b, static_cast<std::uint8_t>(type));
-  put_u8(b, schema);
-  put_u8(b, 0);
-  put_u8(b, 0);
-  return m;
-}
+DQLITE_DECL frame_mark begin_frame(buffer& b, request type, std::uint8_t schema = 0);
 
 /// Sets the schema byte of a frame begun with begin_frame.
 inline void set_frame_schema(buffer& b, frame_mark m, std::uint8_t schema) {
@@ -300,3 +293,7 @@ inline error_code begin_sql_request(buffer& b, request type, std::uint64_t db,
 }
 
 }  // namespace dqlite::wire
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/encode.ipp>
+#endif

@@ -4,6 +4,7 @@
 // the connection adds the stream and its timer (detail/exchange.hpp).
 #pragma once
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/detail/sql_text.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/options.hpp>
@@ -180,35 +181,7 @@ struct session_state {
 
   /// Checks that a new operation may start and claims the connection for it. `as_holder`:
   /// the id of the cursor that holds the connection, when the operation is that cursor's.
-  error_code begin_op(bool needs_open, std::uint64_t as_holder = 0) {
-    if (forked()) {
-      diag.assign("the connection was opened in another process (before fork()); open a new "
-                  "connection in this process");
-      return make_error_code(errc::used_after_fork);
-    }
-    if (busy) {
-      diag.assign("another operation is running on this connection; wait for it to complete "
-                  "(one operation at a time per connection)");
-      return make_error_code(errc::operation_in_progress);
-    }
-    if (holder != 0 && holder != as_holder) {
-      diag.assign("a cursor is reading a result on this connection; read it to the end or "
-                  "close it first");
-      return make_error_code(errc::operation_in_progress);
-    }
-    if (needs_open && state != conn_state::open) {
-      diag.assign(state == conn_state::broken
-                      ? "the connection was closed after an earlier error: " + broken_by.message()
-                      : std::string("the connection is not open"));
-      return make_error_code(errc::not_connected);
-    }
-    busy = true;
-    timed_out = false;
-    ++op_seq;
-    diag.clear();
-    wbuf.clear();
-    return {};
-  }
+  DQLITE_DECL error_code begin_op(bool needs_open, std::uint64_t as_holder = 0);
 
   /// The stream can no longer be trusted: the connection is broken and its transport must
   /// be closed.
@@ -277,3 +250,7 @@ struct session_state {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/session.ipp>
+#endif

@@ -1,0 +1,38 @@
+// Definitions of detail/sansio/session.hpp (see detail/config.hpp).
+#pragma once
+
+#include <dqlite/detail/sansio/session.hpp>
+
+namespace dqlite::detail {
+
+DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as_holder) {
+  if (forked()) {
+    diag.assign("the connection was opened in another process (before fork()); open a new "
+                "connection in this process");
+    return make_error_code(errc::used_after_fork);
+  }
+  if (busy) {
+    diag.assign("another operation is running on this connection; wait for it to complete "
+                "(one operation at a time per connection)");
+    return make_error_code(errc::operation_in_progress);
+  }
+  if (holder != 0 && holder != as_holder) {
+    diag.assign("a cursor is reading a result on this connection; read it to the end or "
+                "close it first");
+    return make_error_code(errc::operation_in_progress);
+  }
+  if (needs_open && state != conn_state::open) {
+    diag.assign(state == conn_state::broken
+                    ? "the connection was closed after an earlier error: " + broken_by.message()
+                    : std::string("the connection is not open"));
+    return make_error_code(errc::not_connected);
+  }
+  busy = true;
+  timed_out = false;
+  ++op_seq;
+  diag.clear();
+  wbuf.clear();
+  return {};
+}
+
+}  // namespace dqlite::detail
