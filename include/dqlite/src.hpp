@@ -11,7 +11,8 @@
 // run_connect, run_blocking_exchange or run_blocking_connect, dqlite::client_category...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
-// messages, SQL text scanning, frame encoding and decoding, column matching), and the I/O
+// messages, SQL text scanning, frame encoding and decoding, column matching), the start of
+// every statement request (and the probe of the server some need first), and the I/O
 // loops that run every request exchange and every connection opening (asynchronous and
 // blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
@@ -51,6 +52,12 @@ template void run_connect<boost::asio::ip::tcp::socket>(
 template void run_connect<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
     std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler<boost::asio::any_io_executor>);
+template void start_request<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
+template void start_request<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
 template error_code run_blocking_exchange<boost::asio::ip::tcp::socket>(
     connection_impl<boost::asio::ip::tcp::socket>&, exchange_core&, std::chrono::milliseconds,
     bool*);

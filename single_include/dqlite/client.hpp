@@ -2767,6 +2767,20 @@ class exchange_core {
         interruptible_(interruptible),
         housekeeping_only_(housekeeping_only),
         params_(params) {}
+  /// A machine made before its request can start (a request that waits for a probe of
+  /// the server): begin() binds it to its session before it is resumed.
+  exchange_core(bool interruptible, bool housekeeping_only)
+      : s_(nullptr),
+        owns_(false),
+        interruptible_(interruptible),
+        housekeeping_only_(housekeeping_only) {}
+  /// What the first constructor takes, for a machine made with the second.
+  void begin(session_state& s, error_code init_ec, bool owns, exchange_params params) noexcept {
+    s_ = &s;
+    init_ec_ = init_ec;
+    owns_ = owns;
+    params_ = params;
+  }
   exchange_core(const exchange_core&) = default;
   exchange_core(exchange_core&&) = default;
   exchange_core& operator=(const exchange_core&) = default;
@@ -3085,6 +3099,34 @@ class exchange_core {
 /// behind by dropped cursors, statements and transactions are sent first, each awaiting
 /// its response.
 template <class Proc>
+constexpr bool proc_interruptible() {
+  if constexpr (requires { Proc::interruptible; })
+    return Proc::interruptible;
+  else
+    return false;
+}
+
+// The optional hooks of a response processor (see exchange_machine), with their defaults.
+template <class Proc>
+void proc_on_failure(Proc& p, session_state& s) {
+  if constexpr (requires { p.on_failure(s); }) p.on_failure(s);
+}
+template <class Proc>
+bool proc_holds(const Proc& p) {
+  if constexpr (requires { p.holds(); })
+    return p.holds();
+  else
+    return false;
+}
+template <class Proc>
+error_code proc_map_error(Proc& p, session_state& s, error_code ec, bool sent) {
+  if constexpr (requires { p.map_error(s, ec, sent); })
+    return p.map_error(s, ec, sent);
+  else
+    return ec;
+}
+
+template <class Proc>
 class exchange_machine final : public exchange_core {
  public:
   using result_type = typename Proc::result_type;
@@ -3095,12 +3137,7 @@ class exchange_machine final : public exchange_core {
                       requires { Proc::housekeeping_only; }),
         proc_(std::move(proc)) {}
 
-  static constexpr bool proc_interruptible() {
-    if constexpr (requires { Proc::interruptible; })
-      return Proc::interruptible;
-    else
-      return false;
-  }
+  static constexpr bool proc_interruptible() { return detail::proc_interruptible<Proc>(); }
 
   Proc& proc() noexcept { return proc_; }
   result_type take() {
@@ -3112,20 +3149,10 @@ class exchange_machine final : public exchange_core {
                       bool& done) override {
     return proc_.on_frame(s, h, body, done);
   }
-  void on_failure(session_state& s) override {
-    if constexpr (requires { proc_.on_failure(s); }) proc_.on_failure(s);
-  }
-  bool holds() const override {
-    if constexpr (requires { proc_.holds(); })
-      return proc_.holds();
-    else
-      return false;
-  }
+  void on_failure(session_state& s) override { proc_on_failure(proc_, s); }
+  bool holds() const override { return proc_holds(proc_); }
   error_code map_error(session_state& s, error_code ec, bool sent) override {
-    if constexpr (requires { proc_.map_error(s, ec, sent); })
-      return proc_.map_error(s, ec, sent);
-    else
-      return ec;
+    return proc_map_error(proc_, s, ec, sent);
   }
 
   Proc proc_;
@@ -4189,9 +4216,10 @@ constexpr bool erasable_handler =
 
 
 /// The part of a loop_target that holds the caller's handler: its allocation, its
-/// executor (the connection's when the handler has none) and its cancellation slot.
-template <class Derived, class Executor, class Handler>
-class loop_target_base : public loop_target<Executor> {
+/// executor (the connection's when the handler has none) and its cancellation slot. Base:
+/// loop_target<Executor>, or a class derived from it.
+template <class Derived, class Executor, class Handler, class Base = loop_target<Executor>>
+class loop_target_base : public Base {
  public:
   template <class... Args>
   static Derived* create(Args&&... args) {
@@ -4217,8 +4245,9 @@ class loop_target_base : public loop_target<Executor> {
   }
 
  protected:
-  template <class H>
-  loop_target_base(H&& h, const Executor& ex) : handler(std::forward<H>(h)), io_ex(ex) {}
+  template <class H, class... BaseArgs>
+  loop_target_base(H&& h, const Executor& ex, BaseArgs&&... base_args)
+      : Base(std::forward<BaseArgs>(base_args)...), handler(std::forward<H>(h)), io_ex(ex) {}
   ~loop_target_base() = default;
 
   Handler handler;
@@ -4252,6 +4281,80 @@ class exchange_target final
   }
 
   Machine m;
+};
+
+/// The target of a request's exchange as the library's code that does not depend on the
+/// caller's handler or the response processor sees it: the exchange machine (whose
+/// processor hooks the target supplies) and the completion of the caller's handler. It
+/// is made before the request can start (a request may first wait for a probe of the
+/// server): exchange_core::begin() binds it to the connection when it does.
+template <class Executor>
+class request_core : public loop_target<Executor>, public exchange_core {
+ public:
+  using exchange_core::begin;
+  /// Frees the target, then calls the caller's handler with ec and an empty result (the
+  /// request never started).
+  virtual void complete_empty(error_code ec, bool inline_done) = 0;
+
+ protected:
+  request_core(bool interruptible, bool housekeeping_only)
+      : exchange_core(interruptible, housekeeping_only) {}
+  ~request_core() = default;
+};
+
+/// A request_core for processor Proc and the caller's handler, completed with
+/// (error_code[, the processor's result]).
+template <class Executor, class Proc, class Handler>
+class request_target final
+    : public loop_target_base<request_target<Executor, Proc, Handler>, Executor, Handler,
+                              request_core<Executor>> {
+  using base =
+      loop_target_base<request_target, Executor, Handler, request_core<Executor>>;
+  using result_type = typename Proc::result_type;
+
+ public:
+  template <class H>
+  request_target(H&& h, const Executor& ex, Proc p)
+      : base(std::forward<H>(h), ex, proc_interruptible<Proc>(),
+             requires { Proc::housekeeping_only; }),
+        proc(std::move(p)) {}
+  ~request_target() = default;
+
+  void complete(error_code ec, bool inline_done) override {
+    if constexpr (std::is_void_v<result_type>) {
+      finish(ec, inline_done);
+    } else {
+      auto r = proc.take();
+      finish(ec, inline_done, std::move(r));
+    }
+  }
+  void complete_empty(error_code ec, bool inline_done) override {
+    if constexpr (std::is_void_v<result_type>)
+      finish(ec, inline_done);
+    else
+      finish(ec, inline_done, result_type{});
+  }
+
+  Proc proc;
+
+ private:
+  error_code on_frame(session_state& s, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) override {
+    return proc.on_frame(s, h, body, done);
+  }
+  void on_failure(session_state& s) override { proc_on_failure(proc, s); }
+  bool holds() const override { return proc_holds(proc); }
+  error_code map_error(session_state& s, error_code ec, bool sent) override {
+    return proc_map_error(proc, s, ec, sent);
+  }
+
+  template <class... R>
+  void finish(error_code ec, bool inline_done, R&&... r) {
+    Handler h(std::move(this->handler));
+    Executor ex(this->io_ex);
+    this->destroy();
+    deliver(std::move(h), ex, inline_done, ec, std::forward<R>(r)...);
+  }
 };
 
 /// The machine slot of an operation with no machine and no result of its own (opening a
@@ -4350,28 +4453,48 @@ struct exchange_completion {
   }
 };
 
+/// Claims connection c for an exchange and encodes its request through
+/// `encode(impl) -> error_code`, called only when the connection could be claimed. Returns
+/// the exchange's initial error; owns: the connection was claimed.
+template <class Stream, class Encode>
+error_code claim_and_encode(connection_impl<Stream>& c, Encode&& encode,
+                            const exchange_params& params, bool& owns) {
+  error_code ec = c.begin_op(params.needs_open, params.holder);
+  owns = !ec;
+  if (!ec) {
+    ec = encode(c);
+    if (ec && c.diag.empty()) c.diag.assign("the request could not be encoded: " + ec.message());
+    if (!ec && params.holder == 0) ec = take_unasked(c, params.may_write);
+  }
+  return ec;
+}
+
+/// Starts the exchange of request target t (see claim_and_encode).
+template <class Stream, class Encode>
+void begin_request(const std::shared_ptr<connection_impl<Stream>>& c,
+                   request_core<typename Stream::executor_type>& t, Encode&& encode,
+                   exchange_params params) {
+  bool owns = false;
+  const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
+  t.begin(*c, ec, owns, params);
+  run_exchange(c, t, params.timeout, loop_handler<typename Stream::executor_type>(&t));
+}
+
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
 void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc,
                     Handler&& handler, Encode&& encode, exchange_params params) {
-  error_code ec = c->begin_op(params.needs_open, params.holder);
-  bool owns = !ec;
-  if (!ec) {
-    ec = encode(*c);
-    if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
-    if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
-  }
   using machine = exchange_machine<Proc>;
   using executor = typename Stream::executor_type;
   using handler_type = std::decay_t<Handler>;
   if constexpr (erasable_handler<handler_type, executor>) {
-    auto* t = exchange_target<executor, machine, handler_type>::create(
-        std::forward<Handler>(handler), c->stream.get_executor(), *c, std::move(proc), ec, owns,
-        params);
-    exchange_core& core = t->m;
-    run_exchange(c, core, params.timeout, loop_handler<executor>(t));
+    auto* t = request_target<executor, Proc, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor(), std::move(proc));
+    begin_request(c, *t, std::forward<Encode>(encode), params);
   } else {
+    bool owns = false;
+    const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
     auto m = allocate_machine<machine>(handler, *c, std::move(proc), ec, owns, params);
     exchange_core& core = *m;
     using completion = exchange_completion<machine, handler_type, executor,
@@ -5162,13 +5285,8 @@ extern template error_code run_blocking_connect<boost::asio::local::stream_proto
 template <class Stream, class Proc, class Encode>
 auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
                        exchange_params params, error_code& ec, diagnostics& diag) {
-  error_code e = c.begin_op(params.needs_open, params.holder);
-  bool owns = !e;
-  if (!e) {
-    e = encode(c);
-    if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
-    if (!e && params.holder == 0) e = take_unasked(c, params.may_write);
-  }
+  bool owns = false;
+  const error_code e = claim_and_encode(c, std::forward<Encode>(encode), params, owns);
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
     trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);
@@ -7638,6 +7756,7 @@ auto with_token(F&& f, Args&&... args) {
 #include <boost/asio/associator.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/system_executor.hpp>
 
 #include <cstddef>
@@ -7646,6 +7765,7 @@ auto with_token(F&& f, Args&&... args) {
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -7702,37 +7822,27 @@ inline constexpr const char* query_operations =
 DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& spec,
                                         const sql_shape& shape, bool query, std::size_t params);
 
+/// Writes a request's parameters (a std::tuple<const P&...>) into a frame being built.
+using params_writer = error_code (*)(wire::buffer& out, wire::frame_mark m, const void* params);
+
+template <class... P>
+error_code write_params_tuple(wire::buffer& out, wire::frame_mark m, const void* params) {
+  return std::apply([&](const P&... p) { return write_params(out, m, p...); },
+                    *static_cast<const std::tuple<const P&...>*>(params));
+}
+
 /// Encodes the request into out (the connection's wbuf, or a buffer of its own while the
-/// server is probed first).
-template <class Impl, class... P>
-error_code encode_request_to(wire::buffer& out, Impl& ci, const request_spec& spec, bool query,
-                             const P&... params) {
-  if (auto e = check_database(ci)) return e;
-  wire::frame_mark m{};
-  if (spec.prepared) {
-    if (spec.generation != ci.generation) {
-      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
-                     "this connection; prepare it again");
-      return make_error_code(errc::not_connected);
-    }
-    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
-  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
-    ci.diag.assign("the SQL text contains a NUL byte");
-    return e;
-  }
-  if (auto e = write_params(out, m, params...)) {
-    if (e == make_error_code(errc::invalid_argument))
-      ci.diag.assign("a text parameter contains a NUL byte");
-    else if (e == make_error_code(errc::out_of_range))
-      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
-                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
-                     "functions and of the ISO-8601 text a time is sent as)");
-    else
-      ci.diag.assign("a parameter could not be bound: " + e.message());
-    return e;
-  }
-  wire::end_frame(out, m);
-  return {};
+/// server is probed first), its parameters written by write from params.
+DQLITE_DECL error_code encode_request(wire::buffer& out, session_state& ci,
+                                      const request_spec& spec, bool query, params_writer write,
+                                      const void* params);
+
+/// The same, with the parameters given.
+template <class... P>
+error_code encode_request_to(wire::buffer& out, session_state& ci, const request_spec& spec,
+                             bool query, const P&... params) {
+  const std::tuple<const P&...> refs(params...);
+  return encode_request(out, ci, spec, query, &write_params_tuple<P...>, &refs);
 }
 
 /// Encodes EXEC_SQL of a fixed SQL text without parameters (BEGIN, COMMIT, ROLLBACK).
@@ -7772,8 +7882,163 @@ exchange_params statement_params(const Impl& c, const request_spec& spec, const 
                          shape.tx};
 }
 
+/// Whether a request must wait for the wide-parameter probe (server_probe.hpp): it has
+/// more than 255 parameters, or is a query with RETURNING, on an open connection whose
+/// server has not been probed yet, and nothing else runs on the connection.
+DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, bool query,
+                             std::size_t n);
+
+/// The probe's answer: what the server reads, unless the probe failed otherwise than by
+/// the server's refusal (false: the connection failed, ec says how).
+inline bool record_probe(session_state& c, const error_code& ec, const wide_params_answer& answer) {
+  const bool refused = ec.category() == server_category() ||
+                       ec == make_error_code(errc::server_failure);
+  if (ec && !refused) return false;
+  remember_wide_params(c, !ec && answer.echoed ? wide_params::supported : wide_params::unsupported);
+  return true;
+}
+
+/// What start_request needs of a statement request: its parameters only while it starts.
+struct request_start {
+  request_spec spec;
+  bool query;
+  std::size_t n;  ///< the number of parameters
+  params_writer write;
+  const void* params;
+};
+
+/// The wide-parameter probe before a request (start_request), and then the request: the
+/// target of the probe's exchange. Its executor and cancellation slot are those of the
+/// request's target, which it owns until it starts the request (or completes it, when the
+/// probe failed).
+template <class Stream>
+class probe_then_start final : public loop_target<typename Stream::executor_type> {
+  using io_executor = typename Stream::executor_type;
+  using impl = connection_impl<Stream>;
+
+ public:
+  /// Starts the probe; request: the request, encoded (its parameters are gone after this).
+  static void run(const std::shared_ptr<impl>& c, request_core<io_executor>& t, request_spec spec,
+                  const sql_shape& shape, bool query, std::size_t n, wire::buffer request,
+                  const exchange_params& exchange) {
+    spec.sql = {};  // only valid while the operation starts
+    boost::asio::recycling_allocator<probe_then_start> alloc;
+    auto* p = ::new (static_cast<void*>(alloc.allocate(1)))
+        probe_then_start(c, t, spec, shape, query, n, std::move(request), exchange);
+    const exchange_params probe{true, c->opts.request_timeout, 0};
+    bool owns = false;
+    const error_code ec = claim_and_encode(
+        *c,
+        [](impl& ci) -> error_code {
+          if (auto e = check_database(ci)) return e;
+          return encode_wide_params_probe(ci.wbuf, ci.db_id);
+        },
+        probe, owns);
+    p->m_.emplace(*c, wide_params_probe_proc{}, ec, owns, probe);
+    run_exchange(c, *p->m_, probe.timeout, loop_handler<io_executor>(p));
+  }
+
+  void complete(error_code ec, bool inline_done) override {
+    const wide_params_answer answer = m_->take();
+    request_core<io_executor>& t = *std::exchange(t_, nullptr);
+    std::shared_ptr<impl> c = std::move(c_);
+    request_spec spec = spec_;
+    const sql_shape shape = shape_;
+    const bool query = query_;
+    const std::size_t n = n_;
+    wire::buffer request = std::move(request_);
+    const std::uint64_t generation = generation_;
+    const exchange_params exchange = exchange_;
+    destroy();
+    if (!record_probe(*c, ec, answer)) return t.complete_empty(ec, inline_done);
+    begin_request(
+        c, t,
+        [&](impl& ci) -> error_code {
+          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+          if (ci.generation != generation) {
+            ci.diag.assign("the connection was reopened while the request was prepared");
+            return make_error_code(errc::not_connected);
+          }
+          ci.wbuf = std::move(request);
+          return {};
+        },
+        exchange);
+  }
+  void destroy() noexcept override {
+    if (t_) std::exchange(t_, nullptr)->destroy();  // abandoned: the request never starts
+    this->~probe_then_start();
+    boost::asio::recycling_allocator<probe_then_start>().deallocate(this, 1);
+  }
+  io_executor executor() const noexcept override { return t_->executor(); }
+  boost::asio::cancellation_slot slot() const noexcept override { return t_->slot(); }
+
+ private:
+  probe_then_start(const std::shared_ptr<impl>& c, request_core<io_executor>& t,
+                   const request_spec& spec, const sql_shape& shape, bool query, std::size_t n,
+                   wire::buffer request, const exchange_params& exchange)
+      : c_(c),
+        t_(&t),
+        spec_(spec),
+        shape_(shape),
+        query_(query),
+        n_(n),
+        request_(std::move(request)),
+        generation_(c->generation),
+        exchange_(exchange) {}
+  ~probe_then_start() = default;
+
+  std::shared_ptr<impl> c_;
+  request_core<io_executor>* t_;  ///< owned until the request starts
+  request_spec spec_;
+  sql_shape shape_;
+  bool query_;
+  std::size_t n_;
+  wire::buffer request_;
+  std::uint64_t generation_;  ///< the opening the request was encoded for
+  exchange_params exchange_;  ///< the request's, found while it started (spec.sql is gone)
+  std::optional<exchange_machine<wide_params_probe_proc>> m_;
+};
+
+/// Starts statement request s on connection c, completing target t: the probe first when
+/// the request needs it (needs_probe), then the request. Compiled once per stream type,
+/// whatever the caller's handler and the response processor (with
+/// DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms in the unit that
+/// includes <dqlite/src.hpp>).
+template <class Stream>
+void start_request(const std::shared_ptr<connection_impl<Stream>>& c,
+                   request_core<typename Stream::executor_type>& t, const request_start& s) {
+  const sql_shape shape = s.spec.shape();
+  const exchange_params exchange = statement_params(*c, s.spec, shape, s.query);
+  if (needs_probe(*c, shape, s.query, s.n) &&
+      !check_statement(*c, s.spec, shape, s.query, s.n)) {
+    wire::buffer request;
+    if (!encode_request(request, *c, s.spec, s.query, s.write, s.params))
+      return probe_then_start<Stream>::run(c, t, s.spec, shape, s.query, s.n,
+                                            std::move(request), exchange);
+    c->diag.clear();  // the same error is found again below, and reported there
+  }
+  begin_request(
+      c, t,
+      [&](connection_impl<Stream>& ci) -> error_code {
+        if (auto e = check_statement(ci, s.spec, shape, s.query, s.n)) return e;
+        return encode_request(ci.wbuf, ci, s.spec, s.query, s.write, s.params);
+      },
+      exchange);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>.
+extern template void start_request<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
+extern template void start_request<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
+#endif
+
 /// The completion of the wide-parameter probe (server_probe.hpp) that runs before a
-/// request that needs it: records what the server reads, then starts the request, encoded
+/// request that needs it, for a caller's handler that start_request cannot take (see
+/// erasable_handler): records what the server reads, then starts the request, encoded
 /// beforehand (its parameters are only referenced while it starts), with the caller's
 /// handler. A plain handler rather than a composed operation: its executor, allocator and
 /// cancellation slot are the caller's handler's (see the associator below), and the
@@ -7794,16 +8059,12 @@ struct probe_then_request {
 
   /// Called as an exchange's handler is (never inside the initiating function).
   void operator()(error_code ec, wide_params_answer answer) {
-    const bool refused = ec.category() == server_category() ||
-                         ec == make_error_code(errc::server_failure);
-    if (ec && !refused) {  // the connection failed: report that
+    if (!record_probe(*c, ec, answer)) {  // the connection failed: report that
       if constexpr (std::is_void_v<result_type>)
         return std::move(handler)(ec);
       else
         return std::move(handler)(ec, result_type{});
     }
-    remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
-                                                   : wide_params::unsupported);
     auto conn = c;
     start_exchange(
         conn, std::move(proc), std::move(handler),
@@ -7826,10 +8087,7 @@ struct probe_then_request {
 template <class Impl>
 bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, bool query,
                     std::size_t n, error_code& ec, dqlite::diagnostics& d) {
-  const bool wide = n > wire::max_schema0_params;
-  if (!(wide || (query && shape.returning)) || c.state != conn_state::open || c.busy ||
-      c.holder != 0 || known_wide_params(c) != wide_params::unknown ||
-      check_statement(c, spec, shape, query, n))
+  if (!needs_probe(c, shape, query, n) || check_statement(c, spec, shape, query, n))
     return true;
   auto answer = blocking_exchange(
       c, wide_params_probe_proc{},
@@ -7838,9 +8096,7 @@ bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, b
         return encode_wide_params_probe(ci.wbuf, ci.db_id);
       },
       exchange_params{true, c.opts.request_timeout, 0}, ec, d);
-  const bool refused = ec.category() == server_category() || ec == make_error_code(errc::server_failure);
-  if (ec && !refused) return false;
-  remember_wide_params(c, !ec && answer.echoed ? wide_params::supported : wide_params::unsupported);
+  if (!record_probe(c, ec, answer)) return false;
   ec = {};
   d = {};
   return true;
@@ -7948,41 +8204,49 @@ struct request_initiation {
     if (!c)
       return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
           std::forward<Handler>(h), ex);
-    const sql_shape shape = spec.shape();
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
-    // More than 255 parameters, or a query with RETURNING, on a connection whose server has
-    // not been probed yet: probe first.
-    const bool wide = n > wire::max_schema0_params;
-    if ((wide || (query && shape.returning)) && c->state == conn_state::open && !c->busy &&
-        c->holder == 0 && known_wide_params(*c) == wide_params::unknown &&
-        !check_statement(*c, spec, shape, query, n)) {
-      wire::buffer request;
-      if (!encode_request_to(request, *c, spec, query, params...)) {
-        using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
-        auto conn = c;
-        const auto timeout = c->opts.request_timeout;
-        // The SQL text is only valid while the operation starts: what the request needs
-        // from it is found now (encoded request, shape, exchange parameters).
-        const exchange_params exchange = statement_params(*c, spec, shape, query);
-        request_spec kept = spec;
-        kept.sql = {};
-        start_exchange(
-            conn, wide_params_probe_proc{},
-            then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
-                 std::move(request), c->generation, exchange},
-            [](Impl& ci) -> error_code {
-              if (auto e = check_database(ci)) return e;
-              return encode_wide_params_probe(ci.wbuf, ci.db_id);
-            },
-            exchange_params{true, timeout, 0});
-        return;
+    using executor = typename Impl::executor_type;
+    using handler_type = std::decay_t<Handler>;
+    if constexpr (erasable_handler<handler_type, executor>) {
+      // What depends on the handler and the processor is the target; the rest is compiled
+      // once (start_request).
+      auto* t = request_target<executor, Proc, handler_type>::create(
+          std::forward<Handler>(h), c->stream.get_executor(), std::move(proc));
+      const std::tuple<const P&...> refs(params...);
+      start_request(c, *t, request_start{spec, query, n, &write_params_tuple<P...>, &refs});
+    } else {
+      const sql_shape shape = spec.shape();
+      // More than 255 parameters, or a query with RETURNING, on a connection whose server has
+      // not been probed yet: probe first.
+      if (needs_probe(*c, shape, query, n) && !check_statement(*c, spec, shape, query, n)) {
+        wire::buffer request;
+        if (!encode_request_to(request, *c, spec, query, params...)) {
+          using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
+          auto conn = c;
+          const auto timeout = c->opts.request_timeout;
+          // The SQL text is only valid while the operation starts: what the request needs
+          // from it is found now (encoded request, shape, exchange parameters).
+          const exchange_params exchange = statement_params(*c, spec, shape, query);
+          request_spec kept = spec;
+          kept.sql = {};
+          start_exchange(
+              conn, wide_params_probe_proc{},
+              then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
+                   std::move(request), c->generation, exchange},
+              [](Impl& ci) -> error_code {
+                if (auto e = check_database(ci)) return e;
+                return encode_wide_params_probe(ci.wbuf, ci.db_id);
+              },
+              exchange_params{true, timeout, 0});
+          return;
+        }
+        c->diag.clear();  // the same error is found again below, and reported there
       }
-      c->diag.clear();  // the same error is found again below, and reported there
+      start_exchange(
+          c, std::move(proc), std::forward<Handler>(h),
+          [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
+          statement_params(*c, spec, shape, query));
     }
-    start_exchange(
-        c, std::move(proc), std::forward<Handler>(h),
-        [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
-        statement_params(*c, spec, shape, query));
   }
 };
 
@@ -8083,6 +8347,45 @@ DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& sp
     }
   }
   return {};
+}
+
+DQLITE_DECL error_code encode_request(wire::buffer& out, session_state& ci,
+                                      const request_spec& spec, bool query, params_writer write,
+                                      const void* params) {
+  if (auto e = check_database(ci)) return e;
+  wire::frame_mark m{};
+  if (spec.prepared) {
+    if (spec.generation != ci.generation) {
+      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
+                     "this connection; prepare it again");
+      return make_error_code(errc::not_connected);
+    }
+    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
+  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
+    ci.diag.assign("the SQL text contains a NUL byte");
+    return e;
+  }
+  if (auto e = write(out, m, params)) {
+    if (e == make_error_code(errc::invalid_argument))
+      ci.diag.assign("a text parameter contains a NUL byte");
+    else if (e == make_error_code(errc::out_of_range))
+      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
+                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
+                     "functions and of the ISO-8601 text a time is sent as)");
+    else
+      ci.diag.assign("a parameter could not be bound: " + e.message());
+    return e;
+  }
+  wire::end_frame(out, m);
+  return {};
+}
+
+
+DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, bool query,
+                             std::size_t n) {
+  const bool wide = n > wire::max_schema0_params;
+  return (wide || (query && shape.returning)) && c.state == conn_state::open && !c.busy &&
+         c.holder == 0 && known_wide_params(c) == wide_params::unknown;
 }
 
 }  // namespace dqlite::detail

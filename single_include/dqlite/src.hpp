@@ -28,7 +28,8 @@
 // run_connect, run_blocking_exchange or run_blocking_connect, dqlite::client_category...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
-// messages, SQL text scanning, frame encoding and decoding, column matching), and the I/O
+// messages, SQL text scanning, frame encoding and decoding, column matching), the start of
+// every statement request (and the probe of the server some need first), and the I/O
 // loops that run every request exchange and every connection opening (asynchronous and
 // blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
@@ -595,6 +596,45 @@ DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& sp
   return {};
 }
 
+DQLITE_DECL error_code encode_request(wire::buffer& out, session_state& ci,
+                                      const request_spec& spec, bool query, params_writer write,
+                                      const void* params) {
+  if (auto e = check_database(ci)) return e;
+  wire::frame_mark m{};
+  if (spec.prepared) {
+    if (spec.generation != ci.generation) {
+      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
+                     "this connection; prepare it again");
+      return make_error_code(errc::not_connected);
+    }
+    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
+  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
+    ci.diag.assign("the SQL text contains a NUL byte");
+    return e;
+  }
+  if (auto e = write(out, m, params)) {
+    if (e == make_error_code(errc::invalid_argument))
+      ci.diag.assign("a text parameter contains a NUL byte");
+    else if (e == make_error_code(errc::out_of_range))
+      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
+                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
+                     "functions and of the ISO-8601 text a time is sent as)");
+    else
+      ci.diag.assign("a parameter could not be bound: " + e.message());
+    return e;
+  }
+  wire::end_frame(out, m);
+  return {};
+}
+
+
+DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, bool query,
+                             std::size_t n) {
+  const bool wide = n > wire::max_schema0_params;
+  return (wide || (query && shape.returning)) && c.state == conn_state::open && !c.busy &&
+         c.holder == 0 && known_wide_params(c) == wide_params::unknown;
+}
+
 }  // namespace dqlite::detail
 // ---- end dqlite/impl/request.ipp ----
 // ---- begin dqlite/impl/server_probe.ipp ----
@@ -670,6 +710,12 @@ template void run_connect<boost::asio::ip::tcp::socket>(
 template void run_connect<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
     std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler<boost::asio::any_io_executor>);
+template void start_request<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
+template void start_request<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
 template error_code run_blocking_exchange<boost::asio::ip::tcp::socket>(
     connection_impl<boost::asio::ip::tcp::socket>&, exchange_core&, std::chrono::milliseconds,
     bool*);

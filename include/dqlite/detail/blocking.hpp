@@ -335,13 +335,8 @@ extern template error_code run_blocking_connect<boost::asio::local::stream_proto
 template <class Stream, class Proc, class Encode>
 auto blocking_exchange(connection_impl<Stream>& c, Proc proc, Encode&& encode,
                        exchange_params params, error_code& ec, diagnostics& diag) {
-  error_code e = c.begin_op(params.needs_open, params.holder);
-  bool owns = !e;
-  if (!e) {
-    e = encode(c);
-    if (e && c.diag.empty()) c.diag.assign("the request could not be encoded: " + e.message());
-    if (!e && params.holder == 0) e = take_unasked(c, params.may_write);
-  }
+  bool owns = false;
+  const error_code e = claim_and_encode(c, std::forward<Encode>(encode), params, owns);
   exchange_machine<Proc> m(c, std::move(proc), e, owns, params);
   if (c.opts.trace && owns && !m.housekeeping_only()) [[unlikely]]
     trace_begin(c, true, m.failed_early(), c.wbuf.empty(), !params.needs_open);

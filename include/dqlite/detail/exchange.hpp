@@ -702,9 +702,10 @@ constexpr bool erasable_handler =
 
 
 /// The part of a loop_target that holds the caller's handler: its allocation, its
-/// executor (the connection's when the handler has none) and its cancellation slot.
-template <class Derived, class Executor, class Handler>
-class loop_target_base : public loop_target<Executor> {
+/// executor (the connection's when the handler has none) and its cancellation slot. Base:
+/// loop_target<Executor>, or a class derived from it.
+template <class Derived, class Executor, class Handler, class Base = loop_target<Executor>>
+class loop_target_base : public Base {
  public:
   template <class... Args>
   static Derived* create(Args&&... args) {
@@ -730,8 +731,9 @@ class loop_target_base : public loop_target<Executor> {
   }
 
  protected:
-  template <class H>
-  loop_target_base(H&& h, const Executor& ex) : handler(std::forward<H>(h)), io_ex(ex) {}
+  template <class H, class... BaseArgs>
+  loop_target_base(H&& h, const Executor& ex, BaseArgs&&... base_args)
+      : Base(std::forward<BaseArgs>(base_args)...), handler(std::forward<H>(h)), io_ex(ex) {}
   ~loop_target_base() = default;
 
   Handler handler;
@@ -765,6 +767,80 @@ class exchange_target final
   }
 
   Machine m;
+};
+
+/// The target of a request's exchange as the library's code that does not depend on the
+/// caller's handler or the response processor sees it: the exchange machine (whose
+/// processor hooks the target supplies) and the completion of the caller's handler. It
+/// is made before the request can start (a request may first wait for a probe of the
+/// server): exchange_core::begin() binds it to the connection when it does.
+template <class Executor>
+class request_core : public loop_target<Executor>, public exchange_core {
+ public:
+  using exchange_core::begin;
+  /// Frees the target, then calls the caller's handler with ec and an empty result (the
+  /// request never started).
+  virtual void complete_empty(error_code ec, bool inline_done) = 0;
+
+ protected:
+  request_core(bool interruptible, bool housekeeping_only)
+      : exchange_core(interruptible, housekeeping_only) {}
+  ~request_core() = default;
+};
+
+/// A request_core for processor Proc and the caller's handler, completed with
+/// (error_code[, the processor's result]).
+template <class Executor, class Proc, class Handler>
+class request_target final
+    : public loop_target_base<request_target<Executor, Proc, Handler>, Executor, Handler,
+                              request_core<Executor>> {
+  using base =
+      loop_target_base<request_target, Executor, Handler, request_core<Executor>>;
+  using result_type = typename Proc::result_type;
+
+ public:
+  template <class H>
+  request_target(H&& h, const Executor& ex, Proc p)
+      : base(std::forward<H>(h), ex, proc_interruptible<Proc>(),
+             requires { Proc::housekeeping_only; }),
+        proc(std::move(p)) {}
+  ~request_target() = default;
+
+  void complete(error_code ec, bool inline_done) override {
+    if constexpr (std::is_void_v<result_type>) {
+      finish(ec, inline_done);
+    } else {
+      auto r = proc.take();
+      finish(ec, inline_done, std::move(r));
+    }
+  }
+  void complete_empty(error_code ec, bool inline_done) override {
+    if constexpr (std::is_void_v<result_type>)
+      finish(ec, inline_done);
+    else
+      finish(ec, inline_done, result_type{});
+  }
+
+  Proc proc;
+
+ private:
+  error_code on_frame(session_state& s, const wire::frame_header& h, wire::bytes_view body,
+                      bool& done) override {
+    return proc.on_frame(s, h, body, done);
+  }
+  void on_failure(session_state& s) override { proc_on_failure(proc, s); }
+  bool holds() const override { return proc_holds(proc); }
+  error_code map_error(session_state& s, error_code ec, bool sent) override {
+    return proc_map_error(proc, s, ec, sent);
+  }
+
+  template <class... R>
+  void finish(error_code ec, bool inline_done, R&&... r) {
+    Handler h(std::move(this->handler));
+    Executor ex(this->io_ex);
+    this->destroy();
+    deliver(std::move(h), ex, inline_done, ec, std::forward<R>(r)...);
+  }
 };
 
 /// The machine slot of an operation with no machine and no result of its own (opening a
@@ -863,28 +939,48 @@ struct exchange_completion {
   }
 };
 
+/// Claims connection c for an exchange and encodes its request through
+/// `encode(impl) -> error_code`, called only when the connection could be claimed. Returns
+/// the exchange's initial error; owns: the connection was claimed.
+template <class Stream, class Encode>
+error_code claim_and_encode(connection_impl<Stream>& c, Encode&& encode,
+                            const exchange_params& params, bool& owns) {
+  error_code ec = c.begin_op(params.needs_open, params.holder);
+  owns = !ec;
+  if (!ec) {
+    ec = encode(c);
+    if (ec && c.diag.empty()) c.diag.assign("the request could not be encoded: " + ec.message());
+    if (!ec && params.holder == 0) ec = take_unasked(c, params.may_write);
+  }
+  return ec;
+}
+
+/// Starts the exchange of request target t (see claim_and_encode).
+template <class Stream, class Encode>
+void begin_request(const std::shared_ptr<connection_impl<Stream>>& c,
+                   request_core<typename Stream::executor_type>& t, Encode&& encode,
+                   exchange_params params) {
+  bool owns = false;
+  const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
+  t.begin(*c, ec, owns, params);
+  run_exchange(c, t, params.timeout, loop_handler<typename Stream::executor_type>(&t));
+}
+
 /// Starts an exchange whose request the caller encodes through `encode(impl) -> error_code`,
 /// called only when the connection could be claimed.
 template <class Stream, class Proc, class Handler, class Encode>
 void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc,
                     Handler&& handler, Encode&& encode, exchange_params params) {
-  error_code ec = c->begin_op(params.needs_open, params.holder);
-  bool owns = !ec;
-  if (!ec) {
-    ec = encode(*c);
-    if (ec && c->diag.empty()) c->diag.assign("the request could not be encoded: " + ec.message());
-    if (!ec && params.holder == 0) ec = take_unasked(*c, params.may_write);
-  }
   using machine = exchange_machine<Proc>;
   using executor = typename Stream::executor_type;
   using handler_type = std::decay_t<Handler>;
   if constexpr (erasable_handler<handler_type, executor>) {
-    auto* t = exchange_target<executor, machine, handler_type>::create(
-        std::forward<Handler>(handler), c->stream.get_executor(), *c, std::move(proc), ec, owns,
-        params);
-    exchange_core& core = t->m;
-    run_exchange(c, core, params.timeout, loop_handler<executor>(t));
+    auto* t = request_target<executor, Proc, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor(), std::move(proc));
+    begin_request(c, *t, std::forward<Encode>(encode), params);
   } else {
+    bool owns = false;
+    const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
     auto m = allocate_machine<machine>(handler, *c, std::move(proc), ec, owns, params);
     exchange_core& core = *m;
     using completion = exchange_completion<machine, handler_type, executor,

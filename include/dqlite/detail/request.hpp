@@ -14,6 +14,7 @@
 #include <boost/asio/associator.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/system_executor.hpp>
 
 #include <cstddef>
@@ -22,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -78,37 +80,27 @@ inline constexpr const char* query_operations =
 DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& spec,
                                         const sql_shape& shape, bool query, std::size_t params);
 
+/// Writes a request's parameters (a std::tuple<const P&...>) into a frame being built.
+using params_writer = error_code (*)(wire::buffer& out, wire::frame_mark m, const void* params);
+
+template <class... P>
+error_code write_params_tuple(wire::buffer& out, wire::frame_mark m, const void* params) {
+  return std::apply([&](const P&... p) { return write_params(out, m, p...); },
+                    *static_cast<const std::tuple<const P&...>*>(params));
+}
+
 /// Encodes the request into out (the connection's wbuf, or a buffer of its own while the
-/// server is probed first).
-template <class Impl, class... P>
-error_code encode_request_to(wire::buffer& out, Impl& ci, const request_spec& spec, bool query,
-                             const P&... params) {
-  if (auto e = check_database(ci)) return e;
-  wire::frame_mark m{};
-  if (spec.prepared) {
-    if (spec.generation != ci.generation) {
-      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
-                     "this connection; prepare it again");
-      return make_error_code(errc::not_connected);
-    }
-    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
-  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
-    ci.diag.assign("the SQL text contains a NUL byte");
-    return e;
-  }
-  if (auto e = write_params(out, m, params...)) {
-    if (e == make_error_code(errc::invalid_argument))
-      ci.diag.assign("a text parameter contains a NUL byte");
-    else if (e == make_error_code(errc::out_of_range))
-      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
-                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
-                     "functions and of the ISO-8601 text a time is sent as)");
-    else
-      ci.diag.assign("a parameter could not be bound: " + e.message());
-    return e;
-  }
-  wire::end_frame(out, m);
-  return {};
+/// server is probed first), its parameters written by write from params.
+DQLITE_DECL error_code encode_request(wire::buffer& out, session_state& ci,
+                                      const request_spec& spec, bool query, params_writer write,
+                                      const void* params);
+
+/// The same, with the parameters given.
+template <class... P>
+error_code encode_request_to(wire::buffer& out, session_state& ci, const request_spec& spec,
+                             bool query, const P&... params) {
+  const std::tuple<const P&...> refs(params...);
+  return encode_request(out, ci, spec, query, &write_params_tuple<P...>, &refs);
 }
 
 /// Encodes EXEC_SQL of a fixed SQL text without parameters (BEGIN, COMMIT, ROLLBACK).
@@ -148,8 +140,163 @@ exchange_params statement_params(const Impl& c, const request_spec& spec, const 
                          shape.tx};
 }
 
+/// Whether a request must wait for the wide-parameter probe (server_probe.hpp): it has
+/// more than 255 parameters, or is a query with RETURNING, on an open connection whose
+/// server has not been probed yet, and nothing else runs on the connection.
+DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, bool query,
+                             std::size_t n);
+
+/// The probe's answer: what the server reads, unless the probe failed otherwise than by
+/// the server's refusal (false: the connection failed, ec says how).
+inline bool record_probe(session_state& c, const error_code& ec, const wide_params_answer& answer) {
+  const bool refused = ec.category() == server_category() ||
+                       ec == make_error_code(errc::server_failure);
+  if (ec && !refused) return false;
+  remember_wide_params(c, !ec && answer.echoed ? wide_params::supported : wide_params::unsupported);
+  return true;
+}
+
+/// What start_request needs of a statement request: its parameters only while it starts.
+struct request_start {
+  request_spec spec;
+  bool query;
+  std::size_t n;  ///< the number of parameters
+  params_writer write;
+  const void* params;
+};
+
+/// The wide-parameter probe before a request (start_request), and then the request: the
+/// target of the probe's exchange. Its executor and cancellation slot are those of the
+/// request's target, which it owns until it starts the request (or completes it, when the
+/// probe failed).
+template <class Stream>
+class probe_then_start final : public loop_target<typename Stream::executor_type> {
+  using io_executor = typename Stream::executor_type;
+  using impl = connection_impl<Stream>;
+
+ public:
+  /// Starts the probe; request: the request, encoded (its parameters are gone after this).
+  static void run(const std::shared_ptr<impl>& c, request_core<io_executor>& t, request_spec spec,
+                  const sql_shape& shape, bool query, std::size_t n, wire::buffer request,
+                  const exchange_params& exchange) {
+    spec.sql = {};  // only valid while the operation starts
+    boost::asio::recycling_allocator<probe_then_start> alloc;
+    auto* p = ::new (static_cast<void*>(alloc.allocate(1)))
+        probe_then_start(c, t, spec, shape, query, n, std::move(request), exchange);
+    const exchange_params probe{true, c->opts.request_timeout, 0};
+    bool owns = false;
+    const error_code ec = claim_and_encode(
+        *c,
+        [](impl& ci) -> error_code {
+          if (auto e = check_database(ci)) return e;
+          return encode_wide_params_probe(ci.wbuf, ci.db_id);
+        },
+        probe, owns);
+    p->m_.emplace(*c, wide_params_probe_proc{}, ec, owns, probe);
+    run_exchange(c, *p->m_, probe.timeout, loop_handler<io_executor>(p));
+  }
+
+  void complete(error_code ec, bool inline_done) override {
+    const wide_params_answer answer = m_->take();
+    request_core<io_executor>& t = *std::exchange(t_, nullptr);
+    std::shared_ptr<impl> c = std::move(c_);
+    request_spec spec = spec_;
+    const sql_shape shape = shape_;
+    const bool query = query_;
+    const std::size_t n = n_;
+    wire::buffer request = std::move(request_);
+    const std::uint64_t generation = generation_;
+    const exchange_params exchange = exchange_;
+    destroy();
+    if (!record_probe(*c, ec, answer)) return t.complete_empty(ec, inline_done);
+    begin_request(
+        c, t,
+        [&](impl& ci) -> error_code {
+          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+          if (ci.generation != generation) {
+            ci.diag.assign("the connection was reopened while the request was prepared");
+            return make_error_code(errc::not_connected);
+          }
+          ci.wbuf = std::move(request);
+          return {};
+        },
+        exchange);
+  }
+  void destroy() noexcept override {
+    if (t_) std::exchange(t_, nullptr)->destroy();  // abandoned: the request never starts
+    this->~probe_then_start();
+    boost::asio::recycling_allocator<probe_then_start>().deallocate(this, 1);
+  }
+  io_executor executor() const noexcept override { return t_->executor(); }
+  boost::asio::cancellation_slot slot() const noexcept override { return t_->slot(); }
+
+ private:
+  probe_then_start(const std::shared_ptr<impl>& c, request_core<io_executor>& t,
+                   const request_spec& spec, const sql_shape& shape, bool query, std::size_t n,
+                   wire::buffer request, const exchange_params& exchange)
+      : c_(c),
+        t_(&t),
+        spec_(spec),
+        shape_(shape),
+        query_(query),
+        n_(n),
+        request_(std::move(request)),
+        generation_(c->generation),
+        exchange_(exchange) {}
+  ~probe_then_start() = default;
+
+  std::shared_ptr<impl> c_;
+  request_core<io_executor>* t_;  ///< owned until the request starts
+  request_spec spec_;
+  sql_shape shape_;
+  bool query_;
+  std::size_t n_;
+  wire::buffer request_;
+  std::uint64_t generation_;  ///< the opening the request was encoded for
+  exchange_params exchange_;  ///< the request's, found while it started (spec.sql is gone)
+  std::optional<exchange_machine<wide_params_probe_proc>> m_;
+};
+
+/// Starts statement request s on connection c, completing target t: the probe first when
+/// the request needs it (needs_probe), then the request. Compiled once per stream type,
+/// whatever the caller's handler and the response processor (with
+/// DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms in the unit that
+/// includes <dqlite/src.hpp>).
+template <class Stream>
+void start_request(const std::shared_ptr<connection_impl<Stream>>& c,
+                   request_core<typename Stream::executor_type>& t, const request_start& s) {
+  const sql_shape shape = s.spec.shape();
+  const exchange_params exchange = statement_params(*c, s.spec, shape, s.query);
+  if (needs_probe(*c, shape, s.query, s.n) &&
+      !check_statement(*c, s.spec, shape, s.query, s.n)) {
+    wire::buffer request;
+    if (!encode_request(request, *c, s.spec, s.query, s.write, s.params))
+      return probe_then_start<Stream>::run(c, t, s.spec, shape, s.query, s.n,
+                                            std::move(request), exchange);
+    c->diag.clear();  // the same error is found again below, and reported there
+  }
+  begin_request(
+      c, t,
+      [&](connection_impl<Stream>& ci) -> error_code {
+        if (auto e = check_statement(ci, s.spec, shape, s.query, s.n)) return e;
+        return encode_request(ci.wbuf, ci, s.spec, s.query, s.write, s.params);
+      },
+      exchange);
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>.
+extern template void start_request<boost::asio::ip::tcp::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
+extern template void start_request<boost::asio::local::stream_protocol::socket>(
+    const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
+    request_core<boost::asio::any_io_executor>&, const request_start&);
+#endif
+
 /// The completion of the wide-parameter probe (server_probe.hpp) that runs before a
-/// request that needs it: records what the server reads, then starts the request, encoded
+/// request that needs it, for a caller's handler that start_request cannot take (see
+/// erasable_handler): records what the server reads, then starts the request, encoded
 /// beforehand (its parameters are only referenced while it starts), with the caller's
 /// handler. A plain handler rather than a composed operation: its executor, allocator and
 /// cancellation slot are the caller's handler's (see the associator below), and the
@@ -170,16 +317,12 @@ struct probe_then_request {
 
   /// Called as an exchange's handler is (never inside the initiating function).
   void operator()(error_code ec, wide_params_answer answer) {
-    const bool refused = ec.category() == server_category() ||
-                         ec == make_error_code(errc::server_failure);
-    if (ec && !refused) {  // the connection failed: report that
+    if (!record_probe(*c, ec, answer)) {  // the connection failed: report that
       if constexpr (std::is_void_v<result_type>)
         return std::move(handler)(ec);
       else
         return std::move(handler)(ec, result_type{});
     }
-    remember_wide_params(*c, !ec && answer.echoed ? wide_params::supported
-                                                   : wide_params::unsupported);
     auto conn = c;
     start_exchange(
         conn, std::move(proc), std::move(handler),
@@ -202,10 +345,7 @@ struct probe_then_request {
 template <class Impl>
 bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, bool query,
                     std::size_t n, error_code& ec, dqlite::diagnostics& d) {
-  const bool wide = n > wire::max_schema0_params;
-  if (!(wide || (query && shape.returning)) || c.state != conn_state::open || c.busy ||
-      c.holder != 0 || known_wide_params(c) != wide_params::unknown ||
-      check_statement(c, spec, shape, query, n))
+  if (!needs_probe(c, shape, query, n) || check_statement(c, spec, shape, query, n))
     return true;
   auto answer = blocking_exchange(
       c, wide_params_probe_proc{},
@@ -214,9 +354,7 @@ bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, b
         return encode_wide_params_probe(ci.wbuf, ci.db_id);
       },
       exchange_params{true, c.opts.request_timeout, 0}, ec, d);
-  const bool refused = ec.category() == server_category() || ec == make_error_code(errc::server_failure);
-  if (ec && !refused) return false;
-  remember_wide_params(c, !ec && answer.echoed ? wide_params::supported : wide_params::unsupported);
+  if (!record_probe(c, ec, answer)) return false;
   ec = {};
   d = {};
   return true;
@@ -324,41 +462,49 @@ struct request_initiation {
     if (!c)
       return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
           std::forward<Handler>(h), ex);
-    const sql_shape shape = spec.shape();
     const std::size_t n = (std::size_t{0} + ... + param_count(params));
-    // More than 255 parameters, or a query with RETURNING, on a connection whose server has
-    // not been probed yet: probe first.
-    const bool wide = n > wire::max_schema0_params;
-    if ((wide || (query && shape.returning)) && c->state == conn_state::open && !c->busy &&
-        c->holder == 0 && known_wide_params(*c) == wide_params::unknown &&
-        !check_statement(*c, spec, shape, query, n)) {
-      wire::buffer request;
-      if (!encode_request_to(request, *c, spec, query, params...)) {
-        using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
-        auto conn = c;
-        const auto timeout = c->opts.request_timeout;
-        // The SQL text is only valid while the operation starts: what the request needs
-        // from it is found now (encoded request, shape, exchange parameters).
-        const exchange_params exchange = statement_params(*c, spec, shape, query);
-        request_spec kept = spec;
-        kept.sql = {};
-        start_exchange(
-            conn, wide_params_probe_proc{},
-            then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
-                 std::move(request), c->generation, exchange},
-            [](Impl& ci) -> error_code {
-              if (auto e = check_database(ci)) return e;
-              return encode_wide_params_probe(ci.wbuf, ci.db_id);
-            },
-            exchange_params{true, timeout, 0});
-        return;
+    using executor = typename Impl::executor_type;
+    using handler_type = std::decay_t<Handler>;
+    if constexpr (erasable_handler<handler_type, executor>) {
+      // What depends on the handler and the processor is the target; the rest is compiled
+      // once (start_request).
+      auto* t = request_target<executor, Proc, handler_type>::create(
+          std::forward<Handler>(h), c->stream.get_executor(), std::move(proc));
+      const std::tuple<const P&...> refs(params...);
+      start_request(c, *t, request_start{spec, query, n, &write_params_tuple<P...>, &refs});
+    } else {
+      const sql_shape shape = spec.shape();
+      // More than 255 parameters, or a query with RETURNING, on a connection whose server has
+      // not been probed yet: probe first.
+      if (needs_probe(*c, shape, query, n) && !check_statement(*c, spec, shape, query, n)) {
+        wire::buffer request;
+        if (!encode_request_to(request, *c, spec, query, params...)) {
+          using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
+          auto conn = c;
+          const auto timeout = c->opts.request_timeout;
+          // The SQL text is only valid while the operation starts: what the request needs
+          // from it is found now (encoded request, shape, exchange parameters).
+          const exchange_params exchange = statement_params(*c, spec, shape, query);
+          request_spec kept = spec;
+          kept.sql = {};
+          start_exchange(
+              conn, wide_params_probe_proc{},
+              then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
+                   std::move(request), c->generation, exchange},
+              [](Impl& ci) -> error_code {
+                if (auto e = check_database(ci)) return e;
+                return encode_wide_params_probe(ci.wbuf, ci.db_id);
+              },
+              exchange_params{true, timeout, 0});
+          return;
+        }
+        c->diag.clear();  // the same error is found again below, and reported there
       }
-      c->diag.clear();  // the same error is found again below, and reported there
+      start_exchange(
+          c, std::move(proc), std::forward<Handler>(h),
+          [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
+          statement_params(*c, spec, shape, query));
     }
-    start_exchange(
-        c, std::move(proc), std::forward<Handler>(h),
-        [&](Impl& ci) { return encode_statement(ci, spec, shape, query, n, params...); },
-        statement_params(*c, spec, shape, query));
   }
 };
 

@@ -46,4 +46,43 @@ DQLITE_DECL error_code check_statement(session_state& ci, const request_spec& sp
   return {};
 }
 
+DQLITE_DECL error_code encode_request(wire::buffer& out, session_state& ci,
+                                      const request_spec& spec, bool query, params_writer write,
+                                      const void* params) {
+  if (auto e = check_database(ci)) return e;
+  wire::frame_mark m{};
+  if (spec.prepared) {
+    if (spec.generation != ci.generation) {
+      ci.diag.assign("the prepared statement was closed, or belongs to an earlier opening of "
+                     "this connection; prepare it again");
+      return make_error_code(errc::not_connected);
+    }
+    m = wire::begin_stmt_request(out, spec.type(query), ci.db_id, spec.stmt);
+  } else if (auto e = wire::begin_sql_request(out, spec.type(query), ci.db_id, spec.sql, m)) {
+    ci.diag.assign("the SQL text contains a NUL byte");
+    return e;
+  }
+  if (auto e = write(out, m, params)) {
+    if (e == make_error_code(errc::invalid_argument))
+      ci.diag.assign("a text parameter contains a NUL byte");
+    else if (e == make_error_code(errc::out_of_range))
+      ci.diag.assign("a parameter is out of range: an unsigned integer above INT64_MAX, or a "
+                     "time outside the years 0000 to 9999 (those of SQLite's date and time "
+                     "functions and of the ISO-8601 text a time is sent as)");
+    else
+      ci.diag.assign("a parameter could not be bound: " + e.message());
+    return e;
+  }
+  wire::end_frame(out, m);
+  return {};
+}
+
+
+DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, bool query,
+                             std::size_t n) {
+  const bool wide = n > wire::max_schema0_params;
+  return (wide || (query && shape.returning)) && c.state == conn_state::open && !c.busy &&
+         c.holder == 0 && known_wide_params(c) == wide_params::unknown;
+}
+
 }  // namespace dqlite::detail

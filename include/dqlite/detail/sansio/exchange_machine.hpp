@@ -138,6 +138,20 @@ class exchange_core {
         interruptible_(interruptible),
         housekeeping_only_(housekeeping_only),
         params_(params) {}
+  /// A machine made before its request can start (a request that waits for a probe of
+  /// the server): begin() binds it to its session before it is resumed.
+  exchange_core(bool interruptible, bool housekeeping_only)
+      : s_(nullptr),
+        owns_(false),
+        interruptible_(interruptible),
+        housekeeping_only_(housekeeping_only) {}
+  /// What the first constructor takes, for a machine made with the second.
+  void begin(session_state& s, error_code init_ec, bool owns, exchange_params params) noexcept {
+    s_ = &s;
+    init_ec_ = init_ec;
+    owns_ = owns;
+    params_ = params;
+  }
   exchange_core(const exchange_core&) = default;
   exchange_core(exchange_core&&) = default;
   exchange_core& operator=(const exchange_core&) = default;
@@ -456,6 +470,34 @@ class exchange_core {
 /// behind by dropped cursors, statements and transactions are sent first, each awaiting
 /// its response.
 template <class Proc>
+constexpr bool proc_interruptible() {
+  if constexpr (requires { Proc::interruptible; })
+    return Proc::interruptible;
+  else
+    return false;
+}
+
+// The optional hooks of a response processor (see exchange_machine), with their defaults.
+template <class Proc>
+void proc_on_failure(Proc& p, session_state& s) {
+  if constexpr (requires { p.on_failure(s); }) p.on_failure(s);
+}
+template <class Proc>
+bool proc_holds(const Proc& p) {
+  if constexpr (requires { p.holds(); })
+    return p.holds();
+  else
+    return false;
+}
+template <class Proc>
+error_code proc_map_error(Proc& p, session_state& s, error_code ec, bool sent) {
+  if constexpr (requires { p.map_error(s, ec, sent); })
+    return p.map_error(s, ec, sent);
+  else
+    return ec;
+}
+
+template <class Proc>
 class exchange_machine final : public exchange_core {
  public:
   using result_type = typename Proc::result_type;
@@ -466,12 +508,7 @@ class exchange_machine final : public exchange_core {
                       requires { Proc::housekeeping_only; }),
         proc_(std::move(proc)) {}
 
-  static constexpr bool proc_interruptible() {
-    if constexpr (requires { Proc::interruptible; })
-      return Proc::interruptible;
-    else
-      return false;
-  }
+  static constexpr bool proc_interruptible() { return detail::proc_interruptible<Proc>(); }
 
   Proc& proc() noexcept { return proc_; }
   result_type take() {
@@ -483,20 +520,10 @@ class exchange_machine final : public exchange_core {
                       bool& done) override {
     return proc_.on_frame(s, h, body, done);
   }
-  void on_failure(session_state& s) override {
-    if constexpr (requires { proc_.on_failure(s); }) proc_.on_failure(s);
-  }
-  bool holds() const override {
-    if constexpr (requires { proc_.holds(); })
-      return proc_.holds();
-    else
-      return false;
-  }
+  void on_failure(session_state& s) override { proc_on_failure(proc_, s); }
+  bool holds() const override { return proc_holds(proc_); }
   error_code map_error(session_state& s, error_code ec, bool sent) override {
-    if constexpr (requires { proc_.map_error(s, ec, sent); })
-      return proc_.map_error(s, ec, sent);
-    else
-      return ec;
+    return proc_map_error(proc_, s, ec, sent);
   }
 
   Proc proc_;
