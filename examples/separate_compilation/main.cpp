@@ -1,6 +1,7 @@
 // Separate compilation: the library's parts that do not depend on the program's own types
-// (the I/O loops of every request and of opening a connection, for TCP and unix sockets)
-// are compiled once, in dqlite_client.cpp, instead of in every unit that uses them.
+// (the I/O loops of every request and of opening a connection, the start of a request,
+// the connections' members, messages, SQL text scanning, frame encoding and decoding, for
+// TCP and unix sockets) are compiled once, in dqlite_client.cpp, instead of in every unit that uses them.
 // Every unit of the program is compiled with DQLITE_CLIENT_SEPARATE_COMPILATION defined:
 //
 //   g++ -std=c++20 -DDQLITE_CLIENT_SEPARATE_COMPILATION -I ../../include -c main.cpp

@@ -839,6 +839,18 @@ inline unix_connection connect_unix(std::string_view path, const connection_opti
   return c;
 }
 
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and
+// unix socket connections that are not templates, and their construction from an
+// executor.
+extern template class basic_connection<boost::asio::ip::tcp::socket>;
+extern template class basic_connection<boost::asio::local::stream_protocol::socket>;
+extern template basic_connection<boost::asio::ip::tcp::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+extern template basic_connection<boost::asio::local::stream_protocol::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+#endif
+
 /// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
 /// opts.database. Signature: void(error_code, connection).
 template <class Executor, class Token = default_token_t>

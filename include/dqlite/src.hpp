@@ -72,3 +72,16 @@ template error_code run_blocking_connect<boost::asio::local::stream_protocol::so
     const boost::asio::local::stream_protocol::endpoint*);
 
 }  // namespace dqlite::detail
+
+/// @cond DQLITE_INTERNAL
+namespace dqlite {
+
+template class basic_connection<boost::asio::ip::tcp::socket>;
+template class basic_connection<boost::asio::local::stream_protocol::socket>;
+template basic_connection<boost::asio::ip::tcp::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+template basic_connection<boost::asio::local::stream_protocol::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+
+}  // namespace dqlite
+/// @endcond

@@ -1852,7 +1852,32 @@ class rows_reader {
 
   /// Reads the next row into out (size must be column_count()). Returns false at the end
   /// marker or on error (see error() and end()).
-  DQLITE_DECL bool next(std::span<value_view> out) noexcept;
+  bool next(std::span<value_view> out) noexcept {
+    if (ec_ || end_ != rows_end::none) return false;
+    const std::byte* p = r_.position();
+    const std::byte* const end = p + r_.remaining();
+    if (end - p < 8) return fail(errc::invalid_row_marker);
+    const std::uint64_t word = load_u64(p);
+    if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
+    const std::size_t n = names_.size();
+    if (n == 0) return fail(errc::invalid_row_marker);
+    if (out.size() < n) return fail(errc::truncated);
+    const std::size_t header_bytes = header_words_ * 8;
+    if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
+    const std::byte* const header = p;
+    p += header_bytes;
+    for (std::size_t i = 0; i < n; ++i)
+      if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
+        return fail(e);
+    // The unused nibble of an odd count and the bytes after the types must be zero.
+    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
+      return fail(errc::bad_padding);
+    for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
+      if (header[i] != std::byte{0}) return fail(errc::bad_padding);
+    r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
+    ++rows_read_;
+    return true;
+  }
 
   /// Direct row access: true when a row may follow (read it from row_data(), or with
   /// next()). At an end marker, consumes it as next() does and returns false; false too
@@ -1943,33 +1968,6 @@ DQLITE_DECL error_code rows_reader::start(bytes_view body, std::size_t max_colum
   }
   header_words_ = (names_.size() + 15) / 16;
   return {};
-}
-
-DQLITE_DECL bool rows_reader::next(std::span<value_view> out) noexcept {
-  if (ec_ || end_ != rows_end::none) return false;
-  const std::byte* p = r_.position();
-  const std::byte* const end = p + r_.remaining();
-  if (end - p < 8) return fail(errc::invalid_row_marker);
-  const std::uint64_t word = load_u64(p);
-  if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
-  const std::size_t n = names_.size();
-  if (n == 0) return fail(errc::invalid_row_marker);
-  if (out.size() < n) return fail(errc::truncated);
-  const std::size_t header_bytes = header_words_ * 8;
-  if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
-  const std::byte* const header = p;
-  p += header_bytes;
-  for (std::size_t i = 0; i < n; ++i)
-    if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
-      return fail(e);
-  // The unused nibble of an odd count and the bytes after the types must be zero.
-  if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
-    return fail(errc::bad_padding);
-  for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
-    if (header[i] != std::byte{0}) return fail(errc::bad_padding);
-  r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
-  ++rows_read_;
-  return true;
 }
 
 }  // namespace dqlite::wire
@@ -2702,7 +2700,8 @@ inline std::string foreign_peer_hint(wire::bytes_view start) {
 
 /// What every request exchange does, whatever processes its response: housekeeping, the
 /// request, the response frames, INTERRUPT and drain, failure mapping. Compiled once (not
-/// once per response processor); exchange_machine<Proc> supplies the processor's hooks.
+/// once per response processor); exchange_machine<Proc> (or a request's target,
+/// request_target in exchange.hpp) supplies the processor's hooks.
 class exchange_core {
  public:
   /// False once the request has been interrupted: from then on the operation runs to the
@@ -3079,6 +3078,38 @@ class exchange_core {
   std::chrono::milliseconds rearm_{0};
 };
 
+// The optional parts of a response processor (see exchange_machine), with their defaults.
+template <class Proc>
+constexpr bool proc_interruptible() {
+  if constexpr (requires { Proc::interruptible; })
+    return Proc::interruptible;
+  else
+    return false;
+}
+
+template <class Proc>
+constexpr bool proc_housekeeping_only() {
+  return requires { Proc::housekeeping_only; };
+}
+template <class Proc>
+void proc_on_failure(Proc& p, session_state& s) {
+  if constexpr (requires { p.on_failure(s); }) p.on_failure(s);
+}
+template <class Proc>
+bool proc_holds(const Proc& p) {
+  if constexpr (requires { p.holds(); })
+    return p.holds();
+  else
+    return false;
+}
+template <class Proc>
+error_code proc_map_error(Proc& p, session_state& s, error_code ec, bool sent) {
+  if constexpr (requires { p.map_error(s, ec, sent); })
+    return p.map_error(s, ec, sent);
+  else
+    return ec;
+}
+
 /// One request/response exchange over a session. Proc: the response processor, with
 ///   using result_type = ...;
 ///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
@@ -3099,34 +3130,6 @@ class exchange_core {
 /// behind by dropped cursors, statements and transactions are sent first, each awaiting
 /// its response.
 template <class Proc>
-constexpr bool proc_interruptible() {
-  if constexpr (requires { Proc::interruptible; })
-    return Proc::interruptible;
-  else
-    return false;
-}
-
-// The optional hooks of a response processor (see exchange_machine), with their defaults.
-template <class Proc>
-void proc_on_failure(Proc& p, session_state& s) {
-  if constexpr (requires { p.on_failure(s); }) p.on_failure(s);
-}
-template <class Proc>
-bool proc_holds(const Proc& p) {
-  if constexpr (requires { p.holds(); })
-    return p.holds();
-  else
-    return false;
-}
-template <class Proc>
-error_code proc_map_error(Proc& p, session_state& s, error_code ec, bool sent) {
-  if constexpr (requires { p.map_error(s, ec, sent); })
-    return p.map_error(s, ec, sent);
-  else
-    return ec;
-}
-
-template <class Proc>
 class exchange_machine final : public exchange_core {
  public:
   using result_type = typename Proc::result_type;
@@ -3134,7 +3137,7 @@ class exchange_machine final : public exchange_core {
   exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
                    exchange_params params)
       : exchange_core(s, init_ec, owns, params, proc_interruptible(),
-                      requires { Proc::housekeeping_only; }),
+                      proc_housekeeping_only<Proc>()),
         proc_(std::move(proc)) {}
 
   static constexpr bool proc_interruptible() { return detail::proc_interruptible<Proc>(); }
@@ -4254,8 +4257,9 @@ class loop_target_base : public Base {
   Executor io_ex;
 };
 
-/// The target of an erased exchange: the machine and the caller's handler, completed with
-/// (error_code[, the processor's result]).
+/// The target of an erased loop that is not a request's (opening a connection, with
+/// Machine = no_machine): the machine and the caller's handler, completed with
+/// (error_code[, the machine's result]).
 template <class Executor, class Machine, class Handler>
 class exchange_target final
     : public loop_target_base<exchange_target<Executor, Machine, Handler>, Executor, Handler> {
@@ -4315,8 +4319,7 @@ class request_target final
  public:
   template <class H>
   request_target(H&& h, const Executor& ex, Proc p)
-      : base(std::forward<H>(h), ex, proc_interruptible<Proc>(),
-             requires { Proc::housekeeping_only; }),
+      : base(std::forward<H>(h), ex, proc_interruptible<Proc>(), proc_housekeeping_only<Proc>()),
         proc(std::move(p)) {}
   ~request_target() = default;
 
@@ -4456,26 +4459,55 @@ struct exchange_completion {
 /// Claims connection c for an exchange and encodes its request through
 /// `encode(impl) -> error_code`, called only when the connection could be claimed. Returns
 /// the exchange's initial error; owns: the connection was claimed.
+/// An exception thrown by encode (a parameter's binding, memory) leaves the connection
+/// as it was: not claimed.
 template <class Stream, class Encode>
 error_code claim_and_encode(connection_impl<Stream>& c, Encode&& encode,
                             const exchange_params& params, bool& owns) {
   error_code ec = c.begin_op(params.needs_open, params.holder);
   owns = !ec;
   if (!ec) {
-    ec = encode(c);
-    if (ec && c.diag.empty()) c.diag.assign("the request could not be encoded: " + ec.message());
-    if (!ec && params.holder == 0) ec = take_unasked(c, params.may_write);
+    try {
+      ec = encode(c);
+      if (ec && c.diag.empty())
+        c.diag.assign("the request could not be encoded: " + ec.message());
+      if (!ec && params.holder == 0) ec = take_unasked(c, params.may_write);
+    } catch (...) {
+      c.busy = false;  // the claim begin_op made
+      c.wbuf.clear();
+      throw;
+    }
   }
   return ec;
 }
 
-/// Starts the exchange of request target t (see claim_and_encode).
+/// Owns a request target until its exchange's loop does: frees it (without calling the
+/// caller's handler, which is destroyed) when the start ends in an exception.
+template <class Executor>
+class target_guard {
+ public:
+  explicit target_guard(request_core<Executor>* t) noexcept : t_(t) {}
+  target_guard(const target_guard&) = delete;
+  target_guard& operator=(const target_guard&) = delete;
+  ~target_guard() {
+    if (t_) t_->destroy();
+  }
+  request_core<Executor>& get() const noexcept { return *t_; }
+  request_core<Executor>& release() noexcept { return *std::exchange(t_, nullptr); }
+
+ private:
+  request_core<Executor>* t_;
+};
+
+/// Starts the exchange of the request target `owner` holds (see claim_and_encode), which
+/// its loop then owns.
 template <class Stream, class Encode>
 void begin_request(const std::shared_ptr<connection_impl<Stream>>& c,
-                   request_core<typename Stream::executor_type>& t, Encode&& encode,
+                   target_guard<typename Stream::executor_type>& owner, Encode&& encode,
                    exchange_params params) {
   bool owns = false;
   const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
+  auto& t = owner.release();
   t.begin(*c, ec, owns, params);
   run_exchange(c, t, params.timeout, loop_handler<typename Stream::executor_type>(&t));
 }
@@ -4489,9 +4521,9 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   using executor = typename Stream::executor_type;
   using handler_type = std::decay_t<Handler>;
   if constexpr (erasable_handler<handler_type, executor>) {
-    auto* t = request_target<executor, Proc, handler_type>::create(
-        std::forward<Handler>(handler), c->stream.get_executor(), std::move(proc));
-    begin_request(c, *t, std::forward<Encode>(encode), params);
+    target_guard<executor> owner(request_target<executor, Proc, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor(), std::move(proc)));
+    begin_request(c, owner, std::forward<Encode>(encode), params);
   } else {
     bool owns = false;
     const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
@@ -7795,7 +7827,6 @@ struct request_spec {
   }
 };
 
-/// Encodes the request into impl.wbuf.
 /// Statements need a database: a connection made without one (an empty
 /// connection_options::database, for administration) has none until async_open_database.
 template <class Impl>
@@ -7898,6 +7929,16 @@ inline bool record_probe(session_state& c, const error_code& ec, const wide_para
   return true;
 }
 
+/// Encodes the wide-parameter probe into ci.wbuf (when a database is open).
+DQLITE_DECL error_code encode_probe(session_state& ci);
+
+/// Makes request, encoded before the probe, the connection's request, after the checks
+/// that depend on what the probe found (check_statement) and on the opening it was
+/// encoded for (`generation`: a reopened connection has other statement ids).
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
+                                             const sql_shape& shape, bool query, std::size_t n,
+                                             std::uint64_t generation, wire::buffer& request);
+
 /// What start_request needs of a statement request: its parameters only while it starts.
 struct request_start {
   request_spec spec;
@@ -7917,30 +7958,27 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
   using impl = connection_impl<Stream>;
 
  public:
-  /// Starts the probe; request: the request, encoded (its parameters are gone after this).
-  static void run(const std::shared_ptr<impl>& c, request_core<io_executor>& t, request_spec spec,
-                  const sql_shape& shape, bool query, std::size_t n, wire::buffer request,
-                  const exchange_params& exchange) {
+  /// Starts the probe, then owns the request's target; request: the request, encoded (its
+  /// parameters are gone after this).
+  static void run(const std::shared_ptr<impl>& c, target_guard<io_executor>& owner,
+                  request_spec spec, const sql_shape& shape, bool query, std::size_t n,
+                  wire::buffer request, const exchange_params& exchange) {
     spec.sql = {};  // only valid while the operation starts
     boost::asio::recycling_allocator<probe_then_start> alloc;
-    auto* p = ::new (static_cast<void*>(alloc.allocate(1)))
-        probe_then_start(c, t, spec, shape, query, n, std::move(request), exchange);
+    probe_then_start* const mem = alloc.allocate(1);
+    auto* p = ::new (static_cast<void*>(mem))
+        probe_then_start(c, owner.release(), spec, shape, query, n, std::move(request), exchange);
+    loop_handler<io_executor> done(p);  // frees p, and the target, if the start throws
     const exchange_params probe{true, c->opts.request_timeout, 0};
     bool owns = false;
-    const error_code ec = claim_and_encode(
-        *c,
-        [](impl& ci) -> error_code {
-          if (auto e = check_database(ci)) return e;
-          return encode_wide_params_probe(ci.wbuf, ci.db_id);
-        },
-        probe, owns);
+    const error_code ec = claim_and_encode(*c, encode_probe, probe, owns);
     p->m_.emplace(*c, wide_params_probe_proc{}, ec, owns, probe);
-    run_exchange(c, *p->m_, probe.timeout, loop_handler<io_executor>(p));
+    run_exchange(c, *p->m_, probe.timeout, std::move(done));
   }
 
   void complete(error_code ec, bool inline_done) override {
     const wide_params_answer answer = m_->take();
-    request_core<io_executor>& t = *std::exchange(t_, nullptr);
+    target_guard<io_executor> owner(std::exchange(t_, nullptr));
     std::shared_ptr<impl> c = std::move(c_);
     request_spec spec = spec_;
     const sql_shape shape = shape_;
@@ -7950,17 +7988,11 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
     const std::uint64_t generation = generation_;
     const exchange_params exchange = exchange_;
     destroy();
-    if (!record_probe(*c, ec, answer)) return t.complete_empty(ec, inline_done);
+    if (!record_probe(*c, ec, answer)) return owner.release().complete_empty(ec, inline_done);
     begin_request(
-        c, t,
-        [&](impl& ci) -> error_code {
-          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
-          if (ci.generation != generation) {
-            ci.diag.assign("the connection was reopened while the request was prepared");
-            return make_error_code(errc::not_connected);
-          }
-          ci.wbuf = std::move(request);
-          return {};
+        c, owner,
+        [&](impl& ci) {
+          return adopt_encoded_request(ci, spec, shape, query, n, generation, request);
         },
         exchange);
   }
@@ -7999,26 +8031,29 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
   std::optional<exchange_machine<wide_params_probe_proc>> m_;
 };
 
-/// Starts statement request s on connection c, completing target t: the probe first when
-/// the request needs it (needs_probe), then the request. Compiled once per stream type,
+/// Starts statement request s on connection c, completing target t, which it owns (an
+/// exception thrown while the request starts frees it, and destroys the caller's handler):
+/// the probe first when the request needs it (needs_probe), then the request. Compiled
+/// once per stream type,
 /// whatever the caller's handler and the response processor (with
 /// DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms in the unit that
 /// includes <dqlite/src.hpp>).
 template <class Stream>
 void start_request(const std::shared_ptr<connection_impl<Stream>>& c,
                    request_core<typename Stream::executor_type>& t, const request_start& s) {
+  target_guard<typename Stream::executor_type> owner(&t);
   const sql_shape shape = s.spec.shape();
   const exchange_params exchange = statement_params(*c, s.spec, shape, s.query);
   if (needs_probe(*c, shape, s.query, s.n) &&
       !check_statement(*c, s.spec, shape, s.query, s.n)) {
     wire::buffer request;
     if (!encode_request(request, *c, s.spec, s.query, s.write, s.params))
-      return probe_then_start<Stream>::run(c, t, s.spec, shape, s.query, s.n,
+      return probe_then_start<Stream>::run(c, owner, s.spec, shape, s.query, s.n,
                                             std::move(request), exchange);
     c->diag.clear();  // the same error is found again below, and reported there
   }
   begin_request(
-      c, t,
+      c, owner,
       [&](connection_impl<Stream>& ci) -> error_code {
         if (auto e = check_statement(ci, s.spec, shape, s.query, s.n)) return e;
         return encode_request(ci.wbuf, ci, s.spec, s.query, s.write, s.params);
@@ -8068,20 +8103,14 @@ struct probe_then_request {
     auto conn = c;
     start_exchange(
         conn, std::move(proc), std::move(handler),
-        [this](Impl& ci) -> error_code {
-          if (auto e = check_statement(ci, spec, shape, query, params)) return e;
-          if (ci.generation != generation) {
-            ci.diag.assign("the connection was reopened while the request was prepared");
-            return make_error_code(errc::not_connected);
-          }
-          ci.wbuf = std::move(request);
-          return {};
+        [this](Impl& ci) {
+          return adopt_encoded_request(ci, spec, shape, query, params, generation, request);
         },
         exchange);
   }
 };
 
-/// The blocking twin of the probe request_initiation runs first when a request needs it
+/// The blocking twin of the probe start_request runs first when a request needs it
 /// (more than 255 parameters, or a query with RETURNING, on a server not probed yet).
 /// False when the probe itself failed (ec, diag say why).
 template <class Impl>
@@ -8091,10 +8120,7 @@ bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, b
     return true;
   auto answer = blocking_exchange(
       c, wide_params_probe_proc{},
-      [](Impl& ci) -> error_code {
-        if (auto e = check_database(ci)) return e;
-        return encode_wide_params_probe(ci.wbuf, ci.db_id);
-      },
+      encode_probe,
       exchange_params{true, c.opts.request_timeout, 0}, ec, d);
   if (!record_probe(c, ec, answer)) return false;
   ec = {};
@@ -8233,10 +8259,7 @@ struct request_initiation {
               conn, wide_params_probe_proc{},
               then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
                    std::move(request), c->generation, exchange},
-              [](Impl& ci) -> error_code {
-                if (auto e = check_database(ci)) return e;
-                return encode_wide_params_probe(ci.wbuf, ci.db_id);
-              },
+              encode_probe,
               exchange_params{true, timeout, 0});
           return;
         }
@@ -8386,6 +8409,23 @@ DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, boo
   const bool wide = n > wire::max_schema0_params;
   return (wide || (query && shape.returning)) && c.state == conn_state::open && !c.busy &&
          c.holder == 0 && known_wide_params(c) == wide_params::unknown;
+}
+
+DQLITE_DECL error_code encode_probe(session_state& ci) {
+  if (auto e = check_database(ci)) return e;
+  return encode_wide_params_probe(ci.wbuf, ci.db_id);
+}
+
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
+                                             const sql_shape& shape, bool query, std::size_t n,
+                                             std::uint64_t generation, wire::buffer& request) {
+  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+  if (ci.generation != generation) {
+    ci.diag.assign("the connection was reopened while the request was prepared");
+    return make_error_code(errc::not_connected);
+  }
+  ci.wbuf = std::move(request);
+  return {};
 }
 
 }  // namespace dqlite::detail
@@ -10468,6 +10508,18 @@ inline unix_connection connect_unix(std::string_view path, const connection_opti
   c.connect(detail::unix_endpoint(path), ec, diag);
   return c;
 }
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+// Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and
+// unix socket connections that are not templates, and their construction from an
+// executor.
+extern template class basic_connection<boost::asio::ip::tcp::socket>;
+extern template class basic_connection<boost::asio::local::stream_protocol::socket>;
+extern template basic_connection<boost::asio::ip::tcp::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+extern template basic_connection<boost::asio::local::stream_protocol::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+#endif
 
 /// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
 /// opts.database. Signature: void(error_code, connection).

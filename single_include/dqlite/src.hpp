@@ -361,33 +361,6 @@ DQLITE_DECL error_code rows_reader::start(bytes_view body, std::size_t max_colum
   return {};
 }
 
-DQLITE_DECL bool rows_reader::next(std::span<value_view> out) noexcept {
-  if (ec_ || end_ != rows_end::none) return false;
-  const std::byte* p = r_.position();
-  const std::byte* const end = p + r_.remaining();
-  if (end - p < 8) return fail(errc::invalid_row_marker);
-  const std::uint64_t word = load_u64(p);
-  if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
-  const std::size_t n = names_.size();
-  if (n == 0) return fail(errc::invalid_row_marker);
-  if (out.size() < n) return fail(errc::truncated);
-  const std::size_t header_bytes = header_words_ * 8;
-  if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
-  const std::byte* const header = p;
-  p += header_bytes;
-  for (std::size_t i = 0; i < n; ++i)
-    if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
-      return fail(e);
-  // The unused nibble of an odd count and the bytes after the types must be zero.
-  if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
-    return fail(errc::bad_padding);
-  for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
-    if (header[i] != std::byte{0}) return fail(errc::bad_padding);
-  r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
-  ++rows_read_;
-  return true;
-}
-
 }  // namespace dqlite::wire
 // ---- end dqlite/impl/decode.ipp ----
 // ---- begin dqlite/impl/mapping.ipp ----
@@ -635,6 +608,23 @@ DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, boo
          c.holder == 0 && known_wide_params(c) == wide_params::unknown;
 }
 
+DQLITE_DECL error_code encode_probe(session_state& ci) {
+  if (auto e = check_database(ci)) return e;
+  return encode_wide_params_probe(ci.wbuf, ci.db_id);
+}
+
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
+                                             const sql_shape& shape, bool query, std::size_t n,
+                                             std::uint64_t generation, wire::buffer& request) {
+  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+  if (ci.generation != generation) {
+    ci.diag.assign("the connection was reopened while the request was prepared");
+    return make_error_code(errc::not_connected);
+  }
+  ci.wbuf = std::move(request);
+  return {};
+}
+
 }  // namespace dqlite::detail
 // ---- end dqlite/impl/request.ipp ----
 // ---- begin dqlite/impl/server_probe.ipp ----
@@ -730,6 +720,19 @@ template error_code run_blocking_connect<boost::asio::local::stream_protocol::so
     const boost::asio::local::stream_protocol::endpoint*);
 
 }  // namespace dqlite::detail
+
+/// @cond DQLITE_INTERNAL
+namespace dqlite {
+
+template class basic_connection<boost::asio::ip::tcp::socket>;
+template class basic_connection<boost::asio::local::stream_protocol::socket>;
+template basic_connection<boost::asio::ip::tcp::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+template basic_connection<boost::asio::local::stream_protocol::socket>::basic_connection(
+    const connection_options&, const boost::asio::any_io_executor&);
+
+}  // namespace dqlite
+/// @endcond
 // ---- end dqlite/src.hpp ----
 
 #endif // DQLITE_SINGLE_INCLUDE_SRC_HPP

@@ -8,10 +8,13 @@
 #include "support/fake_server.hpp"
 #include "support/run.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -185,6 +188,93 @@ TEST_CASE("a server closing the connection mid-response", "[faults]") {
   auto out = query_against(server);
   CHECK(out.ec == dqlite::errc::connection_closed);
   CHECK(!out.open_after);
+}
+
+TEST_CASE("a probe of the server that fails ends the request that waited for it",
+          "[faults]") {
+  // More than 255 parameters on a server not probed yet: the client first asks whether
+  // the server reads them (QUERY_SQL "SELECT ?" with one parameter in schema 1). The
+  // server closes the connection on that question: the request is never sent, and the
+  // operation completes once, with the probe's error and no rows.
+  std::atomic<int> frames_after_handshake{0};
+  std::atomic<unsigned> first_type{0};
+  std::atomic<unsigned> first_schema{0};
+  fake_server server([&](fake_peer& peer) {
+    if (!accept_handshake(peer)) return;
+    auto probe = peer.read_frame();
+    if (probe.size() >= 8) {
+      first_type = probe[4];
+      first_schema = probe[5];
+    }
+    ++frames_after_handshake;
+    peer.close();
+  });
+  std::vector<dqlite::value> values(300, dqlite::value(std::int64_t{7}));
+  std::string sql = "SELECT ?";
+  for (int i = 1; i < 300; ++i) sql += " + ?";
+  int calls = 0;
+  dqlite::error_code ec;
+  std::vector<std::int64_t> rows{42};
+  dqlite_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dqlite::connection conn(fast_opts(), ex);
+    co_await conn.async_connect(server.address());
+    std::tie(ec, rows) = co_await conn.async_fetch<std::int64_t>(
+        sql, dqlite::params_from(values), asio::as_tuple(asio::use_awaitable));
+    ++calls;
+    CHECK(!conn.is_open());
+  });
+  CHECK(calls == 1);
+  CHECK(ec == dqlite::errc::connection_closed);
+  CHECK(rows.empty());
+  CHECK(frames_after_handshake == 1);
+  CHECK(first_type == 9);    // QUERY_SQL: the probe, not the request (no parameter of 300)
+  CHECK(first_schema == 1);  // its one parameter in the encoding for more than 255
+}
+
+TEST_CASE("a request waiting for its probe when the io_context is destroyed is freed, not run",
+          "[faults]") {
+  // The server reads the probe and never answers. The connection, then the io_context, are
+  // destroyed with the probe pending: the caller's handler is destroyed (what it holds is
+  // released), never called, and the request is never sent.
+  std::atomic<bool> probe_read{false};
+  std::atomic<int> frames_after_handshake{0};
+  fake_server server([&](fake_peer& peer) {
+    if (!accept_handshake(peer)) return;
+    if (peer.read_frame().empty()) return;
+    ++frames_after_handshake;
+    probe_read = true;
+    while (!peer.read_frame().empty()) ++frames_after_handshake;  // until the client closes
+  });
+  std::vector<dqlite::value> values(300, dqlite::value(std::int64_t{7}));
+  std::string sql = "SELECT ?";
+  for (int i = 1; i < 300; ++i) sql += " + ?";
+  auto held = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = held;
+  bool called = false;
+  {
+    asio::io_context io;
+    auto opts = fast_opts();
+    opts.request_timeout = std::chrono::seconds(60);  // the probe cannot end on its own
+    dqlite::connection conn(opts, io.get_executor());
+    dqlite::error_code connect_ec = make_error_code(dqlite::errc::timeout);
+    conn.async_connect(server.address(), [&](dqlite::error_code ec) { connect_ec = ec; });
+    io.run();
+    REQUIRE(!connect_ec);
+    io.restart();
+    conn.async_fetch<std::int64_t>(sql, dqlite::params_from(values),
+                                   [&called, held](dqlite::error_code, std::vector<std::int64_t>) {
+                                     called = true;
+                                   });
+    held.reset();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!probe_read && std::chrono::steady_clock::now() < until)
+      io.run_for(std::chrono::milliseconds(10));
+    REQUIRE(probe_read);
+    CHECK(!watch.expired());  // the pending operation holds the handler
+  }
+  CHECK(!called);
+  CHECK(watch.expired());
+  CHECK(frames_after_handshake == 1);
 }
 
 TEST_CASE("an oversized frame is refused before it is read", "[faults]") {

@@ -740,8 +740,9 @@ class loop_target_base : public Base {
   Executor io_ex;
 };
 
-/// The target of an erased exchange: the machine and the caller's handler, completed with
-/// (error_code[, the processor's result]).
+/// The target of an erased loop that is not a request's (opening a connection, with
+/// Machine = no_machine): the machine and the caller's handler, completed with
+/// (error_code[, the machine's result]).
 template <class Executor, class Machine, class Handler>
 class exchange_target final
     : public loop_target_base<exchange_target<Executor, Machine, Handler>, Executor, Handler> {
@@ -801,8 +802,7 @@ class request_target final
  public:
   template <class H>
   request_target(H&& h, const Executor& ex, Proc p)
-      : base(std::forward<H>(h), ex, proc_interruptible<Proc>(),
-             requires { Proc::housekeeping_only; }),
+      : base(std::forward<H>(h), ex, proc_interruptible<Proc>(), proc_housekeeping_only<Proc>()),
         proc(std::move(p)) {}
   ~request_target() = default;
 
@@ -942,26 +942,55 @@ struct exchange_completion {
 /// Claims connection c for an exchange and encodes its request through
 /// `encode(impl) -> error_code`, called only when the connection could be claimed. Returns
 /// the exchange's initial error; owns: the connection was claimed.
+/// An exception thrown by encode (a parameter's binding, memory) leaves the connection
+/// as it was: not claimed.
 template <class Stream, class Encode>
 error_code claim_and_encode(connection_impl<Stream>& c, Encode&& encode,
                             const exchange_params& params, bool& owns) {
   error_code ec = c.begin_op(params.needs_open, params.holder);
   owns = !ec;
   if (!ec) {
-    ec = encode(c);
-    if (ec && c.diag.empty()) c.diag.assign("the request could not be encoded: " + ec.message());
-    if (!ec && params.holder == 0) ec = take_unasked(c, params.may_write);
+    try {
+      ec = encode(c);
+      if (ec && c.diag.empty())
+        c.diag.assign("the request could not be encoded: " + ec.message());
+      if (!ec && params.holder == 0) ec = take_unasked(c, params.may_write);
+    } catch (...) {
+      c.busy = false;  // the claim begin_op made
+      c.wbuf.clear();
+      throw;
+    }
   }
   return ec;
 }
 
-/// Starts the exchange of request target t (see claim_and_encode).
+/// Owns a request target until its exchange's loop does: frees it (without calling the
+/// caller's handler, which is destroyed) when the start ends in an exception.
+template <class Executor>
+class target_guard {
+ public:
+  explicit target_guard(request_core<Executor>* t) noexcept : t_(t) {}
+  target_guard(const target_guard&) = delete;
+  target_guard& operator=(const target_guard&) = delete;
+  ~target_guard() {
+    if (t_) t_->destroy();
+  }
+  request_core<Executor>& get() const noexcept { return *t_; }
+  request_core<Executor>& release() noexcept { return *std::exchange(t_, nullptr); }
+
+ private:
+  request_core<Executor>* t_;
+};
+
+/// Starts the exchange of the request target `owner` holds (see claim_and_encode), which
+/// its loop then owns.
 template <class Stream, class Encode>
 void begin_request(const std::shared_ptr<connection_impl<Stream>>& c,
-                   request_core<typename Stream::executor_type>& t, Encode&& encode,
+                   target_guard<typename Stream::executor_type>& owner, Encode&& encode,
                    exchange_params params) {
   bool owns = false;
   const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);
+  auto& t = owner.release();
   t.begin(*c, ec, owns, params);
   run_exchange(c, t, params.timeout, loop_handler<typename Stream::executor_type>(&t));
 }
@@ -975,9 +1004,9 @@ void start_exchange(const std::shared_ptr<connection_impl<Stream>>& c, Proc proc
   using executor = typename Stream::executor_type;
   using handler_type = std::decay_t<Handler>;
   if constexpr (erasable_handler<handler_type, executor>) {
-    auto* t = request_target<executor, Proc, handler_type>::create(
-        std::forward<Handler>(handler), c->stream.get_executor(), std::move(proc));
-    begin_request(c, *t, std::forward<Encode>(encode), params);
+    target_guard<executor> owner(request_target<executor, Proc, handler_type>::create(
+        std::forward<Handler>(handler), c->stream.get_executor(), std::move(proc)));
+    begin_request(c, owner, std::forward<Encode>(encode), params);
   } else {
     bool owns = false;
     const error_code ec = claim_and_encode(*c, std::forward<Encode>(encode), params, owns);

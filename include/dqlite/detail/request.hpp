@@ -53,7 +53,6 @@ struct request_spec {
   }
 };
 
-/// Encodes the request into impl.wbuf.
 /// Statements need a database: a connection made without one (an empty
 /// connection_options::database, for administration) has none until async_open_database.
 template <class Impl>
@@ -156,6 +155,16 @@ inline bool record_probe(session_state& c, const error_code& ec, const wide_para
   return true;
 }
 
+/// Encodes the wide-parameter probe into ci.wbuf (when a database is open).
+DQLITE_DECL error_code encode_probe(session_state& ci);
+
+/// Makes request, encoded before the probe, the connection's request, after the checks
+/// that depend on what the probe found (check_statement) and on the opening it was
+/// encoded for (`generation`: a reopened connection has other statement ids).
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
+                                             const sql_shape& shape, bool query, std::size_t n,
+                                             std::uint64_t generation, wire::buffer& request);
+
 /// What start_request needs of a statement request: its parameters only while it starts.
 struct request_start {
   request_spec spec;
@@ -175,30 +184,27 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
   using impl = connection_impl<Stream>;
 
  public:
-  /// Starts the probe; request: the request, encoded (its parameters are gone after this).
-  static void run(const std::shared_ptr<impl>& c, request_core<io_executor>& t, request_spec spec,
-                  const sql_shape& shape, bool query, std::size_t n, wire::buffer request,
-                  const exchange_params& exchange) {
+  /// Starts the probe, then owns the request's target; request: the request, encoded (its
+  /// parameters are gone after this).
+  static void run(const std::shared_ptr<impl>& c, target_guard<io_executor>& owner,
+                  request_spec spec, const sql_shape& shape, bool query, std::size_t n,
+                  wire::buffer request, const exchange_params& exchange) {
     spec.sql = {};  // only valid while the operation starts
     boost::asio::recycling_allocator<probe_then_start> alloc;
-    auto* p = ::new (static_cast<void*>(alloc.allocate(1)))
-        probe_then_start(c, t, spec, shape, query, n, std::move(request), exchange);
+    probe_then_start* const mem = alloc.allocate(1);
+    auto* p = ::new (static_cast<void*>(mem))
+        probe_then_start(c, owner.release(), spec, shape, query, n, std::move(request), exchange);
+    loop_handler<io_executor> done(p);  // frees p, and the target, if the start throws
     const exchange_params probe{true, c->opts.request_timeout, 0};
     bool owns = false;
-    const error_code ec = claim_and_encode(
-        *c,
-        [](impl& ci) -> error_code {
-          if (auto e = check_database(ci)) return e;
-          return encode_wide_params_probe(ci.wbuf, ci.db_id);
-        },
-        probe, owns);
+    const error_code ec = claim_and_encode(*c, encode_probe, probe, owns);
     p->m_.emplace(*c, wide_params_probe_proc{}, ec, owns, probe);
-    run_exchange(c, *p->m_, probe.timeout, loop_handler<io_executor>(p));
+    run_exchange(c, *p->m_, probe.timeout, std::move(done));
   }
 
   void complete(error_code ec, bool inline_done) override {
     const wide_params_answer answer = m_->take();
-    request_core<io_executor>& t = *std::exchange(t_, nullptr);
+    target_guard<io_executor> owner(std::exchange(t_, nullptr));
     std::shared_ptr<impl> c = std::move(c_);
     request_spec spec = spec_;
     const sql_shape shape = shape_;
@@ -208,17 +214,11 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
     const std::uint64_t generation = generation_;
     const exchange_params exchange = exchange_;
     destroy();
-    if (!record_probe(*c, ec, answer)) return t.complete_empty(ec, inline_done);
+    if (!record_probe(*c, ec, answer)) return owner.release().complete_empty(ec, inline_done);
     begin_request(
-        c, t,
-        [&](impl& ci) -> error_code {
-          if (auto e = check_statement(ci, spec, shape, query, n)) return e;
-          if (ci.generation != generation) {
-            ci.diag.assign("the connection was reopened while the request was prepared");
-            return make_error_code(errc::not_connected);
-          }
-          ci.wbuf = std::move(request);
-          return {};
+        c, owner,
+        [&](impl& ci) {
+          return adopt_encoded_request(ci, spec, shape, query, n, generation, request);
         },
         exchange);
   }
@@ -257,26 +257,29 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
   std::optional<exchange_machine<wide_params_probe_proc>> m_;
 };
 
-/// Starts statement request s on connection c, completing target t: the probe first when
-/// the request needs it (needs_probe), then the request. Compiled once per stream type,
+/// Starts statement request s on connection c, completing target t, which it owns (an
+/// exception thrown while the request starts frees it, and destroys the caller's handler):
+/// the probe first when the request needs it (needs_probe), then the request. Compiled
+/// once per stream type,
 /// whatever the caller's handler and the response processor (with
 /// DQLITE_CLIENT_SEPARATE_COMPILATION, the TCP and unix socket forms in the unit that
 /// includes <dqlite/src.hpp>).
 template <class Stream>
 void start_request(const std::shared_ptr<connection_impl<Stream>>& c,
                    request_core<typename Stream::executor_type>& t, const request_start& s) {
+  target_guard<typename Stream::executor_type> owner(&t);
   const sql_shape shape = s.spec.shape();
   const exchange_params exchange = statement_params(*c, s.spec, shape, s.query);
   if (needs_probe(*c, shape, s.query, s.n) &&
       !check_statement(*c, s.spec, shape, s.query, s.n)) {
     wire::buffer request;
     if (!encode_request(request, *c, s.spec, s.query, s.write, s.params))
-      return probe_then_start<Stream>::run(c, t, s.spec, shape, s.query, s.n,
+      return probe_then_start<Stream>::run(c, owner, s.spec, shape, s.query, s.n,
                                             std::move(request), exchange);
     c->diag.clear();  // the same error is found again below, and reported there
   }
   begin_request(
-      c, t,
+      c, owner,
       [&](connection_impl<Stream>& ci) -> error_code {
         if (auto e = check_statement(ci, s.spec, shape, s.query, s.n)) return e;
         return encode_request(ci.wbuf, ci, s.spec, s.query, s.write, s.params);
@@ -326,20 +329,14 @@ struct probe_then_request {
     auto conn = c;
     start_exchange(
         conn, std::move(proc), std::move(handler),
-        [this](Impl& ci) -> error_code {
-          if (auto e = check_statement(ci, spec, shape, query, params)) return e;
-          if (ci.generation != generation) {
-            ci.diag.assign("the connection was reopened while the request was prepared");
-            return make_error_code(errc::not_connected);
-          }
-          ci.wbuf = std::move(request);
-          return {};
+        [this](Impl& ci) {
+          return adopt_encoded_request(ci, spec, shape, query, params, generation, request);
         },
         exchange);
   }
 };
 
-/// The blocking twin of the probe request_initiation runs first when a request needs it
+/// The blocking twin of the probe start_request runs first when a request needs it
 /// (more than 255 parameters, or a query with RETURNING, on a server not probed yet).
 /// False when the probe itself failed (ec, diag say why).
 template <class Impl>
@@ -349,10 +346,7 @@ bool blocking_probe(Impl& c, const request_spec& spec, const sql_shape& shape, b
     return true;
   auto answer = blocking_exchange(
       c, wide_params_probe_proc{},
-      [](Impl& ci) -> error_code {
-        if (auto e = check_database(ci)) return e;
-        return encode_wide_params_probe(ci.wbuf, ci.db_id);
-      },
+      encode_probe,
       exchange_params{true, c.opts.request_timeout, 0}, ec, d);
   if (!record_probe(c, ec, answer)) return false;
   ec = {};
@@ -491,10 +485,7 @@ struct request_initiation {
               conn, wide_params_probe_proc{},
               then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
                    std::move(request), c->generation, exchange},
-              [](Impl& ci) -> error_code {
-                if (auto e = check_database(ci)) return e;
-                return encode_wide_params_probe(ci.wbuf, ci.db_id);
-              },
+              encode_probe,
               exchange_params{true, timeout, 0});
           return;
         }

@@ -85,4 +85,21 @@ DQLITE_DECL bool needs_probe(const session_state& c, const sql_shape& shape, boo
          c.holder == 0 && known_wide_params(c) == wide_params::unknown;
 }
 
+DQLITE_DECL error_code encode_probe(session_state& ci) {
+  if (auto e = check_database(ci)) return e;
+  return encode_wide_params_probe(ci.wbuf, ci.db_id);
+}
+
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
+                                             const sql_shape& shape, bool query, std::size_t n,
+                                             std::uint64_t generation, wire::buffer& request) {
+  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
+  if (ci.generation != generation) {
+    ci.diag.assign("the connection was reopened while the request was prepared");
+    return make_error_code(errc::not_connected);
+  }
+  ci.wbuf = std::move(request);
+  return {};
+}
+
 }  // namespace dqlite::detail

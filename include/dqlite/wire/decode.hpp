@@ -505,7 +505,32 @@ class rows_reader {
 
   /// Reads the next row into out (size must be column_count()). Returns false at the end
   /// marker or on error (see error() and end()).
-  DQLITE_DECL bool next(std::span<value_view> out) noexcept;
+  bool next(std::span<value_view> out) noexcept {
+    if (ec_ || end_ != rows_end::none) return false;
+    const std::byte* p = r_.position();
+    const std::byte* const end = p + r_.remaining();
+    if (end - p < 8) return fail(errc::invalid_row_marker);
+    const std::uint64_t word = load_u64(p);
+    if (word == rows_done_marker || word == rows_part_marker) return end_at_marker(p, end, word);
+    const std::size_t n = names_.size();
+    if (n == 0) return fail(errc::invalid_row_marker);
+    if (out.size() < n) return fail(errc::truncated);
+    const std::size_t header_bytes = header_words_ * 8;
+    if (static_cast<std::size_t>(end - p) < header_bytes) return fail(errc::truncated);
+    const std::byte* const header = p;
+    p += header_bytes;
+    for (std::size_t i = 0; i < n; ++i)
+      if (const errc e = decode_value(row_type_code(header, i), p, end, out[i]); e != errc{})
+        return fail(e);
+    // The unused nibble of an odd count and the bytes after the types must be zero.
+    if (n % 2 == 1 && (static_cast<unsigned>(header[n / 2]) >> 4) != 0)
+      return fail(errc::bad_padding);
+    for (std::size_t i = (n + 1) / 2; i < header_bytes; ++i)
+      if (header[i] != std::byte{0}) return fail(errc::bad_padding);
+    r_ = reader(bytes_view(p, static_cast<std::size_t>(end - p)));
+    ++rows_read_;
+    return true;
+  }
 
   /// Direct row access: true when a row may follow (read it from row_data(), or with
   /// next()). At an end marker, consumes it as next() does and returns false; false too

@@ -73,7 +73,8 @@ inline std::string foreign_peer_hint(wire::bytes_view start) {
 
 /// What every request exchange does, whatever processes its response: housekeeping, the
 /// request, the response frames, INTERRUPT and drain, failure mapping. Compiled once (not
-/// once per response processor); exchange_machine<Proc> supplies the processor's hooks.
+/// once per response processor); exchange_machine<Proc> (or a request's target,
+/// request_target in exchange.hpp) supplies the processor's hooks.
 class exchange_core {
  public:
   /// False once the request has been interrupted: from then on the operation runs to the
@@ -450,6 +451,38 @@ class exchange_core {
   std::chrono::milliseconds rearm_{0};
 };
 
+// The optional parts of a response processor (see exchange_machine), with their defaults.
+template <class Proc>
+constexpr bool proc_interruptible() {
+  if constexpr (requires { Proc::interruptible; })
+    return Proc::interruptible;
+  else
+    return false;
+}
+
+template <class Proc>
+constexpr bool proc_housekeeping_only() {
+  return requires { Proc::housekeeping_only; };
+}
+template <class Proc>
+void proc_on_failure(Proc& p, session_state& s) {
+  if constexpr (requires { p.on_failure(s); }) p.on_failure(s);
+}
+template <class Proc>
+bool proc_holds(const Proc& p) {
+  if constexpr (requires { p.holds(); })
+    return p.holds();
+  else
+    return false;
+}
+template <class Proc>
+error_code proc_map_error(Proc& p, session_state& s, error_code ec, bool sent) {
+  if constexpr (requires { p.map_error(s, ec, sent); })
+    return p.map_error(s, ec, sent);
+  else
+    return ec;
+}
+
 /// One request/response exchange over a session. Proc: the response processor, with
 ///   using result_type = ...;
 ///   error_code on_frame(session_state&, const wire::frame_header&, wire::bytes_view body,
@@ -470,34 +503,6 @@ class exchange_core {
 /// behind by dropped cursors, statements and transactions are sent first, each awaiting
 /// its response.
 template <class Proc>
-constexpr bool proc_interruptible() {
-  if constexpr (requires { Proc::interruptible; })
-    return Proc::interruptible;
-  else
-    return false;
-}
-
-// The optional hooks of a response processor (see exchange_machine), with their defaults.
-template <class Proc>
-void proc_on_failure(Proc& p, session_state& s) {
-  if constexpr (requires { p.on_failure(s); }) p.on_failure(s);
-}
-template <class Proc>
-bool proc_holds(const Proc& p) {
-  if constexpr (requires { p.holds(); })
-    return p.holds();
-  else
-    return false;
-}
-template <class Proc>
-error_code proc_map_error(Proc& p, session_state& s, error_code ec, bool sent) {
-  if constexpr (requires { p.map_error(s, ec, sent); })
-    return p.map_error(s, ec, sent);
-  else
-    return ec;
-}
-
-template <class Proc>
 class exchange_machine final : public exchange_core {
  public:
   using result_type = typename Proc::result_type;
@@ -505,7 +510,7 @@ class exchange_machine final : public exchange_core {
   exchange_machine(session_state& s, Proc proc, error_code init_ec, bool owns,
                    exchange_params params)
       : exchange_core(s, init_ec, owns, params, proc_interruptible(),
-                      requires { Proc::housekeeping_only; }),
+                      proc_housekeeping_only<Proc>()),
         proc_(std::move(proc)) {}
 
   static constexpr bool proc_interruptible() { return detail::proc_interruptible<Proc>(); }
