@@ -7,14 +7,15 @@
 //
 // The other units include <dqlite/client.hpp> (or the headers they need) as usual; they
 // declare these parts and do not compile them again. A program built with the macro and
-// without this unit fails to link with undefined references to dqlite::detail::run_exchange,
-// run_connect, run_blocking_exchange or run_blocking_connect, dqlite::client_category...
+// without this unit fails to link with undefined references to the connections' members
+// (dqlite::basic_connection<...>::~basic_connection()...), dqlite::detail::start_request,
+// run_exchange, run_connect, dqlite::client_category()...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
 // messages, SQL text scanning, frame encoding and decoding, column matching), the start of
-// every statement request (and the probe of the server some need first), and the I/O
-// loops that run every request exchange and every connection opening (asynchronous and
-// blocking), for TCP
+// every statement request (and the probe of the server some need first), the members of
+// the connections that are not templates, and the I/O loops that run every request
+// exchange and every connection opening (asynchronous and blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
 // socket) with Asio's default executor. Other streams (TLS, a custom executor) are
 // compiled in the units that use them, as in header-only mode.
@@ -22,7 +23,7 @@
 
 #ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
 #error "<dqlite/src.hpp> is for separate compilation: define DQLITE_CLIENT_SEPARATE_COMPILATION in every unit of the program"
-#endif
+#else  // the rest only with the macro: one clear error without it
 
 #include <dqlite/client.hpp>
 
@@ -85,3 +86,5 @@ template basic_connection<boost::asio::local::stream_protocol::socket>::basic_co
 
 }  // namespace dqlite
 /// @endcond
+
+#endif  // DQLITE_CLIENT_SEPARATE_COMPILATION

@@ -24,21 +24,22 @@
 //
 // The other units include <dqlite/client.hpp> (or the headers they need) as usual; they
 // declare these parts and do not compile them again. A program built with the macro and
-// without this unit fails to link with undefined references to dqlite::detail::run_exchange,
-// run_connect, run_blocking_exchange or run_blocking_connect, dqlite::client_category...
+// without this unit fails to link with undefined references to the connections' members
+// (dqlite::basic_connection<...>::~basic_connection()...), dqlite::detail::start_request,
+// run_exchange, run_connect, dqlite::client_category()...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
 // messages, SQL text scanning, frame encoding and decoding, column matching), the start of
-// every statement request (and the probe of the server some need first), and the I/O
-// loops that run every request exchange and every connection opening (asynchronous and
-// blocking), for TCP
+// every statement request (and the probe of the server some need first), the members of
+// the connections that are not templates, and the I/O loops that run every request
+// exchange and every connection opening (asynchronous and blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
 // socket) with Asio's default executor. Other streams (TLS, a custom executor) are
 // compiled in the units that use them, as in header-only mode.
 
 #ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
 #error "<dqlite/src.hpp> is for separate compilation: define DQLITE_CLIENT_SEPARATE_COMPILATION in every unit of the program"
-#endif
+#else  // the rest only with the macro: one clear error without it
 
 
 // The library's functions that do not depend on the user's types (declared only in the
@@ -613,15 +614,13 @@ DQLITE_DECL error_code encode_probe(session_state& ci) {
   return encode_wide_params_probe(ci.wbuf, ci.db_id);
 }
 
-DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
-                                             const sql_shape& shape, bool query, std::size_t n,
-                                             std::uint64_t generation, wire::buffer& request) {
-  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
-  if (ci.generation != generation) {
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, encoded_request& r) {
+  if (auto e = check_statement(ci, r.spec, r.shape, r.query, r.n)) return e;
+  if (ci.generation != r.generation) {
     ci.diag.assign("the connection was reopened while the request was prepared");
     return make_error_code(errc::not_connected);
   }
-  ci.wbuf = std::move(request);
+  ci.wbuf = std::move(r.request);
   return {};
 }
 
@@ -733,6 +732,8 @@ template basic_connection<boost::asio::local::stream_protocol::socket>::basic_co
 
 }  // namespace dqlite
 /// @endcond
+
+#endif  // DQLITE_CLIENT_SEPARATE_COMPILATION
 // ---- end dqlite/src.hpp ----
 
 #endif // DQLITE_SINGLE_INCLUDE_SRC_HPP

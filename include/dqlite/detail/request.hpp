@@ -158,12 +158,31 @@ inline bool record_probe(session_state& c, const error_code& ec, const wide_para
 /// Encodes the wide-parameter probe into ci.wbuf (when a database is open).
 DQLITE_DECL error_code encode_probe(session_state& ci);
 
-/// Makes request, encoded before the probe, the connection's request, after the checks
-/// that depend on what the probe found (check_statement) and on the opening it was
-/// encoded for (`generation`: a reopened connection has other statement ids).
-DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
-                                             const sql_shape& shape, bool query, std::size_t n,
-                                             std::uint64_t generation, wire::buffer& request);
+/// A statement request encoded before the probe that runs first, with what its start
+/// needs after the probe (when its SQL text is gone).
+struct encoded_request {
+  request_spec spec;  ///< without its SQL text
+  sql_shape shape;
+  bool query;
+  std::size_t n;  ///< the number of parameters
+  wire::buffer request;
+  std::uint64_t generation;  ///< the opening the request was encoded for
+  exchange_params exchange;  ///< the request's, found while it started
+
+  /// Keeps what a request on connection c needs of its SQL text, found now.
+  static encoded_request make(const session_state& c, const request_spec& spec,
+                              const sql_shape& shape, bool query, std::size_t n,
+                              wire::buffer request, const exchange_params& exchange) {
+    encoded_request r{spec, shape, query, n, std::move(request), c.generation, exchange};
+    r.spec.sql = {};  // only valid while the operation starts
+    return r;
+  }
+};
+
+/// Makes r's request the connection's request, after the checks that depend on what the
+/// probe found (check_statement) and on the opening it was encoded for (a reopened
+/// connection has other statement ids).
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, encoded_request& r);
 
 /// What start_request needs of a statement request: its parameters only while it starts.
 struct request_start {
@@ -187,13 +206,10 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
   /// Starts the probe, then owns the request's target; request: the request, encoded (its
   /// parameters are gone after this).
   static void run(const std::shared_ptr<impl>& c, target_guard<io_executor>& owner,
-                  request_spec spec, const sql_shape& shape, bool query, std::size_t n,
-                  wire::buffer request, const exchange_params& exchange) {
-    spec.sql = {};  // only valid while the operation starts
+                  encoded_request r) {
     boost::asio::recycling_allocator<probe_then_start> alloc;
     probe_then_start* const mem = alloc.allocate(1);
-    auto* p = ::new (static_cast<void*>(mem))
-        probe_then_start(c, owner.release(), spec, shape, query, n, std::move(request), exchange);
+    auto* p = ::new (static_cast<void*>(mem)) probe_then_start(c, owner.release(), std::move(r));
     loop_handler<io_executor> done(p);  // frees p, and the target, if the start throws
     const exchange_params probe{true, c->opts.request_timeout, 0};
     bool owns = false;
@@ -206,21 +222,11 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
     const wide_params_answer answer = m_->take();
     target_guard<io_executor> owner(std::exchange(t_, nullptr));
     std::shared_ptr<impl> c = std::move(c_);
-    request_spec spec = spec_;
-    const sql_shape shape = shape_;
-    const bool query = query_;
-    const std::size_t n = n_;
-    wire::buffer request = std::move(request_);
-    const std::uint64_t generation = generation_;
-    const exchange_params exchange = exchange_;
+    encoded_request r = std::move(r_);
     destroy();
     if (!record_probe(*c, ec, answer)) return owner.release().complete_empty(ec, inline_done);
     begin_request(
-        c, owner,
-        [&](impl& ci) {
-          return adopt_encoded_request(ci, spec, shape, query, n, generation, request);
-        },
-        exchange);
+        c, owner, [&](impl& ci) { return adopt_encoded_request(ci, r); }, r.exchange);
   }
   void destroy() noexcept override {
     if (t_) std::exchange(t_, nullptr)->destroy();  // abandoned: the request never starts
@@ -232,28 +238,13 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
 
  private:
   probe_then_start(const std::shared_ptr<impl>& c, request_core<io_executor>& t,
-                   const request_spec& spec, const sql_shape& shape, bool query, std::size_t n,
-                   wire::buffer request, const exchange_params& exchange)
-      : c_(c),
-        t_(&t),
-        spec_(spec),
-        shape_(shape),
-        query_(query),
-        n_(n),
-        request_(std::move(request)),
-        generation_(c->generation),
-        exchange_(exchange) {}
+                   encoded_request r) noexcept
+      : c_(c), t_(&t), r_(std::move(r)) {}
   ~probe_then_start() = default;
 
   std::shared_ptr<impl> c_;
   request_core<io_executor>* t_;  ///< owned until the request starts
-  request_spec spec_;
-  sql_shape shape_;
-  bool query_;
-  std::size_t n_;
-  wire::buffer request_;
-  std::uint64_t generation_;  ///< the opening the request was encoded for
-  exchange_params exchange_;  ///< the request's, found while it started (spec.sql is gone)
+  encoded_request r_;
   std::optional<exchange_machine<wide_params_probe_proc>> m_;
 };
 
@@ -274,8 +265,9 @@ void start_request(const std::shared_ptr<connection_impl<Stream>>& c,
       !check_statement(*c, s.spec, shape, s.query, s.n)) {
     wire::buffer request;
     if (!encode_request(request, *c, s.spec, s.query, s.write, s.params))
-      return probe_then_start<Stream>::run(c, owner, s.spec, shape, s.query, s.n,
-                                            std::move(request), exchange);
+      return probe_then_start<Stream>::run(
+          c, owner,
+          encoded_request::make(*c, s.spec, shape, s.query, s.n, std::move(request), exchange));
     c->diag.clear();  // the same error is found again below, and reported there
   }
   begin_request(
@@ -309,13 +301,7 @@ struct probe_then_request {
   Handler handler;
   std::shared_ptr<Impl> c;
   Proc proc;
-  request_spec spec;
-  sql_shape shape;
-  bool query;
-  std::size_t params;
-  wire::buffer request;
-  std::uint64_t generation;   ///< the opening the request was encoded for
-  exchange_params exchange;   ///< the request's, found while it started (spec.sql is gone)
+  encoded_request r;
   using result_type = typename Proc::result_type;
 
   /// Called as an exchange's handler is (never inside the initiating function).
@@ -329,10 +315,7 @@ struct probe_then_request {
     auto conn = c;
     start_exchange(
         conn, std::move(proc), std::move(handler),
-        [this](Impl& ci) {
-          return adopt_encoded_request(ci, spec, shape, query, params, generation, request);
-        },
-        exchange);
+        [this](Impl& ci) { return adopt_encoded_request(ci, r); }, r.exchange);
   }
 };
 
@@ -476,17 +459,12 @@ struct request_initiation {
           using then = probe_then_request<Impl, Proc, std::decay_t<Handler>>;
           auto conn = c;
           const auto timeout = c->opts.request_timeout;
-          // The SQL text is only valid while the operation starts: what the request needs
-          // from it is found now (encoded request, shape, exchange parameters).
-          const exchange_params exchange = statement_params(*c, spec, shape, query);
-          request_spec kept = spec;
-          kept.sql = {};
           start_exchange(
               conn, wide_params_probe_proc{},
-              then{std::forward<Handler>(h), c, std::move(proc), kept, shape, query, n,
-                   std::move(request), c->generation, exchange},
-              encode_probe,
-              exchange_params{true, timeout, 0});
+              then{std::forward<Handler>(h), c, std::move(proc),
+                   encoded_request::make(*c, spec, shape, query, n, std::move(request),
+                                         statement_params(*c, spec, shape, query))},
+              encode_probe, exchange_params{true, timeout, 0});
           return;
         }
         c->diag.clear();  // the same error is found again below, and reported there

@@ -90,15 +90,13 @@ DQLITE_DECL error_code encode_probe(session_state& ci) {
   return encode_wide_params_probe(ci.wbuf, ci.db_id);
 }
 
-DQLITE_DECL error_code adopt_encoded_request(session_state& ci, const request_spec& spec,
-                                             const sql_shape& shape, bool query, std::size_t n,
-                                             std::uint64_t generation, wire::buffer& request) {
-  if (auto e = check_statement(ci, spec, shape, query, n)) return e;
-  if (ci.generation != generation) {
+DQLITE_DECL error_code adopt_encoded_request(session_state& ci, encoded_request& r) {
+  if (auto e = check_statement(ci, r.spec, r.shape, r.query, r.n)) return e;
+  if (ci.generation != r.generation) {
     ci.diag.assign("the connection was reopened while the request was prepared");
     return make_error_code(errc::not_connected);
   }
-  ci.wbuf = std::move(request);
+  ci.wbuf = std::move(r.request);
   return {};
 }
 
