@@ -7977,8 +7977,8 @@ class probe_then_start final : public loop_target<typename Stream::executor_type
   using impl = connection_impl<Stream>;
 
  public:
-  /// Starts the probe, then owns the request's target; request: the request, encoded (its
-  /// parameters are gone after this).
+  /// Starts the probe, and takes the request's target from owner; r: the request, encoded
+  /// (its parameters are gone after this).
   static void run(const std::shared_ptr<impl>& c, target_guard<io_executor>& owner,
                   encoded_request r) {
     boost::asio::recycling_allocator<probe_then_start> alloc;
