@@ -37,7 +37,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <ranges>
+#include <dqlite/detail/ranges.hpp>
 #include <string>
 #include <string_view>
 #include <type_traits>

@@ -71,46 +71,74 @@ inline std::string mapped(const address_map& map, std::string address) {
 
 }  // namespace detail
 
-/// Plain TCP (the default of dqlite::cluster and dqlite::pool). With `map`, each advertised
-/// address is dialled at map(address). Node addresses must be "host:port".
-inline basic_connector<boost::asio::ip::tcp::socket> tcp_connector(address_map map = {}) {
-  using conn_t = basic_connection<boost::asio::ip::tcp::socket>;
-  basic_connector<boost::asio::ip::tcp::socket> c;
+namespace detail {
+
+// The two connectors' bodies. They are templates over the socket type, although each has
+// one, so that a unit compiles a connector's connect coroutine (an async_connect and the
+// connection's opening loop) only when it makes that connector, not whenever it includes
+// this header. With separate compilation, <dqlite/src.hpp> compiles both.
+
+template <class Socket>
+basic_connector<Socket> make_tcp_connector(address_map map) {
+  using conn_t = basic_connection<Socket>;
+  basic_connector<Socket> c;
   c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return conn_t(o, ex);
   };
   c.connect = [map = std::move(map)](conn_t& conn,
                                      std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(detail::mapped(map, std::move(address)),
-                                            detail::as_tuple_awaitable);
+    auto [ec] = co_await conn.async_connect(mapped(map, std::move(address)), as_tuple_awaitable);
     co_return ec;
   };
-  c.check_address = detail::host_port_problem;
+  c.check_address = host_port_problem;
   return c;
 }
 
-/// Unix sockets: the node that advertises `address` listens at path_of(address), a file
-/// system path or "@name" for an abstract socket (Linux). Without path_of, the advertised
-/// address is the path (nodes whose address is "@name" or "/path", as a node bound to a
-/// unix socket advertises). Any non-empty address is accepted.
-inline basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(
-    address_map path_of = {}) {
-  using conn_t = basic_connection<boost::asio::local::stream_protocol::socket>;
-  basic_connector<boost::asio::local::stream_protocol::socket> c;
+template <class Socket>
+basic_connector<Socket> make_unix_connector(address_map path_of) {
+  using conn_t = basic_connection<Socket>;
+  basic_connector<Socket> c;
   c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return conn_t(o, ex);
   };
   c.connect = [path_of = std::move(path_of)](
                   conn_t& conn, std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(
-        detail::unix_endpoint(detail::mapped(path_of, std::move(address))),
-        detail::as_tuple_awaitable);
+    auto [ec] = co_await conn.async_connect(unix_endpoint(mapped(path_of, std::move(address))),
+                                            as_tuple_awaitable);
     co_return ec;
   };
   c.check_address = [](std::string_view a) -> std::string {
     return a.empty() ? "a node address is empty" : std::string();
   };
   return c;
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+extern template basic_connector<boost::asio::ip::tcp::socket>
+make_tcp_connector<boost::asio::ip::tcp::socket>(address_map);
+extern template basic_connector<boost::asio::local::stream_protocol::socket>
+make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
+#endif
+
+}  // namespace detail
+
+/// Plain TCP (the default of dqlite::cluster and dqlite::pool). With `map` (an address_map,
+/// or any callable std::string(std::string_view) it can hold), each advertised address is
+/// dialled at map(address). Node addresses must be "host:port".
+template <class Map = address_map>
+basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
+  return detail::make_tcp_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
+}
+
+/// Unix sockets: the node that advertises `address` listens at path_of(address), a file
+/// system path or "@name" for an abstract socket (Linux). Without path_of, the advertised
+/// address is the path (nodes whose address is "@name" or "/path", as a node bound to a
+/// unix socket advertises). Any non-empty address is accepted. path_of: an address_map, or
+/// any callable it can hold.
+template <class Map = address_map>
+basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(Map path_of = {}) {
+  return detail::make_unix_connector<boost::asio::local::stream_protocol::socket>(
+      address_map(std::move(path_of)));
 }
 
 namespace detail {

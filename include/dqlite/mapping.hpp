@@ -19,7 +19,6 @@
 #include <dqlite/value.hpp>
 #include <dqlite/wire/decode.hpp>
 
-#include <boost/pfr.hpp>
 
 #include <algorithm>
 #include <array>

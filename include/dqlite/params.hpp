@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <ranges>
+#include <dqlite/detail/ranges.hpp>
 #include <span>
 #include <string>
 #include <string_view>

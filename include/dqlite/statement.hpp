@@ -19,7 +19,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <ranges>
+#include <dqlite/detail/ranges.hpp>
 #include <string>
 #include <string_view>
 #include <utility>

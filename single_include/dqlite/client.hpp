@@ -6229,7 +6229,14 @@ std::string field_type_name() {
 // at run time with __builtin_dump_struct. A type can also name its fields itself by
 // specialising dqlite::field_names<T> (which also renames them).
 
-#include <boost/pfr.hpp>
+// Only the parts used (tuple_size, get, and the field names where PFR has them): the
+// umbrella <boost/pfr.hpp> also brings PFR's comparison and stream operators, and with
+// them <locale> and <iomanip>, into every unit of the user's.
+#include <boost/pfr/core.hpp>
+#include <boost/pfr/tuple_size.hpp>
+#if __has_include(<boost/pfr/core_name.hpp>)
+#include <boost/pfr/core_name.hpp>
+#endif
 
 #include <array>
 #include <cstdarg>
@@ -6369,7 +6376,6 @@ const std::array<std::string_view, boost::pfr::tuple_size_v<T>>& aggregate_field
 }  // namespace dqlite
 // ---- end dqlite/detail/field_names.hpp ----
 
-#include <boost/pfr.hpp>
 
 #include <algorithm>
 #include <array>
@@ -7478,7 +7484,22 @@ DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t d
 #include <cstdint>
 #include <limits>
 #include <optional>
+// ---- begin dqlite/detail/ranges.hpp ----
+// The parts of std::ranges the library uses: the range concepts (input_range, sized_range,
+// iterator_t, range_reference_t) and the access functions (begin, end, size).
+//
+// libstdc++ defines exactly these in <bits/ranges_base.h>, which its <span> includes; <ranges>
+// adds the views and adaptors on top, which the library does not use and which every unit of
+// the user's would otherwise parse. Other standard libraries get <ranges>.
+
+#include <version>
+
+#if defined(__GLIBCXX__)
+#include <span>
+#else
 #include <ranges>
+#endif
+// ---- end dqlite/detail/ranges.hpp ----
 #include <span>
 #include <string>
 #include <string_view>
@@ -9169,7 +9190,6 @@ class request_api {
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -9683,7 +9703,6 @@ auto transaction(Connection& conn, Body body) -> std::invoke_result_t<Body&, Con
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -10792,6 +10811,7 @@ inline std::string error_text(const error_code& ec, const diagnostics& d) {
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <utility>
 
 namespace dqlite::detail {
 
@@ -10812,8 +10832,11 @@ class async_event : public boost::asio::steady_timer {
   void notify_all() noexcept { cancel(); }
 
   /// awaitable<std::tuple<error_code>>: ends at notify_all() or at the expiry; never
-  /// throws for either.
-  auto wait() { return async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)); }
+  /// throws for either. (A template so that only a unit that waits compiles the wait.)
+  template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
+  auto wait(Token token = {}) {
+    return async_wait(std::move(token));
+  }
 };
 
 }  // namespace dqlite::detail
@@ -10886,46 +10909,74 @@ inline std::string mapped(const address_map& map, std::string address) {
 
 }  // namespace detail
 
-/// Plain TCP (the default of dqlite::cluster and dqlite::pool). With `map`, each advertised
-/// address is dialled at map(address). Node addresses must be "host:port".
-inline basic_connector<boost::asio::ip::tcp::socket> tcp_connector(address_map map = {}) {
-  using conn_t = basic_connection<boost::asio::ip::tcp::socket>;
-  basic_connector<boost::asio::ip::tcp::socket> c;
+namespace detail {
+
+// The two connectors' bodies. They are templates over the socket type, although each has
+// one, so that a unit compiles a connector's connect coroutine (an async_connect and the
+// connection's opening loop) only when it makes that connector, not whenever it includes
+// this header. With separate compilation, <dqlite/src.hpp> compiles both.
+
+template <class Socket>
+basic_connector<Socket> make_tcp_connector(address_map map) {
+  using conn_t = basic_connection<Socket>;
+  basic_connector<Socket> c;
   c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return conn_t(o, ex);
   };
   c.connect = [map = std::move(map)](conn_t& conn,
                                      std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(detail::mapped(map, std::move(address)),
-                                            detail::as_tuple_awaitable);
+    auto [ec] = co_await conn.async_connect(mapped(map, std::move(address)), as_tuple_awaitable);
     co_return ec;
   };
-  c.check_address = detail::host_port_problem;
+  c.check_address = host_port_problem;
   return c;
 }
 
-/// Unix sockets: the node that advertises `address` listens at path_of(address), a file
-/// system path or "@name" for an abstract socket (Linux). Without path_of, the advertised
-/// address is the path (nodes whose address is "@name" or "/path", as a node bound to a
-/// unix socket advertises). Any non-empty address is accepted.
-inline basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(
-    address_map path_of = {}) {
-  using conn_t = basic_connection<boost::asio::local::stream_protocol::socket>;
-  basic_connector<boost::asio::local::stream_protocol::socket> c;
+template <class Socket>
+basic_connector<Socket> make_unix_connector(address_map path_of) {
+  using conn_t = basic_connection<Socket>;
+  basic_connector<Socket> c;
   c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return conn_t(o, ex);
   };
   c.connect = [path_of = std::move(path_of)](
                   conn_t& conn, std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(
-        detail::unix_endpoint(detail::mapped(path_of, std::move(address))),
-        detail::as_tuple_awaitable);
+    auto [ec] = co_await conn.async_connect(unix_endpoint(mapped(path_of, std::move(address))),
+                                            as_tuple_awaitable);
     co_return ec;
   };
   c.check_address = [](std::string_view a) -> std::string {
     return a.empty() ? "a node address is empty" : std::string();
   };
   return c;
+}
+
+#ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
+extern template basic_connector<boost::asio::ip::tcp::socket>
+make_tcp_connector<boost::asio::ip::tcp::socket>(address_map);
+extern template basic_connector<boost::asio::local::stream_protocol::socket>
+make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
+#endif
+
+}  // namespace detail
+
+/// Plain TCP (the default of dqlite::cluster and dqlite::pool). With `map` (an address_map,
+/// or any callable std::string(std::string_view) it can hold), each advertised address is
+/// dialled at map(address). Node addresses must be "host:port".
+template <class Map = address_map>
+basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
+  return detail::make_tcp_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
+}
+
+/// Unix sockets: the node that advertises `address` listens at path_of(address), a file
+/// system path or "@name" for an abstract socket (Linux). Without path_of, the advertised
+/// address is the path (nodes whose address is "@name" or "/path", as a node bound to a
+/// unix socket advertises). Any non-empty address is accepted. path_of: an address_map, or
+/// any callable it can hold.
+template <class Map = address_map>
+basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(Map path_of = {}) {
+  return detail::make_unix_connector<boost::asio::local::stream_protocol::socket>(
+      address_map(std::move(path_of)));
 }
 
 namespace detail {

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <utility>
 
 namespace dqlite::detail {
 
@@ -27,8 +28,11 @@ class async_event : public boost::asio::steady_timer {
   void notify_all() noexcept { cancel(); }
 
   /// awaitable<std::tuple<error_code>>: ends at notify_all() or at the expiry; never
-  /// throws for either.
-  auto wait() { return async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)); }
+  /// throws for either. (A template so that only a unit that waits compiles the wait.)
+  template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
+  auto wait(Token token = {}) {
+    return async_wait(std::move(token));
+  }
 };
 
 }  // namespace dqlite::detail

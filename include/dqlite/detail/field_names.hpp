@@ -8,7 +8,14 @@
 // specialising dqlite::field_names<T> (which also renames them).
 #pragma once
 
-#include <boost/pfr.hpp>
+// Only the parts used (tuple_size, get, and the field names where PFR has them): the
+// umbrella <boost/pfr.hpp> also brings PFR's comparison and stream operators, and with
+// them <locale> and <iomanip>, into every unit of the user's.
+#include <boost/pfr/core.hpp>
+#include <boost/pfr/tuple_size.hpp>
+#if __has_include(<boost/pfr/core_name.hpp>)
+#include <boost/pfr/core_name.hpp>
+#endif
 
 #include <array>
 #include <cstdarg>
