@@ -41,6 +41,12 @@
 
 namespace dqlite::detail {
 
+template struct connection_impl<boost::asio::ip::tcp::socket>;
+template struct connection_impl<boost::asio::local::stream_protocol::socket>;
+template connection_impl<boost::asio::ip::tcp::socket>::connection_impl(
+    const connection_options&, const boost::asio::any_io_executor&);
+template connection_impl<boost::asio::local::stream_protocol::socket>::connection_impl(
+    const connection_options&, const boost::asio::any_io_executor&);
 template void run_exchange<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
     std::chrono::milliseconds, loop_handler<boost::asio::any_io_executor>);

@@ -908,7 +908,15 @@ void run_exchange(const std::shared_ptr<connection_impl<Stream>>& c, exchange_co
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
-// Compiled once, in the unit that includes <dqlite/src.hpp>.
+// Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and unix
+// socket connections' state (its construction, the deadline's timer, the closing of the
+// transport), and the exchange loops.
+extern template struct connection_impl<boost::asio::ip::tcp::socket>;
+extern template struct connection_impl<boost::asio::local::stream_protocol::socket>;
+extern template connection_impl<boost::asio::ip::tcp::socket>::connection_impl(
+    const connection_options&, const boost::asio::any_io_executor&);
+extern template connection_impl<boost::asio::local::stream_protocol::socket>::connection_impl(
+    const connection_options&, const boost::asio::any_io_executor&);
 extern template void run_exchange<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&, exchange_core&,
     std::chrono::milliseconds, loop_handler<boost::asio::any_io_executor>);
