@@ -7937,9 +7937,10 @@ error_code encode_statement(Impl& ci, const request_spec& spec, const sql_shape&
 template <class Impl>
 exchange_params statement_params(const Impl& c, const request_spec& spec, const sql_shape& shape,
                                  bool query) {
-  const bool read_only = spec.prepared ? spec.read_only : is_read_only_sql(spec.sql);
-  return exchange_params{true, c.opts.request_timeout, spec.holder, !query || !read_only,
-                         shape.tx};
+  // An EXEC may write; a query may too unless its text cannot (read from its first words).
+  const bool may_write =
+      !query || !(spec.prepared ? spec.read_only : is_read_only_sql(spec.sql));
+  return exchange_params{true, c.opts.request_timeout, spec.holder, may_write, shape.tx};
 }
 
 /// Whether a request must wait for the wide-parameter probe (server_probe.hpp): it has
