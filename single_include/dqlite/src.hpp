@@ -31,7 +31,8 @@
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
 // messages, SQL text scanning, frame encoding and decoding, column matching), the start of
 // every statement request (and the probe of the server some need first), the members of
-// the connections that are not templates, and the I/O loops that run every request
+// the connections and of their state that are not templates, the TCP and unix connectors
+// (dqlite/connector.hpp), and the I/O loops that run every request
 // exchange and every connection opening (asynchronous and blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
 // socket) with Asio's default executor. Other streams (TLS, a custom executor) are
