@@ -8,6 +8,7 @@
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/cursor.hpp>
 #include <dqlite/detail/procs.hpp>
+#include <dqlite/detail/ranges.hpp>
 #include <dqlite/detail/request.hpp>
 #include <dqlite/detail/request_api.hpp>
 #include <dqlite/detail/session_procs.hpp>
@@ -37,7 +38,6 @@
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <dqlite/detail/ranges.hpp>
 #include <string>
 #include <string_view>
 #include <type_traits>

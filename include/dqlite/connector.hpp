@@ -126,6 +126,7 @@ make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
 /// or any callable std::string(std::string_view) it can hold), each advertised address is
 /// dialled at map(address). Node addresses must be "host:port".
 template <class Map = address_map>
+  requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
   return detail::make_tcp_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
 }
@@ -136,6 +137,7 @@ basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
 /// unix socket advertises). Any non-empty address is accepted. path_of: an address_map, or
 /// any callable it can hold.
 template <class Map = address_map>
+  requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(Map path_of = {}) {
   return detail::make_unix_connector<boost::asio::local::stream_protocol::socket>(
       address_map(std::move(path_of)));

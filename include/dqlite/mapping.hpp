@@ -19,7 +19,6 @@
 #include <dqlite/value.hpp>
 #include <dqlite/wire/decode.hpp>
 
-
 #include <algorithm>
 #include <array>
 #include <cstddef>

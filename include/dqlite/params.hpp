@@ -9,6 +9,7 @@
 // that calls exactly one of w.integer / floating / text / blob / null / iso8601 / boolean.
 #pragma once
 
+#include <dqlite/detail/ranges.hpp>
 #include <dqlite/detail/time.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/value.hpp>
@@ -20,7 +21,6 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <dqlite/detail/ranges.hpp>
 #include <span>
 #include <string>
 #include <string_view>

@@ -3,6 +3,7 @@
 
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/detail/procs.hpp>
+#include <dqlite/detail/ranges.hpp>
 #include <dqlite/detail/request.hpp>
 #include <dqlite/detail/request_api.hpp>
 #include <dqlite/detail/session_procs.hpp>
@@ -19,7 +20,6 @@
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <dqlite/detail/ranges.hpp>
 #include <string>
 #include <string_view>
 #include <utility>

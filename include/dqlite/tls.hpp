@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace dqlite {
 
@@ -212,8 +213,14 @@ auto async_connect_tls(const Executor& ex, boost::asio::ssl::context& ctx, std::
 ///   ctx.load_verify_file("ca.pem");
 ///   dqlite::tls_pool pool(ex, dqlite::tls_connector(ctx), {"db1.example:9001"},
 ///                         {.database = "app"});
-inline basic_connector<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_connector(
-    boost::asio::ssl::context& ctx, address_map map = {}) {
+///
+/// `map`: an address_map, or any callable it can hold. (A template, like tcp_connector, so
+/// that a unit compiles the connect coroutine only when it makes a connector.)
+template <class Map = address_map>
+  requires std::is_convertible_v<Map, address_map>
+basic_connector<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_connector(
+    boost::asio::ssl::context& ctx, Map m = {}) {
+  address_map map(std::move(m));
   basic_connector<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> c;
   c.make = [ctx = &ctx](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return tls_connection(o, ex, *ctx);

@@ -6384,7 +6384,6 @@ const std::array<std::string_view, boost::pfr::tuple_size_v<T>>& aggregate_field
 }  // namespace dqlite
 // ---- end dqlite/detail/field_names.hpp ----
 
-
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -7485,13 +7484,6 @@ DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t d
 //   static error_code bind(wire::tuple_writer& w, const T& v);
 // that calls exactly one of w.integer / floating / text / blob / null / iso8601 / boolean.
 
-
-#include <chrono>
-#include <concepts>
-#include <cstddef>
-#include <cstdint>
-#include <limits>
-#include <optional>
 // ---- begin dqlite/detail/ranges.hpp ----
 // The parts of std::ranges the library uses: the range concepts (input_range, sized_range,
 // iterator_t, range_reference_t) and the access functions (begin, end, size).
@@ -7504,10 +7496,18 @@ DQLITE_DECL error_code encode_wide_params_probe(wire::buffer& b, std::uint32_t d
 
 #if defined(__GLIBCXX__)
 #include <span>
-#else
+#endif
+#ifndef _GLIBCXX_RANGES_BASE_H  // not libstdc++, or one whose <span> does not bring them
 #include <ranges>
 #endif
 // ---- end dqlite/detail/ranges.hpp ----
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10973,6 +10973,7 @@ make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
 /// or any callable std::string(std::string_view) it can hold), each advertised address is
 /// dialled at map(address). Node addresses must be "host:port".
 template <class Map = address_map>
+  requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
   return detail::make_tcp_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
 }
@@ -10983,6 +10984,7 @@ basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
 /// unix socket advertises). Any non-empty address is accepted. path_of: an address_map, or
 /// any callable it can hold.
 template <class Map = address_map>
+  requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(Map path_of = {}) {
   return detail::make_unix_connector<boost::asio::local::stream_protocol::socket>(
       address_map(std::move(path_of)));

@@ -10,6 +10,7 @@
 
 #if defined(__GLIBCXX__)
 #include <span>
-#else
+#endif
+#ifndef _GLIBCXX_RANGES_BASE_H  // not libstdc++, or one whose <span> does not bring them
 #include <ranges>
 #endif
