@@ -14,9 +14,10 @@
 #   whole_api       connection, prepared statement, cursor, transaction, blocking calls,
 #                   cluster and pool in one unit
 #   whole_api/sep   the same with DQLITE_CLIENT_SEPARATE_COMPILATION
-# Each figure is the median of RUNS compilations (default 3); ratios are to plain_asio
-# compiled by the same compiler. The machine's load changes the absolute figures; the
-# ratios, measured in one run, much less.
+# Each figure is the median of RUNS compilations (default 3). Each compilation of a unit
+# follows one of plain_asio by the same compiler, and its ratios are to that one; the
+# table gives the median ratio. So a machine whose speed drifts during the run (a shared
+# one) changes the absolute figures, and the ratios much less.
 set -euo pipefail
 
 runs=${1:-3}
@@ -26,26 +27,39 @@ dir=$here/compile_cost
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# measure COMPILER SOURCE [FLAGS...] -> "cpu_seconds peak_mib" (medians of $runs)
+# once COMPILER SOURCE [FLAGS...] -> "cpu_seconds peak_kib" of one compilation
+once() {
+  local cxx=$1 src=$2
+  shift 2
+  /usr/bin/time -f "%U %S %M" -o "$tmp/time" \
+    "$cxx" -std=c++20 -O2 -I"$root/include" "$@" -c "$src" -o "$tmp/out.o" 2>"$tmp/err" || {
+    echo "compile_cost.sh: $cxx failed on $src:" >&2
+    head -20 "$tmp/err" >&2
+    return 1
+  }
+  local u s m
+  read -r u s m <"$tmp/time"
+  echo "$(echo "$u + $s" | bc) $m"
+}
+
+median() { sort -n | sed -n "$(((runs + 1) / 2))p"; }
+
+# measure COMPILER SOURCE [FLAGS...] -> "cpu_s cpu_ratio peak_mib mem_ratio": medians over
+# $runs rounds of (plain_asio, then SOURCE), the ratios to the plain_asio of the same round
 measure() {
   local cxx=$1 src=$2
   shift 2
-  local cpus=() mems=() i out
+  local cpus=() mems=() rc=() rm=() i pc pm c m
   for ((i = 0; i < runs; i++)); do
-    /usr/bin/time -f "%U %S %M" -o "$tmp/time" \
-      "$cxx" -std=c++20 -O2 -I"$root/include" "$@" -c "$src" -o "$tmp/out.o" 2>"$tmp/err" || {
-      echo "compile_cost.sh: $cxx failed on $src:" >&2
-      head -20 "$tmp/err" >&2
-      return 1
-    }
-    read -r u s m <"$tmp/time"
-    cpus+=("$(echo "$u + $s" | bc)")
+    read -r pc pm < <(once "$cxx" "$dir/plain_asio.cpp") || return 1
+    read -r c m < <(once "$cxx" "$src" "$@") || return 1
+    cpus+=("$c")
     mems+=("$((m / 1024))")
+    rc+=("$(echo "$c / $pc" | bc -l)")
+    rm+=("$(echo "$m / $pm" | bc -l)")
   done
-  local cpu mem
-  cpu=$(printf '%s\n' "${cpus[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
-  mem=$(printf '%s\n' "${mems[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
-  echo "$cpu $mem"
+  echo "$(printf '%s\n' "${cpus[@]}" | median) $(printf '%s\n' "${rc[@]}" | median)" \
+    "$(printf '%s\n' "${mems[@]}" | median) $(printf '%s\n' "${rm[@]}" | median)"
 }
 
 for tool in /usr/bin/time bc; do
@@ -55,21 +69,20 @@ done
 printf '%-10s %-16s %10s %8s %10s %8s\n' compiler unit cpu_s ratio peak_mib ratio
 for cxx in g++ clang++; do
   command -v "$cxx" >/dev/null || { echo "($cxx not installed: skipped)"; continue; }
-  read -r base_cpu base_mem < <(measure "$cxx" "$dir/plain_asio.cpp")
   row() {
-    local name=$1 cpu=$2 mem=$3
-    printf '%-10s %-16s %10.2f %8.2f %10d %8.2f\n' "$cxx" "$name" "$cpu" \
-      "$(echo "$cpu / $base_cpu" | bc -l)" "$mem" "$(echo "$mem / $base_mem" | bc -l)"
+    local name=$1
+    shift
+    local c r m mr
+    read -r c r m mr < <(measure "$cxx" "$@") || exit 1
+    printf '%-10s %-16s %10.2f %8.2f %10d %8.2f\n' "$cxx" "$name" "$c" "$r" "$m" "$mr"
   }
-  row plain_asio "$base_cpu" "$base_mem"
-  read -r c m < <(measure "$cxx" "$dir/typed_fetch.cpp"); row typed_fetch "$c" "$m"
+  row plain_asio "$dir/plain_asio.cpp"
+  row typed_fetch "$dir/typed_fetch.cpp"
   sed 's#<dqlite/client.hpp>#<dqlite/connection.hpp>#' "$dir/typed_fetch.cpp" >"$tmp/typed_fetch_c.cpp"
-  read -r c m < <(measure "$cxx" "$tmp/typed_fetch_c.cpp"); row typed_fetch/c "$c" "$m"
-  read -r c m < <(measure "$cxx" "$dir/typed_fetch.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION)
-  row typed_fetch/sep "$c" "$m"
+  row typed_fetch/c "$tmp/typed_fetch_c.cpp"
+  row typed_fetch/sep "$dir/typed_fetch.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
   echo '#include <dqlite/src.hpp>' >"$tmp/src.cpp"
-  read -r c m < <(measure "$cxx" "$tmp/src.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION); row src.hpp "$c" "$m"
-  read -r c m < <(measure "$cxx" "$dir/whole_api.cpp"); row whole_api "$c" "$m"
-  read -r c m < <(measure "$cxx" "$dir/whole_api.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION)
-  row whole_api/sep "$c" "$m"
+  row src.hpp "$tmp/src.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
+  row whole_api "$dir/whole_api.cpp"
+  row whole_api/sep "$dir/whole_api.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
 done
