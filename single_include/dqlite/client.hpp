@@ -12878,8 +12878,11 @@ struct pool_options {
 /// How basic_pool::async_transaction runs a transaction again after a failure that left
 /// nothing applied (busy, or a leader change before COMMIT was sent).
 struct transaction_retry {
-  /// Attempts in all, the first included (at least 1).
-  unsigned max_attempts = 5;
+  /// Attempts in all, the first included (at least 1). With the default pauses, 20
+  /// attempts pause 4-8 s in all, about a single statement's busy_timeout: a
+  /// transaction competing with a steady flow of writes on other connections can be
+  /// refused as busy many times in a row before it finds the write lock free.
+  unsigned max_attempts = 20;
   /// No attempt starts later than this after the call. Zero or less: max_attempts only.
   std::chrono::milliseconds timeout{10'000};
   /// Pause before attempt n + 1: backoff_base * 2^(n - 1), at most backoff_cap, each a
