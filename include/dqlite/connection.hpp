@@ -131,8 +131,9 @@ class basic_connection {
   const dqlite::diagnostics& diagnostics() const noexcept {
     return impl_ ? impl_->diag : *detail::moved_from_diagnostics();
   }
-  /// The error that closed the connection, if one did (errc::not_connected for a
-  /// moved-from connection).
+  /// The error that closed the connection, or that made its last connect fail (success
+  /// while it is open, before its first connect, and after a close() that no error came
+  /// before; errc::not_connected for a moved-from connection). A new connect clears it.
   error_code broken_by() const noexcept {
     return impl_ ? impl_->broken_by : make_error_code(errc::not_connected);
   }

@@ -2619,9 +2619,13 @@ DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as
     return make_error_code(errc::operation_in_progress);
   }
   if (needs_open && state != conn_state::open) {
-    diag.assign(state == conn_state::broken
-                    ? "the connection was closed after an earlier error: " + broken_by.message()
-                    : std::string("the connection is not open"));
+    if (state == conn_state::broken)
+      diag.assign("the connection was closed after an earlier error: " + broken_by.message());
+    else if (broken_by)
+      diag.assign("the connection is not open (its last error, which closed it or made its "
+                  "connect fail: " + broken_by.message() + ")");
+    else
+      diag.assign("the connection is not open");
     return make_error_code(errc::not_connected);
   }
   busy = true;
@@ -3014,9 +3018,10 @@ class exchange_core {
       // Cancelled through the operation's slot, or the connection was closed (or destroyed)
       // while the operation ran.
       s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
-                          ? std::string("the operation was cancelled while ") + during +
-                                "; the connection was closed"
-                          : std::string("the connection was closed while ") + during);
+                          ? std::string("the operation was cancelled while ") + during + " (" +
+                                s_->peer + "); the connection was closed"
+                          : std::string("the connection was closed while ") + during + " (" +
+                                s_->peer + ")");
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
@@ -3279,7 +3284,8 @@ class connect_machine {
     if (resolve_ && parse_address(address_, hp_)) {
       s_->busy = false;
       s_->diag.assign("invalid address '" + address_ + "': expected host:port or [ipv6]:port");
-      return io_action::done(make_error_code(errc::invalid_address));
+      s_->broken_by = make_error_code(errc::invalid_address);
+      return io_action::done(s_->broken_by);
     }
     return io_action::connect();
   }
@@ -3297,6 +3303,7 @@ class connect_machine {
   io_action handshake_done(error_code ec) {
     if (ec && s_->state != conn_state::open) {
       s_->state = conn_state::closed;
+      if (!s_->broken_by) s_->broken_by = ec;
       s_->request_close();
     }
     if (ec == make_error_code(errc::timeout)) {
@@ -3322,14 +3329,15 @@ class connect_machine {
       s_->diag.assign(std::string(during) + " " + address_ + " took longer than " +
                       std::to_string(s_->opts.connect_timeout.count()) +
                       " ms (connect_timeout)");
-      return io_action::done(make_error_code(errc::timeout));
-    }
-    if (cancel_requested && ec == boost::system::errc::operation_canceled) {
+      ec = make_error_code(errc::timeout);
+    } else if (cancel_requested && ec == boost::system::errc::operation_canceled) {
       s_->diag.assign("the operation was cancelled (" + std::string(during) + " " + address_ +
                       "); the connection was closed");
-      return io_action::done(make_error_code(errc::cancelled));
+      ec = make_error_code(errc::cancelled);
+    } else {
+      s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
     }
-    s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
+    s_->broken_by = ec;
     return io_action::done(ec);
   }
 
@@ -9805,8 +9813,9 @@ class basic_connection {
   const dqlite::diagnostics& diagnostics() const noexcept {
     return impl_ ? impl_->diag : *detail::moved_from_diagnostics();
   }
-  /// The error that closed the connection, if one did (errc::not_connected for a
-  /// moved-from connection).
+  /// The error that closed the connection, or that made its last connect fail (success
+  /// while it is open, before its first connect, and after a close() that no error came
+  /// before; errc::not_connected for a moved-from connection). A new connect clears it.
   error_code broken_by() const noexcept {
     return impl_ ? impl_->broken_by : make_error_code(errc::not_connected);
   }

@@ -670,9 +670,13 @@ DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as
     return make_error_code(errc::operation_in_progress);
   }
   if (needs_open && state != conn_state::open) {
-    diag.assign(state == conn_state::broken
-                    ? "the connection was closed after an earlier error: " + broken_by.message()
-                    : std::string("the connection is not open"));
+    if (state == conn_state::broken)
+      diag.assign("the connection was closed after an earlier error: " + broken_by.message());
+    else if (broken_by)
+      diag.assign("the connection is not open (its last error, which closed it or made its "
+                  "connect fail: " + broken_by.message() + ")");
+    else
+      diag.assign("the connection is not open");
     return make_error_code(errc::not_connected);
   }
   busy = true;

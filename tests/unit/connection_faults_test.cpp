@@ -509,3 +509,84 @@ TEST_CASE("a resolver's empty answer fails as a host not found", "[faults]") {
   REQUIRE(r.outcomes.size() == 1);
   CHECK(r.outcomes[0] == asio::error::host_not_found);
 }
+
+TEST_CASE("a connection whose connect failed says why in broken_by and in its next error",
+          "[faults]") {
+  asio::io_context io;
+  dqlite::connection conn(fast_opts(), io.get_executor());
+  CHECK(!conn.broken_by());  // never opened: nothing broke it
+  dqlite::error_code connect_ec, exec_ec;
+  std::string exec_diag;
+
+  SECTION("refused by the transport") {
+    const std::string address = "127.0.0.1:" + std::to_string(refusing_endpoint(io).port());
+    conn.async_connect(address, [&](dqlite::error_code ec) { connect_ec = ec; });
+    io.run();
+    CHECK(connect_ec == asio::error::connection_refused);
+  }
+  SECTION("refused by the server (OPEN answered with a failure)") {
+    fake_server server([](fake_peer& peer) {
+      peer.read_exact(8);
+      peer.read_frame();
+      bytes body;
+      put64(body, 10250);
+      const char msg[] = "not leader";
+      body.insert(body.end(), msg, msg + sizeof msg);
+      body.resize(8 + 16, 0);
+      peer.write(frame(0, body));
+      fake_server::silent()(peer);
+    });
+    conn.async_connect(server.address(), [&](dqlite::error_code ec) { connect_ec = ec; });
+    io.run();
+    CHECK(dqlite::is_not_leader(connect_ec));
+  }
+  SECTION("an invalid address") {
+    conn.async_connect("no-port", [&](dqlite::error_code ec) { connect_ec = ec; });
+    io.run();
+    CHECK(connect_ec == dqlite::errc::invalid_address);
+  }
+  REQUIRE(connect_ec);
+  CHECK(!conn.is_open());
+  CHECK(conn.broken_by() == connect_ec);
+  io.restart();
+  conn.async_execute("SELECT 1", [&](dqlite::error_code ec, dqlite::exec_result) {
+    exec_ec = ec;
+    exec_diag = conn.diagnostics().message();
+  });
+  io.run();
+  CHECK(exec_ec == dqlite::errc::not_connected);
+  CHECK_THAT(exec_diag, Catch::Contains("the connection is not open") &&
+                            Catch::Contains(connect_ec.message()));
+}
+
+TEST_CASE("a connect cancelled during the dqlite handshake names the node", "[faults]") {
+  std::atomic<bool> handshake_read{false};
+  fake_server server([&](fake_peer& peer) {
+    if (peer.read_exact(8).size() < 8) return;
+    handshake_read = true;
+    fake_server::silent()(peer);
+  });
+  asio::io_context io;
+  auto opts = fast_opts();
+  opts.connect_timeout = std::chrono::seconds(60);  // only the cancellation can end it
+  dqlite::connection conn(opts, io.get_executor());
+  asio::cancellation_signal cancel;
+  dqlite::error_code connect_ec;
+  bool done = false;
+  conn.async_connect(server.address(),
+                     asio::bind_cancellation_slot(cancel.slot(), [&](dqlite::error_code ec) {
+                       connect_ec = ec;
+                       done = true;
+                     }));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!handshake_read && std::chrono::steady_clock::now() < until)
+    io.run_for(std::chrono::milliseconds(10));
+  REQUIRE(handshake_read);
+  cancel.emit(asio::cancellation_type::terminal);
+  io.run_for(std::chrono::seconds(20));
+  REQUIRE(done);
+  CHECK(connect_ec == dqlite::errc::cancelled);
+  CHECK(!conn.is_open());
+  CHECK(conn.broken_by() == dqlite::errc::cancelled);
+  CHECK_THAT(conn.diagnostics().message(), Catch::Contains(server.address()));
+}

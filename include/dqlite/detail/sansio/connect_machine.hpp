@@ -127,7 +127,8 @@ class connect_machine {
     if (resolve_ && parse_address(address_, hp_)) {
       s_->busy = false;
       s_->diag.assign("invalid address '" + address_ + "': expected host:port or [ipv6]:port");
-      return io_action::done(make_error_code(errc::invalid_address));
+      s_->broken_by = make_error_code(errc::invalid_address);
+      return io_action::done(s_->broken_by);
     }
     return io_action::connect();
   }
@@ -145,6 +146,7 @@ class connect_machine {
   io_action handshake_done(error_code ec) {
     if (ec && s_->state != conn_state::open) {
       s_->state = conn_state::closed;
+      if (!s_->broken_by) s_->broken_by = ec;
       s_->request_close();
     }
     if (ec == make_error_code(errc::timeout)) {
@@ -170,14 +172,15 @@ class connect_machine {
       s_->diag.assign(std::string(during) + " " + address_ + " took longer than " +
                       std::to_string(s_->opts.connect_timeout.count()) +
                       " ms (connect_timeout)");
-      return io_action::done(make_error_code(errc::timeout));
-    }
-    if (cancel_requested && ec == boost::system::errc::operation_canceled) {
+      ec = make_error_code(errc::timeout);
+    } else if (cancel_requested && ec == boost::system::errc::operation_canceled) {
       s_->diag.assign("the operation was cancelled (" + std::string(during) + " " + address_ +
                       "); the connection was closed");
-      return io_action::done(make_error_code(errc::cancelled));
+      ec = make_error_code(errc::cancelled);
+    } else {
+      s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
     }
-    s_->diag.assign(std::string(during) + " " + address_ + ": " + ec.message());
+    s_->broken_by = ec;
     return io_action::done(ec);
   }
 

@@ -387,9 +387,10 @@ class exchange_core {
       // Cancelled through the operation's slot, or the connection was closed (or destroyed)
       // while the operation ran.
       s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
-                          ? std::string("the operation was cancelled while ") + during +
-                                "; the connection was closed"
-                          : std::string("the connection was closed while ") + during);
+                          ? std::string("the operation was cancelled while ") + during + " (" +
+                                s_->peer + "); the connection was closed"
+                          : std::string("the connection was closed while ") + during + " (" +
+                                s_->peer + ")");
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
