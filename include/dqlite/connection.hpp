@@ -131,9 +131,11 @@ class basic_connection {
   const dqlite::diagnostics& diagnostics() const noexcept {
     return impl_ ? impl_->diag : *detail::moved_from_diagnostics();
   }
-  /// The error that closed the connection, or that made its last connect fail (success
-  /// while it is open, before its first connect, and after a close() that no error came
-  /// before; errc::not_connected for a moved-from connection). A new connect clears it.
+  /// The error that closed the connection, or that made its last connect, handshake or
+  /// OPEN fail: errc::cancelled when close() ended a running operation. Success while it
+  /// is open, before its first connect, and after a close() that ended nothing and that no
+  /// error came before; errc::not_connected for a moved-from connection. A new connect or
+  /// handshake clears it.
   error_code broken_by() const noexcept {
     return impl_ ? impl_->broken_by : make_error_code(errc::not_connected);
   }
@@ -723,7 +725,11 @@ class basic_connection {
     void operator()(Handler&& h) {
       if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
-                             [](impl_type& ci) { return detail::encode_handshake(ci); }, false,
+                             [](impl_type& ci) {
+                               ci.broken_by = {};  // a new opening, as a connect's start
+                               return detail::encode_handshake(ci);
+                             },
+                             false,
                              c->opts.connect_timeout);
     }
   };

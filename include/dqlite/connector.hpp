@@ -73,51 +73,46 @@ inline std::string mapped(const address_map& map, std::string address) {
 
 namespace detail {
 
-// The two connectors' bodies. They are templates over the socket type, although each has
-// one, so that a unit compiles a connector's connect coroutine (an async_connect and the
-// connection's opening loop) only when it makes that connector, not whenever it includes
-// this header. With separate compilation, <dqlite/src.hpp> compiles both.
+// The body of tcp_connector and unix_connector, one per socket type. It is a template,
+// although each public connector has one socket type, so that a unit compiles a
+// connector's connect coroutine (an async_connect and the connection's opening loop) only
+// when it makes that connector, not whenever it includes this header. With separate
+// compilation, <dqlite/src.hpp> compiles both.
 
 template <class Socket>
-basic_connector<Socket> make_tcp_connector(address_map map) {
+basic_connector<Socket> make_socket_connector(address_map map) {
   using conn_t = basic_connection<Socket>;
+  constexpr bool unix_socket =
+      std::is_same_v<typename Socket::protocol_type, boost::asio::local::stream_protocol>;
   basic_connector<Socket> c;
   c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return conn_t(o, ex);
   };
   c.connect = [map = std::move(map)](conn_t& conn,
                                      std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(mapped(map, std::move(address)), as_tuple_awaitable);
-    co_return ec;
+    std::string target = mapped(map, std::move(address));
+    if constexpr (unix_socket) {
+      auto [ec] = co_await conn.async_connect(unix_endpoint(target), as_tuple_awaitable);
+      co_return ec;
+    } else {
+      auto [ec] = co_await conn.async_connect(std::move(target), as_tuple_awaitable);
+      co_return ec;
+    }
   };
-  c.check_address = host_port_problem;
-  return c;
-}
-
-template <class Socket>
-basic_connector<Socket> make_unix_connector(address_map path_of) {
-  using conn_t = basic_connection<Socket>;
-  basic_connector<Socket> c;
-  c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
-    return conn_t(o, ex);
-  };
-  c.connect = [path_of = std::move(path_of)](
-                  conn_t& conn, std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(unix_endpoint(mapped(path_of, std::move(address))),
-                                            as_tuple_awaitable);
-    co_return ec;
-  };
-  c.check_address = [](std::string_view a) -> std::string {
-    return a.empty() ? "a node address is empty" : std::string();
-  };
+  if constexpr (unix_socket)
+    c.check_address = [](std::string_view a) -> std::string {
+      return a.empty() ? "a node address is empty" : std::string();
+    };
+  else
+    c.check_address = host_port_problem;
   return c;
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 extern template basic_connector<boost::asio::ip::tcp::socket>
-make_tcp_connector<boost::asio::ip::tcp::socket>(address_map);
+make_socket_connector<boost::asio::ip::tcp::socket>(address_map);
 extern template basic_connector<boost::asio::local::stream_protocol::socket>
-make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
+make_socket_connector<boost::asio::local::stream_protocol::socket>(address_map);
 #endif
 
 }  // namespace detail
@@ -128,7 +123,7 @@ make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
 template <class Map = address_map>
   requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
-  return detail::make_tcp_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
+  return detail::make_socket_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
 }
 
 /// Unix sockets: the node that advertises `address` listens at path_of(address), a file
@@ -139,7 +134,7 @@ basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
 template <class Map = address_map>
   requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(Map path_of = {}) {
-  return detail::make_unix_connector<boost::asio::local::stream_protocol::socket>(
+  return detail::make_socket_connector<boost::asio::local::stream_protocol::socket>(
       address_map(std::move(path_of)));
 }
 

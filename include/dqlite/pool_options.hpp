@@ -76,7 +76,7 @@ struct pool_options {
 /// nothing applied (busy, or a leader change before COMMIT was sent).
 struct transaction_retry {
   /// Attempts in all, the first included (at least 1). With the default pauses, 20
-  /// attempts pause 4-8 s in all, about a single statement's busy_timeout: a
+  /// attempts pause 3.8-7.6 s in all, about a single statement's busy_timeout: a
   /// transaction competing with a steady flow of writes on other connections can be
   /// refused as busy many times in a row before it finds the write lock free.
   unsigned max_attempts = 20;

@@ -3017,11 +3017,11 @@ class exchange_core {
     if (is_aborted(ev.ec)) {
       // Cancelled through the operation's slot, or the connection was closed (or destroyed)
       // while the operation ran.
+      const std::string at = s_->peer.empty() ? std::string() : " (" + s_->peer + ")";
       s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
-                          ? std::string("the operation was cancelled while ") + during + " (" +
-                                s_->peer + "); the connection was closed"
-                          : std::string("the connection was closed while ") + during + " (" +
-                                s_->peer + ")");
+                          ? std::string("the operation was cancelled while ") + during + at +
+                                "; the connection was closed"
+                          : std::string("the connection was closed while ") + during + at);
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
@@ -3058,6 +3058,8 @@ class exchange_core {
                                : " (the connection was closed: the node has no such database "
                                  "or statement any more, e.g. after a leadership change)"));
         s_->break_connection(ec);
+      } else if (ec && s_->state != conn_state::open && !s_->broken_by) {
+        s_->broken_by = ec;  // an opening (handshake, OPEN) that failed
       }
       const bool hold = !ec && holds();
       if (hold)
@@ -3269,8 +3271,9 @@ class connect_machine {
           return a;
         }
     }
+    fail(make_error_code(errc::invalid_argument), "connecting to");
     s_->diag.assign("internal error: unexpected event while connecting");
-    return fail(make_error_code(errc::invalid_argument), "connecting to");
+    return io_action::done(make_error_code(errc::invalid_argument));
   }
 
  private:
@@ -9813,9 +9816,11 @@ class basic_connection {
   const dqlite::diagnostics& diagnostics() const noexcept {
     return impl_ ? impl_->diag : *detail::moved_from_diagnostics();
   }
-  /// The error that closed the connection, or that made its last connect fail (success
-  /// while it is open, before its first connect, and after a close() that no error came
-  /// before; errc::not_connected for a moved-from connection). A new connect clears it.
+  /// The error that closed the connection, or that made its last connect, handshake or
+  /// OPEN fail: errc::cancelled when close() ended a running operation. Success while it
+  /// is open, before its first connect, and after a close() that ended nothing and that no
+  /// error came before; errc::not_connected for a moved-from connection. A new connect or
+  /// handshake clears it.
   error_code broken_by() const noexcept {
     return impl_ ? impl_->broken_by : make_error_code(errc::not_connected);
   }
@@ -10405,7 +10410,11 @@ class basic_connection {
     void operator()(Handler&& h) {
       if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
       detail::start_exchange(c, detail::handshake_proc{}, std::forward<Handler>(h),
-                             [](impl_type& ci) { return detail::encode_handshake(ci); }, false,
+                             [](impl_type& ci) {
+                               ci.broken_by = {};  // a new opening, as a connect's start
+                               return detail::encode_handshake(ci);
+                             },
+                             false,
                              c->opts.connect_timeout);
     }
   };
@@ -10929,51 +10938,46 @@ inline std::string mapped(const address_map& map, std::string address) {
 
 namespace detail {
 
-// The two connectors' bodies. They are templates over the socket type, although each has
-// one, so that a unit compiles a connector's connect coroutine (an async_connect and the
-// connection's opening loop) only when it makes that connector, not whenever it includes
-// this header. With separate compilation, <dqlite/src.hpp> compiles both.
+// The body of tcp_connector and unix_connector, one per socket type. It is a template,
+// although each public connector has one socket type, so that a unit compiles a
+// connector's connect coroutine (an async_connect and the connection's opening loop) only
+// when it makes that connector, not whenever it includes this header. With separate
+// compilation, <dqlite/src.hpp> compiles both.
 
 template <class Socket>
-basic_connector<Socket> make_tcp_connector(address_map map) {
+basic_connector<Socket> make_socket_connector(address_map map) {
   using conn_t = basic_connection<Socket>;
+  constexpr bool unix_socket =
+      std::is_same_v<typename Socket::protocol_type, boost::asio::local::stream_protocol>;
   basic_connector<Socket> c;
   c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
     return conn_t(o, ex);
   };
   c.connect = [map = std::move(map)](conn_t& conn,
                                      std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(mapped(map, std::move(address)), as_tuple_awaitable);
-    co_return ec;
+    std::string target = mapped(map, std::move(address));
+    if constexpr (unix_socket) {
+      auto [ec] = co_await conn.async_connect(unix_endpoint(target), as_tuple_awaitable);
+      co_return ec;
+    } else {
+      auto [ec] = co_await conn.async_connect(std::move(target), as_tuple_awaitable);
+      co_return ec;
+    }
   };
-  c.check_address = host_port_problem;
-  return c;
-}
-
-template <class Socket>
-basic_connector<Socket> make_unix_connector(address_map path_of) {
-  using conn_t = basic_connection<Socket>;
-  basic_connector<Socket> c;
-  c.make = [](const connection_options& o, const boost::asio::any_io_executor& ex) {
-    return conn_t(o, ex);
-  };
-  c.connect = [path_of = std::move(path_of)](
-                  conn_t& conn, std::string address) -> boost::asio::awaitable<error_code> {
-    auto [ec] = co_await conn.async_connect(unix_endpoint(mapped(path_of, std::move(address))),
-                                            as_tuple_awaitable);
-    co_return ec;
-  };
-  c.check_address = [](std::string_view a) -> std::string {
-    return a.empty() ? "a node address is empty" : std::string();
-  };
+  if constexpr (unix_socket)
+    c.check_address = [](std::string_view a) -> std::string {
+      return a.empty() ? "a node address is empty" : std::string();
+    };
+  else
+    c.check_address = host_port_problem;
   return c;
 }
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 extern template basic_connector<boost::asio::ip::tcp::socket>
-make_tcp_connector<boost::asio::ip::tcp::socket>(address_map);
+make_socket_connector<boost::asio::ip::tcp::socket>(address_map);
 extern template basic_connector<boost::asio::local::stream_protocol::socket>
-make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
+make_socket_connector<boost::asio::local::stream_protocol::socket>(address_map);
 #endif
 
 }  // namespace detail
@@ -10984,7 +10988,7 @@ make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
 template <class Map = address_map>
   requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
-  return detail::make_tcp_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
+  return detail::make_socket_connector<boost::asio::ip::tcp::socket>(address_map(std::move(map)));
 }
 
 /// Unix sockets: the node that advertises `address` listens at path_of(address), a file
@@ -10995,7 +10999,7 @@ basic_connector<boost::asio::ip::tcp::socket> tcp_connector(Map map = {}) {
 template <class Map = address_map>
   requires std::is_convertible_v<Map, address_map>
 basic_connector<boost::asio::local::stream_protocol::socket> unix_connector(Map path_of = {}) {
-  return detail::make_unix_connector<boost::asio::local::stream_protocol::socket>(
+  return detail::make_socket_connector<boost::asio::local::stream_protocol::socket>(
       address_map(std::move(path_of)));
 }
 
@@ -12888,7 +12892,7 @@ struct pool_options {
 /// nothing applied (busy, or a leader change before COMMIT was sent).
 struct transaction_retry {
   /// Attempts in all, the first included (at least 1). With the default pauses, 20
-  /// attempts pause 4-8 s in all, about a single statement's busy_timeout: a
+  /// attempts pause 3.8-7.6 s in all, about a single statement's busy_timeout: a
   /// transaction competing with a steady flow of writes on other connections can be
   /// refused as busy many times in a row before it finds the write lock free.
   unsigned max_attempts = 20;

@@ -711,9 +711,9 @@ template void run_connect<boost::asio::local::stream_protocol::socket>(
     const std::shared_ptr<connection_impl<boost::asio::local::stream_protocol::socket>>&,
     std::string, std::optional<boost::asio::local::stream_protocol::endpoint>, loop_handler<boost::asio::any_io_executor>);
 template basic_connector<boost::asio::ip::tcp::socket>
-make_tcp_connector<boost::asio::ip::tcp::socket>(address_map);
+make_socket_connector<boost::asio::ip::tcp::socket>(address_map);
 template basic_connector<boost::asio::local::stream_protocol::socket>
-make_unix_connector<boost::asio::local::stream_protocol::socket>(address_map);
+make_socket_connector<boost::asio::local::stream_protocol::socket>(address_map);
 template void start_request<boost::asio::ip::tcp::socket>(
     const std::shared_ptr<connection_impl<boost::asio::ip::tcp::socket>>&,
     request_core<boost::asio::any_io_executor>&, const request_start&);

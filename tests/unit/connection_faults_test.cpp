@@ -514,9 +514,14 @@ TEST_CASE("a connection whose connect failed says why in broken_by and in its ne
           "[faults]") {
   asio::io_context io;
   dqlite::connection conn(fast_opts(), io.get_executor());
-  CHECK(!conn.broken_by());  // never opened: nothing broke it
   dqlite::error_code connect_ec, exec_ec;
   std::string exec_diag;
+  // Never opened: an operation fails, and nothing broke the connection.
+  conn.async_execute("SELECT 1", [&](dqlite::error_code ec, dqlite::exec_result) { exec_ec = ec; });
+  io.run();
+  io.restart();
+  CHECK(exec_ec == dqlite::errc::not_connected);
+  CHECK(!conn.broken_by());
 
   SECTION("refused by the transport") {
     const std::string address = "127.0.0.1:" + std::to_string(refusing_endpoint(io).port());
@@ -525,20 +530,23 @@ TEST_CASE("a connection whose connect failed says why in broken_by and in its ne
     CHECK(connect_ec == asio::error::connection_refused);
   }
   SECTION("refused by the server (OPEN answered with a failure)") {
-    fake_server server([](fake_peer& peer) {
+    // A code that does not break an open connection (SQLITE_CANTOPEN), and one that does
+    // (not leader).
+    const std::uint64_t code = GENERATE(14, 10250);
+    fake_server server([code](fake_peer& peer) {
       peer.read_exact(8);
       peer.read_frame();
       bytes body;
-      put64(body, 10250);
-      const char msg[] = "not leader";
+      put64(body, code);
+      const char msg[] = "refused";
       body.insert(body.end(), msg, msg + sizeof msg);
-      body.resize(8 + 16, 0);
+      body.resize(8 + 8, 0);
       peer.write(frame(0, body));
       fake_server::silent()(peer);
     });
     conn.async_connect(server.address(), [&](dqlite::error_code ec) { connect_ec = ec; });
     io.run();
-    CHECK(dqlite::is_not_leader(connect_ec));
+    CHECK(connect_ec.value() == static_cast<int>(code));
   }
   SECTION("an invalid address") {
     conn.async_connect("no-port", [&](dqlite::error_code ec) { connect_ec = ec; });

@@ -112,8 +112,9 @@ class connect_machine {
           return a;
         }
     }
+    fail(make_error_code(errc::invalid_argument), "connecting to");
     s_->diag.assign("internal error: unexpected event while connecting");
-    return fail(make_error_code(errc::invalid_argument), "connecting to");
+    return io_action::done(make_error_code(errc::invalid_argument));
   }
 
  private:

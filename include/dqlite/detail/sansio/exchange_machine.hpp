@@ -386,11 +386,11 @@ class exchange_core {
     if (is_aborted(ev.ec)) {
       // Cancelled through the operation's slot, or the connection was closed (or destroyed)
       // while the operation ran.
+      const std::string at = s_->peer.empty() ? std::string() : " (" + s_->peer + ")";
       s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
-                          ? std::string("the operation was cancelled while ") + during + " (" +
-                                s_->peer + "); the connection was closed"
-                          : std::string("the connection was closed while ") + during + " (" +
-                                s_->peer + ")");
+                          ? std::string("the operation was cancelled while ") + during + at +
+                                "; the connection was closed"
+                          : std::string("the connection was closed while ") + during + at);
       return finish(make_error_code(errc::cancelled));
     }
     if (is_eof_or_reset(ev.ec)) {
@@ -427,6 +427,8 @@ class exchange_core {
                                : " (the connection was closed: the node has no such database "
                                  "or statement any more, e.g. after a leadership change)"));
         s_->break_connection(ec);
+      } else if (ec && s_->state != conn_state::open && !s_->broken_by) {
+        s_->broken_by = ec;  // an opening (handshake, OPEN) that failed
       }
       const bool hold = !ec && holds();
       if (hold)
