@@ -23,7 +23,8 @@ DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as
   }
   if (needs_open && state != conn_state::open) {
     if (state == conn_state::broken)
-      diag.assign("the connection was closed after an earlier error: " + broken_by.message());
+      diag.assign("the connection is not open (it was closed after an earlier error: " +
+                  broken_by.message() + ")");
     else if (broken_by)
       diag.assign("the connection is not open (its last error, which closed it or made its "
                   "connect fail: " + broken_by.message() + ")");
