@@ -43,6 +43,15 @@ bytes frame(std::uint8_t type, const bytes& body) {
 
 bytes db_response() { return frame(4, bytes(8, 0)); }
 
+/// A FAILURE response: the code, then the message (NUL-terminated, padded to 8 bytes).
+bytes failure_response(std::uint64_t code, const char* msg) {
+  bytes body;
+  put64(body, code);
+  body.insert(body.end(), msg, msg + std::char_traits<char>::length(msg) + 1);
+  body.resize((body.size() + 7) / 8 * 8, 0);
+  return frame(0, body);
+}
+
 /// Reads the handshake (version + OPEN) and answers DB: the connection is open.
 bool accept_handshake(fake_peer& peer) {
   if (peer.read_exact(8).size() < 8) return false;
@@ -338,12 +347,7 @@ TEST_CASE("a FAILURE response is the operation's error and the connection stays 
   fake_server server([](fake_peer& peer) {
     if (!accept_handshake(peer)) return;
     peer.read_frame();
-    bytes body;
-    put64(body, 19);
-    const char msg[] = "UNIQUE constraint failed: t.id";  // 30 chars + NUL -> 32 bytes
-    body.insert(body.end(), msg, msg + sizeof msg);
-    body.resize(8 + 32, 0);
-    peer.write(frame(0, body));
+    peer.write(failure_response(19, "UNIQUE constraint failed: t.id"));
     fake_server::silent()(peer);
   });
   auto out = query_against(server);
@@ -358,12 +362,7 @@ TEST_CASE("an OPEN refused by the server fails the connect", "[faults]") {
   fake_server server([](fake_peer& peer) {
     peer.read_exact(8);
     peer.read_frame();
-    bytes body;
-    put64(body, 10250);
-    const char msg[] = "not leader";
-    body.insert(body.end(), msg, msg + sizeof msg);
-    body.resize(8 + 16, 0);
-    peer.write(frame(0, body));
+    peer.write(failure_response(10250, "not leader"));
     fake_server::silent()(peer);
   });
   try {
@@ -536,12 +535,7 @@ TEST_CASE("a connection whose connect failed says why in broken_by and in its ne
     fake_server server([code](fake_peer& peer) {
       peer.read_exact(8);
       peer.read_frame();
-      bytes body;
-      put64(body, code);
-      const char msg[] = "refused";
-      body.insert(body.end(), msg, msg + sizeof msg);
-      body.resize(8 + 8, 0);
-      peer.write(frame(0, body));
+      peer.write(failure_response(code, "refused"));
       fake_server::silent()(peer);
     });
     conn.async_connect(server.address(), [&](dqlite::error_code ec) { connect_ec = ec; });

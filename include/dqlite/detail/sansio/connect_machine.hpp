@@ -146,8 +146,7 @@ class connect_machine {
 
   io_action handshake_done(error_code ec) {
     if (ec && s_->state != conn_state::open) {
-      s_->state = conn_state::closed;
-      if (!s_->broken_by) s_->broken_by = ec;
+      s_->state = conn_state::closed;  // broken_by: set by the exchange's finish
       s_->request_close();
     }
     if (ec == make_error_code(errc::timeout)) {
