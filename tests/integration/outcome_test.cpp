@@ -177,8 +177,10 @@ TEST_CASE("a write whose connection breaks once it was sent has an unknown outco
       ++value;
       dqlite_test::fault_proxy proxy(ex, node().address());
       auto conn = co_await dqlite::async_connect(ex, proxy.address(), opts(30s));
-      // Cut once the request carrying the value has been passed on to the node.
-      proxy.cut_when_client_sends(wire_bytes(value), dqlite_test::fault_proxy::cut::after_forwarding);
+      // Cut once the request carrying the value has been passed on to the node, when its
+      // answer starts: the node ran it, and the client never learns so. (A cut right after
+      // forwarding lets the node see the close first and, at times, not run it.)
+      proxy.cut_when_client_sends(wire_bytes(value), dqlite_test::fault_proxy::cut::after_answer);
       auto ec = co_await path.call(conn, value);
       CHECK(ec == dqlite::errc::outcome_unknown);
       CHECK_FALSE(dqlite::is_retryable(ec));

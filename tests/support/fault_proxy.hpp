@@ -24,7 +24,11 @@ class fault_proxy {
   using tcp = boost::asio::ip::tcp;
 
  public:
-  enum class cut { before_forwarding, after_forwarding };
+  /// before_forwarding: the request never reaches the server. after_forwarding: it does,
+  /// and the connection is cut at once (the server may see the close before it runs the
+  /// request). after_answer: it does, and the connection is cut when the server starts
+  /// answering, whose answer is dropped (the server ran the request).
+  enum class cut { before_forwarding, after_forwarding, after_answer };
 
   /// Listens on a free loopback port and forwards to target ("127.0.0.1:PORT").
   fault_proxy(boost::asio::any_io_executor ex, const std::string& target)
@@ -71,6 +75,7 @@ class fault_proxy {
     cut how = cut::after_forwarding;
     int cuts = 0;
     std::uint64_t client_bytes = 0;
+    bool cut_on_answer = false;  ///< after_answer: the request went out
   };
   struct link {
     link(tcp::socket c, boost::asio::any_io_executor ex) : client(std::move(c)), server(ex) {}
@@ -115,6 +120,11 @@ class fault_proxy {
       auto [ec, n] = co_await in.async_read_some(boost::asio::buffer(buf),
                                                  boost::asio::as_tuple(boost::asio::use_awaitable));
       if (ec) break;
+      if (!from_client && st->cut_on_answer) {
+        st->cut_on_answer = false;
+        ++st->cuts;
+        break;
+      }
       bool cut_now = from_client && !st->needle.empty() &&
                      std::string_view(buf.data(), n).find(st->needle) != std::string_view::npos;
       if (from_client) st->client_bytes += n;
@@ -126,7 +136,9 @@ class fault_proxy {
           out, boost::asio::buffer(buf.data(), n), boost::asio::as_tuple(boost::asio::use_awaitable));
       (void)m;
       if (wec) break;
-      if (cut_now) {
+      if (cut_now && st->how == cut::after_answer) {
+        st->cut_on_answer = true;
+      } else if (cut_now) {
         ++st->cuts;
         break;
       }
