@@ -308,7 +308,8 @@ class basic_pool {
       // back to the pool.)
       const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
       note_transaction_retry();
-      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
+      detail::dependent_t<Body, boost::asio::steady_timer> t(
+          co_await boost::asio::this_coro::executor, pause);
       auto [waited] = co_await t.async_wait(detail::as_tuple_awaitable);
       if (waited) throw tries.cancelled();
     }
@@ -416,7 +417,7 @@ class basic_pool {
                  detail::error_text(std::get<0>(t), pc->diagnostics()) + "); running it again in " +
                  std::to_string(pause.count()) + " ms";
         });
-        boost::asio::steady_timer timer(s->ex, pause);
+        detail::dependent_t<R, boost::asio::steady_timer> timer(s->ex, pause);
         co_await timer.async_wait(detail::as_tuple_awaitable);
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
         t = co_await std::apply(

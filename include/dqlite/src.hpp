@@ -31,6 +31,7 @@
 // The library's functions that do not depend on the user's types (declared only in the
 // other units: detail/config.hpp).
 #include <dqlite/impl/error.ipp>
+#include <dqlite/impl/value.ipp>
 #include <dqlite/impl/sql_text.ipp>
 #include <dqlite/impl/encode.ipp>
 #include <dqlite/impl/decode.ipp>

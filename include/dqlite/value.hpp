@@ -1,6 +1,7 @@
 // Dynamic values and rows: what a query returns when no row type is given.
 #pragma once
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/wire/decode.hpp>
 #include <dqlite/wire/protocol.hpp>
@@ -62,22 +63,7 @@ class value {
   }
 
   /// Copies a value out of a received frame.
-  static value from_view(const wire::value_view& v) {
-    switch (v.type) {
-      case value_type::integer: return value(v.integer);
-      case value_type::floating: return value(v.floating);
-      case value_type::text: return value(std::string(v.bytes));
-      case value_type::blob: {
-        auto b = v.blob();
-        return value(blob(b.begin(), b.end()));
-      }
-      case value_type::null: return value();
-      case value_type::unixtime: return unixtime(v.integer);
-      case value_type::iso8601: return iso8601(std::string(v.bytes));
-      case value_type::boolean: return value(v.integer != 0);
-    }
-    return value();
-  }
+  static value from_view(const wire::value_view& v);
 
   value_type type() const noexcept { return type_; }
   bool is_null() const noexcept { return type_ == value_type::null; }
@@ -117,31 +103,14 @@ class value {
   const std::string* if_text() const noexcept { return std::get_if<std::string>(&data_); }
   const blob* if_blob() const noexcept { return std::get_if<blob>(&data_); }
 
-  friend bool operator==(const value& a, const value& b) noexcept {
-    return a.type_ == b.type_ && a.data_ == b.data_;
-  }
+  /// Equal when of the same wire type and the same stored value.
+  friend bool operator==(const value& a, const value& b) noexcept;
 
   /// A short human-readable form (for logs and messages).
-  std::string to_string() const {
-    switch (type_) {
-      case value_type::null: return "NULL";
-      case value_type::integer:
-      case value_type::unixtime: return std::to_string(std::get<std::int64_t>(data_));
-      case value_type::boolean: return std::get<std::int64_t>(data_) ? "true" : "false";
-      case value_type::floating: return std::to_string(std::get<double>(data_));
-      case value_type::text:
-      case value_type::iso8601: return std::get<std::string>(data_);
-      case value_type::blob: return "<blob of " + std::to_string(std::get<blob>(data_).size()) + " bytes>";
-    }
-    return "?";
-  }
+  std::string to_string() const;
 
  private:
-  [[noreturn]] void throw_mismatch(const char* wanted) const {
-    throw error(make_error_code(errc::type_mismatch),
-                diagnostics(std::string("value of type ") + wire::to_string(type_) +
-                            " read as " + wanted));
-  }
+  [[noreturn]] void throw_mismatch(const char* wanted) const;
 
   value_type type_ = value_type::null;
   std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
@@ -163,12 +132,7 @@ class row {
 
   /// Copies the values of a received row.
   static row from_views(std::shared_ptr<const column_names> columns,
-                        std::span<const wire::value_view> views) {
-    std::vector<value> vals;
-    vals.reserve(views.size());
-    for (const auto& v : views) vals.push_back(value::from_view(v));
-    return row(std::move(columns), std::move(vals));
-  }
+                        std::span<const wire::value_view> views);
 
   std::size_t size() const noexcept { return values_.size(); }
   bool empty() const noexcept { return values_.empty(); }
@@ -177,17 +141,9 @@ class row {
 
   /// Value of the named column; throws std::out_of_range naming the column when absent.
   const value& operator[](std::string_view name) const { return at(name); }
-  const value& at(std::string_view name) const {
-    if (auto p = find(name)) return *p;
-    throw std::out_of_range("no column named '" + std::string(name) + "' in the row");
-  }
+  const value& at(std::string_view name) const;
   /// Value of the named column, or nullptr.
-  const value* find(std::string_view name) const noexcept {
-    if (!columns_) return nullptr;
-    for (std::size_t i = 0; i < columns_->size() && i < values_.size(); ++i)
-      if ((*columns_)[i] == name) return &values_[i];
-    return nullptr;
-  }
+  const value* find(std::string_view name) const noexcept;
 
   const column_names& columns() const noexcept {
     static const column_names none;
@@ -199,7 +155,8 @@ class row {
   auto begin() const noexcept { return values_.begin(); }
   auto end() const noexcept { return values_.end(); }
 
-  friend bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+  /// Equal when their values are (column names are not compared).
+  friend bool operator==(const row& a, const row& b) noexcept;
 
  private:
   std::shared_ptr<const column_names> columns_;
@@ -227,17 +184,7 @@ class rows {
   /// Appends the rows of one ROWS frame. Fails with errc::unexpected_response when the
   /// frame's columns differ from those of the rows already held, or with the frame's
   /// decoding error.
-  error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
-    const auto& names = rr.column_names();
-    if (!columns_ || columns_->size() != names.size() ||
-        !std::equal(names.begin(), names.end(), columns_->begin())) {
-      if (columns_ && !rows_.empty()) return make_error_code(errc::unexpected_response);
-      columns_ = std::make_shared<const column_names>(names.begin(), names.end());
-    }
-    scratch.resize(names.size());
-    while (rr.next(scratch)) rows_.push_back(row::from_views(columns_, scratch));
-    return rr.error();
-  }
+  error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch);
 
  private:
   friend struct detail::dynamic_rows_sink;  // reads a result row by row, within its caps
@@ -251,10 +198,7 @@ namespace detail {
 inline constexpr std::size_t alloc_overhead = 16;
 
 /// Heap memory held by a string (nothing while it fits its inline buffer).
-inline std::size_t heap_bytes(const std::string& s) noexcept {
-  static const std::size_t inline_capacity = std::string().capacity();
-  return s.capacity() > inline_capacity ? s.capacity() + 1 + alloc_overhead : 0;
-}
+DQLITE_DECL std::size_t heap_bytes(const std::string& s) noexcept;
 
 /// Heap memory held by a vector's own block (not what its elements point to).
 template <class E, class A>
@@ -263,29 +207,19 @@ std::size_t heap_bytes(const std::vector<E, A>& v) noexcept {
 }
 
 /// Heap memory held by a value: the bytes of its text or blob.
-inline std::size_t heap_bytes(const value& v) noexcept {
-  if (const std::string* t = v.if_text()) return heap_bytes(*t);
-  if (const blob* b = v.if_blob()) return heap_bytes(*b);
-  return 0;
-}
+DQLITE_DECL std::size_t heap_bytes(const value& v) noexcept;
 
 /// Heap memory held by a dynamic row: its values and what they hold (not its column
 /// names, which all rows of a result share).
-inline std::size_t heap_bytes(const row& r) noexcept {
-  std::size_t n = heap_bytes(r.values());
-  for (const value& v : r.values()) n += heap_bytes(v);
-  return n;
-}
+DQLITE_DECL std::size_t heap_bytes(const row& r) noexcept;
 
 /// Memory held by column names: the strings and their heap memory.
-inline std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept {
-  std::size_t n = names.size() * sizeof(std::string) + alloc_overhead;
-  static const std::size_t inline_capacity = std::string().capacity();
-  for (std::string_view s : names)
-    if (s.size() > inline_capacity) n += s.size() + 1 + alloc_overhead;
-  return n;
-}
+DQLITE_DECL std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept;
 
 }  // namespace detail
 
 }  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/value.ipp>
+#endif

@@ -5733,22 +5733,7 @@ class value {
   }
 
   /// Copies a value out of a received frame.
-  static value from_view(const wire::value_view& v) {
-    switch (v.type) {
-      case value_type::integer: return value(v.integer);
-      case value_type::floating: return value(v.floating);
-      case value_type::text: return value(std::string(v.bytes));
-      case value_type::blob: {
-        auto b = v.blob();
-        return value(blob(b.begin(), b.end()));
-      }
-      case value_type::null: return value();
-      case value_type::unixtime: return unixtime(v.integer);
-      case value_type::iso8601: return iso8601(std::string(v.bytes));
-      case value_type::boolean: return value(v.integer != 0);
-    }
-    return value();
-  }
+  static value from_view(const wire::value_view& v);
 
   value_type type() const noexcept { return type_; }
   bool is_null() const noexcept { return type_ == value_type::null; }
@@ -5788,31 +5773,14 @@ class value {
   const std::string* if_text() const noexcept { return std::get_if<std::string>(&data_); }
   const blob* if_blob() const noexcept { return std::get_if<blob>(&data_); }
 
-  friend bool operator==(const value& a, const value& b) noexcept {
-    return a.type_ == b.type_ && a.data_ == b.data_;
-  }
+  /// Equal when of the same wire type and the same stored value.
+  friend bool operator==(const value& a, const value& b) noexcept;
 
   /// A short human-readable form (for logs and messages).
-  std::string to_string() const {
-    switch (type_) {
-      case value_type::null: return "NULL";
-      case value_type::integer:
-      case value_type::unixtime: return std::to_string(std::get<std::int64_t>(data_));
-      case value_type::boolean: return std::get<std::int64_t>(data_) ? "true" : "false";
-      case value_type::floating: return std::to_string(std::get<double>(data_));
-      case value_type::text:
-      case value_type::iso8601: return std::get<std::string>(data_);
-      case value_type::blob: return "<blob of " + std::to_string(std::get<blob>(data_).size()) + " bytes>";
-    }
-    return "?";
-  }
+  std::string to_string() const;
 
  private:
-  [[noreturn]] void throw_mismatch(const char* wanted) const {
-    throw error(make_error_code(errc::type_mismatch),
-                diagnostics(std::string("value of type ") + wire::to_string(type_) +
-                            " read as " + wanted));
-  }
+  [[noreturn]] void throw_mismatch(const char* wanted) const;
 
   value_type type_ = value_type::null;
   std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
@@ -5834,12 +5802,7 @@ class row {
 
   /// Copies the values of a received row.
   static row from_views(std::shared_ptr<const column_names> columns,
-                        std::span<const wire::value_view> views) {
-    std::vector<value> vals;
-    vals.reserve(views.size());
-    for (const auto& v : views) vals.push_back(value::from_view(v));
-    return row(std::move(columns), std::move(vals));
-  }
+                        std::span<const wire::value_view> views);
 
   std::size_t size() const noexcept { return values_.size(); }
   bool empty() const noexcept { return values_.empty(); }
@@ -5848,17 +5811,9 @@ class row {
 
   /// Value of the named column; throws std::out_of_range naming the column when absent.
   const value& operator[](std::string_view name) const { return at(name); }
-  const value& at(std::string_view name) const {
-    if (auto p = find(name)) return *p;
-    throw std::out_of_range("no column named '" + std::string(name) + "' in the row");
-  }
+  const value& at(std::string_view name) const;
   /// Value of the named column, or nullptr.
-  const value* find(std::string_view name) const noexcept {
-    if (!columns_) return nullptr;
-    for (std::size_t i = 0; i < columns_->size() && i < values_.size(); ++i)
-      if ((*columns_)[i] == name) return &values_[i];
-    return nullptr;
-  }
+  const value* find(std::string_view name) const noexcept;
 
   const column_names& columns() const noexcept {
     static const column_names none;
@@ -5870,7 +5825,8 @@ class row {
   auto begin() const noexcept { return values_.begin(); }
   auto end() const noexcept { return values_.end(); }
 
-  friend bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+  /// Equal when their values are (column names are not compared).
+  friend bool operator==(const row& a, const row& b) noexcept;
 
  private:
   std::shared_ptr<const column_names> columns_;
@@ -5898,17 +5854,7 @@ class rows {
   /// Appends the rows of one ROWS frame. Fails with errc::unexpected_response when the
   /// frame's columns differ from those of the rows already held, or with the frame's
   /// decoding error.
-  error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
-    const auto& names = rr.column_names();
-    if (!columns_ || columns_->size() != names.size() ||
-        !std::equal(names.begin(), names.end(), columns_->begin())) {
-      if (columns_ && !rows_.empty()) return make_error_code(errc::unexpected_response);
-      columns_ = std::make_shared<const column_names>(names.begin(), names.end());
-    }
-    scratch.resize(names.size());
-    while (rr.next(scratch)) rows_.push_back(row::from_views(columns_, scratch));
-    return rr.error();
-  }
+  error_code append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch);
 
  private:
   friend struct detail::dynamic_rows_sink;  // reads a result row by row, within its caps
@@ -5922,10 +5868,7 @@ namespace detail {
 inline constexpr std::size_t alloc_overhead = 16;
 
 /// Heap memory held by a string (nothing while it fits its inline buffer).
-inline std::size_t heap_bytes(const std::string& s) noexcept {
-  static const std::size_t inline_capacity = std::string().capacity();
-  return s.capacity() > inline_capacity ? s.capacity() + 1 + alloc_overhead : 0;
-}
+DQLITE_DECL std::size_t heap_bytes(const std::string& s) noexcept;
 
 /// Heap memory held by a vector's own block (not what its elements point to).
 template <class E, class A>
@@ -5934,22 +5877,122 @@ std::size_t heap_bytes(const std::vector<E, A>& v) noexcept {
 }
 
 /// Heap memory held by a value: the bytes of its text or blob.
-inline std::size_t heap_bytes(const value& v) noexcept {
+DQLITE_DECL std::size_t heap_bytes(const value& v) noexcept;
+
+/// Heap memory held by a dynamic row: its values and what they hold (not its column
+/// names, which all rows of a result share).
+DQLITE_DECL std::size_t heap_bytes(const row& r) noexcept;
+
+/// Memory held by column names: the strings and their heap memory.
+DQLITE_DECL std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept;
+
+}  // namespace detail
+
+}  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/value.ipp ----
+// Definitions of value.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL value value::from_view(const wire::value_view& v) {
+  switch (v.type) {
+    case value_type::integer: return value(v.integer);
+    case value_type::floating: return value(v.floating);
+    case value_type::text: return value(std::string(v.bytes));
+    case value_type::blob: {
+      auto b = v.blob();
+      return value(blob(b.begin(), b.end()));
+    }
+    case value_type::null: return value();
+    case value_type::unixtime: return unixtime(v.integer);
+    case value_type::iso8601: return iso8601(std::string(v.bytes));
+    case value_type::boolean: return value(v.integer != 0);
+  }
+  return value();
+}
+
+DQLITE_DECL bool operator==(const value& a, const value& b) noexcept {
+  return a.type_ == b.type_ && a.data_ == b.data_;
+}
+
+DQLITE_DECL std::string value::to_string() const {
+  switch (type_) {
+    case value_type::null: return "NULL";
+    case value_type::integer:
+    case value_type::unixtime: return std::to_string(std::get<std::int64_t>(data_));
+    case value_type::boolean: return std::get<std::int64_t>(data_) ? "true" : "false";
+    case value_type::floating: return std::to_string(std::get<double>(data_));
+    case value_type::text:
+    case value_type::iso8601: return std::get<std::string>(data_);
+    case value_type::blob:
+      return "<blob of " + std::to_string(std::get<blob>(data_).size()) + " bytes>";
+  }
+  return "?";
+}
+
+DQLITE_DECL void value::throw_mismatch(const char* wanted) const {
+  throw error(make_error_code(errc::type_mismatch),
+              diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " +
+                          wanted));
+}
+
+DQLITE_DECL row row::from_views(std::shared_ptr<const column_names> columns,
+                                std::span<const wire::value_view> views) {
+  std::vector<value> vals;
+  vals.reserve(views.size());
+  for (const auto& v : views) vals.push_back(value::from_view(v));
+  return row(std::move(columns), std::move(vals));
+}
+
+DQLITE_DECL const value& row::at(std::string_view name) const {
+  if (auto p = find(name)) return *p;
+  throw std::out_of_range("no column named '" + std::string(name) + "' in the row");
+}
+
+DQLITE_DECL const value* row::find(std::string_view name) const noexcept {
+  if (!columns_) return nullptr;
+  for (std::size_t i = 0; i < columns_->size() && i < values_.size(); ++i)
+    if ((*columns_)[i] == name) return &values_[i];
+  return nullptr;
+}
+
+DQLITE_DECL bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+
+DQLITE_DECL error_code rows::append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
+  const auto& names = rr.column_names();
+  if (!columns_ || columns_->size() != names.size() ||
+      !std::equal(names.begin(), names.end(), columns_->begin())) {
+    if (columns_ && !rows_.empty()) return make_error_code(errc::unexpected_response);
+    columns_ = std::make_shared<const column_names>(names.begin(), names.end());
+  }
+  scratch.resize(names.size());
+  while (rr.next(scratch)) rows_.push_back(row::from_views(columns_, scratch));
+  return rr.error();
+}
+
+namespace detail {
+
+DQLITE_DECL std::size_t heap_bytes(const std::string& s) noexcept {
+  static const std::size_t inline_capacity = std::string().capacity();
+  return s.capacity() > inline_capacity ? s.capacity() + 1 + alloc_overhead : 0;
+}
+
+DQLITE_DECL std::size_t heap_bytes(const value& v) noexcept {
   if (const std::string* t = v.if_text()) return heap_bytes(*t);
   if (const blob* b = v.if_blob()) return heap_bytes(*b);
   return 0;
 }
 
-/// Heap memory held by a dynamic row: its values and what they hold (not its column
-/// names, which all rows of a result share).
-inline std::size_t heap_bytes(const row& r) noexcept {
+DQLITE_DECL std::size_t heap_bytes(const row& r) noexcept {
   std::size_t n = heap_bytes(r.values());
   for (const value& v : r.values()) n += heap_bytes(v);
   return n;
 }
 
-/// Memory held by column names: the strings and their heap memory.
-inline std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept {
+DQLITE_DECL std::size_t names_bytes(const std::vector<std::string_view>& names) noexcept {
   std::size_t n = names.size() * sizeof(std::string) + alloc_overhead;
   static const std::size_t inline_capacity = std::string().capacity();
   for (std::string_view s : names)
@@ -5958,8 +6001,9 @@ inline std::size_t names_bytes(const std::vector<std::string_view>& names) noexc
 }
 
 }  // namespace detail
-
 }  // namespace dqlite
+// ---- end dqlite/impl/value.ipp ----
+#endif
 // ---- end dqlite/value.hpp ----
 
 #include <chrono>
@@ -8211,10 +8255,9 @@ void complete_posted(Handler&& h, const std::optional<Executor>& ex, error_code 
                      R... results) {
   // A post (deliver's), not a composed operation: these completions are rare, and a
   // composed operation per handler type is a lot of code to compile for them.
-  if constexpr (std::is_constructible_v<Executor, boost::asio::system_executor>) {
-    const Executor fallback = ex ? *ex : Executor(boost::asio::system_executor());
-    deliver(std::forward<Handler>(h), fallback, true, ec, std::move(results)...);
-  } else if (ex) {
+  // Not Executor(system_executor()): for any_io_executor that conversion instantiates the
+  // whole type erasure of the system executor, in every unit that connects.
+  if (ex) {
     deliver(std::forward<Handler>(h), *ex, true, ec, std::move(results)...);
   } else {
     deliver(std::forward<Handler>(h), boost::asio::system_executor(), true, ec,
@@ -10711,6 +10754,17 @@ namespace dqlite::detail {
 
 inline constexpr auto as_tuple_awaitable = boost::asio::as_tuple(boost::asio::use_awaitable);
 
+/// T, spelled as a type that depends on D. A call on an object of it inside a template of
+/// D is compiled when that template is, not where it is written: e.g. a timer's
+/// `async_wait(as_tuple_awaitable)` inside a class template compiles Asio's whole wait
+/// operation in every unit that includes the header, whether or not it uses the template.
+template <class D, class T>
+struct dependent_type {
+  using type = T;
+};
+template <class D, class T>
+using dependent_t = typename dependent_type<D, T>::type;
+
 /// What a cluster operation produces: an error with its text, or a value.
 template <class T>
 struct cluster_result {
@@ -10858,10 +10912,11 @@ class async_event : public boost::asio::steady_timer {
   /// Wakes every waiter now waiting; later waiters wait for the next call.
   void notify_all() noexcept { cancel(); }
 
-  /// awaitable<std::tuple<error_code>>: ends at notify_all() or at the expiry; never
-  /// throws for either. (A template so that only a unit that waits compiles the wait.)
+  /// Ends at notify_all() or at the expiry; never throws for either. (A template, with a
+  /// return type that is not deduced, so that only a unit that instantiates a wait
+  /// compiles it: a deduced type would compile Asio's wait wherever a call is written.)
   template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
-  auto wait(Token token = {}) {
+  boost::asio::awaitable<std::tuple<error_code>> wait(Token token = {}) {
     return async_wait(std::move(token));
   }
 };
@@ -11718,7 +11773,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
              "); next attempt in " + std::to_string(pause.count()) + " ms";
     });
     if (pause.count() > 0) {
-      auto timer = std::make_shared<boost::asio::steady_timer>(s->ex, pause);
+      auto timer = std::make_shared<dependent_t<Stream, boost::asio::steady_timer>>(s->ex, pause);
       s->track(timer);
       co_await timer->async_wait(as_tuple_awaitable);
       if (s->closed) co_return result::cluster_closed();
@@ -13479,7 +13534,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       // Still needed: try again after a pause (the cluster client retried already).
       s->slots.move(slot, slot_state::connecting, slot_state::retry_wait, clock::now());
       auto pause = std::max(s->opts.cluster.backoff_base, std::chrono::milliseconds(20));
-      boost::asio::steady_timer t(s->ex, pause);
+      dependent_t<Conn, boost::asio::steady_timer> t(s->ex, pause);
       co_await t.async_wait(as_tuple_awaitable);
       if (!s->wants_more(1)) {
         s->slots.end(slot, slot_state::retry_wait);
@@ -13698,7 +13753,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   static boost::asio::awaitable<void> maintain(std::weak_ptr<pool_core> weak,
-                                               std::shared_ptr<boost::asio::steady_timer> t,
+                                               std::shared_ptr<dependent_t<Conn, boost::asio::steady_timer>> t,
                                                std::chrono::milliseconds period) {
     for (;;) {
       t->expires_after(period);
@@ -14218,7 +14273,8 @@ class basic_pool {
       // back to the pool.)
       const auto pause = tries.after_failure(attempt, acquired, ec, std::move(text));  // or throws
       note_transaction_retry();
-      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, pause);
+      detail::dependent_t<Body, boost::asio::steady_timer> t(
+          co_await boost::asio::this_coro::executor, pause);
       auto [waited] = co_await t.async_wait(detail::as_tuple_awaitable);
       if (waited) throw tries.cancelled();
     }
@@ -14326,7 +14382,7 @@ class basic_pool {
                  detail::error_text(std::get<0>(t), pc->diagnostics()) + "); running it again in " +
                  std::to_string(pause.count()) + " ms";
         });
-        boost::asio::steady_timer timer(s->ex, pause);
+        detail::dependent_t<R, boost::asio::steady_timer> timer(s->ex, pause);
         co_await timer.async_wait(detail::as_tuple_awaitable);
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
         t = co_await std::apply(

@@ -27,10 +27,11 @@ class async_event : public boost::asio::steady_timer {
   /// Wakes every waiter now waiting; later waiters wait for the next call.
   void notify_all() noexcept { cancel(); }
 
-  /// awaitable<std::tuple<error_code>>: ends at notify_all() or at the expiry; never
-  /// throws for either. (A template so that only a unit that waits compiles the wait.)
+  /// Ends at notify_all() or at the expiry; never throws for either. (A template, with a
+  /// return type that is not deduced, so that only a unit that instantiates a wait
+  /// compiles it: a deduced type would compile Asio's wait wherever a call is written.)
   template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
-  auto wait(Token token = {}) {
+  boost::asio::awaitable<std::tuple<error_code>> wait(Token token = {}) {
     return async_wait(std::move(token));
   }
 };

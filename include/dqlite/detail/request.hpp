@@ -397,10 +397,9 @@ void complete_posted(Handler&& h, const std::optional<Executor>& ex, error_code 
                      R... results) {
   // A post (deliver's), not a composed operation: these completions are rare, and a
   // composed operation per handler type is a lot of code to compile for them.
-  if constexpr (std::is_constructible_v<Executor, boost::asio::system_executor>) {
-    const Executor fallback = ex ? *ex : Executor(boost::asio::system_executor());
-    deliver(std::forward<Handler>(h), fallback, true, ec, std::move(results)...);
-  } else if (ex) {
+  // Not Executor(system_executor()): for any_io_executor that conversion instantiates the
+  // whole type erasure of the system executor, in every unit that connects.
+  if (ex) {
     deliver(std::forward<Handler>(h), *ex, true, ec, std::move(results)...);
   } else {
     deliver(std::forward<Handler>(h), boost::asio::system_executor(), true, ec,

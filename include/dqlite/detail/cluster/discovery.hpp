@@ -705,7 +705,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
              "); next attempt in " + std::to_string(pause.count()) + " ms";
     });
     if (pause.count() > 0) {
-      auto timer = std::make_shared<boost::asio::steady_timer>(s->ex, pause);
+      auto timer = std::make_shared<dependent_t<Stream, boost::asio::steady_timer>>(s->ex, pause);
       s->track(timer);
       co_await timer->async_wait(as_tuple_awaitable);
       if (s->closed) co_return result::cluster_closed();

@@ -47,6 +47,17 @@ namespace dqlite::detail {
 
 inline constexpr auto as_tuple_awaitable = boost::asio::as_tuple(boost::asio::use_awaitable);
 
+/// T, spelled as a type that depends on D. A call on an object of it inside a template of
+/// D is compiled when that template is, not where it is written: e.g. a timer's
+/// `async_wait(as_tuple_awaitable)` inside a class template compiles Asio's whole wait
+/// operation in every unit that includes the header, whether or not it uses the template.
+template <class D, class T>
+struct dependent_type {
+  using type = T;
+};
+template <class D, class T>
+using dependent_t = typename dependent_type<D, T>::type;
+
 /// What a cluster operation produces: an error with its text, or a value.
 template <class T>
 struct cluster_result {

@@ -340,7 +340,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
       // Still needed: try again after a pause (the cluster client retried already).
       s->slots.move(slot, slot_state::connecting, slot_state::retry_wait, clock::now());
       auto pause = std::max(s->opts.cluster.backoff_base, std::chrono::milliseconds(20));
-      boost::asio::steady_timer t(s->ex, pause);
+      dependent_t<Conn, boost::asio::steady_timer> t(s->ex, pause);
       co_await t.async_wait(as_tuple_awaitable);
       if (!s->wants_more(1)) {
         s->slots.end(slot, slot_state::retry_wait);
@@ -559,7 +559,7 @@ class pool_core : public std::enable_shared_from_this<pool_core<Conn, Connector>
   }
 
   static boost::asio::awaitable<void> maintain(std::weak_ptr<pool_core> weak,
-                                               std::shared_ptr<boost::asio::steady_timer> t,
+                                               std::shared_ptr<dependent_t<Conn, boost::asio::steady_timer>> t,
                                                std::chrono::milliseconds period) {
     for (;;) {
       t->expires_after(period);
