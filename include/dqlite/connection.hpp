@@ -4,6 +4,7 @@
 #include <dqlite/address.hpp>
 #include <dqlite/detail/admin_procs.hpp>
 #include <dqlite/detail/blocking.hpp>
+#include <dqlite/detail/config.hpp>
 #include <dqlite/detail/connect_op.hpp>
 #include <dqlite/detail/exchange.hpp>
 #include <dqlite/cursor.hpp>
@@ -821,30 +822,15 @@ auto connect_new(std::shared_ptr<Conn> holder, Target target, Token& token) {
 /// in the calling thread (blocking), within opts.connect_timeout. The connection owns an
 /// io_context of its own, so no executor is needed; use its blocking operations. Throws
 /// dqlite::error; the overload with `error_code&, diagnostics&` reports failures there.
-inline connection connect(std::string_view address, const connection_options& opts = {}) {
-  connection c(own_io_context, opts);
-  c.connect(address);
-  return c;
-}
-inline connection connect(std::string_view address, const connection_options& opts,
-                          error_code& ec, dqlite::diagnostics& diag) {
-  connection c(own_io_context, opts);
-  c.connect(address, ec, diag);
-  return c;
-}
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts = {});
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts,
+                               error_code& ec, dqlite::diagnostics& diag);
 
 /// connect over a unix socket (path, or "@name" for an abstract socket).
-inline unix_connection connect_unix(std::string_view path, const connection_options& opts = {}) {
-  unix_connection c(own_io_context, opts);
-  c.connect(detail::unix_endpoint(path));
-  return c;
-}
-inline unix_connection connect_unix(std::string_view path, const connection_options& opts,
-                                    error_code& ec, dqlite::diagnostics& diag) {
-  unix_connection c(own_io_context, opts);
-  c.connect(detail::unix_endpoint(path), ec, diag);
-  return c;
-}
+DQLITE_DECL unix_connection connect_unix(std::string_view path,
+                                         const connection_options& opts = {});
+DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts,
+                                         error_code& ec, dqlite::diagnostics& diag);
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 // Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and
@@ -894,3 +880,7 @@ struct associator<Associator, ::dqlite::detail::connected_handler<Conn, Handler>
 };
 
 }  // namespace boost::asio
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/connection.ipp>
+#endif

@@ -32,6 +32,7 @@
 // other units: detail/config.hpp).
 #include <dqlite/impl/error.ipp>
 #include <dqlite/impl/value.ipp>
+#include <dqlite/impl/connection.ipp>
 #include <dqlite/impl/sql_text.ipp>
 #include <dqlite/impl/encode.ipp>
 #include <dqlite/impl/decode.ipp>

@@ -80,19 +80,6 @@ struct diag_initiation {
   }
 };
 
-/// Runs an operation in an awaitable and throws dqlite::error on failure. (The awaitable
-/// machinery of some Asio versions cannot take void(exception_ptr, T) signatures.)
-template <class Executor, class... A, class Initiation, class... Args>
-boost::asio::awaitable<std::tuple_element_t<0, std::tuple<A..., void>>, Executor> await_with_diagnostics(
-    Initiation init, Args... args) {
-  auto d = diagnostics_of(init);
-  auto token = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
-  auto t = co_await boost::asio::async_initiate<decltype(token), void(error_code, A...)>(
-      std::move(init), token, std::move(args)...);
-  if (auto ec = std::get<0>(t)) throw error(ec, d ? *d : diagnostics{});
-  if constexpr (sizeof...(A) == 1) co_return std::get<1>(std::move(t));
-}
-
 }  // namespace detail
 }  // namespace dqlite
 
@@ -106,17 +93,6 @@ struct async_result<::dqlite::with_diagnostics_t<Token>, void(::dqlite::error_co
     return async_initiate<Token, void(std::exception_ptr, A...)>(
         ::dqlite::detail::diag_initiation<std::decay_t<Initiation>>{std::forward<Initiation>(init)},
         inner, std::forward<Args>(args)...);
-  }
-};
-
-template <class Executor, class... A>
-struct async_result<::dqlite::with_diagnostics_t<use_awaitable_t<Executor>>,
-                    void(::dqlite::error_code, A...)> {
-  static_assert(sizeof...(A) <= 1, "one result value at most");
-  template <class Initiation, class RawToken, class... Args>
-  static auto initiate(Initiation&& init, RawToken&&, Args&&... args) {
-    return ::dqlite::detail::await_with_diagnostics<Executor, A...>(
-        std::forward<Initiation>(init), std::forward<Args>(args)...);
   }
 };
 

@@ -8729,19 +8729,6 @@ struct diag_initiation {
   }
 };
 
-/// Runs an operation in an awaitable and throws dqlite::error on failure. (The awaitable
-/// machinery of some Asio versions cannot take void(exception_ptr, T) signatures.)
-template <class Executor, class... A, class Initiation, class... Args>
-boost::asio::awaitable<std::tuple_element_t<0, std::tuple<A..., void>>, Executor> await_with_diagnostics(
-    Initiation init, Args... args) {
-  auto d = diagnostics_of(init);
-  auto token = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
-  auto t = co_await boost::asio::async_initiate<decltype(token), void(error_code, A...)>(
-      std::move(init), token, std::move(args)...);
-  if (auto ec = std::get<0>(t)) throw error(ec, d ? *d : diagnostics{});
-  if constexpr (sizeof...(A) == 1) co_return std::get<1>(std::move(t));
-}
-
 }  // namespace detail
 }  // namespace dqlite
 
@@ -8755,17 +8742,6 @@ struct async_result<::dqlite::with_diagnostics_t<Token>, void(::dqlite::error_co
     return async_initiate<Token, void(std::exception_ptr, A...)>(
         ::dqlite::detail::diag_initiation<std::decay_t<Initiation>>{std::forward<Initiation>(init)},
         inner, std::forward<Args>(args)...);
-  }
-};
-
-template <class Executor, class... A>
-struct async_result<::dqlite::with_diagnostics_t<use_awaitable_t<Executor>>,
-                    void(::dqlite::error_code, A...)> {
-  static_assert(sizeof...(A) <= 1, "one result value at most");
-  template <class Initiation, class RawToken, class... Args>
-  static auto initiate(Initiation&& init, RawToken&&, Args&&... args) {
-    return ::dqlite::detail::await_with_diagnostics<Executor, A...>(
-        std::forward<Initiation>(init), std::forward<Args>(args)...);
   }
 };
 
@@ -10549,30 +10525,15 @@ auto connect_new(std::shared_ptr<Conn> holder, Target target, Token& token) {
 /// in the calling thread (blocking), within opts.connect_timeout. The connection owns an
 /// io_context of its own, so no executor is needed; use its blocking operations. Throws
 /// dqlite::error; the overload with `error_code&, diagnostics&` reports failures there.
-inline connection connect(std::string_view address, const connection_options& opts = {}) {
-  connection c(own_io_context, opts);
-  c.connect(address);
-  return c;
-}
-inline connection connect(std::string_view address, const connection_options& opts,
-                          error_code& ec, dqlite::diagnostics& diag) {
-  connection c(own_io_context, opts);
-  c.connect(address, ec, diag);
-  return c;
-}
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts = {});
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts,
+                               error_code& ec, dqlite::diagnostics& diag);
 
 /// connect over a unix socket (path, or "@name" for an abstract socket).
-inline unix_connection connect_unix(std::string_view path, const connection_options& opts = {}) {
-  unix_connection c(own_io_context, opts);
-  c.connect(detail::unix_endpoint(path));
-  return c;
-}
-inline unix_connection connect_unix(std::string_view path, const connection_options& opts,
-                                    error_code& ec, dqlite::diagnostics& diag) {
-  unix_connection c(own_io_context, opts);
-  c.connect(detail::unix_endpoint(path), ec, diag);
-  return c;
-}
+DQLITE_DECL unix_connection connect_unix(std::string_view path,
+                                         const connection_options& opts = {});
+DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts,
+                                         error_code& ec, dqlite::diagnostics& diag);
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 // Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and
@@ -10622,6 +10583,43 @@ struct associator<Associator, ::dqlite::detail::connected_handler<Conn, Handler>
 };
 
 }  // namespace boost::asio
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/connection.ipp ----
+// Definitions of connection.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts) {
+  connection c(own_io_context, opts);
+  c.connect(address);
+  return c;
+}
+
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts,
+                               error_code& ec, dqlite::diagnostics& diag) {
+  connection c(own_io_context, opts);
+  c.connect(address, ec, diag);
+  return c;
+}
+
+DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path));
+  return c;
+}
+
+DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts,
+                                         error_code& ec, dqlite::diagnostics& diag) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path), ec, diag);
+  return c;
+}
+
+}  // namespace dqlite
+// ---- end dqlite/impl/connection.ipp ----
+#endif
 // ---- end dqlite/connection.hpp ----
 // ---- begin dqlite/node_store.hpp ----
 // Node stores: where a cluster client keeps the nodes it may ask for the leader.
@@ -10887,11 +10885,14 @@ inline std::string error_text(const error_code& ec, const diagnostics& d) {
 // A signal between coroutines that run on one executor (a strand), built on a timer.
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
+#include <tuple>
 #include <utility>
 
 namespace dqlite::detail {
@@ -10916,7 +10917,7 @@ class async_event : public boost::asio::steady_timer {
   /// return type that is not deduced, so that only a unit that instantiates a wait
   /// compiles it: a deduced type would compile Asio's wait wherever a call is written.)
   template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
-  boost::asio::awaitable<std::tuple<error_code>> wait(Token token = {}) {
+  boost::asio::awaitable<std::tuple<boost::system::error_code>> wait(Token token = {}) {
     return async_wait(std::move(token));
   }
 };

@@ -231,6 +231,40 @@ DQLITE_DECL std::size_t names_bytes(const std::vector<std::string_view>& names) 
 }  // namespace detail
 }  // namespace dqlite
 // ---- end dqlite/impl/value.ipp ----
+// ---- begin dqlite/impl/connection.ipp ----
+// Definitions of connection.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts) {
+  connection c(own_io_context, opts);
+  c.connect(address);
+  return c;
+}
+
+DQLITE_DECL connection connect(std::string_view address, const connection_options& opts,
+                               error_code& ec, dqlite::diagnostics& diag) {
+  connection c(own_io_context, opts);
+  c.connect(address, ec, diag);
+  return c;
+}
+
+DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path));
+  return c;
+}
+
+DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts,
+                                         error_code& ec, dqlite::diagnostics& diag) {
+  unix_connection c(own_io_context, opts);
+  c.connect(detail::unix_endpoint(path), ec, diag);
+  return c;
+}
+
+}  // namespace dqlite
+// ---- end dqlite/impl/connection.ipp ----
 // ---- begin dqlite/impl/sql_text.ipp ----
 // Definitions of detail/sql_text.hpp (see detail/config.hpp).
 

@@ -2,11 +2,14 @@
 #pragma once
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
+#include <tuple>
 #include <utility>
 
 namespace dqlite::detail {
@@ -31,7 +34,7 @@ class async_event : public boost::asio::steady_timer {
   /// return type that is not deduced, so that only a unit that instantiates a wait
   /// compiles it: a deduced type would compile Asio's wait wherever a call is written.)
   template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
-  boost::asio::awaitable<std::tuple<error_code>> wait(Token token = {}) {
+  boost::asio::awaitable<std::tuple<boost::system::error_code>> wait(Token token = {}) {
     return async_wait(std::move(token));
   }
 };
