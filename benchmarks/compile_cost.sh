@@ -3,6 +3,7 @@
 # memory of compiling one translation unit (-std=c++20 -O2 -c), for g++ and clang++.
 #
 #   benchmarks/compile_cost.sh [RUNS]
+#   benchmarks/compile_cost.sh --instructions
 #
 # Units (benchmarks/compile_cost/):
 #   plain_asio      a plain Boost.Asio coroutine program (resolve, connect, write, read)
@@ -18,9 +19,21 @@
 # follows one of plain_asio by the same compiler, and its ratios are to that one; the
 # table gives the median ratio. So a machine whose speed drifts during the run (a shared
 # one) changes the absolute figures, and the ratios much less.
+#
+# --instructions counts the instructions each compilation executes instead (valgrind's
+# cachegrind, without its cache simulation; compiler and assembler together), once per
+# unit: a figure that does not depend on the machine's load, for comparing two versions
+# of the headers on a shared machine. It takes about 15 times as long as a compilation
+# (COMPILERS=g++ limits the table to one compiler).
 set -euo pipefail
 
+instructions=0
+if [[ ${1:-} == --instructions ]]; then
+  instructions=1
+  shift
+fi
 runs=${1:-3}
+((instructions)) && runs=1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 dir=$here/compile_cost
@@ -31,6 +44,19 @@ trap 'rm -rf "$tmp"' EXIT
 once() {
   local cxx=$1 src=$2
   shift 2
+  if ((instructions)); then
+    # "billions_of_instructions 0": the same two fields as below
+    valgrind --tool=cachegrind --cache-sim=no --trace-children=yes \
+      --cachegrind-out-file=/dev/null --log-file="$tmp/vg.%p" \
+      "$cxx" -std=c++20 -O2 -I"$root/include" "$@" -c "$src" -o "$tmp/out.o" 2>"$tmp/err" || {
+      echo "compile_cost.sh: $cxx failed on $src:" >&2
+      head -20 "$tmp/err" >&2
+      return 1
+    }
+    cat "$tmp"/vg.* | grep -E 'I +refs' | tr -d , | awk '{s += $NF} END {printf "%.3f 0\n", s / 1e9}'
+    rm -f "$tmp"/vg.*
+    return 0
+  fi
   /usr/bin/time -f "%U %S %M" -o "$tmp/time" \
     "$cxx" -std=c++20 -O2 -I"$root/include" "$@" -c "$src" -o "$tmp/out.o" 2>"$tmp/err" || {
     echo "compile_cost.sh: $cxx failed on $src:" >&2
@@ -42,6 +68,8 @@ once() {
   echo "$(echo "$u + $s" | bc) $m"
 }
 
+declare -A plain_count=()
+
 median() { sort -n | sed -n "$(((runs + 1) / 2))p"; }
 
 # measure COMPILER SOURCE [FLAGS...] -> "cpu_s cpu_ratio peak_mib mem_ratio": medians over
@@ -51,30 +79,47 @@ measure() {
   shift 2
   local cpus=() mems=() rc=() rm=() i pc pm c m
   for ((i = 0; i < runs; i++)); do
-    read -r pc pm < <(once "$cxx" "$dir/plain_asio.cpp") || return 1
+    if ((instructions)); then  # deterministic: the plain program is counted once
+      read -r pc pm <<<"${plain_count[$cxx]}"
+    else
+      read -r pc pm < <(once "$cxx" "$dir/plain_asio.cpp") || return 1
+    fi
     read -r c m < <(once "$cxx" "$src" "$@") || return 1
     cpus+=("$c")
     mems+=("$((m / 1024))")
     rc+=("$(echo "$c / $pc" | bc -l)")
-    rm+=("$(echo "$m / $pm" | bc -l)")
+    if ((pm > 0)); then rm+=("$(echo "$m / $pm" | bc -l)"); else rm+=(0); fi
   done
   echo "$(printf '%s\n' "${cpus[@]}" | median) $(printf '%s\n' "${rc[@]}" | median)" \
     "$(printf '%s\n' "${mems[@]}" | median) $(printf '%s\n' "${rm[@]}" | median)"
 }
 
-for tool in /usr/bin/time bc; do
-  command -v "$tool" >/dev/null || { echo "compile_cost.sh: needs $tool (apt-get install time bc)" >&2; exit 1; }
+tools="/usr/bin/time bc"
+((instructions)) && tools="$tools valgrind"
+for tool in $tools; do
+  command -v "$tool" >/dev/null || { echo "compile_cost.sh: needs $tool (apt-get install time bc valgrind)" >&2; exit 1; }
 done
 
-printf '%-10s %-16s %10s %8s %10s %8s\n' compiler unit cpu_s ratio peak_mib ratio
-for cxx in g++ clang++; do
+if ((instructions)); then
+  printf '%-10s %-16s %10s %8s\n' compiler unit g_instr ratio
+else
+  printf '%-10s %-16s %10s %8s %10s %8s\n' compiler unit cpu_s ratio peak_mib ratio
+fi
+for cxx in ${COMPILERS:-g++ clang++}; do
   command -v "$cxx" >/dev/null || { echo "($cxx not installed: skipped)"; continue; }
+  if ((instructions)); then
+    plain_count[$cxx]=$(once "$cxx" "$dir/plain_asio.cpp") || exit 1
+  fi
   row() {
     local name=$1
     shift
     local c r m mr
     read -r c r m mr < <(measure "$cxx" "$@") || exit 1
-    printf '%-10s %-16s %10.2f %8.2f %10d %8.2f\n' "$cxx" "$name" "$c" "$r" "$m" "$mr"
+    if ((instructions)); then
+      printf '%-10s %-16s %10.2f %8.2f\n' "$cxx" "$name" "$c" "$r"
+    else
+      printf '%-10s %-16s %10.2f %8.2f %10d %8.2f\n' "$cxx" "$name" "$c" "$r" "$m" "$mr"
+    fi
   }
   row plain_asio "$dir/plain_asio.cpp"
   row typed_fetch "$dir/typed_fetch.cpp"

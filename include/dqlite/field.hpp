@@ -14,6 +14,7 @@
 // it at compile time.
 #pragma once
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/detail/time.hpp>
 #include <dqlite/error.hpp>
 #include <dqlite/value.hpp>
@@ -164,10 +165,7 @@ struct field_traits<std::vector<B, A>> {
 
 template <>
 struct field_traits<value> {
-  static error_code read(const wire::value_view& v, value& out) {
-    out = value::from_view(v);
-    return {};
-  }
+  static error_code read(const wire::value_view& v, value& out);
 };
 
 /// A time point of the system clock, from UNIXTIME or INTEGER seconds, or from an ISO-8601
@@ -281,3 +279,7 @@ std::string field_type_name() {
 }
 
 }  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/field.ipp>
+#endif

@@ -12,7 +12,9 @@
 // run_exchange, run_connect, dqlite::client_category()...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
-// messages, SQL text scanning, frame encoding and decoding, column matching), the start of
+// messages, dynamic values and rows, SQL text scanning, frame encoding and decoding, column
+// matching, ISO-8601 times, the logging and tracing events, the pool's slot table, the
+// blocking dqlite::connect and connect_unix), the start of
 // every statement request (and the probe of the server some need first), the members of
 // the connections and of their state that are not templates, the TCP and unix connectors
 // (dqlite/connector.hpp), and the I/O loops that run every request
@@ -33,6 +35,10 @@
 #include <dqlite/impl/error.ipp>
 #include <dqlite/impl/value.ipp>
 #include <dqlite/impl/connection.ipp>
+#include <dqlite/impl/time.ipp>
+#include <dqlite/impl/field.ipp>
+#include <dqlite/impl/observe.ipp>
+#include <dqlite/impl/slots.ipp>
 #include <dqlite/impl/sql_text.ipp>
 #include <dqlite/impl/encode.ipp>
 #include <dqlite/impl/decode.ipp>

@@ -3379,14 +3379,47 @@ constexpr std::string_view request_name(std::uint8_t type) noexcept {
   return type < std::size(names) ? names[type] : std::string_view("UNKNOWN");
 }
 
+/// Fills the span's description of the request from its frame (as encoded in wbuf).
+DQLITE_DECL void describe_request(wire::bytes_view f, trace_span& sp);
+
+/// What a request trace event says of the connection's span, at a phase.
+DQLITE_DECL request_trace make_trace(const session_state& s, request_trace::phase at);
+
+/// The start of an exchange that holds the connection (its request, if any, in wbuf).
+/// early: the exchange failed before its request could be encoded; handshake: the
+/// request is the protocol version and OPEN (async_handshake over a connected stream).
+DQLITE_DECL void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
+                             bool handshake = false);
+
+/// The end of the exchange trace_begin started.
+DQLITE_DECL void trace_end(session_state& s, const error_code& ec);
+
+/// Log events of an exchange that failed (ec set), holding the connection.
+DQLITE_DECL void log_exchange_failure(const session_state& s, const error_code& ec);
+
+/// Log events of opening a connection.
+DQLITE_DECL void log_connect_start(const session_state& s, std::string_view address);
+DQLITE_DECL void log_connect_end(const session_state& s, std::string_view address,
+                                 const error_code& ec);
+
+}  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/observe.ipp ----
+// Definitions of detail/sansio/observe.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
 namespace trace_detail {
-inline std::uint32_t load_u32(const std::byte* p) noexcept {
+DQLITE_DECL std::uint32_t load_u32(const std::byte* p) noexcept {
   std::uint32_t v = 0;
   for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<std::uint32_t>(p[i]);
   return v;
 }
 // The parameter count of a tuple at `at` in a frame whose header says `schema`.
-inline std::size_t tuple_count(wire::bytes_view f, std::size_t at, std::uint8_t schema) noexcept {
+DQLITE_DECL std::size_t tuple_count(wire::bytes_view f, std::size_t at,
+                                    std::uint8_t schema) noexcept {
   if (at >= f.size()) return 0;
   if (schema == 0) return static_cast<std::size_t>(f[at]);
   return at + 4 <= f.size() ? load_u32(f.data() + at) : 0;
@@ -3394,7 +3427,7 @@ inline std::size_t tuple_count(wire::bytes_view f, std::size_t at, std::uint8_t 
 }  // namespace trace_detail
 
 /// Fills the span's description of the request from its frame (as encoded in wbuf).
-inline void describe_request(wire::bytes_view f, trace_span& sp) {
+DQLITE_DECL void describe_request(wire::bytes_view f, trace_span& sp) {
   sp.sql = {};
   sp.stmt = 0;
   sp.params = 0;
@@ -3434,7 +3467,7 @@ inline void describe_request(wire::bytes_view f, trace_span& sp) {
   }
 }
 
-inline request_trace make_trace(const session_state& s, request_trace::phase at) {
+DQLITE_DECL request_trace make_trace(const session_state& s, request_trace::phase at) {
   request_trace t;
   t.at = at;
   t.request = s.span.request;
@@ -3452,8 +3485,8 @@ inline request_trace make_trace(const session_state& s, request_trace::phase at)
 /// The start of an exchange that holds the connection (its request, if any, in wbuf).
 /// early: the exchange failed before its request could be encoded; handshake: the
 /// request is the protocol version and OPEN (async_handshake over a connected stream).
-inline void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
-                        bool handshake = false) {
+DQLITE_DECL void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
+                             bool handshake) {
   auto& sp = s.span;
   sp.active = true;
   sp.blocking = blocking;
@@ -3479,7 +3512,7 @@ inline void trace_begin(session_state& s, bool blocking, bool early, bool contin
 }
 
 /// The end of the exchange trace_begin started.
-inline void trace_end(session_state& s, const error_code& ec) {
+DQLITE_DECL void trace_end(session_state& s, const error_code& ec) {
   auto& sp = s.span;
   if (!sp.active) return;
   sp.active = false;
@@ -3495,12 +3528,12 @@ inline void trace_end(session_state& s, const error_code& ec) {
   if (s.wbuf.capacity() > read_buffer::retain_size) wire::buffer().swap(s.wbuf);
 }
 
-inline logger session_logger(const session_state& s) noexcept {
+DQLITE_DECL logger session_logger(const session_state& s) noexcept {
   return logger{s.opts.log, s.opts.log_threshold};
 }
 
 /// Log events of an exchange that failed (ec set), holding the connection.
-inline void log_exchange_failure(const session_state& s, const error_code& ec) {
+DQLITE_DECL void log_exchange_failure(const session_state& s, const error_code& ec) {
   const logger log = session_logger(s);
   if (ec == make_error_code(errc::timeout)) {
     log(log_level::warning, "timeout", [&] { return std::string(s.diag.message()); });
@@ -3517,12 +3550,12 @@ inline void log_exchange_failure(const session_state& s, const error_code& ec) {
 }
 
 /// Log events of opening a connection.
-inline void log_connect_start(const session_state& s, std::string_view address) {
+DQLITE_DECL void log_connect_start(const session_state& s, std::string_view address) {
   session_logger(s)(log_level::debug, "connect",
                     [&] { return "connecting to " + std::string(address); });
 }
-inline void log_connect_end(const session_state& s, std::string_view address,
-                            const error_code& ec) {
+DQLITE_DECL void log_connect_end(const session_state& s, std::string_view address,
+                                 const error_code& ec) {
   const logger log = session_logger(s);
   if (!ec)
     log(log_level::debug, "connected", [&] {
@@ -3538,6 +3571,8 @@ inline void log_connect_end(const session_state& s, std::string_view address,
 }
 
 }  // namespace dqlite::detail
+// ---- end dqlite/impl/observe.ipp ----
+#endif
 // ---- end dqlite/detail/sansio/observe.hpp ----
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -5489,6 +5524,7 @@ struct exec_result {
 // ---- begin dqlite/detail/time.hpp ----
 // ISO-8601 formatting and parsing for DATETIME/DATE/TIMESTAMP values.
 
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -5566,7 +5602,44 @@ inline constexpr int iso8601_max_year = 9999;
 /// ' ' or 'T' and "HH:MM", ":SS", ".fraction" (up to 9 digits are kept), then optionally
 /// 'Z' or a "+HH:MM" / "-HH:MM" / "+HHMM" offset. Without an offset the time is UTC. Every
 /// date of the years 0000 to 9999 is read; nullopt when the text is not such a time.
-inline std::optional<iso8601_time> parse_iso8601_time(std::string_view s) {
+DQLITE_DECL std::optional<iso8601_time> parse_iso8601_time(std::string_view s);
+
+/// parse_iso8601_time as one sys_time<nanoseconds>, which only spans the years 1677 to 2262:
+/// nullopt outside them too.
+DQLITE_DECL std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
+    std::string_view s);
+
+/// Whether a time of `secs` seconds since the epoch (plus a fraction of a second when
+/// `fraction`) fits a system_clock time point of Duration.
+template <class Duration>
+constexpr bool seconds_fit(std::int64_t secs, bool fraction = false) noexcept {
+  using namespace std::chrono;
+  using rep = typename Duration::rep;
+  if constexpr (treat_as_floating_point_v<rep>) {
+    return true;
+  } else if constexpr (std::ratio_less_equal_v<typename Duration::period, std::ratio<1>>) {
+    // Whole seconds of Duration::max() / min(): exact, and no overflow.
+    const auto hi = duration_cast<seconds>(Duration::max()).count();
+    const auto lo = duration_cast<seconds>(Duration::min()).count();
+    return fraction ? secs < hi && secs > lo : secs <= hi && secs >= lo;
+  } else {
+    const double hi = duration<double>(Duration::max()).count();
+    const double lo = duration<double>(Duration::min()).count();
+    const auto s = static_cast<double>(secs);
+    return s < hi && s > lo;
+  }
+}
+
+}  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/time.ipp ----
+// Definitions of detail/time.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::optional<iso8601_time> parse_iso8601_time(std::string_view s) {
   using namespace std::chrono;
   std::size_t i = 0;
   auto digits = [&](int n, int& out) {
@@ -5631,14 +5704,11 @@ inline std::optional<iso8601_time> parse_iso8601_time(std::string_view s) {
     }
   }
   if (i != s.size()) return std::nullopt;
-  return iso8601_time{
-      sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min},
-      nanoseconds{frac_ns}};
+  return iso8601_time{sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min},
+                      nanoseconds{frac_ns}};
 }
 
-/// parse_iso8601_time as one sys_time<nanoseconds>, which only spans the years 1677 to 2262:
-/// nullopt outside them too.
-inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
+DQLITE_DECL std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
     std::string_view s) {
   using namespace std::chrono;
   auto t = parse_iso8601_time(s);
@@ -5649,28 +5719,9 @@ inline std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8
   return sys_time<nanoseconds>{t->seconds} + t->fraction;
 }
 
-/// Whether a time of `secs` seconds since the epoch (plus a fraction of a second when
-/// `fraction`) fits a system_clock time point of Duration.
-template <class Duration>
-constexpr bool seconds_fit(std::int64_t secs, bool fraction = false) noexcept {
-  using namespace std::chrono;
-  using rep = typename Duration::rep;
-  if constexpr (treat_as_floating_point_v<rep>) {
-    return true;
-  } else if constexpr (std::ratio_less_equal_v<typename Duration::period, std::ratio<1>>) {
-    // Whole seconds of Duration::max() / min(): exact, and no overflow.
-    const auto hi = duration_cast<seconds>(Duration::max()).count();
-    const auto lo = duration_cast<seconds>(Duration::min()).count();
-    return fraction ? secs < hi && secs > lo : secs <= hi && secs >= lo;
-  } else {
-    const double hi = duration<double>(Duration::max()).count();
-    const double lo = duration<double>(Duration::min()).count();
-    const auto s = static_cast<double>(secs);
-    return s < hi && s > lo;
-  }
-}
-
 }  // namespace dqlite::detail
+// ---- end dqlite/impl/time.ipp ----
+#endif
 // ---- end dqlite/detail/time.hpp ----
 // ---- begin dqlite/value.hpp ----
 // Dynamic values and rows: what a query returns when no row type is given.
@@ -5934,9 +5985,9 @@ DQLITE_DECL std::string value::to_string() const {
 }
 
 DQLITE_DECL void value::throw_mismatch(const char* wanted) const {
-  throw error(make_error_code(errc::type_mismatch),
-              diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " +
-                          wanted));
+  throw error(
+      make_error_code(errc::type_mismatch),
+      diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " + wanted));
 }
 
 DQLITE_DECL row row::from_views(std::shared_ptr<const column_names> columns,
@@ -5959,7 +6010,9 @@ DQLITE_DECL const value* row::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-DQLITE_DECL bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+DQLITE_DECL bool operator==(const row& a, const row& b) noexcept {
+  return a.values_ == b.values_;
+}
 
 DQLITE_DECL error_code rows::append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
   const auto& names = rr.column_names();
@@ -6151,10 +6204,7 @@ struct field_traits<std::vector<B, A>> {
 
 template <>
 struct field_traits<value> {
-  static error_code read(const wire::value_view& v, value& out) {
-    out = value::from_view(v);
-    return {};
-  }
+  static error_code read(const wire::value_view& v, value& out);
 };
 
 /// A time point of the system clock, from UNIXTIME or INTEGER seconds, or from an ISO-8601
@@ -6268,6 +6318,22 @@ std::string field_type_name() {
 }
 
 }  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/field.ipp ----
+// Definitions of field.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL error_code field_traits<value>::read(const wire::value_view& v, value& out) {
+  out = value::from_view(v);
+  return {};
+}
+
+}  // namespace dqlite
+// ---- end dqlite/impl/field.ipp ----
+#endif
 // ---- end dqlite/field.hpp ----
 // ---- begin dqlite/mapping.hpp ----
 // Mapping result rows into C++ types, decided at compile time.
@@ -10906,8 +10972,10 @@ class async_event : public boost::asio::steady_timer {
  public:
   using clock = std::chrono::steady_clock;
 
-  explicit async_event(const boost::asio::any_io_executor& ex,
-                       clock::time_point until = clock::time_point::max())
+  /// (A template, so that only a unit that constructs one compiles the timer's
+  /// construction.)
+  template <class Executor>
+  explicit async_event(const Executor& ex, clock::time_point until = clock::time_point::max())
       : boost::asio::steady_timer(ex, until) {}
 
   /// Wakes every waiter now waiting; later waiters wait for the next call.
@@ -13072,6 +13140,7 @@ class transaction_attempts {
 // slot on each event, and the counts the pool reports (and its growth decisions) are read
 // from here, so that no counter is adjusted by hand across coroutines.
 
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -13143,42 +13212,19 @@ class slot_table {
   };
 
   /// A new slot, connecting.
-  id_type open(clock::time_point now) {
-    const id_type id = ++last_;
-    slots_.emplace(id, slot{slot_state::connecting, {}, now});
-    ++counts_[index(slot_state::connecting)];
-    return id;
-  }
+  id_type open(clock::time_point now);
 
   /// Moves slot `id` from `from` to `to` at `now`.
-  void move(id_type id, slot_state from, slot_state to, clock::time_point now) {
-    slot& s = at(id, from);
-    if (!slot_transition_allowed(from, to))
-      throw std::logic_error(std::string("pool: a connection cannot go from ") +
-                             to_string(from) + " to " + to_string(to));
-    if (from == slot_state::connecting && to != slot_state::retry_wait) s.born = now;
-    --counts_[index(from)];
-    ++counts_[index(to)];
-    s.state = to;
-    s.since = now;
-  }
+  void move(id_type id, slot_state from, slot_state to, clock::time_point now);
 
   /// Slot `id` (in state `from`) ends.
-  void end(id_type id, slot_state from) {
-    at(id, from);
-    --counts_[index(from)];
-    slots_.erase(id);
-  }
+  void end(id_type id, slot_state from);
 
   /// Slot `id` passed a check at `now` (its idle time goes on: `since` is kept).
-  void mark_checked(id_type id, clock::time_point now) { at(id, slot_state::checking).checked = now; }
+  void mark_checked(id_type id, clock::time_point now);
 
-  bool contains(id_type id) const { return slots_.count(id) != 0; }
-  const slot& get(id_type id) const {
-    auto it = slots_.find(id);
-    if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
-    return it->second;
-  }
+  bool contains(id_type id) const;
+  const slot& get(id_type id) const;
 
   std::size_t count(slot_state s) const noexcept { return counts_[index(s)]; }
   std::size_t total() const noexcept { return slots_.size(); }
@@ -13195,14 +13241,7 @@ class slot_table {
  private:
   static constexpr std::size_t index(slot_state s) noexcept { return static_cast<std::size_t>(s); }
 
-  slot& at(id_type id, slot_state expected) {
-    auto it = slots_.find(id);
-    if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
-    if (it->second.state != expected)
-      throw std::logic_error(std::string("pool: a connection is ") + to_string(it->second.state) +
-                             ", not " + to_string(expected));
-    return it->second;
-  }
+  slot& at(id_type id, slot_state expected);
 
   std::unordered_map<id_type, slot> slots_;
   std::size_t counts_[6] = {};
@@ -13210,6 +13249,66 @@ class slot_table {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/slots.ipp ----
+// Definitions of detail/pool/slots.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL slot_table::id_type slot_table::open(clock::time_point now) {
+  const id_type id = ++last_;
+  slots_.emplace(id, slot{slot_state::connecting, {}, now});
+  ++counts_[index(slot_state::connecting)];
+  return id;
+}
+
+DQLITE_DECL void slot_table::move(id_type id, slot_state from, slot_state to,
+                                  clock::time_point now) {
+  slot& s = at(id, from);
+  if (!slot_transition_allowed(from, to))
+    throw std::logic_error(std::string("pool: a connection cannot go from ") + to_string(from) +
+                           " to " + to_string(to));
+  if (from == slot_state::connecting && to != slot_state::retry_wait) s.born = now;
+  --counts_[index(from)];
+  ++counts_[index(to)];
+  s.state = to;
+  s.since = now;
+}
+
+DQLITE_DECL void slot_table::end(id_type id, slot_state from) {
+  at(id, from);
+  --counts_[index(from)];
+  slots_.erase(id);
+}
+
+DQLITE_DECL const slot_table::slot& slot_table::get(id_type id) const {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
+  return it->second;
+}
+
+DQLITE_DECL slot_table::slot& slot_table::at(id_type id, slot_state expected) {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
+  if (it->second.state != expected)
+    throw std::logic_error(std::string("pool: a connection is ") + to_string(it->second.state) +
+                           ", not " + to_string(expected));
+  return it->second;
+}
+
+DQLITE_DECL void slot_table::mark_checked(id_type id, clock::time_point now) {
+  at(id, slot_state::checking).checked = now;
+}
+
+DQLITE_DECL bool slot_table::contains(id_type id) const {
+  return slots_.count(id) != 0;
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/slots.ipp ----
+#endif
 // ---- end dqlite/detail/pool/slots.hpp ----
 
 #include <boost/asio/any_io_executor.hpp>

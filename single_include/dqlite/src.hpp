@@ -29,7 +29,9 @@
 // run_exchange, run_connect, dqlite::client_category()...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
-// messages, SQL text scanning, frame encoding and decoding, column matching), the start of
+// messages, dynamic values and rows, SQL text scanning, frame encoding and decoding, column
+// matching, ISO-8601 times, the logging and tracing events, the pool's slot table, the
+// blocking dqlite::connect and connect_unix), the start of
 // every statement request (and the probe of the server some need first), the members of
 // the connections and of their state that are not templates, the TCP and unix connectors
 // (dqlite/connector.hpp), and the I/O loops that run every request
@@ -162,9 +164,9 @@ DQLITE_DECL std::string value::to_string() const {
 }
 
 DQLITE_DECL void value::throw_mismatch(const char* wanted) const {
-  throw error(make_error_code(errc::type_mismatch),
-              diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " +
-                          wanted));
+  throw error(
+      make_error_code(errc::type_mismatch),
+      diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " + wanted));
 }
 
 DQLITE_DECL row row::from_views(std::shared_ptr<const column_names> columns,
@@ -187,7 +189,9 @@ DQLITE_DECL const value* row::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-DQLITE_DECL bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+DQLITE_DECL bool operator==(const row& a, const row& b) noexcept {
+  return a.values_ == b.values_;
+}
 
 DQLITE_DECL error_code rows::append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
   const auto& names = rr.column_names();
@@ -265,6 +269,331 @@ DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection
 
 }  // namespace dqlite
 // ---- end dqlite/impl/connection.ipp ----
+// ---- begin dqlite/impl/time.ipp ----
+// Definitions of detail/time.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::optional<iso8601_time> parse_iso8601_time(std::string_view s) {
+  using namespace std::chrono;
+  std::size_t i = 0;
+  auto digits = [&](int n, int& out) {
+    if (i + static_cast<std::size_t>(n) > s.size()) return false;
+    int v = 0;
+    for (int k = 0; k < n; ++k) {
+      char c = s[i + static_cast<std::size_t>(k)];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    out = v;
+    i += static_cast<std::size_t>(n);
+    return true;
+  };
+  auto expect = [&](char c) {
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  std::int64_t frac_ns = 0;
+  if (!digits(4, y) || !expect('-') || !digits(2, mo) || !expect('-') || !digits(2, d))
+    return std::nullopt;
+  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  if (i < s.size() && (s[i] == ' ' || s[i] == 'T')) {
+    ++i;
+    if (!digits(2, h) || !expect(':') || !digits(2, mi)) return std::nullopt;
+    if (expect(':')) {
+      if (!digits(2, sec)) return std::nullopt;
+      if (expect('.')) {
+        int n = 0;
+        std::int64_t scale = 100000000;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+          if (n < 9) {
+            frac_ns += (s[i] - '0') * scale;
+            scale /= 10;
+          }
+          ++n;
+          ++i;
+        }
+        if (n == 0) return std::nullopt;
+      }
+    }
+    if (h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  }
+  int offset_min = 0;
+  if (i < s.size()) {
+    if (s[i] == 'Z') {
+      ++i;
+    } else if (s[i] == '+' || s[i] == '-') {
+      int sign = s[i] == '-' ? -1 : 1;
+      ++i;
+      int oh = 0, om = 0;
+      if (!digits(2, oh)) return std::nullopt;
+      expect(':');
+      if (!digits(2, om)) return std::nullopt;
+      if (oh > 23 || om > 59) return std::nullopt;
+      offset_min = sign * (oh * 60 + om);
+    }
+  }
+  if (i != s.size()) return std::nullopt;
+  return iso8601_time{sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min},
+                      nanoseconds{frac_ns}};
+}
+
+DQLITE_DECL std::optional<std::chrono::sys_time<std::chrono::nanoseconds>> parse_iso8601(
+    std::string_view s) {
+  using namespace std::chrono;
+  auto t = parse_iso8601_time(s);
+  if (!t) return std::nullopt;
+  constexpr auto limit = duration_cast<seconds>(nanoseconds::max()).count();
+  auto count = t->seconds.time_since_epoch().count();
+  if (count >= limit || count < -limit) return std::nullopt;
+  return sys_time<nanoseconds>{t->seconds} + t->fraction;
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/time.ipp ----
+// ---- begin dqlite/impl/field.ipp ----
+// Definitions of field.hpp (see detail/config.hpp).
+
+
+namespace dqlite {
+
+DQLITE_DECL error_code field_traits<value>::read(const wire::value_view& v, value& out) {
+  out = value::from_view(v);
+  return {};
+}
+
+}  // namespace dqlite
+// ---- end dqlite/impl/field.ipp ----
+// ---- begin dqlite/impl/observe.ipp ----
+// Definitions of detail/sansio/observe.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+namespace trace_detail {
+DQLITE_DECL std::uint32_t load_u32(const std::byte* p) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<std::uint32_t>(p[i]);
+  return v;
+}
+// The parameter count of a tuple at `at` in a frame whose header says `schema`.
+DQLITE_DECL std::size_t tuple_count(wire::bytes_view f, std::size_t at,
+                                    std::uint8_t schema) noexcept {
+  if (at >= f.size()) return 0;
+  if (schema == 0) return static_cast<std::size_t>(f[at]);
+  return at + 4 <= f.size() ? load_u32(f.data() + at) : 0;
+}
+}  // namespace trace_detail
+
+/// Fills the span's description of the request from its frame (as encoded in wbuf).
+DQLITE_DECL void describe_request(wire::bytes_view f, trace_span& sp) {
+  sp.sql = {};
+  sp.stmt = 0;
+  sp.params = 0;
+  if (f.size() < wire::header_size) {
+    sp.request = "NONE";
+    return;
+  }
+  const auto type = static_cast<std::uint8_t>(f[4]);
+  const auto schema = static_cast<std::uint8_t>(f[5]);
+  sp.request = request_name(type);
+  using wire::request;
+  const std::size_t body = wire::header_size;
+  switch (static_cast<request>(type)) {
+    case request::exec_sql:
+    case request::query_sql:
+    case request::prepare: {
+      // u64 db (u32 + padding for PREPARE), then the text, NUL-terminated, padded.
+      const std::size_t at = body + 8;
+      if (at >= f.size()) return;
+      const char* text = reinterpret_cast<const char*>(f.data() + at);
+      const std::size_t len = strnlen(text, f.size() - at);
+      sp.sql = std::string_view(text, len);
+      const std::size_t after = at + ((len + 1 + 7) & ~std::size_t{7});
+      if (type != static_cast<std::uint8_t>(request::prepare))
+        sp.params = trace_detail::tuple_count(f, after, schema);
+      return;
+    }
+    case request::exec:
+    case request::query:
+      if (f.size() >= body + 8) sp.stmt = trace_detail::load_u32(f.data() + body + 4);
+      sp.params = trace_detail::tuple_count(f, body + 8, schema);
+      return;
+    case request::finalize:
+      if (f.size() >= body + 8) sp.stmt = trace_detail::load_u32(f.data() + body + 4);
+      return;
+    default: return;
+  }
+}
+
+DQLITE_DECL request_trace make_trace(const session_state& s, request_trace::phase at) {
+  request_trace t;
+  t.at = at;
+  t.request = s.span.request;
+  t.sql = s.span.sql;
+  t.statement_id = s.span.stmt;
+  t.parameters = s.span.params;
+  t.node = s.peer;
+  t.database = s.database;
+  t.connection = &s;
+  t.sequence = s.span.seq;
+  t.blocking = s.span.blocking;
+  return t;
+}
+
+/// The start of an exchange that holds the connection (its request, if any, in wbuf).
+/// early: the exchange failed before its request could be encoded; handshake: the
+/// request is the protocol version and OPEN (async_handshake over a connected stream).
+DQLITE_DECL void trace_begin(session_state& s, bool blocking, bool early, bool continuation,
+                             bool handshake) {
+  auto& sp = s.span;
+  sp.active = true;
+  sp.blocking = blocking;
+  sp.seq = s.op_seq;
+  if (early || handshake) {
+    sp.request = early ? "NONE" : "HANDSHAKE";
+    sp.sql = {};
+    sp.stmt = 0;
+    sp.params = 0;
+  } else if (continuation) {
+    sp.request = "ROWS";
+    sp.sql = {};
+    sp.stmt = 0;
+    sp.params = 0;
+  } else {
+    describe_request(wire::bytes_view(s.wbuf), sp);
+  }
+  sp.sent = early ? 0 : s.wbuf.size();
+  sp.rows0 = s.rows.rows_read();
+  sp.bytes0 = s.rbuf.received();
+  s.opts.trace(make_trace(s, request_trace::phase::start));
+  sp.t0 = std::chrono::steady_clock::now();
+}
+
+/// The end of the exchange trace_begin started.
+DQLITE_DECL void trace_end(session_state& s, const error_code& ec) {
+  auto& sp = s.span;
+  if (!sp.active) return;
+  sp.active = false;
+  request_trace t = make_trace(s, request_trace::phase::end);
+  t.duration = std::chrono::steady_clock::now() - sp.t0;
+  t.rows = s.rows.rows_read() - sp.rows0;
+  t.bytes_sent = sp.sent;
+  t.bytes_received = s.rbuf.received() - sp.bytes0;
+  t.error = ec;
+  if (ec) t.message = s.diag.message();
+  s.opts.trace(t);
+  sp.sql = {};
+  if (s.wbuf.capacity() > read_buffer::retain_size) wire::buffer().swap(s.wbuf);
+}
+
+DQLITE_DECL logger session_logger(const session_state& s) noexcept {
+  return logger{s.opts.log, s.opts.log_threshold};
+}
+
+/// Log events of an exchange that failed (ec set), holding the connection.
+DQLITE_DECL void log_exchange_failure(const session_state& s, const error_code& ec) {
+  const logger log = session_logger(s);
+  if (ec == make_error_code(errc::timeout)) {
+    log(log_level::warning, "timeout", [&] { return std::string(s.diag.message()); });
+  } else if (ec == make_error_code(errc::interrupted)) {
+    log(log_level::info, "interrupted", [&] {
+      return "a query on " + s.peer + " was interrupted (cancelled); the connection remains usable";
+    });
+  } else if (s.state != conn_state::open && is_connection_error(ec)) {
+    log(log_level::warning, "connection_broken", [&] {
+      return "the connection to " + s.peer + " was closed after an error: " + ec.message() +
+             (s.diag.empty() ? std::string() : ": " + std::string(s.diag.message()));
+    });
+  }
+}
+
+/// Log events of opening a connection.
+DQLITE_DECL void log_connect_start(const session_state& s, std::string_view address) {
+  session_logger(s)(log_level::debug, "connect",
+                    [&] { return "connecting to " + std::string(address); });
+}
+DQLITE_DECL void log_connect_end(const session_state& s, std::string_view address,
+                                 const error_code& ec) {
+  const logger log = session_logger(s);
+  if (!ec)
+    log(log_level::debug, "connected", [&] {
+      return "connected to " + std::string(address) +
+             (s.database.empty() ? std::string(" (no database)")
+                                 : " (database " + s.database + ")");
+    });
+  else
+    log(log_level::warning, "connect_failed", [&] {
+      return "connecting to " + std::string(address) +
+             " failed: " + (s.diag.empty() ? ec.message() : std::string(s.diag.message()));
+    });
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/observe.ipp ----
+// ---- begin dqlite/impl/slots.ipp ----
+// Definitions of detail/pool/slots.hpp (see detail/config.hpp).
+
+
+namespace dqlite::detail {
+
+DQLITE_DECL slot_table::id_type slot_table::open(clock::time_point now) {
+  const id_type id = ++last_;
+  slots_.emplace(id, slot{slot_state::connecting, {}, now});
+  ++counts_[index(slot_state::connecting)];
+  return id;
+}
+
+DQLITE_DECL void slot_table::move(id_type id, slot_state from, slot_state to,
+                                  clock::time_point now) {
+  slot& s = at(id, from);
+  if (!slot_transition_allowed(from, to))
+    throw std::logic_error(std::string("pool: a connection cannot go from ") + to_string(from) +
+                           " to " + to_string(to));
+  if (from == slot_state::connecting && to != slot_state::retry_wait) s.born = now;
+  --counts_[index(from)];
+  ++counts_[index(to)];
+  s.state = to;
+  s.since = now;
+}
+
+DQLITE_DECL void slot_table::end(id_type id, slot_state from) {
+  at(id, from);
+  --counts_[index(from)];
+  slots_.erase(id);
+}
+
+DQLITE_DECL const slot_table::slot& slot_table::get(id_type id) const {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
+  return it->second;
+}
+
+DQLITE_DECL slot_table::slot& slot_table::at(id_type id, slot_state expected) {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
+  if (it->second.state != expected)
+    throw std::logic_error(std::string("pool: a connection is ") + to_string(it->second.state) +
+                           ", not " + to_string(expected));
+  return it->second;
+}
+
+DQLITE_DECL void slot_table::mark_checked(id_type id, clock::time_point now) {
+  at(id, slot_state::checking).checked = now;
+}
+
+DQLITE_DECL bool slot_table::contains(id_type id) const {
+  return slots_.count(id) != 0;
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/slots.ipp ----
 // ---- begin dqlite/impl/sql_text.ipp ----
 // Definitions of detail/sql_text.hpp (see detail/config.hpp).
 

@@ -23,8 +23,10 @@ class async_event : public boost::asio::steady_timer {
  public:
   using clock = std::chrono::steady_clock;
 
-  explicit async_event(const boost::asio::any_io_executor& ex,
-                       clock::time_point until = clock::time_point::max())
+  /// (A template, so that only a unit that constructs one compiles the timer's
+  /// construction.)
+  template <class Executor>
+  explicit async_event(const Executor& ex, clock::time_point until = clock::time_point::max())
       : boost::asio::steady_timer(ex, until) {}
 
   /// Wakes every waiter now waiting; later waiters wait for the next call.

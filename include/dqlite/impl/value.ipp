@@ -42,9 +42,9 @@ DQLITE_DECL std::string value::to_string() const {
 }
 
 DQLITE_DECL void value::throw_mismatch(const char* wanted) const {
-  throw error(make_error_code(errc::type_mismatch),
-              diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " +
-                          wanted));
+  throw error(
+      make_error_code(errc::type_mismatch),
+      diagnostics(std::string("value of type ") + wire::to_string(type_) + " read as " + wanted));
 }
 
 DQLITE_DECL row row::from_views(std::shared_ptr<const column_names> columns,
@@ -67,7 +67,9 @@ DQLITE_DECL const value* row::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-DQLITE_DECL bool operator==(const row& a, const row& b) noexcept { return a.values_ == b.values_; }
+DQLITE_DECL bool operator==(const row& a, const row& b) noexcept {
+  return a.values_ == b.values_;
+}
 
 DQLITE_DECL error_code rows::append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
   const auto& names = rr.column_names();

@@ -4,6 +4,8 @@
 // from here, so that no counter is adjusted by hand across coroutines.
 #pragma once
 
+#include <dqlite/detail/config.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -75,42 +77,19 @@ class slot_table {
   };
 
   /// A new slot, connecting.
-  id_type open(clock::time_point now) {
-    const id_type id = ++last_;
-    slots_.emplace(id, slot{slot_state::connecting, {}, now});
-    ++counts_[index(slot_state::connecting)];
-    return id;
-  }
+  id_type open(clock::time_point now);
 
   /// Moves slot `id` from `from` to `to` at `now`.
-  void move(id_type id, slot_state from, slot_state to, clock::time_point now) {
-    slot& s = at(id, from);
-    if (!slot_transition_allowed(from, to))
-      throw std::logic_error(std::string("pool: a connection cannot go from ") +
-                             to_string(from) + " to " + to_string(to));
-    if (from == slot_state::connecting && to != slot_state::retry_wait) s.born = now;
-    --counts_[index(from)];
-    ++counts_[index(to)];
-    s.state = to;
-    s.since = now;
-  }
+  void move(id_type id, slot_state from, slot_state to, clock::time_point now);
 
   /// Slot `id` (in state `from`) ends.
-  void end(id_type id, slot_state from) {
-    at(id, from);
-    --counts_[index(from)];
-    slots_.erase(id);
-  }
+  void end(id_type id, slot_state from);
 
   /// Slot `id` passed a check at `now` (its idle time goes on: `since` is kept).
-  void mark_checked(id_type id, clock::time_point now) { at(id, slot_state::checking).checked = now; }
+  void mark_checked(id_type id, clock::time_point now);
 
-  bool contains(id_type id) const { return slots_.count(id) != 0; }
-  const slot& get(id_type id) const {
-    auto it = slots_.find(id);
-    if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
-    return it->second;
-  }
+  bool contains(id_type id) const;
+  const slot& get(id_type id) const;
 
   std::size_t count(slot_state s) const noexcept { return counts_[index(s)]; }
   std::size_t total() const noexcept { return slots_.size(); }
@@ -127,14 +106,7 @@ class slot_table {
  private:
   static constexpr std::size_t index(slot_state s) noexcept { return static_cast<std::size_t>(s); }
 
-  slot& at(id_type id, slot_state expected) {
-    auto it = slots_.find(id);
-    if (it == slots_.end()) throw std::logic_error("pool: no such connection slot");
-    if (it->second.state != expected)
-      throw std::logic_error(std::string("pool: a connection is ") + to_string(it->second.state) +
-                             ", not " + to_string(expected));
-    return it->second;
-  }
+  slot& at(id_type id, slot_state expected);
 
   std::unordered_map<id_type, slot> slots_;
   std::size_t counts_[6] = {};
@@ -142,3 +114,7 @@ class slot_table {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/slots.ipp>
+#endif
