@@ -104,13 +104,14 @@ class value {
   const blob* if_blob() const noexcept { return std::get_if<blob>(&data_); }
 
   /// Equal when of the same wire type and the same stored value.
-  friend bool operator==(const value& a, const value& b) noexcept;
+  friend bool operator==(const value& a, const value& b) noexcept { return a.equals(b); }
 
   /// A short human-readable form (for logs and messages).
   std::string to_string() const;
 
  private:
   [[noreturn]] void throw_mismatch(const char* wanted) const;
+  bool equals(const value& other) const noexcept;
 
   value_type type_ = value_type::null;
   std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
@@ -156,9 +157,10 @@ class row {
   auto end() const noexcept { return values_.end(); }
 
   /// Equal when their values are (column names are not compared).
-  friend bool operator==(const row& a, const row& b) noexcept;
+  friend bool operator==(const row& a, const row& b) noexcept { return a.equals(b); }
 
  private:
+  bool equals(const row& other) const noexcept;
   std::shared_ptr<const column_names> columns_;
   std::vector<value> values_;
 };

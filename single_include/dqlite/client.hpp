@@ -5825,13 +5825,14 @@ class value {
   const blob* if_blob() const noexcept { return std::get_if<blob>(&data_); }
 
   /// Equal when of the same wire type and the same stored value.
-  friend bool operator==(const value& a, const value& b) noexcept;
+  friend bool operator==(const value& a, const value& b) noexcept { return a.equals(b); }
 
   /// A short human-readable form (for logs and messages).
   std::string to_string() const;
 
  private:
   [[noreturn]] void throw_mismatch(const char* wanted) const;
+  bool equals(const value& other) const noexcept;
 
   value_type type_ = value_type::null;
   std::variant<std::monostate, std::int64_t, double, std::string, blob> data_;
@@ -5877,9 +5878,10 @@ class row {
   auto end() const noexcept { return values_.end(); }
 
   /// Equal when their values are (column names are not compared).
-  friend bool operator==(const row& a, const row& b) noexcept;
+  friend bool operator==(const row& a, const row& b) noexcept { return a.equals(b); }
 
  private:
+  bool equals(const row& other) const noexcept;
   std::shared_ptr<const column_names> columns_;
   std::vector<value> values_;
 };
@@ -5965,8 +5967,8 @@ DQLITE_DECL value value::from_view(const wire::value_view& v) {
   return value();
 }
 
-DQLITE_DECL bool operator==(const value& a, const value& b) noexcept {
-  return a.type_ == b.type_ && a.data_ == b.data_;
+DQLITE_DECL bool value::equals(const value& other) const noexcept {
+  return type_ == other.type_ && data_ == other.data_;
 }
 
 DQLITE_DECL std::string value::to_string() const {
@@ -6010,8 +6012,8 @@ DQLITE_DECL const value* row::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-DQLITE_DECL bool operator==(const row& a, const row& b) noexcept {
-  return a.values_ == b.values_;
+DQLITE_DECL bool row::equals(const row& other) const noexcept {
+  return values_ == other.values_;
 }
 
 DQLITE_DECL error_code rows::append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
@@ -10959,6 +10961,7 @@ inline std::string error_text(const error_code& ec, const diagnostics& d) {
 
 #include <chrono>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace dqlite::detail {
@@ -10975,6 +10978,7 @@ class async_event : public boost::asio::steady_timer {
   /// (A template, so that only a unit that constructs one compiles the timer's
   /// construction.)
   template <class Executor>
+    requires std::is_constructible_v<boost::asio::steady_timer, const Executor&, clock::time_point>
   explicit async_event(const Executor& ex, clock::time_point until = clock::time_point::max())
       : boost::asio::steady_timer(ex, until) {}
 
@@ -10983,7 +10987,8 @@ class async_event : public boost::asio::steady_timer {
 
   /// Ends at notify_all() or at the expiry; never throws for either. (A template, with a
   /// return type that is not deduced, so that only a unit that instantiates a wait
-  /// compiles it: a deduced type would compile Asio's wait wherever a call is written.)
+  /// compiles it: a deduced type would compile Asio's wait wherever a call is written.
+  /// Token: the default only, as_tuple(use_awaitable).)
   template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
   boost::asio::awaitable<std::tuple<boost::system::error_code>> wait(Token token = {}) {
     return async_wait(std::move(token));

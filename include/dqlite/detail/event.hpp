@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace dqlite::detail {
@@ -26,6 +27,7 @@ class async_event : public boost::asio::steady_timer {
   /// (A template, so that only a unit that constructs one compiles the timer's
   /// construction.)
   template <class Executor>
+    requires std::is_constructible_v<boost::asio::steady_timer, const Executor&, clock::time_point>
   explicit async_event(const Executor& ex, clock::time_point until = clock::time_point::max())
       : boost::asio::steady_timer(ex, until) {}
 
@@ -34,7 +36,8 @@ class async_event : public boost::asio::steady_timer {
 
   /// Ends at notify_all() or at the expiry; never throws for either. (A template, with a
   /// return type that is not deduced, so that only a unit that instantiates a wait
-  /// compiles it: a deduced type would compile Asio's wait wherever a call is written.)
+  /// compiles it: a deduced type would compile Asio's wait wherever a call is written.
+  /// Token: the default only, as_tuple(use_awaitable).)
   template <class Token = decltype(boost::asio::as_tuple(boost::asio::use_awaitable))>
   boost::asio::awaitable<std::tuple<boost::system::error_code>> wait(Token token = {}) {
     return async_wait(std::move(token));

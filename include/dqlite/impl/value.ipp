@@ -22,8 +22,8 @@ DQLITE_DECL value value::from_view(const wire::value_view& v) {
   return value();
 }
 
-DQLITE_DECL bool operator==(const value& a, const value& b) noexcept {
-  return a.type_ == b.type_ && a.data_ == b.data_;
+DQLITE_DECL bool value::equals(const value& other) const noexcept {
+  return type_ == other.type_ && data_ == other.data_;
 }
 
 DQLITE_DECL std::string value::to_string() const {
@@ -67,8 +67,8 @@ DQLITE_DECL const value* row::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-DQLITE_DECL bool operator==(const row& a, const row& b) noexcept {
-  return a.values_ == b.values_;
+DQLITE_DECL bool row::equals(const row& other) const noexcept {
+  return values_ == other.values_;
 }
 
 DQLITE_DECL error_code rows::append(wire::rows_reader& rr, std::vector<wire::value_view>& scratch) {
