@@ -34,5 +34,12 @@ for fn in "dqlite::client_category()" "dqlite::detail::scan_sql(" \
     status=1
   fi
 done
+# Nor the members of the connection's state, nor its construction (std::make_shared's control
+# block): at -O2 GCC compiles a member defined inside its class in every unit that calls
+# it, explicit instantiation declaration or not, so those members are defined outside it.
+if grep -E " [TtWw] (std::_Sp_counted_ptr_inplace<)?dqlite::detail::connection_impl<" <<<"$symbols" >&2; then
+  echo "FAIL: $object compiles the connection's state (above) itself" >&2
+  status=1
+fi
 ((status == 0)) && echo "ok: $object leaves the start of requests, the I/O loops, the common functions and the connection's members to <dqlite/src.hpp>"
 exit "$status"

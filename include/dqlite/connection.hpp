@@ -82,8 +82,7 @@ class basic_connection {
   /// Constructs the stream from args, with the given options.
   template <class... Args>
     requires std::is_constructible_v<Stream, Args...>
-  basic_connection(const connection_options& opts, Args&&... args)
-      : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
+  basic_connection(const connection_options& opts, Args&&... args);
 
   /// With an io_context of its own, for blocking use: dqlite::connect needs no executor.
   /// Its asynchronous operations run when that context runs (get_executor().context()).
@@ -93,18 +92,12 @@ class basic_connection {
   /// A moved-from connection keeps only its executor: its operations fail with
   /// errc::not_connected (diagnostics say it was moved from), is_open() is false. It may be
   /// assigned a connection again.
-  basic_connection(basic_connection&& other) noexcept { take(other); }
-  basic_connection& operator=(basic_connection&& other) noexcept {
-    if (this != &other) {
-      shut();
-      take(other);
-    }
-    return *this;
-  }
+  basic_connection(basic_connection&& other) noexcept;
+  basic_connection& operator=(basic_connection&& other) noexcept;
   basic_connection(const basic_connection&) = delete;
   basic_connection& operator=(const basic_connection&) = delete;
   /// Closes the transport; a running operation completes with an error.
-  ~basic_connection() { shut(); }
+  ~basic_connection();
 
   executor_type get_executor() { return impl_ ? impl_->stream.get_executor() : *moved_ex_; }
   /// The stream. Precondition: the connection was not moved from.
@@ -651,9 +644,7 @@ class basic_connection {
   // ---- closing ----
 
   /// Closes the connection. A running operation completes with an error.
-  void close() noexcept {
-    if (impl_) impl_->close_transport();
-  }
+  void close() noexcept;
 
   /// Closes the connection; completes once closed. Signature: void(error_code).
   template <class Token = default_token_t>
@@ -675,34 +666,10 @@ class basic_connection {
 
 
  private:
-  void shut() noexcept {
-    if (!impl_) return;
-    impl_->close_transport();
-    // A connection with an io_context of its own: the operations it was running hold the
-    // connection's state, which holds that io_context; let them complete (with an error)
-    // so that nothing is left behind.
-    if (impl_->io) {
-      try {
-        impl_->io->restart();
-        impl_->io->poll();
-      } catch (...) {
-      }
-    }
-  }
+  void shut() noexcept;
 
   // Takes other's state; other keeps the executor, where its operations fail.
-  void take(basic_connection& other) noexcept {
-    impl_ = std::move(other.impl_);
-    if (impl_) {
-      moved_ex_.reset();
-      moved_keep_.reset();
-      other.moved_ex_.emplace(impl_->stream.get_executor());
-      other.moved_keep_ = impl_->keep_alive;  // the io_context behind that executor
-    } else {
-      moved_ex_ = other.moved_ex_;
-      moved_keep_ = other.moved_keep_;
-    }
-  }
+  void take(basic_connection& other) noexcept;
 
   detail::request_api<Stream> api(std::string_view sql) const {
     return {impl_, detail::request_spec{false, sql, 0, 0, 0}, moved_ex_ ? &*moved_ex_ : nullptr};
@@ -831,6 +798,71 @@ DQLITE_DECL unix_connection connect_unix(std::string_view path,
                                          const connection_options& opts = {});
 DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts,
                                          error_code& ec, dqlite::diagnostics& diag);
+
+// Members of basic_connection defined here, outside the class: not inline, so that with
+// DQLITE_CLIENT_SEPARATE_COMPILATION the explicit instantiation declarations below keep
+// them out of the user's units (a member defined in the class is inline, and GCC compiles
+// inline members of such a class in every unit that calls them, to inline them).
+
+template <class Stream>
+basic_connection<Stream>::basic_connection(basic_connection&& other) noexcept {
+  take(other);
+}
+
+template <class Stream>
+basic_connection<Stream>& basic_connection<Stream>::operator=(basic_connection&& other) noexcept {
+  if (this != &other) {
+    shut();
+    take(other);
+  }
+  return *this;
+}
+
+template <class Stream>
+basic_connection<Stream>::~basic_connection() {
+  shut();
+}
+
+template <class Stream>
+void basic_connection<Stream>::close() noexcept {
+  if (impl_) impl_->close_transport();
+}
+
+template <class Stream>
+void basic_connection<Stream>::shut() noexcept {
+  if (!impl_) return;
+  impl_->close_transport();
+  // A connection with an io_context of its own: the operations it was running hold the
+  // connection's state, which holds that io_context; let them complete (with an error)
+  // so that nothing is left behind.
+  if (impl_->io) {
+    try {
+      impl_->io->restart();
+      impl_->io->poll();
+    } catch (...) {
+    }
+  }
+}
+
+template <class Stream>
+void basic_connection<Stream>::take(basic_connection& other) noexcept {
+  impl_ = std::move(other.impl_);
+  if (impl_) {
+    moved_ex_.reset();
+    moved_keep_.reset();
+    other.moved_ex_.emplace(impl_->stream.get_executor());
+    other.moved_keep_ = impl_->keep_alive;  // the io_context behind that executor
+  } else {
+    moved_ex_ = other.moved_ex_;
+    moved_keep_ = other.moved_keep_;
+  }
+}
+
+template <class Stream>
+template <class... Args>
+  requires std::is_constructible_v<Stream, Args...>
+basic_connection<Stream>::basic_connection(const connection_options& opts, Args&&... args)
+    : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 // Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and

@@ -12,8 +12,10 @@
 // run_exchange, run_connect, dqlite::client_category()...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
-// messages, dynamic values and rows, SQL text scanning, frame encoding and decoding, column
-// matching, ISO-8601 times, the logging and tracing events, the pool's slot table, the
+// messages, node addresses, dynamic values and rows, SQL text scanning, frame encoding and
+// decoding, the request exchange's handling of frames, failures and cancellation, column
+// matching, ISO-8601 times, the logging and tracing events, the jitter of retry pauses, the
+// cluster client's attempt reports, the pool's slot table and transaction retry rule, the
 // blocking dqlite::connect and connect_unix), the start of
 // every statement request (and the probe of the server some need first), the members of
 // the connections and of their state that are not templates, the TCP and unix connectors
@@ -33,12 +35,16 @@
 // The library's functions that do not depend on the user's types (declared only in the
 // other units: detail/config.hpp).
 #include <dqlite/impl/error.ipp>
+#include <dqlite/impl/address.ipp>
 #include <dqlite/impl/value.ipp>
 #include <dqlite/impl/connection.ipp>
 #include <dqlite/impl/time.ipp>
 #include <dqlite/impl/field.ipp>
 #include <dqlite/impl/observe.ipp>
 #include <dqlite/impl/slots.ipp>
+#include <dqlite/impl/backoff.ipp>
+#include <dqlite/impl/result.ipp>
+#include <dqlite/impl/transaction_retry.ipp>
 #include <dqlite/impl/sql_text.ipp>
 #include <dqlite/impl/encode.ipp>
 #include <dqlite/impl/decode.ipp>
@@ -47,6 +53,7 @@
 #include <dqlite/impl/request.ipp>
 #include <dqlite/impl/server_probe.ipp>
 #include <dqlite/impl/session.ipp>
+#include <dqlite/impl/exchange_machine.ipp>
 
 namespace dqlite::detail {
 

@@ -16,9 +16,6 @@
 // ---- begin dqlite/address.hpp ----
 // Parsing node addresses: "host:port", "[ipv6]:port".
 
-// ---- begin dqlite/error.hpp ----
-// Error codes, diagnostics and the exception type of dqlite-client.
-
 // ---- begin dqlite/detail/config.hpp ----
 // How the library's functions that do not depend on the user's types are compiled.
 //
@@ -35,6 +32,9 @@
 #define DQLITE_DECL inline
 #endif
 // ---- end dqlite/detail/config.hpp ----
+// ---- begin dqlite/error.hpp ----
+// Error codes, diagnostics and the exception type of dqlite-client.
+
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
@@ -483,7 +483,6 @@ return "the server reported code " + std::to_string(code) + " (" +
 #endif
 // ---- end dqlite/error.hpp ----
 
-#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -497,7 +496,22 @@ struct host_port {
 };
 
 /// Splits "host:port" or "[ipv6]:port". The port is required (1-65535).
-inline error_code parse_address(std::string_view address, host_port& out) {
+/// Ends with errc::invalid_address (and leaves `out` as it was) when the address is not
+/// of that form; a host is not resolved here.
+DQLITE_DECL error_code parse_address(std::string_view address, host_port& out);
+
+}  // namespace dqlite
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/address.ipp ----
+// Definitions of address.hpp (see detail/config.hpp).
+
+
+#include <charconv>
+
+namespace dqlite {
+
+DQLITE_DECL error_code parse_address(std::string_view address, host_port& out) {
   auto bad = make_error_code(errc::invalid_address);
   std::string_view host, port;
   if (!address.empty() && address.front() == '[') {
@@ -528,6 +542,8 @@ inline error_code parse_address(std::string_view address, host_port& out) {
 }
 
 }  // namespace dqlite
+// ---- end dqlite/impl/address.ipp ----
+#endif
 // ---- end dqlite/address.hpp ----
 // ---- begin dqlite/blocking_cluster.hpp ----
 // dqlite::blocking_cluster: the cluster client (leader discovery, administration through
@@ -1004,7 +1020,6 @@ struct cluster_stats {
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 
 namespace dqlite::detail {
 
@@ -1026,15 +1041,32 @@ inline std::chrono::milliseconds backoff_delay(const cluster_options& o, unsigne
   return std::min(d, cap);
 }
 
-/// A random duration between d / 2 and d.
-template <class URBG>
-std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
+/// A random duration between d / 2 and d (d itself when d <= 1 ms). The numbers come from
+/// a generator of the calling thread's, seeded once from std::random_device; defined in
+/// impl/backoff.ipp, so that <random> is parsed only where that file is compiled.
+DQLITE_DECL std::chrono::milliseconds jittered(std::chrono::milliseconds d);
+
+}  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/backoff.ipp ----
+// Definitions of detail/cluster/backoff.hpp (see detail/config.hpp).
+
+
+#include <random>
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
   if (d.count() <= 1) return d;
+  thread_local std::minstd_rand rng(std::random_device{}());
   std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(d.count() / 2, d.count());
-  return std::chrono::milliseconds(pick(g));
+  return std::chrono::milliseconds(pick(rng));
 }
 
 }  // namespace dqlite::detail
+// ---- end dqlite/impl/backoff.ipp ----
+#endif
 // ---- end dqlite/detail/cluster/backoff.hpp ----
 // ---- begin dqlite/detail/cluster/discovery.hpp ----
 // The state of a cluster client, and leader discovery: probes, shared discoveries, connecting to the leader with retries.
@@ -1563,13 +1595,7 @@ inline std::string_view message_prefix(std::string_view m,
 
 /// A failure's text as the client reports it: the message, and when it was cut a note
 /// saying how much was left out. At most max_message_size + 64 bytes.
-inline std::string failure_text(const failure_response& f) {
-  std::string s(f.message);
-  if (f.message_cut())
-    s += " [... message cut: " + std::to_string(f.message_size - f.message.size()) +
-         " more bytes]";
-  return s;
-}
+DQLITE_DECL std::string failure_text(const failure_response& f);
 
 /// FAILURE: u64 code, text message.
 ///
@@ -1580,81 +1606,21 @@ inline std::string failure_text(const failure_response& f) {
 /// word before it.
 ///
 /// Decodes the message whole (a view of any length into body): see decode_failure.
-inline error_code decode_failure_whole(bytes_view body, failure_response& out) noexcept {
-  reader r(body);
-  error_code ec = r.u64(out.code);
-  if (!ec) ec = r.text(out.message);
-  if (!ec) ec = r.finish();
-  if (ec != make_error_code(errc::trailing_bytes)) return ec;
-
-  const std::size_t words = body.size() / 8;
-  auto word_has_nul = [&](std::size_t w) {
-    for (std::size_t i = 0; i < 8; ++i)
-      if (body[w * 8 + i] == std::byte{0}) return true;
-    return false;
-  };
-  std::size_t first = words - 1;  // the last word holds the message's terminator
-  if (!word_has_nul(first)) return ec;
-  while (first > 0 && !word_has_nul(first - 1)) --first;
-  if (first < 2) return ec;  // room for a rows prefix and the code
-  reader tail(body.subspan((first - 1) * 8));
-  failure_response f;
-  if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
-  out = f;
-  return {};
-}
+DQLITE_DECL error_code decode_failure_whole(bytes_view body, failure_response& out) noexcept;
 
 /// Decodes a FAILURE. out.message views at most max_message_size bytes of the body (see
 /// failure_response::message_size), so nothing built from it holds a longer text.
-inline error_code decode_failure(bytes_view body, failure_response& out) noexcept {
-  error_code ec = decode_failure_whole(body, out);
-  if (!ec) {
-    out.message_size = out.message.size();
-    out.message = message_prefix(out.message);
-  }
-  return ec;
-}
+DQLITE_DECL error_code decode_failure(bytes_view body, failure_response& out) noexcept;
 
-inline error_code decode_server(bytes_view body, server_response& out) noexcept {
-  reader r(body);
-  if (auto ec = r.u64(out.id)) return ec;
-  if (auto ec = r.text(out.address)) return ec;
-  return r.finish();
-}
+DQLITE_DECL error_code decode_server(bytes_view body, server_response& out) noexcept;
 
-inline error_code decode_welcome(bytes_view body, welcome_response& out) noexcept {
-  reader r(body);
-  if (auto ec = r.u64(out.heartbeat_timeout_ms)) return ec;
-  return r.finish();
-}
+DQLITE_DECL error_code decode_welcome(bytes_view body, welcome_response& out) noexcept;
 
-inline error_code decode_db(bytes_view body, db_response& out) noexcept {
-  reader r(body);
-  std::uint32_t unused = 0;
-  if (auto ec = r.u32(out.id)) return ec;
-  if (auto ec = r.u32(unused)) return ec;
-  return r.finish();
-}
+DQLITE_DECL error_code decode_db(bytes_view body, db_response& out) noexcept;
 
-inline error_code decode_stmt(bytes_view body, std::uint8_t schema, stmt_response& out) noexcept {
-  reader r(body);
-  if (auto ec = r.u32(out.db)) return ec;
-  if (auto ec = r.u32(out.id)) return ec;
-  if (auto ec = r.u64(out.params)) return ec;
-  out.has_tail = false;
-  if (schema >= 1) {
-    if (auto ec = r.u64(out.tail_offset)) return ec;
-    out.has_tail = true;
-  }
-  return r.finish();
-}
+DQLITE_DECL error_code decode_stmt(bytes_view body, std::uint8_t schema, stmt_response& out) noexcept;
 
-inline error_code decode_result(bytes_view body, result_response& out) noexcept {
-  reader r(body);
-  if (auto ec = r.u64(out.last_insert_id)) return ec;
-  if (auto ec = r.u64(out.rows_affected)) return ec;
-  return r.finish();
-}
+DQLITE_DECL error_code decode_result(bytes_view body, result_response& out) noexcept;
 
 inline error_code decode_empty(bytes_view body) noexcept {
   reader r(body);
@@ -1663,51 +1629,13 @@ inline error_code decode_empty(bytes_view body) noexcept {
   return r.finish();
 }
 
-inline error_code decode_metadata(bytes_view body, metadata_response& out) noexcept {
-  reader r(body);
-  if (auto ec = r.u64(out.failure_domain)) return ec;
-  if (auto ec = r.u64(out.weight)) return ec;
-  return r.finish();
-}
+DQLITE_DECL error_code decode_metadata(bytes_view body, metadata_response& out) noexcept;
 
 /// SERVERS: u64 count, then per node u64 id, text address, u64 role (format 1).
-inline error_code decode_servers(bytes_view body, std::vector<node_view>& out) {
-  reader r(body);
-  std::uint64_t n = 0;
-  if (auto ec = r.u64(n)) return ec;
-  // Each node takes at least 24 bytes: refuse counts the body cannot hold before reserving.
-  if (n > r.remaining() / 24) return make_error_code(errc::truncated);
-  out.clear();
-  out.reserve(static_cast<std::size_t>(n));
-  for (std::uint64_t i = 0; i < n; ++i) {
-    node_view v;
-    if (auto ec = r.u64(v.id)) return ec;
-    if (auto ec = r.text(v.address)) return ec;
-    if (auto ec = r.u64(v.role)) return ec;
-    out.push_back(v);
-  }
-  return r.finish();
-}
+DQLITE_DECL error_code decode_servers(bytes_view body, std::vector<node_view>& out);
 
 /// FILES: u64 count, then per file text name, u64 size, raw bytes (size a multiple of 8).
-inline error_code decode_files(bytes_view body, std::vector<file_view>& out) {
-  reader r(body);
-  std::uint64_t n = 0;
-  if (auto ec = r.u64(n)) return ec;
-  if (n > r.remaining() / 16) return make_error_code(errc::truncated);
-  out.clear();
-  out.reserve(static_cast<std::size_t>(n));
-  for (std::uint64_t i = 0; i < n; ++i) {
-    file_view f;
-    std::uint64_t size = 0;
-    if (auto ec = r.text(f.name)) return ec;
-    if (auto ec = r.u64(size)) return ec;
-    if (size > r.remaining()) return make_error_code(errc::truncated);
-    if (auto ec = r.raw(static_cast<std::size_t>(size), f.data)) return ec;
-    out.push_back(f);
-  }
-  return r.finish();
-}
+DQLITE_DECL error_code decode_files(bytes_view body, std::vector<file_view>& out);
 
 // ---- values and rows ----
 
@@ -1968,6 +1896,132 @@ DQLITE_DECL error_code rows_reader::start(bytes_view body, std::size_t max_colum
   }
   header_words_ = (names_.size() + 15) / 16;
   return {};
+}
+
+DQLITE_DECL std::string failure_text(const failure_response& f) {
+  std::string s(f.message);
+  if (f.message_cut())
+    s += " [... message cut: " + std::to_string(f.message_size - f.message.size()) +
+         " more bytes]";
+  return s;
+}
+
+DQLITE_DECL error_code decode_failure_whole(bytes_view body, failure_response& out) noexcept {
+  reader r(body);
+  error_code ec = r.u64(out.code);
+  if (!ec) ec = r.text(out.message);
+  if (!ec) ec = r.finish();
+  if (ec != make_error_code(errc::trailing_bytes)) return ec;
+
+  const std::size_t words = body.size() / 8;
+  auto word_has_nul = [&](std::size_t w) {
+    for (std::size_t i = 0; i < 8; ++i)
+      if (body[w * 8 + i] == std::byte{0}) return true;
+    return false;
+  };
+  std::size_t first = words - 1;  // the last word holds the message's terminator
+  if (!word_has_nul(first)) return ec;
+  while (first > 0 && !word_has_nul(first - 1)) --first;
+  if (first < 2) return ec;  // room for a rows prefix and the code
+  reader tail(body.subspan((first - 1) * 8));
+  failure_response f;
+  if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
+  out = f;
+  return {};
+}
+
+DQLITE_DECL error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+  error_code ec = decode_failure_whole(body, out);
+  if (!ec) {
+    out.message_size = out.message.size();
+    out.message = message_prefix(out.message);
+  }
+  return ec;
+}
+
+DQLITE_DECL error_code decode_server(bytes_view body, server_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.id)) return ec;
+  if (auto ec = r.text(out.address)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_welcome(bytes_view body, welcome_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.heartbeat_timeout_ms)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_db(bytes_view body, db_response& out) noexcept {
+  reader r(body);
+  std::uint32_t unused = 0;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u32(unused)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_stmt(bytes_view body, std::uint8_t schema, stmt_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u32(out.db)) return ec;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u64(out.params)) return ec;
+  out.has_tail = false;
+  if (schema >= 1) {
+    if (auto ec = r.u64(out.tail_offset)) return ec;
+    out.has_tail = true;
+  }
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_result(bytes_view body, result_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.last_insert_id)) return ec;
+  if (auto ec = r.u64(out.rows_affected)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_metadata(bytes_view body, metadata_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.failure_domain)) return ec;
+  if (auto ec = r.u64(out.weight)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_servers(bytes_view body, std::vector<node_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  // Each node takes at least 24 bytes: refuse counts the body cannot hold before reserving.
+  if (n > r.remaining() / 24) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    node_view v;
+    if (auto ec = r.u64(v.id)) return ec;
+    if (auto ec = r.text(v.address)) return ec;
+    if (auto ec = r.u64(v.role)) return ec;
+    out.push_back(v);
+  }
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_files(bytes_view body, std::vector<file_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  if (n > r.remaining() / 16) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    file_view f;
+    std::uint64_t size = 0;
+    if (auto ec = r.text(f.name)) return ec;
+    if (auto ec = r.u64(size)) return ec;
+    if (size > r.remaining()) return make_error_code(errc::truncated);
+    if (auto ec = r.raw(static_cast<std::size_t>(size), f.data)) return ec;
+    out.push_back(f);
+  }
+  return r.finish();
 }
 
 }  // namespace dqlite::wire
@@ -2582,15 +2636,7 @@ struct session_state {
   }
 
   /// Gives back memory an operation needed beyond the usual.
-  void release_buffers() {
-    rbuf.shrink();
-    constexpr std::size_t retain = read_buffer::retain_size;
-    // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
-    // gives the memory back then).
-    if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
-    if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
-    if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
-  }
+  void release_buffers();
 };
 
 }  // namespace dqlite::detail
@@ -2637,6 +2683,16 @@ DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as
   return {};
 }
 
+DQLITE_DECL void session_state::release_buffers() {
+  rbuf.shrink();
+  constexpr std::size_t retain = read_buffer::retain_size;
+  // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+  // gives the memory back then).
+  if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
+  if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
+  if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
+}
+
 }  // namespace dqlite::detail
 // ---- end dqlite/impl/session.ipp ----
 #endif
@@ -2668,40 +2724,13 @@ using completion_sig_t = typename completion_sig<R>::type;
 /// True for errors reported by a client-side check or by a FAILURE answer, as opposed to
 /// those that mean the answer to a request was lost (transport, timeout, cancellation,
 /// malformed response).
-inline bool answer_lost(const error_code& ec) noexcept {
-  if (!ec || ec.category() == server_category()) return false;
-  if (ec.category() != client_category()) return true;  // transport errors
-  switch (static_cast<errc>(ec.value())) {
-    case errc::timeout:
-    case errc::connection_closed:
-    case errc::cancelled:
-    case errc::interrupted: return true;
-    default: return is_protocol_error(ec);
-  }
-}
+DQLITE_DECL bool answer_lost(const error_code& ec) noexcept;
 
 /// For the start of the first answer on a connection, when it cannot be dqlite's (a header
 /// that is not, or bytes that end before a header): a hint, appended to the message, when
 /// those bytes look like another protocol's answer (text, such as an HTTP server's or
 /// proxy's, or a TLS alert record: type 21, version 3.x, length 2); empty otherwise.
-inline std::string foreign_peer_hint(wire::bytes_view start) {
-  if (start.size() < 4) return {};
-  if (start.size() >= 5 && start[0] == std::byte{0x15} && start[1] == std::byte{0x03} &&
-      start[2] <= std::byte{0x04} && start[3] == std::byte{0x00} && start[4] == std::byte{0x02})
-    return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
-  std::string text;
-  for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
-    const auto c = static_cast<unsigned char>(b);
-    if (c == '\r' || c == '\n' || c == '\t')
-      text += ' ';
-    else if (c >= 0x20 && c < 0x7f)
-      text += static_cast<char>(c);
-    else
-      return {};
-  }
-  return "; the answer begins with the text \"" + text +
-         "\": the peer may not be a dqlite node";
-}
+DQLITE_DECL std::string foreign_peer_hint(wire::bytes_view start);
 
 /// What every request exchange does, whatever processes its response: housekeeping, the
 /// request, the response frames, INTERRUPT and drain, failure mapping. Compiled once (not
@@ -2729,38 +2758,7 @@ class exchange_core {
   /// It sends no request of its own (housekeeping only).
   bool housekeeping_only() const noexcept { return housekeeping_only_; }
 
-  io_action resume(const io_event& ev) {
-    switch (ev.what) {
-      case io_event::kind::start:
-        if (init_ec_) return finish(init_ec_);
-        return next_write();
-      case io_event::kind::wrote:
-        if (ph_ == phase::main && ev.n == out_size_) sent_ = true;
-        if (ev.ec) {
-          // Cancelled once the whole request was out: it can still be interrupted.
-          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
-              interruptible_ && ev.cancel_requested)
-            return start_interrupt();
-          return transport_failed(ev, "sending the request");
-        }
-        if (ph_ == phase::main && interruptible_ && ev.cancel_requested)
-          return start_interrupt();
-        break;
-      case io_event::kind::read:
-        if (ev.ec) {
-          if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible_ &&
-              ev.cancel_requested)
-            return start_interrupt();
-          return transport_failed(ev, "reading the response");
-        }
-        s_->rbuf.commit(ev.n);
-        break;
-      default:
-        s_->diag.assign("internal error: unexpected event in a request exchange");
-        return finish(make_error_code(errc::invalid_argument));
-    }
-    return read_frames(ev.cancel_requested);
-  }
+  io_action resume(const io_event& ev);
 
  protected:
   exchange_core(session_state& s, error_code init_ec, bool owns, exchange_params params,
@@ -2810,268 +2808,39 @@ class exchange_core {
 
   // foreign_peer_hint for an answer before the connection is open (to the handshake): a
   // later answer comes from a peer that already spoke dqlite.
-  std::string peer_hint(wire::bytes_view start) const {
-    return s_->state == conn_state::open ? std::string() : foreign_peer_hint(start);
-  }
+  std::string peer_hint(wire::bytes_view start) const;
 
   static bool is_aborted(const error_code& ec) {
     return ec == boost::system::errc::operation_canceled;
   }
 
   // Writes the next housekeeping request, or the request itself.
-  io_action next_write() {
-    // Bytes already received belong to a cursor's result: the one holding the connection,
-    // or one dropped (the drain below reads past them). Anything else came unasked.
-    if (!s_->rbuf.empty() && s_->holder == 0 && !s_->drain_pending) return stray_bytes();
-    // Not while a cursor holds the connection: its result is still arriving.
-    if (drain_bounded_) {  // a housekeeping drain just ended: its bound ends with it
-      drain_bounded_ = false;
-      rearm_ = std::chrono::milliseconds(-1);
-    }
-    if (params_.needs_open && s_->holder == 0 && s_->has_housekeeping()) {
-      s_->hbuf.clear();
-      if (s_->drain_pending) {
-        s_->drain_pending = false;
-        ph_ = phase::drain;
-        wire::encode_interrupt(s_->hbuf, s_->db_id);
-        bound_drain();
-      } else if (!s_->finalize_pending.empty()) {
-        ph_ = phase::finalize;
-        wire::encode_finalize(s_->hbuf, s_->db_id, s_->finalize_pending.back());
-        s_->finalize_pending.pop_back();
-      } else {
-        s_->rollback_pending = false;
-        s_->may_tx = false;  // whatever its answer, no transaction is open after it
-        ph_ = phase::rollback;
-        wire::frame_mark m{};
-        (void)wire::begin_sql_request(s_->hbuf, wire::request::exec_sql, s_->db_id, "ROLLBACK",
-                                      m);
-        wire::end_frame(s_->hbuf, m);
-      }
-      return io_action::write(wire::bytes_view(s_->hbuf));
-    }
-    ph_ = phase::main;
-    if (housekeeping_only_) return finish({});
-    if (s_->wbuf.empty()) {  // nothing to send: read on
-      sent_ = true;
-      return read_frames(false);
-    }
-    out_size_ = s_->wbuf.size();
-    return io_action::write(wire::bytes_view(s_->wbuf));
-  }
+  io_action next_write();
 
   // Cancelled: INTERRUPT the request, then drain its response until EMPTY.
-  io_action start_interrupt() {
-    ph_ = phase::interrupt;
-    s_->hbuf.clear();
-    wire::encode_interrupt(s_->hbuf, s_->db_id);
-    bound_drain();
-    return io_action::write(wire::bytes_view(s_->hbuf));
-  }
+  io_action start_interrupt();
 
   // A drain must end even when requests have no time bound.
-  void bound_drain() {
-    if (params_.timeout.count() <= 0 && s_->opts.interrupt_timeout.count() > 0) {
-      rearm_ = s_->opts.interrupt_timeout;
-      drain_bounded_ = true;
-    }
-  }
+  void bound_drain();
 
-  io_action read_frames(bool cancel_requested) {
-    for (;;) {
-      auto avail = s_->rbuf.data();
-      std::size_t need = wire::header_size;
-      if (avail.size() >= wire::header_size) {
-        wire::frame_header h;
-        if (auto e = wire::decode_header(avail.first(wire::header_size), h,
-                                         s_->opts.max_frame_size)) {
-          if (e == make_error_code(errc::frame_too_large))
-            s_->diag.assign("a frame of " + std::to_string(h.body_size()) + " bytes from " +
-                            s_->peer + " exceeds max_frame_size (" +
-                            std::to_string(s_->opts.max_frame_size) + ")" +
-                            peer_hint(avail));
-          else
-            s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
-                            peer_hint(avail));
-          return finish(e);
-        }
-        need = wire::header_size + h.body_size();
-        if (avail.size() >= need) {
-          bool done = false;
-          error_code e = handle_frame(h, avail.subspan(wire::header_size, h.body_size()), done);
-          s_->rbuf.consume(need);
-          if (e) return finish(e);
-          if (done) {
-            if (ph_ == phase::main) return finish_main();
-            if (ph_ == phase::interrupt) return finish_interrupt();
-            return next_write();  // housekeeping answered: go on
-          }
-          continue;
-        }
-      }
-      // A cancellation that arrived while a read was completing reached no operation:
-      // act on it before reading on.
-      if (cancel_requested && ph_ != phase::interrupt) {
-        if (ph_ == phase::main && interruptible_) return start_interrupt();
-        io_event aborted{io_event::kind::read,
-                         error_code(ECANCELED, boost::system::system_category()), 0, true};
-        return transport_failed(aborted, "reading the response");
-      }
-      return io_action::read(need);
-    }
-  }
+  io_action read_frames(bool cancel_requested);
 
-  io_action finish_main() {
-    const bool hold = holds();
-    // A processor that ended the response early left the rest to the housekeeping drain.
-    if (!hold && !s_->rbuf.empty() && !s_->drain_pending) return stray_bytes();
-    return finish({});
-  }
+  io_action finish_main();
 
-  io_action finish_interrupt() {
-    if (!s_->rbuf.empty()) return stray_bytes();
-    s_->diag.assign("the operation was cancelled; the query was interrupted and the "
-                    "connection remains usable");
-    return finish(make_error_code(errc::interrupted));
-  }
+  io_action finish_interrupt();
 
   // Bytes after a complete response that nothing asked for: the stream is out of step.
-  io_action stray_bytes() {
-    s_->diag.assign("the server sent " + std::to_string(s_->rbuf.size()) +
-                    " bytes after a complete response, unasked; the connection was closed");
-    return finish(make_error_code(errc::trailing_bytes));
-  }
+  io_action stray_bytes();
 
-  error_code handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done) {
-    using wire::response;
-    const bool failure = h.type == static_cast<std::uint8_t>(response::failure);
-    switch (ph_) {
-      case phase::main: break;
-      case phase::drain:
-      case phase::interrupt:
-        // Rows of the interrupted query (and its failure, if any) until EMPTY.
-        if (h.type == static_cast<std::uint8_t>(response::empty)) {
-          done = true;
-          return {};
-        }
-        if (failure || h.type == static_cast<std::uint8_t>(response::rows)) return {};
-        return unexpected(h, "an interrupted query");
-      case phase::finalize:
-        if (failure || h.type == static_cast<std::uint8_t>(response::empty)) {
-          done = true;
-          return {};
-        }
-        return unexpected(h, "FINALIZE");
-      case phase::rollback:
-        if (failure) {
-          // "no transaction is active" is the expected refusal; any other leaves the
-          // transaction's state unknown: the connection cannot be handed on.
-          wire::failure_response f;
-          if (auto e = wire::decode_failure(body, f)) return e;
-          const std::string text = wire::failure_text(f);
-          done = true;
-          if (text.find("no transaction is active") != std::string::npos) return {};
-          s_->diag.assign("the ROLLBACK of a transaction left open failed (" +
-                          text + "); the connection was closed");
-          error_code e = make_server_error(f.code);
-          s_->break_connection(e);
-          return e;
-        }
-        if (h.type == static_cast<std::uint8_t>(response::result)) {
-          done = true;
-          return {};
-        }
-        return unexpected(h, "ROLLBACK");
-    }
-    if (failure) {
-      wire::failure_response f;
-      if (auto e = wire::decode_failure(body, f)) return e;
-      on_failure(*s_);
-      // The one place a server's message becomes the diagnostics: empty or misleading texts
-      // ("not an error") are explained from the request that was sent.
-      s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
-      done = true;
-      return make_server_error(f.code);
-    }
-    error_code e = on_frame(*s_, h, body, done);
-    if (e == make_error_code(errc::unexpected_response) && s_->diag.empty())
-      s_->diag.assign("unexpected response type " + std::to_string(h.type));
-    return e;
-  }
+  error_code handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done);
 
-  error_code unexpected(const wire::frame_header& h, const char* to) {
-    s_->diag.assign("unexpected response type " + std::to_string(h.type) + " to " + to);
-    return make_error_code(errc::unexpected_response);
-  }
+  error_code unexpected(const wire::frame_header& h, const char* to);
 
-  io_action transport_failed(const io_event& ev, const char* during) {
-    if (s_->timed_out) {
-      if (drain_bounded_ && (ph_ == phase::interrupt || ph_ == phase::drain))
-        s_->diag.assign("the server " + s_->peer + " went on sending an interrupted result for " +
-                        std::to_string(s_->opts.interrupt_timeout.count()) +
-                        " ms (interrupt_timeout); the connection was closed");
-      else
-        s_->diag.assign("no response from " + s_->peer + " within " +
-                        std::to_string(params_.timeout.count()) + " ms");
-      return finish(make_error_code(errc::timeout));
-    }
-    if (is_aborted(ev.ec)) {
-      // Cancelled through the operation's slot, or the connection was closed (or destroyed)
-      // while the operation ran.
-      const std::string at = s_->peer.empty() ? std::string() : " (" + s_->peer + ")";
-      s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
-                          ? std::string("the operation was cancelled while ") + during + at +
-                                "; the connection was closed"
-                          : std::string("the connection was closed while ") + during + at);
-      return finish(make_error_code(errc::cancelled));
-    }
-    if (is_eof_or_reset(ev.ec)) {
-      s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
-                      peer_hint(s_->rbuf.data()));
-      return finish(make_error_code(errc::connection_closed));
-    }
-    s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
-    return finish(ev.ec);
-  }
+  io_action transport_failed(const io_event& ev, const char* during);
 
-  static bool is_eof_or_reset(const error_code& ec) {
-    // asio::error::eof belongs to asio's misc category: compare by name, so that this file
-    // needs no Asio header.
-    if (ec == boost::system::errc::connection_reset) return true;
-    return ec.value() == 2 && std::string_view(ec.category().name()) == "asio.misc";
-  }
+  static bool is_eof_or_reset(const error_code& ec);
 
-  io_action finish(error_code ec) {
-    if (owns_) {
-      if (ec) ec = map_error(*s_, ec, sent_);
-      if (ec && params_.may_write && sent_ && answer_lost(ec)) {
-        s_->diag.assign("the request was sent but its answer was lost (" +
-                        (s_->diag.empty() ? ec.message() : s_->diag.message()) +
-                        "); it may or may not have been applied");
-        ec = make_error_code(errc::outcome_unknown);
-      }
-      s_->note_tx_effect(params_.tx, ec, sent_);
-      if (ec && !init_ec_ && is_connection_error(ec)) {
-        if (ec.category() == server_category())
-          s_->diag.assign(s_->diag.message() +
-                          (is_not_leader(ec) || is_leadership_lost(ec)
-                               ? " (the connection was closed: the node is not the leader)"
-                               : " (the connection was closed: the node has no such database "
-                                 "or statement any more, e.g. after a leadership change)"));
-        s_->break_connection(ec);
-      } else if (ec && s_->state != conn_state::open && !s_->broken_by) {
-        s_->broken_by = ec;  // an opening (handshake, OPEN) that failed
-      }
-      const bool hold = !ec && holds();
-      if (hold)
-        s_->holder = params_.holder;
-      else if (params_.holder != 0 && s_->holder == params_.holder)
-        s_->holder = 0;
-      s_->busy = false;
-      s_->release_buffers();
-    }
-    return io_action::done(ec);
-  }
+  io_action finish(error_code ec);
 
   session_state* s_;
   error_code init_ec_;  ///< failure found before anything was sent
@@ -3170,6 +2939,341 @@ class exchange_machine final : public exchange_core {
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/exchange_machine.ipp ----
+// Definitions of detail/sansio/exchange_machine.hpp (see detail/config.hpp).
+
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <string_view>
+
+namespace dqlite::detail {
+
+DQLITE_DECL bool answer_lost(const error_code& ec) noexcept {
+  if (!ec || ec.category() == server_category()) return false;
+  if (ec.category() != client_category()) return true;  // transport errors
+  switch (static_cast<errc>(ec.value())) {
+    case errc::timeout:
+    case errc::connection_closed:
+    case errc::cancelled:
+    case errc::interrupted: return true;
+    default: return is_protocol_error(ec);
+  }
+}
+
+DQLITE_DECL std::string foreign_peer_hint(wire::bytes_view start) {
+  if (start.size() < 4) return {};
+  if (start.size() >= 5 && start[0] == std::byte{0x15} && start[1] == std::byte{0x03} &&
+      start[2] <= std::byte{0x04} && start[3] == std::byte{0x00} && start[4] == std::byte{0x02})
+    return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
+  std::string text;
+  for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
+    const auto c = static_cast<unsigned char>(b);
+    if (c == '\r' || c == '\n' || c == '\t')
+      text += ' ';
+    else if (c >= 0x20 && c < 0x7f)
+      text += static_cast<char>(c);
+    else
+      return {};
+  }
+  return "; the answer begins with the text \"" + text +
+         "\": the peer may not be a dqlite node";
+}
+
+DQLITE_DECL io_action exchange_core::resume(const io_event& ev) {
+  switch (ev.what) {
+    case io_event::kind::start:
+      if (init_ec_) return finish(init_ec_);
+      return next_write();
+    case io_event::kind::wrote:
+      if (ph_ == phase::main && ev.n == out_size_) sent_ = true;
+      if (ev.ec) {
+        // Cancelled once the whole request was out: it can still be interrupted.
+        if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
+            interruptible_ && ev.cancel_requested)
+          return start_interrupt();
+        return transport_failed(ev, "sending the request");
+      }
+      if (ph_ == phase::main && interruptible_ && ev.cancel_requested)
+        return start_interrupt();
+      break;
+    case io_event::kind::read:
+      if (ev.ec) {
+        if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible_ &&
+            ev.cancel_requested)
+          return start_interrupt();
+        return transport_failed(ev, "reading the response");
+      }
+      s_->rbuf.commit(ev.n);
+      break;
+    default:
+      s_->diag.assign("internal error: unexpected event in a request exchange");
+      return finish(make_error_code(errc::invalid_argument));
+  }
+  return read_frames(ev.cancel_requested);
+}
+
+DQLITE_DECL std::string exchange_core::peer_hint(wire::bytes_view start) const {
+  return s_->state == conn_state::open ? std::string() : foreign_peer_hint(start);
+}
+
+DQLITE_DECL io_action exchange_core::next_write() {
+  // Bytes already received belong to a cursor's result: the one holding the connection,
+  // or one dropped (the drain below reads past them). Anything else came unasked.
+  if (!s_->rbuf.empty() && s_->holder == 0 && !s_->drain_pending) return stray_bytes();
+  // Not while a cursor holds the connection: its result is still arriving.
+  if (drain_bounded_) {  // a housekeeping drain just ended: its bound ends with it
+    drain_bounded_ = false;
+    rearm_ = std::chrono::milliseconds(-1);
+  }
+  if (params_.needs_open && s_->holder == 0 && s_->has_housekeeping()) {
+    s_->hbuf.clear();
+    if (s_->drain_pending) {
+      s_->drain_pending = false;
+      ph_ = phase::drain;
+      wire::encode_interrupt(s_->hbuf, s_->db_id);
+      bound_drain();
+    } else if (!s_->finalize_pending.empty()) {
+      ph_ = phase::finalize;
+      wire::encode_finalize(s_->hbuf, s_->db_id, s_->finalize_pending.back());
+      s_->finalize_pending.pop_back();
+    } else {
+      s_->rollback_pending = false;
+      s_->may_tx = false;  // whatever its answer, no transaction is open after it
+      ph_ = phase::rollback;
+      wire::frame_mark m{};
+      (void)wire::begin_sql_request(s_->hbuf, wire::request::exec_sql, s_->db_id, "ROLLBACK",
+                                    m);
+      wire::end_frame(s_->hbuf, m);
+    }
+    return io_action::write(wire::bytes_view(s_->hbuf));
+  }
+  ph_ = phase::main;
+  if (housekeeping_only_) return finish({});
+  if (s_->wbuf.empty()) {  // nothing to send: read on
+    sent_ = true;
+    return read_frames(false);
+  }
+  out_size_ = s_->wbuf.size();
+  return io_action::write(wire::bytes_view(s_->wbuf));
+}
+
+DQLITE_DECL io_action exchange_core::start_interrupt() {
+  ph_ = phase::interrupt;
+  s_->hbuf.clear();
+  wire::encode_interrupt(s_->hbuf, s_->db_id);
+  bound_drain();
+  return io_action::write(wire::bytes_view(s_->hbuf));
+}
+
+DQLITE_DECL void exchange_core::bound_drain() {
+  if (params_.timeout.count() <= 0 && s_->opts.interrupt_timeout.count() > 0) {
+    rearm_ = s_->opts.interrupt_timeout;
+    drain_bounded_ = true;
+  }
+}
+
+DQLITE_DECL io_action exchange_core::read_frames(bool cancel_requested) {
+  for (;;) {
+    auto avail = s_->rbuf.data();
+    std::size_t need = wire::header_size;
+    if (avail.size() >= wire::header_size) {
+      wire::frame_header h;
+      if (auto e = wire::decode_header(avail.first(wire::header_size), h,
+                                       s_->opts.max_frame_size)) {
+        if (e == make_error_code(errc::frame_too_large))
+          s_->diag.assign("a frame of " + std::to_string(h.body_size()) + " bytes from " +
+                          s_->peer + " exceeds max_frame_size (" +
+                          std::to_string(s_->opts.max_frame_size) + ")" +
+                          peer_hint(avail));
+        else
+          s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
+                          peer_hint(avail));
+        return finish(e);
+      }
+      need = wire::header_size + h.body_size();
+      if (avail.size() >= need) {
+        bool done = false;
+        error_code e = handle_frame(h, avail.subspan(wire::header_size, h.body_size()), done);
+        s_->rbuf.consume(need);
+        if (e) return finish(e);
+        if (done) {
+          if (ph_ == phase::main) return finish_main();
+          if (ph_ == phase::interrupt) return finish_interrupt();
+          return next_write();  // housekeeping answered: go on
+        }
+        continue;
+      }
+    }
+    // A cancellation that arrived while a read was completing reached no operation:
+    // act on it before reading on.
+    if (cancel_requested && ph_ != phase::interrupt) {
+      if (ph_ == phase::main && interruptible_) return start_interrupt();
+      io_event aborted{io_event::kind::read,
+                       error_code(ECANCELED, boost::system::system_category()), 0, true};
+      return transport_failed(aborted, "reading the response");
+    }
+    return io_action::read(need);
+  }
+}
+
+DQLITE_DECL io_action exchange_core::finish_main() {
+  const bool hold = holds();
+  // A processor that ended the response early left the rest to the housekeeping drain.
+  if (!hold && !s_->rbuf.empty() && !s_->drain_pending) return stray_bytes();
+  return finish({});
+}
+
+DQLITE_DECL io_action exchange_core::finish_interrupt() {
+  if (!s_->rbuf.empty()) return stray_bytes();
+  s_->diag.assign("the operation was cancelled; the query was interrupted and the "
+                  "connection remains usable");
+  return finish(make_error_code(errc::interrupted));
+}
+
+DQLITE_DECL io_action exchange_core::stray_bytes() {
+  s_->diag.assign("the server sent " + std::to_string(s_->rbuf.size()) +
+                  " bytes after a complete response, unasked; the connection was closed");
+  return finish(make_error_code(errc::trailing_bytes));
+}
+
+DQLITE_DECL error_code exchange_core::handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done) {
+  using wire::response;
+  const bool failure = h.type == static_cast<std::uint8_t>(response::failure);
+  switch (ph_) {
+    case phase::main: break;
+    case phase::drain:
+    case phase::interrupt:
+      // Rows of the interrupted query (and its failure, if any) until EMPTY.
+      if (h.type == static_cast<std::uint8_t>(response::empty)) {
+        done = true;
+        return {};
+      }
+      if (failure || h.type == static_cast<std::uint8_t>(response::rows)) return {};
+      return unexpected(h, "an interrupted query");
+    case phase::finalize:
+      if (failure || h.type == static_cast<std::uint8_t>(response::empty)) {
+        done = true;
+        return {};
+      }
+      return unexpected(h, "FINALIZE");
+    case phase::rollback:
+      if (failure) {
+        // "no transaction is active" is the expected refusal; any other leaves the
+        // transaction's state unknown: the connection cannot be handed on.
+        wire::failure_response f;
+        if (auto e = wire::decode_failure(body, f)) return e;
+        const std::string text = wire::failure_text(f);
+        done = true;
+        if (text.find("no transaction is active") != std::string::npos) return {};
+        s_->diag.assign("the ROLLBACK of a transaction left open failed (" +
+                        text + "); the connection was closed");
+        error_code e = make_server_error(f.code);
+        s_->break_connection(e);
+        return e;
+      }
+      if (h.type == static_cast<std::uint8_t>(response::result)) {
+        done = true;
+        return {};
+      }
+      return unexpected(h, "ROLLBACK");
+  }
+  if (failure) {
+    wire::failure_response f;
+    if (auto e = wire::decode_failure(body, f)) return e;
+    on_failure(*s_);
+    // The one place a server's message becomes the diagnostics: empty or misleading texts
+    // ("not an error") are explained from the request that was sent.
+    s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
+    done = true;
+    return make_server_error(f.code);
+  }
+  error_code e = on_frame(*s_, h, body, done);
+  if (e == make_error_code(errc::unexpected_response) && s_->diag.empty())
+    s_->diag.assign("unexpected response type " + std::to_string(h.type));
+  return e;
+}
+
+DQLITE_DECL error_code exchange_core::unexpected(const wire::frame_header& h, const char* to) {
+  s_->diag.assign("unexpected response type " + std::to_string(h.type) + " to " + to);
+  return make_error_code(errc::unexpected_response);
+}
+
+DQLITE_DECL io_action exchange_core::transport_failed(const io_event& ev, const char* during) {
+  if (s_->timed_out) {
+    if (drain_bounded_ && (ph_ == phase::interrupt || ph_ == phase::drain))
+      s_->diag.assign("the server " + s_->peer + " went on sending an interrupted result for " +
+                      std::to_string(s_->opts.interrupt_timeout.count()) +
+                      " ms (interrupt_timeout); the connection was closed");
+    else
+      s_->diag.assign("no response from " + s_->peer + " within " +
+                      std::to_string(params_.timeout.count()) + " ms");
+    return finish(make_error_code(errc::timeout));
+  }
+  if (is_aborted(ev.ec)) {
+    // Cancelled through the operation's slot, or the connection was closed (or destroyed)
+    // while the operation ran.
+    const std::string at = s_->peer.empty() ? std::string() : " (" + s_->peer + ")";
+    s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
+                        ? std::string("the operation was cancelled while ") + during + at +
+                              "; the connection was closed"
+                        : std::string("the connection was closed while ") + during + at);
+    return finish(make_error_code(errc::cancelled));
+  }
+  if (is_eof_or_reset(ev.ec)) {
+    s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
+                    peer_hint(s_->rbuf.data()));
+    return finish(make_error_code(errc::connection_closed));
+  }
+  s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
+  return finish(ev.ec);
+}
+
+DQLITE_DECL bool exchange_core::is_eof_or_reset(const error_code& ec) {
+  // asio::error::eof belongs to asio's misc category: compare by name, so that this file
+  // needs no Asio header.
+  if (ec == boost::system::errc::connection_reset) return true;
+  return ec.value() == 2 && std::string_view(ec.category().name()) == "asio.misc";
+}
+
+DQLITE_DECL io_action exchange_core::finish(error_code ec) {
+  if (owns_) {
+    if (ec) ec = map_error(*s_, ec, sent_);
+    if (ec && params_.may_write && sent_ && answer_lost(ec)) {
+      s_->diag.assign("the request was sent but its answer was lost (" +
+                      (s_->diag.empty() ? ec.message() : s_->diag.message()) +
+                      "); it may or may not have been applied");
+      ec = make_error_code(errc::outcome_unknown);
+    }
+    s_->note_tx_effect(params_.tx, ec, sent_);
+    if (ec && !init_ec_ && is_connection_error(ec)) {
+      if (ec.category() == server_category())
+        s_->diag.assign(s_->diag.message() +
+                        (is_not_leader(ec) || is_leadership_lost(ec)
+                             ? " (the connection was closed: the node is not the leader)"
+                             : " (the connection was closed: the node has no such database "
+                               "or statement any more, e.g. after a leadership change)"));
+      s_->break_connection(ec);
+    } else if (ec && s_->state != conn_state::open && !s_->broken_by) {
+      s_->broken_by = ec;  // an opening (handshake, OPEN) that failed
+    }
+    const bool hold = !ec && holds();
+    if (hold)
+      s_->holder = params_.holder;
+    else if (params_.holder != 0 && s_->holder == params_.holder)
+      s_->holder = 0;
+    s_->busy = false;
+    s_->release_buffers();
+  }
+  return io_action::done(ec);
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/exchange_machine.ipp ----
+#endif
 // ---- end dqlite/detail/sansio/exchange_machine.hpp ----
 
 #include <optional>
@@ -9853,8 +9957,7 @@ class basic_connection {
   /// Constructs the stream from args, with the given options.
   template <class... Args>
     requires std::is_constructible_v<Stream, Args...>
-  basic_connection(const connection_options& opts, Args&&... args)
-      : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
+  basic_connection(const connection_options& opts, Args&&... args);
 
   /// With an io_context of its own, for blocking use: dqlite::connect needs no executor.
   /// Its asynchronous operations run when that context runs (get_executor().context()).
@@ -9864,18 +9967,12 @@ class basic_connection {
   /// A moved-from connection keeps only its executor: its operations fail with
   /// errc::not_connected (diagnostics say it was moved from), is_open() is false. It may be
   /// assigned a connection again.
-  basic_connection(basic_connection&& other) noexcept { take(other); }
-  basic_connection& operator=(basic_connection&& other) noexcept {
-    if (this != &other) {
-      shut();
-      take(other);
-    }
-    return *this;
-  }
+  basic_connection(basic_connection&& other) noexcept;
+  basic_connection& operator=(basic_connection&& other) noexcept;
   basic_connection(const basic_connection&) = delete;
   basic_connection& operator=(const basic_connection&) = delete;
   /// Closes the transport; a running operation completes with an error.
-  ~basic_connection() { shut(); }
+  ~basic_connection();
 
   executor_type get_executor() { return impl_ ? impl_->stream.get_executor() : *moved_ex_; }
   /// The stream. Precondition: the connection was not moved from.
@@ -10422,9 +10519,7 @@ class basic_connection {
   // ---- closing ----
 
   /// Closes the connection. A running operation completes with an error.
-  void close() noexcept {
-    if (impl_) impl_->close_transport();
-  }
+  void close() noexcept;
 
   /// Closes the connection; completes once closed. Signature: void(error_code).
   template <class Token = default_token_t>
@@ -10446,34 +10541,10 @@ class basic_connection {
 
 
  private:
-  void shut() noexcept {
-    if (!impl_) return;
-    impl_->close_transport();
-    // A connection with an io_context of its own: the operations it was running hold the
-    // connection's state, which holds that io_context; let them complete (with an error)
-    // so that nothing is left behind.
-    if (impl_->io) {
-      try {
-        impl_->io->restart();
-        impl_->io->poll();
-      } catch (...) {
-      }
-    }
-  }
+  void shut() noexcept;
 
   // Takes other's state; other keeps the executor, where its operations fail.
-  void take(basic_connection& other) noexcept {
-    impl_ = std::move(other.impl_);
-    if (impl_) {
-      moved_ex_.reset();
-      moved_keep_.reset();
-      other.moved_ex_.emplace(impl_->stream.get_executor());
-      other.moved_keep_ = impl_->keep_alive;  // the io_context behind that executor
-    } else {
-      moved_ex_ = other.moved_ex_;
-      moved_keep_ = other.moved_keep_;
-    }
-  }
+  void take(basic_connection& other) noexcept;
 
   detail::request_api<Stream> api(std::string_view sql) const {
     return {impl_, detail::request_spec{false, sql, 0, 0, 0}, moved_ex_ ? &*moved_ex_ : nullptr};
@@ -10602,6 +10673,71 @@ DQLITE_DECL unix_connection connect_unix(std::string_view path,
                                          const connection_options& opts = {});
 DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection_options& opts,
                                          error_code& ec, dqlite::diagnostics& diag);
+
+// Members of basic_connection defined here, outside the class: not inline, so that with
+// DQLITE_CLIENT_SEPARATE_COMPILATION the explicit instantiation declarations below keep
+// them out of the user's units (a member defined in the class is inline, and GCC compiles
+// inline members of such a class in every unit that calls them, to inline them).
+
+template <class Stream>
+basic_connection<Stream>::basic_connection(basic_connection&& other) noexcept {
+  take(other);
+}
+
+template <class Stream>
+basic_connection<Stream>& basic_connection<Stream>::operator=(basic_connection&& other) noexcept {
+  if (this != &other) {
+    shut();
+    take(other);
+  }
+  return *this;
+}
+
+template <class Stream>
+basic_connection<Stream>::~basic_connection() {
+  shut();
+}
+
+template <class Stream>
+void basic_connection<Stream>::close() noexcept {
+  if (impl_) impl_->close_transport();
+}
+
+template <class Stream>
+void basic_connection<Stream>::shut() noexcept {
+  if (!impl_) return;
+  impl_->close_transport();
+  // A connection with an io_context of its own: the operations it was running hold the
+  // connection's state, which holds that io_context; let them complete (with an error)
+  // so that nothing is left behind.
+  if (impl_->io) {
+    try {
+      impl_->io->restart();
+      impl_->io->poll();
+    } catch (...) {
+    }
+  }
+}
+
+template <class Stream>
+void basic_connection<Stream>::take(basic_connection& other) noexcept {
+  impl_ = std::move(other.impl_);
+  if (impl_) {
+    moved_ex_.reset();
+    moved_keep_.reset();
+    other.moved_ex_.emplace(impl_->stream.get_executor());
+    other.moved_keep_ = impl_->keep_alive;  // the io_context behind that executor
+  } else {
+    moved_ex_ = other.moved_ex_;
+    moved_keep_ = other.moved_keep_;
+  }
+}
+
+template <class Stream>
+template <class... Args>
+  requires std::is_constructible_v<Stream, Args...>
+basic_connection<Stream>::basic_connection(const connection_options& opts, Args&&... args)
+    : impl_(std::make_shared<impl_type>(opts, std::forward<Args>(args)...)) {}
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 // Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and
@@ -10807,7 +10943,6 @@ class memory_node_store final : public node_store {
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -10903,34 +11038,10 @@ class attempt_report {
 
   /// Records why `address` failed; a node not asked (or asked when the time for retries
   /// had run out) keeps the reason of an earlier attempt.
-  void note(const std::string& address, std::string reason, bool asked = true) {
-    if (reason.size() > max_reason_size) {
-      const std::size_t full = reason.size();
-      reason.resize(wire::message_prefix(reason, max_reason_size).size());
-      reason += " [... " + std::to_string(full - reason.size()) + " more bytes]";
-    }
-    for (auto& e : entries_)
-      if (e.address == address) {
-        if (asked || !e.asked) {
-          e.reason = std::move(reason);
-          e.asked = asked;
-        }
-        return;
-      }
-    entries_.push_back(entry{address, std::move(reason), asked});
-  }
-  void merge(const attempt_report& other) {
-    for (const auto& e : other.entries_) note(e.address, e.reason, e.asked);
-  }
+  void note(const std::string& address, std::string reason, bool asked = true);
+  void merge(const attempt_report& other);
   bool empty() const noexcept { return entries_.empty(); }
-  std::string text() const {
-    std::string s;
-    for (const auto& e : entries_) {
-      if (!s.empty()) s += "; ";
-      s += printable(e.address) + " (" + e.reason + ")";
-    }
-    return s;
-  }
+  std::string text() const;
 
  private:
   struct entry {
@@ -10941,13 +11052,58 @@ class attempt_report {
   std::vector<entry> entries_;
 };
 
-inline std::string error_text(const error_code& ec, const diagnostics& d) {
+DQLITE_DECL std::string error_text(const error_code& ec, const diagnostics& d);
+
+}  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/result.ipp ----
+// Definitions of detail/cluster/result.hpp (see detail/config.hpp).
+
+
+#include <string>
+
+namespace dqlite::detail {
+
+DQLITE_DECL void attempt_report::note(const std::string& address, std::string reason, bool asked) {
+  if (reason.size() > max_reason_size) {
+    const std::size_t full = reason.size();
+    reason.resize(wire::message_prefix(reason, max_reason_size).size());
+    reason += " [... " + std::to_string(full - reason.size()) + " more bytes]";
+  }
+  for (auto& e : entries_)
+    if (e.address == address) {
+      if (asked || !e.asked) {
+        e.reason = std::move(reason);
+        e.asked = asked;
+      }
+      return;
+    }
+  entries_.push_back(entry{address, std::move(reason), asked});
+}
+
+DQLITE_DECL void attempt_report::merge(const attempt_report& other) {
+  for (const auto& e : other.entries_) note(e.address, e.reason, e.asked);
+}
+
+DQLITE_DECL std::string attempt_report::text() const {
+  std::string s;
+  for (const auto& e : entries_) {
+    if (!s.empty()) s += "; ";
+    s += printable(e.address) + " (" + e.reason + ")";
+  }
+  return s;
+}
+
+DQLITE_DECL std::string error_text(const error_code& ec, const diagnostics& d) {
   if (d.empty()) return ec.message();
   if (d.message().find(ec.message()) != std::string::npos) return d.message();
   return d.message() + ": " + ec.message();
 }
 
 }  // namespace dqlite::detail
+// ---- end dqlite/impl/result.ipp ----
+#endif
 // ---- end dqlite/detail/cluster/result.hpp ----
 // ---- begin dqlite/detail/event.hpp ----
 // A signal between coroutines that run on one executor (a strand), built on a timer.
@@ -11182,7 +11338,6 @@ void check_connector(const basic_connector<Stream>& c) {
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -11242,7 +11397,7 @@ struct cluster_state {
   cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o,
                 basic_connector<Stream> c)
       : ex(std::move(e)), store(std::move(s)), opts(std::move(o)), connector(std::move(c)),
-        database(opts.connection.database), rng(std::random_device{}()) {
+        database(opts.connection.database) {
     // A connection left empty by a move: what a failed async_connect completes with, made
     // now so that a failure never calls the connector (whose resources, such as a TLS
     // context, may be gone by the time a cancelled operation completes).
@@ -11272,7 +11427,6 @@ struct cluster_state {
   std::vector<std::weak_ptr<impl_type>> live_conns;
   std::vector<std::weak_ptr<boost::asio::steady_timer>> live_timers;
   bool closed = false;
-  std::minstd_rand rng;
   diagnostics last_diag;  ///< the text of the last operation that completed
   error_code store_ec;     ///< the last automatic node store refresh failed (refresh_store)
   diagnostics store_diag;  ///< why
@@ -11838,7 +11992,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
       co_return result::fail(make_error_code(errc::no_leader), text);
     }
     auto pause = backoff_delay(o, attempt);
-    if (o.backoff_jitter) pause = jittered(pause, s->rng);
+    if (o.backoff_jitter) pause = jittered(pause);
     if (deadline != state::clock::time_point::max())
       pause = std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
     ++s->stats.retries;
@@ -11992,7 +12146,6 @@ auto initiate_coroutine_op(std::shared_ptr<State> s, Token& token, Body body) {
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -12108,7 +12261,6 @@ struct cluster_op_hooks : default_op_hooks {
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -13064,7 +13216,6 @@ struct pool_stats {
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 #include <string>
 
 namespace dqlite::detail {
@@ -13073,7 +13224,7 @@ namespace dqlite::detail {
 class transaction_attempts {
  public:
   explicit transaction_attempts(const transaction_retry& r)
-      : retry_(r), attempts_(std::max(r.max_attempts, 1u)), rng_(std::random_device{}()) {
+      : retry_(r), attempts_(std::max(r.max_attempts, 1u)) {
     pauses_.backoff_base = r.backoff_base;
     pauses_.backoff_cap = r.backoff_cap;
     pauses_.backoff_factor = 2;
@@ -13085,50 +13236,67 @@ class transaction_attempts {
   /// that left nothing applied: busy (SQLITE_BUSY, SQLITE_LOCKED), or a connection or
   /// leadership error before the COMMIT was sent; never after errc::outcome_unknown.
   std::chrono::milliseconds after_failure(unsigned attempt, bool acquired, error_code ec,
-                                          std::string text) {
-    if (text.empty()) text = ec.message();
-    const bool unknown = is_outcome_unknown(ec);
-    const bool again = acquired && !unknown && !is_cancelled(ec) &&
-                       ec != make_error_code(errc::used_after_fork) &&
-                       (is_busy(ec) || is_connection_error(ec));
-    const auto pause = jittered(backoff_delay(pauses_, attempt), rng_);
-    const bool in_time = retry_.timeout.count() <= 0 ||
-                         std::chrono::steady_clock::now() + pause - start_ < retry_.timeout;
-    if (again && attempt < attempts_ && in_time) {
-      last_text_ = std::move(text);
-      return pause;
-    }
-    std::string why;
-    if (unknown)
-      why = "the transaction may have been applied (its outcome is unknown), so it was "
-            "not run again";
-    else if (again)
-      why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
-            (attempt >= attempts_
-                 ? "no attempt is left (max_attempts " + std::to_string(attempts_) + ")"
-                 : std::string("retry.timeout has passed"));
-    else
-      why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
-    throw error(ec, diagnostics(why + ": " + text));
-  }
+                                          std::string text);
 
   /// The error for a pause between attempts that was cancelled.
-  error cancelled() const {
-    return error(make_error_code(errc::cancelled),
-                 diagnostics("the transaction was cancelled while waiting to run again "
-                             "(after: " + last_text_ + ")"));
-  }
+  error cancelled() const;
 
  private:
   transaction_retry retry_;
   unsigned attempts_;
   cluster_options pauses_;
-  std::minstd_rand rng_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::string last_text_;
 };
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+// ---- begin dqlite/impl/transaction_retry.ipp ----
+// Definitions of detail/pool/transaction_retry.hpp (see detail/config.hpp).
+
+
+#include <string>
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::chrono::milliseconds transaction_attempts::after_failure(unsigned attempt, bool acquired, error_code ec,
+                                        std::string text) {
+  if (text.empty()) text = ec.message();
+  const bool unknown = is_outcome_unknown(ec);
+  const bool again = acquired && !unknown && !is_cancelled(ec) &&
+                     ec != make_error_code(errc::used_after_fork) &&
+                     (is_busy(ec) || is_connection_error(ec));
+  const auto pause = jittered(backoff_delay(pauses_, attempt));
+  const bool in_time = retry_.timeout.count() <= 0 ||
+                       std::chrono::steady_clock::now() + pause - start_ < retry_.timeout;
+  if (again && attempt < attempts_ && in_time) {
+    last_text_ = std::move(text);
+    return pause;
+  }
+  std::string why;
+  if (unknown)
+    why = "the transaction may have been applied (its outcome is unknown), so it was "
+          "not run again";
+  else if (again)
+    why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
+          (attempt >= attempts_
+               ? "no attempt is left (max_attempts " + std::to_string(attempts_) + ")"
+               : std::string("retry.timeout has passed"));
+  else
+    why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
+  throw error(ec, diagnostics(why + ": " + text));
+}
+
+DQLITE_DECL error transaction_attempts::cancelled() const {
+  return error(make_error_code(errc::cancelled),
+               diagnostics("the transaction was cancelled while waiting to run again "
+                           "(after: " + last_text_ + ")"));
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/transaction_retry.ipp ----
+#endif
 // ---- end dqlite/detail/pool/transaction_retry.hpp ----
 // ---- begin dqlite/pool.hpp ----
 // A pool of connections to the leader of a dqlite cluster. Its parts: pool_options.hpp,
@@ -14107,7 +14275,6 @@ using owned_param_t =
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>

@@ -29,8 +29,10 @@
 // run_exchange, run_connect, dqlite::client_category()...
 //
 // What is compiled here: the functions of include/dqlite/impl/*.ipp (error categories and
-// messages, dynamic values and rows, SQL text scanning, frame encoding and decoding, column
-// matching, ISO-8601 times, the logging and tracing events, the pool's slot table, the
+// messages, node addresses, dynamic values and rows, SQL text scanning, frame encoding and
+// decoding, the request exchange's handling of frames, failures and cancellation, column
+// matching, ISO-8601 times, the logging and tracing events, the jitter of retry pauses, the
+// cluster client's attempt reports, the pool's slot table and transaction retry rule, the
 // blocking dqlite::connect and connect_unix), the start of
 // every statement request (and the probe of the server some need first), the members of
 // the connections and of their state that are not templates, the TCP and unix connectors
@@ -121,6 +123,46 @@ return "the server reported code " + std::to_string(code) + " (" +
 
 }  // namespace dqlite
 // ---- end dqlite/impl/error.ipp ----
+// ---- begin dqlite/impl/address.ipp ----
+// Definitions of address.hpp (see detail/config.hpp).
+
+
+#include <charconv>
+
+namespace dqlite {
+
+DQLITE_DECL error_code parse_address(std::string_view address, host_port& out) {
+  auto bad = make_error_code(errc::invalid_address);
+  std::string_view host, port;
+  if (!address.empty() && address.front() == '[') {
+    auto close = address.find(']');
+    if (close == std::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':')
+      return bad;
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
+  } else {
+    auto colon = address.rfind(':');
+    if (colon == std::string_view::npos) return bad;
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return bad;  // IPv6 needs brackets
+  }
+  if (host.empty() || port.empty()) return bad;
+  for (char c : host)
+    if (c == ' ' || c == '/' || c == '[' || c == ']' || static_cast<unsigned char>(c) < 0x21)
+      return bad;
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535)
+    return bad;
+  out.host.assign(host.data(), host.size());
+  out.port = static_cast<std::uint16_t>(value);
+  return {};
+}
+
+}  // namespace dqlite
+// ---- end dqlite/impl/address.ipp ----
 // ---- begin dqlite/impl/value.ipp ----
 // Definitions of value.hpp (see detail/config.hpp).
 
@@ -594,6 +636,113 @@ DQLITE_DECL bool slot_table::contains(id_type id) const {
 
 }  // namespace dqlite::detail
 // ---- end dqlite/impl/slots.ipp ----
+// ---- begin dqlite/impl/backoff.ipp ----
+// Definitions of detail/cluster/backoff.hpp (see detail/config.hpp).
+
+
+#include <random>
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
+  if (d.count() <= 1) return d;
+  thread_local std::minstd_rand rng(std::random_device{}());
+  std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(d.count() / 2, d.count());
+  return std::chrono::milliseconds(pick(rng));
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/backoff.ipp ----
+// ---- begin dqlite/impl/result.ipp ----
+// Definitions of detail/cluster/result.hpp (see detail/config.hpp).
+
+
+#include <string>
+
+namespace dqlite::detail {
+
+DQLITE_DECL void attempt_report::note(const std::string& address, std::string reason, bool asked) {
+  if (reason.size() > max_reason_size) {
+    const std::size_t full = reason.size();
+    reason.resize(wire::message_prefix(reason, max_reason_size).size());
+    reason += " [... " + std::to_string(full - reason.size()) + " more bytes]";
+  }
+  for (auto& e : entries_)
+    if (e.address == address) {
+      if (asked || !e.asked) {
+        e.reason = std::move(reason);
+        e.asked = asked;
+      }
+      return;
+    }
+  entries_.push_back(entry{address, std::move(reason), asked});
+}
+
+DQLITE_DECL void attempt_report::merge(const attempt_report& other) {
+  for (const auto& e : other.entries_) note(e.address, e.reason, e.asked);
+}
+
+DQLITE_DECL std::string attempt_report::text() const {
+  std::string s;
+  for (const auto& e : entries_) {
+    if (!s.empty()) s += "; ";
+    s += printable(e.address) + " (" + e.reason + ")";
+  }
+  return s;
+}
+
+DQLITE_DECL std::string error_text(const error_code& ec, const diagnostics& d) {
+  if (d.empty()) return ec.message();
+  if (d.message().find(ec.message()) != std::string::npos) return d.message();
+  return d.message() + ": " + ec.message();
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/result.ipp ----
+// ---- begin dqlite/impl/transaction_retry.ipp ----
+// Definitions of detail/pool/transaction_retry.hpp (see detail/config.hpp).
+
+
+#include <string>
+
+namespace dqlite::detail {
+
+DQLITE_DECL std::chrono::milliseconds transaction_attempts::after_failure(unsigned attempt, bool acquired, error_code ec,
+                                        std::string text) {
+  if (text.empty()) text = ec.message();
+  const bool unknown = is_outcome_unknown(ec);
+  const bool again = acquired && !unknown && !is_cancelled(ec) &&
+                     ec != make_error_code(errc::used_after_fork) &&
+                     (is_busy(ec) || is_connection_error(ec));
+  const auto pause = jittered(backoff_delay(pauses_, attempt));
+  const bool in_time = retry_.timeout.count() <= 0 ||
+                       std::chrono::steady_clock::now() + pause - start_ < retry_.timeout;
+  if (again && attempt < attempts_ && in_time) {
+    last_text_ = std::move(text);
+    return pause;
+  }
+  std::string why;
+  if (unknown)
+    why = "the transaction may have been applied (its outcome is unknown), so it was "
+          "not run again";
+  else if (again)
+    why = "the transaction failed " + std::to_string(attempt) + " time(s); " +
+          (attempt >= attempts_
+               ? "no attempt is left (max_attempts " + std::to_string(attempts_) + ")"
+               : std::string("retry.timeout has passed"));
+  else
+    why = "the transaction failed (attempt " + std::to_string(attempt) + ")";
+  throw error(ec, diagnostics(why + ": " + text));
+}
+
+DQLITE_DECL error transaction_attempts::cancelled() const {
+  return error(make_error_code(errc::cancelled),
+               diagnostics("the transaction was cancelled while waiting to run again "
+                           "(after: " + last_text_ + ")"));
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/transaction_retry.ipp ----
 // ---- begin dqlite/impl/sql_text.ipp ----
 // Definitions of detail/sql_text.hpp (see detail/config.hpp).
 
@@ -836,6 +985,132 @@ DQLITE_DECL error_code rows_reader::start(bytes_view body, std::size_t max_colum
   }
   header_words_ = (names_.size() + 15) / 16;
   return {};
+}
+
+DQLITE_DECL std::string failure_text(const failure_response& f) {
+  std::string s(f.message);
+  if (f.message_cut())
+    s += " [... message cut: " + std::to_string(f.message_size - f.message.size()) +
+         " more bytes]";
+  return s;
+}
+
+DQLITE_DECL error_code decode_failure_whole(bytes_view body, failure_response& out) noexcept {
+  reader r(body);
+  error_code ec = r.u64(out.code);
+  if (!ec) ec = r.text(out.message);
+  if (!ec) ec = r.finish();
+  if (ec != make_error_code(errc::trailing_bytes)) return ec;
+
+  const std::size_t words = body.size() / 8;
+  auto word_has_nul = [&](std::size_t w) {
+    for (std::size_t i = 0; i < 8; ++i)
+      if (body[w * 8 + i] == std::byte{0}) return true;
+    return false;
+  };
+  std::size_t first = words - 1;  // the last word holds the message's terminator
+  if (!word_has_nul(first)) return ec;
+  while (first > 0 && !word_has_nul(first - 1)) --first;
+  if (first < 2) return ec;  // room for a rows prefix and the code
+  reader tail(body.subspan((first - 1) * 8));
+  failure_response f;
+  if (tail.u64(f.code) || tail.text(f.message) || tail.finish()) return ec;
+  out = f;
+  return {};
+}
+
+DQLITE_DECL error_code decode_failure(bytes_view body, failure_response& out) noexcept {
+  error_code ec = decode_failure_whole(body, out);
+  if (!ec) {
+    out.message_size = out.message.size();
+    out.message = message_prefix(out.message);
+  }
+  return ec;
+}
+
+DQLITE_DECL error_code decode_server(bytes_view body, server_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.id)) return ec;
+  if (auto ec = r.text(out.address)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_welcome(bytes_view body, welcome_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.heartbeat_timeout_ms)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_db(bytes_view body, db_response& out) noexcept {
+  reader r(body);
+  std::uint32_t unused = 0;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u32(unused)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_stmt(bytes_view body, std::uint8_t schema, stmt_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u32(out.db)) return ec;
+  if (auto ec = r.u32(out.id)) return ec;
+  if (auto ec = r.u64(out.params)) return ec;
+  out.has_tail = false;
+  if (schema >= 1) {
+    if (auto ec = r.u64(out.tail_offset)) return ec;
+    out.has_tail = true;
+  }
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_result(bytes_view body, result_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.last_insert_id)) return ec;
+  if (auto ec = r.u64(out.rows_affected)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_metadata(bytes_view body, metadata_response& out) noexcept {
+  reader r(body);
+  if (auto ec = r.u64(out.failure_domain)) return ec;
+  if (auto ec = r.u64(out.weight)) return ec;
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_servers(bytes_view body, std::vector<node_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  // Each node takes at least 24 bytes: refuse counts the body cannot hold before reserving.
+  if (n > r.remaining() / 24) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    node_view v;
+    if (auto ec = r.u64(v.id)) return ec;
+    if (auto ec = r.text(v.address)) return ec;
+    if (auto ec = r.u64(v.role)) return ec;
+    out.push_back(v);
+  }
+  return r.finish();
+}
+
+DQLITE_DECL error_code decode_files(bytes_view body, std::vector<file_view>& out) {
+  reader r(body);
+  std::uint64_t n = 0;
+  if (auto ec = r.u64(n)) return ec;
+  if (n > r.remaining() / 16) return make_error_code(errc::truncated);
+  out.clear();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    file_view f;
+    std::uint64_t size = 0;
+    if (auto ec = r.text(f.name)) return ec;
+    if (auto ec = r.u64(size)) return ec;
+    if (size > r.remaining()) return make_error_code(errc::truncated);
+    if (auto ec = r.raw(static_cast<std::size_t>(size), f.data)) return ec;
+    out.push_back(f);
+  }
+  return r.finish();
 }
 
 }  // namespace dqlite::wire
@@ -1163,8 +1438,350 @@ DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as
   return {};
 }
 
+DQLITE_DECL void session_state::release_buffers() {
+  rbuf.shrink();
+  constexpr std::size_t retain = read_buffer::retain_size;
+  // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+  // gives the memory back then).
+  if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
+  if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
+  if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
+}
+
 }  // namespace dqlite::detail
 // ---- end dqlite/impl/session.ipp ----
+// ---- begin dqlite/impl/exchange_machine.ipp ----
+// Definitions of detail/sansio/exchange_machine.hpp (see detail/config.hpp).
+
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <string_view>
+
+namespace dqlite::detail {
+
+DQLITE_DECL bool answer_lost(const error_code& ec) noexcept {
+  if (!ec || ec.category() == server_category()) return false;
+  if (ec.category() != client_category()) return true;  // transport errors
+  switch (static_cast<errc>(ec.value())) {
+    case errc::timeout:
+    case errc::connection_closed:
+    case errc::cancelled:
+    case errc::interrupted: return true;
+    default: return is_protocol_error(ec);
+  }
+}
+
+DQLITE_DECL std::string foreign_peer_hint(wire::bytes_view start) {
+  if (start.size() < 4) return {};
+  if (start.size() >= 5 && start[0] == std::byte{0x15} && start[1] == std::byte{0x03} &&
+      start[2] <= std::byte{0x04} && start[3] == std::byte{0x00} && start[4] == std::byte{0x02})
+    return "; the answer is a TLS alert: the node may expect TLS (see dqlite/tls.hpp)";
+  std::string text;
+  for (std::byte b : start.first(std::min<std::size_t>(start.size(), 16))) {
+    const auto c = static_cast<unsigned char>(b);
+    if (c == '\r' || c == '\n' || c == '\t')
+      text += ' ';
+    else if (c >= 0x20 && c < 0x7f)
+      text += static_cast<char>(c);
+    else
+      return {};
+  }
+  return "; the answer begins with the text \"" + text +
+         "\": the peer may not be a dqlite node";
+}
+
+DQLITE_DECL io_action exchange_core::resume(const io_event& ev) {
+  switch (ev.what) {
+    case io_event::kind::start:
+      if (init_ec_) return finish(init_ec_);
+      return next_write();
+    case io_event::kind::wrote:
+      if (ph_ == phase::main && ev.n == out_size_) sent_ = true;
+      if (ev.ec) {
+        // Cancelled once the whole request was out: it can still be interrupted.
+        if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && sent_ &&
+            interruptible_ && ev.cancel_requested)
+          return start_interrupt();
+        return transport_failed(ev, "sending the request");
+      }
+      if (ph_ == phase::main && interruptible_ && ev.cancel_requested)
+        return start_interrupt();
+      break;
+    case io_event::kind::read:
+      if (ev.ec) {
+        if (is_aborted(ev.ec) && !s_->timed_out && ph_ == phase::main && interruptible_ &&
+            ev.cancel_requested)
+          return start_interrupt();
+        return transport_failed(ev, "reading the response");
+      }
+      s_->rbuf.commit(ev.n);
+      break;
+    default:
+      s_->diag.assign("internal error: unexpected event in a request exchange");
+      return finish(make_error_code(errc::invalid_argument));
+  }
+  return read_frames(ev.cancel_requested);
+}
+
+DQLITE_DECL std::string exchange_core::peer_hint(wire::bytes_view start) const {
+  return s_->state == conn_state::open ? std::string() : foreign_peer_hint(start);
+}
+
+DQLITE_DECL io_action exchange_core::next_write() {
+  // Bytes already received belong to a cursor's result: the one holding the connection,
+  // or one dropped (the drain below reads past them). Anything else came unasked.
+  if (!s_->rbuf.empty() && s_->holder == 0 && !s_->drain_pending) return stray_bytes();
+  // Not while a cursor holds the connection: its result is still arriving.
+  if (drain_bounded_) {  // a housekeeping drain just ended: its bound ends with it
+    drain_bounded_ = false;
+    rearm_ = std::chrono::milliseconds(-1);
+  }
+  if (params_.needs_open && s_->holder == 0 && s_->has_housekeeping()) {
+    s_->hbuf.clear();
+    if (s_->drain_pending) {
+      s_->drain_pending = false;
+      ph_ = phase::drain;
+      wire::encode_interrupt(s_->hbuf, s_->db_id);
+      bound_drain();
+    } else if (!s_->finalize_pending.empty()) {
+      ph_ = phase::finalize;
+      wire::encode_finalize(s_->hbuf, s_->db_id, s_->finalize_pending.back());
+      s_->finalize_pending.pop_back();
+    } else {
+      s_->rollback_pending = false;
+      s_->may_tx = false;  // whatever its answer, no transaction is open after it
+      ph_ = phase::rollback;
+      wire::frame_mark m{};
+      (void)wire::begin_sql_request(s_->hbuf, wire::request::exec_sql, s_->db_id, "ROLLBACK",
+                                    m);
+      wire::end_frame(s_->hbuf, m);
+    }
+    return io_action::write(wire::bytes_view(s_->hbuf));
+  }
+  ph_ = phase::main;
+  if (housekeeping_only_) return finish({});
+  if (s_->wbuf.empty()) {  // nothing to send: read on
+    sent_ = true;
+    return read_frames(false);
+  }
+  out_size_ = s_->wbuf.size();
+  return io_action::write(wire::bytes_view(s_->wbuf));
+}
+
+DQLITE_DECL io_action exchange_core::start_interrupt() {
+  ph_ = phase::interrupt;
+  s_->hbuf.clear();
+  wire::encode_interrupt(s_->hbuf, s_->db_id);
+  bound_drain();
+  return io_action::write(wire::bytes_view(s_->hbuf));
+}
+
+DQLITE_DECL void exchange_core::bound_drain() {
+  if (params_.timeout.count() <= 0 && s_->opts.interrupt_timeout.count() > 0) {
+    rearm_ = s_->opts.interrupt_timeout;
+    drain_bounded_ = true;
+  }
+}
+
+DQLITE_DECL io_action exchange_core::read_frames(bool cancel_requested) {
+  for (;;) {
+    auto avail = s_->rbuf.data();
+    std::size_t need = wire::header_size;
+    if (avail.size() >= wire::header_size) {
+      wire::frame_header h;
+      if (auto e = wire::decode_header(avail.first(wire::header_size), h,
+                                       s_->opts.max_frame_size)) {
+        if (e == make_error_code(errc::frame_too_large))
+          s_->diag.assign("a frame of " + std::to_string(h.body_size()) + " bytes from " +
+                          s_->peer + " exceeds max_frame_size (" +
+                          std::to_string(s_->opts.max_frame_size) + ")" +
+                          peer_hint(avail));
+        else
+          s_->diag.assign("response type " + std::to_string(h.type) + " is not defined" +
+                          peer_hint(avail));
+        return finish(e);
+      }
+      need = wire::header_size + h.body_size();
+      if (avail.size() >= need) {
+        bool done = false;
+        error_code e = handle_frame(h, avail.subspan(wire::header_size, h.body_size()), done);
+        s_->rbuf.consume(need);
+        if (e) return finish(e);
+        if (done) {
+          if (ph_ == phase::main) return finish_main();
+          if (ph_ == phase::interrupt) return finish_interrupt();
+          return next_write();  // housekeeping answered: go on
+        }
+        continue;
+      }
+    }
+    // A cancellation that arrived while a read was completing reached no operation:
+    // act on it before reading on.
+    if (cancel_requested && ph_ != phase::interrupt) {
+      if (ph_ == phase::main && interruptible_) return start_interrupt();
+      io_event aborted{io_event::kind::read,
+                       error_code(ECANCELED, boost::system::system_category()), 0, true};
+      return transport_failed(aborted, "reading the response");
+    }
+    return io_action::read(need);
+  }
+}
+
+DQLITE_DECL io_action exchange_core::finish_main() {
+  const bool hold = holds();
+  // A processor that ended the response early left the rest to the housekeeping drain.
+  if (!hold && !s_->rbuf.empty() && !s_->drain_pending) return stray_bytes();
+  return finish({});
+}
+
+DQLITE_DECL io_action exchange_core::finish_interrupt() {
+  if (!s_->rbuf.empty()) return stray_bytes();
+  s_->diag.assign("the operation was cancelled; the query was interrupted and the "
+                  "connection remains usable");
+  return finish(make_error_code(errc::interrupted));
+}
+
+DQLITE_DECL io_action exchange_core::stray_bytes() {
+  s_->diag.assign("the server sent " + std::to_string(s_->rbuf.size()) +
+                  " bytes after a complete response, unasked; the connection was closed");
+  return finish(make_error_code(errc::trailing_bytes));
+}
+
+DQLITE_DECL error_code exchange_core::handle_frame(const wire::frame_header& h, wire::bytes_view body, bool& done) {
+  using wire::response;
+  const bool failure = h.type == static_cast<std::uint8_t>(response::failure);
+  switch (ph_) {
+    case phase::main: break;
+    case phase::drain:
+    case phase::interrupt:
+      // Rows of the interrupted query (and its failure, if any) until EMPTY.
+      if (h.type == static_cast<std::uint8_t>(response::empty)) {
+        done = true;
+        return {};
+      }
+      if (failure || h.type == static_cast<std::uint8_t>(response::rows)) return {};
+      return unexpected(h, "an interrupted query");
+    case phase::finalize:
+      if (failure || h.type == static_cast<std::uint8_t>(response::empty)) {
+        done = true;
+        return {};
+      }
+      return unexpected(h, "FINALIZE");
+    case phase::rollback:
+      if (failure) {
+        // "no transaction is active" is the expected refusal; any other leaves the
+        // transaction's state unknown: the connection cannot be handed on.
+        wire::failure_response f;
+        if (auto e = wire::decode_failure(body, f)) return e;
+        const std::string text = wire::failure_text(f);
+        done = true;
+        if (text.find("no transaction is active") != std::string::npos) return {};
+        s_->diag.assign("the ROLLBACK of a transaction left open failed (" +
+                        text + "); the connection was closed");
+        error_code e = make_server_error(f.code);
+        s_->break_connection(e);
+        return e;
+      }
+      if (h.type == static_cast<std::uint8_t>(response::result)) {
+        done = true;
+        return {};
+      }
+      return unexpected(h, "ROLLBACK");
+  }
+  if (failure) {
+    wire::failure_response f;
+    if (auto e = wire::decode_failure(body, f)) return e;
+    on_failure(*s_);
+    // The one place a server's message becomes the diagnostics: empty or misleading texts
+    // ("not an error") are explained from the request that was sent.
+    s_->diag.assign(describe_failure(f.code, wire::failure_text(f), wire::bytes_view(s_->wbuf)));
+    done = true;
+    return make_server_error(f.code);
+  }
+  error_code e = on_frame(*s_, h, body, done);
+  if (e == make_error_code(errc::unexpected_response) && s_->diag.empty())
+    s_->diag.assign("unexpected response type " + std::to_string(h.type));
+  return e;
+}
+
+DQLITE_DECL error_code exchange_core::unexpected(const wire::frame_header& h, const char* to) {
+  s_->diag.assign("unexpected response type " + std::to_string(h.type) + " to " + to);
+  return make_error_code(errc::unexpected_response);
+}
+
+DQLITE_DECL io_action exchange_core::transport_failed(const io_event& ev, const char* during) {
+  if (s_->timed_out) {
+    if (drain_bounded_ && (ph_ == phase::interrupt || ph_ == phase::drain))
+      s_->diag.assign("the server " + s_->peer + " went on sending an interrupted result for " +
+                      std::to_string(s_->opts.interrupt_timeout.count()) +
+                      " ms (interrupt_timeout); the connection was closed");
+    else
+      s_->diag.assign("no response from " + s_->peer + " within " +
+                      std::to_string(params_.timeout.count()) + " ms");
+    return finish(make_error_code(errc::timeout));
+  }
+  if (is_aborted(ev.ec)) {
+    // Cancelled through the operation's slot, or the connection was closed (or destroyed)
+    // while the operation ran.
+    const std::string at = s_->peer.empty() ? std::string() : " (" + s_->peer + ")";
+    s_->diag.assign(ev.cancel_requested || ph_ == phase::interrupt
+                        ? std::string("the operation was cancelled while ") + during + at +
+                              "; the connection was closed"
+                        : std::string("the connection was closed while ") + during + at);
+    return finish(make_error_code(errc::cancelled));
+  }
+  if (is_eof_or_reset(ev.ec)) {
+    s_->diag.assign("the server " + s_->peer + " closed the connection while " + during +
+                    peer_hint(s_->rbuf.data()));
+    return finish(make_error_code(errc::connection_closed));
+  }
+  s_->diag.assign(std::string(during) + " (" + s_->peer + "): " + ev.ec.message());
+  return finish(ev.ec);
+}
+
+DQLITE_DECL bool exchange_core::is_eof_or_reset(const error_code& ec) {
+  // asio::error::eof belongs to asio's misc category: compare by name, so that this file
+  // needs no Asio header.
+  if (ec == boost::system::errc::connection_reset) return true;
+  return ec.value() == 2 && std::string_view(ec.category().name()) == "asio.misc";
+}
+
+DQLITE_DECL io_action exchange_core::finish(error_code ec) {
+  if (owns_) {
+    if (ec) ec = map_error(*s_, ec, sent_);
+    if (ec && params_.may_write && sent_ && answer_lost(ec)) {
+      s_->diag.assign("the request was sent but its answer was lost (" +
+                      (s_->diag.empty() ? ec.message() : s_->diag.message()) +
+                      "); it may or may not have been applied");
+      ec = make_error_code(errc::outcome_unknown);
+    }
+    s_->note_tx_effect(params_.tx, ec, sent_);
+    if (ec && !init_ec_ && is_connection_error(ec)) {
+      if (ec.category() == server_category())
+        s_->diag.assign(s_->diag.message() +
+                        (is_not_leader(ec) || is_leadership_lost(ec)
+                             ? " (the connection was closed: the node is not the leader)"
+                             : " (the connection was closed: the node has no such database "
+                               "or statement any more, e.g. after a leadership change)"));
+      s_->break_connection(ec);
+    } else if (ec && s_->state != conn_state::open && !s_->broken_by) {
+      s_->broken_by = ec;  // an opening (handshake, OPEN) that failed
+    }
+    const bool hold = !ec && holds();
+    if (hold)
+      s_->holder = params_.holder;
+    else if (params_.holder != 0 && s_->holder == params_.holder)
+      s_->holder = 0;
+    s_->busy = false;
+    s_->release_buffers();
+  }
+  return io_action::done(ec);
+}
+
+}  // namespace dqlite::detail
+// ---- end dqlite/impl/exchange_machine.ipp ----
 
 namespace dqlite::detail {
 

@@ -40,4 +40,14 @@ DQLITE_DECL error_code session_state::begin_op(bool needs_open, std::uint64_t as
   return {};
 }
 
+DQLITE_DECL void session_state::release_buffers() {
+  rbuf.shrink();
+  constexpr std::size_t retain = read_buffer::retain_size;
+  // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
+  // gives the memory back then).
+  if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
+  if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
+  if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
+}
+
 }  // namespace dqlite::detail

@@ -2,10 +2,10 @@
 #pragma once
 
 #include <dqlite/cluster_options.hpp>
+#include <dqlite/detail/config.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 
 namespace dqlite::detail {
 
@@ -27,12 +27,13 @@ inline std::chrono::milliseconds backoff_delay(const cluster_options& o, unsigne
   return std::min(d, cap);
 }
 
-/// A random duration between d / 2 and d.
-template <class URBG>
-std::chrono::milliseconds jittered(std::chrono::milliseconds d, URBG& g) {
-  if (d.count() <= 1) return d;
-  std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(d.count() / 2, d.count());
-  return std::chrono::milliseconds(pick(g));
-}
+/// A random duration between d / 2 and d (d itself when d <= 1 ms). The numbers come from
+/// a generator of the calling thread's, seeded once from std::random_device; defined in
+/// impl/backoff.ipp, so that <random> is parsed only where that file is compiled.
+DQLITE_DECL std::chrono::milliseconds jittered(std::chrono::milliseconds d);
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/backoff.ipp>
+#endif

@@ -40,7 +40,6 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -100,7 +99,7 @@ struct cluster_state {
   cluster_state(boost::asio::any_io_executor e, std::shared_ptr<node_store> s, cluster_options o,
                 basic_connector<Stream> c)
       : ex(std::move(e)), store(std::move(s)), opts(std::move(o)), connector(std::move(c)),
-        database(opts.connection.database), rng(std::random_device{}()) {
+        database(opts.connection.database) {
     // A connection left empty by a move: what a failed async_connect completes with, made
     // now so that a failure never calls the connector (whose resources, such as a TLS
     // context, may be gone by the time a cancelled operation completes).
@@ -130,7 +129,6 @@ struct cluster_state {
   std::vector<std::weak_ptr<impl_type>> live_conns;
   std::vector<std::weak_ptr<boost::asio::steady_timer>> live_timers;
   bool closed = false;
-  std::minstd_rand rng;
   diagnostics last_diag;  ///< the text of the last operation that completed
   error_code store_ec;     ///< the last automatic node store refresh failed (refresh_store)
   diagnostics store_diag;  ///< why
@@ -696,7 +694,7 @@ connect_leader(std::shared_ptr<cluster_state<Stream>> s, std::string database) {
       co_return result::fail(make_error_code(errc::no_leader), text);
     }
     auto pause = backoff_delay(o, attempt);
-    if (o.backoff_jitter) pause = jittered(pause, s->rng);
+    if (o.backoff_jitter) pause = jittered(pause);
     if (deadline != state::clock::time_point::max())
       pause = std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
     ++s->stats.retries;

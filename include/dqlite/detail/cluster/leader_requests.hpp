@@ -36,7 +36,6 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>

@@ -2,6 +2,7 @@
 #pragma once
 
 
+#include <dqlite/detail/config.hpp>
 #include <dqlite/address.hpp>
 #include <dqlite/connection.hpp>
 #include <dqlite/error.hpp>
@@ -34,7 +35,6 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -130,34 +130,10 @@ class attempt_report {
 
   /// Records why `address` failed; a node not asked (or asked when the time for retries
   /// had run out) keeps the reason of an earlier attempt.
-  void note(const std::string& address, std::string reason, bool asked = true) {
-    if (reason.size() > max_reason_size) {
-      const std::size_t full = reason.size();
-      reason.resize(wire::message_prefix(reason, max_reason_size).size());
-      reason += " [... " + std::to_string(full - reason.size()) + " more bytes]";
-    }
-    for (auto& e : entries_)
-      if (e.address == address) {
-        if (asked || !e.asked) {
-          e.reason = std::move(reason);
-          e.asked = asked;
-        }
-        return;
-      }
-    entries_.push_back(entry{address, std::move(reason), asked});
-  }
-  void merge(const attempt_report& other) {
-    for (const auto& e : other.entries_) note(e.address, e.reason, e.asked);
-  }
+  void note(const std::string& address, std::string reason, bool asked = true);
+  void merge(const attempt_report& other);
   bool empty() const noexcept { return entries_.empty(); }
-  std::string text() const {
-    std::string s;
-    for (const auto& e : entries_) {
-      if (!s.empty()) s += "; ";
-      s += printable(e.address) + " (" + e.reason + ")";
-    }
-    return s;
-  }
+  std::string text() const;
 
  private:
   struct entry {
@@ -168,10 +144,10 @@ class attempt_report {
   std::vector<entry> entries_;
 };
 
-inline std::string error_text(const error_code& ec, const diagnostics& d) {
-  if (d.empty()) return ec.message();
-  if (d.message().find(ec.message()) != std::string::npos) return d.message();
-  return d.message() + ": " + ec.message();
-}
+DQLITE_DECL std::string error_text(const error_code& ec, const diagnostics& d);
 
 }  // namespace dqlite::detail
+
+#ifndef DQLITE_CLIENT_SEPARATE_COMPILATION
+#include <dqlite/impl/result.ipp>
+#endif

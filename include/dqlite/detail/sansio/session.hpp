@@ -238,15 +238,7 @@ struct session_state {
   }
 
   /// Gives back memory an operation needed beyond the usual.
-  void release_buffers() {
-    rbuf.shrink();
-    constexpr std::size_t retain = read_buffer::retain_size;
-    // A traced request's SQL text is viewed in wbuf until its trace ends (trace_end
-    // gives the memory back then).
-    if (wbuf.capacity() > retain && !span.active) wire::buffer().swap(wbuf);
-    if (hbuf.capacity() > retain) wire::buffer().swap(hbuf);
-    if (scratch.capacity() > 4096) std::vector<wire::value_view>().swap(scratch);
-  }
+  void release_buffers();
 };
 
 }  // namespace dqlite::detail
