@@ -86,8 +86,7 @@ class basic_connection {
 
   /// With an io_context of its own, for blocking use: dqlite::connect needs no executor.
   /// Its asynchronous operations run when that context runs (get_executor().context()).
-  explicit basic_connection(own_io_context_t, const connection_options& opts = {})
-      : impl_(std::make_shared<impl_type>(own_io_context, opts)) {}
+  explicit basic_connection(own_io_context_t, const connection_options& opts = {});
 
   /// A moved-from connection keeps only its executor: its operations fail with
   /// errc::not_connected (diagnostics say it was moved from), is_open() is false. It may be
@@ -805,6 +804,10 @@ DQLITE_DECL unix_connection connect_unix(std::string_view path, const connection
 // inline members of such a class in every unit that calls them, to inline them).
 
 template <class Stream>
+basic_connection<Stream>::basic_connection(own_io_context_t, const connection_options& opts)
+    : impl_(std::make_shared<impl_type>(own_io_context, opts)) {}
+
+template <class Stream>
 basic_connection<Stream>::basic_connection(basic_connection&& other) noexcept {
   take(other);
 }
@@ -866,8 +869,9 @@ basic_connection<Stream>::basic_connection(const connection_options& opts, Args&
 
 #ifdef DQLITE_CLIENT_SEPARATE_COMPILATION
 // Compiled once, in the unit that includes <dqlite/src.hpp>: the members of the TCP and
-// unix socket connections that are not templates, and their construction from an
-// executor.
+// unix socket connections defined outside the class above, and their construction from
+// options and a `const boost::asio::any_io_executor&` (the form async_connect and
+// async_connect_unix use, whatever executor they are given: see make_connection).
 extern template class basic_connection<boost::asio::ip::tcp::socket>;
 extern template class basic_connection<boost::asio::local::stream_protocol::socket>;
 extern template basic_connection<boost::asio::ip::tcp::socket>::basic_connection(
@@ -876,12 +880,30 @@ extern template basic_connection<boost::asio::local::stream_protocol::socket>::b
     const connection_options&, const boost::asio::any_io_executor&);
 #endif
 
+namespace detail {
+
+/// A new connection of type Conn over the executor ex. An executor that converts to the
+/// connection's executor_type is converted first, so that every such call constructs the
+/// connection in the one form <dqlite/src.hpp> compiles (separate compilation).
+template <class Conn, class Executor>
+std::shared_ptr<Conn> make_connection(const connection_options& opts, const Executor& ex) {
+  if constexpr (std::is_convertible_v<const Executor&, typename Conn::executor_type>) {
+    const typename Conn::executor_type& converted = ex;
+    return std::make_shared<Conn>(opts, converted);
+  } else {
+    return std::make_shared<Conn>(opts, ex);
+  }
+}
+
+}  // namespace detail
+
 /// Connects to the node at address ("host:port" or "[ipv6]:port") and opens
 /// opts.database. Signature: void(error_code, connection).
 template <class Executor, class Token = default_token_t>
 auto async_connect(const Executor& ex, std::string_view address,
                    const connection_options& opts = {}, Token&& token = {}) {
-  return detail::connect_new(std::make_shared<connection>(opts, ex), std::string(address), token);
+  return detail::connect_new(detail::make_connection<connection>(opts, ex), std::string(address),
+                             token);
 }
 
 /// Connects over a unix socket and opens opts.database. path: a file system path, or
@@ -889,7 +911,7 @@ auto async_connect(const Executor& ex, std::string_view address,
 template <class Executor, class Token = default_token_t>
 auto async_connect_unix(const Executor& ex, std::string_view path,
                         const connection_options& opts = {}, Token&& token = {}) {
-  return detail::connect_new(std::make_shared<unix_connection>(opts, ex),
+  return detail::connect_new(detail::make_connection<unix_connection>(opts, ex),
                              detail::unix_endpoint(path), token);
 }
 

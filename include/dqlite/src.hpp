@@ -17,8 +17,9 @@
 // matching, ISO-8601 times, the logging and tracing events, the jitter of retry pauses, the
 // cluster client's attempt reports, the pool's slot table and transaction retry rule, the
 // blocking dqlite::connect and connect_unix), the start of
-// every statement request (and the probe of the server some need first), the members of
-// the connections and of their state that are not templates, the TCP and unix connectors
+// every statement request (and the probe of the server some need first), the connections'
+// construction from options and an executor (as async_connect and connect() do it),
+// destruction, moves and closing, the members of their state, the TCP and unix connectors
 // (dqlite/connector.hpp), and the I/O loops that run every request
 // exchange and every connection opening (asynchronous and blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::

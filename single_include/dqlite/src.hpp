@@ -34,8 +34,9 @@
 // matching, ISO-8601 times, the logging and tracing events, the jitter of retry pauses, the
 // cluster client's attempt reports, the pool's slot table and transaction retry rule, the
 // blocking dqlite::connect and connect_unix), the start of
-// every statement request (and the probe of the server some need first), the members of
-// the connections and of their state that are not templates, the TCP and unix connectors
+// every statement request (and the probe of the server some need first), the connections'
+// construction from options and an executor (as async_connect and connect() do it),
+// destruction, moves and closing, the members of their state, the TCP and unix connectors
 // (dqlite/connector.hpp), and the I/O loops that run every request
 // exchange and every connection opening (asynchronous and blocking), for TCP
 // (boost::asio::ip::tcp::socket) and unix sockets (boost::asio::local::stream_protocol::
@@ -640,13 +641,23 @@ DQLITE_DECL bool slot_table::contains(id_type id) const {
 // Definitions of detail/cluster/backoff.hpp (see detail/config.hpp).
 
 
+#include <chrono>
 #include <random>
 
 namespace dqlite::detail {
 
 DQLITE_DECL std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
   if (d.count() <= 1) return d;
-  thread_local std::minstd_rand rng(std::random_device{}());
+  // A fresh seed for every pause (there is one per retry, not one per request): no state
+  // shared between threads, and none a forked process would share with its parent.
+  std::random_device::result_type seed;
+  try {
+    seed = std::random_device{}();
+  } catch (...) {  // no source of entropy: the clock will do for spreading retries
+    seed = static_cast<std::random_device::result_type>(
+        std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  std::minstd_rand rng(seed);
   std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(d.count() / 2, d.count());
   return std::chrono::milliseconds(pick(rng));
 }

@@ -16,6 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using dqlite::node_info;
@@ -121,6 +124,39 @@ TEST_CASE("backoff: exponential, capped, with jitter", "[cluster]") {
     varied = varied || d != first;
   }
   CHECK(varied);
+  CHECK(dqlite::detail::jittered(1ms) == 1ms);
+  CHECK(dqlite::detail::jittered(0ms) == 0ms);
+}
+
+TEST_CASE("cluster: processes forked from one draw different retry pauses", "[cluster]") {
+  // Workers forked from one process must not retry in step.
+  (void)dqlite::detail::jittered(1000ms);  // the parent draws before forking
+  auto draws_in_child = [] {
+    std::array<long, 8> v{};
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      for (auto& x : v) x = dqlite::detail::jittered(1000ms).count();
+      const bool ok = ::write(fds[1], v.data(), sizeof v) == static_cast<ssize_t>(sizeof v);
+      ::_exit(ok ? 0 : 1);
+    }
+    ::close(fds[1]);
+    std::size_t got = 0;
+    while (got < sizeof v) {
+      const ssize_t n = ::read(fds[0], reinterpret_cast<char*>(v.data()) + got, sizeof v - got);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(got == sizeof v);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    return v;
+  };
+  CHECK(draws_in_child() != draws_in_child());
 }
 
 TEST_CASE("cluster: bad addresses and options are refused", "[cluster]") {

@@ -27,9 +27,9 @@ inline std::chrono::milliseconds backoff_delay(const cluster_options& o, unsigne
   return std::min(d, cap);
 }
 
-/// A random duration between d / 2 and d (d itself when d <= 1 ms). The numbers come from
-/// a generator of the calling thread's, seeded once from std::random_device; defined in
-/// impl/backoff.ipp, so that <random> is parsed only where that file is compiled.
+/// A random duration between d / 2 and d (d itself when d <= 1 ms), from a generator seeded
+/// anew from std::random_device for each call (from the clock when it has no entropy);
+/// defined in impl/backoff.ipp, so that <random> is parsed only where that file is compiled.
 DQLITE_DECL std::chrono::milliseconds jittered(std::chrono::milliseconds d);
 
 }  // namespace dqlite::detail
