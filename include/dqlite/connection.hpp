@@ -882,17 +882,13 @@ extern template basic_connection<boost::asio::local::stream_protocol::socket>::b
 
 namespace detail {
 
-/// A new connection of type Conn over the executor ex. An executor that converts to the
-/// connection's executor_type is converted first, so that every such call constructs the
-/// connection in the one form <dqlite/src.hpp> compiles (separate compilation).
+/// A new connection of type Conn over the executor ex, converted to the connection's
+/// executor_type first, so that every call constructs the connection in the one form
+/// <dqlite/src.hpp> compiles (separate compilation).
 template <class Conn, class Executor>
 std::shared_ptr<Conn> make_connection(const connection_options& opts, const Executor& ex) {
-  if constexpr (std::is_convertible_v<const Executor&, typename Conn::executor_type>) {
-    const typename Conn::executor_type& converted = ex;
-    return std::make_shared<Conn>(opts, converted);
-  } else {
-    return std::make_shared<Conn>(opts, ex);
-  }
+  const typename Conn::executor_type& converted = ex;
+  return std::make_shared<Conn>(opts, converted);
 }
 
 }  // namespace detail
