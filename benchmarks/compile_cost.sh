@@ -11,6 +11,8 @@
 #   typed_fetch/c   the same including only <dqlite/connection.hpp>
 #   typed_fetch/sep the same as typed_fetch with DQLITE_CLIENT_SEPARATE_COMPILATION
 #                   (the user's unit only: <dqlite/src.hpp> is compiled once, elsewhere)
+#   five_fetches/sep five typed fetches into five row types, in separate mode: a fourth of
+#                   its difference to typed_fetch/sep is what each more row type costs
 #   src.hpp         that one unit, <dqlite/src.hpp>, compiled once per program
 #   whole_api       connection, prepared statement, cursor, transaction, blocking calls,
 #                   cluster and pool in one unit
@@ -108,9 +110,9 @@ for tool in $tools; do
 done
 
 if ((instructions)); then
-  printf '%-10s %-16s %10s %8s\n' compiler unit g_instr ratio
+  printf '%-10s %-17s %10s %8s\n' compiler unit g_instr ratio
 else
-  printf '%-10s %-16s %10s %8s %10s %8s\n' compiler unit cpu_s ratio peak_mib ratio
+  printf '%-10s %-17s %10s %8s %10s %8s\n' compiler unit cpu_s ratio peak_mib ratio
 fi
 for cxx in ${COMPILERS:-g++ clang++}; do
   command -v "$cxx" >/dev/null || { echo "($cxx not installed: skipped)"; continue; }
@@ -123,9 +125,9 @@ for cxx in ${COMPILERS:-g++ clang++}; do
     local c r m mr
     read -r c r m mr < <(measure "$cxx" "$@") || exit 1
     if ((instructions)); then
-      printf '%-10s %-16s %10.2f %8.2f\n' "$cxx" "$name" "$c" "$r"
+      printf '%-10s %-17s %10.2f %8.2f\n' "$cxx" "$name" "$c" "$r"
     else
-      printf '%-10s %-16s %10.2f %8.2f %10d %8.2f\n' "$cxx" "$name" "$c" "$r" "$m" "$mr"
+      printf '%-10s %-17s %10.2f %8.2f %10d %8.2f\n' "$cxx" "$name" "$c" "$r" "$m" "$mr"
     fi
   }
   row plain_asio "$dir/plain_asio.cpp"
@@ -133,6 +135,7 @@ for cxx in ${COMPILERS:-g++ clang++}; do
   sed 's#<dqlite/client.hpp>#<dqlite/connection.hpp>#' "$dir/typed_fetch.cpp" >"$tmp/typed_fetch_c.cpp"
   row typed_fetch/c "$tmp/typed_fetch_c.cpp"
   row typed_fetch/sep "$dir/typed_fetch.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
+  row five_fetches/sep "$dir/five_fetches.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
   echo '#include <dqlite/src.hpp>' >"$tmp/src.cpp"
   row src.hpp "$tmp/src.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
   row whole_api "$dir/whole_api.cpp"

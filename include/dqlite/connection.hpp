@@ -726,7 +726,18 @@ class basic_connection {
 
     template <class Handler, class Endpoint>
     void operator()(Handler&& h, std::string address, Endpoint endpoint) {
-      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
+      if (!c) {
+        using handler_type = std::decay_t<Handler>;
+        if constexpr (detail::erasable_with_executor<handler_type, executor_type>) {
+          // Through a target, as every other completion of such a handler.
+          const executor_type io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+          auto* t = detail::exchange_target<executor_type, detail::no_machine,
+                                            handler_type>::create(std::forward<Handler>(h), io_ex);
+          return detail::post_completion<executor_type>(t, make_error_code(errc::not_connected));
+        } else {
+          return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
+        }
+      }
       std::optional<typename detail::connect_steps<Stream>::endpoint_type> ep;
       if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) ep = std::move(endpoint);
       detail::start_connect(c, std::move(address), std::move(ep), std::forward<Handler>(h));

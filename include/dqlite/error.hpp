@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <span>
 #include <string>
 #include <string_view>
@@ -273,6 +274,11 @@ inline const char* request_name(unsigned type) noexcept {
 ///   "empty statement".
 DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
                                          std::span<const std::byte> request);
+
+/// A std::exception_ptr to dqlite::error(ec, *d) (to an error without diagnostics when d is
+/// null): what the default token's handlers complete with on a failure. Compiled once, not
+/// once per handler type.
+DQLITE_DECL std::exception_ptr make_error_ptr(const error_code& ec, const diagnostics* d);
 
 }  // namespace detail
 

@@ -63,7 +63,7 @@ struct diag_handler {
   template <class... A>
   void operator()(error_code ec, A&&... args) {
     std::exception_ptr ep;
-    if (ec) ep = std::make_exception_ptr(error(ec, diag ? *diag : diagnostics{}));
+    if (ec) ep = make_error_ptr(ec, diag.get());
     std::move(handler)(std::move(ep), std::forward<A>(args)...);
   }
 };

@@ -41,6 +41,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <span>
 #include <string>
 #include <string_view>
@@ -307,6 +308,11 @@ inline const char* request_name(unsigned type) noexcept {
 DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
                                          std::span<const std::byte> request);
 
+/// A std::exception_ptr to dqlite::error(ec, *d) (to an error without diagnostics when d is
+/// null): what the default token's handlers complete with on a failure. Compiled once, not
+/// once per handler type.
+DQLITE_DECL std::exception_ptr make_error_ptr(const error_code& ec, const diagnostics* d);
+
 }  // namespace detail
 
 // ---- classification ----
@@ -438,6 +444,10 @@ DQLITE_DECL std::string error::format(const error_code& ec, const diagnostics& d
 }
 
 namespace detail {
+
+DQLITE_DECL std::exception_ptr make_error_ptr(const error_code& ec, const diagnostics* d) {
+  return std::make_exception_ptr(error(ec, d ? *d : diagnostics{}));
+}
 
 DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
                                        std::span<const std::byte> request) {
@@ -4328,8 +4338,11 @@ void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... arg
 template <class Executor>
 class loop_target {
  public:
-  /// Frees the target, then calls the caller's handler (see deliver).
+  /// Frees the target, then calls the caller's handler; when the loop completed inside the
+  /// initiating function (inline_done), from a post instead (post_completion).
   virtual void complete(error_code ec, bool inline_done) = 0;
+  /// The same for an operation that never started (request_core: with an empty result).
+  virtual void complete_empty(error_code ec, bool inline_done) { complete(ec, inline_done); }
   /// Frees the target without calling the handler (the operation was abandoned).
   virtual void destroy() noexcept = 0;
   virtual Executor executor() const noexcept = 0;
@@ -4377,6 +4390,53 @@ constexpr bool erasable_handler =
     std::is_same_v<boost::asio::associated_cancellation_slot_t<Handler>,
                    boost::asio::cancellation_slot>;
 
+/// An erasable handler with an executor of its own (a coroutine's, one bound to it): even
+/// an operation that cannot start (on a moved-from connection) completes it through a
+/// target (post_completion), whatever executor the connection had.
+template <class Handler, class Executor>
+constexpr bool erasable_with_executor =
+    erasable_handler<Handler, Executor> &&
+    std::is_same_v<boost::asio::associated_executor_t<Handler>, Executor>;
+
+/// A target's completion that came inside the initiating function, run from a post to the
+/// target's executor (its caller's handler's) as target->complete(ec, false), or with
+/// `empty` as target->complete_empty(ec, false). Its type depends on the executor type
+/// only, not on the handler: Asio's post is compiled once per executor type, not once per
+/// handler type (a few kilobytes of code for each result type).
+/// Destroyed without having run (its executor was shut down), it frees the target, which
+/// destroys the handler without calling it, as Asio does with a posted handler.
+template <class Executor>
+class posted_completion {
+ public:
+  posted_completion(loop_target<Executor>* t, error_code ec, bool empty) noexcept
+      : t_(t), ec_(ec), empty_(empty) {}
+  posted_completion(posted_completion&& o) noexcept
+      : t_(std::exchange(o.t_, nullptr)), ec_(o.ec_), empty_(o.empty_) {}
+  posted_completion& operator=(posted_completion&&) = delete;
+  ~posted_completion() {
+    if (t_) t_->destroy();
+  }
+  void operator()() {
+    loop_target<Executor>* t = std::exchange(t_, nullptr);
+    if (empty_)
+      t->complete_empty(ec_, false);
+    else
+      t->complete(ec_, false);
+  }
+
+ private:
+  loop_target<Executor>* t_;
+  error_code ec_;
+  bool empty_;
+};
+
+/// Posts target's completion (see posted_completion) to target->executor(): the handler's
+/// own executor, never the connection's (after fork() that one may not be running), so that
+/// the handler is never called from inside the initiating function.
+template <class Executor>
+void post_completion(loop_target<Executor>* target, error_code ec, bool empty = false) {
+  boost::asio::post(target->executor(), posted_completion<Executor>(target, ec, empty));
+}
 
 /// The part of a loop_target that holds the caller's handler: its allocation, its
 /// executor (the connection's when the handler has none) and its cancellation slot. Base:
@@ -4432,15 +4492,15 @@ class exchange_target final
   ~exchange_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
+    if (inline_done) return post_completion<Executor>(this, ec);
     Handler h(std::move(this->handler));
-    Executor ex(this->io_ex);
     if constexpr (std::is_void_v<typename Machine::result_type>) {
       this->destroy();
-      deliver(std::move(h), ex, inline_done, ec);
+      std::move(h)(ec);
     } else {
       auto r = m.take();
       this->destroy();
-      deliver(std::move(h), ex, inline_done, ec, std::move(r));
+      std::move(h)(ec, std::move(r));
     }
   }
 
@@ -4458,7 +4518,7 @@ class request_core : public loop_target<Executor>, public exchange_core {
   using exchange_core::begin;
   /// Frees the target, then calls the caller's handler with ec and an empty result (the
   /// request never started).
-  virtual void complete_empty(error_code ec, bool inline_done) = 0;
+  void complete_empty(error_code ec, bool inline_done) override = 0;
 
  protected:
   request_core(bool interruptible, bool housekeeping_only)
@@ -4484,18 +4544,20 @@ class request_target final
   ~request_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
+    if (inline_done) return post_completion<Executor>(this, ec);
     if constexpr (std::is_void_v<result_type>) {
-      finish(ec, inline_done);
+      finish(ec);
     } else {
       auto r = proc.take();
-      finish(ec, inline_done, std::move(r));
+      finish(ec, std::move(r));
     }
   }
   void complete_empty(error_code ec, bool inline_done) override {
+    if (inline_done) return post_completion<Executor>(this, ec, true);
     if constexpr (std::is_void_v<result_type>)
-      finish(ec, inline_done);
+      finish(ec);
     else
-      finish(ec, inline_done, result_type{});
+      finish(ec, result_type{});
   }
 
   Proc proc;
@@ -4512,11 +4574,10 @@ class request_target final
   }
 
   template <class... R>
-  void finish(error_code ec, bool inline_done, R&&... r) {
+  void finish(error_code ec, R&&... r) {
     Handler h(std::move(this->handler));
-    Executor ex(this->io_ex);
     this->destroy();
-    deliver(std::move(h), ex, inline_done, ec, std::forward<R>(r)...);
+    std::move(h)(ec, std::forward<R>(r)...);
   }
 };
 
@@ -8476,12 +8537,21 @@ struct request_initiation {
 
   template <class Handler, class Proc, class... P>
   void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
-    if (!c)
-      return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
-          std::forward<Handler>(h), ex);
-    const std::size_t n = (std::size_t{0} + ... + param_count(params));
     using executor = typename Impl::executor_type;
     using handler_type = std::decay_t<Handler>;
+    if (!c) {
+      if constexpr (erasable_with_executor<handler_type, executor>) {
+        // Through a target, as every other completion of such a handler: no code of its own.
+        const executor io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+        auto* t = request_target<executor, Proc, handler_type>::create(std::forward<Handler>(h),
+                                                                       io_ex, std::move(proc));
+        return post_completion<executor>(t, make_error_code(errc::not_connected), true);
+      } else {
+        return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
+            std::forward<Handler>(h), ex);
+      }
+    }
+    const std::size_t n = (std::size_t{0} + ... + param_count(params));
     if constexpr (erasable_handler<handler_type, executor>) {
       // What depends on the handler and the processor is the target; the rest is compiled
       // once (start_request).
@@ -8894,7 +8964,7 @@ struct diag_handler {
   template <class... A>
   void operator()(error_code ec, A&&... args) {
     std::exception_ptr ep;
-    if (ec) ep = std::make_exception_ptr(error(ec, diag ? *diag : diagnostics{}));
+    if (ec) ep = make_error_ptr(ec, diag.get());
     std::move(handler)(std::move(ep), std::forward<A>(args)...);
   }
 };
@@ -10611,7 +10681,18 @@ class basic_connection {
 
     template <class Handler, class Endpoint>
     void operator()(Handler&& h, std::string address, Endpoint endpoint) {
-      if (!c) return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
+      if (!c) {
+        using handler_type = std::decay_t<Handler>;
+        if constexpr (detail::erasable_with_executor<handler_type, executor_type>) {
+          // Through a target, as every other completion of such a handler.
+          const executor_type io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+          auto* t = detail::exchange_target<executor_type, detail::no_machine,
+                                            handler_type>::create(std::forward<Handler>(h), io_ex);
+          return detail::post_completion<executor_type>(t, make_error_code(errc::not_connected));
+        } else {
+          return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);
+        }
+      }
       std::optional<typename detail::connect_steps<Stream>::endpoint_type> ep;
       if constexpr (!std::is_same_v<Endpoint, std::nullopt_t>) ep = std::move(endpoint);
       detail::start_connect(c, std::move(address), std::move(ep), std::forward<Handler>(h));

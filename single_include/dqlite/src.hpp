@@ -83,6 +83,10 @@ DQLITE_DECL std::string error::format(const error_code& ec, const diagnostics& d
 
 namespace detail {
 
+DQLITE_DECL std::exception_ptr make_error_ptr(const error_code& ec, const diagnostics* d) {
+  return std::make_exception_ptr(error(ec, d ? *d : diagnostics{}));
+}
+
 DQLITE_DECL std::string describe_failure(std::uint64_t code, std::string_view message,
                                        std::span<const std::byte> request) {
 const bool has_request = request.size() >= 8;

@@ -8,6 +8,7 @@
 #include "support/run.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -327,4 +328,81 @@ TEST_CASE("moved-from statements, cursors and transactions fail cleanly", "[move
   s1 = std::move(s2);
   c1 = std::move(c2);
   t1 = std::move(t2);
+}
+
+TEST_CASE("a failure found before any I/O completes on the handler's own executor",
+          "[moved_from]") {
+  // Handlers whose executor is an any_io_executor of their own (a coroutine's, one bound to
+  // them): an operation that cannot start (a moved-from connection, an unopened one) is
+  // completed from a post to that executor, never inside the initiating function, and
+  // never through the connection's executor.
+  asio::io_context io;
+  asio::io_context other;
+  const asio::any_io_executor to_other = other.get_executor();
+  dqlite::connection moved(io.get_executor());
+  auto keep = std::move(moved);
+  dqlite::connection unopened(io.get_executor());
+  int ran = 0;
+  auto fetched = [&](dqlite::error_code ec, std::vector<item> v) {
+    ++ran;
+    CHECK(ec == dqlite::errc::not_connected);
+    CHECK(v.empty());
+    CHECK(other.get_executor().running_in_this_thread());
+  };
+  moved.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_other, fetched));
+  unopened.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_other, fetched));
+  moved.async_connect("127.0.0.1:1", asio::bind_executor(to_other, [&](dqlite::error_code ec) {
+    ++ran;
+    CHECK(ec == dqlite::errc::not_connected);
+    CHECK(other.get_executor().running_in_this_thread());
+  }));
+  CHECK(ran == 0);
+  io.run();
+  CHECK(ran == 0);  // not through the connection's executor
+  other.run();
+  CHECK(ran == 3);
+
+  // A statement with no executor at all, awaited: the coroutine's executor runs it.
+  dqlite::error_code ec;
+  dqlite::diagnostics diag;
+  auto detached = moved.prepare("SELECT 1", ec, diag);
+  REQUIRE(ec == dqlite::errc::not_connected);
+  int caught = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        try {
+          co_await detached.async_fetch<item>();
+        } catch (const dqlite::error& e) {
+          CHECK(e.code() == dqlite::errc::not_connected);
+          ++caught;
+        }
+        try {
+          co_await unopened.async_fetchval<std::int64_t>("SELECT 1");
+        } catch (const dqlite::error& e) {
+          CHECK(e.code() == dqlite::errc::not_connected);
+          ++caught;
+        }
+      },
+      asio::detached);
+  io.restart();
+  io.run();
+  CHECK(caught == 2);
+
+  // The handler's executor is gone before the completion runs: the handler is destroyed,
+  // not called, and nothing leaks.
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  {
+    asio::io_context gone;
+    const asio::any_io_executor to_gone = gone.get_executor();
+    auto held = [&ran, alive](dqlite::error_code, auto&&...) { ++ran; };
+    moved.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_gone, held));
+    unopened.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_gone, held));
+    moved.async_connect("127.0.0.1:1", asio::bind_executor(to_gone, held));
+    alive.reset();
+    CHECK_FALSE(watch.expired());
+  }
+  CHECK(watch.expired());
+  CHECK(ran == 3);
 }

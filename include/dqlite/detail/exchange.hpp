@@ -651,8 +651,11 @@ void deliver(Handler&& h, const Executor& io_ex, bool inline_done, Args&&... arg
 template <class Executor>
 class loop_target {
  public:
-  /// Frees the target, then calls the caller's handler (see deliver).
+  /// Frees the target, then calls the caller's handler; when the loop completed inside the
+  /// initiating function (inline_done), from a post instead (post_completion).
   virtual void complete(error_code ec, bool inline_done) = 0;
+  /// The same for an operation that never started (request_core: with an empty result).
+  virtual void complete_empty(error_code ec, bool inline_done) { complete(ec, inline_done); }
   /// Frees the target without calling the handler (the operation was abandoned).
   virtual void destroy() noexcept = 0;
   virtual Executor executor() const noexcept = 0;
@@ -700,6 +703,53 @@ constexpr bool erasable_handler =
     std::is_same_v<boost::asio::associated_cancellation_slot_t<Handler>,
                    boost::asio::cancellation_slot>;
 
+/// An erasable handler with an executor of its own (a coroutine's, one bound to it): even
+/// an operation that cannot start (on a moved-from connection) completes it through a
+/// target (post_completion), whatever executor the connection had.
+template <class Handler, class Executor>
+constexpr bool erasable_with_executor =
+    erasable_handler<Handler, Executor> &&
+    std::is_same_v<boost::asio::associated_executor_t<Handler>, Executor>;
+
+/// A target's completion that came inside the initiating function, run from a post to the
+/// target's executor (its caller's handler's) as target->complete(ec, false), or with
+/// `empty` as target->complete_empty(ec, false). Its type depends on the executor type
+/// only, not on the handler: Asio's post is compiled once per executor type, not once per
+/// handler type (a few kilobytes of code for each result type).
+/// Destroyed without having run (its executor was shut down), it frees the target, which
+/// destroys the handler without calling it, as Asio does with a posted handler.
+template <class Executor>
+class posted_completion {
+ public:
+  posted_completion(loop_target<Executor>* t, error_code ec, bool empty) noexcept
+      : t_(t), ec_(ec), empty_(empty) {}
+  posted_completion(posted_completion&& o) noexcept
+      : t_(std::exchange(o.t_, nullptr)), ec_(o.ec_), empty_(o.empty_) {}
+  posted_completion& operator=(posted_completion&&) = delete;
+  ~posted_completion() {
+    if (t_) t_->destroy();
+  }
+  void operator()() {
+    loop_target<Executor>* t = std::exchange(t_, nullptr);
+    if (empty_)
+      t->complete_empty(ec_, false);
+    else
+      t->complete(ec_, false);
+  }
+
+ private:
+  loop_target<Executor>* t_;
+  error_code ec_;
+  bool empty_;
+};
+
+/// Posts target's completion (see posted_completion) to target->executor(): the handler's
+/// own executor, never the connection's (after fork() that one may not be running), so that
+/// the handler is never called from inside the initiating function.
+template <class Executor>
+void post_completion(loop_target<Executor>* target, error_code ec, bool empty = false) {
+  boost::asio::post(target->executor(), posted_completion<Executor>(target, ec, empty));
+}
 
 /// The part of a loop_target that holds the caller's handler: its allocation, its
 /// executor (the connection's when the handler has none) and its cancellation slot. Base:
@@ -755,15 +805,15 @@ class exchange_target final
   ~exchange_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
+    if (inline_done) return post_completion<Executor>(this, ec);
     Handler h(std::move(this->handler));
-    Executor ex(this->io_ex);
     if constexpr (std::is_void_v<typename Machine::result_type>) {
       this->destroy();
-      deliver(std::move(h), ex, inline_done, ec);
+      std::move(h)(ec);
     } else {
       auto r = m.take();
       this->destroy();
-      deliver(std::move(h), ex, inline_done, ec, std::move(r));
+      std::move(h)(ec, std::move(r));
     }
   }
 
@@ -781,7 +831,7 @@ class request_core : public loop_target<Executor>, public exchange_core {
   using exchange_core::begin;
   /// Frees the target, then calls the caller's handler with ec and an empty result (the
   /// request never started).
-  virtual void complete_empty(error_code ec, bool inline_done) = 0;
+  void complete_empty(error_code ec, bool inline_done) override = 0;
 
  protected:
   request_core(bool interruptible, bool housekeeping_only)
@@ -807,18 +857,20 @@ class request_target final
   ~request_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
+    if (inline_done) return post_completion<Executor>(this, ec);
     if constexpr (std::is_void_v<result_type>) {
-      finish(ec, inline_done);
+      finish(ec);
     } else {
       auto r = proc.take();
-      finish(ec, inline_done, std::move(r));
+      finish(ec, std::move(r));
     }
   }
   void complete_empty(error_code ec, bool inline_done) override {
+    if (inline_done) return post_completion<Executor>(this, ec, true);
     if constexpr (std::is_void_v<result_type>)
-      finish(ec, inline_done);
+      finish(ec);
     else
-      finish(ec, inline_done, result_type{});
+      finish(ec, result_type{});
   }
 
   Proc proc;
@@ -835,11 +887,10 @@ class request_target final
   }
 
   template <class... R>
-  void finish(error_code ec, bool inline_done, R&&... r) {
+  void finish(error_code ec, R&&... r) {
     Handler h(std::move(this->handler));
-    Executor ex(this->io_ex);
     this->destroy();
-    deliver(std::move(h), ex, inline_done, ec, std::forward<R>(r)...);
+    std::move(h)(ec, std::forward<R>(r)...);
   }
 };
 

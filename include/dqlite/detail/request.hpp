@@ -436,12 +436,21 @@ struct request_initiation {
 
   template <class Handler, class Proc, class... P>
   void operator()(Handler&& h, Proc proc, request_spec spec, bool query, const P&... params) {
-    if (!c)
-      return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
-          std::forward<Handler>(h), ex);
-    const std::size_t n = (std::size_t{0} + ... + param_count(params));
     using executor = typename Impl::executor_type;
     using handler_type = std::decay_t<Handler>;
+    if (!c) {
+      if constexpr (erasable_with_executor<handler_type, executor>) {
+        // Through a target, as every other completion of such a handler: no code of its own.
+        const executor io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+        auto* t = request_target<executor, Proc, handler_type>::create(std::forward<Handler>(h),
+                                                                       io_ex, std::move(proc));
+        return post_completion<executor>(t, make_error_code(errc::not_connected), true);
+      } else {
+        return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
+            std::forward<Handler>(h), ex);
+      }
+    }
+    const std::size_t n = (std::size_t{0} + ... + param_count(params));
     if constexpr (erasable_handler<handler_type, executor>) {
       // What depends on the handler and the processor is the target; the rest is compiled
       // once (start_request).
