@@ -11,8 +11,9 @@
 #   typed_fetch/c   the same including only <dqlite/connection.hpp>
 #   typed_fetch/sep the same as typed_fetch with DQLITE_CLIENT_SEPARATE_COMPILATION
 #                   (the user's unit only: <dqlite/src.hpp> is compiled once, elsewhere)
-#   five_fetches/sep five typed fetches into five row types, in separate mode: a fourth of
-#                   its difference to typed_fetch/sep is what each more row type costs
+#   five_fetches    five typed fetches into five row types, header-only: a fourth of its
+#                   difference to typed_fetch is what each additional row type costs
+#   five_fetches/sep the same in separate mode (against typed_fetch/sep)
 #   src.hpp         that one unit, <dqlite/src.hpp>, compiled once per program
 #   whole_api       connection, prepared statement, cursor, transaction, blocking calls,
 #                   cluster and pool in one unit
@@ -135,6 +136,7 @@ for cxx in ${COMPILERS:-g++ clang++}; do
   sed 's#<dqlite/client.hpp>#<dqlite/connection.hpp>#' "$dir/typed_fetch.cpp" >"$tmp/typed_fetch_c.cpp"
   row typed_fetch/c "$tmp/typed_fetch_c.cpp"
   row typed_fetch/sep "$dir/typed_fetch.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
+  row five_fetches "$dir/five_fetches.cpp"
   row five_fetches/sep "$dir/five_fetches.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION
   echo '#include <dqlite/src.hpp>' >"$tmp/src.cpp"
   row src.hpp "$tmp/src.cpp" -DDQLITE_CLIENT_SEPARATE_COMPILATION

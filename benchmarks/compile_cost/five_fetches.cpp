@@ -1,5 +1,5 @@
 // Five typed fetches, each into a row type of its own. Against typed_fetch.cpp (one), a
-// fourth of the difference is the compile cost of each more query into a struct of the user's.
+// fourth of the difference is the compile cost of each additional query into a struct of the user's.
 #include <dqlite/client.hpp>
 
 #include <boost/asio.hpp>

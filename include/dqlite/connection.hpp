@@ -729,10 +729,11 @@ class basic_connection {
       if (!c) {
         using handler_type = std::decay_t<Handler>;
         if constexpr (detail::erasable_with_executor<handler_type, executor_type>) {
-          // Through a target, as every other completion of such a handler.
-          const executor_type io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+          // Through a target, as every other completion of such a handler, on the
+          // handler's own executor (not the connection's, ex).
+          const executor_type own = boost::asio::get_associated_executor(h);
           auto* t = detail::exchange_target<executor_type, detail::no_machine,
-                                            handler_type>::create(std::forward<Handler>(h), io_ex);
+                                            handler_type>::create(std::forward<Handler>(h), own);
           return detail::post_completion<executor_type>(t, make_error_code(errc::not_connected));
         } else {
           return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);

@@ -4463,6 +4463,10 @@ class loop_target_base : public Base {
   Executor executor() const noexcept final {
     return boost::asio::get_associated_executor(handler, io_ex);
   }
+  /// Before a completion is posted (post_completion): the target keeps the executor it
+  /// completes on only, not the connection's besides (which may track work on its
+  /// io_context, or outlive it, until the completion runs).
+  void keep_completion_executor() noexcept { io_ex = executor(); }
   boost::asio::cancellation_slot slot() const noexcept final {
     return boost::asio::get_associated_cancellation_slot(handler);
   }
@@ -4492,7 +4496,10 @@ class exchange_target final
   ~exchange_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
-    if (inline_done) return post_completion<Executor>(this, ec);
+    if (inline_done) {
+      this->keep_completion_executor();
+      return post_completion<Executor>(this, ec);
+    }
     Handler h(std::move(this->handler));
     if constexpr (std::is_void_v<typename Machine::result_type>) {
       this->destroy();
@@ -4544,7 +4551,10 @@ class request_target final
   ~request_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
-    if (inline_done) return post_completion<Executor>(this, ec);
+    if (inline_done) {
+      this->keep_completion_executor();
+      return post_completion<Executor>(this, ec);
+    }
     if constexpr (std::is_void_v<result_type>) {
       finish(ec);
     } else {
@@ -4553,7 +4563,10 @@ class request_target final
     }
   }
   void complete_empty(error_code ec, bool inline_done) override {
-    if (inline_done) return post_completion<Executor>(this, ec, true);
+    if (inline_done) {
+      this->keep_completion_executor();
+      return post_completion<Executor>(this, ec, true);
+    }
     if constexpr (std::is_void_v<result_type>)
       finish(ec);
     else
@@ -8542,9 +8555,10 @@ struct request_initiation {
     if (!c) {
       if constexpr (erasable_with_executor<handler_type, executor>) {
         // Through a target, as every other completion of such a handler: no code of its own.
-        const executor io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+        // The handler's executor is the one it completes on (not the connection's, ex).
+        const executor own = boost::asio::get_associated_executor(h);
         auto* t = request_target<executor, Proc, handler_type>::create(std::forward<Handler>(h),
-                                                                       io_ex, std::move(proc));
+                                                                       own, std::move(proc));
         return post_completion<executor>(t, make_error_code(errc::not_connected), true);
       } else {
         return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
@@ -10684,10 +10698,11 @@ class basic_connection {
       if (!c) {
         using handler_type = std::decay_t<Handler>;
         if constexpr (detail::erasable_with_executor<handler_type, executor_type>) {
-          // Through a target, as every other completion of such a handler.
-          const executor_type io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+          // Through a target, as every other completion of such a handler, on the
+          // handler's own executor (not the connection's, ex).
+          const executor_type own = boost::asio::get_associated_executor(h);
           auto* t = detail::exchange_target<executor_type, detail::no_machine,
-                                            handler_type>::create(std::forward<Handler>(h), io_ex);
+                                            handler_type>::create(std::forward<Handler>(h), own);
           return detail::post_completion<executor_type>(t, make_error_code(errc::not_connected));
         } else {
           return detail::complete_moved_from<void(error_code)>(std::forward<Handler>(h), ex);

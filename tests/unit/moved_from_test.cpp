@@ -396,13 +396,35 @@ TEST_CASE("a failure found before any I/O completes on the handler's own executo
   {
     asio::io_context gone;
     const asio::any_io_executor to_gone = gone.get_executor();
-    auto held = [&ran, alive](dqlite::error_code, auto&&...) { ++ran; };
-    moved.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_gone, held));
-    unopened.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_gone, held));
-    moved.async_connect("127.0.0.1:1", asio::bind_executor(to_gone, held));
+    auto held = [&] {
+      return asio::bind_executor(to_gone, [&ran, a = alive](dqlite::error_code, auto&&...) { ++ran; });
+    };
+    moved.async_fetch<item>("SELECT 1, 'a'", held());
+    unopened.async_fetch<item>("SELECT 1, 'a'", held());
+    moved.async_connect("127.0.0.1:1", held());
     alive.reset();
-    CHECK_FALSE(watch.expired());
+    CHECK_FALSE(watch.expired());  // the three pending handlers hold it
   }
   CHECK(watch.expired());
   CHECK(ran == 3);
+
+  // A connection whose executor tracks work: a completion pending on the handler's own
+  // executor holds no work on the connection's io_context, nor anything of it once that
+  // is destroyed.
+  {
+    std::optional<asio::io_context> conn_io(std::in_place);
+    {
+      const asio::any_io_executor tracked =
+          asio::prefer(conn_io->get_executor(), asio::execution::outstanding_work.tracked);
+      dqlite::connection on_tracked(tracked);
+      on_tracked.async_fetch<item>("SELECT 1, 'a'", asio::bind_executor(to_other, fetched));
+      on_tracked.async_fetch<item>("SELECT 2, 'b'", asio::bind_executor(to_other, fetched));
+    }
+    conn_io->poll();
+    CHECK(conn_io->stopped());  // no work left: run() would return
+    conn_io.reset();
+    other.restart();
+    other.run();
+    CHECK(ran == 5);
+  }
 }

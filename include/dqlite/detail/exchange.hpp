@@ -776,6 +776,10 @@ class loop_target_base : public Base {
   Executor executor() const noexcept final {
     return boost::asio::get_associated_executor(handler, io_ex);
   }
+  /// Before a completion is posted (post_completion): the target keeps the executor it
+  /// completes on only, not the connection's besides (which may track work on its
+  /// io_context, or outlive it, until the completion runs).
+  void keep_completion_executor() noexcept { io_ex = executor(); }
   boost::asio::cancellation_slot slot() const noexcept final {
     return boost::asio::get_associated_cancellation_slot(handler);
   }
@@ -805,7 +809,10 @@ class exchange_target final
   ~exchange_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
-    if (inline_done) return post_completion<Executor>(this, ec);
+    if (inline_done) {
+      this->keep_completion_executor();
+      return post_completion<Executor>(this, ec);
+    }
     Handler h(std::move(this->handler));
     if constexpr (std::is_void_v<typename Machine::result_type>) {
       this->destroy();
@@ -857,7 +864,10 @@ class request_target final
   ~request_target() = default;
 
   void complete(error_code ec, bool inline_done) override {
-    if (inline_done) return post_completion<Executor>(this, ec);
+    if (inline_done) {
+      this->keep_completion_executor();
+      return post_completion<Executor>(this, ec);
+    }
     if constexpr (std::is_void_v<result_type>) {
       finish(ec);
     } else {
@@ -866,7 +876,10 @@ class request_target final
     }
   }
   void complete_empty(error_code ec, bool inline_done) override {
-    if (inline_done) return post_completion<Executor>(this, ec, true);
+    if (inline_done) {
+      this->keep_completion_executor();
+      return post_completion<Executor>(this, ec, true);
+    }
     if constexpr (std::is_void_v<result_type>)
       finish(ec);
     else

@@ -441,9 +441,10 @@ struct request_initiation {
     if (!c) {
       if constexpr (erasable_with_executor<handler_type, executor>) {
         // Through a target, as every other completion of such a handler: no code of its own.
-        const executor io_ex = ex ? *ex : boost::asio::get_associated_executor(h);
+        // The handler's executor is the one it completes on (not the connection's, ex).
+        const executor own = boost::asio::get_associated_executor(h);
         auto* t = request_target<executor, Proc, handler_type>::create(std::forward<Handler>(h),
-                                                                       io_ex, std::move(proc));
+                                                                       own, std::move(proc));
         return post_completion<executor>(t, make_error_code(errc::not_connected), true);
       } else {
         return complete_moved_from<completion_sig_t<typename Proc::result_type>>(
